@@ -1,0 +1,5 @@
+"""``python -m tutela`` runs the CLI."""
+
+from tutela.cli.main import run
+
+run()

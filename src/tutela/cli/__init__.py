@@ -1,0 +1,1 @@
+"""The ``tutela`` command line: thin commands over the recipes."""

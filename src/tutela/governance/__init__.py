@@ -1,0 +1,1 @@
+"""tutela.governance."""

@@ -1,9 +1,150 @@
-"""``tutela`` commands for study."""
+"""``tutela demo`` and ``tutela study run``: the flagship federated study."""
 
 from __future__ import annotations
 
+import json
+import math
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+study_app = typer.Typer(help="Run federated studies from study files.", no_args_is_help=True)
+
+QUICK_ROUNDS = 10
+
+
+def _clean(value: Any) -> Any:
+    """JSON-ready copy: NaN/inf become null, numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not hasattr(value, "__len__"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(_clean(data), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _print_summary(console: Console, results: dict[str, Any]) -> None:
+    ds = results["dataset"]
+    table = Table(
+        title=f"{ds['name']}: {ds['rows']} patients, {ds['sites']} hospitals, "
+        f"{results['rounds']} rounds (held-out test set: {ds['test_rows']} patients)"
+    )
+    table.add_column("model")
+    for col in ("accuracy", "ROC AUC", "log loss"):
+        table.add_column(col, justify="right")
+    rows = [
+        ("federated", "federated"),
+        ("centralised (pooled, upper bound)", "centralized"),
+        ("local-only (mean over hospitals)", "local_only"),
+    ]
+    for label, key in rows:
+        if key in results:
+            m = results[key]
+            table.add_row(label, f"{m['accuracy']:.4f}", f"{m['auc']:.4f}", f"{m['log_loss']:.4f}")
+    console.print(table)
+    privacy = results.get("privacy")
+    if privacy:
+        console.print(
+            f"privacy: {privacy.get('mechanism')} — epsilon {privacy.get('epsilon'):.3g}, "
+            f"delta {privacy.get('delta'):.1e} ({privacy.get('accountant')} accountant)"
+        )
+    secagg = results.get("secure_aggregation")
+    if secagg:
+        console.print(
+            f"secure aggregation: {secagg.get('protocol')} (n={secagg.get('n')}, "
+            f"k={secagg.get('k')}, threshold={secagg.get('threshold')})"
+        )
+
+
+def execute(config: Any, *, out: Path | None, run_dir: Path | None, console: Console) -> dict[str, Any]:
+    """Run a study with a progress bar, print the summary, write the run directory."""
+    from tutela.fl.recipes import run_configured_study
+
+    rounds = config.training.rounds
+    with Progress(
+        TextColumn("[bold]federated training"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+        console=console, transient=False, disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("rounds", total=rounds, status="")
+
+        def on_round(record: Any) -> None:
+            m = record.metrics
+            status = f"auc {m.get('auc', float('nan')):.3f} acc {m.get('accuracy', float('nan')):.3f}"
+            progress.update(task, advance=1, status=status)
+
+        results = run_configured_study(config, progress=on_round, run_dir=run_dir)
+    _print_summary(console, results)
+    if out is not None:
+        _write_json_atomic(out, results)
+        console.print(f"results written to {out}")
+    if run_dir is not None:
+        console.print(f"run directory: {run_dir}")
+    return results
+
+
+def _default_run_dir(name: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Path("runs") / f"{name}-{stamp}"
+
+
+def demo(
+    quick: bool = typer.Option(False, "--quick", help=f"Fewer rounds ({QUICK_ROUNDS}); under a minute."),
+    out: Path | None = typer.Option(None, "--out", help="Write results JSON here."),
+    epsilon: float | None = typer.Option(None, "--epsilon", help="Train under DP with this epsilon."),
+    dataset: str | None = typer.Option(None, "--dataset", help="Override the dataset."),
+    sites: int | None = typer.Option(None, "--sites", help="Number of hospitals."),
+    rounds: int | None = typer.Option(None, "--rounds", help="Number of rounds."),
+    seed: int | None = typer.Option(None, "--seed", help="Study seed."),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Run directory (default runs/<name>-<time>)."),
+) -> None:
+    """Run the flagship study: hospitals predicting a disease outcome, federated."""
+    from tutela.fl.recipes import flagship_config
+
+    config = flagship_config(
+        quick=quick, epsilon=epsilon, dataset=dataset, sites=sites, rounds=rounds, seed=seed
+    )
+    execute(config, out=out, run_dir=run_dir or _default_run_dir("demo"), console=Console())
+
+
+@study_app.command("run")
+def study_run(
+    path: Path = typer.Argument(..., help="Study TOML file."),
+    out: Path | None = typer.Option(None, "--out", help="Write results JSON here."),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Run directory."),
+) -> None:
+    """Run the study described by a TOML file."""
+    from tutela.fl.config import load_study
+
+    config = load_study(path)
+    execute(config, out=out, run_dir=run_dir or _default_run_dir(config.study.name), console=Console())
+
+
+@study_app.command("validate")
+def study_validate(path: Path = typer.Argument(..., help="Study TOML file.")) -> None:
+    """Check a study file and print its fully resolved configuration."""
+    from tutela.fl.config import load_study
+
+    typer.echo(json.dumps(load_study(path).resolved(), indent=2))
 
 
 def register(app: typer.Typer) -> None:
-    """Attach these commands to the root app."""
+    """Attach ``demo`` and ``study`` to the root app."""
+    app.command("demo")(demo)
+    app.add_typer(study_app, name="study")

@@ -1,0 +1,146 @@
+"""False-positive guard for clinical content.
+
+Generic PII detectors flag clinical codes as licences, doses as phone fragments and drug
+names as people. This guard finds clinical expressions (ICD-10 codes, doses, vitals, lab
+values, times, scores) and a lexicon of drugs and clinical abbreviations, and vetoes any
+weakly-supported detection that lies inside one of them or consists only of lexicon words.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tutela.anonymize.spans import PiiLabel, Span
+
+_UNITS = (
+    r"(?:mg|mcg|µg|ug|g|kg|ml|mL|L|dL|units?|U|IU|mEq|mmol|meq|mmHg|bpm|%|cm|mm|in|lbs?|"
+    r"breaths/min|°[CF]|C|F)"
+)
+_CLINICAL_PATTERNS = (
+    # ICD-10-CM codes (optionally after "ICD-10"), e.g. E11.9, I10, J45.909, S72.001A.
+    re.compile(r"\b[A-TV-Z]\d{2}(?:\.[0-9A-Z]{1,4})?\b"),
+    # CPT / LOINC-like codes after their name.
+    re.compile(r"(?i)\b(?:CPT|LOINC|SNOMED|RxNorm|NDC)\s*(?:code)?\s*[:#]?\s*[\d-]{4,12}\b"),
+    # Doses and amounts with units, including rates ("5 mg/kg/day").
+    re.compile(rf"\b\d+(?:\.\d+)?\s?{_UNITS}(?:/(?:kg|day|d|hr|h|min|dL|L|m2|dose))*(?!\w)"),
+    # Blood pressure and other slash vitals.
+    re.compile(r"(?i)\b(?:BP|blood pressure)\s*(?:of|was|is|:)?\s*\d{2,3}/\d{2,3}(?:\s?mmHg)?"),
+    re.compile(r"\b\d{2,3}/\d{2,3}\s?mmHg\b"),
+    # Vitals and lab values by name.
+    re.compile(
+        r"(?i)\b(?:HR|pulse|RR|SpO2|O2\s?sat|sat|temp|temperature|weight|height|BMI|HbA1c|A1c"
+        r"|WBC|Hgb|Hb|Hct|PLT|platelets|Na|K|Cl|CO2|BUN|Cr|creatinine|glucose|INR|PTT|PT|ALT"
+        r"|AST|ALP|TSH|LDL|HDL|eGFR|GFR|troponin|BNP|CRP|ESR|lactate|potassium|sodium|"
+        r"calcium|magnesium|albumin|bilirubin|ferritin|PSA|EF|ejection fraction)"
+        r"\s*(?:of|was|is|:|=|at)?\s*[<>]?\d+(?:\.\d+)?(?:\s?(?:x\s?10\^?\d+/?L?|%|\w+/\w+))?"
+    ),
+    # Clock times.
+    re.compile(r"\b(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d)?(?:\s?[AaPp]\.?[Mm]\.?)?\b"),
+    # Pain and severity scores, e.g. "7/10", "GCS 15", "NYHA class III".
+    re.compile(r"\b\d{1,2}/10\b"),
+    re.compile(r"(?i)\b(?:GCS|APGAR|NIHSS|ASA|NYHA|ECOG|Mallampati)\s*(?:class|score)?\s*\w{1,4}\b"),
+    # Dosing schedules and durations.
+    re.compile(r"(?i)\b(?:x|for)\s?\d+\s?(?:days?|weeks?|months?|hours?|doses?)\b"),
+    re.compile(r"(?i)\bq\d{1,2}h\b"),
+)
+
+CLINICAL_LEXICON: frozenset[str] = frozenset(
+    """
+    metformin lisinopril atorvastatin simvastatin rosuvastatin amlodipine losartan
+    hydrochlorothiazide furosemide spironolactone metoprolol carvedilol warfarin apixaban
+    rivaroxaban heparin enoxaparin aspirin clopidogrel insulin glargine lispro glipizide
+    levothyroxine prednisone methylprednisolone dexamethasone albuterol tiotropium
+    fluticasone montelukast omeprazole pantoprazole ondansetron acetaminophen ibuprofen
+    naproxen oxycodone hydrocodone morphine tramadol gabapentin pregabalin sertraline
+    fluoxetine citalopram escitalopram bupropion trazodone quetiapine olanzapine
+    haloperidol lorazepam alprazolam diazepam zolpidem amoxicillin azithromycin
+    ceftriaxone cephalexin doxycycline ciprofloxacin levofloxacin vancomycin piperacillin
+    tazobactam metronidazole nitrofurantoin fluconazole acyclovir valacyclovir
+    tamsulosin finasteride allopurinol colchicine methotrexate hydroxychloroquine
+    bid tid qid qd qhs prn po iv im sc sq npo stat mg mcg ml prn
+    copd chf htn dm dm2 t2dm ckd cad afib mi cva tia dvt pe uti uri gerd osa bph ards sepsis
+    mri ct ekg ecg cxr echo tte tee eeg emg pet us cbc bmp cmp lft ua abg inr ptt
+    hba1c a1c wbc hgb hct plt bun egfr tsh ldl hdl bnp crp esr
+    icu ed er or pacu nicu picu ccu snf ltac
+    hpi ros pmh psh fh sh a&p assessment plan impression diagnosis history exam
+    pt ot slp rn np md do pa
+    pneumonia diabetes hypertension asthma cancer carcinoma lymphoma leukemia anemia
+    cellulitis bronchitis influenza covid covid-19 sars-cov-2 hiv hepatitis cirrhosis
+    """.split()
+)
+
+# Labels that only context, NER or weak patterns support; validated identifiers (Luhn,
+# mod-97, SSA rules, e-mail syntax) are never vetoed by the guard.
+_GUARDED: frozenset[PiiLabel] = frozenset(
+    {
+        PiiLabel.PERSON,
+        PiiLabel.LOCATION,
+        PiiLabel.ORGANIZATION,
+        PiiLabel.DATE,
+        PiiLabel.LICENSE,
+        PiiLabel.DEVICE,
+        PiiLabel.HEALTH_PLAN,
+        PiiLabel.VEHICLE,
+        PiiLabel.PHONE,
+        PiiLabel.ZIP,
+        PiiLabel.URL,
+    }
+)
+_CONTEXT_SOURCES = frozenset(
+    {"mrn", "health_plan", "account", "license", "plate", "device", "zip", "title"}
+)
+_WORD = re.compile(r"[A-Za-z0-9&][A-Za-z0-9&\-]*")
+
+
+def clinical_regions(text: str) -> list[tuple[int, int]]:
+    """Character ranges of clinical expressions (codes, doses, vitals, labs, times)."""
+    regions: list[tuple[int, int]] = []
+    for pattern in _CLINICAL_PATTERNS:
+        regions.extend(m.span() for m in pattern.finditer(text))
+    return regions
+
+
+def _lexicon_only(fragment: str) -> bool:
+    words = [w.lower() for w in _WORD.findall(fragment)]
+    return bool(words) and all(w in CLINICAL_LEXICON for w in words)
+
+
+def _model_noise(span: Span, fragment: str) -> bool:
+    """NER spans that cannot be a name or place: digits, short all-caps abbreviations."""
+    if span.label not in {PiiLabel.PERSON, PiiLabel.ORGANIZATION, PiiLabel.LOCATION}:
+        return False
+    if any(c.isdigit() for c in fragment):
+        return True
+    stripped = fragment.strip(" .,'")
+    if stripped.isupper() and len(stripped) <= 5:
+        return True
+    return not any(c.isupper() for c in stripped)
+
+
+def guard_clinical(text: str, spans: list[Span]) -> list[Span]:
+    """Drop detections that are clinical content rather than identifiers.
+
+    A span is dropped when its label is one of the weakly-supported kinds and either it lies
+    entirely inside a clinical expression, consists only of drug/abbreviation lexicon words,
+    or (for model-based names, places and organisations) contains digits or is a short
+    all-capitals abbreviation. Context-anchored detections (``MRN: ...``) are kept.
+
+    Args:
+        text: the analysed text.
+        spans: detections over ``text``.
+
+    Returns:
+        The detections that survive, in the input order.
+    """
+    regions = clinical_regions(text)
+    kept: list[Span] = []
+    for span in spans:
+        if span.label not in _GUARDED or span.source in _CONTEXT_SOURCES:
+            kept.append(span)
+            continue
+        fragment = text[span.start : span.end]
+        inside = any(a <= span.start and span.end <= b for a, b in regions)
+        if inside or _lexicon_only(fragment) or _model_noise(span, fragment):
+            continue
+        kept.append(span)
+    return kept

@@ -1,0 +1,161 @@
+"""The PII detector: pattern recognisers, optional NER, clinical guard, overlap resolution."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Literal
+
+from tutela.anonymize.clinical import guard_clinical
+from tutela.anonymize.ner import DEFAULT_MODEL, NerStatus, SpacyNer, load_ner
+from tutela.anonymize.recognizers import run_patterns
+from tutela.anonymize.spans import PiiLabel, Span, resolve_overlaps
+from tutela.errors import ConfigError, DataError
+
+NerMode = Literal["auto", "required", "off"]
+"""``auto``: use spaCy NER if installed; ``required``: fail without it; ``off``: rules only."""
+
+_NER_CHUNK = 100_000  # characters per NER call (spaCy's own limit is 1,000,000)
+STREAM_CHUNK = 1 << 20
+"""Characters per block when scanning a file (blocks end at a line break)."""
+
+
+def _line_chunks(text: str, size: int) -> Iterator[tuple[int, str]]:
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if end < len(text):
+            cut = text.rfind("\n", start, end)
+            if cut > start:
+                end = cut + 1
+        yield start, text[start:end]
+        start = end
+
+
+class PiiDetector:
+    """Find identifiers in free text.
+
+    Detection runs the pattern recognisers (validated by checksums or context words), then,
+    when available, spaCy NER for people, places and organisations; the clinical guard then
+    drops codes, doses, vitals and lab values mistaken for identifiers, and overlapping
+    detections are merged (:func:`~tutela.anonymize.spans.resolve_overlaps`).
+
+    Args:
+        ner: ``"auto"`` (default) uses NER when spaCy and the pinned model are installed,
+            ``"required"`` raises :class:`~tutela.errors.ConfigError` without them,
+            ``"off"`` uses rules only.
+        labels: report only these labels (default: all).
+        threshold: minimum score of a reported span.
+        clinical_guard: apply the clinical false-positive guard.
+        model: spaCy model package to load.
+
+    Privacy: detection is best-effort; recall is measured per label on a generated corpus
+    (see ``benchmarks/pii.py``) and is below 1, so redacted text is pseudonymised, not
+    anonymous, unless combined with review.
+    """
+
+    def __init__(
+        self,
+        *,
+        ner: NerMode = "auto",
+        labels: Iterable[PiiLabel] | None = None,
+        threshold: float = 0.5,
+        clinical_guard: bool = True,
+        model: str = DEFAULT_MODEL,
+    ) -> None:
+        if ner not in ("auto", "required", "off"):
+            raise ValueError(f"ner must be 'auto', 'required' or 'off', got {ner!r}")
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        self.labels: frozenset[PiiLabel] = frozenset(labels) if labels else frozenset(PiiLabel)
+        self.threshold = threshold
+        self.clinical_guard = clinical_guard
+        self._ner: SpacyNer | None = None
+        if ner == "off":
+            self.status = NerStatus(False, "NER off: names, places and organisations by rules only")
+        else:
+            self._ner, self.status = load_ner(model)
+            if ner == "required" and self._ner is None:
+                raise ConfigError(self.status.note)
+
+    @property
+    def ner_available(self) -> bool:
+        """Whether spaCy NER is in use."""
+        return self._ner is not None
+
+    def _finish(self, text: str, candidates: list[Span]) -> list[Span]:
+        if self.clinical_guard:
+            candidates = guard_clinical(text, candidates)
+        kept = [s for s in candidates if s.score >= self.threshold and s.label in self.labels]
+        return resolve_overlaps(kept)
+
+    def detect(self, text: str) -> list[Span]:
+        """Disjoint identifier spans in ``text``, sorted by offset."""
+        candidates = list(run_patterns(text))
+        if self._ner is not None:
+            for offset, chunk in _line_chunks(text, _NER_CHUNK):
+                candidates.extend(s.shifted(offset) for s in self._ner.detect(chunk))
+        return self._finish(text, candidates)
+
+    def detect_many(self, texts: Iterable[str], batch_size: int = 64) -> Iterator[list[Span]]:
+        """:meth:`detect` over many short texts, batching the NER model.
+
+        Texts longer than the NER chunk size go through :meth:`detect` one by one.
+        """
+        batch: list[str] = []
+
+        def flush() -> Iterator[list[Span]]:
+            ner_results: Iterable[list[Span]]
+            if self._ner is not None:
+                ner_results = self._ner.detect_many(batch, batch_size=batch_size)
+            else:
+                ner_results = ([] for _ in batch)
+            for text, ner_spans in zip(batch, ner_results, strict=True):
+                yield self._finish(text, list(run_patterns(text)) + ner_spans)
+
+        for text in texts:
+            if len(text) > _NER_CHUNK:
+                yield from flush()
+                batch = []
+                yield self.detect(text)
+                continue
+            batch.append(text)
+            if len(batch) >= batch_size:
+                yield from flush()
+                batch = []
+        yield from flush()
+
+    def scan_file(self, path: str | Path, chunk_chars: int = STREAM_CHUNK) -> Iterator[Span]:
+        """Stream a UTF-8 text file in line-aligned blocks and yield spans with file offsets.
+
+        Offsets count characters of the file's text exactly as stored (line endings are
+        not translated). Memory stays bounded by ``chunk_chars`` whatever the file size.
+
+        Raises:
+            DataError: the path is missing, unreadable, or not UTF-8 text (one line).
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise DataError(f"{p}: no such file")
+        offset = 0
+        buffer: list[str] = []
+        size = 0
+        try:
+            with p.open(encoding="utf-8", newline="") as handle:
+                for line in handle:
+                    if "\x00" in line:
+                        raise DataError(f"{p}: binary file, not text")
+                    buffer.append(line)
+                    size += len(line)
+                    if size >= chunk_chars:
+                        block = "".join(buffer)
+                        yield from (s.shifted(offset) for s in self.detect(block))
+                        offset += len(block)
+                        buffer, size = [], 0
+        except UnicodeDecodeError:
+            raise DataError(f"{p}: not UTF-8 text") from None
+        except OSError as exc:
+            raise DataError(f"{p}: cannot read ({exc.strerror or exc})") from None
+        if buffer:
+            block = "".join(buffer)
+            yield from (s.shifted(offset) for s in self.detect(block))

@@ -1,0 +1,184 @@
+"""Study configuration: a TOML file validated with pydantic (the only pydantic edge in fl).
+
+Unknown keys, wrong types and impossible values are rejected with a message naming the key
+(for example ``data.sites: Input should be greater than or equal to 1``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tutela.data.datasets import DatasetName
+from tutela.data.partition import PartitionScheme
+from tutela.errors import ConfigError
+from tutela.fl.client import OptimizerKind
+from tutela.fl.models import ModelKind
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class StudySection(_Section):
+    name: str = "hospital-outcome-study"
+    purpose: str = "disease-outcome-prediction"
+    seed: int = 0
+
+
+class DataSection(_Section):
+    dataset: DatasetName = DatasetName.BREAST_CANCER
+    columns: list[str] | None = None
+    rows: int | None = Field(default=None, ge=10, description="synthetic-ehr only")
+    test_fraction: float = Field(default=0.25, gt=0.0, lt=1.0)
+    sites: int = Field(default=5, ge=1, le=100_000)
+    partition: PartitionScheme = PartitionScheme.DIRICHLET
+    alpha: float = Field(default=0.5, gt=0.0)
+    min_site_rows: int = Field(default=20, ge=1)
+
+
+class ModelSection(_Section):
+    kind: ModelKind = ModelKind.LOGISTIC
+    hidden: list[int] = Field(default_factory=lambda: [32])
+
+    @model_validator(mode="after")
+    def _hidden_positive(self) -> ModelSection:
+        if any(h < 1 for h in self.hidden):
+            raise ValueError("hidden layer widths must be positive")
+        return self
+
+
+class TrainingSection(_Section):
+    rounds: int = Field(default=30, ge=1, le=100_000)
+    local_epochs: int = Field(default=2, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    learning_rate: float = Field(default=0.1, gt=0.0)
+    optimizer: OptimizerKind = OptimizerKind.SGD
+    momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    fraction_fit: float = Field(default=1.0, gt=0.0, le=1.0)
+    min_fit_sites: int = Field(default=2, ge=1)
+    min_quorum: int = Field(default=2, ge=1)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="simulated site drop rate")
+
+
+StrategyName = Literal["fedavg", "fedprox", "fedadam", "fedyogi", "fedmedian", "trimmed-mean"]
+
+
+class StrategySection(_Section):
+    name: StrategyName = "fedavg"
+    server_learning_rate: float | None = Field(default=None, gt=0.0)
+    proximal_mu: float = Field(default=0.01, ge=0.0)
+    beta1: float = Field(default=0.9, ge=0.0, lt=1.0)
+    beta2: float = Field(default=0.99, ge=0.0, lt=1.0)
+    tau: float = Field(default=1e-3, gt=0.0)
+    trim_fraction: float = Field(default=0.2, ge=0.0, lt=0.5)
+
+
+PrivacyMode = Literal["none", "sample", "client"]
+
+
+class PrivacySection(_Section):
+    """Differential privacy for the study.
+
+    ``sample``: every site trains with DP-SGD (record-level DP per site).
+    ``client``: DP-FedAvg (site-level DP): updates clipped, Gaussian noise on the sum.
+    """
+
+    mode: PrivacyMode = "none"
+    epsilon: float | None = Field(default=None, gt=0.0)
+    delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
+    max_grad_norm: float = Field(default=1.0, gt=0.0, description="sample mode clip")
+    clip_norm: float = Field(default=1.0, gt=0.0, description="client mode clip")
+    adaptive_clipping: bool = False
+    target_quantile: float = Field(default=0.5, gt=0.0, lt=1.0)
+    accountant: Literal["pld", "rdp"] = "pld"
+
+    @model_validator(mode="after")
+    def _epsilon_when_private(self) -> PrivacySection:
+        if self.mode != "none" and self.epsilon is None:
+            raise ValueError("privacy.epsilon is required when privacy.mode is not 'none'")
+        return self
+
+
+class SecureAggregationSection(_Section):
+    protocol: Literal["none", "secagg+"] = "none"
+    neighbors: int | None = Field(default=None, ge=1)
+    threshold: int | None = Field(default=None, ge=1)
+    modulus_bits: int = Field(default=32, ge=16, le=62)
+    clip_range: float = Field(default=8.0, gt=0.0)
+
+
+class StudyConfig(_Section):
+    """A whole study: what data, which model, how to train, what privacy."""
+
+    study: StudySection = Field(default_factory=StudySection)
+    data: DataSection = Field(default_factory=DataSection)
+    model: ModelSection = Field(default_factory=ModelSection)
+    training: TrainingSection = Field(default_factory=TrainingSection)
+    strategy: StrategySection = Field(default_factory=StrategySection)
+    privacy: PrivacySection = Field(default_factory=PrivacySection)
+    secure_aggregation: SecureAggregationSection = Field(default_factory=SecureAggregationSection)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StudyConfig:
+        if self.training.min_quorum > self.data.sites:
+            raise ValueError("training.min_quorum cannot exceed data.sites")
+        if self.training.min_fit_sites > self.data.sites:
+            raise ValueError("training.min_fit_sites cannot exceed data.sites")
+        robust = self.strategy.name in ("fedmedian", "trimmed-mean")
+        if robust and self.secure_aggregation.protocol != "none":
+            raise ValueError(
+                f"strategy.name {self.strategy.name!r} needs individual updates; "
+                "it cannot run with secure_aggregation"
+            )
+        return self
+
+    def resolved(self) -> dict[str, Any]:
+        """The full configuration as plain JSON-ready data."""
+        return self.model_dump(mode="json")
+
+    def with_overrides(self, **sections: dict[str, Any]) -> StudyConfig:
+        """Return a copy with some section fields replaced (validated again)."""
+        data = self.model_dump(mode="json")
+        for section, values in sections.items():
+            data[section] = {**data[section], **values}
+        return parse_study(data)
+
+
+def _format_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "study"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        parts.append(f"{loc}: {msg}")
+    return "invalid study config: " + "; ".join(parts)
+
+
+def parse_study(data: dict[str, Any]) -> StudyConfig:
+    """Validate a study mapping; raises :class:`ConfigError` naming each bad key."""
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc)) from None
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read and validate a study TOML file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"study file not found: {p}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read study file {p}: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"study file {p} is not valid TOML: {exc}") from None
+    return parse_study(data)

@@ -1,0 +1,705 @@
+"""Encryption at rest: AES-256-GCM envelope encryption under a protected keyring.
+
+Every object gets its own random 256-bit data key (DEK). The payload is encrypted with the
+DEK; the DEK is wrapped (encrypted) with a key-encryption key (KEK) from a :class:`Keyring`.
+Rotating the keyring adds a new primary KEK; :meth:`Envelope.rewrap` moves an object to it
+by re-wrapping only its 48-byte DEK, so payloads are never re-encrypted. A KEK is retired
+(its material erased) once nothing uses it.
+
+Ciphertext format, version 1 (all integers big-endian)::
+
+    offset  size  field
+    0       4     magic  b"TTLA"
+    4       1     format version  0x01
+    5       1     suite  0x01 = AES-256-GCM data encryption, AES-256-GCM key wrap
+    6       8     kek_id           id of the KEK that wrapped the DEK
+    14      12    wrap_nonce       GCM nonce of the key wrap
+    26      48    wrapped_dek      AES-256-GCM(KEK, wrap_nonce, DEK, wrap_aad): 32 B + 16 B tag
+    74      12    data_nonce       GCM nonce of the payload
+    86      n+16  payload          AES-256-GCM(DEK, data_nonce, plaintext, data_aad)
+
+    name_field = uint16(len(name_utf8)) || name_utf8
+    wrap_aad   = b"tutela/envelope/v1/wrap" || bytes[0:14] || name_field
+    data_aad   = b"tutela/envelope/v1/data" || bytes[0:6]  || name_field
+
+The wrap binds the DEK to the KEK id and the object name; the payload binds to the format
+and the name, but not to the wrap fields, so rotation only rewrites bytes 6..85.
+
+Keyring file (JSON, version 1)::
+
+    {"format": "tutela-keyring", "version": 1,
+     "protection": {"kind": "scrypt", "salt": B64, "n": N, "r": R, "p": P}
+                 | {"kind": "keyfile", "salt": B64},
+     "nonce": B64, "ciphertext": B64}
+
+``ciphertext`` is AES-256-GCM under the master key (scrypt of the passphrase, or HKDF-SHA256
+of the key file's bytes) with the canonical JSON of ``format``, ``version`` and
+``protection`` as associated data, so KDF parameters cannot be downgraded unnoticed. The
+plaintext is JSON listing each KEK (id, base64 key, created, state).
+
+Security:
+    Protects confidentiality and integrity of objects at rest against anyone without the
+    keyring secret (passphrase or key file). Detects bit flips, truncation, a wrong or
+    retired key, and swapping or renaming objects (the name is authenticated). Every such
+    failure raises the same :class:`~tutela.errors.IntegrityError` with no detail.
+    Not protected: rollback of a whole object to an older ciphertext under the same name
+    (pair with the audit log), object sizes, and secrets in memory of a running process.
+    Random 96-bit nonces: each DEK encrypts one payload; a KEK wraps far fewer than 2^32 DEKs
+    in any realistic deployment (NIST SP 800-38D bound).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import struct
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from tutela.errors import ConfigError, IntegrityError
+from tutela.governance._files import atomic_write
+
+__all__ = [
+    "FORMAT_VERSION",
+    "HEADER_SIZE",
+    "MAGIC",
+    "Envelope",
+    "EnvelopeHeader",
+    "KeyInfo",
+    "KeyState",
+    "Keyring",
+    "generate_keyfile",
+    "read_header",
+]
+
+MAGIC = b"TTLA"
+FORMAT_VERSION = 1
+SUITE_AES256GCM = 1
+KEY_ID_BYTES = 8
+NONCE_BYTES = 12
+KEY_BYTES = 32
+TAG_BYTES = 16
+WRAPPED_DEK_BYTES = KEY_BYTES + TAG_BYTES
+HEADER_SIZE = 4 + 1 + 1 + KEY_ID_BYTES + NONCE_BYTES + WRAPPED_DEK_BYTES + NONCE_BYTES
+_PREFIX_END = 6  # magic + version + suite
+_KEK_ID_END = _PREFIX_END + KEY_ID_BYTES
+_WRAP_NONCE_END = _KEK_ID_END + NONCE_BYTES
+_WRAPPED_END = _WRAP_NONCE_END + WRAPPED_DEK_BYTES
+_WRAP_LABEL = b"tutela/envelope/v1/wrap"
+_DATA_LABEL = b"tutela/envelope/v1/data"
+
+KEYRING_FORMAT = "tutela-keyring"
+KEYRING_VERSION = 1
+DEFAULT_SCRYPT_N = 2**15
+_SCRYPT_R = 8
+_SCRYPT_P = 1
+_MAX_SCRYPT_N = 2**20
+_MIN_KEYFILE_BYTES = 32
+_KEYFILE_INFO = b"tutela/keyring/v1/keyfile"
+
+Rng = Callable[[int], bytes]
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: object) -> bytes:
+    if not isinstance(text, str):
+        raise TypeError("expected base64 text")
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+def _name_field(name: str) -> bytes:
+    if not isinstance(name, str):
+        raise TypeError("name must be a str")
+    raw = name.encode("utf-8")
+    if len(raw) > 0xFFFF:
+        raise ValueError("name must be at most 65535 bytes of UTF-8")
+    return struct.pack(">H", len(raw)) + raw
+
+
+class KeyState(StrEnum):
+    """Life-cycle state of a key-encryption key."""
+
+    PRIMARY = "primary"
+    """Wraps every new data key."""
+    ACTIVE = "active"
+    """Still unwraps data keys written before a rotation."""
+    RETIRED = "retired"
+    """Material erased; objects still wrapped under it can no longer be decrypted."""
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """Public description of one key-encryption key (never the key itself)."""
+
+    key_id: str
+    created: str
+    state: KeyState
+    retired: str | None = None
+
+
+@dataclass(frozen=True)
+class _Kek:
+    info: KeyInfo
+    material: bytes | None
+
+
+@dataclass(frozen=True)
+class _Protection:
+    kind: str  # "scrypt" | "keyfile"
+    salt: bytes
+    n: int = DEFAULT_SCRYPT_N
+    r: int = _SCRYPT_R
+    p: int = _SCRYPT_P
+
+    def to_json(self) -> dict[str, Any]:
+        if self.kind == "scrypt":
+            return {
+                "kind": "scrypt",
+                "salt": _b64(self.salt),
+                "n": self.n,
+                "r": self.r,
+                "p": self.p,
+            }
+        return {"kind": "keyfile", "salt": _b64(self.salt)}
+
+    @classmethod
+    def from_json(cls, raw: object) -> _Protection:
+        if not isinstance(raw, dict):
+            raise ConfigError("keyring: 'protection' must be an object")
+        kind = raw.get("kind")
+        try:
+            salt = _unb64(raw.get("salt"))
+        except (TypeError, ValueError, binascii.Error) as exc:
+            raise ConfigError("keyring: bad 'protection.salt'") from exc
+        if kind == "keyfile":
+            return cls("keyfile", salt)
+        if kind == "scrypt":
+            n, r, p = raw.get("n"), raw.get("r"), raw.get("p")
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in (n, r, p)):
+                raise ConfigError("keyring: scrypt parameters must be integers")
+            assert isinstance(n, int)
+            assert isinstance(r, int)
+            assert isinstance(p, int)
+            if n < 2 or n > _MAX_SCRYPT_N or n & (n - 1) or not 1 <= r <= 32 or not 1 <= p <= 16:
+                raise ConfigError("keyring: scrypt parameters out of range")
+            return cls("scrypt", salt, n, r, p)
+        raise ConfigError(f"keyring: unknown protection kind {kind!r}")
+
+    def aad(self) -> bytes:
+        header = {
+            "format": KEYRING_FORMAT,
+            "version": KEYRING_VERSION,
+            "protection": self.to_json(),
+        }
+        return json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def _derive_master(
+    protection: _Protection, passphrase: str | None, keyfile: str | os.PathLike[str] | None
+) -> bytes:
+    if (passphrase is None) == (keyfile is None):
+        raise ValueError("give exactly one of passphrase= or keyfile=")
+    if protection.kind == "scrypt":
+        if passphrase is None:
+            raise IntegrityError()
+        kdf = Scrypt(
+            salt=protection.salt, length=KEY_BYTES, n=protection.n, r=protection.r, p=protection.p
+        )
+        return kdf.derive(passphrase.encode("utf-8"))
+    if keyfile is None:
+        raise IntegrityError()
+    secret = Path(keyfile).read_bytes()
+    if len(secret) < _MIN_KEYFILE_BYTES:
+        raise ConfigError(f"key file {keyfile} holds fewer than {_MIN_KEYFILE_BYTES} bytes")
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(), length=KEY_BYTES, salt=protection.salt, info=_KEYFILE_INFO
+    )
+    return hkdf.derive(secret)
+
+
+def generate_keyfile(path: str | os.PathLike[str], *, rng: Rng = os.urandom) -> None:
+    """Write a new random key file (32 random bytes, hex encoded, mode 0600).
+
+    Raises:
+        FileExistsError: ``path`` already exists (a key file is never overwritten).
+    """
+    target = Path(path)
+    if target.exists():
+        raise FileExistsError(f"{target} already exists")
+    atomic_write(target, rng(KEY_BYTES).hex().encode("ascii") + b"\n")
+
+
+class Keyring:
+    """A set of key-encryption keys, one of them primary, stored encrypted on disk.
+
+    Create with :meth:`create`, load with :meth:`open`; :meth:`from_keys` builds an
+    in-memory keyring from given keys (known-answer tests, embedding). Mutations
+    (:meth:`rotate`, :meth:`retire`) are saved atomically when the keyring has a path.
+
+    Security:
+        The file is AES-256-GCM encrypted under a key derived from the passphrase (scrypt,
+        N=2^15, r=8, p=1 by default) or from a key file (HKDF-SHA256). A wrong secret, a
+        tampered file or tampered KDF parameters raise :class:`IntegrityError`. KEK
+        material lives in process memory while the keyring is open.
+    """
+
+    def __init__(
+        self,
+        keks: Mapping[str, _Kek],
+        primary: str,
+        *,
+        path: Path | None = None,
+        protection: _Protection | None = None,
+        master: bytes | None = None,
+        rng: Rng = os.urandom,
+        clock: Clock = _utc_now,
+    ) -> None:
+        self._keks: dict[str, _Kek] = dict(keks)
+        self._primary = primary
+        self._path = path
+        self._protection = protection
+        self._master = master
+        self._rng = rng
+        self._clock = clock
+
+    # construction ---------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        passphrase: str | None = None,
+        keyfile: str | os.PathLike[str] | None = None,
+        scrypt_n: int = DEFAULT_SCRYPT_N,
+        rng: Rng = os.urandom,
+        clock: Clock = _utc_now,
+    ) -> Keyring:
+        """Create a keyring file holding one fresh primary KEK.
+
+        Args:
+            path: where to write the keyring (parent directories are created).
+            passphrase: protect with scrypt of this passphrase (exactly one of the two).
+            keyfile: protect with a key file of at least 32 bytes (see :func:`generate_keyfile`).
+            scrypt_n: scrypt cost (power of two, at most 2^20); lower only in tests.
+            rng: randomness source (keys, salts, nonces).
+            clock: time source for key creation stamps.
+
+        Raises:
+            FileExistsError: ``path`` exists (a keyring is never overwritten).
+            ValueError: not exactly one of ``passphrase`` / ``keyfile``, or an empty passphrase.
+        """
+        target = Path(path)
+        if target.exists():
+            raise FileExistsError(f"keyring {target} already exists")
+        if passphrase is not None and not passphrase:
+            raise ValueError("passphrase must not be empty")
+        if passphrase is not None:
+            if scrypt_n < 2 or scrypt_n > _MAX_SCRYPT_N or scrypt_n & (scrypt_n - 1):
+                raise ValueError("scrypt_n must be a power of two between 2 and 2^20")
+            protection = _Protection("scrypt", rng(16), scrypt_n)
+        else:
+            protection = _Protection("keyfile", rng(16))
+        master = _derive_master(protection, passphrase, keyfile)
+        key_id = rng(KEY_ID_BYTES).hex()
+        kek = _Kek(KeyInfo(key_id, _iso(clock()), KeyState.PRIMARY), rng(KEY_BYTES))
+        ring = cls(
+            {key_id: kek},
+            key_id,
+            path=target,
+            protection=protection,
+            master=master,
+            rng=rng,
+            clock=clock,
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ring.save()
+        return ring
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        passphrase: str | None = None,
+        keyfile: str | os.PathLike[str] | None = None,
+        rng: Rng = os.urandom,
+        clock: Clock = _utc_now,
+    ) -> Keyring:
+        """Open an existing keyring file.
+
+        Raises:
+            FileNotFoundError: no keyring at ``path``.
+            ConfigError: the file is not a Tutela keyring.
+            IntegrityError: wrong passphrase/key file, or the file was tampered with.
+        """
+        target = Path(path)
+        if not target.exists():
+            raise FileNotFoundError(f"no keyring at {target} (create one with `tutela keys init`)")
+        try:
+            doc = json.loads(target.read_bytes())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{target} is not a Tutela keyring") from exc
+        if not isinstance(doc, dict) or doc.get("format") != KEYRING_FORMAT:
+            raise ConfigError(f"{target} is not a Tutela keyring")
+        if doc.get("version") != KEYRING_VERSION:
+            raise ConfigError(f"keyring {target}: unsupported version {doc.get('version')!r}")
+        protection = _Protection.from_json(doc.get("protection"))
+        master = _derive_master(protection, passphrase, keyfile)
+        try:
+            nonce = _unb64(doc.get("nonce"))
+            ciphertext = _unb64(doc.get("ciphertext"))
+            plain = AESGCM(master).decrypt(nonce, ciphertext, protection.aad())
+            payload = json.loads(plain)
+            keks, primary = cls._parse_payload(payload)
+        except (InvalidTag, TypeError, ValueError, KeyError, binascii.Error) as exc:
+            raise IntegrityError() from exc
+        return cls(
+            keks, primary, path=target, protection=protection, master=master, rng=rng, clock=clock
+        )
+
+    @classmethod
+    def from_keys(
+        cls,
+        keys: Mapping[str, bytes],
+        *,
+        primary: str,
+        rng: Rng = os.urandom,
+        clock: Clock = _utc_now,
+    ) -> Keyring:
+        """Build an in-memory keyring (not saved) from ``{key_id_hex: 32-byte key}``.
+
+        Raises:
+            ValueError: a key id is not 16 hex digits, a key is not 32 bytes, or
+                ``primary`` is not among the keys.
+        """
+        keks: dict[str, _Kek] = {}
+        created = _iso(clock())
+        for key_id, material in keys.items():
+            cls._check_key_id(key_id)
+            if len(material) != KEY_BYTES:
+                raise ValueError(f"key {key_id} must be {KEY_BYTES} bytes")
+            state = KeyState.PRIMARY if key_id == primary else KeyState.ACTIVE
+            keks[key_id] = _Kek(KeyInfo(key_id, created, state), bytes(material))
+        if primary not in keks:
+            raise ValueError("primary must be one of the keys")
+        return cls(keks, primary, rng=rng, clock=clock)
+
+    @staticmethod
+    def _check_key_id(key_id: str) -> None:
+        try:
+            ok = len(bytes.fromhex(key_id)) == KEY_ID_BYTES and key_id == key_id.lower()
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"key id must be {2 * KEY_ID_BYTES} lowercase hex digits: {key_id!r}")
+
+    @classmethod
+    def _parse_payload(cls, payload: object) -> tuple[dict[str, _Kek], str]:
+        if not isinstance(payload, dict) or not isinstance(payload.get("keys"), list):
+            raise ValueError("bad keyring payload")
+        keks: dict[str, _Kek] = {}
+        primary: str | None = None
+        for entry in payload["keys"]:
+            key_id = entry["id"]
+            cls._check_key_id(key_id)
+            state = KeyState(entry["state"])
+            material = None if state is KeyState.RETIRED else _unb64(entry["key"])
+            if material is not None and len(material) != KEY_BYTES:
+                raise ValueError("bad key length")
+            info = KeyInfo(key_id, str(entry["created"]), state, entry.get("retired"))
+            keks[key_id] = _Kek(info, material)
+            if state is KeyState.PRIMARY:
+                if primary is not None:
+                    raise ValueError("two primary keys")
+                primary = key_id
+        if primary is None:
+            raise ValueError("no primary key")
+        return keks, primary
+
+    # persistence ----------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path | None:
+        """Where the keyring is saved (``None`` for an in-memory keyring)."""
+        return self._path
+
+    def save(self) -> None:
+        """Write the keyring atomically (no-op for an in-memory keyring)."""
+        if self._path is None or self._protection is None or self._master is None:
+            return
+        entries = []
+        for kek in self._keks.values():
+            entry: dict[str, Any] = {
+                "id": kek.info.key_id,
+                "created": kek.info.created,
+                "state": kek.info.state.value,
+            }
+            if kek.material is not None:
+                entry["key"] = _b64(kek.material)
+            if kek.info.retired is not None:
+                entry["retired"] = kek.info.retired
+            entries.append(entry)
+        plain = json.dumps({"keys": entries}, sort_keys=True).encode("utf-8")
+        nonce = self._rng(NONCE_BYTES)
+        ciphertext = AESGCM(self._master).encrypt(nonce, plain, self._protection.aad())
+        doc = {
+            "format": KEYRING_FORMAT,
+            "version": KEYRING_VERSION,
+            "protection": self._protection.to_json(),
+            "nonce": _b64(nonce),
+            "ciphertext": _b64(ciphertext),
+        }
+        atomic_write(self._path, json.dumps(doc, indent=2).encode("utf-8") + b"\n")
+
+    # keys -------------------------------------------------------------------------------
+
+    @property
+    def primary_id(self) -> str:
+        """Id of the KEK that wraps new data keys."""
+        return self._primary
+
+    def list_keys(self) -> list[KeyInfo]:
+        """Every KEK ever in this keyring (retired ones without material), oldest first."""
+        return [kek.info for kek in self._keks.values()]
+
+    def rotate(self) -> KeyInfo:
+        """Add a fresh KEK and make it primary; the old primary stays active for unwrapping.
+
+        Returns:
+            The new primary key's description. Saved when the keyring has a path.
+        """
+        key_id = self._rng(KEY_ID_BYTES).hex()
+        while key_id in self._keks:  # pragma: no cover - 2^-64 chance
+            key_id = self._rng(KEY_ID_BYTES).hex()
+        old = self._keks[self._primary]
+        self._keks[self._primary] = replace(old, info=replace(old.info, state=KeyState.ACTIVE))
+        info = KeyInfo(key_id, _iso(self._clock()), KeyState.PRIMARY)
+        self._keks[key_id] = _Kek(info, self._rng(KEY_BYTES))
+        self._primary = key_id
+        self.save()
+        return info
+
+    def retire(self, key_id: str) -> None:
+        """Erase a non-primary KEK's material; objects still under it become undecryptable.
+
+        Raises:
+            KeyError: unknown key id.
+            ValueError: ``key_id`` is the primary key.
+        """
+        if key_id not in self._keks:
+            raise KeyError(f"no key {key_id!r} in keyring")
+        if key_id == self._primary:
+            raise ValueError("cannot retire the primary key; rotate first")
+        kek = self._keks[key_id]
+        if kek.info.state is KeyState.RETIRED:
+            return
+        info = replace(kek.info, state=KeyState.RETIRED, retired=_iso(self._clock()))
+        self._keks[key_id] = _Kek(info, None)
+        self.save()
+
+    def retire_unused(self, in_use: Iterable[str]) -> list[str]:
+        """Retire every active (non-primary) KEK whose id is not in ``in_use``.
+
+        ``in_use`` is the set of KEK ids still referenced by stored objects (see
+        :func:`read_header`). Returns the ids retired.
+        """
+        used = set(in_use)
+        retired = [
+            kek.info.key_id
+            for kek in self._keks.values()
+            if kek.info.state is KeyState.ACTIVE and kek.info.key_id not in used
+        ]
+        for key_id in retired:
+            self.retire(key_id)
+        return retired
+
+    def _material(self, key_id: str) -> bytes | None:
+        kek = self._keks.get(key_id)
+        return None if kek is None else kek.material
+
+
+@dataclass(frozen=True)
+class EnvelopeHeader:
+    """The parsed, unauthenticated header of an envelope ciphertext."""
+
+    version: int
+    suite: int
+    kek_id: str
+
+
+def read_header(blob: bytes) -> EnvelopeHeader:
+    """Parse the header of an envelope ciphertext (no key needed, nothing authenticated).
+
+    Raises:
+        IntegrityError: not a version-1 envelope, or too short.
+    """
+    if len(blob) < HEADER_SIZE + TAG_BYTES or blob[:4] != MAGIC:
+        raise IntegrityError()
+    if blob[4] != FORMAT_VERSION or blob[5] != SUITE_AES256GCM:
+        raise IntegrityError()
+    return EnvelopeHeader(blob[4], blob[5], blob[_PREFIX_END:_KEK_ID_END].hex())
+
+
+class Envelope:
+    """Encrypt and decrypt named objects under a :class:`Keyring`.
+
+    Example:
+        >>> ring = Keyring.from_keys({"00" * 8: bytes(32)}, primary="00" * 8)
+        >>> env = Envelope(ring)
+        >>> env.decrypt(env.encrypt(b"weights", name="model.safetensors"), name="model.safetensors")
+        b'weights'
+
+    Args:
+        keyring: source of key-encryption keys.
+        rng: randomness source. Each :meth:`encrypt` draws, in order, the 32-byte DEK, the
+            12-byte wrap nonce and the 12-byte data nonce; :meth:`rewrap` draws one wrap
+            nonce. Inject a fixed source only for known-answer tests.
+
+    Security:
+        See the module docstring: confidentiality and integrity of payload and name; one
+        opaque :class:`IntegrityError` for every decryption failure.
+    """
+
+    def __init__(self, keyring: Keyring, *, rng: Rng = os.urandom) -> None:
+        self._keyring = keyring
+        self._rng = rng
+
+    def encrypt(self, data: bytes, *, name: str) -> bytes:
+        """Encrypt ``data`` as the object called ``name`` under the primary KEK."""
+        name_field = _name_field(name)
+        kek_id = self._keyring.primary_id
+        kek = self._keyring._material(kek_id)
+        if kek is None:  # pragma: no cover - the primary always has material
+            raise IntegrityError()
+        dek = self._rng(KEY_BYTES)
+        wrap_nonce = self._rng(NONCE_BYTES)
+        data_nonce = self._rng(NONCE_BYTES)
+        if (
+            len(dek) != KEY_BYTES
+            or len(wrap_nonce) != NONCE_BYTES
+            or len(data_nonce) != NONCE_BYTES
+        ):
+            raise ValueError("rng returned the wrong number of bytes")
+        prefix = MAGIC + bytes([FORMAT_VERSION, SUITE_AES256GCM])
+        head = prefix + bytes.fromhex(kek_id)
+        wrapped = AESGCM(kek).encrypt(wrap_nonce, dek, _WRAP_LABEL + head + name_field)
+        payload = AESGCM(dek).encrypt(data_nonce, bytes(data), _DATA_LABEL + prefix + name_field)
+        return head + wrap_nonce + wrapped + data_nonce + payload
+
+    def _unwrap(self, blob: bytes, name_field: bytes) -> bytes:
+        header = read_header(blob)
+        kek = self._keyring._material(header.kek_id)
+        if kek is None:
+            raise IntegrityError()
+        wrap_nonce = blob[_KEK_ID_END:_WRAP_NONCE_END]
+        wrapped = blob[_WRAP_NONCE_END:_WRAPPED_END]
+        try:
+            return AESGCM(kek).decrypt(
+                wrap_nonce, wrapped, _WRAP_LABEL + blob[:_KEK_ID_END] + name_field
+            )
+        except InvalidTag as exc:
+            raise IntegrityError() from exc
+
+    def decrypt(self, blob: bytes, *, name: str) -> bytes:
+        """Decrypt the object called ``name``.
+
+        Raises:
+            IntegrityError: wrong, unknown or retired key; wrong name; any modified,
+                truncated or extended byte.
+        """
+        name_field = _name_field(name)
+        dek = self._unwrap(blob, name_field)
+        data_nonce = blob[_WRAPPED_END:HEADER_SIZE]
+        try:
+            return AESGCM(dek).decrypt(
+                data_nonce, blob[HEADER_SIZE:], _DATA_LABEL + blob[:_PREFIX_END] + name_field
+            )
+        except InvalidTag as exc:
+            raise IntegrityError() from exc
+
+    def rewrap(self, blob: bytes, *, name: str) -> bytes:
+        """Re-wrap the object's data key under the primary KEK; the payload bytes are unchanged.
+
+        The payload is authenticated before anything is rewritten, so a tampered object is
+        never blessed with a fresh wrap. Returns ``blob`` itself when it already uses the
+        primary key.
+
+        Raises:
+            IntegrityError: as for :meth:`decrypt`.
+        """
+        self.decrypt(blob, name=name)
+        if read_header(blob).kek_id == self._keyring.primary_id:
+            return blob
+        name_field = _name_field(name)
+        dek = self._unwrap(blob, name_field)
+        kek_id = self._keyring.primary_id
+        kek = self._keyring._material(kek_id)
+        if kek is None:  # pragma: no cover
+            raise IntegrityError()
+        head = blob[:_PREFIX_END] + bytes.fromhex(kek_id)
+        wrap_nonce = self._rng(NONCE_BYTES)
+        wrapped = AESGCM(kek).encrypt(wrap_nonce, dek, _WRAP_LABEL + head + name_field)
+        return head + wrap_nonce + wrapped + blob[_WRAPPED_END:]
+
+    # files ------------------------------------------------------------------------------
+
+    def encrypt_file(
+        self, src: str | os.PathLike[str], dst: str | os.PathLike[str], *, name: str | None = None
+    ) -> None:
+        """Encrypt file ``src`` into ``dst`` atomically (temp file + rename).
+
+        ``name`` defaults to the base name of ``dst``, so renaming the ciphertext file
+        makes it fail to decrypt.
+        """
+        target = Path(dst)
+        blob = self.encrypt(Path(src).read_bytes(), name=target.name if name is None else name)
+        atomic_write(target, blob)
+
+    def decrypt_file(
+        self, src: str | os.PathLike[str], dst: str | os.PathLike[str], *, name: str | None = None
+    ) -> None:
+        """Decrypt file ``src`` into ``dst``; ``dst`` is written only after authentication.
+
+        ``name`` defaults to the base name of ``src``.
+
+        Raises:
+            IntegrityError: as for :meth:`decrypt`; ``dst`` is then left untouched.
+        """
+        source = Path(src)
+        plain = self.decrypt(source.read_bytes(), name=source.name if name is None else name)
+        atomic_write(Path(dst), plain)
+
+    def rewrap_file(self, path: str | os.PathLike[str], *, name: str | None = None) -> bool:
+        """Re-wrap an encrypted file in place (atomically); returns whether it changed."""
+        target = Path(path)
+        blob = target.read_bytes()
+        new = self.rewrap(blob, name=target.name if name is None else name)
+        if new is blob:
+            return False
+        atomic_write(target, new)
+        return True

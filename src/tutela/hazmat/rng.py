@@ -1,0 +1,302 @@
+"""A vectorised cryptographically secure random generator over the AES-256-CTR keystream.
+
+Every privacy-relevant draw in Tutela (DP noise, Poisson sampling, masks) goes through
+:class:`SecureRandom`. Draws come in numpy batches, so a sampler never loops in Python once
+per value.
+
+Security: the key comes from ``os.urandom`` unless a seed is given. With a seed the stream is
+fully determined by it; seeds are for tests and reproducible experiments only, never for a
+deployment (anyone who knows the seed knows the noise). The generator is not fork-safe: a
+child process must build its own instance. Draws are not constant-time (rejection loops
+run a data-dependent number of rounds); the noise values themselves are not secret-dependent
+inputs, but a co-located observer timing the sampler may learn how many rounds ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tutela.hazmat.prg import KEY_BYTES, aes_ctr_keystream
+
+__all__ = ["SecureRandom"]
+
+_BLOCK = 16
+_CHUNK = 1 << 16
+_LEMIRE_MAX = 1 << 32
+_TWO64 = 1 << 64
+_INT64_SAFE = 1 << 62
+_SEED_DOMAIN = b"tutela.hazmat.rng.SecureRandom/v1\x00"
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+class SecureRandom:
+    """CSPRNG: AES-256-CTR keystream read sequentially, with vectorised draws.
+
+    Args:
+        seed: ``None`` (default) for a fresh 32-byte key from ``os.urandom``; or bytes / a
+            non-negative int for a deterministic stream (tests only). The key is
+            ``SHA-256(domain || seed)``.
+
+    Security: see the module docstring. Two instances built from the same seed produce the
+    same stream; instances built without a seed are independent.
+    """
+
+    __slots__ = ("_block", "_buf", "_key", "_pos")
+
+    def __init__(self, seed: bytes | int | None = None) -> None:
+        if seed is None:
+            self._key = os.urandom(KEY_BYTES)
+        else:
+            if isinstance(seed, bool) or not isinstance(seed, bytes | int):
+                raise TypeError("seed must be bytes, a non-negative int, or None")
+            if isinstance(seed, int):
+                if seed < 0:
+                    raise ValueError("an integer seed must be non-negative")
+                seed = seed.to_bytes(max(1, (seed.bit_length() + 7) // 8), "big")
+            self._key = hashlib.sha256(_SEED_DOMAIN + seed).digest()
+        self._block = 0
+        self._buf = b""
+        self._pos = 0
+
+    def __repr__(self) -> str:
+        return "SecureRandom(<key hidden>)"
+
+    # -- raw material -------------------------------------------------------------------
+
+    def bytes(self, n: int) -> bytes:
+        """Return ``n`` uniformly random bytes (the next keystream bytes)."""
+        if n < 0:
+            raise ValueError("n must be non-negative")
+        if n == 0:
+            return b""
+        if n > len(self._buf) - self._pos:
+            # refill: the stream is read strictly in order, in chunks of whole blocks
+            chunk = max(n, _CHUNK)
+            nonce = (self._block % (1 << 128)).to_bytes(_BLOCK, "big")
+            self._block += -(-chunk // _BLOCK)
+            self._buf = self._buf[self._pos :] + aes_ctr_keystream(self._key, chunk, nonce)
+            self._pos = 0
+        out = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        return out
+
+    def uint64(self, size: int) -> npt.NDArray[np.uint64]:
+        """Return ``size`` independent uniform 64-bit unsigned integers."""
+        _check_size(size)
+        return np.frombuffer(self.bytes(8 * size), dtype="<u8").astype(np.uint64)
+
+    def bits(self, size: int) -> BoolArray:
+        """Return ``size`` independent fair bits as a bool array."""
+        _check_size(size)
+        raw = np.frombuffer(self.bytes(-(-size // 8)), dtype=np.uint8)
+        return np.unpackbits(raw, count=size).astype(bool)
+
+    # -- derived draws ------------------------------------------------------------------
+
+    def integers(self, n: int | npt.ArrayLike, size: int | None = None) -> IntArray:
+        """Uniform integers in ``[0, n)`` without modulo bias.
+
+        Args:
+            n: upper bound, ``1 <= n <= 2**62``; an int (then ``size`` is required) or an
+                integer array (one bound per output; ``size`` must be ``None`` or match).
+            size: number of draws when ``n`` is a scalar.
+
+        Returns:
+            int64 array. Each value is exactly uniform: 64-bit words at or above the largest
+            multiple of ``n`` below ``2**64`` are rejected and redrawn.
+        """
+        bounds = _bounds(n, size)
+        if bounds.size and int(bounds.max()) <= _LEMIRE_MAX:
+            return self._integers_small(bounds)
+        out = np.empty(bounds.shape[0], dtype=np.int64)
+        pending = np.arange(bounds.shape[0])
+        while pending.size:
+            b = bounds[pending].astype(np.uint64)
+            x = self.uint64(pending.size)
+            rem = (np.uint64(0) - b) % b  # 2**64 mod b
+            ok = (rem == 0) | (x < (np.uint64(0) - rem))
+            out[pending[ok]] = (x[ok] % b[ok]).astype(np.int64)
+            pending = pending[~ok]
+        return out
+
+    def _integers_small(self, bounds: IntArray) -> IntArray:
+        """Lemire's multiply-shift method with exact rejection, for bounds <= 2**32."""
+        out = np.empty(bounds.shape[0], dtype=np.int64)
+        pending: IntArray | None = None
+        b_all = bounds.astype(np.uint64)
+        while True:
+            b = b_all if pending is None else b_all[pending]
+            m = b.shape[0]
+            x = np.frombuffer(self.bytes(4 * m), dtype="<u4").astype(np.uint64)
+            prod = x * b  # < 2**64: exact
+            low = prod & np.uint64(0xFFFFFFFF)
+            ok = np.ones(m, dtype=bool)
+            maybe = low < b
+            if maybe.any():
+                bm = b[maybe]
+                threshold = (np.uint64(_LEMIRE_MAX) - bm) % bm
+                ok[maybe] = low[maybe] >= threshold
+            value = (prod >> np.uint64(32)).astype(np.int64)
+            if pending is None:
+                out[:] = value
+                pending = np.flatnonzero(~ok)
+            else:
+                out[pending[ok]] = value[ok]
+                pending = pending[~ok]
+            if pending.size == 0:
+                return out
+
+    def uniform(self, size: int) -> npt.NDArray[np.float64]:
+        """Uniform floats in the open interval (0, 1): ``(k + 0.5) / 2**53``, k uniform."""
+        _check_size(size)
+        k = (self.uint64(size) >> np.uint64(11)).astype(np.float64)
+        return (k + 0.5) * (1.0 / 9007199254740992.0)
+
+    def bernoulli(self, numerator: npt.ArrayLike, denominator: npt.ArrayLike) -> BoolArray:
+        """Exact Bernoulli(numerator / denominator) draws, one per element.
+
+        Args:
+            numerator: integers with ``0 <= numerator <= denominator``; an int64 array, or
+                an object array of Python ints for values beyond 2**62.
+            denominator: positive integers of the same shape (or a scalar).
+
+        Returns:
+            bool array; ``True`` with probability exactly ``numerator / denominator``.
+
+        Small denominators use one unbiased uniform integer per draw; big (object-dtype)
+        ones compare fresh random bits with the binary expansion of the fraction, lazily
+        (two bits per draw on average), so no arithmetic ever leaves exact integers.
+        """
+        num, den = _broadcast_rational(numerator, denominator)
+        if num.dtype != object:
+            return self.integers(den) < num
+        return self._bernoulli_big(num, den)
+
+    def _bernoulli_big(self, num: npt.NDArray[Any], den: npt.NDArray[Any]) -> BoolArray:
+        out = np.zeros(num.shape[0], dtype=bool)
+        pending = np.arange(num.shape[0])
+        rem = num.copy()
+        while pending.size:
+            r = rem[pending] * 2
+            d = den[pending]
+            pbit = np.asarray(r >= d, dtype=bool)
+            r = r - np.where(pbit, d, 0)
+            rem[pending] = r
+            u = self.bits(pending.size)
+            decided = u != pbit
+            out[pending[decided]] = pbit[decided]
+            pending = pending[~decided]
+        return out
+
+    def bernoulli_exp_neg(self, numerator: npt.ArrayLike, denominator: npt.ArrayLike) -> BoolArray:
+        """Exact Bernoulli(exp(-numerator / denominator)) for non-negative rationals.
+
+        Canonne, Kamath and Steinke (2020), Algorithm 1: for gamma in [0, 1], draw
+        A_k ~ Bernoulli(gamma / k) for k = 1, 2, ... until one fails and accept if the
+        failing k is odd; gamma > 1 is split as floor(gamma) draws of Bernoulli(exp(-1))
+        and one of Bernoulli(exp(-frac(gamma))). All arithmetic is on integers.
+        """
+        num, den = _broadcast_rational(numerator, denominator, allow_above_one=True)
+        whole = num // den
+        frac = num - whole * den
+        result = self._bernoulli_exp_neg_unit(frac, den)
+        need = np.asarray(whole, dtype=object if whole.dtype == object else np.int64)
+        alive = result.copy()
+        one = np.ones(1, dtype=np.int64)
+        while True:
+            idx = np.flatnonzero(alive & np.asarray(need > 0, dtype=bool))
+            if idx.size == 0:
+                break
+            ok = self._bernoulli_exp_neg_unit(
+                np.repeat(one, idx.size), np.repeat(one, idx.size)
+            )
+            alive[idx] = ok
+            need[idx] = need[idx] - 1
+        return alive
+
+    def _bernoulli_exp_neg_unit(
+        self, num: npt.NDArray[Any], den: npt.NDArray[Any]
+    ) -> BoolArray:
+        """Bernoulli(exp(-num/den)) for num/den in [0, 1] (CKS Algorithm 1), vectorised."""
+        n = num.shape[0]
+        k = np.ones(n, dtype=np.int64)
+        certain = np.asarray(num == den, dtype=bool)  # gamma = 1: Bernoulli(gamma/k) = 1/k
+        pending = np.arange(n)
+        while pending.size:
+            a = certain[pending].copy()
+            unsure = np.flatnonzero(~a)
+            if unsure.size:
+                sel = pending[unsure]
+                a[unsure] = self.bernoulli(num[sel], den[sel])
+            kk = k[pending]
+            hit = np.flatnonzero(a & (kk > 1))
+            if hit.size:
+                # Bernoulli(1/k), independent of the draw above (k = 1 always succeeds)
+                a[hit] = self.integers(kk[hit]) == 0
+            k[pending[a]] += 1
+            pending = pending[a]
+        return (k % 2) == 1
+
+
+def _check_size(size: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 0:
+        raise ValueError(f"size must be a non-negative int, got {size!r}")
+
+
+def _bounds(n: int | npt.ArrayLike, size: int | None) -> IntArray:
+    if np.ndim(n) == 0:
+        if size is None:
+            raise ValueError("size is required when n is a scalar")
+        _check_size(size)
+        value = int(n)  # type: ignore[arg-type]
+        if not 1 <= value <= _INT64_SAFE:
+            raise ValueError(f"n must be in [1, 2**62], got {value}")
+        return np.full(size, value, dtype=np.int64)
+    arr = np.asarray(n)
+    if arr.ndim != 1 or (size is not None and arr.shape[0] != size):
+        raise ValueError("n must be a scalar or a 1-D array matching size")
+    if arr.size and (arr.dtype == object or not np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError("n must hold integers below 2**62")
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < 1 or arr.max() > _INT64_SAFE):
+        raise ValueError("every bound must be in [1, 2**62]")
+    return arr
+
+
+def _as_int_array(x: npt.ArrayLike) -> npt.NDArray[Any]:
+    arr = np.atleast_1d(np.asarray(x))
+    if arr.dtype == object:
+        if any(not isinstance(v, int | np.integer) for v in arr.ravel()):
+            raise ValueError("rational parts must be integers")
+        if all(-_INT64_SAFE < int(v) < _INT64_SAFE for v in arr.ravel()):
+            return arr.astype(np.int64)
+        return arr
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError("rational parts must be integers")
+    return arr.astype(np.int64)
+
+
+def _broadcast_rational(
+    numerator: npt.ArrayLike, denominator: npt.ArrayLike, *, allow_above_one: bool = False
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    num = _as_int_array(numerator)
+    den = _as_int_array(denominator)
+    if den.shape[0] == 1 and num.shape[0] != 1:
+        den = np.repeat(den, num.shape[0])
+    if num.shape != den.shape or num.ndim != 1:
+        raise ValueError("numerator and denominator must be 1-D and of the same length")
+    if num.dtype == object or den.dtype == object:
+        num, den = num.astype(object), den.astype(object)
+    if num.size:
+        if np.any(den <= 0) or np.any(num < 0):
+            raise ValueError("need numerator >= 0 and denominator > 0")
+        if not allow_above_one and np.any(num > den):
+            raise ValueError("a probability numerator cannot exceed its denominator")
+    return num, den

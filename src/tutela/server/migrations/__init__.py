@@ -1,0 +1,1 @@
+"""Alembic migrations of the coordinator store (run by :func:`tutela.server.store.migrate`)."""

@@ -1,0 +1,274 @@
+"""The coordinator's persistent state: SQLAlchemy 2 models over SQLite or PostgreSQL.
+
+Schema changes go through Alembic migrations (``tutela/server/migrations``) that run when
+the store opens. Every sensitive blob (global models, site updates, relayed protocol
+messages) is sealed by a :class:`~tutela.server.sealing.BlobSealer` before it is written;
+the database only ever holds ciphertext for them.
+
+Round state changes are single transactions: an accepted update is committed together
+with its idempotency key (a retry with the same key is answered from the stored row, never
+counted twice), and closing a round writes the new global model, the round's outcome and
+the study's next round number atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from tutela.server.sealing import BlobSealer
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the coordinator schema."""
+
+
+class StudyRow(Base):
+    """A study: its resolved config, status and the sealed current global model."""
+
+    __tablename__ = "studies"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    config_json: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(16), index=True)
+    seed: Mapped[int] = mapped_column(sa.BigInteger)
+    current_round: Mapped[int] = mapped_column(sa.Integer, default=1)
+    total_rounds: Mapped[int] = mapped_column(sa.Integer)
+    attempt: Mapped[int] = mapped_column(sa.Integer, default=1)
+    model_version: Mapped[int] = mapped_column(sa.Integer, default=0)
+    model_blob: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    strategy_state: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    history_json: Mapped[str] = mapped_column(sa.Text, default="[]")
+    error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    created_by: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[float] = mapped_column(sa.Float)
+    updated_at: Mapped[float] = mapped_column(sa.Float)
+
+
+class RoundRow(Base):
+    """One attempt of one round of a study (a failed attempt is retried as attempt + 1)."""
+
+    __tablename__ = "rounds"
+    __table_args__ = (sa.UniqueConstraint("study_id", "round_no", "attempt"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[str] = mapped_column(sa.ForeignKey("studies.id"), index=True)
+    round_no: Mapped[int] = mapped_column(sa.Integer)
+    attempt: Mapped[int] = mapped_column(sa.Integer)
+    stage: Mapped[str] = mapped_column(sa.String(32))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    participants_json: Mapped[str] = mapped_column(sa.Text)
+    survivors_json: Mapped[str] = mapped_column(sa.Text, default="[]")
+    quorum: Mapped[int] = mapped_column(sa.Integer)
+    fit_config_json: Mapped[str] = mapped_column(sa.Text, default="{}")
+    protocol_state: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    opened_at: Mapped[float] = mapped_column(sa.Float)
+    stage_deadline: Mapped[float] = mapped_column(sa.Float)
+    closed_at: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    outcome_json: Mapped[str] = mapped_column(sa.Text, default="{}")
+
+
+class SiteRow(Base):
+    """A site known to the coordinator; its identity is its certificate's common name."""
+
+    __tablename__ = "sites"
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    cert_fingerprint: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    created_at: Mapped[float] = mapped_column(sa.Float)
+    enrolled_at: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+
+
+class TokenRow(Base):
+    """A bearer token (admin API) or one-time enrolment token, stored as a SHA-256 hash."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    role: Mapped[str] = mapped_column(sa.String(32))
+    subject: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[float] = mapped_column(sa.Float)
+    expires_at: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    used_at: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+
+
+class ParticipationRow(Base):
+    """A site's answer to a study after checking it against its local policy."""
+
+    __tablename__ = "participation"
+
+    study_id: Mapped[str] = mapped_column(sa.ForeignKey("studies.id"), primary_key=True)
+    site: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(16))
+    reason: Mapped[str] = mapped_column(sa.Text, default="")
+    num_examples: Mapped[int] = mapped_column(sa.Integer, default=0)
+    updated_at: Mapped[float] = mapped_column(sa.Float)
+
+
+class UpdateRow(Base):
+    """An accepted site submission for one round stage (sealed)."""
+
+    __tablename__ = "updates"
+    __table_args__ = (
+        sa.UniqueConstraint("study_id", "round_no", "attempt", "stage", "site"),
+        sa.UniqueConstraint("study_id", "site", "idempotency_key"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[str] = mapped_column(sa.ForeignKey("studies.id"), index=True)
+    round_no: Mapped[int] = mapped_column(sa.Integer)
+    attempt: Mapped[int] = mapped_column(sa.Integer)
+    stage: Mapped[str] = mapped_column(sa.String(32))
+    site: Mapped[str] = mapped_column(sa.String(64))
+    idempotency_key: Mapped[str] = mapped_column(sa.String(128))
+    digest: Mapped[str] = mapped_column(sa.String(64))
+    num_examples: Mapped[int] = mapped_column(sa.Integer, default=0)
+    blob: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[float] = mapped_column(sa.Float)
+
+
+class RelayRow(Base):
+    """An opaque, addressed message between two sites for one protocol stage (sealed)."""
+
+    __tablename__ = "relay"
+    __table_args__ = (sa.UniqueConstraint("study_id", "sender", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[str] = mapped_column(sa.ForeignKey("studies.id"), index=True)
+    round_no: Mapped[int] = mapped_column(sa.Integer)
+    attempt: Mapped[int] = mapped_column(sa.Integer)
+    stage: Mapped[str] = mapped_column(sa.String(32))
+    sender: Mapped[str] = mapped_column(sa.String(64))
+    recipient: Mapped[str] = mapped_column(sa.String(64), index=True)
+    idempotency_key: Mapped[str] = mapped_column(sa.String(128))
+    digest: Mapped[str] = mapped_column(sa.String(64))
+    blob: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[float] = mapped_column(sa.Float)
+
+
+class MetricRow(Base):
+    """Metrics a site reported for a round (non-sensitive aggregates only)."""
+
+    __tablename__ = "metrics"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[str] = mapped_column(sa.ForeignKey("studies.id"), index=True)
+    round_no: Mapped[int] = mapped_column(sa.Integer)
+    site: Mapped[str] = mapped_column(sa.String(64))
+    metrics_json: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[float] = mapped_column(sa.Float)
+
+
+class AuditRow(Base):
+    """One audit event (who, what, on which resource, outcome, when)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[float] = mapped_column(sa.Float)
+    actor: Mapped[str] = mapped_column(sa.String(200))
+    action: Mapped[str] = mapped_column(sa.String(64), index=True)
+    resource: Mapped[str] = mapped_column(sa.String(300))
+    outcome: Mapped[str] = mapped_column(sa.String(16))
+    detail_json: Mapped[str] = mapped_column(sa.Text, default="{}")
+
+
+def digest(data: bytes) -> str:
+    """SHA-256 of a payload, hex (used to tell a retry from a conflicting resubmission)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def create_db_engine(url: str) -> Engine:
+    """An engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``)."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (idempotent)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at (None before the first migration)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+class Store:
+    """Sessions, sealing and migrations for the coordinator database.
+
+    Args:
+        url: SQLAlchemy URL; SQLite by default, PostgreSQL by ``postgresql+psycopg://``.
+        sealer: encryption at rest for blobs.
+    """
+
+    def __init__(self, url: str, sealer: BlobSealer) -> None:
+        self.url = url
+        self.engine = create_db_engine(url)
+        migrate(self.engine)
+        self.sealer = sealer
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: committed on success, rolled back on any exception."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def seal(self, data: bytes, name: str) -> bytes:
+        """Encrypt a blob bound to ``name``."""
+        return self.sealer.seal(data, name=name)
+
+    def unseal(self, blob: bytes, name: str) -> bytes:
+        """Decrypt a blob bound to ``name`` (``IntegrityError`` if it was moved or edited)."""
+        return self.sealer.open(blob, name=name)
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+
+def sqlite_url(path: Path) -> str:
+    """The SQLAlchemy URL of a SQLite file."""
+    return f"sqlite:///{path}"
+
+
+def epoch(when: dt.datetime) -> float:
+    """Seconds since the epoch of an aware datetime."""
+    return when.timestamp()

@@ -1,0 +1,140 @@
+"""Tests of the AES-CTR CSPRNG.
+
+Statistical checks use fixed seeds, so they are deterministic; for a random seed each
+z-test at |z| < 5 would fail with probability below 6e-7 and each chi-square test at
+p > 1e-6 with probability 1e-6.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from scipy import stats
+
+from tutela.hazmat.rng import SecureRandom
+
+
+def _z(successes: int, n: int, p: float) -> float:
+    return (successes - n * p) / math.sqrt(n * p * (1 - p))
+
+
+def test_seeded_stream_is_the_documented_aes_ctr_keystream() -> None:
+    key = hashlib.sha256(b"tutela.hazmat.rng.SecureRandom/v1\x00" + b"kat").digest()
+    enc = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
+    expected = enc.update(bytes(100_000)) + enc.finalize()
+    rng = SecureRandom(b"kat")
+    # reads of odd sizes, across the internal 64 KiB refill boundary, continue the stream
+    got = rng.bytes(5) + rng.bytes(27) + rng.bytes(65_530) + rng.bytes(100_000 - 65_562)
+    assert got == expected
+
+
+def test_int_seed_equals_its_big_endian_bytes() -> None:
+    assert SecureRandom(258).bytes(32) == SecureRandom(b"\x01\x02").bytes(32)
+
+
+def test_determinism_and_independence() -> None:
+    assert SecureRandom(1).bytes(64) == SecureRandom(1).bytes(64)
+    assert SecureRandom(1).bytes(64) != SecureRandom(2).bytes(64)
+    assert SecureRandom().bytes(32) != SecureRandom().bytes(32)
+    assert "key" in repr(SecureRandom()) and "hidden" in repr(SecureRandom())
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError):
+        SecureRandom(-1)
+    with pytest.raises(TypeError):
+        SecureRandom("seed")  # type: ignore[arg-type]
+    rng = SecureRandom(3)
+    with pytest.raises(ValueError):
+        rng.bytes(-1)
+    with pytest.raises(ValueError):
+        rng.integers(0, 3)
+    with pytest.raises(ValueError):
+        rng.integers(2**62 + 1, 3)
+    with pytest.raises(ValueError):
+        rng.integers(5)
+    with pytest.raises(ValueError):
+        rng.bernoulli(4, 3)
+    with pytest.raises(ValueError):
+        rng.bernoulli_exp_neg(-1, 3)
+
+
+def test_uint64_and_bits_are_balanced() -> None:
+    rng = SecureRandom(4)
+    words = rng.uint64(20_000)
+    assert words.dtype == np.uint64
+    top = int((words >> np.uint64(63)).sum())
+    assert abs(_z(top, 20_000, 0.5)) < 5
+    bits = rng.bits(40_001)
+    assert bits.shape == (40_001,)
+    assert abs(_z(int(bits.sum()), 40_001, 0.5)) < 5
+
+
+@pytest.mark.parametrize("n", [7, 3 * 2**30, 3 * 2**60])
+def test_integers_are_uniform_without_modulo_bias(n: int) -> None:
+    rng = SecureRandom(5)
+    draws = rng.integers(n, 30_000)
+    assert draws.dtype == np.int64
+    assert draws.min() >= 0 and draws.max() < n
+    bins = 7 if n == 7 else 6
+    counts = np.bincount((draws.astype(object) * bins // n).astype(np.int64), minlength=bins)
+    assert stats.chisquare(counts).pvalue > 1e-6
+    # for n = 3 * 2**60, plain `x % n` gives P(x < n/3) = 6/16 instead of 1/3 (12 sd here)
+    low = int(np.sum(draws.astype(object) < n // 3))
+    assert abs(_z(low, 30_000, (n // 3) / n)) < 5
+
+
+def test_integers_with_per_element_bounds() -> None:
+    rng = SecureRandom(6)
+    bounds = np.array([1, 2, 3, 2**40, 2**62] * 2000)
+    draws = rng.integers(bounds)
+    assert np.all(draws < bounds) and np.all(draws >= 0)
+    assert np.all(draws[bounds == 1] == 0)
+    assert abs(_z(int(np.sum(draws[bounds == 2])), 2000, 0.5)) < 5
+
+
+def test_uniform_is_in_the_open_unit_interval() -> None:
+    u = SecureRandom(7).uniform(50_000)
+    assert u.min() > 0.0 and u.max() < 1.0
+    assert stats.kstest(u, "uniform").pvalue > 1e-6
+
+
+@pytest.mark.parametrize(
+    ("num", "den"),
+    [(1, 3), (2, 7), (10**30, 3 * 10**30), (2**70 + 1, 2**72)],
+)
+def test_bernoulli_rational_is_exact(num: int, den: int) -> None:
+    rng = SecureRandom(8)
+    n = 30_000
+    nums = np.array([num] * n, dtype=object)
+    dens = np.array([den] * n, dtype=object)
+    draws = rng.bernoulli(nums, dens)
+    assert draws.dtype == bool
+    assert abs(_z(int(draws.sum()), n, num / den)) < 5
+
+
+def test_bernoulli_edges() -> None:
+    rng = SecureRandom(9)
+    assert not rng.bernoulli(np.zeros(100, dtype=np.int64), 5).any()
+    assert rng.bernoulli(np.full(100, 5), 5).all()
+    big = np.array([0] * 50 + [2**80] * 50, dtype=object)
+    out = rng.bernoulli(big, np.array([2**80] * 100, dtype=object))
+    assert not out[:50].any() and out[50:].all()
+
+
+@pytest.mark.parametrize(
+    ("num", "den"), [(0, 1), (1, 2), (1, 1), (5, 2), (7, 1), (3 * 2**70, 2**70 + 1)]
+)
+def test_bernoulli_exp_neg_matches_exp(num: int, den: int) -> None:
+    rng = SecureRandom(10)
+    n = 30_000
+    draws = rng.bernoulli_exp_neg(np.array([num] * n, dtype=object), np.array([den] * n, dtype=object))
+    p = math.exp(-num / den)
+    if p == 1.0:
+        assert draws.all()
+    else:
+        assert abs(_z(int(draws.sum()), n, p)) < 5

@@ -40,7 +40,8 @@ def test_determinism_and_independence() -> None:
     assert SecureRandom(1).bytes(64) == SecureRandom(1).bytes(64)
     assert SecureRandom(1).bytes(64) != SecureRandom(2).bytes(64)
     assert SecureRandom().bytes(32) != SecureRandom().bytes(32)
-    assert "key" in repr(SecureRandom()) and "hidden" in repr(SecureRandom())
+    assert "key" in repr(SecureRandom())
+    assert "hidden" in repr(SecureRandom())
 
 
 def test_bad_arguments() -> None:
@@ -79,7 +80,8 @@ def test_integers_are_uniform_without_modulo_bias(n: int) -> None:
     rng = SecureRandom(5)
     draws = rng.integers(n, 30_000)
     assert draws.dtype == np.int64
-    assert draws.min() >= 0 and draws.max() < n
+    assert draws.min() >= 0
+    assert draws.max() < n
     bins = 7 if n == 7 else 6
     counts = np.bincount((draws.astype(object) * bins // n).astype(np.int64), minlength=bins)
     assert stats.chisquare(counts).pvalue > 1e-6
@@ -92,14 +94,16 @@ def test_integers_with_per_element_bounds() -> None:
     rng = SecureRandom(6)
     bounds = np.array([1, 2, 3, 2**40, 2**62] * 2000)
     draws = rng.integers(bounds)
-    assert np.all(draws < bounds) and np.all(draws >= 0)
+    assert np.all(draws < bounds)
+    assert np.all(draws >= 0)
     assert np.all(draws[bounds == 1] == 0)
     assert abs(_z(int(np.sum(draws[bounds == 2])), 2000, 0.5)) < 5
 
 
 def test_uniform_is_in_the_open_unit_interval() -> None:
     u = SecureRandom(7).uniform(50_000)
-    assert u.min() > 0.0 and u.max() < 1.0
+    assert u.min() > 0.0
+    assert u.max() < 1.0
     assert stats.kstest(u, "uniform").pvalue > 1e-6
 
 
@@ -123,7 +127,8 @@ def test_bernoulli_edges() -> None:
     assert rng.bernoulli(np.full(100, 5), 5).all()
     big = np.array([0] * 50 + [2**80] * 50, dtype=object)
     out = rng.bernoulli(big, np.array([2**80] * 100, dtype=object))
-    assert not out[:50].any() and out[50:].all()
+    assert not out[:50].any()
+    assert out[50:].all()
 
 
 @pytest.mark.parametrize(
@@ -132,7 +137,9 @@ def test_bernoulli_edges() -> None:
 def test_bernoulli_exp_neg_matches_exp(num: int, den: int) -> None:
     rng = SecureRandom(10)
     n = 30_000
-    draws = rng.bernoulli_exp_neg(np.array([num] * n, dtype=object), np.array([den] * n, dtype=object))
+    draws = rng.bernoulli_exp_neg(
+        np.array([num] * n, dtype=object), np.array([den] * n, dtype=object)
+    )
     p = math.exp(-num / den)
     if p == 1.0:
         assert draws.all()

@@ -66,6 +66,9 @@ CLINICAL_LEXICON: frozenset[str] = frozenset(
     pt ot slp rn np md do pa
     pneumonia diabetes hypertension asthma cancer carcinoma lymphoma leukemia anemia
     cellulitis bronchitis influenza covid covid-19 sars-cov-2 hiv hepatitis cirrhosis
+    medicare medicaid insurance billing driver vehicle patient pt contact home card portal
+    emergency records social security registration pacemaker device serial account
+    vitals labs medications allergies discharge admission follow-up followup plan
     """.split()
 )
 

@@ -164,7 +164,9 @@ def inclusion_proof(leaves: Sequence[bytes], index: int, size: int | None = None
     return path
 
 
-def consistency_proof(leaves: Sequence[bytes], old_size: int, new_size: int | None = None) -> list[bytes]:
+def consistency_proof(
+    leaves: Sequence[bytes], old_size: int, new_size: int | None = None
+) -> list[bytes]:
     """Consistency proof ``PROOF(old_size, D[0:new_size])`` (RFC 6962 §2.1.2).
 
     Empty when ``old_size == new_size``.
@@ -195,7 +197,9 @@ def consistency_proof(leaves: Sequence[bytes], old_size: int, new_size: int | No
     return proof
 
 
-def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> bool:
+def verify_inclusion(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+) -> bool:
     """Check an inclusion proof (RFC 9162 §2.1.3.2). Returns ``False`` on any mismatch."""
     if not 0 <= index < size:
         return False

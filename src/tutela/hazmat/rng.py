@@ -214,16 +214,12 @@ class SecureRandom:
             idx = np.flatnonzero(alive & np.asarray(need > 0, dtype=bool))
             if idx.size == 0:
                 break
-            ok = self._bernoulli_exp_neg_unit(
-                np.repeat(one, idx.size), np.repeat(one, idx.size)
-            )
+            ok = self._bernoulli_exp_neg_unit(np.repeat(one, idx.size), np.repeat(one, idx.size))
             alive[idx] = ok
             need[idx] = need[idx] - 1
         return alive
 
-    def _bernoulli_exp_neg_unit(
-        self, num: npt.NDArray[Any], den: npt.NDArray[Any]
-    ) -> BoolArray:
+    def _bernoulli_exp_neg_unit(self, num: npt.NDArray[Any], den: npt.NDArray[Any]) -> BoolArray:
         """Bernoulli(exp(-num/den)) for num/den in [0, 1] (CKS Algorithm 1), vectorised."""
         n = num.shape[0]
         k = np.ones(n, dtype=np.int64)
@@ -242,7 +238,7 @@ class SecureRandom:
                 a[hit] = self.integers(kk[hit]) == 0
             k[pending[a]] += 1
             pending = pending[a]
-        return (k % 2) == 1
+        return np.asarray((k % 2) == 1, dtype=bool)
 
 
 def _check_size(size: int) -> None:
@@ -292,7 +288,7 @@ def _broadcast_rational(
         den = np.repeat(den, num.shape[0])
     if num.shape != den.shape or num.ndim != 1:
         raise ValueError("numerator and denominator must be 1-D and of the same length")
-    if num.dtype == object or den.dtype == object:
+    if object in (num.dtype, den.dtype):
         num, den = num.astype(object), den.astype(object)
     if num.size:
         if np.any(den <= 0) or np.any(num < 0):

@@ -49,7 +49,9 @@ class StudyRow(Base):
     model_version: Mapped[int] = mapped_column(sa.Integer, default=0)
     model_blob: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
     strategy_state: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
-    history_json: Mapped[str] = mapped_column(sa.Text, default="[]")
+    settings_json: Mapped[str] = mapped_column(sa.Text, default="{}")
+    prep_json: Mapped[str] = mapped_column(sa.Text, default="{}")
+    privacy_json: Mapped[str] = mapped_column(sa.Text, default="[]")
     error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     created_by: Mapped[str] = mapped_column(sa.String(200))
     created_at: Mapped[float] = mapped_column(sa.Float)
@@ -77,6 +79,7 @@ class RoundRow(Base):
     stage_deadline: Mapped[float] = mapped_column(sa.Float)
     closed_at: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
     outcome_json: Mapped[str] = mapped_column(sa.Text, default="{}")
+    model_blob: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
 
 
 class SiteRow(Base):
@@ -116,6 +119,7 @@ class ParticipationRow(Base):
     status: Mapped[str] = mapped_column(sa.String(16))
     reason: Mapped[str] = mapped_column(sa.Text, default="")
     num_examples: Mapped[int] = mapped_column(sa.Integer, default=0)
+    moments_json: Mapped[str] = mapped_column(sa.Text, default="{}")
     updated_at: Mapped[float] = mapped_column(sa.Float)
 
 
@@ -193,6 +197,8 @@ def digest(data: bytes) -> str:
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite would defer it).
+    dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
@@ -201,13 +207,26 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.close()
 
 
-def create_db_engine(url: str) -> Engine:
-    """An engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``)."""
+def create_db_engine(url: str, *, immediate: bool = True) -> Engine:
+    """An engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``).
+
+    For SQLite, ``immediate`` makes every transaction ``BEGIN IMMEDIATE`` (it takes the
+    write lock up front, so a read-then-write transaction never fails on a stale snapshot);
+    read-only work uses a second engine with plain ``BEGIN``.
+    """
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
+        engine = sa.create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=8, max_overflow=32
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
+        begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+        def _begin(conn: sa.Connection) -> None:
+            conn.exec_driver_sql(begin)
+
+        event.listen(engine, "begin", _begin)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=32)
 
 
 def migrate(engine: Engine) -> None:
@@ -242,13 +261,22 @@ class Store:
         self.url = url
         self.engine = create_db_engine(url)
         migrate(self.engine)
+        self.is_sqlite = url.startswith("sqlite")
+        self.read_engine = create_db_engine(url, immediate=False) if self.is_sqlite else self.engine
         self.sealer = sealer
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(self.read_engine, expire_on_commit=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A transaction: committed on success, rolled back on any exception."""
+        """A write transaction: committed on success, rolled back on any exception."""
         with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction (never blocks writers on SQLite in WAL mode)."""
+        with self._readers() as session, session.begin():
             yield session
 
     def seal(self, data: bytes, name: str) -> bytes:
@@ -262,6 +290,7 @@ class Store:
     def close(self) -> None:
         """Release every pooled connection."""
         self.engine.dispose()
+        self.read_engine.dispose()
 
 
 def sqlite_url(path: Path) -> str:

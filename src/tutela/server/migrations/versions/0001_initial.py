@@ -51,7 +51,9 @@ def upgrade() -> None:
     sa.Column('model_version', sa.Integer(), nullable=False),
     sa.Column('model_blob', sa.LargeBinary(), nullable=True),
     sa.Column('strategy_state', sa.LargeBinary(), nullable=True),
-    sa.Column('history_json', sa.Text(), nullable=False),
+    sa.Column('settings_json', sa.Text(), nullable=False),
+    sa.Column('prep_json', sa.Text(), nullable=False),
+    sa.Column('privacy_json', sa.Text(), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('created_by', sa.String(length=200), nullable=False),
     sa.Column('created_at', sa.Float(), nullable=False),
@@ -92,6 +94,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('num_examples', sa.Integer(), nullable=False),
+    sa.Column('moments_json', sa.Text(), nullable=False),
     sa.Column('updated_at', sa.Float(), nullable=False),
     sa.ForeignKeyConstraint(['study_id'], ['studies.id'], ),
     sa.PrimaryKeyConstraint('study_id', 'site')
@@ -132,6 +135,7 @@ def upgrade() -> None:
     sa.Column('stage_deadline', sa.Float(), nullable=False),
     sa.Column('closed_at', sa.Float(), nullable=True),
     sa.Column('outcome_json', sa.Text(), nullable=False),
+    sa.Column('model_blob', sa.LargeBinary(), nullable=True),
     sa.ForeignKeyConstraint(['study_id'], ['studies.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('study_id', 'round_no', 'attempt')

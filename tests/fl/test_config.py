@@ -1,0 +1,47 @@
+import pytest
+
+from tutela.errors import ConfigError
+from tutela.fl.config import load_study, parse_study
+from tutela.fl.recipes import flagship_config
+
+
+def test_example_study_loads():
+    cfg = load_study("examples/healthcare/study.toml")
+    assert cfg.data.sites == 5
+    assert cfg.resolved()["strategy"]["name"] == "fedavg"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"data": {"sites": 0}}, "data.sites"),
+        ({"training": {"fraction_fit": 1.5}}, "training.fraction_fit"),
+        ({"training": {"rounds": "many"}}, "training.rounds"),
+        ({"data": {"colour": "blue"}}, "data.colour: unknown key"),
+        ({"bogus": {}}, "bogus: unknown key"),
+        ({"data": {"dataset": "adult"}}, "data.dataset"),
+        ({"privacy": {"mode": "sample"}}, "privacy.epsilon is required"),
+        ({"privacy": {"mode": "client", "epsilon": -1}}, "privacy.epsilon"),
+        ({"data": {"sites": 3}, "training": {"min_quorum": 4}}, "min_quorum cannot exceed"),
+        ({"strategy": {"name": "fedmedian"}, "secure_aggregation": {"protocol": "secagg+"}}, "cannot run with secure_aggregation"),
+    ],
+)
+def test_invalid_configs_name_the_key(data, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        parse_study(data)
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_study(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[data\nsites = ")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_study(bad)
+
+
+def test_flagship_overrides():
+    cfg = flagship_config(quick=True, epsilon=2.0, sites=2)
+    assert cfg.training.rounds == 10
+    assert cfg.privacy.mode == "sample"
+    assert cfg.training.min_quorum == 2

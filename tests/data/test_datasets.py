@@ -33,8 +33,24 @@ def test_synthetic_ehr_is_seeded_and_realistic():
     b = generate_ehr(20_000, hospitals=6, seed=3)
     assert a.equals(b)
     assert not a.equals(generate_ehr(20_000, hospitals=6, seed=4))
-    for col in ("name", "ssn", "mrn", "phone", "email", "age", "sex", "bmi", "systolic_bp",
-                "glucose", "smoker", "diabetes", "zip", "admission_date", "hospital", "outcome"):
+    for col in (
+        "name",
+        "ssn",
+        "mrn",
+        "phone",
+        "email",
+        "age",
+        "sex",
+        "bmi",
+        "systolic_bp",
+        "glucose",
+        "smoker",
+        "diabetes",
+        "zip",
+        "admission_date",
+        "hospital",
+        "outcome",
+    ):
         assert col in a.columns
     assert a["mrn"].is_unique
     assert a["ssn"].str.match(r"^\d{3}-\d{2}-\d{4}$").all()

@@ -19,7 +19,9 @@ def test_partition_is_disjoint_complete_and_respects_min_size(n, sites, scheme, 
     labels = rng.integers(0, 2, n)
     pool = np.sort(rng.choice(n, size=n - n // 5, replace=False))
     min_size = max(1, len(pool) // (2 * sites))
-    parts = partition(labels, sites, scheme, alpha=alpha, indices=pool, min_size=min_size, seed=seed)
+    parts = partition(
+        labels, sites, scheme, alpha=alpha, indices=pool, min_size=min_size, seed=seed
+    )
     assert len(parts) == sites
     joined = np.concatenate(parts)
     assert len(joined) == len(set(joined.tolist())), "a row went to two sites"
@@ -33,8 +35,18 @@ def _label_spread(parts, labels):
 
 def test_dirichlet_skews_labels_as_asked():
     labels = np.random.default_rng(0).integers(0, 2, 5000)
-    skewed = np.mean([_label_spread(partition(labels, 10, "dirichlet", alpha=0.1, seed=s), labels) for s in range(5)])
-    mild = np.mean([_label_spread(partition(labels, 10, "dirichlet", alpha=100.0, seed=s), labels) for s in range(5)])
+    skewed = np.mean(
+        [
+            _label_spread(partition(labels, 10, "dirichlet", alpha=0.1, seed=s), labels)
+            for s in range(5)
+        ]
+    )
+    mild = np.mean(
+        [
+            _label_spread(partition(labels, 10, "dirichlet", alpha=100.0, seed=s), labels)
+            for s in range(5)
+        ]
+    )
     iid = np.mean([_label_spread(partition(labels, 10, "iid", seed=s), labels) for s in range(5)])
     assert skewed > 0.2 > 0.05 > mild
     assert iid < 0.05

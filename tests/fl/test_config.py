@@ -23,7 +23,10 @@ def test_example_study_loads():
         ({"privacy": {"mode": "sample"}}, "privacy.epsilon is required"),
         ({"privacy": {"mode": "client", "epsilon": -1}}, "privacy.epsilon"),
         ({"data": {"sites": 3}, "training": {"min_quorum": 4}}, "min_quorum cannot exceed"),
-        ({"strategy": {"name": "fedmedian"}, "secure_aggregation": {"protocol": "secagg+"}}, "cannot run with secure_aggregation"),
+        (
+            {"strategy": {"name": "fedmedian"}, "secure_aggregation": {"protocol": "secagg+"}},
+            "cannot run with secure_aggregation",
+        ),
     ],
 )
 def test_invalid_configs_name_the_key(data, message):

@@ -12,12 +12,14 @@ from tutela.fl.strategy import FedAvg, FedMedian
 def _sites(n, rows=40, seed=0):
     rng = np.random.default_rng(seed)
     w = rng.normal(size=4)
-    factory = lambda: build_model("logistic", 4, seed=1)  # noqa: E731
+    factory = lambda: build_model("logistic", 4, seed=1)
     sites = {}
     for i in range(n):
         x = rng.normal(size=(rows, 4)).astype(np.float32)
         y = (x @ w + 0.3 * rng.normal(size=rows) > 0).astype(np.int64)
-        sites[f"s{i}"] = LocalSite(f"s{i}", x, y, factory, LocalTraining(epochs=1, learning_rate=0.5), seed=i)
+        sites[f"s{i}"] = LocalSite(
+            f"s{i}", x, y, factory, LocalTraining(epochs=1, learning_rate=0.5), seed=i
+        )
     return sites, factory
 
 
@@ -36,8 +38,12 @@ class Flaky:
 
 def test_training_improves_the_global_model():
     sites, factory = _sites(4)
-    eng = RoundEngine(FedAvg(min_fit_sites=2), sites, min_quorum=2,
-                      evaluate_fn=lambda p: sites["s0"].evaluate(EvaluateIns(p)).metrics)
+    eng = RoundEngine(
+        FedAvg(min_fit_sites=2),
+        sites,
+        min_quorum=2,
+        evaluate_fn=lambda p: sites["s0"].evaluate(EvaluateIns(p)).metrics,
+    )
     start = get_parameters(factory())
     before = sites["s0"].evaluate(EvaluateIns(start)).metrics["log_loss"]
     final = eng.run(5, start)
@@ -68,7 +74,14 @@ def test_site_sending_wrong_shape_counts_as_failure():
         site_id = "evil"
 
         def fit(self, ins):
-            return sites["s0"].fit(FitIns(ins.parameters)).__class__({"0.weight": np.zeros((2, 2), np.float32), "0.bias": np.zeros(1, np.float32)}, 10)
+            return (
+                sites["s0"]
+                .fit(FitIns(ins.parameters))
+                .__class__(
+                    {"0.weight": np.zeros((2, 2), np.float32), "0.bias": np.zeros(1, np.float32)},
+                    10,
+                )
+            )
 
         def evaluate(self, ins):
             raise AssertionError
@@ -79,9 +92,11 @@ def test_site_sending_wrong_shape_counts_as_failure():
 
 
 def test_local_site_rejects_bad_data():
-    factory = lambda: build_model("logistic", 2)  # noqa: E731
+    factory = lambda: build_model("logistic", 2)
     with pytest.raises(Exception, match="NaN"):
-        LocalSite("x", np.array([[np.nan, 1.0]], np.float32), np.array([1]), factory, LocalTraining())
+        LocalSite(
+            "x", np.array([[np.nan, 1.0]], np.float32), np.array([1]), factory, LocalTraining()
+        )
     with pytest.raises(Exception, match="disagree"):
         LocalSite("x", np.zeros((3, 2), np.float32), np.array([1]), factory, LocalTraining())
 
@@ -101,5 +116,5 @@ def test_fedprox_local_term_keeps_sites_closer_to_global():
     s = sites["s0"]
     free = s.fit(FitIns(start, {"local_epochs": 3, "proximal_mu": 0.0})).parameters
     prox = s.fit(FitIns(start, {"local_epochs": 3, "proximal_mu": 1.0})).parameters
-    dist = lambda p: sum(float(np.sum((p[k] - start[k]) ** 2)) for k in p)  # noqa: E731
+    dist = lambda p: sum(float(np.sum((p[k] - start[k]) ** 2)) for k in p)
     assert dist(prox) < dist(free)

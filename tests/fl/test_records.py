@@ -13,8 +13,12 @@ from tutela.fl.records import (
 )
 
 finite = st.floats(-1e6, 1e6, allow_nan=False, width=32)
-arrays = hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=5), elements=finite)
-param_dicts = st.dictionaries(st.from_regex(r"[a-z][a-z0-9_.]{0,12}", fullmatch=True), arrays, min_size=1, max_size=4)
+arrays = hnp.arrays(
+    np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=5), elements=finite
+)
+param_dicts = st.dictionaries(
+    st.from_regex(r"[a-z][a-z0-9_.]{0,12}", fullmatch=True), arrays, min_size=1, max_size=4
+)
 
 
 @settings(max_examples=50, deadline=None)
@@ -45,7 +49,9 @@ def test_payload_is_not_pickle():
     assert blob[8 : 8 + header_len].startswith(b"{")
 
 
-@pytest.mark.parametrize("payload", [b"", b"not safetensors", b"\xff" * 64, (10**9).to_bytes(8, "little") + b"{}"])
+@pytest.mark.parametrize(
+    "payload", [b"", b"not safetensors", b"\xff" * 64, (10**9).to_bytes(8, "little") + b"{}"]
+)
 def test_malformed_payload_is_a_clear_error(payload):
     with pytest.raises(DataError, match="malformed"):
         parameters_from_bytes(payload)
@@ -68,4 +74,6 @@ def test_check_compatible_names_the_problem():
     with pytest.raises(DataError, match="missing"):
         check_compatible({"w": np.ones((2, 3), np.float32)}, ref)
     with pytest.raises(DataError, match="infinite"):
-        check_compatible({"w": np.full((2, 3), np.inf, np.float32), "b": np.ones(2, np.float32)}, ref)
+        check_compatible(
+            {"w": np.full((2, 3), np.inf, np.float32), "b": np.ones(2, np.float32)}, ref
+        )

@@ -96,7 +96,9 @@ def test_sampling_respects_fraction_and_minimum():
     assert len(set(chosen)) == 5
 
 
-@pytest.mark.parametrize("kwargs", [{"fraction_fit": 0.0}, {"fraction_fit": 1.5}, {"min_fit_sites": 0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"fraction_fit": 0.0}, {"fraction_fit": 1.5}, {"min_fit_sites": 0}]
+)
 def test_bad_strategy_settings(kwargs):
     with pytest.raises(ConfigError):
         FedAvg(**kwargs)

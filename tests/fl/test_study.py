@@ -19,7 +19,12 @@ def test_flagship_default_meets_the_utility_bar():
 
 @pytest.mark.parametrize("strategy", ["fedprox", "fedadam", "fedyogi", "fedmedian", "trimmed-mean"])
 def test_every_strategy_learns(strategy):
-    cfg = flagship_config(rounds=6).with_overrides(strategy={"name": strategy, "server_learning_rate": 0.05 if strategy in ("fedadam", "fedyogi") else None})
+    cfg = flagship_config(rounds=6).with_overrides(
+        strategy={
+            "name": strategy,
+            "server_learning_rate": 0.05 if strategy in ("fedadam", "fedyogi") else None,
+        }
+    )
     res = run_study(cfg, with_baselines=False)
     assert res["federated"]["auc"] > 0.75
 
@@ -34,13 +39,16 @@ def test_same_seed_same_result():
 def test_simulated_dropout_still_trains():
     cfg = flagship_config(rounds=5).with_overrides(training={"dropout": 0.3, "min_quorum": 2})
     res = run_study(cfg, with_baselines=False)
-    assert any(r["failed"] for r in res["history"]) or all(r["status"] == "ok" for r in res["history"])
+    assert any(r["failed"] for r in res["history"]) or all(
+        r["status"] == "ok" for r in res["history"]
+    )
     assert res["federated"]["auc"] > 0.7
 
 
 def test_mlp_and_synthetic_ehr():
     cfg = flagship_config(rounds=3, dataset="synthetic-ehr").with_overrides(
-        data={"rows": 3000}, model={"kind": "mlp", "hidden": [16]})
+        data={"rows": 3000}, model={"kind": "mlp", "hidden": [16]}
+    )
     res = run_study(cfg, with_baselines=False)
     assert res["dataset"]["name"] == "synthetic-ehr"
     assert res["federated"]["auc"] > 0.6

@@ -18,10 +18,22 @@ def list_datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON
 
     catalog = dataset_catalog()
     if as_json:
-        typer.echo(json.dumps([
-            {"name": d.name.value, "title": d.title, "rows": d.rows, "features": d.features,
-             "outcome": d.outcome, "source": d.source} for d in catalog
-        ], indent=2))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "name": d.name.value,
+                        "title": d.title,
+                        "rows": d.rows,
+                        "features": d.features,
+                        "outcome": d.outcome,
+                        "source": d.source,
+                    }
+                    for d in catalog
+                ],
+                indent=2,
+            )
+        )
         return
     table = Table(title="Datasets (all load offline)")
     for col in ("name", "rows", "features", "outcome", "source"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ def _write_json_atomic(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(_clean(data), indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def _print_summary(console: Console, results: dict[str, Any]) -> None:
@@ -72,21 +71,30 @@ def _print_summary(console: Console, results: dict[str, Any]) -> None:
         )
 
 
-def execute(config: Any, *, out: Path | None, run_dir: Path | None, console: Console) -> dict[str, Any]:
+def execute(
+    config: Any, *, out: Path | None, run_dir: Path | None, console: Console
+) -> dict[str, Any]:
     """Run a study with a progress bar, print the summary, write the run directory."""
     from tutela.fl.recipes import run_configured_study
 
     rounds = config.training.rounds
     with Progress(
-        TextColumn("[bold]federated training"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
-        console=console, transient=False, disable=not console.is_terminal,
+        TextColumn("[bold]federated training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
     ) as progress:
         task = progress.add_task("rounds", total=rounds, status="")
 
         def on_round(record: Any) -> None:
             m = record.metrics
-            status = f"auc {m.get('auc', float('nan')):.3f} acc {m.get('accuracy', float('nan')):.3f}"
+            status = (
+                f"auc {m.get('auc', float('nan')):.3f} acc {m.get('accuracy', float('nan')):.3f}"
+            )
             progress.update(task, advance=1, status=status)
 
         results = run_configured_study(config, progress=on_round, run_dir=run_dir)
@@ -105,14 +113,20 @@ def _default_run_dir(name: str) -> Path:
 
 
 def demo(
-    quick: bool = typer.Option(False, "--quick", help=f"Fewer rounds ({QUICK_ROUNDS}); under a minute."),
+    quick: bool = typer.Option(
+        False, "--quick", help=f"Fewer rounds ({QUICK_ROUNDS}); under a minute."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Write results JSON here."),
-    epsilon: float | None = typer.Option(None, "--epsilon", help="Train under DP with this epsilon."),
+    epsilon: float | None = typer.Option(
+        None, "--epsilon", help="Train under DP with this epsilon."
+    ),
     dataset: str | None = typer.Option(None, "--dataset", help="Override the dataset."),
     sites: int | None = typer.Option(None, "--sites", help="Number of hospitals."),
     rounds: int | None = typer.Option(None, "--rounds", help="Number of rounds."),
     seed: int | None = typer.Option(None, "--seed", help="Study seed."),
-    run_dir: Path | None = typer.Option(None, "--run-dir", help="Run directory (default runs/<name>-<time>)."),
+    run_dir: Path | None = typer.Option(
+        None, "--run-dir", help="Run directory (default runs/<name>-<time>)."
+    ),
 ) -> None:
     """Run the flagship study: hospitals predicting a disease outcome, federated."""
     from tutela.fl.recipes import flagship_config
@@ -133,7 +147,9 @@ def study_run(
     from tutela.fl.config import load_study
 
     config = load_study(path)
-    execute(config, out=out, run_dir=run_dir or _default_run_dir(config.study.name), console=Console())
+    execute(
+        config, out=out, run_dir=run_dir or _default_run_dir(config.study.name), console=Console()
+    )
 
 
 @study_app.command("validate")

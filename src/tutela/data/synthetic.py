@@ -31,18 +31,120 @@ MODEL_FEATURES: tuple[str, ...] = (
 )
 
 _FIRST = np.array(
-    "James Mary John Patricia Robert Jennifer Michael Linda David Elizabeth William Barbara "
-    "Richard Susan Joseph Jessica Thomas Sarah Carlos Maria Wei Fatima Arjun Aisha Kenji Yuki "
-    "Olga Ivan Amara Kwame Sofia Luca Noah Emma Liam Olivia Mateo Chloe Omar Leila".split()
+    [
+        "James",
+        "Mary",
+        "John",
+        "Patricia",
+        "Robert",
+        "Jennifer",
+        "Michael",
+        "Linda",
+        "David",
+        "Elizabeth",
+        "William",
+        "Barbara",
+        "Richard",
+        "Susan",
+        "Joseph",
+        "Jessica",
+        "Thomas",
+        "Sarah",
+        "Carlos",
+        "Maria",
+        "Wei",
+        "Fatima",
+        "Arjun",
+        "Aisha",
+        "Kenji",
+        "Yuki",
+        "Olga",
+        "Ivan",
+        "Amara",
+        "Kwame",
+        "Sofia",
+        "Luca",
+        "Noah",
+        "Emma",
+        "Liam",
+        "Olivia",
+        "Mateo",
+        "Chloe",
+        "Omar",
+        "Leila",
+    ]
 )
 _LAST = np.array(
-    "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez "
-    "Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Chen Wang Kim Patel Singh "
-    "Nguyen Okafor Mensah Rossi Muller Dubois Ivanova Tanaka Sato Cohen Murphy Kowalski".split()
+    [
+        "Smith",
+        "Johnson",
+        "Williams",
+        "Brown",
+        "Jones",
+        "Garcia",
+        "Miller",
+        "Davis",
+        "Rodriguez",
+        "Martinez",
+        "Hernandez",
+        "Lopez",
+        "Gonzalez",
+        "Wilson",
+        "Anderson",
+        "Thomas",
+        "Taylor",
+        "Moore",
+        "Jackson",
+        "Martin",
+        "Lee",
+        "Chen",
+        "Wang",
+        "Kim",
+        "Patel",
+        "Singh",
+        "Nguyen",
+        "Okafor",
+        "Mensah",
+        "Rossi",
+        "Muller",
+        "Dubois",
+        "Ivanova",
+        "Tanaka",
+        "Sato",
+        "Cohen",
+        "Murphy",
+        "Kowalski",
+    ]
 )
 _ZIP3 = np.array(
-    ["021", "100", "112", "191", "303", "331", "441", "481", "606", "752", "770", "802", "850",
-     "891", "900", "941", "972", "981", "036", "059", "102", "203", "556", "692", "790", "821"]
+    [
+        "021",
+        "100",
+        "112",
+        "191",
+        "303",
+        "331",
+        "441",
+        "481",
+        "606",
+        "752",
+        "770",
+        "802",
+        "850",
+        "891",
+        "900",
+        "941",
+        "972",
+        "981",
+        "036",
+        "059",
+        "102",
+        "203",
+        "556",
+        "692",
+        "790",
+        "821",
+    ]
 )
 
 
@@ -125,11 +227,15 @@ def generate_ehr(n: int, *, hospitals: int = 8, seed: int = 0) -> pd.DataFrame:
     phone = "(" + _digits(rng.integers(201, 990, n), 3) + ") 555-"
     phone = phone + _digits(rng.integers(0, 10000, n), 4)
     email = (
-        pd.Series(first).str.lower() + "." + pd.Series(last).str.lower()
-        + _digits(rng.integers(0, 1000, n), 3) + "@example.org"
+        pd.Series(first).str.lower()
+        + "."
+        + pd.Series(last).str.lower()
+        + _digits(rng.integers(0, 1000, n), 3)
+        + "@example.org"
     )
-    zip_code = pd.Series(_ZIP3[(rng.integers(0, len(_ZIP3), hospitals)[site]
-                                + rng.integers(0, 3, n)) % len(_ZIP3)])
+    zip_code = pd.Series(
+        _ZIP3[(rng.integers(0, len(_ZIP3), hospitals)[site] + rng.integers(0, 3, n)) % len(_ZIP3)]
+    )
     zip_code = zip_code + _digits(rng.integers(0, 100, n), 2)
     admission = np.datetime64("2018-01-01") + rng.integers(0, 6 * 365, n).astype("timedelta64[D]")
 

@@ -107,7 +107,9 @@ class LocalSite:
         privatize: PrivatizeHook | None = None,
     ) -> None:
         if features.ndim != 2 or len(features) != len(outcome):
-            raise DataError(f"site {site_id}: features {features.shape} and outcome {outcome.shape} disagree")
+            raise DataError(
+                f"site {site_id}: features {features.shape} and outcome {outcome.shape} disagree"
+            )
         if len(outcome) == 0:
             raise DataError(f"site {site_id} has no rows")
         if not np.isfinite(features).all():
@@ -132,7 +134,9 @@ class LocalSite:
         self._x = ((self._x - mean) / std).astype(np.float32)
 
     def _loader(self) -> torch.utils.data.DataLoader[tuple[torch.Tensor, ...]]:
-        dataset = torch.utils.data.TensorDataset(torch.from_numpy(self._x), torch.from_numpy(self._y))
+        dataset = torch.utils.data.TensorDataset(
+            torch.from_numpy(self._x), torch.from_numpy(self._y)
+        )
         return torch.utils.data.DataLoader(
             dataset,
             batch_size=min(self._training.batch_size, len(dataset)),
@@ -144,7 +148,9 @@ class LocalSite:
         t = self._training
         if t.optimizer is OptimizerKind.ADAM:
             return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=t.weight_decay)
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=t.momentum, weight_decay=t.weight_decay)
+        return torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=t.momentum, weight_decay=t.weight_decay
+        )
 
     def fit(self, ins: FitIns) -> FitRes:
         model = self._model_factory()
@@ -169,7 +175,10 @@ class LocalSite:
                 optimizer.zero_grad()
                 loss = loss_fn(model(xb).squeeze(-1), yb)
                 if mu > 0:
-                    prox = sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor, strict=True))
+                    prox = sum(
+                        ((p - a) ** 2).sum()
+                        for p, a in zip(model.parameters(), anchor, strict=True)
+                    )
                     loss = loss + 0.5 * mu * prox
                 loss.backward()
                 optimizer.step()
@@ -178,7 +187,9 @@ class LocalSite:
         params = get_parameters(_unwrap(model))
         return FitRes(params, self.num_examples, {"train_loss": running / max(seen, 1)})
 
-    def predict_proba(self, params: Parameters, features: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.float64]:
+    def predict_proba(
+        self, params: Parameters, features: npt.NDArray[np.float32] | None = None
+    ) -> npt.NDArray[np.float64]:
         model = self._model_factory()
         set_parameters(model, params)
         return predict_proba(model, self._x if features is None else features)

@@ -130,7 +130,9 @@ class RoundEngine:
         self.rng = np.random.default_rng(seed)
         self.history: list[RoundRecord] = []
 
-    def run_round(self, server_round: int, parameters: Parameters) -> tuple[Parameters, RoundRecord]:
+    def run_round(
+        self, server_round: int, parameters: Parameters
+    ) -> tuple[Parameters, RoundRecord]:
         """Run one round and return the new global parameters and its record."""
         instructions = self.strategy.configure_fit(
             server_round, parameters, sorted(self.sites), self.rng
@@ -147,16 +149,22 @@ class RoundEngine:
                 failed.append(site_id)
                 continue
             updates.append(
-                ClientUpdate(site_id, subtract(res.parameters, parameters), res.num_examples, res.metrics)
+                ClientUpdate(
+                    site_id, subtract(res.parameters, parameters), res.num_examples, res.metrics
+                )
             )
         sites = tuple(u.site for u in updates)
         if len(updates) < self.min_quorum:
-            record = RoundRecord(server_round, "quorum-not-met", sites, tuple(failed), 0, self._evaluate(parameters))
+            record = RoundRecord(
+                server_round, "quorum-not-met", sites, tuple(failed), 0, self._evaluate(parameters)
+            )
             return parameters, record
         try:
             aggregate = self.aggregator.aggregate(server_round, updates, parameters)
         except QuorumNotMet:
-            record = RoundRecord(server_round, "quorum-not-met", sites, tuple(failed), 0, self._evaluate(parameters))
+            record = RoundRecord(
+                server_round, "quorum-not-met", sites, tuple(failed), 0, self._evaluate(parameters)
+            )
             return parameters, record
         new = self.strategy.aggregate_fit(server_round, parameters, aggregate)
         check_compatible(new, parameters)

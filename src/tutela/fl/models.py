@@ -18,7 +18,9 @@ class ModelKind(StrEnum):
     MLP = "mlp"
 
 
-def build_model(kind: ModelKind | str, n_features: int, *, hidden: Sequence[int] = (32,), seed: int = 0) -> nn.Module:
+def build_model(
+    kind: ModelKind | str, n_features: int, *, hidden: Sequence[int] = (32,), seed: int = 0
+) -> nn.Module:
     """Build a binary classifier returning one logit per row.
 
     Args:

@@ -20,11 +20,23 @@ from tutela.fl.study import run_study
 
 FLAGSHIP: dict[str, Any] = {
     "study": {"name": "hospital-diabetes", "purpose": "disease-outcome-prediction", "seed": 0},
-    "data": {"dataset": "pima-diabetes", "sites": 5, "partition": "dirichlet", "alpha": 0.5,
-             "test_fraction": 0.25, "min_site_rows": 20},
+    "data": {
+        "dataset": "pima-diabetes",
+        "sites": 5,
+        "partition": "dirichlet",
+        "alpha": 0.5,
+        "test_fraction": 0.25,
+        "min_site_rows": 20,
+    },
     "model": {"kind": "logistic"},
-    "training": {"rounds": 30, "local_epochs": 2, "batch_size": 32, "learning_rate": 0.1,
-                 "min_fit_sites": 3, "min_quorum": 3},
+    "training": {
+        "rounds": 30,
+        "local_epochs": 2,
+        "batch_size": 32,
+        "learning_rate": 0.1,
+        "min_fit_sites": 3,
+        "min_quorum": 3,
+    },
     "strategy": {"name": "fedavg"},
 }
 

@@ -26,7 +26,9 @@ ConfigRecord = dict[str, Scalar]
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 
-def parameters_to_bytes(params: Mapping[str, npt.NDArray[np.generic]], *, metadata: Mapping[str, str] | None = None) -> bytes:
+def parameters_to_bytes(
+    params: Mapping[str, npt.NDArray[np.generic]], *, metadata: Mapping[str, str] | None = None
+) -> bytes:
     """Serialise named arrays with safetensors."""
     arrays = {name: np.ascontiguousarray(value) for name, value in params.items()}
     return st_save(arrays, metadata=dict(metadata) if metadata else None)
@@ -55,7 +57,9 @@ def parameters_from_bytes(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) ->
     return out
 
 
-def check_compatible(params: Mapping[str, npt.NDArray[np.generic]], reference: Mapping[str, npt.NDArray[np.generic]]) -> None:
+def check_compatible(
+    params: Mapping[str, npt.NDArray[np.generic]], reference: Mapping[str, npt.NDArray[np.generic]]
+) -> None:
     """Raise :class:`DataError` unless ``params`` has exactly the names and shapes of ``reference``
     and only finite values."""
     missing = sorted(set(reference) - set(params))

@@ -64,7 +64,11 @@ class Strategy(Protocol):
     needs_individual_updates: bool
 
     def configure_fit(
-        self, server_round: int, parameters: Parameters, sites: Sequence[str], rng: np.random.Generator
+        self,
+        server_round: int,
+        parameters: Parameters,
+        sites: Sequence[str],
+        rng: np.random.Generator,
     ) -> list[tuple[str, FitIns]]:
         """Choose the sites for a training round and what to send each."""
         ...
@@ -76,7 +80,11 @@ class Strategy(Protocol):
         ...
 
     def configure_evaluate(
-        self, server_round: int, parameters: Parameters, sites: Sequence[str], rng: np.random.Generator
+        self,
+        server_round: int,
+        parameters: Parameters,
+        sites: Sequence[str],
+        rng: np.random.Generator,
     ) -> list[tuple[str, EvaluateIns]]:
         """Choose the sites for federated evaluation."""
         ...
@@ -133,7 +141,11 @@ class FedAvg:
         return {**self.local_config, "server_round": server_round}
 
     def configure_fit(
-        self, server_round: int, parameters: Parameters, sites: Sequence[str], rng: np.random.Generator
+        self,
+        server_round: int,
+        parameters: Parameters,
+        sites: Sequence[str],
+        rng: np.random.Generator,
     ) -> list[tuple[str, FitIns]]:
         chosen = sample_sites(sites, self.fraction_fit, self.min_fit_sites, rng)
         ins = FitIns(parameters, self.fit_config(server_round))
@@ -145,7 +157,11 @@ class FedAvg:
         return add(parameters, aggregate.mean_update, self.server_learning_rate)
 
     def configure_evaluate(
-        self, server_round: int, parameters: Parameters, sites: Sequence[str], rng: np.random.Generator
+        self,
+        server_round: int,
+        parameters: Parameters,
+        sites: Sequence[str],
+        rng: np.random.Generator,
     ) -> list[tuple[str, EvaluateIns]]:
         chosen = sample_sites(sites, self.fraction_evaluate, self.min_evaluate_sites, rng)
         ins = EvaluateIns(parameters, {"server_round": server_round})
@@ -213,10 +229,12 @@ class FedAdam(FedAvg):
             self._m = {k: np.zeros_like(v) for k, v in delta.items()}
             self._v = {k: np.zeros_like(v) for k, v in delta.items()}
         out: Parameters = {}
-        for k, d in delta.items():
-            d = d.astype(np.float64)
+        for k, raw in delta.items():
+            d = raw.astype(np.float64)
             self._m[k] = (self.beta1 * self._m[k] + (1 - self.beta1) * d).astype(np.float32)
-            self._v[k] = self._second_moment(self._v[k].astype(np.float64), d * d).astype(np.float32)
+            self._v[k] = self._second_moment(self._v[k].astype(np.float64), d * d).astype(
+                np.float32
+            )
             step = self.server_learning_rate * self._m[k] / (np.sqrt(self._v[k]) + self.tau)
             out[k] = (parameters[k] + step).astype(np.float32)
         return out
@@ -227,7 +245,7 @@ class FedYogi(FedAdam):
     """FedYogi (Reddi et al. 2021): like FedAdam with ``v = v - (1-b2) d^2 sign(v - d^2)``."""
 
     def _second_moment(self, v: np.ndarray, d2: np.ndarray) -> np.ndarray:
-        return v - (1 - self.beta2) * d2 * np.sign(v - d2)
+        return np.asarray(v - (1 - self.beta2) * d2 * np.sign(v - d2))
 
 
 @dataclass
@@ -244,7 +262,8 @@ class FedMedian(FedAvg):
     ) -> Parameters:
         if aggregate.updates is None:
             raise ConfigError(
-                f"{type(self).__name__} needs individual updates; it cannot run under secure aggregation"
+                f"{type(self).__name__} needs individual updates; "
+                "it cannot run under secure aggregation"
             )
         robust: Parameters = {}
         for k in parameters:
@@ -267,6 +286,6 @@ class FedTrimmedMean(FedMedian):
 
     def _combine(self, stacked: np.ndarray) -> np.ndarray:
         n = stacked.shape[0]
-        cut = int(math.floor(self.trim_fraction * n))
+        cut = math.floor(self.trim_fraction * n)
         ordered = np.sort(stacked, axis=0)
         return np.asarray(ordered[cut : n - cut].mean(axis=0))

@@ -26,7 +26,15 @@ from tutela.fl.engine import RoundEngine, RoundRecord, UpdateAggregator
 from tutela.fl.metrics import binary_metrics
 from tutela.fl.models import build_model, get_parameters, set_parameters
 from tutela.fl.records import Metrics, Parameters
-from tutela.fl.strategy import FedAdam, FedAvg, FedMedian, FedProx, FedTrimmedMean, FedYogi, Strategy
+from tutela.fl.strategy import (
+    FedAdam,
+    FedAvg,
+    FedMedian,
+    FedProx,
+    FedTrimmedMean,
+    FedYogi,
+    Strategy,
+)
 
 
 def build_strategy(config: StudyConfig) -> Strategy:
@@ -43,7 +51,7 @@ def build_strategy(config: StudyConfig) -> Strategy:
     }
     if s.server_learning_rate is not None:
         common["server_learning_rate"] = s.server_learning_rate
-    adam = {"beta1": s.beta1, "beta2": s.beta2, "tau": s.tau}
+    adam: dict[str, Any] = {"beta1": s.beta1, "beta2": s.beta2, "tau": s.tau}
     match s.name:
         case "fedavg":
             return FedAvg(**common)
@@ -80,7 +88,9 @@ def prepare_data(config: StudyConfig) -> StudyData:
     if c.columns is not None:
         unknown = sorted(set(c.columns) - set(dataset.features.columns))
         if unknown:
-            raise DataError(f"data.columns: unknown column(s) {', '.join(unknown)} in {dataset.name}")
+            raise DataError(
+                f"data.columns: unknown column(s) {', '.join(unknown)} in {dataset.name}"
+            )
         columns = list(c.columns)
     elif c.dataset is DatasetName.SYNTHETIC_EHR:
         columns = dataset.meta["model_features"].split(",")
@@ -90,8 +100,13 @@ def prepare_data(config: StudyConfig) -> StudyData:
     y = dataset.outcome
     train, test = train_test_split_indices(y, c.test_fraction, seed=config.study.seed)
     parts = partition(
-        y, c.sites, c.partition, alpha=c.alpha, indices=train,
-        min_size=min(c.min_site_rows, len(train) // c.sites), seed=config.study.seed,
+        y,
+        c.sites,
+        c.partition,
+        alpha=c.alpha,
+        indices=train,
+        min_size=min(c.min_site_rows, len(train) // c.sites),
+        seed=config.study.seed,
     )
     names = [f"hospital-{i + 1}" for i in range(c.sites)]
     return StudyData(dataset, columns, parts, test, x, y, names)
@@ -105,8 +120,12 @@ def _model_factory(config: StudyConfig, n_features: int) -> Callable[[], Any]:
 def _training(config: StudyConfig) -> LocalTraining:
     t = config.training
     return LocalTraining(
-        epochs=t.local_epochs, batch_size=t.batch_size, learning_rate=t.learning_rate,
-        optimizer=t.optimizer, momentum=t.momentum, weight_decay=t.weight_decay,
+        epochs=t.local_epochs,
+        batch_size=t.batch_size,
+        learning_rate=t.learning_rate,
+        optimizer=t.optimizer,
+        momentum=t.momentum,
+        weight_decay=t.weight_decay,
     )
 
 
@@ -137,8 +156,13 @@ def prepare_sites(config: StudyConfig, data: StudyData, privatize: Any = None) -
     sites: dict[str, LocalSite] = {}
     for i, (name, rows) in enumerate(zip(data.site_names, data.site_rows, strict=True)):
         sites[name] = LocalSite(
-            name, data.x[rows], data.y[rows], factory, _training(config),
-            seed=config.study.seed * 1000 + i, privatize=privatize,
+            name,
+            data.x[rows],
+            data.y[rows],
+            factory,
+            _training(config),
+            seed=config.study.seed * 1000 + i,
+            privatize=privatize,
         )
     mean, std = global_standardisation([s.feature_moments() for s in sites.values()])
     for s in sites.values():
@@ -173,21 +197,33 @@ def train_alone(site: LocalSite, initial: Parameters, epochs: int, lr: float) ->
     return res.parameters
 
 
-def baselines(config: StudyConfig, prepared: PreparedStudy, initial: Parameters) -> dict[str, Metrics]:
+def baselines(
+    config: StudyConfig, prepared: PreparedStudy, initial: Parameters
+) -> dict[str, Any]:
     """Centralised (pooled training rows: the upper bound) and local-only (each site alone)."""
     epochs = config.training.rounds * config.training.local_epochs
     lr = config.training.learning_rate
     pooled_x = np.concatenate([s._x for s in prepared.sites.values()])
     pooled_y = np.concatenate([s._y for s in prepared.sites.values()]).astype(np.int64)
-    pooled = LocalSite("pooled", pooled_x, pooled_y, prepared.model_factory, _training(config),
-                       seed=config.study.seed)
+    pooled = LocalSite(
+        "pooled",
+        pooled_x,
+        pooled_y,
+        prepared.model_factory,
+        _training(config),
+        seed=config.study.seed,
+    )
     centralized = prepared.evaluate(train_alone(pooled, initial, epochs, lr))
-    local: list[Metrics] = [prepared.evaluate(train_alone(s, initial, epochs, lr))
-                            for s in prepared.sites.values()]
+    local: list[Metrics] = [
+        prepared.evaluate(train_alone(s, initial, epochs, lr)) for s in prepared.sites.values()
+    ]
     keys = local[0].keys()
     local_only = {k: float(np.nanmean([m[k] for m in local])) for k in keys}
-    return {"centralized": centralized, "local_only": local_only,
-            "local_only_per_site": {n: m for n, m in zip(prepared.sites, local, strict=True)}}
+    return {
+        "centralized": centralized,
+        "local_only": local_only,
+        "local_only_per_site": dict(zip(prepared.sites, local, strict=True)),
+    }
 
 
 ProgressFn = Callable[[RoundRecord], None]
@@ -209,11 +245,16 @@ def run_study(
     rng = np.random.default_rng(config.study.seed + 7)
     clients: dict[str, Any] = (
         {n: _DroppingSite(s, config.training.dropout, rng) for n, s in prepared.sites.items()}
-        if config.training.dropout > 0 else dict(prepared.sites)
+        if config.training.dropout > 0
+        else dict(prepared.sites)
     )
     engine = RoundEngine(
-        build_strategy(config), clients, aggregator=aggregator,
-        min_quorum=config.training.min_quorum, evaluate_fn=prepared.evaluate, seed=config.study.seed,
+        build_strategy(config),
+        clients,
+        aggregator=aggregator,
+        min_quorum=config.training.min_quorum,
+        evaluate_fn=prepared.evaluate,
+        seed=config.study.seed,
     )
     final = engine.run(config.training.rounds, initial, progress=progress)
     federated = prepared.evaluate(final)
@@ -224,8 +265,10 @@ def run_study(
             "sites": config.data.sites,
             "features": data.columns,
             "outcome": data.dataset.outcome_name,
-            "train_rows_per_site": {n: int(len(r)) for n, r in zip(data.site_names, data.site_rows, strict=True)},
-            "test_rows": int(len(data.test_rows)),
+            "train_rows_per_site": {
+                n: len(r) for n, r in zip(data.site_names, data.site_rows, strict=True)
+            },
+            "test_rows": len(data.test_rows),
         },
         "rounds": config.training.rounds,
         "history": [r.as_dict() for r in engine.history],

@@ -1,9 +1,16 @@
-"""Who may call what on the coordinator: principals, roles and endpoint permissions.
+"""Who may call what on the coordinator: principals, audiences and governance RBAC.
 
-Admins, data scientists and auditors authenticate with bearer tokens; sites with a client
-certificate (mutual TLS) whose common name is an enrolled site. Every endpoint declares one
-:class:`Permission`; a principal's role grants a set of permissions; everything else is
-denied (deny by default).
+Every route declares one :class:`~tutela.governance.rbac.Permission` and one audience:
+
+- ``people`` routes (``/v1/admin/...``) take a bearer token (admin, data scientist,
+  auditor);
+- ``sites`` routes (``/v1/site/...``) take a client certificate from the deployment's CA
+  whose common name is an enrolled site (mutual TLS);
+- ``anyone`` routes (health, enrolment by one-time token) take no credentials.
+
+A call is allowed only when the credential fits the audience *and* the governance RBAC
+policy (deny by default; a deployment may pass its own TOML policy) grants the
+permission to the caller's role. Everything else is denied and audited.
 """
 
 from __future__ import annotations
@@ -11,49 +18,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tutela.errors import PermissionDenied
+from tutela.governance.rbac import DEFAULT_POLICY, Permission, RbacPolicy, Role
+from tutela.governance.rbac import Principal as RbacPrincipal
+
+__all__ = ["ANONYMOUS_LABEL", "Audience", "Permission", "Principal", "RbacPolicy", "Role", "decide"]
+
+ANONYMOUS_LABEL = "anonymous"
 
 
-class Role(StrEnum):
-    """Roles known to the coordinator."""
+class Audience(StrEnum):
+    """Which kind of credential a route accepts."""
 
-    ADMIN = "admin"
-    DATA_SCIENTIST = "data-scientist"
-    AUDITOR = "auditor"
-    SITE = "site"
-
-
-class Permission(StrEnum):
-    """One permission per kind of endpoint."""
-
-    STUDY_CREATE = "study:create"
-    STUDY_CONTROL = "study:control"
-    STUDY_READ = "study:read"
-    PRIVACY_READ = "privacy:read"
-    AUDIT_READ = "audit:read"
-    SITE_MANAGE = "site:manage"
-    SITE_PARTICIPATE = "site:participate"
-    SITE_ENROL = "site:enrol"
-    PUBLIC = "public"
-
-
-ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.ADMIN: frozenset(
-        {
-            Permission.STUDY_CREATE,
-            Permission.STUDY_CONTROL,
-            Permission.STUDY_READ,
-            Permission.PRIVACY_READ,
-            Permission.AUDIT_READ,
-            Permission.SITE_MANAGE,
-        }
-    ),
-    Role.DATA_SCIENTIST: frozenset(
-        {Permission.STUDY_CREATE, Permission.STUDY_CONTROL, Permission.STUDY_READ, Permission.PRIVACY_READ}
-    ),
-    Role.AUDITOR: frozenset({Permission.STUDY_READ, Permission.PRIVACY_READ, Permission.AUDIT_READ}),
-    Role.SITE: frozenset({Permission.SITE_PARTICIPATE}),
-}
+    PEOPLE = "people"
+    SITES = "sites"
+    ANYONE = "anyone"
 
 
 @dataclass(frozen=True)
@@ -68,20 +46,32 @@ class Principal:
         """``role:name`` as written into the audit log."""
         return f"{self.role.value}:{self.name}"
 
+    @property
+    def audience(self) -> Audience:
+        """The audience this principal's credential belongs to."""
+        return Audience.SITES if self.role is Role.SITE else Audience.PEOPLE
 
-ANONYMOUS_LABEL = "anonymous"
+    def for_rbac(self) -> RbacPrincipal:
+        """The governance RBAC view of this principal."""
+        site = self.name if self.role is Role.SITE else None
+        return RbacPrincipal(self.name, [self.role.value], site)
 
 
-def allowed(role: Role, permission: Permission) -> bool:
-    """Whether ``role`` holds ``permission`` (PUBLIC and SITE_ENROL need no role)."""
-    if permission in (Permission.PUBLIC, Permission.SITE_ENROL):
-        return True
-    return permission in ROLE_PERMISSIONS.get(role, frozenset())
-
-
-def check(principal: Principal, permission: Permission, resource: str) -> None:
-    """Raise :class:`PermissionDenied` unless ``principal`` holds ``permission``."""
-    if not allowed(principal.role, permission):
-        raise PermissionDenied(
-            f"{principal.label} lacks permission {permission.value} on {resource}"
-        )
+def decide(
+    principal: Principal | None,
+    audience: Audience,
+    permission: Permission,
+    resource: str,
+    policy: RbacPolicy = DEFAULT_POLICY,
+) -> str | None:
+    """Return None if the call is allowed, else the reason it is denied."""
+    if audience is Audience.ANYONE:
+        return None
+    if principal is None:
+        return "no credentials"
+    if principal.audience is not audience:
+        need = "a bearer token" if audience is Audience.PEOPLE else "a site client certificate"
+        return f"this endpoint is for {audience.value} and needs {need}"
+    if not policy.allows(principal.for_rbac(), permission, resource):
+        return f"{principal.label} lacks permission {permission.value} on {resource}"
+    return None

@@ -1,0 +1,1014 @@
+"""Tamper-evident audit log: an RFC 6962/9162 Merkle log with Ed25519-signed checkpoints.
+
+Each :class:`AuditRecord` (who, what, when, on which resource, outcome, JSON details) is one
+leaf of a Merkle tree (:mod:`tutela.governance.merkle`). The log stores the records, each
+record's leaf hash, the tree's compact range (so an append costs O(log n) and never reads
+old records) and the signed checkpoints it has issued. A third party holding an earlier
+checkpoint can check, with a consistency proof, that the log was only appended to, and,
+with an inclusion proof, that a record is in it.
+
+Leaf encoding, version 1 (the leaf hash is ``SHA-256(0x00 || leaf)``)::
+
+    leaf = UTF-8 JSON array, no spaces, non-ASCII kept:
+           [1, index, timestamp, actor, action, resource, outcome, details]
+    details   = canonical JSON text of the details object (sorted keys, no spaces)
+    timestamp = RFC 3339 UTC with microseconds, e.g. "2026-11-29T03:40:00.000000Z"
+
+Checkpoint (signed note, Ed25519 over these bytes)::
+
+    "tutela-audit-checkpoint/v1" LF origin LF size LF root_hex LF timestamp LF   (UTF-8)
+
+``origin`` is the log's random id, so a checkpoint of one log never vouches for another.
+
+Storage: SQLite (default; tables ``meta``, ``records``, ``checkpoints``) or JSON lines
+(a header line then one record per line; checkpoints in ``<log>.checkpoints``). The
+backend is chosen by suffix: ``.jsonl`` means JSON lines.
+
+Verification (:meth:`AuditLog.verify`) reads every record once (O(n) hashing) and reports
+the first problem it finds: a missing index (deletion), an index out of sequence
+(insertion, reordering), a record whose content no longer matches its hash
+(modification), fewer records than the log state or a checkpoint records (truncation), and
+a tree head that disagrees with a signed checkpoint (a rewritten history, even when every
+hash was recomputed). For the last case only a range can be named: the records between
+the last checkpoint that still matches and the first one that does not.
+
+Security:
+    Detects any change to history relative to the log's own state and, against an attacker
+    who rewrites everything, relative to any checkpoint signed before the rewrite whose
+    signing key the attacker does not hold. Pin the signing key (``trusted_keys``);
+    otherwise a checkpoint only proves what its own embedded key signed. Does not hide
+    records (they are plaintext: store the log on encrypted storage if details are
+    sensitive) and cannot detect a rewrite made before the first checkpoint a verifier
+    holds. The JSON-lines backend has no stored tree state, so tail truncation there is
+    detected only against a checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from tutela.errors import AuditError, AuditVerificationError
+from tutela.governance._files import atomic_write
+from tutela.governance.merkle import (
+    CompactRange,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+
+__all__ = [
+    "AuditLog",
+    "AuditRecord",
+    "Checkpoint",
+    "ConsistencyProof",
+    "InclusionProof",
+    "Outcome",
+    "VerificationReport",
+    "generate_signing_key",
+    "load_signing_key",
+    "public_key_bytes",
+]
+
+LOG_FORMAT = "tutela-audit"
+LOG_VERSION = 1
+_CHECKPOINT_LABEL = b"tutela-audit-checkpoint/v1\n"
+Backend = Literal["sqlite", "jsonl"]
+Clock = Callable[[], datetime]
+
+
+class Outcome(StrEnum):
+    """Usual outcomes; any non-empty string is accepted."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    DENIED = "denied"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _timestamp(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("the audit clock must return timezone-aware datetimes")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def _canonical(obj: object) -> str:
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def _encode_leaf(
+    index: int,
+    timestamp: str,
+    actor: str,
+    action: str,
+    resource: str | None,
+    outcome: str,
+    details_text: str,
+) -> bytes:
+    row = [LOG_VERSION, index, timestamp, actor, action, resource, outcome, details_text]
+    return json.dumps(row, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One entry of the log."""
+
+    index: int
+    timestamp: str
+    actor: str
+    action: str
+    resource: str | None
+    outcome: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def leaf(self) -> bytes:
+        """The leaf bytes this record hashes to (see the module docstring)."""
+        return _encode_leaf(
+            self.index,
+            self.timestamp,
+            self.actor,
+            self.action,
+            self.resource,
+            self.outcome,
+            _canonical(dict(self.details)),
+        )
+
+    def leaf_hash(self) -> bytes:
+        """``SHA-256(0x00 || leaf)``."""
+        return leaf_hash(self.leaf())
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "index": self.index,
+            "timestamp": self.timestamp,
+            "actor": self.actor,
+            "action": self.action,
+            "resource": self.resource,
+            "outcome": self.outcome,
+            "details": dict(self.details),
+        }
+
+
+# signing keys and checkpoints -------------------------------------------------------------
+
+
+def generate_signing_key(path: str | os.PathLike[str] | None = None) -> Ed25519PrivateKey:
+    """A new Ed25519 checkpoint-signing key; written as PKCS#8 PEM (mode 0600) if ``path``.
+
+    Raises:
+        FileExistsError: ``path`` exists (keys are never overwritten).
+    """
+    key = Ed25519PrivateKey.generate()
+    if path is not None:
+        target = Path(path)
+        if target.exists():
+            raise FileExistsError(f"{target} already exists")
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        atomic_write(target, pem)
+    return key
+
+
+def load_signing_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
+    """Load a PEM Ed25519 private key written by :func:`generate_signing_key`.
+
+    Raises:
+        AuditError: the file is not an unencrypted Ed25519 private key.
+    """
+    try:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise AuditError(f"{path} is not an Ed25519 private key") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise AuditError(f"{path} is not an Ed25519 private key")
+    return key
+
+
+def public_key_bytes(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
+    """The raw 32-byte public key."""
+    pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _key_id(public_key: bytes) -> str:
+    return hashlib.sha256(public_key).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed tree head: (origin, size, root, timestamp) under an Ed25519 key.
+
+    Security:
+        :meth:`verify_signature` proves only that the holder of ``public_key`` signed it;
+        pass the keys you trust to :meth:`AuditLog.verify`.
+    """
+
+    origin: str
+    size: int
+    root: bytes
+    timestamp: str
+    public_key: bytes
+    signature: bytes
+
+    @staticmethod
+    def message(origin: str, size: int, root: bytes, timestamp: str) -> bytes:
+        """The exact bytes that are signed."""
+        body = f"{origin}\n{size}\n{root.hex()}\n{timestamp}\n"
+        return _CHECKPOINT_LABEL + body.encode("utf-8")
+
+    @classmethod
+    def sign(
+        cls, origin: str, size: int, root: bytes, timestamp: str, key: Ed25519PrivateKey
+    ) -> Checkpoint:
+        """Sign a tree head."""
+        signature = key.sign(cls.message(origin, size, root, timestamp))
+        return cls(origin, size, root, timestamp, public_key_bytes(key), signature)
+
+    @property
+    def key_id(self) -> str:
+        """First 8 bytes of SHA-256 of the public key, hex."""
+        return _key_id(self.public_key)
+
+    def verify_signature(self, trusted_keys: Iterable[bytes] | None = None) -> bool:
+        """Whether the signature verifies (and, if given, the key is among ``trusted_keys``)."""
+        if trusted_keys is not None and self.public_key not in set(trusted_keys):
+            return False
+        try:
+            Ed25519PublicKey.from_public_bytes(self.public_key).verify(
+                self.signature, self.message(self.origin, self.size, self.root, self.timestamp)
+            )
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "format": "tutela-audit-checkpoint",
+            "version": 1,
+            "origin": self.origin,
+            "size": self.size,
+            "root": self.root.hex(),
+            "timestamp": self.timestamp,
+            "key_id": self.key_id,
+            "public_key": self.public_key.hex(),
+            "signature": self.signature.hex(),
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Checkpoint:
+        """Parse :meth:`to_json` output.
+
+        Raises:
+            AuditError: malformed checkpoint.
+        """
+        try:
+            if doc.get("format") != "tutela-audit-checkpoint" or doc.get("version") != 1:
+                raise ValueError("not a tutela checkpoint")
+            size = doc["size"]
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise ValueError("bad size")
+            return cls(
+                str(doc["origin"]),
+                size,
+                bytes.fromhex(doc["root"]),
+                str(doc["timestamp"]),
+                bytes.fromhex(doc["public_key"]),
+                bytes.fromhex(doc["signature"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise AuditError(f"malformed checkpoint: {exc}") from exc
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write as JSON (atomically)."""
+        atomic_write(Path(path), (json.dumps(self.to_json(), indent=2) + "\n").encode(), mode=0o644)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Checkpoint:
+        """Read a checkpoint JSON file.
+
+        Raises:
+            AuditError: malformed file.
+        """
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise AuditError(f"{path} is not a checkpoint file") from exc
+        if not isinstance(doc, dict):
+            raise AuditError(f"{path} is not a checkpoint file")
+        return cls.from_json(doc)
+
+
+# proofs -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """Proof that the record at ``index`` is leaf ``index`` of the tree of ``size``."""
+
+    index: int
+    size: int
+    leaf_hash: bytes
+    root: bytes
+    path: tuple[bytes, ...]
+
+    def verify(self, root: bytes | None = None) -> bool:
+        """Check the proof (against ``root``, e.g. a checkpoint's, if given)."""
+        target = self.root if root is None else root
+        return verify_inclusion(self.leaf_hash, self.index, self.size, self.path, target)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "type": "inclusion",
+            "index": self.index,
+            "size": self.size,
+            "leaf_hash": self.leaf_hash.hex(),
+            "root": self.root.hex(),
+            "path": [p.hex() for p in self.path],
+        }
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    """Proof that the tree of ``old_size`` is a prefix of the tree of ``new_size``."""
+
+    old_size: int
+    new_size: int
+    old_root: bytes
+    new_root: bytes
+    path: tuple[bytes, ...]
+
+    def verify(self, old_root: bytes | None = None, new_root: bytes | None = None) -> bool:
+        """Check the proof (against given tree heads, e.g. from two checkpoints)."""
+        return verify_consistency(
+            self.old_size,
+            self.new_size,
+            self.old_root if old_root is None else old_root,
+            self.new_root if new_root is None else new_root,
+            self.path,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "type": "consistency",
+            "old_size": self.old_size,
+            "new_size": self.new_size,
+            "old_root": self.old_root.hex(),
+            "new_root": self.new_root.hex(),
+            "path": [p.hex() for p in self.path],
+        }
+
+
+@dataclass(frozen=True)
+class VerificationReport:
+    """Outcome of :meth:`AuditLog.verify`.
+
+    ``first_bad`` is the index of the first bad record; when only a range is known (a
+    rewrite with recomputed hashes) the bad record lies in ``[first_bad, first_bad_end)``.
+    """
+
+    ok: bool
+    size: int
+    root: bytes
+    checkpoints_verified: int = 0
+    first_bad: int | None = None
+    first_bad_end: int | None = None
+    problem: str | None = None
+
+    def describe(self) -> str:
+        """One line for humans."""
+        if self.ok:
+            return (
+                f"ok: {self.size} records, root {self.root.hex()}, "
+                f"{self.checkpoints_verified} checkpoint(s) consistent"
+            )
+        return f"FAILED: {self.problem}"
+
+    def raise_for_problem(self) -> None:
+        """Raise :class:`AuditVerificationError` with :attr:`problem` unless ok."""
+        if not self.ok:
+            raise AuditVerificationError(self.problem or "audit log does not verify")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "ok": self.ok,
+            "size": self.size,
+            "root": self.root.hex(),
+            "checkpoints_verified": self.checkpoints_verified,
+            "first_bad": self.first_bad,
+            "first_bad_end": self.first_bad_end,
+            "problem": self.problem,
+        }
+
+
+# storage backends ---------------------------------------------------------------------------
+
+
+class _Row(NamedTuple):
+    idx: int
+    timestamp: str
+    actor: str
+    action: str
+    resource: str | None
+    outcome: str
+    details_text: str
+    leaf: bytes | None  # stored leaf hash (None when unreadable)
+
+
+class _Store:
+    origin: str
+
+    def state(self) -> tuple[int, CompactRange] | None:
+        raise NotImplementedError
+
+    def write(self, rows: Sequence[_Row], state: CompactRange) -> None:
+        raise NotImplementedError
+
+    def rows(self, start: int = 0, stop: int | None = None) -> Iterator[_Row]:
+        raise NotImplementedError
+
+    def leaves(self, stop: int) -> list[bytes]:
+        raise NotImplementedError
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        raise NotImplementedError
+
+    def checkpoints(self) -> list[Checkpoint]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _SqliteStore(_Store):
+    def __init__(self, path: Path) -> None:
+        existed = path.exists() and path.stat().st_size > 0
+        self._conn = sqlite3.connect(str(path), isolation_level=None)
+        conn = self._conn
+        if existed:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if not {"meta", "records", "checkpoints"} <= tables:
+                conn.close()
+                raise AuditError(f"{path} is not a Tutela audit log")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB)")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS records (idx INTEGER PRIMARY KEY, ts TEXT NOT NULL,"
+                " actor TEXT NOT NULL, action TEXT NOT NULL, resource TEXT, outcome TEXT NOT NULL,"
+                " details TEXT NOT NULL, leaf BLOB NOT NULL)"
+            )
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER NOT NULL, body TEXT NOT NULL)"
+            )
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if not meta:
+                origin = uuid.uuid4().hex
+                conn.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [
+                        ("format", LOG_FORMAT),
+                        ("version", str(LOG_VERSION)),
+                        ("origin", origin),
+                        ("size", "0"),
+                        ("frontier", b""),
+                    ],
+                )
+                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            conn.close()
+            raise
+        if meta.get("format") != LOG_FORMAT or meta.get("version") != str(LOG_VERSION):
+            conn.close()
+            raise AuditError(f"{path} is not a version-{LOG_VERSION} Tutela audit log")
+        self.origin = str(meta["origin"])
+
+    def state(self) -> tuple[int, CompactRange] | None:
+        meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        try:
+            size = int(meta["size"])
+            return size, CompactRange.from_bytes(size, bytes(meta["frontier"]))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise AuditError("audit log state is corrupt") from exc
+
+    def write(self, rows: Sequence[_Row], state: CompactRange) -> None:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'size'", (str(state.size),))
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'frontier'", (state.to_bytes(),))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def rows(self, start: int = 0, stop: int | None = None) -> Iterator[_Row]:
+        query = "SELECT idx, ts, actor, action, resource, outcome, details, leaf FROM records"
+        query += " WHERE idx >= ?" + (" AND idx < ?" if stop is not None else "") + " ORDER BY idx"
+        params: tuple[int, ...] = (start,) if stop is None else (start, stop)
+        for raw in self._conn.execute(query, params):
+            yield _Row(*raw)
+
+    def leaves(self, stop: int) -> list[bytes]:
+        cur = self._conn.execute("SELECT leaf FROM records WHERE idx < ? ORDER BY idx", (stop,))
+        return [bytes(r[0]) for r in cur]
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self._conn.execute(
+            "INSERT INTO checkpoints VALUES (?, ?)",
+            (checkpoint.size, json.dumps(checkpoint.to_json(), sort_keys=True)),
+        )
+
+    def checkpoints(self) -> list[Checkpoint]:
+        cur = self._conn.execute("SELECT body FROM checkpoints ORDER BY size, rowid")
+        return [Checkpoint.from_json(json.loads(r[0])) for r in cur]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class _JsonlStore(_Store):
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._cp_path = path.with_name(path.name + ".checkpoints")
+        if not path.exists() or path.stat().st_size == 0:
+            header = {"format": LOG_FORMAT, "version": LOG_VERSION, "origin": uuid.uuid4().hex}
+            atomic_write(path, (json.dumps(header, sort_keys=True) + "\n").encode(), mode=0o644)
+        with path.open("rb") as handle:
+            first = handle.readline()
+        try:
+            header = json.loads(first)
+            ok = header.get("format") == LOG_FORMAT and header.get("version") == LOG_VERSION
+        except (ValueError, AttributeError):
+            ok = False
+        if not ok:
+            raise AuditError(f"{path} is not a version-{LOG_VERSION} Tutela audit log")
+        self.origin = str(header["origin"])
+
+    def state(self) -> tuple[int, CompactRange] | None:
+        return None
+
+    def write(self, rows: Sequence[_Row], state: CompactRange) -> None:
+        lines = []
+        for row in rows:
+            obj = {
+                "i": row.idx,
+                "ts": row.timestamp,
+                "actor": row.actor,
+                "action": row.action,
+                "resource": row.resource,
+                "outcome": row.outcome,
+                "details": json.loads(row.details_text),
+                "leaf": row.leaf.hex() if row.leaf else None,
+            }
+            lines.append(json.dumps(obj, ensure_ascii=False, sort_keys=True) + "\n")
+        with self._path.open("a", encoding="utf-8") as handle:
+            handle.write("".join(lines))
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def rows(self, start: int = 0, stop: int | None = None) -> Iterator[_Row]:
+        with self._path.open("r", encoding="utf-8") as handle:
+            handle.readline()
+            position = 0
+            for line in handle:
+                row = self._parse(line, position)
+                position += 1
+                if row.idx < start:
+                    continue
+                if stop is not None and row.idx >= stop:
+                    return
+                yield row
+
+    @staticmethod
+    def _parse(line: str, position: int) -> _Row:
+        try:
+            obj = json.loads(line)
+            leaf = bytes.fromhex(obj["leaf"])
+            resource = obj["resource"]
+            if resource is not None and not isinstance(resource, str):
+                raise TypeError("resource")
+            return _Row(
+                int(obj["i"]),
+                str(obj["ts"]),
+                str(obj["actor"]),
+                str(obj["action"]),
+                resource,
+                str(obj["outcome"]),
+                _canonical(obj["details"]),
+                leaf,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return _Row(position, "", "", "", None, "", "", None)
+
+    def leaves(self, stop: int) -> list[bytes]:
+        return [row.leaf or b"" for row in self.rows(0, stop)]
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        with self._cp_path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(checkpoint.to_json(), sort_keys=True) + "\n")
+
+    def checkpoints(self) -> list[Checkpoint]:
+        if not self._cp_path.exists():
+            return []
+        lines = self._cp_path.read_text(encoding="utf-8").splitlines()
+        return sorted(
+            (Checkpoint.from_json(json.loads(line)) for line in lines if line.strip()),
+            key=lambda c: c.size,
+        )
+
+    def close(self) -> None:
+        return None
+
+
+# the log ------------------------------------------------------------------------------------
+
+
+class AuditLog:
+    """An append-only, verifiable audit log. Use :meth:`open`.
+
+    Example:
+        >>> log = AuditLog.open(tmp / "audit.sqlite")  # doctest: +SKIP
+        >>> log.append("alice", "study:create", "study/s1", "success", {"sites": 3})
+        0
+    """
+
+    def __init__(self, store: _Store, clock: Clock = _utc_now) -> None:
+        self._store = store
+        self._clock = clock
+        state = store.state()
+        if state is None:
+            rng = CompactRange()
+            for row in store.rows():
+                rng.append(row.leaf or b"\x00" * 32)
+            state = (rng.size, rng)
+        self._range = state[1]
+        self._pending: list[_Row] | None = None
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        backend: Backend | None = None,
+        clock: Clock = _utc_now,
+    ) -> AuditLog:
+        """Open (creating if needed) the log at ``path``.
+
+        Args:
+            path: the log file; ``*.jsonl`` selects JSON lines unless ``backend`` is given.
+            backend: ``"sqlite"`` (default) or ``"jsonl"``.
+            clock: time source for record timestamps (timezone-aware).
+
+        Raises:
+            AuditError: the file exists but is not a Tutela audit log.
+        """
+        target = Path(path)
+        kind = backend or ("jsonl" if target.suffix == ".jsonl" else "sqlite")
+        if kind not in ("sqlite", "jsonl"):
+            raise ValueError(f"unknown audit backend {kind!r}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            store: _Store = _SqliteStore(target) if kind == "sqlite" else _JsonlStore(target)
+        except sqlite3.DatabaseError as exc:
+            raise AuditError(f"{target} is not a Tutela audit log: {exc}") from exc
+        return cls(store, clock)
+
+    @classmethod
+    def open_existing(cls, path: str | os.PathLike[str], **kwargs: Any) -> AuditLog:
+        """Like :meth:`open` but never creates a log.
+
+        Raises:
+            FileNotFoundError: nothing at ``path``.
+        """
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no audit log at {path}")
+        return cls.open(path, **kwargs)
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the underlying store."""
+        self._store.close()
+
+    @property
+    def origin(self) -> str:
+        """The log's random id (bound into every checkpoint)."""
+        return self._store.origin
+
+    @property
+    def size(self) -> int:
+        """Number of records (including ones pending in a :meth:`batch`)."""
+        return self._range.size
+
+    @property
+    def root(self) -> bytes:
+        """Current tree head."""
+        return self._range.root()
+
+    # writing ----------------------------------------------------------------------------
+
+    def append(
+        self,
+        actor: str,
+        action: str,
+        resource: str | None = None,
+        outcome: str = Outcome.SUCCESS,
+        details: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Append one record and return its index. O(log n); durable on return outside a batch.
+
+        Raises:
+            ValueError: empty actor/action/outcome, or details that are not a JSON object
+                (non-string keys, NaN, non-JSON values).
+        """
+        for label, value in (("actor", actor), ("action", action), ("outcome", outcome)):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{label} must be a non-empty string")
+        if resource is not None and not isinstance(resource, str):
+            raise ValueError("resource must be a string or None")
+        payload = {} if details is None else details
+        if not isinstance(payload, Mapping) or not all(isinstance(k, str) for k in payload):
+            raise ValueError("details must be a mapping with string keys")
+        try:
+            details_text = _canonical(dict(payload))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"details are not JSON-serialisable: {exc}") from exc
+        index = self._range.size
+        stamp = _timestamp(self._clock())
+        leaf = leaf_hash(
+            _encode_leaf(index, stamp, actor, action, resource, str(outcome), details_text)
+        )
+        row = _Row(index, stamp, actor, action, resource, str(outcome), details_text, leaf)
+        if self._pending is not None:
+            self._range.append(leaf)
+            self._pending.append(row)
+            return index
+        new_range = self._range.copy()
+        new_range.append(leaf)
+        self._store.write([row], new_range)
+        self._range = new_range
+        return index
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[AuditLog]:
+        """Group appends into one write (one transaction); nothing is written on error."""
+        if self._pending is not None:
+            yield self
+            return
+        saved = self._range.copy()
+        self._pending = []
+        try:
+            yield self
+            if self._pending:
+                self._store.write(self._pending, self._range)
+        except BaseException:
+            self._range = saved
+            raise
+        finally:
+            self._pending = None
+
+    def checkpoint(self, signing_key: Ed25519PrivateKey, *, store: bool = True) -> Checkpoint:
+        """Sign the current tree head; keep it in the log too unless ``store`` is false."""
+        if self._pending:
+            raise AuditError("cannot checkpoint inside an unfinished batch")
+        cp = Checkpoint.sign(
+            self.origin, self.size, self.root, _timestamp(self._clock()), signing_key
+        )
+        if store:
+            self._store.add_checkpoint(cp)
+        return cp
+
+    # reading ----------------------------------------------------------------------------
+
+    def records(self, start: int = 0, stop: int | None = None) -> Iterator[AuditRecord]:
+        """Records in index order (unverified: call :meth:`verify` to check them)."""
+        for row in self._store.rows(start, stop):
+            try:
+                details = json.loads(row.details_text) if row.details_text else {}
+            except ValueError:
+                details = {"unreadable": row.details_text}
+            yield AuditRecord(
+                row.idx, row.timestamp, row.actor, row.action, row.resource, row.outcome, details
+            )
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """Checkpoints this log issued and stored, by size."""
+        return self._store.checkpoints()
+
+    def prove_inclusion(self, index: int, size: int | None = None) -> InclusionProof:
+        """Inclusion proof of record ``index`` in the tree of ``size`` (default: now).
+
+        Raises:
+            ValueError: index or size out of range.
+        """
+        n = self.size if size is None else size
+        if not 0 < n <= self.size or not 0 <= index < n:
+            raise ValueError(f"no record {index} in a log of size {n}")
+        leaves = self._store.leaves(n)
+        path = inclusion_proof(leaves, index, n)
+        return InclusionProof(
+            index, n, leaves[index], CompactRange.from_leaves(leaves).root(), tuple(path)
+        )
+
+    def prove_consistency(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
+        """Consistency proof from the tree of ``old_size`` to ``new_size`` (default: now).
+
+        Raises:
+            ValueError: not ``0 < old_size <= new_size <= size``.
+        """
+        n = self.size if new_size is None else new_size
+        if not 0 < old_size <= n <= self.size:
+            raise ValueError(f"no consistency proof from {old_size} to {n} (log size {self.size})")
+        leaves = self._store.leaves(n)
+        path = consistency_proof(leaves, old_size, n)
+        return ConsistencyProof(
+            old_size,
+            n,
+            CompactRange.from_leaves(leaves[:old_size]).root(),
+            CompactRange.from_leaves(leaves).root(),
+            tuple(path),
+        )
+
+    # verification -----------------------------------------------------------------------
+
+    def verify(
+        self,
+        checkpoints: Iterable[Checkpoint] = (),
+        *,
+        trusted_keys: Iterable[bytes] | None = None,
+    ) -> VerificationReport:
+        """Check every record, the stored state and every checkpoint; report the first problem.
+
+        Args:
+            checkpoints: checkpoints kept outside the log (e.g. by an auditor or another
+                site); the log's own stored checkpoints are checked as well.
+            trusted_keys: raw Ed25519 public keys allowed to sign checkpoints; when
+                ``None`` each checkpoint is checked against its own embedded key.
+
+        Returns:
+            A report; ``ok`` is true only if nothing is wrong. O(n) in the number of records.
+        """
+        trusted = None if trusted_keys is None else [bytes(k) for k in trusted_keys]
+        given = list(checkpoints)
+        stored = self._store.checkpoints()
+        all_cps = sorted(
+            [(cp, "given") for cp in given] + [(cp, "stored") for cp in stored],
+            key=lambda item: item[0].size,
+        )
+        wanted = {cp.size for cp, _ in all_cps}
+        roots: dict[int, bytes] = {}
+        rng = CompactRange()
+        if 0 in wanted:
+            roots[0] = rng.root()
+
+        def report(
+            problem: str, first: int | None, end: int | None = None, verified: int = 0
+        ) -> VerificationReport:
+            return VerificationReport(False, rng.size, rng.root(), verified, first, end, problem)
+
+        expected = 0
+        for row in self._store.rows():
+            if row.leaf is None:
+                return report(f"record {expected} is unreadable (malformed entry)", expected)
+            if row.idx != expected:
+                if row.idx > expected:
+                    msg = (
+                        f"record {expected} is missing (deleted or moved): the next stored record "
+                        f"is {row.idx}"
+                    )
+                else:
+                    msg = (
+                        f"record at position {expected} carries index {row.idx}: "
+                        "records were inserted or reordered"
+                    )
+                return report(msg, expected)
+            leaf = leaf_hash(
+                _encode_leaf(
+                    row.idx,
+                    row.timestamp,
+                    row.actor,
+                    row.action,
+                    row.resource,
+                    row.outcome,
+                    row.details_text,
+                )
+            )
+            if leaf != row.leaf:
+                return report(
+                    f"record {expected} does not match its hash (modified, moved or inserted)",
+                    expected,
+                )
+            rng.append(leaf)
+            expected += 1
+            if expected in wanted:
+                roots[expected] = rng.root()
+
+        state = self._store.state()
+        if state is not None:
+            size, frontier = state
+            if size > expected:
+                return report(
+                    f"log truncated: {expected} records present but the log recorded {size}; "
+                    f"records {expected}..{size - 1} are missing",
+                    expected,
+                    size,
+                )
+            if size < expected:
+                return report(
+                    f"records {size}..{expected - 1} were added outside the log "
+                    f"(its recorded size is {size})",
+                    size,
+                    expected,
+                )
+            if frontier.root() != rng.root():
+                return report(
+                    "records do not match the log's recorded tree head: history was "
+                    f"rewritten with recomputed hashes somewhere in records 0..{expected - 1}",
+                    0,
+                    expected,
+                )
+
+        verified = 0
+        last_good = 0
+        for cp, where in all_cps:
+            label = f"{where} checkpoint at size {cp.size} ({cp.timestamp})"
+            if not cp.verify_signature(trusted):
+                reason = "not signed by a trusted key" if trusted is not None else "bad signature"
+                return report(f"{label}: {reason}", None, verified=verified)
+            if cp.origin != self.origin:
+                return report(
+                    f"{label} belongs to another log ({cp.origin})", None, verified=verified
+                )
+            if cp.size > expected:
+                return report(
+                    f"log truncated: {label} covers {cp.size} records but only {expected} "
+                    f"remain; records {expected}..{cp.size - 1} are missing",
+                    expected,
+                    cp.size,
+                    verified,
+                )
+            if roots[cp.size] != cp.root:
+                return report(
+                    f"log is inconsistent with {label}: history was rewritten (forked); "
+                    f"the first bad record is in {last_good}..{cp.size - 1}",
+                    last_good,
+                    cp.size,
+                    verified,
+                )
+            last_good = max(last_good, cp.size)
+            verified += 1
+        return VerificationReport(True, rng.size, rng.root(), verified)
+
+
+def verify_log(
+    path: str | os.PathLike[str],
+    checkpoints: Iterable[Checkpoint] = (),
+    *,
+    trusted_keys: Iterable[bytes] | None = None,
+) -> VerificationReport:
+    """Open an existing log read-only in spirit, verify it and close it.
+
+    Raises:
+        FileNotFoundError: no log at ``path``.
+        AuditError: not a Tutela audit log.
+    """
+    with AuditLog.open_existing(path) as log:
+        return log.verify(checkpoints, trusted_keys=trusted_keys)

@@ -1,0 +1,398 @@
+"""The SecAgg+ client state machine (messages in, messages out, no I/O).
+
+A :class:`SecAggClient` answers each server message with exactly one client message, or
+raises :class:`~tutela.errors.ProtocolAbort` (and stays aborted) when the server misbehaves
+or the round cannot be completed safely.
+
+Security (threat model): the server is honest-but-curious and may collude with up to t - 1
+clients; the transport is the server. Every key advertisement is checked against the
+long-term Ed25519 registry and the round id, so forged, altered or replayed advertisements
+are rejected. The client never reveals, for one peer, both its self-mask share and its
+mask-key share (in one request or across requests): a server that asks is refused and the
+client aborts. The client also refuses to unmask when fewer than ``min_survivors`` clients
+are reported alive, so the distributed-DP noise in the sum never falls below its target. It
+does not defend against a malicious server that shows different clients different survivor
+lists; with t > k/2 (the default) such a split still needs at least 2t - k colluding
+neighbours of the victim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import replace
+
+import numpy as np
+import numpy.typing as npt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tutela.errors import CryptoError, IntegrityError, ProtocolAbort
+from tutela.hazmat.kex import (
+    ed25519_public_bytes,
+    ed25519_sign,
+    ed25519_verify,
+    generate_x25519,
+    hkdf_sha256,
+    open_sealed,
+    seal,
+    x25519_agree,
+    x25519_private_bytes,
+    x25519_public_bytes,
+)
+from tutela.hazmat.masks import add_masks, derive_mask_key, reduce_mod
+from tutela.hazmat.quantize import pack, stochastic_round, to_modular
+from tutela.hazmat.rng import SecureRandom
+from tutela.hazmat.shamir import Share, ShareValidationError, split_field
+from tutela.secagg.config import MAX_CLIENT_ID, RoundParams, Stage
+from tutela.secagg.graph import graph_seed, neighbours
+from tutela.secagg.messages import (
+    AdvertiseKeysRequest,
+    ClientMessage,
+    EncryptedShare,
+    KeyAdvertisement,
+    MaskedInput,
+    MaskedInputRequest,
+    RevealedShare,
+    ServerMessage,
+    ShareKeysReply,
+    ShareKeysRequest,
+    UnmaskReply,
+    UnmaskRequest,
+)
+
+__all__ = [
+    "AdvertisementRejected",
+    "RequestRefused",
+    "SecAggClient",
+    "pair_mask_key",
+    "self_mask_commitment",
+    "self_mask_key",
+    "share_aad",
+    "share_key",
+]
+
+SEED_BYTES = 32
+_CHUNK = 16
+
+
+class RequestRefused(ProtocolAbort):
+    """The client refused a server request that would break its guarantees."""
+
+
+class AdvertisementRejected(ProtocolAbort):
+    """A key advertisement is forged, altered, replayed or from an unknown client."""
+
+
+def _id8(client_id: int) -> bytes:
+    return client_id.to_bytes(8, "big")
+
+
+def _pair(a: int, b: int) -> bytes:
+    return _id8(min(a, b)) + _id8(max(a, b))
+
+
+def self_mask_commitment(round_id: bytes, client_id: int, seed: bytes) -> bytes:
+    """SHA-256 commitment to a self-mask seed (published in the signed advertisement)."""
+    return hashlib.sha256(
+        b"tutela.secagg.self-commit/v1|" + round_id + _id8(client_id) + seed
+    ).digest()
+
+
+def self_mask_key(round_id: bytes, client_id: int, seed: bytes) -> bytes:
+    """AES key of a client's self mask."""
+    return derive_mask_key(seed, context=b"self|" + round_id + _id8(client_id))
+
+
+def pair_mask_key(round_id: bytes, a: int, b: int, shared_secret: bytes) -> bytes:
+    """AES key of the pairwise mask between clients a and b (symmetric in a, b)."""
+    return derive_mask_key(shared_secret, context=b"pair|" + round_id + _pair(a, b))
+
+
+def share_key(round_id: bytes, a: int, b: int, shared_secret: bytes) -> bytes:
+    """AES-256-GCM key for share transport between a and b."""
+    return hkdf_sha256(shared_secret, info=b"tutela.secagg.share-key/v1|" + round_id + _pair(a, b))
+
+
+def share_aad(round_id: bytes, sender: int, receiver: int) -> bytes:
+    """Associated data binding a sealed share to its round, sender and receiver."""
+    return b"tutela.secagg.share/v1|" + round_id + _id8(sender) + _id8(receiver)
+
+
+def _chunks(secret: bytes) -> list[int]:
+    return [int.from_bytes(secret[i : i + _CHUNK], "big") for i in range(0, len(secret), _CHUNK)]
+
+
+class SecAggClient:
+    """One client's side of a SecAgg+ round.
+
+    Args:
+        client_id: this client's id (must be among the round's invited ids).
+        identity: the client's long-term Ed25519 key (signs its key advertisement).
+        registry: every client's long-term Ed25519 public key (raw 32 bytes), by id; the
+            client verifies every advertisement against it.
+        rng: randomness for keys, seeds, shares, nonces, rounding and noise (a fresh
+            OS-keyed generator by default).
+
+    Usage: call :meth:`set_input` before the masked-input stage, then feed every server
+    message to :meth:`handle` and send back what it returns.
+    """
+
+    def __init__(
+        self,
+        client_id: int,
+        identity: Ed25519PrivateKey,
+        registry: Mapping[int, bytes],
+        *,
+        rng: SecureRandom | None = None,
+    ) -> None:
+        if not 0 <= client_id <= MAX_CLIENT_ID:
+            raise ValueError(f"client id must be in [0, {MAX_CLIENT_ID}]")
+        if registry.get(client_id) != ed25519_public_bytes(identity):
+            raise ValueError("the registry does not hold this client's identity key")
+        self.client_id = client_id
+        self._identity = identity
+        self._registry = dict(registry)
+        self._rng = rng if rng is not None else SecureRandom()
+        self._stage: Stage | None = None
+        self._params: RoundParams | None = None
+        self._update: npt.NDArray[np.float64] | None = None
+        self._weight = 1.0
+        self._revealed: dict[int, str] = {}
+        self._peer_shares: dict[int, Share] = {}
+
+    @property
+    def stage(self) -> Stage | None:
+        """The last stage this client completed (``None`` before the first message)."""
+        return self._stage
+
+    def set_input(self, update: npt.ArrayLike, weight: float = 1.0) -> None:
+        """The vector to contribute (1-D, finite floats) and its weight (0 <= weight <= W).
+
+        Privacy: the update never leaves the client except clipped, quantised, noised (when
+        distributed DP is on) and masked.
+        """
+        vec = np.asarray(update, dtype=np.float64)
+        if vec.ndim != 1 or not np.isfinite(vec).all():
+            raise ValueError("update must be a 1-D vector of finite floats")
+        w = float(weight)
+        if not (np.isfinite(w) and w >= 0):
+            raise ValueError("weight must be finite and non-negative")
+        self._update = vec
+        self._weight = w
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def handle(self, message: ServerMessage) -> ClientMessage:
+        """Answer one server message.
+
+        Raises:
+            ProtocolAbort: the message is out of order, for another round, forged, or asks
+                for something an honest client must refuse; the client is then aborted.
+        """
+        if self._stage is Stage.ABORTED:
+            raise ProtocolAbort("this client has aborted the round")
+        try:
+            if isinstance(message, AdvertiseKeysRequest):
+                return self._advertise(message)
+            if isinstance(message, ShareKeysRequest):
+                return self._share_keys(message)
+            if isinstance(message, MaskedInputRequest):
+                return self._masked_input(message)
+            if isinstance(message, UnmaskRequest):
+                return self._unmask(message)
+            raise ProtocolAbort(f"unexpected message {type(message).__name__}")
+        except (ProtocolAbort, CryptoError, ValueError):
+            self._stage = Stage.ABORTED
+            raise
+
+    def _expect(self, stage: Stage | None, round_id: bytes | None = None) -> RoundParams:
+        if self._stage is not stage:
+            raise ProtocolAbort("message out of order")
+        params = self._params
+        if params is None:
+            raise ProtocolAbort("message out of order")
+        if round_id is not None and round_id != params.round_id:
+            raise ProtocolAbort("message for another round")
+        return params
+
+    # -- stage 1: advertise keys ------------------------------------------------------------
+
+    def _advertise(self, message: AdvertiseKeysRequest) -> KeyAdvertisement:
+        if self._stage is not None:
+            raise ProtocolAbort("message out of order")
+        params = message.params
+        params.validate()
+        if self.client_id not in params.client_ids:
+            raise ProtocolAbort("this client is not invited to the round")
+        self._params = params
+        self._enc_key = generate_x25519(self._rng)
+        self._mask_key = generate_x25519(self._rng)
+        self._seed = self._rng.bytes(SEED_BYTES)
+        unsigned = KeyAdvertisement(
+            round_id=params.round_id,
+            client_id=self.client_id,
+            encryption_key=x25519_public_bytes(self._enc_key),
+            mask_key=x25519_public_bytes(self._mask_key),
+            self_mask_commitment=self_mask_commitment(params.round_id, self.client_id, self._seed),
+            signature=bytes(64),
+        )
+        ad = replace(unsigned, signature=ed25519_sign(self._identity, unsigned.signed_bytes()))
+        self._own_ad = ad
+        self._stage = Stage.ADVERTISE_KEYS
+        return ad
+
+    # -- stage 2: share keys ----------------------------------------------------------------
+
+    def verify_advertisement(self, ad: KeyAdvertisement) -> None:
+        """Check one advertisement against the registry and this round.
+
+        Raises:
+            AdvertisementRejected: unknown or uninvited client, another round (replay), or
+                a signature that does not verify (forgery or alteration).
+        """
+        params = self._params
+        if params is None:
+            raise ProtocolAbort("no round in progress")
+        if ad.round_id != params.round_id:
+            raise AdvertisementRejected(f"advertisement of client {ad.client_id} is for another round")
+        public = self._registry.get(ad.client_id)
+        if public is None or ad.client_id not in params.client_ids:
+            raise AdvertisementRejected(f"advertisement from unknown client {ad.client_id}")
+        try:
+            ed25519_verify(public, ad.signed_bytes(), ad.signature)
+        except IntegrityError:
+            raise AdvertisementRejected(
+                f"advertisement of client {ad.client_id} has an invalid signature"
+            ) from None
+
+    def _share_keys(self, message: ShareKeysRequest) -> ShareKeysReply:
+        params = self._expect(Stage.ADVERTISE_KEYS, message.round_id)
+        ads = message.advertisements
+        ids = [a.client_id for a in ads]
+        if ids != sorted(set(ids)):
+            raise ProtocolAbort("advertisements must be sorted by id without repeats")
+        for ad in ads:
+            self.verify_advertisement(ad)
+        if self._own_ad not in ads:
+            raise AdvertisementRejected("this client's own advertisement is missing or altered")
+        if len(ads) < params.min_survivors:
+            raise ProtocolAbort("fewer advertisements than min_survivors")
+        seed = graph_seed(params.round_id, (a.signed_bytes() for a in ads))
+        mine = neighbours(ids, params.neighbors, seed)[self.client_id]
+        if len(mine) < params.threshold:
+            raise ProtocolAbort("fewer neighbours than the threshold")
+        self._ads = {a.client_id: a for a in ads}
+        self._neighbours = mine
+        order = sorted(mine)
+        secrets = _chunks(self._seed) + _chunks(x25519_private_bytes(self._mask_key))
+        shares = split_field(secrets, params.threshold, [j + 1 for j in order], rng=self._rng)
+        sealed = []
+        for j, share in zip(order, shares, strict=True):
+            key = share_key(
+                params.round_id,
+                self.client_id,
+                j,
+                x25519_agree(self._enc_key, self._ads[j].encryption_key),
+            )
+            blob = seal(key, share.to_bytes(), aad=share_aad(params.round_id, self.client_id, j), rng=self._rng)
+            sealed.append(EncryptedShare(self.client_id, j, blob))
+        self._stage = Stage.SHARE_KEYS
+        return ShareKeysReply(params.round_id, self.client_id, tuple(sealed))
+
+    # -- stage 3: masked input --------------------------------------------------------------
+
+    def _masked_input(self, message: MaskedInputRequest) -> MaskedInput:
+        params = self._expect(Stage.SHARE_KEYS, message.round_id)
+        if self._update is None:
+            raise ValueError("set_input() must be called before the masked-input stage")
+        if self._update.shape[0] != params.dim:
+            raise ValueError(f"update has length {self._update.shape[0]}, round expects {params.dim}")
+        if self._weight > params.max_weight:
+            raise ValueError(f"weight {self._weight} exceeds the round's max_weight {params.max_weight}")
+        for enc in message.shares:
+            if enc.receiver != self.client_id or enc.sender not in self._neighbours:
+                raise ProtocolAbort("share from a non-neighbour or for another client")
+            if enc.sender in self._peer_shares:
+                raise ProtocolAbort("duplicate share")
+            key = share_key(
+                params.round_id,
+                enc.sender,
+                self.client_id,
+                x25519_agree(self._enc_key, self._ads[enc.sender].encryption_key),
+            )
+            try:
+                plain = open_sealed(key, enc.ciphertext, aad=share_aad(params.round_id, enc.sender, self.client_id))
+                share = Share.from_bytes(plain)
+            except (IntegrityError, ShareValidationError):
+                raise ProtocolAbort(f"share from client {enc.sender} does not verify") from None
+            if share.x != self.client_id + 1 or len(share.values) != 4:
+                raise ProtocolAbort(f"share from client {enc.sender} is malformed")
+            self._peer_shares[enc.sender] = share
+        live = sorted(self._peer_shares)
+        if len(live) < params.threshold:
+            raise ProtocolAbort("fewer live neighbours than the threshold")
+        words = self._encode(params)
+        plus, minus = [self_mask_key(params.round_id, self.client_id, self._seed)], []
+        for j in live:
+            shared = x25519_agree(self._mask_key, self._ads[j].mask_key)
+            key = pair_mask_key(params.round_id, self.client_id, j, shared)
+            (plus if self.client_id < j else minus).append(key)
+        add_masks(words, plus, minus, params.modulus_bits)
+        reduce_mod(words, params.modulus_bits)
+        self._stage = Stage.MASKED_INPUT
+        return MaskedInput(params.round_id, self.client_id, pack(words, params.modulus_bits))
+
+    def _encode(self, params: RoundParams) -> npt.NDArray[np.uint32] | npt.NDArray[np.uint64]:
+        """Clip, weight, quantise, add distributed-DP noise; words in Z_{2^b}."""
+        assert self._update is not None
+        fraction = self._weight / params.max_weight
+        values = np.clip(self._update, -params.clip, params.clip)
+        values *= fraction
+        z = np.empty(params.vector_length, dtype=np.int64)
+        z[: params.dim] = stochastic_round(values, params.scale, rng=self._rng)
+        z[params.dim :] = stochastic_round(
+            np.array([fraction * params.clip]), params.scale, rng=self._rng
+        )
+        if params.noise_variance:
+            from tutela.hazmat.noise import sample_discrete_gaussian
+
+            sigma = float(np.sqrt(params.noise_variance))
+            z[: params.dim] += sample_discrete_gaussian(sigma, params.dim, rng=self._rng)
+        return to_modular(z, params.modulus_bits)
+
+    # -- stage 4: unmask --------------------------------------------------------------------
+
+    def _unmask(self, message: UnmaskRequest) -> UnmaskReply:
+        if self._stage is Stage.UNMASK:
+            params = self._expect(Stage.UNMASK, message.round_id)
+        else:
+            params = self._expect(Stage.MASKED_INPUT, message.round_id)
+        survivors, dropped = set(message.survivors), set(message.dropped)
+        if len(survivors) != len(message.survivors) or len(dropped) != len(message.dropped):
+            raise RequestRefused("repeated ids in the unmask request")
+        if survivors & dropped:
+            raise RequestRefused("a client is listed both as survivor and as dropped")
+        if self.client_id not in survivors:
+            raise RequestRefused("this client is alive but not listed as a survivor")
+        if not (survivors | dropped) <= set(self._ads):
+            raise RequestRefused("unmask request names clients that never advertised")
+        if len(survivors) < params.min_survivors:
+            raise RequestRefused(
+                f"only {len(survivors)} survivors, below min_survivors={params.min_survivors}"
+            )
+        for j in self._peer_shares:
+            kind = "self" if j in survivors else "key" if j in dropped else None
+            if kind is not None and self._revealed.get(j, kind) != kind:
+                raise RequestRefused(
+                    f"refusing to reveal both the self-mask and the mask-key share of client {j}"
+                )
+        self_shares, key_shares = [], []
+        for j, share in sorted(self._peer_shares.items()):
+            if j in survivors:
+                self._revealed[j] = "self"
+                self_shares.append(RevealedShare(j, Share(share.x, share.values[:2]).to_bytes()))
+            elif j in dropped:
+                self._revealed[j] = "key"
+                key_shares.append(RevealedShare(j, Share(share.x, share.values[2:]).to_bytes()))
+        self._stage = Stage.UNMASK
+        return UnmaskReply(params.round_id, self.client_id, tuple(self_shares), tuple(key_shares))

@@ -1,0 +1,381 @@
+"""The SecAgg+ server state machine (messages in, messages out, no I/O).
+
+The server relays messages between clients and, at the end, removes the masks from the sum
+of the masked inputs it received. It never holds enough to unmask a single client's input:
+for each survivor it learns only the self-mask seed, for each dropped client only its mask
+key (see :mod:`tutela.secagg.client` for the threat model).
+
+Driving it::
+
+    server = SecAggServer(params, registry, clock=clock)
+    outbox = server.start()                    # {client_id: message}
+    ...                                        # deliver; for each reply:
+    server.receive(client_id, reply)           # False if rejected or late
+    outbox = server.step()                     # None while the stage is still open;
+                                               # the next outbox once it closes
+    result = server.result()                   # after the unmask stage closes
+
+A stage closes when every expected client replied or the stage deadline (``clock() >=
+start + stage_timeout_s``) passed. Fewer than ``min_survivors`` clients at any stage, or a
+secret that cannot be rebuilt, aborts the round with :class:`~tutela.errors.ProtocolAbort`
+(:class:`~tutela.errors.QuorumNotMet` for the former); no partial sum is released.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from tutela.errors import IntegrityError, ProtocolAbort, QuorumNotMet
+from tutela.hazmat.kex import ed25519_verify, x25519_agree, x25519_from_bytes, x25519_public_bytes
+from tutela.hazmat.masks import MaskArray, add_masks, mask_dtype, reduce_mod
+from tutela.hazmat.quantize import from_modular, unpack
+from tutela.hazmat.shamir import Share, ShareValidationError, reconstruct_field
+from tutela.secagg.client import pair_mask_key, self_mask_commitment, self_mask_key
+from tutela.secagg.config import ACTIVE_STAGES, RoundParams, Stage
+from tutela.secagg.graph import graph_seed, neighbours
+from tutela.secagg.messages import (
+    AdvertiseKeysRequest,
+    ClientMessage,
+    EncryptedShare,
+    KeyAdvertisement,
+    MaskedInput,
+    MaskedInputRequest,
+    ServerMessage,
+    ShareKeysReply,
+    ShareKeysRequest,
+    UnmaskReply,
+    UnmaskRequest,
+)
+
+__all__ = ["AggregateResult", "SecAggServer"]
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateResult:
+    """What the server releases after a successful round.
+
+    Attributes:
+        total: the (weighted) sum of the survivors' clipped inputs (plus distributed-DP
+            noise when enabled), float64.
+        weight_total: the sum of the survivors' weights (not noised).
+        survivors: clients whose inputs are in ``total``.
+        dropped: for each stage name, the clients that did not answer in that stage.
+        integer_sum: the decoded integer sum (update words, then the weight word).
+    """
+
+    total: npt.NDArray[np.float64]
+    weight_total: float
+    survivors: tuple[int, ...]
+    dropped: Mapping[str, tuple[int, ...]]
+    integer_sum: npt.NDArray[np.int64]
+
+
+class SecAggServer:
+    """The server's side of one SecAgg+ round.
+
+    Args:
+        params: the round parameters (validated here).
+        registry: every client's long-term Ed25519 public key (raw 32 bytes), by id.
+        clock: seconds, monotone; injectable for tests and simulation.
+    """
+
+    def __init__(
+        self,
+        params: RoundParams,
+        registry: Mapping[int, bytes],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        params.validate()
+        missing = set(params.client_ids) - set(registry)
+        if missing:
+            raise ValueError(f"no identity key for clients {sorted(missing)}")
+        self.params = params
+        self._registry = dict(registry)
+        self._clock = clock
+        self._stage: Stage | None = None
+        self._deadline = float("inf")
+        self._expected: frozenset[int] = frozenset(params.client_ids)
+        self._replies: dict[int, ClientMessage] = {}
+        self._alive: dict[Stage, frozenset[int]] = {}
+        self.rejected: list[tuple[int, str]] = []
+        self.abort_reason: str | None = None
+        self._result: AggregateResult | None = None
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def stage(self) -> Stage | None:
+        """The open stage (``None`` before :meth:`start`; DONE or ABORTED at the end)."""
+        return self._stage
+
+    @property
+    def deadline(self) -> float:
+        """Clock time at which the open stage closes regardless of missing replies."""
+        return self._deadline
+
+    def dropped(self) -> dict[str, tuple[int, ...]]:
+        """Per closed stage, the expected clients that did not answer."""
+        out: dict[str, tuple[int, ...]] = {}
+        before = frozenset(self.params.client_ids)
+        for stage in ACTIVE_STAGES:
+            if stage not in self._alive:
+                break
+            out[stage.value] = tuple(sorted(before - self._alive[stage]))
+            before = self._alive[stage]
+        return out
+
+    def _open(self, stage: Stage, expected: frozenset[int]) -> None:
+        self._stage = stage
+        self._expected = expected
+        self._replies = {}
+        self._deadline = self._clock() + self.params.stage_timeout_s
+
+    def _abort(self, exc: ProtocolAbort) -> ProtocolAbort:
+        self._stage = Stage.ABORTED
+        self.abort_reason = str(exc)
+        return exc
+
+    def start(self) -> dict[int, ServerMessage]:
+        """Open the advertise-keys stage; the messages to send to every invited client."""
+        if self._stage is not None:
+            raise ProtocolAbort("round already started")
+        self._open(Stage.ADVERTISE_KEYS, frozenset(self.params.client_ids))
+        request = AdvertiseKeysRequest(self.params)
+        return dict.fromkeys(self.params.client_ids, request)
+
+    # -- receiving --------------------------------------------------------------------------
+
+    def receive(self, sender: int, message: ClientMessage) -> bool:
+        """Take one client's reply to the open stage.
+
+        Returns:
+            True if accepted; False if late, unexpected, duplicate or invalid (the reason is
+            appended to :attr:`rejected`; the sender is then treated as dropped).
+        """
+        reason = self._check(sender, message)
+        if reason is not None:
+            self.rejected.append((sender, reason))
+            return False
+        self._replies[sender] = message
+        return True
+
+    def _check(self, sender: int, message: ClientMessage) -> str | None:
+        if self._stage not in ACTIVE_STAGES:
+            return "no stage is open"
+        if sender not in self._expected:
+            return "sender not expected in this stage"
+        if sender in self._replies:
+            return "duplicate reply"
+        if message.round_id != self.params.round_id:
+            return "message for another round"
+        if getattr(message, "client_id", None) != sender:
+            return "client id does not match the sender"
+        try:
+            if self._stage is Stage.ADVERTISE_KEYS:
+                return self._check_advertisement(sender, message)
+            if self._stage is Stage.SHARE_KEYS:
+                return self._check_shares(sender, message)
+            if self._stage is Stage.MASKED_INPUT:
+                return self._check_masked(sender, message)
+            return self._check_unmask(sender, message)
+        except (ValueError, ShareValidationError) as exc:
+            return f"malformed: {exc}"
+
+    def _check_advertisement(self, sender: int, message: ClientMessage) -> str | None:
+        if not isinstance(message, KeyAdvertisement):
+            return "expected a KeyAdvertisement"
+        try:
+            ed25519_verify(self._registry[sender], message.signed_bytes(), message.signature)
+        except IntegrityError:
+            return "advertisement signature does not verify"
+        return None
+
+    def _check_shares(self, sender: int, message: ClientMessage) -> str | None:
+        if not isinstance(message, ShareKeysReply):
+            return "expected a ShareKeysReply"
+        receivers = [s.receiver for s in message.shares]
+        if any(s.sender != sender for s in message.shares):
+            return "share sender does not match"
+        if len(set(receivers)) != len(receivers) or set(receivers) != self._graph[sender]:
+            return "shares must go to exactly the sender's neighbours"
+        return None
+
+    def _check_masked(self, sender: int, message: ClientMessage) -> str | None:
+        if not isinstance(message, MaskedInput):
+            return "expected a MaskedInput"
+        words = unpack(message.payload, self.params.vector_length, self.params.modulus_bits)
+        np.add(self._sum, words, out=self._sum)
+        return None
+
+    def _check_unmask(self, sender: int, message: ClientMessage) -> str | None:
+        if not isinstance(message, UnmaskReply):
+            return "expected an UnmaskReply"
+        owners_self = [r.owner for r in message.self_mask_shares]
+        owners_key = [r.owner for r in message.mask_key_shares]
+        if set(owners_self) & set(owners_key):
+            return "both shares of one client"
+        for owners, allowed in ((owners_self, self._survivors), (owners_key, self._dropped_u2)):
+            if len(set(owners)) != len(owners):
+                return "repeated owner"
+            for owner in owners:
+                if owner not in allowed or sender not in self._delivered.get(owner, ()):
+                    return "share of a client the sender holds no share of"
+        for revealed in (*message.self_mask_shares, *message.mask_key_shares):
+            share = Share.from_bytes(revealed.share)
+            if share.x != sender + 1 or len(share.values) != 2:
+                return "revealed share is malformed"
+        return None
+
+    # -- advancing --------------------------------------------------------------------------
+
+    def step(self) -> dict[int, ServerMessage] | None:
+        """Close the open stage if it is complete or past its deadline.
+
+        Returns:
+            ``None`` while waiting; otherwise the next stage's messages (an empty dict when
+            the unmask stage closed and :meth:`result` is ready).
+
+        Raises:
+            QuorumNotMet: fewer than ``min_survivors`` clients answered the stage.
+            ProtocolAbort: a secret could not be rebuilt or did not verify.
+        """
+        if self._stage not in ACTIVE_STAGES:
+            raise ProtocolAbort(f"no stage is open (stage: {self._stage})")
+        complete = set(self._replies) >= self._expected
+        if not complete and self._clock() < self._deadline:
+            return None
+        stage = self._stage
+        assert stage is not None
+        alive = frozenset(self._replies)
+        self._alive[stage] = alive
+        if len(alive) < self.params.min_survivors:
+            raise self._abort(
+                QuorumNotMet(
+                    f"secure aggregation aborted at {stage.value}: {len(alive)} clients "
+                    f"answered, min_survivors is {self.params.min_survivors}"
+                )
+            )
+        if stage is Stage.ADVERTISE_KEYS:
+            return self._close_advertise(alive)
+        if stage is Stage.SHARE_KEYS:
+            return self._close_share_keys(alive)
+        if stage is Stage.MASKED_INPUT:
+            return self._close_masked(alive)
+        return self._close_unmask(alive)
+
+    def _close_advertise(self, alive: frozenset[int]) -> dict[int, ServerMessage]:
+        ads = tuple(self._replies[i] for i in sorted(alive))
+        self._ads: dict[int, KeyAdvertisement] = {}
+        for ad in ads:
+            assert isinstance(ad, KeyAdvertisement)
+            self._ads[ad.client_id] = ad
+        seed = graph_seed(self.params.round_id, (a.signed_bytes() for a in self._ads.values()))
+        self._graph = neighbours(alive, self.params.neighbors, seed)
+        request = ShareKeysRequest(self.params.round_id, tuple(self._ads.values()))
+        self._open(Stage.SHARE_KEYS, alive)
+        return dict.fromkeys(sorted(alive), request)
+
+    def _close_share_keys(self, alive: frozenset[int]) -> dict[int, ServerMessage]:
+        inbox: dict[int, list[EncryptedShare]] = {i: [] for i in alive}
+        for sender in sorted(alive):
+            reply = self._replies[sender]
+            assert isinstance(reply, ShareKeysReply)
+            for share in reply.shares:
+                if share.receiver in alive:
+                    inbox[share.receiver].append(share)
+        # _delivered[v] = clients that received v's share (and so mask with v)
+        self._delivered: dict[int, frozenset[int]] = {
+            v: frozenset(u for u in alive if v in self._graph[u]) for v in alive
+        }
+        short = [u for u in alive if len(inbox[u]) < self.params.threshold]
+        if short:
+            raise self._abort(
+                ProtocolAbort(
+                    f"secure aggregation aborted at share_keys: clients {sorted(short)[:5]} "
+                    f"keep fewer than t={self.params.threshold} live neighbours"
+                )
+            )
+        self._sum: MaskArray = np.zeros(
+            self.params.vector_length, dtype=mask_dtype(self.params.modulus_bits)
+        )
+        self._open(Stage.MASKED_INPUT, alive)
+        return {
+            u: MaskedInputRequest(self.params.round_id, tuple(inbox[u])) for u in sorted(alive)
+        }
+
+    def _close_masked(self, alive: frozenset[int]) -> dict[int, ServerMessage]:
+        self._survivors = alive
+        self._dropped_u2 = self._alive[Stage.SHARE_KEYS] - alive
+        request = UnmaskRequest(
+            self.params.round_id, tuple(sorted(alive)), tuple(sorted(self._dropped_u2))
+        )
+        self._open(Stage.UNMASK, alive)
+        return dict.fromkeys(sorted(alive), request)
+
+    def _collect(self, alive: frozenset[int]) -> tuple[dict[int, list[Share]], dict[int, list[Share]]]:
+        self_shares: dict[int, list[Share]] = {u: [] for u in self._survivors}
+        key_shares: dict[int, list[Share]] = {v: [] for v in self._dropped_u2}
+        for sender in sorted(alive):
+            reply = self._replies[sender]
+            assert isinstance(reply, UnmaskReply)
+            for r in reply.self_mask_shares:
+                self_shares[r.owner].append(Share.from_bytes(r.share))
+            for r in reply.mask_key_shares:
+                key_shares[r.owner].append(Share.from_bytes(r.share))
+        return self_shares, key_shares
+
+    def _close_unmask(self, alive: frozenset[int]) -> dict[int, ServerMessage]:
+        p = self.params
+        self_shares, key_shares = self._collect(alive)
+        plus: list[bytes] = []
+        minus: list[bytes] = []
+        try:
+            for u in sorted(self._survivors):
+                seed = _secret_bytes(reconstruct_field(self_shares[u], p.threshold))
+                if self_mask_commitment(p.round_id, u, seed) != self._ads[u].self_mask_commitment:
+                    raise ShareValidationError(f"self-mask seed of client {u} does not verify")
+                minus.append(self_mask_key(p.round_id, u, seed))
+            for v in sorted(self._dropped_u2):
+                secret = x25519_from_bytes(_secret_bytes(reconstruct_field(key_shares[v], p.threshold)))
+                if x25519_public_bytes(secret) != self._ads[v].mask_key:
+                    raise ShareValidationError(f"mask key of client {v} does not verify")
+                for u in sorted(self._delivered[v] & self._survivors):
+                    key = pair_mask_key(p.round_id, u, v, x25519_agree(secret, self._ads[u].mask_key))
+                    (minus if u < v else plus).append(key)
+        except ShareValidationError as exc:
+            raise self._abort(
+                ProtocolAbort(f"secure aggregation aborted at unmask: {exc}")
+            ) from None
+        acc = self._sum
+        add_masks(acc, plus, minus, p.modulus_bits)
+        reduce_mod(acc, p.modulus_bits)
+        z = from_modular(acc, p.modulus_bits)
+        unit = p.max_weight / p.scale
+        self._result = AggregateResult(
+            total=z[: p.dim].astype(np.float64) * unit,
+            weight_total=float(z[p.dim]) * unit / p.clip,
+            survivors=tuple(sorted(self._survivors)),
+            dropped=self.dropped(),
+            integer_sum=z,
+        )
+        self._stage = Stage.DONE
+        self._deadline = float("inf")
+        return {}
+
+    def result(self) -> AggregateResult:
+        """The released aggregate (only after a successful unmask stage)."""
+        if self._result is None:
+            raise ProtocolAbort("the round has not completed")
+        return self._result
+
+
+def _secret_bytes(values: tuple[int, ...]) -> bytes:
+    if len(values) != 2 or any(v >> 128 for v in values):
+        raise ShareValidationError("reconstructed secret is malformed")
+    return b"".join(v.to_bytes(16, "big") for v in values)

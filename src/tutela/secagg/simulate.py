@@ -1,0 +1,359 @@
+"""In-process SecAgg+ rounds: the driver the FL engine calls, and dropout plans for tests.
+
+:func:`secure_sum` runs one complete round between a :class:`~tutela.secagg.server.SecAggServer`
+and one :class:`~tutela.secagg.client.SecAggClient` per input, in this process. Every message
+is serialised to bytes and parsed back on the way (so the byte counts are real), and a
+:class:`ManualClock` stands in for time: when a planned dropout leaves a stage short, the
+clock jumps past the deadline instead of waiting.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tutela.hazmat.kex import ed25519_public_bytes, generate_ed25519
+from tutela.hazmat.rng import SecureRandom
+from tutela.secagg.client import SecAggClient
+from tutela.secagg.config import ACTIVE_STAGES, MAX_CLIENT_ID, RoundParams, SecAggConfig, Stage
+from tutela.secagg.messages import decode_message, encode_message
+from tutela.secagg.server import SecAggServer
+
+__all__ = ["DropoutPlan", "ManualClock", "SecAggResult", "secure_sum"]
+
+_STAGE_NAMES = tuple(s.value for s in ACTIVE_STAGES)
+
+
+class ManualClock:
+    """A clock that only moves when told to (for simulations and tests)."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        self.now += seconds
+
+
+@dataclass(frozen=True, slots=True)
+class DropoutPlan:
+    """Which clients stop answering at which stage (they answer every earlier stage).
+
+    Attributes:
+        advertise_keys: never advertise keys.
+        share_keys: advertise, then go silent.
+        masked_input: share keys, then go silent (their pairwise masks must be removed).
+        unmask: send their masked input, then go silent (their input still counts).
+    """
+
+    advertise_keys: frozenset[int] = frozenset()
+    share_keys: frozenset[int] = frozenset()
+    masked_input: frozenset[int] = frozenset()
+    unmask: frozenset[int] = frozenset()
+
+    def __post_init__(self) -> None:
+        sets = [self.advertise_keys, self.share_keys, self.masked_input, self.unmask]
+        if sum(len(s) for s in sets) != len(frozenset().union(*sets)):
+            raise ValueError("a client can drop at one stage only")
+
+    @classmethod
+    def at(cls, stage: Stage | str, clients: Iterable[int]) -> DropoutPlan:
+        """All ``clients`` drop at one stage."""
+        name = Stage(stage).value
+        if name not in _STAGE_NAMES:
+            raise ValueError(f"not a protocol stage: {name}")
+        return cls(**{name: frozenset(clients)})
+
+    @classmethod
+    def random(
+        cls,
+        client_ids: Iterable[int],
+        fraction: float,
+        *,
+        rng: SecureRandom | None = None,
+        stages: Iterable[Stage | str] = ACTIVE_STAGES,
+    ) -> DropoutPlan:
+        """``round(fraction * n)`` clients chosen uniformly, each at a uniform stage of ``stages``."""
+        if not 0 <= fraction <= 1:
+            raise ValueError("fraction must be in [0, 1]")
+        ids = sorted(set(client_ids))
+        names = [Stage(s).value for s in stages]
+        gen = rng if rng is not None else SecureRandom()
+        count = round(fraction * len(ids))
+        order = np.argsort(gen.uint64(len(ids)), kind="stable")
+        picked = [ids[int(i)] for i in order[:count]]
+        where = gen.integers(len(names), count) if count else np.zeros(0, dtype=np.int64)
+        groups: dict[str, set[int]] = {name: set() for name in _STAGE_NAMES}
+        for cid, w in zip(picked, where, strict=True):
+            groups[names[int(w)]].add(cid)
+        return cls(**{name: frozenset(v) for name, v in groups.items()})
+
+    def drops_at(self, stage: Stage) -> frozenset[int]:
+        """Clients that stop at ``stage``."""
+        return frozenset(getattr(self, stage.value))
+
+    @property
+    def total(self) -> int:
+        """Number of clients that drop."""
+        return sum(len(self.drops_at(s)) for s in ACTIVE_STAGES)
+
+
+@dataclass(frozen=True, slots=True)
+class SecAggResult:
+    """The outcome of :func:`secure_sum`.
+
+    Attributes:
+        total: the (weighted) sum of the survivors' clipped inputs, plus distributed-DP noise
+            when ``ddp_sigma > 0``; float64.
+        weight_total: the sum of the survivors' weights (exact, not noised).
+        survivors: clients whose inputs are in ``total``.
+        params: the round's public parameters.
+        dropped: per stage, the clients that stopped answering there.
+        clipped_values: input coordinates that were outside ``[-clip, clip]`` (summed over
+            survivors; computed by the driver, never sent).
+        client_cpu_seconds: per client, CPU seconds spent in its state machine.
+        server_cpu_seconds: CPU seconds spent in the server state machine.
+        bytes_up: per client, bytes it sent.
+        bytes_down: per client, bytes it received.
+    """
+
+    total: npt.NDArray[np.float64]
+    weight_total: float
+    survivors: tuple[int, ...]
+    params: RoundParams
+    dropped: Mapping[str, tuple[int, ...]]
+    clipped_values: int = 0
+    client_cpu_seconds: Mapping[int, float] = field(default_factory=dict)
+    server_cpu_seconds: float = 0.0
+    bytes_up: Mapping[int, int] = field(default_factory=dict)
+    bytes_down: Mapping[int, int] = field(default_factory=dict)
+
+    @property
+    def quantization_error_bound(self) -> float:
+        """Worst-case per-coordinate error vs the clipped (weighted) sum, noise aside."""
+        return self.params.quantization_error_bound(len(self.survivors))
+
+    def ddp(self) -> dict[str, Any]:
+        """Distributed-DP figures for the caller's accountant.
+
+        ``sigma_per_client`` (real units) is each survivor's noise std; the sum carries
+        ``sigma_per_client * sqrt(survivors)``, at least ``guaranteed_sigma`` = the value at
+        ``min_survivors`` (the round aborts below it), which is what to account. Each
+        client's noise is a discrete Gaussian in quantisation steps; the sum of m of them is
+        close to a discrete Gaussian (Kairouz, Liu and Steinke 2021): ``tau`` is their
+        closeness term, ``10 * sum_{k=1}^{m-1} exp(-2 pi^2 s^2 k / (k + 1))``, for
+        s^2 = the per-client variance in steps and m = min_survivors.
+        ``l2_rounding_inflation`` (real units) is the most stochastic rounding can add to
+        one client's L2 norm: account with sensitivity ``clip_norm + l2_rounding_inflation``.
+        """
+        p = self.params
+        unit = p.max_weight / p.scale
+        var = p.noise_variance
+        m = p.min_survivors
+        tau = 10.0 * sum(
+            math.exp(-2 * math.pi**2 * var * k / (k + 1)) for k in range(1, m)
+        ) if var else 0.0
+        per_client = math.sqrt(var) * unit
+        return {
+            "enabled": var > 0,
+            "noise": "discrete_gaussian",
+            "units": "real (same as total)",
+            "sigma_per_client": per_client,
+            "variance_per_client_steps": var,
+            "min_survivors": m,
+            "survivors": len(self.survivors),
+            "guaranteed_sigma": per_client * math.sqrt(m),
+            "effective_sigma": per_client * math.sqrt(len(self.survivors)),
+            "tau": tau,
+            "l2_rounding_inflation": unit * math.sqrt(p.dim),
+        }
+
+    def report(self) -> dict[str, Any]:
+        """A JSON-ready summary (for ``results.json`` and the CLI)."""
+        p = self.params
+        from tutela.secagg.config import robustness_failure_bound
+
+        clients = list(self.client_cpu_seconds.values())
+        return {
+            "protocol": "secagg+",
+            "version": p.version,
+            "n": p.n,
+            "k": min(p.neighbors, p.n - 1),
+            "complete_graph": p.neighbors >= p.n - 1,
+            "threshold": p.threshold,
+            "max_colluding_clients": p.threshold - 1,
+            "min_survivors": p.min_survivors,
+            "survivors": len(self.survivors),
+            "dropped": {k: list(v) for k, v in self.dropped.items()},
+            "dropped_count": {k: len(v) for k, v in self.dropped.items()},
+            "modulus_bits": p.modulus_bits,
+            "bytes_per_parameter": p.wire_bytes_per_word,
+            "clip": p.clip,
+            "scale": p.scale,
+            "max_weight": p.max_weight,
+            "quantization_step": p.max_weight / p.scale,
+            "quantization_error_bound": self.quantization_error_bound,
+            "clipped_values": self.clipped_values,
+            "robustness_failure_bound": robustness_failure_bound(
+                p.n, min(p.neighbors, p.n - 1), p.threshold, p.n - p.min_survivors
+            ),
+            "ddp": self.ddp(),
+            "client_cpu_ms_median": 1e3 * statistics.median(clients) if clients else 0.0,
+            "server_cpu_ms": 1e3 * self.server_cpu_seconds,
+            "bytes_up_per_client_max": max(self.bytes_up.values(), default=0),
+            "bytes_down_per_client_max": max(self.bytes_down.values(), default=0),
+        }
+
+
+def _validate_inputs(
+    inputs: Mapping[int, npt.ArrayLike], weights: Mapping[int, float] | None
+) -> tuple[dict[int, npt.NDArray[np.float64]], dict[int, float]]:
+    if not inputs:
+        raise ValueError("inputs must not be empty")
+    vectors: dict[int, npt.NDArray[np.float64]] = {}
+    for cid, x in inputs.items():
+        if isinstance(cid, bool) or not isinstance(cid, int | np.integer):
+            raise ValueError("client ids must be integers")
+        if not 0 <= int(cid) <= MAX_CLIENT_ID:
+            raise ValueError(f"client ids must be in [0, {MAX_CLIENT_ID}]")
+        vec = np.asarray(x, dtype=np.float64)
+        if vec.ndim != 1 or not np.isfinite(vec).all():
+            raise ValueError(f"input of client {cid} must be a 1-D vector of finite floats")
+        vectors[int(cid)] = vec
+    dims = {v.shape[0] for v in vectors.values()}
+    if len(dims) != 1 or 0 in dims:
+        raise ValueError("all inputs must be non-empty and of the same length")
+    if weights is None:
+        return vectors, dict.fromkeys(vectors, 1.0)
+    if set(weights) != set(inputs):
+        raise ValueError("weights must have exactly the same client ids as inputs")
+    ws = {int(c): float(w) for c, w in weights.items()}
+    if any(not (math.isfinite(w) and w >= 0) for w in ws.values()):
+        raise ValueError("weights must be finite and non-negative")
+    return vectors, ws
+
+
+def _weight_bound(config: SecAggConfig, weights: Mapping[int, float], weighted: bool) -> float:
+    if config.max_weight is not None:
+        bound = config.max_weight
+        if max(weights.values()) > bound:
+            raise ValueError(f"a weight exceeds max_weight={bound}")
+        return bound
+    top = max(weights.values()) if weighted else 1.0
+    return 1.0 if top <= 0 else math.ldexp(1.0, math.ceil(math.log2(top)))
+
+
+def secure_sum(
+    inputs: Mapping[int, npt.ArrayLike],
+    weights: Mapping[int, float] | None,
+    config: SecAggConfig,
+    *,
+    dropouts: DropoutPlan | None = None,
+    rng: SecureRandom | None = None,
+) -> SecAggResult:
+    """One SecAgg+ round in process: the (weighted) sum of ``inputs``, seen only unmasked in sum.
+
+    Args:
+        inputs: client id -> 1-D float vector (all the same length).
+        weights: client id -> weight >= 0 (e.g. example counts), or ``None`` for all 1.
+            The result is the weighted *sum*; divide by ``weight_total`` for the mean.
+        config: protocol settings (see :class:`SecAggConfig`).
+        dropouts: which clients stop answering at which stage (none by default).
+        rng: randomness for the whole round (round id, identities, every client); a fresh
+            OS-keyed generator by default. Seed it only in tests.
+
+    Returns:
+        :class:`SecAggResult`.
+
+    Raises:
+        ValueError: invalid inputs or a configuration that could wrap.
+        QuorumNotMet: fewer than ``min_survivors`` clients at some stage.
+        ProtocolAbort: the round could not complete (e.g. a secret could not be rebuilt).
+
+    Security: the server state machine sees only masked vectors, one kind of share per
+    client, and the final sum; see :mod:`tutela.secagg.client` for the threat model.
+    Identity keys are generated per call here (the in-process stand-in for registered
+    site keys).
+
+    Privacy: with ``config.ddp_sigma > 0`` each client adds discrete Gaussian noise sized so
+    that the sum over ``min_survivors`` clients has std ``ddp_sigma``; see
+    :meth:`SecAggResult.ddp` for what to account.
+    """
+    vectors, ws = _validate_inputs(inputs, weights)
+    plan = dropouts if dropouts is not None else DropoutPlan()
+    unknown = {c for s in ACTIVE_STAGES for c in plan.drops_at(s)} - set(vectors)
+    if unknown:
+        raise ValueError(f"dropout plan names unknown clients {sorted(unknown)}")
+    gen = rng if rng is not None else SecureRandom()
+    ids = tuple(sorted(vectors))
+    dim = next(iter(vectors.values())).shape[0]
+    bound = _weight_bound(config, ws, weights is not None)
+    params = config.plan(ids, dim, max_weight=bound, round_id=gen.bytes(32))
+
+    identities = {c: generate_ed25519(gen) for c in ids}
+    registry = {c: ed25519_public_bytes(k) for c, k in identities.items()}
+    clients = {c: SecAggClient(c, identities[c], registry, rng=SecureRandom(gen.bytes(32))) for c in ids}
+    for c in ids:
+        clients[c].set_input(vectors[c], ws[c])
+    clock = ManualClock()
+    server = SecAggServer(params, registry, clock=clock)
+    cpu = dict.fromkeys(ids, 0.0)
+    up = dict.fromkeys(ids, 0)
+    down = dict.fromkeys(ids, 0)
+    server_cpu = 0.0
+
+    t0 = time.process_time()
+    outbox = server.start()
+    server_cpu += time.process_time() - t0
+    silent: set[int] = set()
+    for stage in ACTIVE_STAGES:
+        silent |= plan.drops_at(stage)
+        for cid, message in outbox.items():
+            raw = encode_message(message)
+            down[cid] += len(raw)
+            if cid in silent:
+                continue
+            t0 = time.process_time()
+            request = decode_message(raw)
+            reply = clients[cid].handle(request)  # type: ignore[arg-type]
+            raw_reply = encode_message(reply)
+            cpu[cid] += time.process_time() - t0
+            up[cid] += len(raw_reply)
+            t0 = time.process_time()
+            server.receive(cid, decode_message(raw_reply))  # type: ignore[arg-type]
+            server_cpu += time.process_time() - t0
+        t0 = time.process_time()
+        nxt = server.step()
+        if nxt is None:
+            clock.advance(params.stage_timeout_s)
+            nxt = server.step()
+        server_cpu += time.process_time() - t0
+        assert nxt is not None
+        outbox = nxt
+
+    agg = server.result()
+    clipped = sum(int(np.count_nonzero(np.abs(vectors[c]) > params.clip)) for c in agg.survivors)
+    return SecAggResult(
+        total=agg.total,
+        weight_total=agg.weight_total,
+        survivors=agg.survivors,
+        params=params,
+        dropped=agg.dropped,
+        clipped_values=clipped,
+        client_cpu_seconds=cpu,
+        server_cpu_seconds=server_cpu,
+        bytes_up=up,
+        bytes_down=down,
+    )

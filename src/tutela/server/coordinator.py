@@ -1,0 +1,1211 @@
+"""The coordinator's logic, independent of HTTP: studies, enrolment, rounds and the relay.
+
+The coordinator drives the same :mod:`tutela.fl` strategy objects as the in-process engine:
+``configure_fit`` picks the round's sites, site updates (local minus global parameters)
+are combined into a :class:`~tutela.fl.strategy.FitAggregate`, and ``aggregate_fit``
+produces the next global model. What differs is time: sites are remote, so every stage
+has a deadline and a quorum, and all state lives in the :class:`~tutela.server.store.Store`.
+
+Life of a study::
+
+    created --start--> recruiting --(quorum accepted)--> running --(last round)--> completed
+        |                  |  (too few sites accept: failed)    |  <--pause/start-->  paused
+        +------------------+----------------cancel-------------+--> cancelled
+
+Recruiting: every invited site checks the study against its local policy and answers
+(accept with its feature moments for global standardisation, or refuse with a reason,
+which is audited). Rounds then follow the in-process engine: a round whose replies fall
+below ``training.min_quorum`` by its deadline is recorded as ``quorum-not-met`` and the
+global model is unchanged; a dropped site is never waited for beyond the deadline.
+
+Crash safety: every transition is one database transaction. A restarted coordinator
+reloads the strategy (its arrays and its sampling RNG state are persisted after every
+change) and continues the open round with the updates already accepted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from safetensors import SafetensorError
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
+from sqlalchemy import delete, event, select, update
+from sqlalchemy.orm import Session
+
+from tutela.errors import ConfigError, DataError, PermissionDenied, ServiceError
+from tutela.fl.client import FeatureMoments, global_standardisation
+from tutela.fl.config import StudyConfig, parse_study
+from tutela.fl.engine import PlainAggregator
+from tutela.fl.records import Parameters, check_compatible
+from tutela.fl.strategy import ClientUpdate, Strategy
+from tutela.fl.study import build_strategy
+from tutela.server.authz import Principal, Role
+from tutela.server.store import (
+    AuditRow,
+    MetricRow,
+    ParticipationRow,
+    RelayRow,
+    RoundRow,
+    SiteRow,
+    Store,
+    StudyRow,
+    TokenRow,
+    UpdateRow,
+    digest,
+)
+
+Clock = Callable[[], float]
+
+COORDINATOR = "coordinator"
+FIT_STAGE = "fit"
+
+
+class NotFound(ServiceError):
+    """The named study, round or site does not exist (HTTP 404)."""
+
+
+class Conflict(ServiceError):
+    """The request does not fit the current state: closed round, duplicate, wrong status (409)."""
+
+
+class PayloadTooLarge(ServiceError):
+    """A body is over the configured size limit (HTTP 413)."""
+
+
+class StudyStatus:
+    """Status values of a study."""
+
+    CREATED = "created"
+    RECRUITING = "recruiting"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    ACTIVE = (RECRUITING, RUNNING, PAUSED)
+    TERMINAL = (COMPLETED, FAILED, CANCELLED)
+
+
+@dataclass(frozen=True)
+class DeploymentSettings:
+    """Deadlines and limits of a study run through the coordinator.
+
+    Attributes:
+        join_timeout_s: how long invited sites have to accept or refuse.
+        stage_timeout_s: deadline of every round stage.
+        max_update_bytes: largest accepted update body.
+        max_relay_bytes: largest relayed message.
+        sites: the sites invited (None: every enrolled site).
+    """
+
+    join_timeout_s: float = 120.0
+    stage_timeout_s: float = 120.0
+    max_update_bytes: int = 64 * 1024 * 1024
+    max_relay_bytes: int = 1024 * 1024
+    sites: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.join_timeout_s <= 0 or self.stage_timeout_s <= 0:
+            raise ConfigError("deployment timeouts must be positive")
+        if self.max_update_bytes < 1024 or self.max_relay_bytes < 64:
+            raise ConfigError("deployment size limits are too small")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "join_timeout_s": self.join_timeout_s,
+            "stage_timeout_s": self.stage_timeout_s,
+            "max_update_bytes": self.max_update_bytes,
+            "max_relay_bytes": self.max_relay_bytes,
+            "sites": list(self.sites) if self.sites is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeploymentSettings:
+        """Inverse of :meth:`as_dict`."""
+        sites = data.get("sites")
+        return cls(
+            join_timeout_s=float(data["join_timeout_s"]),
+            stage_timeout_s=float(data["stage_timeout_s"]),
+            max_update_bytes=int(data["max_update_bytes"]),
+            max_relay_bytes=int(data["max_relay_bytes"]),
+            sites=tuple(sites) if sites is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The coordinator's answer to an accepted submission."""
+
+    study_id: str
+    round_no: int
+    stage: str
+    site: str
+    digest: str
+    duplicate: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "study_id": self.study_id,
+            "round": self.round_no,
+            "stage": self.stage,
+            "site": self.site,
+            "digest": self.digest,
+            "duplicate": self.duplicate,
+        }
+
+
+def token_hash(token: str) -> str:
+    """How tokens are stored: SHA-256 hex (the token itself is never stored)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def parse_tensors(data: bytes) -> tuple[dict[str, npt.NDArray[Any]], dict[str, str]]:
+    """Parse a safetensors body into arrays and its metadata, or raise :class:`DataError`."""
+    if len(data) < 8:
+        raise DataError("body is not a safetensors payload (too short)")
+    try:
+        header_len = int.from_bytes(data[:8], "little")
+        if header_len > len(data) - 8:
+            raise DataError("body is not a safetensors payload (truncated header)")
+        header = json.loads(data[8 : 8 + header_len])
+        arrays = st_load(bytes(data))
+    except (SafetensorError, ValueError, OverflowError, UnicodeDecodeError) as exc:
+        raise DataError(f"body is not a safetensors payload: {exc}") from None
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return arrays, dict(meta) if isinstance(meta, dict) else {}
+
+
+def check_update(
+    arrays: dict[str, npt.NDArray[Any]], reference: Parameters
+) -> Parameters:
+    """Validate an update against the global model: names, shapes, float32, finite."""
+    for name, value in arrays.items():
+        if value.dtype != np.float32:
+            raise DataError(f"tensor {name!r} has dtype {value.dtype}; expected float32")
+    check_compatible(arrays, reference)
+    return {k: np.asarray(v, np.float32) for k, v in arrays.items()}
+
+
+def _strategy_state(strategy: Strategy, rng: np.random.Generator) -> bytes:
+    """Persistable state: the sampling RNG (JSON) and any array-dict attributes (safetensors)."""
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    for attr, value in vars(strategy).items():
+        if isinstance(value, dict) and value and all(isinstance(v, np.ndarray) for v in value.values()):
+            for key, arr in value.items():
+                arrays[f"{attr}/{key}"] = np.ascontiguousarray(arr)
+    meta = {"rng": json.dumps(rng.bit_generator.state)}
+    return st_save(arrays, metadata=meta) if arrays else st_save({"_": np.zeros(1, np.uint8)}, metadata=meta)
+
+
+def _restore_strategy(strategy: Strategy, rng: np.random.Generator, blob: bytes) -> None:
+    arrays, meta = parse_tensors(blob)
+    rng.bit_generator.state = json.loads(meta["rng"])
+    grouped: dict[str, dict[str, npt.NDArray[Any]]] = {}
+    for name, arr in arrays.items():
+        if name == "_":
+            continue
+        attr, _, key = name.partition("/")
+        grouped.setdefault(attr, {})[key] = arr
+    for attr, value in grouped.items():
+        setattr(strategy, attr, value)
+
+
+@dataclass
+class _Runtime:
+    """In-memory strategy objects of a running study (rebuilt from the store on restart)."""
+
+    strategy: Strategy
+    rng: np.random.Generator
+
+
+AuditHook = Callable[[str, str, str, str, dict[str, Any]], None]
+
+
+@dataclass
+class Coordinator:
+    """Studies, sites and rounds over a :class:`Store`.
+
+    Args:
+        store: the persistent state.
+        clock: seconds since the epoch (injectable for deadline tests).
+        signer: signs enrolment CSRs (``(csr_pem, site) -> cert_pem``); None disables
+            token enrolment (certificates are then issued offline with ``tutela pki``).
+        audit_hook: extra sink called for every audit event (e.g. the governance Merkle log).
+    """
+
+    store: Store
+    clock: Clock = time.time
+    signer: Callable[[bytes, str], bytes] | None = None
+    audit_hook: AuditHook | None = None
+    _runtimes: dict[str, _Runtime] = field(default_factory=dict)
+
+    # audit -----------------------------------------------------------------------------
+
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        resource: str,
+        outcome: str = "ok",
+        detail: dict[str, Any] | None = None,
+        *,
+        session: Session | None = None,
+    ) -> None:
+        """Record one audit event (inside ``session`` when given, so it commits atomically)."""
+        row = AuditRow(
+            ts=self.clock(),
+            actor=actor,
+            action=action,
+            resource=resource,
+            outcome=outcome,
+            detail_json=_dumps(detail or {}),
+        )
+        hook = self.audit_hook
+        args = (actor, action, resource, outcome, dict(detail or {}))
+        if session is not None:
+            session.add(row)
+            if hook is not None:
+                # Into the tamper-evident log only once the state change is committed.
+                event.listen(session, "after_commit", lambda _s: hook(*args), once=True)
+        else:
+            with self.store.session() as s:
+                s.add(row)
+            if hook is not None:
+                hook(*args)
+
+    def audit_events(self, *, limit: int = 1000, after_id: int = 0) -> list[dict[str, Any]]:
+        """Audit events in order."""
+        with self.store.read() as s:
+            rows = s.scalars(
+                select(AuditRow).where(AuditRow.id > after_id).order_by(AuditRow.id).limit(limit)
+            ).all()
+            return [
+                {
+                    "id": r.id,
+                    "ts": r.ts,
+                    "actor": r.actor,
+                    "action": r.action,
+                    "resource": r.resource,
+                    "outcome": r.outcome,
+                    "detail": json.loads(r.detail_json),
+                }
+                for r in rows
+            ]
+
+    # tokens and principals --------------------------------------------------------------
+
+    def create_token(
+        self, role: Role, subject: str, *, actor: str = "system", ttl_s: float | None = None
+    ) -> str:
+        """Mint a bearer token for an admin, data scientist or auditor; returns it once."""
+        if role is Role.SITE:
+            raise ValueError("sites authenticate with certificates, not bearer tokens")
+        token = "tta_" + secrets.token_urlsafe(32)
+        now = self.clock()
+        with self.store.session() as s:
+            s.add(
+                TokenRow(
+                    token_hash=token_hash(token),
+                    kind="bearer",
+                    role=role.value,
+                    subject=subject,
+                    created_at=now,
+                    expires_at=now + ttl_s if ttl_s else None,
+                )
+            )
+            self.audit(actor, "token.create", f"principal/{subject}", detail={"role": role.value}, session=s)
+        return token
+
+    def principal_for_token(self, token: str) -> Principal | None:
+        """The principal of a bearer token, or None if unknown or expired."""
+        with self.store.read() as s:
+            row = s.scalar(
+                select(TokenRow).where(TokenRow.token_hash == token_hash(token), TokenRow.kind == "bearer")
+            )
+            if row is None or (row.expires_at is not None and row.expires_at < self.clock()):
+                return None
+            return Principal(row.subject, Role(row.role))
+
+    def principal_for_site(self, common_name: str, fingerprint: str) -> Principal | None:
+        """The site principal of a verified client certificate, or None if not enrolled.
+
+        Security: the certificate was verified against the CA during the handshake; here
+        its common name must be an active site. If the site enrolled by token, only the
+        certificate issued at enrolment (its fingerprint) is accepted.
+        """
+        with self.store.read() as s:
+            row = s.get(SiteRow, common_name)
+            if row is None or row.status != "active":
+                return None
+            if row.cert_fingerprint is not None and row.cert_fingerprint != fingerprint:
+                return None
+            return Principal(common_name, Role.SITE)
+
+    # sites ------------------------------------------------------------------------------
+
+    def register_site(self, actor: Principal, name: str, *, ttl_s: float = 24 * 3600) -> str:
+        """Register a site and return its one-time enrolment token."""
+        from tutela.server.pki import validate_site_name
+
+        validate_site_name(name)
+        token = "tte_" + secrets.token_urlsafe(32)
+        now = self.clock()
+        with self.store.session() as s:
+            row = s.get(SiteRow, name)
+            if row is None:
+                s.add(SiteRow(name=name, status="pending", created_at=now))
+            s.add(
+                TokenRow(
+                    token_hash=token_hash(token),
+                    kind="enrol",
+                    role=Role.SITE.value,
+                    subject=name,
+                    created_at=now,
+                    expires_at=now + ttl_s,
+                )
+            )
+            self.audit(actor.label, "site.register", f"site/{name}", session=s)
+        return token
+
+    def activate_site(self, actor: Principal, name: str) -> None:
+        """Accept a site whose certificate was issued offline (``tutela pki issue --site``)."""
+        from tutela.server.pki import validate_site_name
+
+        validate_site_name(name)
+        now = self.clock()
+        with self.store.session() as s:
+            row = s.get(SiteRow, name)
+            if row is None:
+                s.add(SiteRow(name=name, status="active", created_at=now, enrolled_at=now))
+            else:
+                row.status = "active"
+            self.audit(actor.label, "site.activate", f"site/{name}", session=s)
+
+    def enrol(self, token: str, csr_pem: bytes) -> bytes:
+        """Exchange a one-time enrolment token and a CSR for a site certificate.
+
+        Raises:
+            PermissionDenied: unknown, used or expired token.
+            ServiceError: enrolment is disabled (no CA key on this coordinator).
+        """
+        if self.signer is None:
+            raise ServiceError("this coordinator does not sign certificates; ask for an offline one")
+        from tutela.server.pki import fingerprint
+
+        now = self.clock()
+        with self.store.session() as s:
+            row = s.scalar(
+                select(TokenRow).where(TokenRow.token_hash == token_hash(token), TokenRow.kind == "enrol")
+            )
+            if row is None or row.used_at is not None or (row.expires_at or 0) < now:
+                self.audit(ANON, "site.enrol", "site/?", "denied", {"reason": "invalid token"}, session=s)
+                raise PermissionDenied("the enrolment token is unknown, used or expired")
+            site = row.subject
+            cert_pem = self.signer(csr_pem, site)
+            from cryptography import x509
+
+            cert = x509.load_pem_x509_certificate(cert_pem)
+            row.used_at = now
+            site_row = s.get(SiteRow, site)
+            if site_row is None:  # pragma: no cover - created with the token
+                site_row = SiteRow(name=site, status="active", created_at=now)
+                s.add(site_row)
+            site_row.status = "active"
+            site_row.cert_fingerprint = fingerprint(cert)
+            site_row.enrolled_at = now
+            self.audit(f"site:{site}", "site.enrol", f"site/{site}", session=s)
+        return cert_pem
+
+    def list_sites(self) -> list[dict[str, Any]]:
+        """Every known site."""
+        with self.store.read() as s:
+            return [
+                {"name": r.name, "status": r.status, "enrolled_at": r.enrolled_at}
+                for r in s.scalars(select(SiteRow).order_by(SiteRow.name))
+            ]
+
+    # studies ----------------------------------------------------------------------------
+
+    def create_study(
+        self, actor: Principal, config: StudyConfig, settings: DeploymentSettings | None = None
+    ) -> str:
+        """Create a study (status ``created``); upload its initial model, then start it."""
+        settings = settings or DeploymentSettings()
+        if build_strategy(config).needs_individual_updates and config.secure_aggregation.protocol != "none":
+            raise ConfigError("this strategy cannot run under secure aggregation")
+        study_id = uuid.uuid4().hex[:16]
+        now = self.clock()
+        with self.store.session() as s:
+            s.add(
+                StudyRow(
+                    id=study_id,
+                    name=config.study.name,
+                    config_json=_dumps(config.resolved()),
+                    settings_json=_dumps(settings.as_dict()),
+                    status=StudyStatus.CREATED,
+                    seed=config.study.seed,
+                    current_round=1,
+                    total_rounds=config.training.rounds,
+                    attempt=1,
+                    model_version=0,
+                    prep_json="{}",
+                    privacy_json="[]",
+                    created_by=actor.label,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            self.audit(
+                actor.label, "study.create", f"study/{study_id}", detail={"name": config.study.name}, session=s
+            )
+        return study_id
+
+    def _study(self, s: Session, study_id: str, *, lock: bool = False) -> StudyRow:
+        stmt = select(StudyRow).where(StudyRow.id == study_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        row = s.scalar(stmt)
+        if row is None:
+            raise NotFound(f"unknown study {study_id!r}")
+        return row
+
+    def _global_model(self, row: StudyRow) -> Parameters:
+        if row.model_blob is None:
+            raise Conflict(f"study {row.id} has no model yet")
+        arrays, _ = parse_tensors(self.store.unseal(row.model_blob, f"model/{row.id}"))
+        return {k: np.asarray(v, np.float32) for k, v in arrays.items()}
+
+    def _seal_model(self, study_id: str, params: Parameters, version: int) -> bytes:
+        body = st_save(
+            {k: np.ascontiguousarray(v, np.float32) for k, v in params.items()},
+            metadata={"study": study_id, "version": str(version)},
+        )
+        return self.store.seal(body, f"model/{study_id}")
+
+    def set_initial_model(self, actor: Principal, study_id: str, body: bytes) -> None:
+        """Upload the initial global model (safetensors, float32) before the study starts."""
+        arrays, _ = parse_tensors(body)
+        if not arrays:
+            raise DataError("the model has no tensors")
+        for name, value in arrays.items():
+            if value.dtype != np.float32:
+                raise DataError(f"tensor {name!r} has dtype {value.dtype}; expected float32")
+            if not np.isfinite(value).all():
+                raise DataError(f"tensor {name!r} contains NaN or infinite values")
+        with self.store.session() as s:
+            row = self._study(s, study_id, lock=True)
+            if row.status != StudyStatus.CREATED:
+                raise Conflict(f"study {study_id} is {row.status}; the initial model can only be set before start")
+            row.model_blob = self._seal_model(study_id, arrays, 0)
+            row.updated_at = self.clock()
+            self.audit(actor.label, "study.model.set", f"study/{study_id}", session=s)
+
+    def start(self, actor: Principal, study_id: str) -> str:
+        """Start (or resume) a study; returns its new status."""
+        now = self.clock()
+        with self.store.session() as s:
+            row = self._study(s, study_id, lock=True)
+            if row.status == StudyStatus.PAUSED:
+                row.status = StudyStatus.RUNNING
+            elif row.status == StudyStatus.CREATED:
+                if row.model_blob is None:
+                    raise Conflict(f"study {study_id} has no initial model; upload one first")
+                settings = DeploymentSettings.from_dict(json.loads(row.settings_json))
+                invited = self._invited(s, settings)
+                if not invited:
+                    raise Conflict("no enrolled site to invite")
+                for site in invited:
+                    s.add(ParticipationRow(study_id=study_id, site=site, status="invited", updated_at=now))
+                row.status = StudyStatus.RECRUITING
+                row.prep_json = _dumps({"join_deadline": now + settings.join_timeout_s})
+            else:
+                raise Conflict(f"study {study_id} is {row.status}; only created or paused studies start")
+            row.updated_at = now
+            self.audit(actor.label, "study.start", f"study/{study_id}", detail={"status": row.status}, session=s)
+            return row.status
+
+    def _invited(self, s: Session, settings: DeploymentSettings) -> list[str]:
+        active = set(s.scalars(select(SiteRow.name).where(SiteRow.status == "active")))
+        if settings.sites is None:
+            return sorted(active)
+        missing = sorted(set(settings.sites) - active)
+        if missing:
+            raise Conflict(f"sites not enrolled: {', '.join(missing)}")
+        return sorted(settings.sites)
+
+    def pause(self, actor: Principal, study_id: str) -> str:
+        """Pause a running study: the open round finishes, no new round opens."""
+        with self.store.session() as s:
+            row = self._study(s, study_id, lock=True)
+            if row.status != StudyStatus.RUNNING:
+                raise Conflict(f"study {study_id} is {row.status}; only a running study pauses")
+            row.status = StudyStatus.PAUSED
+            row.updated_at = self.clock()
+            self.audit(actor.label, "study.pause", f"study/{study_id}", session=s)
+            return row.status
+
+    def cancel(self, actor: Principal, study_id: str) -> str:
+        """Cancel a study for good; an open round is closed without aggregation."""
+        now = self.clock()
+        with self.store.session() as s:
+            row = self._study(s, study_id, lock=True)
+            if row.status in StudyStatus.TERMINAL:
+                raise Conflict(f"study {study_id} is already {row.status}")
+            row.status = StudyStatus.CANCELLED
+            row.updated_at = now
+            s.execute(
+                update(RoundRow)
+                .where(RoundRow.study_id == study_id, RoundRow.status == "open")
+                .values(status="cancelled", closed_at=now)
+            )
+            self.audit(actor.label, "study.cancel", f"study/{study_id}", session=s)
+            self._runtimes.pop(study_id, None)
+            return row.status
+
+    def study_status(self, study_id: str) -> dict[str, Any]:
+        """Status, progress, participation and per-round outcomes of a study."""
+        with self.store.read() as s:
+            row = self._study(s, study_id)
+            parts = s.scalars(select(ParticipationRow).where(ParticipationRow.study_id == study_id)).all()
+            rounds = s.scalars(
+                select(RoundRow).where(RoundRow.study_id == study_id).order_by(RoundRow.round_no, RoundRow.attempt)
+            ).all()
+            return {
+                "id": row.id,
+                "name": row.name,
+                "status": row.status,
+                "current_round": row.current_round,
+                "total_rounds": row.total_rounds,
+                "model_version": row.model_version,
+                "error": row.error,
+                "created_by": row.created_by,
+                "config": json.loads(row.config_json),
+                "deployment": json.loads(row.settings_json),
+                "participation": {
+                    p.site: {"status": p.status, "reason": p.reason, "num_examples": p.num_examples}
+                    for p in parts
+                },
+                "rounds": [
+                    {
+                        "round": r.round_no,
+                        "stage": r.stage,
+                        "status": r.status,
+                        "participants": json.loads(r.participants_json),
+                        **json.loads(r.outcome_json),
+                    }
+                    for r in rounds
+                ],
+            }
+
+    def list_studies(self) -> list[dict[str, Any]]:
+        """Every study with its status."""
+        with self.store.read() as s:
+            return [
+                {"id": r.id, "name": r.name, "status": r.status, "current_round": r.current_round,
+                 "total_rounds": r.total_rounds}
+                for r in s.scalars(select(StudyRow).order_by(StudyRow.created_at))
+            ]
+
+    def privacy_ledger(self, study_id: str) -> dict[str, Any]:
+        """The privacy events of a study: configured guarantee and what each round spent."""
+        with self.store.read() as s:
+            row = self._study(s, study_id)
+            config = json.loads(row.config_json)
+            return {
+                "study_id": study_id,
+                "privacy": config.get("privacy"),
+                "secure_aggregation": config.get("secure_aggregation"),
+                "events": json.loads(row.privacy_json),
+            }
+
+    def round_model(self, study_id: str, round_no: int) -> bytes:
+        """The global model after ``round_no`` (safetensors)."""
+        with self.store.read() as s:
+            self._study(s, study_id)
+            rr = s.scalar(
+                select(RoundRow).where(
+                    RoundRow.study_id == study_id,
+                    RoundRow.round_no == round_no,
+                    RoundRow.status.in_(("aggregated", "quorum-not-met")),
+                )
+            )
+            if rr is None or rr.model_blob is None:
+                raise NotFound(f"no model for round {round_no} of study {study_id}")
+            return self.store.unseal(rr.model_blob, f"round-model/{study_id}/{round_no}")
+
+    def final_model(self, study_id: str) -> bytes:
+        """The current global model as safetensors."""
+        with self.store.read() as s:
+            row = self._study(s, study_id)
+            if row.model_blob is None:
+                raise NotFound(f"study {study_id} has no model")
+            return self.store.unseal(row.model_blob, f"model/{study_id}")
+
+    # site API ---------------------------------------------------------------------------
+
+    def tasks_for(self, site: str) -> list[dict[str, Any]]:
+        """What a site should do now: answer invitations, train in open rounds."""
+        now = self.clock()
+        tasks: list[dict[str, Any]] = []
+        with self.store.read() as s:
+            parts = s.scalars(select(ParticipationRow).where(ParticipationRow.site == site)).all()
+            for p in parts:
+                study = s.get(StudyRow, p.study_id)
+                if study is None or study.status in StudyStatus.TERMINAL:
+                    continue
+                if p.status == "invited" and study.status == StudyStatus.RECRUITING:
+                    tasks.append(
+                        {
+                            "kind": "join",
+                            "study_id": study.id,
+                            "config": json.loads(study.config_json),
+                            "deadline": json.loads(study.prep_json).get("join_deadline"),
+                        }
+                    )
+                    continue
+                if p.status != "accepted":
+                    continue
+                rr = s.scalar(
+                    select(RoundRow).where(RoundRow.study_id == study.id, RoundRow.status == "open")
+                )
+                if rr is None or site not in json.loads(rr.participants_json) or rr.stage_deadline < now:
+                    continue
+                done = s.scalar(
+                    select(UpdateRow.id).where(
+                        UpdateRow.study_id == study.id,
+                        UpdateRow.round_no == rr.round_no,
+                        UpdateRow.attempt == rr.attempt,
+                        UpdateRow.stage == rr.stage,
+                        UpdateRow.site == site,
+                    )
+                )
+                if done is not None:
+                    continue
+                prep = json.loads(study.prep_json)
+                tasks.append(
+                    {
+                        "kind": rr.stage,
+                        "study_id": study.id,
+                        "round": rr.round_no,
+                        "attempt": rr.attempt,
+                        "stage": rr.stage,
+                        "deadline": rr.stage_deadline,
+                        "config": json.loads(rr.fit_config_json),
+                        "model_version": study.model_version,
+                        "standardisation": {"mean": prep.get("mean"), "std": prep.get("std")},
+                        "participants": json.loads(rr.participants_json),
+                    }
+                )
+        return tasks
+
+    def participation(self, site: str, study_id: str) -> ParticipationRow:
+        """A site's participation row in a study (NotFound/PermissionDenied otherwise)."""
+        with self.store.read() as s:
+            self._study(s, study_id)
+            p = s.get(ParticipationRow, (study_id, site))
+            if p is None:
+                raise PermissionDenied(f"site {site} is not invited to study {study_id}")
+            return p
+
+    def model_for_site(self, site: str, study_id: str) -> bytes:
+        """The current global model for a participating site (safetensors)."""
+        p = self.participation(site, study_id)
+        if p.status != "accepted":
+            raise PermissionDenied(f"site {site} has not joined study {study_id}")
+        with self.store.read() as s:
+            row = self._study(s, study_id)
+            if row.status not in StudyStatus.ACTIVE and row.status != StudyStatus.COMPLETED:
+                raise Conflict(f"study {study_id} is {row.status}")
+            if row.model_blob is None:  # pragma: no cover - required before start
+                raise Conflict(f"study {study_id} has no model")
+            return self.store.unseal(row.model_blob, f"model/{study_id}")
+
+    def answer_invitation(
+        self,
+        site: str,
+        study_id: str,
+        *,
+        accept: bool,
+        reason: str = "",
+        num_examples: int = 0,
+        moments: FeatureMoments | None = None,
+    ) -> str:
+        """Record a site's accept/refuse answer (refusals are audited with their reason)."""
+        with self.store.session() as s:
+            study = self._study(s, study_id, lock=True)
+            p = s.get(ParticipationRow, (study_id, site))
+            if p is None:
+                raise PermissionDenied(f"site {site} is not invited to study {study_id}")
+            if p.status != "invited":
+                if (p.status == "accepted") == accept:
+                    return p.status
+                raise Conflict(f"site {site} already answered {p.status}")
+            if study.status != StudyStatus.RECRUITING:
+                raise Conflict(f"study {study_id} is {study.status}; it no longer recruits")
+            if accept:
+                if moments is None or num_examples <= 0:
+                    raise DataError("accepting needs num_examples > 0 and feature moments")
+                cfg = json.loads(study.config_json)
+                columns = cfg["data"].get("columns")
+                if columns is not None and len(moments.total) != len(columns):
+                    raise DataError(
+                        f"feature moments have {len(moments.total)} columns; the study uses {len(columns)}"
+                    )
+                p.status = "accepted"
+                p.num_examples = num_examples
+                p.moments_json = _dumps(
+                    {"count": moments.count, "total": moments.total.tolist(), "total_sq": moments.total_sq.tolist()}
+                )
+            else:
+                p.status = "refused"
+                p.reason = reason[:2000] or "refused by site policy"
+            p.updated_at = self.clock()
+            self.audit(
+                f"site:{site}",
+                "study.join" if accept else "study.refuse",
+                f"study/{study_id}",
+                "ok" if accept else "refused",
+                {"reason": p.reason} if not accept else {"num_examples": num_examples},
+                session=s,
+            )
+            return p.status
+
+    def submit(
+        self, site: str, study_id: str, round_no: int, stage: str, idempotency_key: str, body: bytes
+    ) -> Receipt:
+        """Accept a site's submission for an open round stage, exactly once.
+
+        A retry with the same idempotency key and body gets the original receipt
+        (``duplicate=True``); the same key with another body, a second submission for the
+        same stage, a closed or future round, or a stale ``round`` in the body's metadata
+        are refused.
+        """
+        if not idempotency_key or len(idempotency_key) > 128:
+            raise DataError("an Idempotency-Key header of 1-128 characters is required")
+        body_digest = digest(body)
+        with self.store.session() as s:
+            study = self._study(s, study_id, lock=True)
+            existing = s.scalar(
+                select(UpdateRow).where(
+                    UpdateRow.study_id == study_id,
+                    UpdateRow.site == site,
+                    UpdateRow.idempotency_key == idempotency_key,
+                )
+            )
+            if existing is not None:
+                if existing.digest != body_digest or existing.round_no != round_no or existing.stage != stage:
+                    raise Conflict("this Idempotency-Key was already used for a different submission")
+                return Receipt(study_id, round_no, stage, site, body_digest, True)
+            settings = DeploymentSettings.from_dict(json.loads(study.settings_json))
+            if len(body) > settings.max_update_bytes:
+                raise PayloadTooLarge(f"body of {len(body)} bytes exceeds the {settings.max_update_bytes} limit")
+            p = s.get(ParticipationRow, (study_id, site))
+            if p is None or p.status != "accepted":
+                raise PermissionDenied(f"site {site} does not participate in study {study_id}")
+            if study.status not in (StudyStatus.RUNNING, StudyStatus.PAUSED):
+                raise Conflict(f"study {study_id} is {study.status}; it accepts no submissions")
+            rr = s.scalar(
+                select(RoundRow).where(RoundRow.study_id == study_id, RoundRow.status == "open")
+            )
+            if rr is None or rr.round_no != round_no:
+                current = rr.round_no if rr is not None else study.current_round
+                if round_no < current or (rr is None and round_no <= study.current_round - 1):
+                    raise Conflict(
+                        f"round {round_no} of study {study_id} is closed (current round {current}); "
+                        "a submission for an earlier round is never accepted"
+                    )
+                raise Conflict(f"round {round_no} of study {study_id} is not open")
+            if rr.stage != stage:
+                raise Conflict(f"round {round_no} is in stage {rr.stage!r}, not {stage!r}")
+            if site not in json.loads(rr.participants_json):
+                raise PermissionDenied(f"site {site} was not selected for round {round_no}")
+            if self.clock() > rr.stage_deadline:
+                raise Conflict(f"the deadline of round {round_no} stage {stage!r} has passed")
+            already = s.scalar(
+                select(UpdateRow.id).where(
+                    UpdateRow.study_id == study_id,
+                    UpdateRow.round_no == round_no,
+                    UpdateRow.attempt == rr.attempt,
+                    UpdateRow.stage == stage,
+                    UpdateRow.site == site,
+                )
+            )
+            if already is not None:
+                raise Conflict(f"site {site} already submitted for round {round_no} stage {stage!r}")
+            arrays, meta = parse_tensors(body)
+            if meta.get("study") != study_id or meta.get("round") != str(round_no):
+                raise Conflict(
+                    f"the body is bound to study {meta.get('study')!r} round {meta.get('round')!r}, "
+                    f"not study {study_id!r} round {round_no}: replayed or misdirected"
+                )
+            num_examples = _positive_int(meta.get("num_examples"), "num_examples")
+            check_update(arrays, self._global_model(study))
+            s.add(
+                UpdateRow(
+                    study_id=study_id,
+                    round_no=round_no,
+                    attempt=rr.attempt,
+                    stage=stage,
+                    site=site,
+                    idempotency_key=idempotency_key,
+                    digest=body_digest,
+                    num_examples=num_examples,
+                    blob=self.store.seal(body, f"update/{study_id}/{round_no}/{stage}/{site}"),
+                    created_at=self.clock(),
+                )
+            )
+            self.audit(
+                f"site:{site}", "round.submit", f"study/{study_id}/round/{round_no}/{stage}", session=s
+            )
+        return Receipt(study_id, round_no, stage, site, body_digest, False)
+
+    def report_metrics(self, site: str, study_id: str, round_no: int, metrics: dict[str, float]) -> None:
+        """Store a site's metrics for a round (finite numbers only)."""
+        self.participation(site, study_id)
+        clean: dict[str, float] = {}
+        for key, value in metrics.items():
+            if not isinstance(value, int | float) or not math.isfinite(float(value)):
+                raise DataError(f"metric {key!r} must be a finite number")
+            clean[str(key)[:64]] = float(value)
+        with self.store.session() as s:
+            s.add(
+                MetricRow(
+                    study_id=study_id, round_no=round_no, site=site, metrics_json=_dumps(clean),
+                    created_at=self.clock(),
+                )
+            )
+
+    # relay ------------------------------------------------------------------------------
+
+    def relay_post(
+        self,
+        sender: str,
+        study_id: str,
+        round_no: int,
+        stage: str,
+        recipient: str,
+        idempotency_key: str,
+        body: bytes,
+    ) -> Receipt:
+        """Store an opaque message from one round participant to another.
+
+        Security: the coordinator authenticates the sender (mutual TLS) and the recipient
+        learns the sender's identity from the coordinator; the payload is opaque (sites
+        encrypt it end to end) and sealed at rest.
+        """
+        if not idempotency_key or len(idempotency_key) > 128:
+            raise DataError("an Idempotency-Key header of 1-128 characters is required")
+        body_digest = digest(body)
+        with self.store.session() as s:
+            study = self._study(s, study_id, lock=True)
+            existing = s.scalar(
+                select(RelayRow).where(
+                    RelayRow.study_id == study_id,
+                    RelayRow.sender == sender,
+                    RelayRow.idempotency_key == idempotency_key,
+                )
+            )
+            if existing is not None:
+                if existing.digest != body_digest:
+                    raise Conflict("this Idempotency-Key was already used for a different message")
+                return Receipt(study_id, round_no, stage, sender, body_digest, True)
+            settings = DeploymentSettings.from_dict(json.loads(study.settings_json))
+            if len(body) > settings.max_relay_bytes:
+                raise PayloadTooLarge(f"message of {len(body)} bytes exceeds the {settings.max_relay_bytes} limit")
+            rr = s.scalar(select(RoundRow).where(RoundRow.study_id == study_id, RoundRow.status == "open"))
+            if rr is None or rr.round_no != round_no:
+                raise Conflict(f"round {round_no} of study {study_id} is not open")
+            if self.clock() > rr.stage_deadline:
+                raise Conflict(f"the deadline of round {round_no} stage {rr.stage!r} has passed")
+            members = json.loads(rr.participants_json)
+            if sender not in members:
+                raise PermissionDenied(f"site {sender} is not in round {round_no}")
+            if recipient not in members or recipient == sender:
+                raise DataError(f"recipient {recipient!r} is not another participant of round {round_no}")
+            s.add(
+                RelayRow(
+                    study_id=study_id,
+                    round_no=round_no,
+                    attempt=rr.attempt,
+                    stage=stage,
+                    sender=sender,
+                    recipient=recipient,
+                    idempotency_key=idempotency_key,
+                    digest=body_digest,
+                    blob=self.store.seal(body, f"relay/{study_id}/{round_no}/{stage}/{sender}/{recipient}"),
+                    created_at=self.clock(),
+                )
+            )
+        return Receipt(study_id, round_no, stage, sender, body_digest, False)
+
+    def relay_fetch(self, recipient: str, study_id: str, round_no: int, stage: str) -> dict[str, bytes]:
+        """Messages addressed to ``recipient`` for one stage, keyed by authenticated sender."""
+        with self.store.read() as s:
+            self._study(s, study_id)
+            rows = s.scalars(
+                select(RelayRow).where(
+                    RelayRow.study_id == study_id,
+                    RelayRow.round_no == round_no,
+                    RelayRow.stage == stage,
+                    RelayRow.recipient == recipient,
+                )
+            ).all()
+            return {
+                r.sender: self.store.unseal(
+                    r.blob, f"relay/{study_id}/{round_no}/{stage}/{r.sender}/{recipient}"
+                )
+                for r in rows
+            }
+
+    # the round engine -------------------------------------------------------------------
+
+    def _runtime(self, row: StudyRow) -> _Runtime:
+        rt = self._runtimes.get(row.id)
+        if rt is None:
+            config = parse_study(json.loads(row.config_json))
+            rt = _Runtime(build_strategy(config), np.random.default_rng(config.study.seed))
+            if row.strategy_state is not None:
+                _restore_strategy(rt.strategy, rt.rng, self.store.unseal(row.strategy_state, f"strategy/{row.id}"))
+            self._runtimes[row.id] = rt
+        return rt
+
+    def tick(self) -> bool:
+        """Advance every active study by at most one transition each; True if anything moved."""
+        with self.store.read() as s:
+            ids = list(s.scalars(select(StudyRow.id).where(StudyRow.status.in_(StudyStatus.ACTIVE))))
+        moved = False
+        for study_id in ids:
+            try:
+                moved |= self._advance(study_id)
+            except NotFound:  # pragma: no cover - deleted underneath us
+                continue
+        return moved
+
+    def _advance(self, study_id: str) -> bool:
+        now = self.clock()
+        with self.store.session() as s:
+            row = self._study(s, study_id, lock=True)
+            if row.status == StudyStatus.RECRUITING:
+                return self._close_recruiting(s, row, now)
+            if row.status not in (StudyStatus.RUNNING, StudyStatus.PAUSED):
+                return False
+            rr = s.scalar(select(RoundRow).where(RoundRow.study_id == study_id, RoundRow.status == "open"))
+            if rr is None:
+                if row.current_round > row.total_rounds:
+                    row.status = StudyStatus.COMPLETED
+                    row.updated_at = now
+                    self.audit(COORDINATOR, "study.complete", f"study/{study_id}", session=s)
+                    self._runtimes.pop(study_id, None)
+                    return True
+                if row.status == StudyStatus.PAUSED:
+                    return False
+                self._open_round(s, row, now)
+                return True
+            participants = json.loads(rr.participants_json)
+            submitted = set(
+                s.scalars(
+                    select(UpdateRow.site).where(
+                        UpdateRow.study_id == study_id,
+                        UpdateRow.round_no == rr.round_no,
+                        UpdateRow.attempt == rr.attempt,
+                        UpdateRow.stage == rr.stage,
+                    )
+                )
+            )
+            if len(submitted) < len(participants) and now <= rr.stage_deadline:
+                return False
+            self._close_fit(s, row, rr, now)
+            return True
+
+    def _close_recruiting(self, s: Session, row: StudyRow, now: float) -> bool:
+        parts = s.scalars(select(ParticipationRow).where(ParticipationRow.study_id == row.id)).all()
+        prep = json.loads(row.prep_json)
+        pending = [p for p in parts if p.status == "invited"]
+        if pending and now <= float(prep["join_deadline"]):
+            return False
+        for p in pending:
+            p.status = "timed-out"
+            p.updated_at = now
+        accepted = [p for p in parts if p.status == "accepted"]
+        config = parse_study(json.loads(row.config_json))
+        need = config.training.min_quorum
+        if len(accepted) < need:
+            refusals = "; ".join(f"{p.site}: {p.reason}" for p in parts if p.status == "refused")
+            row.status = StudyStatus.FAILED
+            row.error = (
+                f"quorum not met: {len(accepted)} site(s) accepted, {need} required"
+                + (f" (refused: {refusals})" if refusals else "")
+            )
+            row.updated_at = now
+            self.audit(COORDINATOR, "study.fail", f"study/{row.id}", "failed", {"error": row.error}, session=s)
+            return True
+        moments = []
+        for p in sorted(accepted, key=lambda q: q.site):
+            m = json.loads(p.moments_json)
+            moments.append(
+                FeatureMoments(int(m["count"]), np.asarray(m["total"], np.float64), np.asarray(m["total_sq"], np.float64))
+            )
+        mean, std = global_standardisation(moments)
+        prep.update({"mean": mean.tolist(), "std": std.tolist()})
+        row.prep_json = _dumps(prep)
+        row.status = StudyStatus.RUNNING
+        row.updated_at = now
+        self.audit(
+            COORDINATOR,
+            "study.running",
+            f"study/{row.id}",
+            detail={"sites": [p.site for p in accepted]},
+            session=s,
+        )
+        return True
+
+    def _open_round(self, s: Session, row: StudyRow, now: float) -> None:
+        rt = self._runtime(row)
+        params = self._global_model(row)
+        sites = sorted(
+            s.scalars(
+                select(ParticipationRow.site).where(
+                    ParticipationRow.study_id == row.id, ParticipationRow.status == "accepted"
+                )
+            )
+        )
+        instructions = rt.strategy.configure_fit(row.current_round, params, sites, rt.rng)
+        chosen = [site for site, _ in instructions]
+        fit_config = dict(instructions[0][1].config) if instructions else {}
+        settings = DeploymentSettings.from_dict(json.loads(row.settings_json))
+        config = parse_study(json.loads(row.config_json))
+        s.add(
+            RoundRow(
+                study_id=row.id,
+                round_no=row.current_round,
+                attempt=1,
+                stage=FIT_STAGE,
+                status="open",
+                participants_json=_dumps(chosen),
+                survivors_json="[]",
+                quorum=config.training.min_quorum,
+                fit_config_json=_dumps(fit_config),
+                opened_at=now,
+                stage_deadline=now + settings.stage_timeout_s,
+                outcome_json="{}",
+            )
+        )
+        row.strategy_state = self.store.seal(_strategy_state(rt.strategy, rt.rng), f"strategy/{row.id}")
+        row.updated_at = now
+        self.audit(
+            COORDINATOR, "round.open", f"study/{row.id}/round/{row.current_round}",
+            detail={"sites": chosen}, session=s,
+        )
+
+    def _close_fit(self, s: Session, row: StudyRow, rr: RoundRow, now: float) -> None:
+        rt = self._runtime(row)
+        params = self._global_model(row)
+        participants: list[str] = json.loads(rr.participants_json)
+        rows = s.scalars(
+            select(UpdateRow).where(
+                UpdateRow.study_id == row.id,
+                UpdateRow.round_no == rr.round_no,
+                UpdateRow.attempt == rr.attempt,
+                UpdateRow.stage == rr.stage,
+            )
+        ).all()
+        updates: list[ClientUpdate] = []
+        for u in sorted(rows, key=lambda r: participants.index(r.site) if r.site in participants else 1 << 30):
+            body = self.store.unseal(u.blob, f"update/{row.id}/{rr.round_no}/{rr.stage}/{u.site}")
+            arrays, _ = parse_tensors(body)
+            updates.append(ClientUpdate(u.site, check_update(arrays, params), u.num_examples))
+        responded = [u.site for u in updates]
+        failed = [p for p in participants if p not in responded]
+        new = params
+        if len(updates) < rr.quorum:
+            status = "quorum-not-met"
+            num_examples = 0
+        else:
+            aggregate = PlainAggregator().aggregate(rr.round_no, updates, params)
+            new = rt.strategy.aggregate_fit(rr.round_no, params, aggregate)
+            check_compatible(new, params)
+            status = "aggregated"
+            num_examples = aggregate.num_examples
+        version = row.model_version + 1
+        rr.status = status
+        rr.closed_at = now
+        rr.outcome_json = _dumps(
+            {"sites": responded, "failed": failed, "num_examples": num_examples, "outcome": status}
+        )
+        rr.model_blob = self.store.seal(
+            st_save({k: np.ascontiguousarray(v, np.float32) for k, v in new.items()}),
+            f"round-model/{row.id}/{rr.round_no}",
+        )
+        row.model_blob = self._seal_model(row.id, new, version)
+        row.model_version = version
+        row.current_round = rr.round_no + 1
+        row.strategy_state = self.store.seal(_strategy_state(rt.strategy, rt.rng), f"strategy/{row.id}")
+        row.updated_at = now
+        # Individual updates are no longer needed once aggregated: keep only the receipts.
+        s.execute(
+            update(UpdateRow)
+            .where(UpdateRow.study_id == row.id, UpdateRow.round_no == rr.round_no)
+            .values(blob=b"")
+        )
+        s.execute(delete(RelayRow).where(RelayRow.study_id == row.id, RelayRow.round_no == rr.round_no))
+        self.audit(
+            COORDINATOR,
+            "round.close",
+            f"study/{row.id}/round/{rr.round_no}",
+            "ok" if status == "aggregated" else status,
+            {"sites": responded, "failed": failed},
+            session=s,
+        )
+
+
+ANON = "anonymous"
+
+
+def _positive_int(value: str | None, name: str) -> int:
+    try:
+        number = int(value) if value is not None else 0
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise DataError(f"the body's metadata must carry a positive integer {name}")
+    return number
+
+
+def round_history(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-round records of a study status, shaped like the in-process engine's history."""
+    out: list[dict[str, Any]] = []
+    for r in status["rounds"]:
+        if r["status"] not in ("aggregated", "quorum-not-met"):
+            continue
+        out.append(
+            {
+                "round": r["round"],
+                "status": "ok" if r["status"] == "aggregated" else "quorum-not-met",
+                "sites": r.get("sites", []),
+                "failed": r.get("failed", []),
+                "num_examples": r.get("num_examples", 0),
+            }
+        )
+    return out
+
+
+def sorted_sites(names: Sequence[str]) -> list[str]:
+    """Sites in the order the in-process engine uses (sorted by name)."""
+    return sorted(names)

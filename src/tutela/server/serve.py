@@ -1,0 +1,199 @@
+"""Run the coordinator: uvicorn over TLS with rotating certificates and mutual TLS for sites.
+
+A coordinator's data directory holds::
+
+    coordinator.db        SQLite store (unless --db-url points at PostgreSQL)
+    keyring, keyring.key  encryption at rest for models, updates and messages
+    audit.jsonl           the tamper-evident (Merkle) audit log: `tutela audit verify`
+    admin.token           the first admin's bearer token (mode 0600, written once)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from tutela.errors import ConfigError, ServiceError
+from tutela.server.app import create_app
+from tutela.server.authz import Role
+from tutela.governance.audit import AuditLog
+from tutela.server.coordinator import AuditHook, Coordinator
+from tutela.server.pki import PkiLayout, load_ca, load_cert, sign_csr
+from tutela.server.sealing import open_sealer
+from tutela.server.store import Store, TokenRow, sqlite_url
+from tutela.server.tls import PeerCertH11Protocol, RotatingServerContext
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How to run one coordinator.
+
+    Attributes:
+        data_dir: store, keyring and bootstrap token.
+        pki_dir: CA and server certificate (None: plain HTTP, for tests behind a proxy only).
+        host: bind address (loopback by default).
+        port: TCP port (0: any free port).
+        db_url: SQLAlchemy URL (default: SQLite in ``data_dir``).
+        sign_enrolments: sign site CSRs with the CA key in ``pki_dir`` (token enrolment).
+        tick_interval: seconds between checks of deadlines.
+    """
+
+    data_dir: Path
+    pki_dir: Path | None
+    host: str = "127.0.0.1"
+    port: int = 8443
+    db_url: str | None = None
+    sign_enrolments: bool = True
+    tick_interval: float = 0.25
+
+
+def build_coordinator(settings: ServerSettings) -> tuple[Coordinator, bytes | None]:
+    """Open the store and build the coordinator (and the CA PEM sites should trust)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.db_url or sqlite_url(settings.data_dir / "coordinator.db")
+    store = Store(url, open_sealer(settings.data_dir / "keyring"))
+    signer = None
+    ca_pem = None
+    if settings.pki_dir is not None:
+        layout = PkiLayout(settings.pki_dir)
+        ca_pem = layout.ca.cert.read_bytes()
+        if settings.sign_enrolments and layout.ca.key.exists():
+            pki_dir = settings.pki_dir
+
+            def signer(csr: bytes, site: str) -> bytes:
+                from tutela.server.pki import cert_to_pem
+
+                ca_cert, ca_key = load_ca(pki_dir)
+                return cert_to_pem(sign_csr(ca_cert, ca_key, csr, site=site))
+
+    return Coordinator(store, signer=signer, audit_hook=merkle_audit_hook(settings.data_dir / "audit.jsonl")), ca_pem
+
+
+def merkle_audit_hook(path: Path) -> AuditHook:
+    """Append every coordinator audit event to the governance Merkle log at ``path``."""
+    log = AuditLog.open(path)
+    lock = threading.Lock()
+
+    def hook(actor: str, action: str, resource: str, outcome: str, detail: dict[str, Any]) -> None:
+        with lock:
+            log.append(actor, action, resource, outcome, detail)
+
+    return hook
+
+
+def bootstrap_admin(coordinator: Coordinator, data_dir: Path) -> str | None:
+    """Create the first admin token if the store has none; write it to ``admin.token``."""
+    from sqlalchemy import select
+
+    with coordinator.store.read() as s:
+        exists = s.scalar(select(TokenRow.id).where(TokenRow.role == Role.ADMIN.value).limit(1))
+    if exists is not None:
+        return None
+    token = coordinator.create_token(Role.ADMIN, "admin", actor="bootstrap")
+    path = data_dir / "admin.token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return token
+
+
+def uvicorn_config(app: FastAPI, settings: ServerSettings, sock_port: int | None = None) -> uvicorn.Config:
+    """A uvicorn config with TLS (rotating certificate, optional client certificates)."""
+    kwargs: dict[str, object] = {}
+    if settings.pki_dir is not None:
+        layout = PkiLayout(settings.pki_dir)
+        if not layout.server.cert.exists():
+            raise ConfigError(
+                f"no server certificate in {settings.pki_dir}: run `tutela pki issue --server` first"
+            )
+        load_cert(layout.server.cert)
+        rotating = RotatingServerContext(layout.server.cert, layout.server.key, layout.ca.cert)
+        kwargs["ssl_context_factory"] = lambda _config, _default: rotating.context
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=sock_port if sock_port is not None else settings.port,
+        http=PeerCertH11Protocol,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+        limit_concurrency=2048,
+        backlog=2048,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def serve(settings: ServerSettings) -> None:
+    """Run the coordinator in the foreground until interrupted."""
+    coordinator, ca_pem = build_coordinator(settings)
+    bootstrap_admin(coordinator, settings.data_dir)
+    app = create_app(coordinator, ca_pem=ca_pem, tick_interval=settings.tick_interval)
+    server = uvicorn.Server(uvicorn_config(app, settings))
+    server.run()
+
+
+@dataclass
+class BackgroundServer:
+    """A coordinator on a background thread (tests, benchmarks, the loopback demo)."""
+
+    settings: ServerSettings
+    coordinator: Coordinator | None = None
+    port: int = 0
+    admin_token: str | None = None
+    _server: uvicorn.Server | None = None
+    _thread: threading.Thread | None = None
+    _sock: socket.socket | None = field(default=None, repr=False)
+
+    def start(self, timeout: float = 20.0) -> BackgroundServer:
+        """Start and wait until it accepts connections."""
+        coordinator, ca_pem = build_coordinator(self.settings)
+        self.coordinator = coordinator
+        self.admin_token = bootstrap_admin(coordinator, self.settings.data_dir)
+        app = create_app(coordinator, ca_pem=ca_pem, tick_interval=self.settings.tick_interval)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.settings.host, self.settings.port))
+        self.port = int(sock.getsockname()[1])
+        self._sock = sock
+        config = uvicorn_config(app, self.settings, self.port)
+        self._server = uvicorn.Server(config)
+
+        def run() -> None:
+            assert self._server is not None
+            asyncio.run(self._server.serve(sockets=[sock]))
+
+        self._thread = threading.Thread(target=run, name="coordinator", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise ServiceError("the coordinator did not start")
+            time.sleep(0.02)
+        return self
+
+    @property
+    def url(self) -> str:
+        """Base URL."""
+        scheme = "https" if self.settings.pki_dir is not None else "http"
+        return f"{scheme}://{self.settings.host}:{self.port}"
+
+    def stop(self) -> None:
+        """Stop serving and release the store."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self.coordinator is not None:
+            self.coordinator.store.close()
+        if self._sock is not None:
+            self._sock.close()

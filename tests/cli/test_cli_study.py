@@ -1,0 +1,78 @@
+"""End-to-end tests through the real ``tutela`` command (subprocesses)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tutela(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "tutela", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_version(tmp_path):
+    r = tutela("--version", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("tutela ")
+
+
+def test_demo_quick_writes_results(tmp_path):
+    r = tutela("demo", "--quick", "--out", "results.json", "--run-dir", "run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "federated" in r.stdout and "centralised" in r.stdout and "local-only" in r.stdout
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert {
+        "dataset",
+        "rounds",
+        "history",
+        "federated",
+        "centralized",
+        "local_only",
+        "config",
+    } <= set(res)
+    assert set(res["dataset"]) >= {"name", "rows", "sites"}
+    assert res["rounds"] == len(res["history"]) == 10
+    assert {"loss", "accuracy", "auc"} <= set(res["history"][-1])
+    for key in ("federated", "centralized", "local_only"):
+        assert set(res[key]) == {"accuracy", "auc", "log_loss"}
+    assert res["config"]["data"]["sites"] == 5
+    assert (tmp_path / "run" / "results.json").exists()
+    assert (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_study_run_from_toml(tmp_path):
+    study = (
+        (ROOT / "examples/healthcare/study.toml").read_text().replace("rounds = 30", "rounds = 3")
+    )
+    (tmp_path / "s.toml").write_text(study)
+    r = tutela("study", "run", "s.toml", "--out", "o.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "o.json").read_text())["rounds"] == 3
+
+
+def test_bad_study_is_one_line_and_nonzero(tmp_path):
+    (tmp_path / "bad.toml").write_text("[data]\nsites = 0\n[training]\nfraction_fit = 2\n")
+    r = tutela("study", "run", "bad.toml", cwd=tmp_path)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "data.sites" in lines[0] and "training.fraction_fit" in lines[0]
+    assert "Traceback" not in r.stderr
+    r = tutela("study", "run", "missing.toml", cwd=tmp_path)
+    assert r.returncode == 1 and r.stderr.strip() == "error: study file not found: missing.toml"
+
+
+def test_datasets_list_json(tmp_path):
+    r = tutela("datasets", "list", "--json", cwd=tmp_path)
+    assert r.returncode == 0
+    names = {d["name"]: d for d in json.loads(r.stdout)}
+    assert names["pima-diabetes"]["rows"] == 532
+    assert names["breast-cancer"]["rows"] == 569
+    assert all({"rows", "features", "outcome", "source"} <= set(d) for d in names.values())

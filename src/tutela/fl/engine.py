@@ -78,13 +78,16 @@ class RoundRecord:
     metrics: Metrics
 
     def as_dict(self) -> dict[str, Any]:
+        metrics = dict(self.metrics)
+        if "loss" not in metrics and "log_loss" in metrics:
+            metrics["loss"] = metrics["log_loss"]
         return {
             "round": self.server_round,
             "status": self.status,
             "sites": list(self.sites),
             "failed": list(self.failed),
             "num_examples": self.num_examples,
-            **{k: float(v) for k, v in self.metrics.items()},
+            **{k: float(v) for k, v in metrics.items()},
         }
 
 

@@ -770,7 +770,7 @@ class Coordinator:
                     )
                 p.status = "accepted"
                 p.num_examples = num_examples
-                p.moments_json = _dumps(
+                p.join_json = _dumps(
                     {"count": moments.count, "total": moments.total.tolist(), "total_sq": moments.total_sq.tolist()}
                 )
             else:
@@ -1058,7 +1058,7 @@ class Coordinator:
             return True
         moments = []
         for p in sorted(accepted, key=lambda q: q.site):
-            m = json.loads(p.moments_json)
+            m = json.loads(p.join_json)
             moments.append(
                 FeatureMoments(int(m["count"]), np.asarray(m["total"], np.float64), np.asarray(m["total_sq"], np.float64))
             )

@@ -119,7 +119,7 @@ class ParticipationRow(Base):
     status: Mapped[str] = mapped_column(sa.String(16))
     reason: Mapped[str] = mapped_column(sa.Text, default="")
     num_examples: Mapped[int] = mapped_column(sa.Integer, default=0)
-    moments_json: Mapped[str] = mapped_column(sa.Text, default="{}")
+    join_json: Mapped[str] = mapped_column(sa.Text, default="{}")
     updated_at: Mapped[float] = mapped_column(sa.Float)
 
 

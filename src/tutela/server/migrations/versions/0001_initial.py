@@ -94,7 +94,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('num_examples', sa.Integer(), nullable=False),
-    sa.Column('moments_json', sa.Text(), nullable=False),
+    sa.Column('join_json', sa.Text(), nullable=False),
     sa.Column('updated_at', sa.Float(), nullable=False),
     sa.ForeignKeyConstraint(['study_id'], ['studies.id'], ),
     sa.PrimaryKeyConstraint('study_id', 'site')

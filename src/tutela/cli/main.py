@@ -17,8 +17,10 @@ from tutela import __version__
 from tutela.cli import anonymize as anonymize_cli
 from tutela.cli import data as data_cli
 from tutela.cli import governance as governance_cli
+from tutela.cli import he as he_cli
 from tutela.cli import secagg as secagg_cli
 from tutela.cli import server as server_cli
+from tutela.cli import smpc as smpc_cli
 from tutela.cli import study as study_cli
 from tutela.errors import TutelaError
 
@@ -46,7 +48,16 @@ def _root(
     """Tutela: privacy-preserving AI."""
 
 
-for _module in (study_cli, data_cli, secagg_cli, governance_cli, anonymize_cli, server_cli):
+for _module in (
+    study_cli,
+    data_cli,
+    secagg_cli,
+    he_cli,
+    smpc_cli,
+    governance_cli,
+    anonymize_cli,
+    server_cli,
+):
     _module.register(app)
 
 

@@ -45,7 +45,10 @@ def test_demo_quick_writes_results(tmp_path):
         assert set(res[key]) == {"accuracy", "auc", "log_loss"}
     assert res["config"]["data"]["sites"] == 5
     assert (tmp_path / "run" / "results.json").exists()
-    assert (tmp_path / "run" / "model.safetensors").exists()
+    assert (tmp_path / "run" / "model.safetensors.enc").exists()
+    assert (tmp_path / "run" / "audit.sqlite").exists()
+    assert res["secure_aggregation"]["protocol"] == "secagg+"
+    assert res["config"]["data"]["columns"] == res["dataset"]["features"]
 
 
 def test_study_run_from_toml(tmp_path):

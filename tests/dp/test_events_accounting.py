@@ -119,7 +119,7 @@ def test_rdp_calibration_on_both_sides() -> None:
 
 
 def test_generic_calibration_for_laplace_scale() -> None:
-    scale = calibrate(lambda b: LaplaceEvent(b), 0.5, 1e-9, tolerance=1e-4)
+    scale = calibrate(LaplaceEvent, 0.5, 1e-9, tolerance=1e-4)
     assert scale == pytest.approx(2.0, rel=1e-3)  # Laplace: epsilon = sensitivity / scale
 
 

@@ -25,7 +25,9 @@ LAPLACE_01 = LaplaceEvent(scale=10.0)  # epsilon 0.1 (pure)
 
 def _ledger(tmp_path: Path) -> PrivacyLedger:
     fixed = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    return PrivacyLedger(tmp_path / "ledger.db", clock=lambda: fixed, value_discretization_interval=1e-3)
+    return PrivacyLedger(
+        tmp_path / "ledger.db", clock=lambda: fixed, value_discretization_interval=1e-3
+    )
 
 
 def test_charge_composes_and_refuses_overspend_without_writing(tmp_path: Path) -> None:

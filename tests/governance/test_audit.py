@@ -444,3 +444,29 @@ def test_jsonl_truncation_needs_a_checkpoint(tmp_path: Path, key: Ed25519Private
     reopened = AuditLog.open(path)
     assert reopened.verify().ok  # documented: no stored state in JSON lines
     _expect_bad(reopened, 15, "log truncated", checkpoints=[cp])
+
+
+def test_concurrent_threads_and_a_second_writer(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "a.sqlite"
+    log = AuditLog.open(path)
+
+    def worker(n: int) -> None:
+        for i in range(50):
+            log.append(f"t{n}", "x", None, "success", {"i": i})
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert log.size == 200
+    assert log.verify().ok
+    stale = AuditLog.open(path)
+    log.append("a", "x")
+    with pytest.raises(AuditError, match="another writer"):
+        stale.append("b", "y")
+    stale.close()
+    assert log.verify().ok
+    log.close()

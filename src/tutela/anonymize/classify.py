@@ -149,7 +149,13 @@ _NAME_RULES: tuple[tuple[str, IdentifierKind | ColumnRole], ...] = (
         ColumnRole.SENSITIVE,
     ),
 )
-_COMPILED = [(re.compile(rf"(?:{pat})"), what) for pat, what in _NAME_RULES]
+# Other words may precede a keyword ("home_phone", "primary_diagnosis") and a number-like
+# suffix may follow ("account_number"), except for names: "drug_name" is not a person.
+_AFFIXED = r"(?:[a-z0-9]+_)*(?:{pat})(?:_(?:no|num|number|nr|id|code|value|\d+))?"
+_COMPILED = [
+    (re.compile(f"(?:{pat})" if what is _K.NAME else _AFFIXED.format(pat=pat)), what)
+    for pat, what in _NAME_RULES
+]
 
 _LABEL_KIND: dict[PiiLabel, IdentifierKind] = {
     PiiLabel.EMAIL: _K.EMAIL,
@@ -205,12 +211,18 @@ def _from_content(series: pd.Series, rng: np.random.Generator, sample: int) -> C
     dated = sum(parse_date(t) is not None for t in texts)
     if dated >= 0.8 * n:
         return ColumnInfo(
-            str(series.name), ColumnRole.QUASI_IDENTIFIER, _K.DATE, f"{dated}/{n} values parse as dates"
+            str(series.name),
+            ColumnRole.QUASI_IDENTIFIER,
+            _K.DATE,
+            f"{dated}/{n} values parse as dates",
         )
     mean_len = sum(len(t) for t in texts) / n
     if mean_len > 40 and sum(" " in t for t in texts) >= 0.8 * n:
         return ColumnInfo(
-            str(series.name), ColumnRole.OTHER, _K.FREE_TEXT, f"free text (mean {mean_len:.0f} chars)"
+            str(series.name),
+            ColumnRole.OTHER,
+            _K.FREE_TEXT,
+            f"free text (mean {mean_len:.0f} chars)",
         )
     if n >= 20 and series.dropna().nunique() >= 0.95 * series.notna().sum():
         return ColumnInfo(

@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pandas as pd
+
 from tutela.anonymize.recognizers import luhn_valid
 from tutela.anonymize.spans import PiiLabel, Span
 
@@ -26,22 +28,160 @@ class LabelledNote:
     spans: tuple[Span, ...]
 
 
-FIRST_NAMES = (
-    "James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William Barbara "
-    "Richard Susan Joseph Jessica Thomas Sarah Charles Karen Christopher Lisa Daniel Nancy "
-    "Matthew Betty Anthony Margaret Mark Sandra Donald Ashley Steven Kimberly Paul Emily "
-    "Andrew Donna Joshua Michelle Kenneth Carol Kevin Amanda Brian Melissa George Deborah "
-    "Aisha Mohammed Wei Mei Carlos Sofia Raj Priya Olga Dmitri Fatima Hiroshi Yuki Kwame "
-    "Amara Mateo Lucia Tariq Leila Jamal Ngozi Arjun Ingrid Sven Chloe Liam Noah Emma Olivia"
-).split()
-LAST_NAMES = (
-    "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez "
-    "Lopez Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson "
-    "White Harris Sanchez Clark Ramirez Lewis Robinson Walker Young Allen King Wright Scott "
-    "Torres Nguyen Hill Flores Green Adams Nelson Baker Hall Rivera Campbell Mitchell Carter "
-    "Roberts Okafor Chen Patel Kowalski Ivanova Haddad Tanaka Mensah Okonkwo Silva Novak "
-    "Schmidt Larsen Dubois Rossi Kim Park Singh Khan Cohen Murphy O'Brien Fitzgerald"
-).split()
+FIRST_NAMES = [
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Charles",
+    "Karen",
+    "Christopher",
+    "Lisa",
+    "Daniel",
+    "Nancy",
+    "Matthew",
+    "Betty",
+    "Anthony",
+    "Margaret",
+    "Mark",
+    "Sandra",
+    "Donald",
+    "Ashley",
+    "Steven",
+    "Kimberly",
+    "Paul",
+    "Emily",
+    "Andrew",
+    "Donna",
+    "Joshua",
+    "Michelle",
+    "Kenneth",
+    "Carol",
+    "Kevin",
+    "Amanda",
+    "Brian",
+    "Melissa",
+    "George",
+    "Deborah",
+    "Aisha",
+    "Mohammed",
+    "Wei",
+    "Mei",
+    "Carlos",
+    "Sofia",
+    "Raj",
+    "Priya",
+    "Olga",
+    "Dmitri",
+    "Fatima",
+    "Hiroshi",
+    "Yuki",
+    "Kwame",
+    "Amara",
+    "Mateo",
+    "Lucia",
+    "Tariq",
+    "Leila",
+    "Jamal",
+    "Ngozi",
+    "Arjun",
+    "Ingrid",
+    "Sven",
+    "Chloe",
+    "Liam",
+    "Noah",
+    "Emma",
+    "Olivia",
+]
+LAST_NAMES = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Nguyen",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Rivera",
+    "Campbell",
+    "Mitchell",
+    "Carter",
+    "Roberts",
+    "Okafor",
+    "Chen",
+    "Patel",
+    "Kowalski",
+    "Ivanova",
+    "Haddad",
+    "Tanaka",
+    "Mensah",
+    "Okonkwo",
+    "Silva",
+    "Novak",
+    "Schmidt",
+    "Larsen",
+    "Dubois",
+    "Rossi",
+    "Kim",
+    "Park",
+    "Singh",
+    "Khan",
+    "Cohen",
+    "Murphy",
+    "O'Brien",
+    "Fitzgerald",
+]
 CITIES = (
     ("Boston", "MA", "02114"),
     ("Springfield", "IL", "62701"),
@@ -60,15 +200,64 @@ CITIES = (
     ("New Haven", "CT", "06510"),
     ("Ann Arbor", "MI", "48104"),
 )
-STREETS = (
-    "Elm Maple Oak Cedar Pine Washington Lincoln Jefferson Highland Park Lake Hill Main "
-    "Church Spring Walnut Chestnut Sunset River Meadow Forest Cambridge Beacon Harbor"
-).split()
-SUFFIXES = "Street St Avenue Ave Road Rd Lane Drive Court Boulevard Way Place Terrace".split()
-HOSPITAL_PARTS = (
-    "Riverside Lakeview Mercy Hillcrest Northside Valley Providence Summit Fairview Bayview "
-    "Greenfield Westbrook Oakwood Pinecrest Brookdale"
-).split()
+STREETS = [
+    "Elm",
+    "Maple",
+    "Oak",
+    "Cedar",
+    "Pine",
+    "Washington",
+    "Lincoln",
+    "Jefferson",
+    "Highland",
+    "Park",
+    "Lake",
+    "Hill",
+    "Main",
+    "Church",
+    "Spring",
+    "Walnut",
+    "Chestnut",
+    "Sunset",
+    "River",
+    "Meadow",
+    "Forest",
+    "Cambridge",
+    "Beacon",
+    "Harbor",
+]
+SUFFIXES = [
+    "Street",
+    "St",
+    "Avenue",
+    "Ave",
+    "Road",
+    "Rd",
+    "Lane",
+    "Drive",
+    "Court",
+    "Boulevard",
+    "Way",
+    "Place",
+    "Terrace",
+]
+HOSPITAL_PARTS = [
+    "Riverside",
+    "Lakeview",
+    "Mercy",
+    "Hillcrest",
+    "Northside",
+    "Valley",
+    "Providence",
+    "Summit",
+    "Fairview",
+    "Bayview",
+    "Greenfield",
+    "Westbrook",
+    "Oakwood",
+    "Pinecrest",
+    "Brookdale",
+]
 HOSPITAL_KINDS = (
     "General Hospital",
     "Medical Center",
@@ -77,12 +266,42 @@ HOSPITAL_KINDS = (
     "Regional Medical Center",
     "Family Health Center",
 )
-AREA_CODES = (
-    "617 212 415 312 713 206 303 404 305 602 508 978 720 503 919 520 801 734 203 608".split()
-)
-MONTHS = (
-    "January February March April May June July August September October November December"
-).split()
+AREA_CODES = [
+    "617",
+    "212",
+    "415",
+    "312",
+    "713",
+    "206",
+    "303",
+    "404",
+    "305",
+    "602",
+    "508",
+    "978",
+    "720",
+    "503",
+    "919",
+    "520",
+    "801",
+    "734",
+    "203",
+    "608",
+]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 CLINICAL_SENTENCES = (
     "Assessment: type 2 diabetes mellitus (E11.9) and essential hypertension (I10).",
@@ -378,14 +597,14 @@ def generate_corpus(n: int, seed: int = 0, *, heldout: bool = False) -> list[Lab
     """
     if n < 0:
         raise ValueError("n must be non-negative")
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - synthetic data, not secrets
     templates = HELDOUT_TEMPLATES if heldout else TEMPLATES
     return [generate_note(rng, templates=templates) for _ in range(n)]
 
 
 def clinical_only_notes(n: int, seed: int = 0) -> list[str]:
     """``n`` notes made only of clinical sentences (no identifiers at all)."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - synthetic data, not secrets
     return ["\n".join(rng.sample(CLINICAL_SENTENCES, 6)) for _ in range(n)]
 
 
@@ -448,3 +667,57 @@ def score_detections(
         gold=n_gold,
         predicted=n_pred,
     )
+
+
+DIAGNOSES = (
+    "E11.9 type 2 diabetes",
+    "I10 hypertension",
+    "J45.909 asthma",
+    "I48.91 atrial fibrillation",
+    "N18.3 chronic kidney disease",
+    "J44.1 COPD exacerbation",
+    "F32.9 depression",
+    "C50.919 breast cancer",
+)
+RACES = ("White", "Black", "Asian", "Hispanic", "Other")
+
+
+def generate_patients(n: int, seed: int = 0) -> pd.DataFrame:
+    """A synthetic hospital table with direct identifiers, quasi-identifiers, a sensitive
+    diagnosis and a free-text note column (identical for the same ``seed``)."""
+
+    rng = random.Random(seed)  # noqa: S311 - synthetic data, not secrets
+    rows: list[dict[str, object]] = []
+    for i in range(n):
+        person = _Person(rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES))
+        city, state, zipcode = rng.choice(CITIES)
+        if rng.random() < 0.03:
+            zipcode = rng.choice(["03601", "05901", "69201", "89012"])  # restricted ZIP3 areas
+        age = min(104, max(18, int(rng.gauss(55, 20))))
+        birth = 2025 - age
+        rows.append(
+            {
+                "patient_id": f"P{100000 + i}",
+                "name": f"{person.first} {person.last}",
+                "ssn": _ssn(rng),
+                "mrn": _digits(rng, 8),
+                "phone": _phone(rng),
+                "email": f"{person.first.lower()}{i}@example.org",
+                "address": f"{rng.randint(1, 9999)} {rng.choice(STREETS)} {rng.choice(SUFFIXES)}",
+                "city": city,
+                "state": state,
+                "zip": zipcode,
+                "dob": f"{birth}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+                "age": age,
+                "sex": rng.choice(["F", "M"]),
+                "race": rng.choice(RACES),
+                "admit_date": _date(rng)
+                if rng.random() < 0.5
+                else f"2024-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}",
+                "diagnosis": rng.choice(DIAGNOSES),
+                "notes": _render(rng.choice(TEMPLATES), rng, person)[0]
+                + " "
+                + rng.choice(CLINICAL_SENTENCES),
+            }
+        )
+    return pd.DataFrame(rows)

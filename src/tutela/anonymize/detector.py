@@ -134,28 +134,40 @@ class PiiDetector:
         Raises:
             DataError: the path is missing, unreadable, or not UTF-8 text (one line).
         """
-        p = Path(path)
-        if not p.is_file():
-            raise DataError(f"{p}: no such file")
-        offset = 0
-        buffer: list[str] = []
-        size = 0
-        try:
-            with p.open(encoding="utf-8", newline="") as handle:
-                for line in handle:
-                    if "\x00" in line:
-                        raise DataError(f"{p}: binary file, not text")
-                    buffer.append(line)
-                    size += len(line)
-                    if size >= chunk_chars:
-                        block = "".join(buffer)
-                        yield from (s.shifted(offset) for s in self.detect(block))
-                        offset += len(block)
-                        buffer, size = [], 0
-        except UnicodeDecodeError:
-            raise DataError(f"{p}: not UTF-8 text") from None
-        except OSError as exc:
-            raise DataError(f"{p}: cannot read ({exc.strerror or exc})") from None
-        if buffer:
-            block = "".join(buffer)
+        for offset, block in read_text_blocks(path, chunk_chars):
             yield from (s.shifted(offset) for s in self.detect(block))
+
+
+def read_text_blocks(
+    path: str | Path, chunk_chars: int = STREAM_CHUNK
+) -> Iterator[tuple[int, str]]:
+    """``(character offset, block)`` pairs covering a UTF-8 text file, blocks ending at line
+    breaks (a single line longer than ``chunk_chars`` is one block).
+
+    Raises:
+        DataError: the path is missing, unreadable, binary or not UTF-8 (one line).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no such file")
+    offset = 0
+    buffer: list[str] = []
+    size = 0
+    try:
+        with p.open(encoding="utf-8", newline="") as handle:
+            for line in handle:
+                if "\x00" in line:
+                    raise DataError(f"{p}: binary file, not text")
+                buffer.append(line)
+                size += len(line)
+                if size >= chunk_chars:
+                    block = "".join(buffer)
+                    yield offset, block
+                    offset += len(block)
+                    buffer, size = [], 0
+    except UnicodeDecodeError:
+        raise DataError(f"{p}: not UTF-8 text") from None
+    except OSError as exc:
+        raise DataError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    if buffer:
+        yield offset, "".join(buffer)

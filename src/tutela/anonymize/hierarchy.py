@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -27,17 +28,21 @@ class Hierarchy:
 
     @classmethod
     def from_paths(cls, paths: Mapping[str, Sequence[str]]) -> Hierarchy:
-        """From ``{value: [level1, level2, ...]}`` (coarser levels, root optional).
+        """From ``{value: [level1, level2, ...]}`` (coarser levels, root optional; a level
+        equal to the one below it is skipped).
 
         Raises:
             ValueError: a label gets two different parents, or a value is its own ancestor.
         """
         parent: dict[str, str] = {}
         for value, levels in paths.items():
-            chain = [str(value), *[str(x) for x in levels if str(x) != ROOT], ROOT]
+            chain = [str(value)]
+            for x in [*[str(x) for x in levels if str(x) != ROOT], ROOT]:
+                if x != chain[-1]:  # ARX-style rows repeat a label where a level keeps it
+                    chain.append(x)
             if len(set(chain)) != len(chain):
                 raise ValueError(f"hierarchy path of {value!r} repeats a label")
-            for child, par in zip(chain, chain[1:], strict=False):
+            for child, par in itertools.pairwise(chain):
                 if parent.get(child, par) != par:
                     raise ValueError(
                         f"hierarchy label {child!r} has two parents: {parent[child]!r}, {par!r}"
@@ -112,7 +117,7 @@ class CompiledHierarchy:
             path_ids = [node(lab) for lab in path]
             for d in range(depth):
                 anc[d, j] = path_ids[min(d, len(path_ids) - 1)]
-            for par, ch in zip(path_ids, path_ids[1:], strict=False):
+            for par, ch in itertools.pairwise(path_ids):
                 kids = children.setdefault(par, [])
                 if ch not in kids:
                     kids.append(ch)
@@ -136,12 +141,15 @@ class CompiledHierarchy:
         depth = int(same.argmin()) if not same.all() else len(same)
         return int(a[max(depth - 1, 0), 0])
 
-    def lca_groups(self, leaves: npt.NDArray[np.int64], starts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    def lca_groups(
+        self, leaves: npt.NDArray[np.int64], starts: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.int64]:
         """LCA per group of a group-sorted leaf array (``starts``: first index of each group)."""
         a = self.anc[:, leaves]
         same = np.minimum.reduceat(a, starts, axis=1) == np.maximum.reduceat(a, starts, axis=1)
         depth = np.where(same.all(axis=0), same.shape[0], same.argmin(axis=0))
-        return a[np.maximum(depth - 1, 0), starts]
+        out: npt.NDArray[np.int64] = a[np.maximum(depth - 1, 0), starts]
+        return out
 
     def child_map(self, node: int) -> npt.NDArray[np.int64]:
         """Leaf code -> index of the child of ``node`` containing it (-1 if outside)."""

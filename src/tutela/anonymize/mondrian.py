@@ -211,12 +211,14 @@ def mondrian(
     n = len(df)
     if model.k > n:
         raise AnonymizationError(f"k={model.k} is larger than the table ({n} rows)")
-    if (model.l is not None and model.l > 1 or model.t is not None) and sensitive is None:
+    if ((model.l is not None and model.l > 1) or model.t is not None) and sensitive is None:
         raise ValueError("l-diversity and t-closeness need a sensitive column")
 
-    numeric_cols = set(numeric) if numeric is not None else {
-        c for c in qis if c not in hierarchies and pd.api.types.is_numeric_dtype(df[c])
-    }
+    numeric_cols = (
+        set(numeric)
+        if numeric is not None
+        else {c for c in qis if c not in hierarchies and pd.api.types.is_numeric_dtype(df[c])}
+    )
     num_idx: list[int] = []
     cat_idx: list[int] = []
     X = np.zeros((n, len(qis)), dtype=np.float64)
@@ -264,7 +266,7 @@ def mondrian(
         raise AnonymizationError(
             f"the whole table does not satisfy {what} for {sensitive!r}; no generalisation can"
         )
-    budget = int(math.floor(model.max_suppression * n)) if model.t is None else 0
+    budget = math.floor(model.max_suppression * n) if model.t is None else 0
     suppressed: list[IntArray] = []
     done: list[IntArray] = []
     stack: list[IntArray] = [root]
@@ -277,7 +279,7 @@ def mondrian(
                 return 0.0
             return float(ch.leaf_count[node]) / ch.n_leaves
         col = X[idx, j]
-        return float(col.max() - col.min()) / span_all[j]
+        return float(col.max() - col.min()) / float(span_all[j])
 
     def split_numeric(idx: IntArray, j: int) -> list[IntArray] | None:
         v = X[idx, j]
@@ -319,8 +321,10 @@ def mondrian(
             rest = np.concatenate(rest_list)
             if allow.ok(rest):
                 parts.append(rest)
-            elif len(rest) < model.k and len(rest) <= budget and _suppression_pays(
-                ch, node, parts, rest, leaf_of=codes[:, j], n_qis=len(qis)
+            elif (
+                len(rest) < model.k
+                and len(rest) <= budget
+                and _suppression_pays(ch, node, parts, rest, leaf_of=codes[:, j], n_qis=len(qis))
             ):
                 dropped = rest
             elif parts:
@@ -361,8 +365,20 @@ def mondrian(
         if not split:
             done.append(idx)
 
-    return _release(df, qis, done, suppressed, X, codes, compiled, lo_all, span_all,
-                    set(num_idx), top_codes or {}, bottom_codes or {})
+    return _release(
+        df,
+        qis,
+        done,
+        suppressed,
+        X,
+        codes,
+        compiled,
+        lo_all,
+        span_all,
+        set(num_idx),
+        top_codes or {},
+        bottom_codes or {},
+    )
 
 
 def _suppression_pays(
@@ -417,7 +433,10 @@ def _release(
             show = coded_formatter(top_codes.get(col), bottom_codes.get(col))
 
             texts = np.array(
-                [show(a) if a == b else f"[{show(a)}-{show(b)}]" for a, b in zip(lo, hi, strict=True)],
+                [
+                    show(a) if a == b else f"[{show(a)}-{show(b)}]"
+                    for a, b in zip(lo, hi, strict=True)
+                ],
                 dtype=object,
             )
             part_loss = (hi - lo) / span_all[j]

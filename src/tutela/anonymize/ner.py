@@ -96,7 +96,9 @@ class SpacyNer:
             yield self._spans(doc)
 
 
-def load_ner(model: str = DEFAULT_MODEL, *, verify: bool = True) -> tuple[SpacyNer | None, NerStatus]:
+def load_ner(
+    model: str = DEFAULT_MODEL, *, verify: bool = True
+) -> tuple[SpacyNer | None, NerStatus]:
     """Load the spaCy model offline, or explain in one line why NER is unavailable.
 
     Args:
@@ -131,4 +133,4 @@ def load_ner(model: str = DEFAULT_MODEL, *, verify: bool = True) -> tuple[SpacyN
                 False, f"spaCy model {model!r} does not match its pinned SHA-256; NER disabled"
             )
     nlp = spacy.load(model_dir, exclude=_EXCLUDE)
-    return SpacyNer(nlp, model), NerStatus(True, f"NER: spaCy {spacy.__version__} {model}")
+    return SpacyNer(nlp, model), NerStatus(True, f"NER: spaCy {spacy.about.__version__} {model}")

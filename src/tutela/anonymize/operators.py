@@ -28,7 +28,25 @@ MIN_KEY_BYTES = 32
 """Keys for pseudonyms, encryption and date shifts must have at least 256 bits."""
 
 RESTRICTED_ZIP3: frozenset[str] = frozenset(
-    "036 059 063 102 203 556 692 790 821 823 830 831 878 879 884 890 893".split()
+    [
+        "036",
+        "059",
+        "063",
+        "102",
+        "203",
+        "556",
+        "692",
+        "790",
+        "821",
+        "823",
+        "830",
+        "831",
+        "878",
+        "879",
+        "884",
+        "890",
+        "893",
+    ]
 )
 """ZIP3 areas with 20,000 people or fewer (HHS list from the 2000 Census); Safe Harbor
 replaces them with ``000``."""
@@ -248,8 +266,8 @@ def parse_date(value: str) -> ParsedDate | None:
         if m := _P_NUM.fullmatch(s):
             a, sep, b, ys = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)
             day_first = sep == "." or a > 12
-            mo, da = (b, a) if day_first else (a, b)
-            d0 = dt.date(_year(ys), mo, da)
+            month_, day_ = (b, a) if day_first else (a, b)
+            d0 = dt.date(_year(ys), month_, day_)
             width = len(m.group(1))
 
             def render_num(d: dt.date) -> str:
@@ -258,29 +276,27 @@ def parse_date(value: str) -> ParsedDate | None:
                 return f"{first:0{width}d}{sep}{second:0{width}d}{sep}{yy}"
 
             return ParsedDate(d0, render_num)
-        if (m := _P_MDY.fullmatch(s)) and (mo := _month(m.group(1))):
+        if (m := _P_MDY.fullmatch(s)) and (mon := _month(m.group(1))):
             tok, comma = m.group(1), m.group(3)
-            d0 = dt.date(int(m.group(4)), mo, int(m.group(2)))
-            return ParsedDate(
-                d0, lambda d: f"{_month_name(tok, d.month)} {d.day}{comma} {d.year}"
-            )
-        if (m := _P_DMY.fullmatch(s)) and (mo := _month(m.group(2))):
+            d0 = dt.date(int(m.group(4)), mon, int(m.group(2)))
+            return ParsedDate(d0, lambda d: f"{_month_name(tok, d.month)} {d.day}{comma} {d.year}")
+        if (m := _P_DMY.fullmatch(s)) and (mon := _month(m.group(2))):
             tok, comma = m.group(2), m.group(3)
-            d0 = dt.date(int(m.group(4)), mo, int(m.group(1)))
-            return ParsedDate(
-                d0, lambda d: f"{d.day} {_month_name(tok, d.month)}{comma} {d.year}"
-            )
-        if (m := _P_DMONY.fullmatch(s)) and (mo := _month(m.group(2))):
+            d0 = dt.date(int(m.group(4)), mon, int(m.group(1)))
+            return ParsedDate(d0, lambda d: f"{d.day} {_month_name(tok, d.month)}{comma} {d.year}")
+        if (m := _P_DMONY.fullmatch(s)) and (mon := _month(m.group(2))):
             tok, ys = m.group(2), m.group(3)
-            d0 = dt.date(_year(ys), mo, int(m.group(1)))
+            d0 = dt.date(_year(ys), mon, int(m.group(1)))
             return ParsedDate(
                 d0,
-                lambda d: f"{d.day:02d}-{_month_name(tok, d.month)}-"
-                + (f"{d.year % 100:02d}" if len(ys) == 2 else f"{d.year}"),
+                lambda d: (
+                    f"{d.day:02d}-{_month_name(tok, d.month)}-"
+                    + (f"{d.year % 100:02d}" if len(ys) == 2 else f"{d.year}")
+                ),
             )
-        if (m := _P_MY.fullmatch(s)) and (mo := _month(m.group(1))):
+        if (m := _P_MY.fullmatch(s)) and (mon := _month(m.group(1))):
             tok, comma = m.group(1), m.group(2)
-            d0 = dt.date(int(m.group(3)), mo, 1)
+            d0 = dt.date(int(m.group(3)), mon, 1)
             return ParsedDate(
                 d0, lambda d: f"{_month_name(tok, d.month)}{comma} {d.year}", has_day=False
             )
@@ -325,7 +341,10 @@ class Redact:
 
 @dataclass(frozen=True)
 class Mask:
-    """Overwrite characters with ``char``, keeping the last ``keep_last`` and separators."""
+    """Overwrite characters with ``char``, keeping the last ``keep_last`` and separators.
+
+    Values with at most ``2 * keep_last`` letters and digits are masked entirely.
+    """
 
     char: str = "*"
     keep_last: int = 0
@@ -377,7 +396,9 @@ def transform(value: str, label: PiiLabel | str, operator: Operator) -> str:
         case Redact(template=template):
             return template.format(label=lab.value)
         case Mask(char=char, keep_last=keep):
-            cut = len(value) - keep if keep else len(value)
+            alnum = sum(c.isalnum() for c in value)
+            # a value too short to keep a tail without revealing most of it is fully masked
+            cut = len(value) - keep if keep and alnum > 2 * keep else len(value)
             return "".join(
                 c if (i >= cut or not c.isalnum()) else char for i, c in enumerate(value)
             )

@@ -23,13 +23,14 @@ def _keys(df: pd.DataFrame, qis: Sequence[str]) -> npt.NDArray[np.int64]:
     if not len(df):
         return np.empty(0, dtype=np.int64)
     frame = df[list(qis)].astype("string").fillna("\x00NA")
-    return frame.groupby(list(qis), sort=False, dropna=False).ngroup().to_numpy(dtype=np.int64)
+    groups = frame.groupby(list(qis), sort=False, dropna=False).ngroup()
+    return np.asarray(groups, dtype=np.int64)
 
 
 def class_sizes(df: pd.DataFrame, qis: Sequence[str]) -> npt.NDArray[np.int64]:
     """Sizes of the equivalence classes (rows sharing every QI value)."""
     keys = _keys(df, qis)
-    return np.bincount(keys) if len(keys) else np.empty(0, dtype=np.int64)
+    return np.bincount(keys).astype(np.int64) if len(keys) else np.empty(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,9 @@ def check_privacy(
     if numeric:
         _, sa = np.unique(col.to_numpy(dtype=np.float64), return_inverse=True)
     else:
-        _, sa = np.unique(col.astype("string").fillna("\x00NA").to_numpy(dtype=str),
-                          return_inverse=True)
+        _, sa = np.unique(
+            col.astype("string").fillna("\x00NA").to_numpy(dtype=str), return_inverse=True
+        )
     sa = sa.ravel().astype(np.int64)
     m = int(sa.max()) + 1
     table = np.bincount(keys * m + sa, minlength=len(sizes) * m).reshape(len(sizes), m)

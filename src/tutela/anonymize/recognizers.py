@@ -242,9 +242,7 @@ _MONTH = (
     r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
 )
 _ORD = r"(?:st|nd|rd|th)?"
-_DATE_NUMERIC = re.compile(
-    r"(?<![\d/.-])(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})(?![\d/-]|\.\d)"
-)
+_DATE_NUMERIC = re.compile(r"(?<![\d/.-])(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})(?![\d/-]|\.\d)")
 _DATE_ISO = re.compile(r"(?<![\d/.-])(\d{4})([/.-])(\d{1,2})\2(\d{1,2})(?![\d/-]|\.\d)")
 _DATE_WORDY = re.compile(
     rf"\b{_MONTH}\s+\d{{1,2}}{_ORD},?\s+\d{{4}}\b"
@@ -295,7 +293,10 @@ def recognize_age_over_89(text: str) -> list[Span]:
 
 
 def _contextual(keywords: str, value: str, flags: int = 0) -> re.Pattern[str]:
-    return re.compile(rf"(?:{keywords})(?:\s*(?:[:#=]|\bno\.|\bno\b|\bnumber\b|\bis\b|\bwas\b))*\s*(?P<v>{value})", flags)
+    return re.compile(
+        rf"(?:{keywords})(?:\s*(?:[:#=]|\bno\.|\bno\b|\bnumber\b|\bis\b|\bwas\b))*\s*(?P<v>{value})",
+        flags,
+    )
 
 
 _MRN = _contextual(
@@ -314,7 +315,8 @@ _MBI = re.compile(
     r"[AC-HJKMNP-RT-Y]{2}\d{2}\b"
 )
 _ACCOUNT = _contextual(
-    r"(?i:\b(?:bank\s+|billing\s+)?(?:account|acct)(?:\s+(?:number|no\.?|#))?)", r"\d[\d-]{5,16}\d\b"
+    r"(?i:\b(?:bank\s+|billing\s+)?(?:account|acct)(?:\s+(?:number|no\.?|#))?)",
+    r"\d[\d-]{5,16}\d\b",
 )
 _LICENSE = _contextual(
     r"(?i:\bdriver'?s?\s+licen[cs]e(?:\s+(?:number|no\.?|#))?|\blicen[cs]e\s+(?:number|no\.?|#)"
@@ -359,10 +361,60 @@ def recognize_ids(text: str) -> list[Span]:
     return out
 
 
-US_STATES = (
-    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH "
-    "NJ NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR"
-).split()
+US_STATES = [
+    "AL",
+    "AK",
+    "AZ",
+    "AR",
+    "CA",
+    "CO",
+    "CT",
+    "DE",
+    "DC",
+    "FL",
+    "GA",
+    "HI",
+    "ID",
+    "IL",
+    "IN",
+    "IA",
+    "KS",
+    "KY",
+    "LA",
+    "ME",
+    "MD",
+    "MA",
+    "MI",
+    "MN",
+    "MS",
+    "MO",
+    "MT",
+    "NE",
+    "NV",
+    "NH",
+    "NJ",
+    "NM",
+    "NY",
+    "NC",
+    "ND",
+    "OH",
+    "OK",
+    "OR",
+    "PA",
+    "RI",
+    "SC",
+    "SD",
+    "TN",
+    "TX",
+    "UT",
+    "VT",
+    "VA",
+    "WA",
+    "WV",
+    "WI",
+    "WY",
+    "PR",
+]
 _STATE_NAMES = (
     "Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|Florida|Georgia|"
     "Hawaii|Idaho|Illinois|Indiana|Iowa|Kansas|Kentucky|Louisiana|Maine|Maryland|Massachusetts|"

@@ -121,7 +121,8 @@ def zip3(value: object) -> str | None:
 def to_year(series: pd.Series) -> pd.Series:
     """Calendar year of every value (dates, datetimes or date strings); missing if unparseable."""
     if pd.api.types.is_datetime64_any_dtype(series):
-        return series.dt.year.astype("Int64")
+        out: pd.Series = series.dt.year.astype("Int64")
+        return out
     if pd.api.types.is_numeric_dtype(series):
         years = pd.to_numeric(series, errors="coerce")
         return years.where((years >= 1000) & (years <= 9999)).round().astype("Int64")
@@ -185,7 +186,9 @@ def apply_safe_harbor(
         elif kind is IdentifierKind.ZIP:
             out[col] = pd.Series([zip3(v) for v in df[col]], index=df.index, dtype="object")
             restricted = int((out[col] == "000").sum())
-            actions.append(ColumnAction(str(col), Action.ZIP3, f"{restricted} rows in restricted ZIP3"))
+            actions.append(
+                ColumnAction(str(col), Action.ZIP3, f"{restricted} rows in restricted ZIP3")
+            )
         elif kind is IdentifierKind.DATE:
             out[col] = to_year(df[col])
             actions.append(ColumnAction(str(col), Action.YEAR))
@@ -196,7 +199,9 @@ def apply_safe_harbor(
             out[col] = years.where(~(years <= cutoff), cutoff)
             bottom[str(col)] = float(cutoff)
             actions.append(
-                ColumnAction(str(col), Action.BIRTH_YEAR, f"{pooled} birth years pooled as <={cutoff}")
+                ColumnAction(
+                    str(col), Action.BIRTH_YEAR, f"{pooled} birth years pooled as <={cutoff}"
+                )
             )
         elif kind is IdentifierKind.AGE:
             ages = pd.to_numeric(
@@ -223,7 +228,9 @@ def apply_safe_harbor(
             out[col] = new
             spans_by_col[str(col)] = counts
             actions.append(
-                ColumnAction(str(col), Action.TEXT, f"{sum(counts.values())} identifiers; {det.status.note}")
+                ColumnAction(
+                    str(col), Action.TEXT, f"{sum(counts.values())} identifiers; {det.status.note}"
+                )
             )
         else:
             actions.append(ColumnAction(str(col), Action.KEEP))

@@ -1,9 +1,433 @@
-"""``tutela`` commands for the governance domain."""
+"""``tutela`` commands for governance: keys, encrypt/decrypt, audit, comply.
+
+Secrets never come from the command line: the keyring passphrase is read from
+``TUTELA_PASSPHRASE`` (else prompted, hidden), or a key file is named with ``--keyfile`` /
+``TUTELA_KEYFILE``. The keyring is ``--keyring PATH``, else ``TUTELA_KEYRING``, else
+``.tutela/keyring`` in the working directory.
+
+Exit codes: 0 success; 1 an expected failure (one ``error: ...`` line, e.g. a log that
+does not verify, naming the first bad record) or a failed compliance check.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+if TYPE_CHECKING:
+    from tutela.governance.audit import Checkpoint
+    from tutela.governance.envelope import Keyring
+
+keys_app = typer.Typer(help="Manage the keyring that encrypts data at rest.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="Inspect, prove and verify tamper-evident audit logs.", no_args_is_help=True
+)
+
+PASSPHRASE_ENV = "TUTELA_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
+DEFAULT_KEYRING = Path(".tutela") / "keyring"
+
+KeyringOpt = Annotated[
+    Path,
+    typer.Option(
+        "--keyring",
+        envvar="TUTELA_KEYRING",
+        help="Keyring file (env TUTELA_KEYRING; default .tutela/keyring).",
+    ),
+]
+KeyfileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--keyfile",
+        envvar="TUTELA_KEYFILE",
+        help="Protect/open the keyring with this key file instead of a passphrase.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+
+
+def _passphrase(*, confirm: bool) -> str:
+    value = os.environ.get(PASSPHRASE_ENV)
+    if value:
+        return value
+    entered: str = typer.prompt("Keyring passphrase", hide_input=True, confirmation_prompt=confirm)
+    if not entered:
+        raise ValueError("the passphrase must not be empty")
+    return entered
+
+
+def _open_keyring(keyring: Path, keyfile: Path | None) -> Keyring:
+    from tutela.errors import IntegrityError
+    from tutela.governance.envelope import Keyring
+
+    if not keyring.exists():
+        raise FileNotFoundError(f"no keyring at {keyring} (create one with `tutela keys init`)")
+    try:
+        if keyfile is not None:
+            return Keyring.open(keyring, keyfile=keyfile)
+        return Keyring.open(keyring, passphrase=_passphrase(confirm=False))
+    except IntegrityError:
+        raise IntegrityError(
+            f"cannot open keyring {keyring}: wrong passphrase or key file, or the file was modified"
+        ) from None
+
+
+# keys ---------------------------------------------------------------------------------------
+
+
+@keys_app.command("init")
+def keys_init(keyring: KeyringOpt = DEFAULT_KEYRING, keyfile: KeyfileOpt = None) -> None:
+    """Create a keyring with one fresh key (a missing --keyfile is generated)."""
+    from tutela.governance.envelope import Keyring, generate_keyfile
+
+    if keyring.exists():
+        raise FileExistsError(f"keyring {keyring} already exists")
+    if keyfile is not None:
+        if not keyfile.exists():
+            keyfile.parent.mkdir(parents=True, exist_ok=True)
+            generate_keyfile(keyfile)
+            typer.echo(f"generated key file {keyfile} (keep it secret, back it up)")
+        ring = Keyring.create(keyring, keyfile=keyfile)
+    else:
+        ring = Keyring.create(keyring, passphrase=_passphrase(confirm=True))
+    typer.echo(f"created keyring {keyring} with primary key {ring.primary_id}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Encrypted files to re-wrap under the new key (payloads untouched)."),
+    ] = None,
+    retire: Annotated[
+        bool,
+        typer.Option("--retire", help="Retire old keys no longer used by the given files."),
+    ] = False,
+    keyring: KeyringOpt = DEFAULT_KEYRING,
+    keyfile: KeyfileOpt = None,
+) -> None:
+    """Add a new primary key; re-wrap FILES; optionally retire unused old keys.
+
+    --retire only knows about the files given here: objects encrypted under a retired key
+    elsewhere can no longer be decrypted.
+    """
+    from tutela.governance.envelope import Envelope, read_header
+
+    ring = _open_keyring(keyring, keyfile)
+    info = ring.rotate()
+    typer.echo(f"new primary key {info.key_id}")
+    envelope = Envelope(ring)
+    targets = files or []
+    for path in targets:
+        changed = envelope.rewrap_file(path)
+        typer.echo(f"{'re-wrapped' if changed else 'already current'}: {path}")
+    if retire:
+        in_use = {read_header(p.read_bytes()).kek_id for p in targets}
+        for key_id in ring.retire_unused(in_use):
+            typer.echo(f"retired key {key_id}")
+
+
+@keys_app.command("list")
+def keys_list(
+    keyring: KeyringOpt = DEFAULT_KEYRING, keyfile: KeyfileOpt = None, as_json: JsonOpt = False
+) -> None:
+    """List the keyring's keys (ids, states, dates; never key material)."""
+    ring = _open_keyring(keyring, keyfile)
+    rows = [
+        {"key_id": k.key_id, "state": k.state.value, "created": k.created, "retired": k.retired}
+        for k in ring.list_keys()
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        retired = f"  retired {row['retired']}" if row["retired"] else ""
+        typer.echo(f"{row['key_id']}  {row['state']:<8} created {row['created']}{retired}")
+
+
+# encrypt / decrypt --------------------------------------------------------------------------
+
+NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", help="Object name bound into the ciphertext (default: file name)."),
+]
+
+
+def encrypt(
+    src: Annotated[Path, typer.Argument(help="Plaintext file.")],
+    dst: Annotated[Path, typer.Argument(help="Encrypted output (written atomically).")],
+    name: NameOpt = None,
+    keyring: KeyringOpt = DEFAULT_KEYRING,
+    keyfile: KeyfileOpt = None,
+) -> None:
+    """Encrypt SRC into DST (AES-256-GCM envelope; the name of DST is authenticated)."""
+    from tutela.governance.envelope import Envelope
+
+    if not src.is_file():
+        raise FileNotFoundError(f"no such file: {src}")
+    Envelope(_open_keyring(keyring, keyfile)).encrypt_file(src, dst, name=name)
+    typer.echo(f"encrypted {src} -> {dst}")
+
+
+def decrypt(
+    src: Annotated[Path, typer.Argument(help="Encrypted file.")],
+    dst: Annotated[Path, typer.Argument(help="Plaintext output (written only if authentic).")],
+    name: NameOpt = None,
+    keyring: KeyringOpt = DEFAULT_KEYRING,
+    keyfile: KeyfileOpt = None,
+) -> None:
+    """Decrypt SRC into DST; fails if SRC was modified, renamed or uses another key."""
+    from tutela.errors import IntegrityError
+    from tutela.governance.envelope import Envelope
+
+    if not src.is_file():
+        raise FileNotFoundError(f"no such file: {src}")
+    envelope = Envelope(_open_keyring(keyring, keyfile))
+    try:
+        envelope.decrypt_file(src, dst, name=name)
+    except IntegrityError:
+        raise IntegrityError(
+            f"cannot decrypt {src}: integrity check failed "
+            "(wrong or retired key, renamed or modified file)"
+        ) from None
+    typer.echo(f"decrypted {src} -> {dst}")
+
+
+# audit --------------------------------------------------------------------------------------
+
+LogArg = Annotated[Path, typer.Argument(help="Audit log (SQLite, or .jsonl).")]
+CheckpointOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--checkpoint", help="Signed checkpoint file the log must be consistent with."),
+]
+TrustedOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--trusted-key",
+        help="Ed25519 public key (64 hex digits) allowed to sign checkpoints; repeatable.",
+    ),
+]
+
+
+def _load_checkpoints(paths: list[Path] | None) -> list[Checkpoint]:
+    from tutela.governance.audit import Checkpoint
+
+    return [Checkpoint.load(p) for p in paths or []]
+
+
+def _trusted(keys: list[str] | None) -> list[bytes] | None:
+    if not keys:
+        return None
+    out = []
+    for key in keys:
+        try:
+            raw = bytes.fromhex(key)
+        except ValueError:
+            raw = b""
+        if len(raw) != 32:
+            raise ValueError(f"--trusted-key must be 64 hex digits, got {key!r}")
+        out.append(raw)
+    return out
+
+
+@audit_app.command("verify")
+def audit_verify(
+    log: LogArg,
+    checkpoint: CheckpointOpt = None,
+    trusted_key: TrustedOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify every record, the stored state and checkpoints; exit 1 naming the first bad record."""
+    from tutela.errors import AuditVerificationError
+    from tutela.governance.audit import verify_log
+
+    report = verify_log(log, _load_checkpoints(checkpoint), trusted_keys=_trusted(trusted_key))
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+        if not report.ok:
+            raise typer.Exit(1)
+        return
+    if not report.ok:
+        raise AuditVerificationError(f"audit log {log} does not verify: {report.problem}")
+    typer.echo(f"{log}: {report.describe()}")
+
+
+@audit_app.command("show")
+def audit_show(
+    log: LogArg,
+    start: Annotated[int, typer.Option("--start", min=0, help="First record index.")] = 0,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most N records.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print records (unverified; run `tutela audit verify` to check them)."""
+    from tutela.governance.audit import AuditLog
+
+    stop = None if limit is None else start + limit
+    with AuditLog.open_existing(log) as audit:
+        records = list(audit.records(start, stop))
+    if as_json:
+        typer.echo(json.dumps([r.to_json() for r in records], indent=2, ensure_ascii=False))
+        return
+    for r in records:
+        details = json.dumps(dict(r.details), sort_keys=True, ensure_ascii=False)
+        typer.echo(
+            f"{r.index:>6}  {r.timestamp}  {r.actor}  {r.action}  {r.resource or '-'}  "
+            f"{r.outcome}  {details}"
+        )
+
+
+@audit_app.command("prove")
+def audit_prove(
+    log: LogArg,
+    index: Annotated[
+        int | None, typer.Option("--index", min=0, help="Prove inclusion of this record.")
+    ] = None,
+    from_size: Annotated[
+        int | None,
+        typer.Option("--from-size", min=1, help="Prove consistency from this earlier size."),
+    ] = None,
+    size: Annotated[
+        int | None, typer.Option("--size", min=1, help="Tree size to prove against (default: now).")
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="Prove against this signed checkpoint (its size) and check the proof.",
+        ),
+    ] = None,
+) -> None:
+    """Print an inclusion (--index) or consistency (--from-size) proof as JSON."""
+    from tutela.errors import AuditVerificationError
+    from tutela.governance.audit import AuditLog, Checkpoint
+
+    if (index is None) == (from_size is None):
+        raise typer.BadParameter("give exactly one of --index or --from-size")
+    cp = Checkpoint.load(checkpoint) if checkpoint is not None else None
+    if cp is not None:
+        if not cp.verify_signature():
+            raise AuditVerificationError(f"checkpoint {checkpoint} has a bad signature")
+        if size is not None and size != cp.size:
+            raise ValueError(f"--size {size} differs from the checkpoint's size {cp.size}")
+        size = cp.size
+    with AuditLog.open_existing(log) as audit:
+        doc: dict[str, Any]
+        if index is not None:
+            inc = audit.prove_inclusion(index, size)
+            ok = inc.verify(cp.root if cp else None)
+            doc = inc.to_json()
+        else:
+            assert from_size is not None
+            con = audit.prove_consistency(from_size, size)
+            ok = con.verify(new_root=cp.root if cp else None)
+            doc = con.to_json()
+    doc["verified"] = ok
+    if cp is not None:
+        doc["checkpoint"] = {"size": cp.size, "root": cp.root.hex(), "key_id": cp.key_id}
+    typer.echo(json.dumps(doc, indent=2))
+    if not ok:
+        raise AuditVerificationError("the proof does not verify against the checkpoint")
+
+
+@audit_app.command("keygen")
+def audit_keygen(
+    key: Annotated[Path, typer.Argument(help="Where to write the Ed25519 private key (PEM).")],
+) -> None:
+    """Create a checkpoint-signing key; prints its public key for verifiers to pin."""
+    from tutela.governance.audit import generate_signing_key, public_key_bytes
+
+    key.parent.mkdir(parents=True, exist_ok=True)
+    signing = generate_signing_key(key)
+    typer.echo(f"public key {public_key_bytes(signing).hex()}")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    log: LogArg,
+    key: Annotated[Path, typer.Option("--key", help="Ed25519 signing key (from `audit keygen`).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the checkpoint to this file.")
+    ] = None,
+) -> None:
+    """Sign the log's current tree head, store it in the log and print it."""
+    from tutela.governance.audit import AuditLog, load_signing_key
+
+    signing = load_signing_key(key)
+    with AuditLog.open_existing(log) as audit:
+        cp = audit.checkpoint(signing)
+    if out is not None:
+        cp.save(out)
+    typer.echo(json.dumps(cp.to_json(), indent=2))
+
+
+@audit_app.command("append")
+def audit_append(
+    log: LogArg,
+    actor: Annotated[str, typer.Option("--actor", help="Who acted.")],
+    action: Annotated[str, typer.Option("--action", help="What was done.")],
+    resource: Annotated[str | None, typer.Option("--resource", help="On what.")] = None,
+    outcome: Annotated[str, typer.Option("--outcome", help="success, failure, denied...")] = (
+        "success"
+    ),
+    details: Annotated[str, typer.Option("--details", help="JSON object.")] = "{}",
+) -> None:
+    """Append one record (creating the log if needed); prints its index."""
+    from tutela.governance.audit import AuditLog
+
+    try:
+        parsed = json.loads(details)
+    except ValueError as exc:
+        raise ValueError(f"--details is not valid JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise ValueError("--details must be a JSON object")
+    with AuditLog.open(log) as audit:
+        typer.echo(str(audit.append(actor, action, resource, outcome, parsed)))
+
+
+# comply -------------------------------------------------------------------------------------
+
+
+def comply(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory (with results.json).")],
+    framework: Annotated[
+        str, typer.Option("--framework", "-f", help="gdpr, hipaa or ccpa.")
+    ] = "gdpr",
+    as_json: JsonOpt = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the report to this file.")
+    ] = None,
+) -> None:
+    """Check what a run actually did against GDPR/HIPAA/CCPA controls; exit 1 if any fails."""
+    from tutela.governance.comply import Framework, check_run
+
+    try:
+        fw = Framework(framework.lower())
+    except ValueError:
+        raise typer.BadParameter(
+            f"unknown framework {framework!r} (choose gdpr, hipaa or ccpa)",
+            param_hint="--framework",
+        ) from None
+    report = check_run(run_dir, fw)
+    text = (
+        json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
+        if as_json
+        else report.to_markdown()
+    )
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    typer.echo(text, nl=False)
+    if not report.passed:
+        typer.echo(f"failed checks: {', '.join(report.failed)}", err=True)
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this domain's commands to the root app."""
+    """Attach the governance commands to the root app."""
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(audit_app, name="audit")
+    app.command("encrypt")(encrypt)
+    app.command("decrypt")(decrypt)
+    app.command("comply")(comply)

@@ -39,8 +39,8 @@ from tutela.dp.events import (
 from tutela.errors import AccountingError
 
 __all__ = [
-    "AccountantKind",
     "Accountant",
+    "AccountantKind",
     "PLDAccountant",
     "RDPAccountant",
     "calibrate",
@@ -203,7 +203,9 @@ class PLDAccountant(_Base):
                 f"the PLD accountant cannot account for {type(event).__name__}; "
                 "use the RDP accountant (AccountantKind.RDP)"
             )
-        elif not isinstance(event, GaussianEvent | LaplaceEvent | DiscreteLaplaceEvent | PureDPEvent):
+        elif not isinstance(
+            event, GaussianEvent | LaplaceEvent | DiscreteLaplaceEvent | PureDPEvent
+        ):
             raise AccountingError(f"unsupported event: {event!r}")
 
     def _invalidate(self) -> None:
@@ -247,11 +249,7 @@ def _rdp_event(event: Event) -> Any:
         return dp_accounting.LaplaceDpEvent(event.noise_multiplier)
     if isinstance(event, DiscreteLaplaceEvent | PureDPEvent):
         # pure eps-DP implies (eps**2 / 2)-zCDP (Bun and Steinke 2016, Proposition 1.4)
-        eps = (
-            event.epsilon
-            if isinstance(event, PureDPEvent)
-            else event.sensitivity / event.scale
-        )
+        eps = event.epsilon if isinstance(event, PureDPEvent) else event.sensitivity / event.scale
         return dp_accounting.ZCDpEvent(rho=eps * eps / 2)
     if isinstance(event, DiscreteGaussianEvent):
         return dp_accounting.ZCDpEvent(rho=event.sensitivity**2 / (2 * event.sigma**2))
@@ -320,12 +318,11 @@ class RDPAccountant(_Base):
         elif isinstance(event, ComposedEvent):
             for e in event.events:
                 self.check(e)
-        elif isinstance(event, PoissonSampledEvent):
-            if not _gaussian_only(event.event):
-                raise AccountingError(
-                    "the RDP accountant supports Poisson sampling of Gaussian events only, "
-                    f"got {type(event.event).__name__}"
-                )
+        elif isinstance(event, PoissonSampledEvent) and not _gaussian_only(event.event):
+            raise AccountingError(
+                "the RDP accountant supports Poisson sampling of Gaussian events only, "
+                f"got {type(event.event).__name__}"
+            )
 
     def _invalidate(self) -> None:
         self._acc = None
@@ -449,7 +446,7 @@ def calibrate(
     if not coarse:
         return hi
     # fine phase: same bisection with the reporting grid, in a bracket around the coarse z
-    lo, hi = hi * (1 - 0.01), hi
+    lo = hi * (1 - 0.01)
     while eps(hi, False) > target_epsilon:
         lo, hi = hi, hi * 1.01
         if hi > max_noise_multiplier:

@@ -132,7 +132,8 @@ class PureDPEvent:
 
 @dataclass(frozen=True, slots=True)
 class PoissonSampledEvent:
-    """``event`` applied to a Poisson sample: each record (client) included w.p. ``sampling_rate``."""
+    """``event`` run on a Poisson sample: each record (or client) is in it independently
+    with probability ``sampling_rate``."""
 
     sampling_rate: float
     event: Event

@@ -350,8 +350,14 @@ class PrivacyLedger:
             rows = conn.execute(query + " ORDER BY seq", args).fetchall()
         return tuple(
             SpendRecord(
-                r[0], r[1], event_from_json(r[2]), float(r[3]), float(r[4]), r[5], r[6],
+                r[0],
+                r[1],
+                event_from_json(r[2]),
+                float(r[3]),
+                float(r[4]),
+                r[5],
+                r[6],
                 datetime.fromisoformat(r[7]),
-            )  # fmt: skip
+            )
             for r in rows
         )

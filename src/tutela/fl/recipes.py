@@ -1,22 +1,37 @@
 """Safe, high-level recipes: the flagship configuration and a fully composed study run.
 
-:func:`run_configured_study` composes the domain packages around the round engine: the
-privacy pipeline (DP-SGD at the sites or DP-FedAvg at the coordinator), secure aggregation,
-the privacy ledger and the audit log, and writes the run directory an auditor reads.
+:func:`run_configured_study` composes the domain packages around the round engine: the site
+policy and data minimisation (governance), the privacy pipeline (DP-SGD at the sites or
+DP-FedAvg at the coordinator, every spend through the privacy ledger), secure aggregation
+(SecAgg+), the hash-chained audit log, and encryption at rest of what the run stores. It
+writes the run directory that ``tutela comply`` and an auditor read:
+
+    RUN_DIR/results.json             results + ``privacy``, ``secure_aggregation``, ``governance``
+    RUN_DIR/model.safetensors.enc    the global model, AES-256-GCM envelope (name-bound)
+    RUN_DIR/audit.sqlite             RFC 6962 Merkle audit log of everything the run did
+    RUN_DIR/audit.checkpoint.json    Ed25519-signed checkpoint (tree size + root)
+    RUN_DIR/ledger.sqlite            the privacy ledger (when DP is on)
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from tutela.errors import ConfigError, PolicyViolation
 from tutela.fl.config import StudyConfig, parse_study
-from tutela.fl.engine import RoundRecord
+from tutela.fl.engine import RoundRecord, UpdateAggregator
+from tutela.fl.privacy import SecureAggregator, secagg_config_from_study
 from tutela.fl.records import parameters_to_bytes
-from tutela.fl.study import run_study
+from tutela.fl.study import prepare_data, run_study
+from tutela.governance.audit import AuditLog, generate_signing_key, load_signing_key
+from tutela.governance.envelope import Envelope, Keyring, generate_keyfile
+from tutela.governance.minimisation import SitePolicy, StudyRequest
 
 FLAGSHIP: dict[str, Any] = {
     "study": {"name": "hospital-diabetes", "purpose": "disease-outcome-prediction", "seed": 0},
@@ -38,7 +53,10 @@ FLAGSHIP: dict[str, Any] = {
         "min_quorum": 3,
     },
     "strategy": {"name": "fedavg"},
+    "secure_aggregation": {"protocol": "secagg+"},
 }
+
+ACTOR = "coordinator"
 
 
 def flagship_config(
@@ -49,6 +67,7 @@ def flagship_config(
     sites: int | None = None,
     rounds: int | None = None,
     seed: int | None = None,
+    secure_aggregation: bool = True,
 ) -> StudyConfig:
     """The flagship study: hospitals predicting diabetes, federated, on embedded defaults."""
     data = json.loads(json.dumps(FLAGSHIP))
@@ -66,7 +85,17 @@ def flagship_config(
         data["study"]["seed"] = seed
     if epsilon is not None:
         data["privacy"] = {"mode": "sample", "epsilon": epsilon, "delta": 1e-5}
+    if not secure_aggregation:
+        data["secure_aggregation"] = {"protocol": "none"}
     return parse_study(data)
+
+
+def flagship_policy() -> SitePolicy:
+    """The site policy every hospital applies in the embedded flagship study."""
+    text = resources.files("tutela.fl").joinpath("flagship_policy.toml").read_text("utf-8")
+    import tomllib
+
+    return SitePolicy.from_mapping(tomllib.loads(text), source="flagship site policy")
 
 
 def _json_ready(value: Any) -> Any:
@@ -74,9 +103,74 @@ def _json_ready(value: Any) -> Any:
         return {str(k): _json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_json_ready(v) for v in value]
+    if hasattr(value, "item") and not hasattr(value, "__len__"):
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def tutela_home() -> Path:
+    """Where local key material lives: ``$TUTELA_HOME`` or ``./.tutela``."""
+    return Path(os.environ.get("TUTELA_HOME", ".tutela"))
+
+
+def open_keyring() -> Keyring:
+    """Open (or, the first time, create) the keyring that protects what runs store.
+
+    ``TUTELA_KEYRING`` names the keyring (default ``.tutela/keyring``); it is unlocked with
+    ``TUTELA_PASSPHRASE`` or the key file ``TUTELA_KEYFILE``. With neither set, a random key
+    file beside the keyring (mode 0600) is created and used.
+    """
+    home = tutela_home()
+    path = Path(os.environ.get("TUTELA_KEYRING", home / "keyring"))
+    passphrase = os.environ.get("TUTELA_PASSPHRASE")
+    keyfile_env = os.environ.get("TUTELA_KEYFILE")
+    keyfile = Path(keyfile_env) if keyfile_env else path.with_name(path.name + ".key")
+    if passphrase:
+        if path.exists():
+            return Keyring.open(path, passphrase=passphrase)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return Keyring.create(path, passphrase=passphrase)
+    if path.exists():
+        if not keyfile.exists():
+            raise ConfigError(
+                f"keyring {path} exists; set TUTELA_PASSPHRASE or TUTELA_KEYFILE to unlock it"
+            )
+        return Keyring.open(path, keyfile=keyfile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not keyfile.exists():
+        generate_keyfile(keyfile)
+    return Keyring.create(path, keyfile=keyfile)
+
+
+def _signing_key() -> Any:
+    path = tutela_home() / "audit-signing.key"
+    if path.exists():
+        return load_signing_key(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return generate_signing_key(path)
+
+
+def build_aggregator(config: StudyConfig) -> UpdateAggregator | None:
+    """The aggregation the study asks for (``None`` means plain averaging)."""
+    if config.secure_aggregation.protocol == "secagg+":
+        return SecureAggregator(secagg_config_from_study(config.secure_aggregation))
+    return None
+
+
+def study_request(config: StudyConfig, columns: list[str]) -> StudyRequest:
+    """What the study asks of each site, for the site policy to judge."""
+    p = config.privacy
+    return StudyRequest(
+        study=config.study.name,
+        purpose=config.study.purpose,
+        columns=tuple(columns),
+        dp_mode=p.mode,
+        epsilon=p.epsilon,
+        delta=p.delta if p.mode != "none" else None,
+        secure_aggregation=config.secure_aggregation.protocol,
+    )
 
 
 def run_configured_study(
@@ -84,15 +178,87 @@ def run_configured_study(
     *,
     progress: Callable[[RoundRecord], None] | None = None,
     run_dir: Path | None = None,
+    policy: SitePolicy | None = None,
 ) -> dict[str, Any]:
-    """Run a study with every configured protection and write ``run_dir`` if given.
+    """Run a study with every configured protection; write ``run_dir`` if given.
 
-    The run directory holds ``results.json`` and ``model.safetensors``.
+    Raises:
+        PolicyViolation: the site policy refuses the study (recorded in the audit log).
     """
-    results = run_study(config, progress=progress)
-    final = results.pop("final_parameters")
+    policy = policy if policy is not None else flagship_policy()
+    audit = AuditLog.open(run_dir / "audit.sqlite") if run_dir is not None else None
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "model.safetensors").write_bytes(parameters_to_bytes(final))
-        (run_dir / "results.json").write_text(json.dumps(_json_ready(results), indent=2) + "\n")
+    try:
+        return _run(config, progress, run_dir, policy, audit)
+    finally:
+        if audit is not None:
+            audit.close()
+
+
+def _run(
+    config: StudyConfig,
+    progress: Callable[[RoundRecord], None] | None,
+    run_dir: Path | None,
+    policy: SitePolicy,
+    audit: AuditLog | None,
+) -> dict[str, Any]:
+    def log(action: str, resource: str, outcome: str = "success", **details: Any) -> None:
+        if audit is not None:
+            audit.append(ACTOR, action, resource, outcome, _json_ready(details))
+
+    study = config.study.name
+    log("study:start", study, config=config.resolved())
+    if config.data.columns is None:  # record exactly which columns the study used
+        config = config.with_overrides(data={"columns": prepare_data(config).columns})
+    columns = list(config.data.columns or [])
+    decision = policy.evaluate(study_request(config, columns))
+    if not decision.allowed:
+        log("study:refused", study, "denied", reasons=list(decision.reasons))
+        raise PolicyViolation("site policy refuses the study: " + "; ".join(decision.reasons))
+    log("policy:accepted", study, findings=[f.message for f in decision.findings])
+
+    def on_round(record: RoundRecord) -> None:
+        log(
+            "round:complete",
+            f"{study}/round/{record.server_round}",
+            "success" if record.status == "ok" else "failure",
+            **record.as_dict(),
+        )
+        if progress is not None:
+            progress(record)
+
+    aggregator = build_aggregator(config)
+    if aggregator is not None:
+        log("secagg:configured", study, protocol=config.secure_aggregation.protocol)
+    results = run_study(config, progress=on_round, aggregator=aggregator, policy=policy)
+    final = results.pop("final_parameters")
+    minimisation = results.pop("minimisation")
+    log("data:minimise", study, **(minimisation or {}))
+    results["governance"] = {
+        "purpose": config.study.purpose,
+        "shared_columns": list(results["dataset"]["features"]),
+        "minimisation": minimisation,
+        "encryption_at_rest": run_dir is not None,
+        "audit_log": "audit.sqlite" if run_dir is not None else None,
+        "policy": {
+            "dp_required": policy.dp_required,
+            "max_epsilon": policy.max_epsilon,
+            "max_delta": policy.max_delta,
+            "secure_aggregation_required": policy.secure_aggregation_required,
+            "min_k": policy.min_k,
+        },
+    }
+    if run_dir is not None and audit is not None:
+        envelope = Envelope(open_keyring())
+        blob = envelope.encrypt(parameters_to_bytes(final), name="model.safetensors.enc")
+        (run_dir / "model.safetensors.enc").write_bytes(blob)
+        log("model:stored", f"{study}/model", encrypted=True, bytes=len(blob))
+        log("study:complete", study, federated=results["federated"])
+        results["governance"]["audit_size"] = audit.size
+        tmp = run_dir / ".results.json.tmp"
+        tmp.write_text(json.dumps(_json_ready(results), indent=2) + "\n", encoding="utf-8")
+        tmp.replace(run_dir / "results.json")
+        audit.checkpoint(_signing_key()).save(run_dir / "audit.checkpoint.json")
+    results["final_parameters_bytes"] = len(parameters_to_bytes(final))
     return results

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ from tutela.fl.strategy import (
     FedYogi,
     Strategy,
 )
+from tutela.governance.minimisation import SitePolicy, minimise
 
 
 def build_strategy(config: StudyConfig) -> Strategy:
@@ -79,10 +80,15 @@ class StudyData:
     x: npt.NDArray[np.float32]
     y: npt.NDArray[np.int64]
     site_names: list[str] = field(default_factory=list)
+    minimisation: dict[str, Any] | None = None
 
 
-def prepare_data(config: StudyConfig) -> StudyData:
-    """Load the dataset, choose columns, cut the held-out test set, split the rest by site."""
+def prepare_data(config: StudyConfig, policy: SitePolicy | None = None) -> StudyData:
+    """Load the dataset, choose columns, cut the held-out test set, split the rest by site.
+
+    With a site ``policy``, the table is first minimised to the columns the study declared
+    and its purpose allows (a forbidden column stops the study with ``PolicyViolation``).
+    """
     c = config.data
     dataset = load_dataset(c.dataset, rows=c.rows, seed=config.study.seed)
     if c.columns is not None:
@@ -96,6 +102,11 @@ def prepare_data(config: StudyConfig) -> StudyData:
         columns = dataset.meta["model_features"].split(",")
     else:
         columns = list(dataset.features.select_dtypes(include=["number"]).columns)
+    minimisation = None
+    if policy is not None:
+        kept, record = minimise(dataset.features, config.study.purpose, columns, policy)
+        minimisation = record.to_json()
+        dataset = replace(dataset, features=kept)
     x = dataset.numeric_matrix(columns)
     y = dataset.outcome
     train, test = train_test_split_indices(y, c.test_fraction, seed=config.study.seed)
@@ -109,7 +120,7 @@ def prepare_data(config: StudyConfig) -> StudyData:
         seed=config.study.seed,
     )
     names = [f"hospital-{i + 1}" for i in range(c.sites)]
-    return StudyData(dataset, columns, parts, test, x, y, names)
+    return StudyData(dataset, columns, parts, test, x, y, names, minimisation)
 
 
 def _model_factory(config: StudyConfig, n_features: int) -> Callable[[], Any]:
@@ -197,9 +208,7 @@ def train_alone(site: LocalSite, initial: Parameters, epochs: int, lr: float) ->
     return res.parameters
 
 
-def baselines(
-    config: StudyConfig, prepared: PreparedStudy, initial: Parameters
-) -> dict[str, Any]:
+def baselines(config: StudyConfig, prepared: PreparedStudy, initial: Parameters) -> dict[str, Any]:
     """Centralised (pooled training rows: the upper bound) and local-only (each site alone)."""
     epochs = config.training.rounds * config.training.local_epochs
     lr = config.training.learning_rate
@@ -236,10 +245,11 @@ def run_study(
     aggregator: UpdateAggregator | None = None,
     privatize: Any = None,
     with_baselines: bool = True,
+    policy: SitePolicy | None = None,
 ) -> dict[str, Any]:
     """Run the study in process and return the results mapping (see module docstring)."""
     started = time.perf_counter()
-    data = prepare_data(config)
+    data = prepare_data(config, policy)
     prepared = prepare_sites(config, data, privatize)
     initial = get_parameters(prepared.model_factory())
     rng = np.random.default_rng(config.study.seed + 7)
@@ -279,6 +289,7 @@ def run_study(
     }
     if with_baselines:
         results.update(baselines(config, prepared, initial))
+    results["minimisation"] = data.minimisation
     results["final_parameters"] = final
     results["elapsed_s"] = time.perf_counter() - started
     return results

@@ -1,1 +1,80 @@
-"""tutela.governance."""
+"""Governance: encryption at rest, access control, tamper-evident audit, minimisation, compliance.
+
+- :mod:`~tutela.governance.envelope`: AES-256-GCM envelope encryption under a keyring
+  (:class:`Keyring`, :class:`Envelope`), rotation by re-wrapping data keys.
+- :mod:`~tutela.governance.rbac`: roles, permissions (:class:`Permission`), deny-by-default
+  :func:`check`.
+- :mod:`~tutela.governance.audit`: RFC 6962/9162 Merkle audit log (:class:`AuditLog`) with
+  Ed25519-signed checkpoints, inclusion and consistency proofs; :mod:`~.merkle` the tree.
+- :mod:`~tutela.governance.minimisation`: purposes, site policy floor, :func:`minimise`.
+- :mod:`~tutela.governance.comply`: GDPR / HIPAA / CCPA control checks on a run directory.
+"""
+
+from __future__ import annotations
+
+from tutela.governance.audit import (
+    AuditLog,
+    AuditRecord,
+    Checkpoint,
+    ConsistencyProof,
+    InclusionProof,
+    Outcome,
+    VerificationReport,
+    generate_signing_key,
+    load_signing_key,
+    public_key_bytes,
+    verify_log,
+)
+from tutela.governance.comply import ComplianceReport, Framework, check_run
+from tutela.governance.envelope import (
+    Envelope,
+    KeyInfo,
+    Keyring,
+    KeyState,
+    generate_keyfile,
+    read_header,
+)
+from tutela.governance.minimisation import (
+    MinimisationRecord,
+    PolicyDecision,
+    SitePolicy,
+    StudyRequest,
+    is_direct_identifier,
+    minimise,
+)
+from tutela.governance.rbac import DEFAULT_POLICY, Permission, Principal, RbacPolicy, Role, check
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "AuditLog",
+    "AuditRecord",
+    "Checkpoint",
+    "ComplianceReport",
+    "ConsistencyProof",
+    "Envelope",
+    "Framework",
+    "InclusionProof",
+    "KeyInfo",
+    "KeyState",
+    "Keyring",
+    "MinimisationRecord",
+    "Outcome",
+    "Permission",
+    "PolicyDecision",
+    "Principal",
+    "RbacPolicy",
+    "Role",
+    "SitePolicy",
+    "StudyRequest",
+    "VerificationReport",
+    "check",
+    "check_run",
+    "generate_keyfile",
+    "generate_signing_key",
+    "is_direct_identifier",
+    "load_signing_key",
+    "minimise",
+    "public_key_bytes",
+    "read_header",
+    "verify_log",
+]

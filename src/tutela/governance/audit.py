@@ -50,6 +50,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -471,7 +472,7 @@ class _Store:
 class _SqliteStore(_Store):
     def __init__(self, path: Path) -> None:
         existed = path.exists() and path.stat().st_size > 0
-        self._conn = sqlite3.connect(str(path), isolation_level=None)
+        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         conn = self._conn
         if existed:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
@@ -527,6 +528,9 @@ class _SqliteStore(_Store):
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            (stored,) = conn.execute("SELECT value FROM meta WHERE key = 'size'").fetchone()
+            if rows and int(stored) != rows[0].idx:
+                raise AuditError("the audit log was appended to by another writer; reopen it")
             conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
             conn.execute("UPDATE meta SET value = ? WHERE key = 'size'", (str(state.size),))
             conn.execute("UPDATE meta SET value = ? WHERE key = 'frontier'", (state.to_bytes(),))
@@ -677,6 +681,7 @@ class AuditLog:
             state = (rng.size, rng)
         self._range = state[1]
         self._pending: list[_Row] | None = None
+        self._lock = threading.RLock()
 
     @classmethod
     def open(
@@ -771,50 +776,56 @@ class AuditLog:
             details_text = _canonical(dict(payload))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"details are not JSON-serialisable: {exc}") from exc
-        index = self._range.size
-        stamp = _timestamp(self._clock())
-        leaf = leaf_hash(
-            _encode_leaf(index, stamp, actor, action, resource, str(outcome), details_text)
-        )
-        row = _Row(index, stamp, actor, action, resource, str(outcome), details_text, leaf)
-        if self._pending is not None:
-            self._range.append(leaf)
-            self._pending.append(row)
+        with self._lock:
+            index = self._range.size
+            stamp = _timestamp(self._clock())
+            leaf = leaf_hash(
+                _encode_leaf(index, stamp, actor, action, resource, str(outcome), details_text)
+            )
+            row = _Row(index, stamp, actor, action, resource, str(outcome), details_text, leaf)
+            if self._pending is not None:
+                self._range.append(leaf)
+                self._pending.append(row)
+                return index
+            new_range = self._range.copy()
+            new_range.append(leaf)
+            self._store.write([row], new_range)
+            self._range = new_range
             return index
-        new_range = self._range.copy()
-        new_range.append(leaf)
-        self._store.write([row], new_range)
-        self._range = new_range
-        return index
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[AuditLog]:
-        """Group appends into one write (one transaction); nothing is written on error."""
-        if self._pending is not None:
-            yield self
-            return
-        saved = self._range.copy()
-        self._pending = []
-        try:
-            yield self
-            if self._pending:
-                self._store.write(self._pending, self._range)
-        except BaseException:
-            self._range = saved
-            raise
-        finally:
-            self._pending = None
+        """Group appends into one write (one transaction); nothing is written on error.
+
+        Other threads' appends wait until the batch ends.
+        """
+        with self._lock:
+            if self._pending is not None:
+                yield self
+                return
+            saved = self._range.copy()
+            self._pending = []
+            try:
+                yield self
+                if self._pending:
+                    self._store.write(self._pending, self._range)
+            except BaseException:
+                self._range = saved
+                raise
+            finally:
+                self._pending = None
 
     def checkpoint(self, signing_key: Ed25519PrivateKey, *, store: bool = True) -> Checkpoint:
         """Sign the current tree head; keep it in the log too unless ``store`` is false."""
-        if self._pending:
-            raise AuditError("cannot checkpoint inside an unfinished batch")
-        cp = Checkpoint.sign(
-            self.origin, self.size, self.root, _timestamp(self._clock()), signing_key
-        )
-        if store:
-            self._store.add_checkpoint(cp)
-        return cp
+        with self._lock:
+            if self._pending:
+                raise AuditError("cannot checkpoint inside an unfinished batch")
+            cp = Checkpoint.sign(
+                self.origin, self.size, self.root, _timestamp(self._clock()), signing_key
+            )
+            if store:
+                self._store.add_checkpoint(cp)
+            return cp
 
     # reading ----------------------------------------------------------------------------
 

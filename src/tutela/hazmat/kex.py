@@ -107,17 +107,13 @@ def x25519_agree(private: X25519PrivateKey, peer_public: bytes) -> bytes:
 
 def hkdf_sha256(ikm: bytes, *, info: bytes, salt: bytes = b"", length: int = KEY_BYTES) -> bytes:
     """HKDF-SHA256 (RFC 5869) of ``ikm`` with ``salt`` and context ``info``."""
-    return HKDF(
-        algorithm=hashes.SHA256(), length=length, salt=salt or None, info=info
-    ).derive(ikm)
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt or None, info=info).derive(ikm)
 
 
 # -- AES-256-GCM ----------------------------------------------------------------------------
 
 
-def seal(
-    key: bytes, plaintext: bytes, *, aad: bytes, rng: SecureRandom | None = None
-) -> bytes:
+def seal(key: bytes, plaintext: bytes, *, aad: bytes, rng: SecureRandom | None = None) -> bytes:
     """AES-256-GCM encrypt: returns ``nonce (12) || ciphertext || tag (16)``.
 
     Security: confidentiality and integrity of ``plaintext``, integrity of ``aad``; the

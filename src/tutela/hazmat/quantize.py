@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +44,7 @@ DEFAULT_WRAP_FAILURE = 2.0**-40
 """Probability that summed noise leaves the headroom, over all coordinates."""
 _MAX_EXACT = 2.0**52  # |clip * scale| above this loses float64 integer precision
 _INV_2_32 = 2.0**-32
+_INT_PATH_LIMIT = 2.0**30  # |v| * 2**32 + 2**32 stays inside int64
 
 IntArray = npt.NDArray[np.int64]
 
@@ -69,10 +71,20 @@ class FixedPoint:
         """B: the largest |integer| one client can send per coordinate (before noise)."""
         return math.ceil(self.clip * self.scale)
 
-    def encode(self, values: npt.ArrayLike, *, rng: SecureRandom) -> IntArray:
-        """Clip and stochastically round ``values``; returns integers with |z| <= B."""
-        v = np.clip(np.asarray(values, dtype=np.float64), -self.clip, self.clip)
-        return stochastic_round(v, self.scale, rng=rng)
+    def encode(self, values: npt.ArrayLike, *, rng: SecureRandom, factor: float = 1.0) -> IntArray:
+        """Clip to [-clip, clip], multiply by ``factor`` (0..1, e.g. a weight share), round.
+
+        Returns integers with ``|z| <= B`` (for ``0 <= factor <= 1``).
+        """
+        if not 0 <= factor <= 1:
+            raise ValueError("factor must be in [0, 1]")
+        v = np.array(values, dtype=np.float64).reshape(-1)
+        if not np.isfinite(v).all():
+            raise ValueError("values must be finite")
+        np.minimum(v, self.clip, out=v)
+        np.maximum(v, -self.clip, out=v)
+        v *= self.scale * factor
+        return _round_in_place(v, self.clip * self.scale * factor, rng)
 
 
 def bytes_per_element(modulus_bits: int) -> int:
@@ -81,9 +93,7 @@ def bytes_per_element(modulus_bits: int) -> int:
     return -(-modulus_bits // 8)
 
 
-def stochastic_round(
-    values: npt.NDArray[np.float64], scale: float, *, rng: SecureRandom
-) -> IntArray:
+def stochastic_round(values: npt.ArrayLike, scale: float, *, rng: SecureRandom) -> IntArray:
     """``floor(values * scale + U)`` with U uniform on {0, 2**-32, ..., 1 - 2**-32}.
 
     Each output is ``floor(v)`` or ``floor(v) + 1`` and equals ``floor(v) + 1`` with
@@ -96,9 +106,23 @@ def stochastic_round(
         rng: the uniform source (4 bytes per value).
     """
     v = np.multiply(np.asarray(values, dtype=np.float64).reshape(-1), scale)
-    if not np.isfinite(v).all():
+    top = float(np.abs(v).max(initial=0.0))
+    if not math.isfinite(top):
         raise ValueError("values must be finite")
+    return _round_in_place(v, top, rng)
+
+
+def _round_in_place(v: npt.NDArray[np.float64], top: float, rng: SecureRandom) -> IntArray:
+    """Stochastic rounding of ``v`` (overwritten), given ``max |v| <= top``."""
     u = np.frombuffer(rng.bytes(4 * v.shape[0]), dtype="<u4")
+    if top < _INT_PATH_LIMIT:
+        # integers only: floor((v * 2**32 + u) / 2**32); v * 2**32 is exact (power of two)
+        # and truncating it to an integer moves it by less than 2**-32 of a step
+        v *= 2.0**32
+        y = v.astype(np.int64)
+        y += u
+        y >>= 32
+        return y
     v += u * _INV_2_32
     np.floor(v, out=v)
     return v.astype(np.int64)
@@ -107,7 +131,7 @@ def stochastic_round(
 def to_modular(z: IntArray, modulus_bits: int) -> MaskArray:
     """Two's-complement words of Z_{2^b} (in the word type of :func:`mask_dtype`)."""
     dtype = mask_dtype(modulus_bits)
-    out: MaskArray = np.asarray(z, dtype=np.int64).astype(dtype)
+    out = cast(MaskArray, np.asarray(z, dtype=np.int64).astype(dtype))
     if modulus_bits < 8 * dtype.itemsize:
         np.bitwise_and(out, dtype.type((1 << modulus_bits) - 1), out=out)
     return out
@@ -116,9 +140,9 @@ def to_modular(z: IntArray, modulus_bits: int) -> MaskArray:
 def from_modular(u: MaskArray, modulus_bits: int) -> IntArray:
     """Decode words of Z_{2^b} to the centred integers in ``[-2**(b-1), 2**(b-1))``."""
     dtype = mask_dtype(modulus_bits)
-    words = np.asarray(u, dtype=dtype)
+    words: npt.NDArray[Any] = np.asarray(u, dtype=dtype)
     if modulus_bits < 8 * dtype.itemsize:
-        words = words & dtype.type((1 << modulus_bits) - 1)
+        words = np.bitwise_and(words, dtype.type((1 << modulus_bits) - 1))
     if modulus_bits == 64:
         return words.view(np.int64).copy()
     z = words.astype(np.int64)
@@ -143,9 +167,7 @@ def noise_headroom(
     return math.ceil(tau * math.sqrt(n_clients * variance_per_client))
 
 
-def check_no_wrap(
-    n_clients: int, client_bound: int, modulus_bits: int, headroom: int = 0
-) -> None:
+def check_no_wrap(n_clients: int, client_bound: int, modulus_bits: int, headroom: int = 0) -> None:
     """Raise ``ValueError`` unless ``n * B + H < 2**(b-1)`` (a sum of n clients cannot wrap)."""
     mask_dtype(modulus_bits)
     if n_clients < 1 or client_bound < 0 or headroom < 0:
@@ -193,7 +215,10 @@ def max_scale(
         try:
             spec = FixedPoint(clip, scale, modulus_bits)
             check_no_wrap(
-                n_clients, spec.client_bound, modulus_bits, noise_headroom(var, n_clients, dim, failure)
+                n_clients,
+                spec.client_bound,
+                modulus_bits,
+                noise_headroom(var, n_clients, dim, failure),
             )
         except ValueError:
             exponent -= 1
@@ -214,19 +239,22 @@ def pack(words: MaskArray, modulus_bits: int) -> bytes:
     return np.ascontiguousarray(arr.view(np.uint8).reshape(-1, dtype.itemsize)[:, :width]).tobytes()
 
 
-def unpack(data: bytes, size: int, modulus_bits: int) -> MaskArray:
-    """Inverse of :func:`pack`; raises ``ValueError`` on a wrong length or a word >= 2**b."""
+def unpack(data: bytes, size: int, modulus_bits: int, *, copy: bool = True) -> MaskArray:
+    """Inverse of :func:`pack`; raises ``ValueError`` on a wrong length or a word >= 2**b.
+
+    With ``copy=False`` and whole-word packing the result may be a read-only view of ``data``.
+    """
     dtype = mask_dtype(modulus_bits)
     width = bytes_per_element(modulus_bits)
     if len(data) != width * size:
         raise ValueError(f"expected {width * size} bytes for {size} words, got {len(data)}")
     raw = np.frombuffer(data, dtype=np.uint8)
     if width == dtype.itemsize:
-        out: MaskArray = raw.view(dtype.newbyteorder("<")).astype(dtype)
+        out = cast(MaskArray, raw.view(dtype.newbyteorder("<")).astype(dtype, copy=copy))
     else:
         full = np.zeros((size, dtype.itemsize), dtype=np.uint8)
         full[:, :width] = raw.reshape(size, width)
-        out = full.reshape(-1).view(dtype.newbyteorder("<")).astype(dtype)
+        out = cast(MaskArray, full.reshape(-1).view(dtype.newbyteorder("<")).astype(dtype))
     if modulus_bits < 8 * dtype.itemsize and size and int(out.max()) >> modulus_bits:
         raise ValueError("packed word out of range for the modulus")
     return out

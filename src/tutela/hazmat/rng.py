@@ -14,6 +14,7 @@ inputs, but a co-located observer timing the sampler may learn how many rounds r
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import os
 from typing import Any
@@ -70,22 +71,35 @@ class SecureRandom:
 
     # -- raw material -------------------------------------------------------------------
 
-    def bytes(self, n: int) -> bytes:
+    def bytes(self, n: int) -> builtins.bytes:
         """Return ``n`` uniformly random bytes (the next keystream bytes)."""
         if n < 0:
             raise ValueError("n must be non-negative")
         if n == 0:
             return b""
-        if n > len(self._buf) - self._pos:
-            # refill: the stream is read strictly in order, in chunks of whole blocks
-            chunk = max(n, _CHUNK)
-            nonce = (self._block % (1 << 128)).to_bytes(_BLOCK, "big")
-            self._block += -(-chunk // _BLOCK)
-            self._buf = self._buf[self._pos :] + aes_ctr_keystream(self._key, chunk, nonce)
-            self._pos = 0
-        out = self._buf[self._pos : self._pos + n]
-        self._pos += n
-        return out
+        avail = len(self._buf) - self._pos
+        if n <= avail:
+            out = self._buf[self._pos : self._pos + n]
+            self._pos += n
+            return out
+        # the stream is read strictly in order; AES runs on cache-sized chunks (much
+        # faster than one huge call) and the counter advances by whole blocks
+        parts = [self._buf[self._pos :]]
+        need = n - avail
+        while need >= _CHUNK:
+            parts.append(self._keystream(_CHUNK))
+            need -= _CHUNK
+        self._buf, self._pos = b"", 0
+        if need:
+            self._buf = self._keystream(_CHUNK)
+            parts.append(self._buf[:need])
+            self._pos = need
+        return b"".join(parts)
+
+    def _keystream(self, nbytes: int) -> builtins.bytes:
+        nonce = (self._block % (1 << 128)).to_bytes(_BLOCK, "big")
+        self._block += -(-nbytes // _BLOCK)
+        return aes_ctr_keystream(self._key, nbytes, nonce)
 
     def uint64(self, size: int) -> npt.NDArray[np.uint64]:
         """Return ``size`` independent uniform 64-bit unsigned integers."""

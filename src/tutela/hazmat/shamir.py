@@ -134,7 +134,9 @@ def split_field(
     if coefficients is None:
         gen = rng if rng is not None else SecureRandom()
         flat = random_field_elements((threshold - 1) * len(secrets), gen)
-        coeffs = [flat[j * (threshold - 1) : (j + 1) * (threshold - 1)] for j in range(len(secrets))]
+        coeffs = [
+            flat[j * (threshold - 1) : (j + 1) * (threshold - 1)] for j in range(len(secrets))
+        ]
     else:
         coeffs = [list(c) for c in coefficients]
         if len(coeffs) != len(secrets) or any(len(c) != threshold - 1 for c in coeffs):
@@ -167,24 +169,59 @@ def split_secret(
     return split_field(chunks, threshold, xs, rng=rng)
 
 
-def lagrange_coefficients(xs: Sequence[int], at: int = 0) -> list[int]:
-    """Lagrange basis values ``L_j(at)`` for the distinct points ``xs`` over GF(PRIME)."""
+def _batch_inverse(values: Sequence[int]) -> list[int]:
+    """Modular inverses of non-zero field elements with one exponentiation (Montgomery)."""
+    prefix = [1] * (len(values) + 1)
+    for i, v in enumerate(values):
+        if v % PRIME == 0:
+            raise ShareValidationError("duplicate share x-coordinates")
+        prefix[i + 1] = prefix[i] * v % PRIME
+    inv = pow(prefix[-1], PRIME - 2, PRIME)
+    out = [0] * len(values)
+    for i in range(len(values) - 1, -1, -1):
+        out[i] = inv * prefix[i] % PRIME
+        inv = inv * values[i] % PRIME
+    return out
+
+
+def _basis(xs: Sequence[int], points: Sequence[int]) -> list[list[int]]:
+    """Lagrange basis values ``L_j(a)`` for every a in ``points`` (none of them in ``xs``)."""
     if len(set(xs)) != len(xs):
         raise ShareValidationError("duplicate share x-coordinates")
-    out = []
+    t = len(xs)
+    dens = []
     for j, xj in enumerate(xs):
-        num, den = 1, 1
+        d = 1
         for m, xm in enumerate(xs):
             if m != j:
-                num = num * (at - xm) % PRIME
-                den = den * (xj - xm) % PRIME
-        out.append(num * pow(den, PRIME - 2, PRIME) % PRIME)
+                d = d * (xj - xm) % PRIME
+        dens.append(d)
+    diffs = [(a - xj) % PRIME for a in points for xj in xs]
+    inv = _batch_inverse(dens + diffs)
+    weights = inv[:t]  # barycentric weights 1 / prod_{m != j} (x_j - x_m)
+    out = []
+    for e, a in enumerate(points):
+        ell = 1
+        for xm in xs:
+            ell = ell * (a - xm) % PRIME
+        row = inv[t + e * t : t + (e + 1) * t]
+        out.append([ell * w % PRIME * r % PRIME for w, r in zip(weights, row, strict=True)])
     return out
+
+
+def lagrange_coefficients(xs: Sequence[int], at: int = 0) -> list[int]:
+    """Lagrange basis values ``L_j(at)`` for the distinct points ``xs`` over GF(PRIME)."""
+    if at in xs:
+        return [1 if x == at else 0 for x in xs]
+    return _basis(xs, [at])[0]
 
 
 def interpolate_at(shares: Sequence[Share], at: int) -> tuple[int, ...]:
     """Evaluate the polynomials through ``shares`` (exactly their degree + 1 points) at ``at``."""
-    coeffs = lagrange_coefficients([s.x for s in shares], at)
+    return _combine(shares, lagrange_coefficients([s.x for s in shares], at))
+
+
+def _combine(shares: Sequence[Share], coeffs: Sequence[int]) -> tuple[int, ...]:
     width = len(shares[0].values)
     return tuple(
         sum(c * s.values[i] for c, s in zip(coeffs, shares, strict=True)) % PRIME
@@ -216,16 +253,15 @@ def reconstruct_field(
     if len({s.x for s in shares}) != len(shares):
         raise ShareValidationError("duplicate share x-coordinates")
     base = list(shares[:threshold])
-    if validate:
-        for extra in shares[threshold:]:
-            if interpolate_at(base, extra.x) != extra.values:
-                raise ShareValidationError("shares are inconsistent")
-    return interpolate_at(base, 0)
+    extras = list(shares[threshold:]) if validate else []
+    rows = _basis([s.x for s in base], [0] + [e.x for e in extras])
+    for extra, row in zip(extras, rows[1:], strict=True):
+        if _combine(base, row) != extra.values:
+            raise ShareValidationError("shares are inconsistent")
+    return _combine(base, rows[0])
 
 
-def reconstruct_secret(
-    shares: Sequence[Share], threshold: int, *, validate: bool = True
-) -> bytes:
+def reconstruct_secret(shares: Sequence[Share], threshold: int, *, validate: bool = True) -> bytes:
     """Recover a byte secret shared with :func:`split_secret`.
 
     Raises:

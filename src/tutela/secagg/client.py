@@ -5,15 +5,16 @@ raises :class:`~tutela.errors.ProtocolAbort` (and stays aborted) when the server
 or the round cannot be completed safely.
 
 Security (threat model): the server is honest-but-curious and may collude with up to t - 1
-clients; the transport is the server. Every key advertisement is checked against the
-long-term Ed25519 registry and the round id, so forged, altered or replayed advertisements
-are rejected. The client never reveals, for one peer, both its self-mask share and its
-mask-key share (in one request or across requests): a server that asks is refused and the
-client aborts. The client also refuses to unmask when fewer than ``min_survivors`` clients
-are reported alive, so the distributed-DP noise in the sum never falls below its target. It
-does not defend against a malicious server that shows different clients different survivor
-lists; with t > k/2 (the default) such a split still needs at least 2t - k colluding
-neighbours of the victim.
+clients; the transport is the server. Every key advertisement a client uses (its own and its
+neighbours') is checked against the long-term Ed25519 registry and the round id, so forged,
+altered or replayed advertisements are rejected (the server checks all of them too, and
+every advertisement is some client's neighbour). The client never reveals, for one peer,
+both its self-mask share and its mask-key share (in one request or across requests): a
+server that asks is refused and the client aborts. The client also refuses to unmask when
+fewer than ``min_survivors`` clients are reported alive, so the distributed-DP noise in the
+sum never falls below its target. It does not defend against a malicious server that shows
+different clients different survivor lists; with t > k/2 (the default) such a split still
+needs at least 2t - k colluding neighbours of the victim.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -155,7 +157,7 @@ class SecAggClient:
         self._rng = rng if rng is not None else SecureRandom()
         self._stage: Stage | None = None
         self._params: RoundParams | None = None
-        self._update: npt.NDArray[np.float64] | None = None
+        self._update: npt.NDArray[np.floating[Any]] | None = None
         self._weight = 1.0
         self._revealed: dict[int, str] = {}
         self._peer_shares: dict[int, Share] = {}
@@ -171,7 +173,9 @@ class SecAggClient:
         Privacy: the update never leaves the client except clipped, quantised, noised (when
         distributed DP is on) and masked.
         """
-        vec = np.asarray(update, dtype=np.float64)
+        vec = np.asarray(update)
+        if not np.issubdtype(vec.dtype, np.floating):
+            vec = vec.astype(np.float64)
         if vec.ndim != 1 or not np.isfinite(vec).all():
             raise ValueError("update must be a 1-D vector of finite floats")
         w = float(weight)
@@ -254,7 +258,9 @@ class SecAggClient:
         if params is None:
             raise ProtocolAbort("no round in progress")
         if ad.round_id != params.round_id:
-            raise AdvertisementRejected(f"advertisement of client {ad.client_id} is for another round")
+            raise AdvertisementRejected(
+                f"advertisement of client {ad.client_id} is for another round"
+            )
         public = self._registry.get(ad.client_id)
         if public is None or ad.client_id not in params.client_ids:
             raise AdvertisementRejected(f"advertisement from unknown client {ad.client_id}")
@@ -271,17 +277,22 @@ class SecAggClient:
         ids = [a.client_id for a in ads]
         if ids != sorted(set(ids)):
             raise ProtocolAbort("advertisements must be sorted by id without repeats")
-        for ad in ads:
-            self.verify_advertisement(ad)
         if self._own_ad not in ads:
             raise AdvertisementRejected("this client's own advertisement is missing or altered")
         if len(ads) < params.min_survivors:
             raise ProtocolAbort("fewer advertisements than min_survivors")
+        if not set(ids) <= set(params.client_ids):
+            raise AdvertisementRejected("advertisement from a client not invited to the round")
         seed = graph_seed(params.round_id, (a.signed_bytes() for a in ads))
         mine = neighbours(ids, params.neighbors, seed)[self.client_id]
         if len(mine) < params.threshold:
             raise ProtocolAbort("fewer neighbours than the threshold")
         self._ads = {a.client_id: a for a in ads}
+        # Every advertisement this client uses (its neighbours') is verified here; the
+        # others only feed the graph hash and are verified by their own neighbours (every
+        # client has k of them), so a forged or replayed one aborts the round anyway.
+        for j in sorted(mine):
+            self.verify_advertisement(self._ads[j])
         self._neighbours = mine
         order = sorted(mine)
         secrets = _chunks(self._seed) + _chunks(x25519_private_bytes(self._mask_key))
@@ -294,7 +305,12 @@ class SecAggClient:
                 j,
                 x25519_agree(self._enc_key, self._ads[j].encryption_key),
             )
-            blob = seal(key, share.to_bytes(), aad=share_aad(params.round_id, self.client_id, j), rng=self._rng)
+            blob = seal(
+                key,
+                share.to_bytes(),
+                aad=share_aad(params.round_id, self.client_id, j),
+                rng=self._rng,
+            )
             sealed.append(EncryptedShare(self.client_id, j, blob))
         self._stage = Stage.SHARE_KEYS
         return ShareKeysReply(params.round_id, self.client_id, tuple(sealed))
@@ -306,9 +322,13 @@ class SecAggClient:
         if self._update is None:
             raise ValueError("set_input() must be called before the masked-input stage")
         if self._update.shape[0] != params.dim:
-            raise ValueError(f"update has length {self._update.shape[0]}, round expects {params.dim}")
+            raise ValueError(
+                f"update has length {self._update.shape[0]}, round expects {params.dim}"
+            )
         if self._weight > params.max_weight:
-            raise ValueError(f"weight {self._weight} exceeds the round's max_weight {params.max_weight}")
+            raise ValueError(
+                f"weight {self._weight} exceeds the round's max_weight {params.max_weight}"
+            )
         for enc in message.shares:
             if enc.receiver != self.client_id or enc.sender not in self._neighbours:
                 raise ProtocolAbort("share from a non-neighbour or for another client")
@@ -321,7 +341,9 @@ class SecAggClient:
                 x25519_agree(self._enc_key, self._ads[enc.sender].encryption_key),
             )
             try:
-                plain = open_sealed(key, enc.ciphertext, aad=share_aad(params.round_id, enc.sender, self.client_id))
+                plain = open_sealed(
+                    key, enc.ciphertext, aad=share_aad(params.round_id, enc.sender, self.client_id)
+                )
                 share = Share.from_bytes(plain)
             except (IntegrityError, ShareValidationError):
                 raise ProtocolAbort(f"share from client {enc.sender} does not verify") from None
@@ -332,7 +354,8 @@ class SecAggClient:
         if len(live) < params.threshold:
             raise ProtocolAbort("fewer live neighbours than the threshold")
         words = self._encode(params)
-        plus, minus = [self_mask_key(params.round_id, self.client_id, self._seed)], []
+        plus: list[bytes] = [self_mask_key(params.round_id, self.client_id, self._seed)]
+        minus: list[bytes] = []
         for j in live:
             shared = x25519_agree(self._mask_key, self._ads[j].mask_key)
             key = pair_mask_key(params.round_id, self.client_id, j, shared)
@@ -346,10 +369,8 @@ class SecAggClient:
         """Clip, weight, quantise, add distributed-DP noise; words in Z_{2^b}."""
         assert self._update is not None
         fraction = self._weight / params.max_weight
-        values = np.clip(self._update, -params.clip, params.clip)
-        values *= fraction
         z = np.empty(params.vector_length, dtype=np.int64)
-        z[: params.dim] = stochastic_round(values, params.scale, rng=self._rng)
+        z[: params.dim] = params.fixed_point.encode(self._update, rng=self._rng, factor=fraction)
         z[params.dim :] = stochastic_round(
             np.array([fraction * params.clip]), params.scale, rng=self._rng
         )

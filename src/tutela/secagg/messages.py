@@ -198,7 +198,14 @@ class KeyAdvertisement:
     def _from_header(cls, header: Any) -> KeyAdvertisement:
         h = _fields(
             header,
-            {"round_id", "client_id", "encryption_key", "mask_key", "self_mask_commitment", "signature"},
+            {
+                "round_id",
+                "client_id",
+                "encryption_key",
+                "mask_key",
+                "self_mask_commitment",
+                "signature",
+            },
         )
         return cls(
             round_id=_unb64(h["round_id"], 32),
@@ -244,7 +251,11 @@ class EncryptedShare:
     ciphertext: bytes
 
     def _header(self) -> dict[str, Any]:
-        return {"sender": self.sender, "receiver": self.receiver, "ciphertext": _b64(self.ciphertext)}
+        return {
+            "sender": self.sender,
+            "receiver": self.receiver,
+            "ciphertext": _b64(self.ciphertext),
+        }
 
     @classmethod
     def _from_header(cls, header: Any) -> EncryptedShare:

@@ -209,7 +209,9 @@ class SecAggServer:
     def _check_masked(self, sender: int, message: ClientMessage) -> str | None:
         if not isinstance(message, MaskedInput):
             return "expected a MaskedInput"
-        words = unpack(message.payload, self.params.vector_length, self.params.modulus_bits)
+        words = unpack(
+            message.payload, self.params.vector_length, self.params.modulus_bits, copy=False
+        )
         np.add(self._sum, words, out=self._sum)
         return None
 
@@ -305,9 +307,7 @@ class SecAggServer:
             self.params.vector_length, dtype=mask_dtype(self.params.modulus_bits)
         )
         self._open(Stage.MASKED_INPUT, alive)
-        return {
-            u: MaskedInputRequest(self.params.round_id, tuple(inbox[u])) for u in sorted(alive)
-        }
+        return {u: MaskedInputRequest(self.params.round_id, tuple(inbox[u])) for u in sorted(alive)}
 
     def _close_masked(self, alive: frozenset[int]) -> dict[int, ServerMessage]:
         self._survivors = alive
@@ -318,7 +318,9 @@ class SecAggServer:
         self._open(Stage.UNMASK, alive)
         return dict.fromkeys(sorted(alive), request)
 
-    def _collect(self, alive: frozenset[int]) -> tuple[dict[int, list[Share]], dict[int, list[Share]]]:
+    def _collect(
+        self, alive: frozenset[int]
+    ) -> tuple[dict[int, list[Share]], dict[int, list[Share]]]:
         self_shares: dict[int, list[Share]] = {u: [] for u in self._survivors}
         key_shares: dict[int, list[Share]] = {v: [] for v in self._dropped_u2}
         for sender in sorted(alive):
@@ -342,11 +344,15 @@ class SecAggServer:
                     raise ShareValidationError(f"self-mask seed of client {u} does not verify")
                 minus.append(self_mask_key(p.round_id, u, seed))
             for v in sorted(self._dropped_u2):
-                secret = x25519_from_bytes(_secret_bytes(reconstruct_field(key_shares[v], p.threshold)))
+                secret = x25519_from_bytes(
+                    _secret_bytes(reconstruct_field(key_shares[v], p.threshold))
+                )
                 if x25519_public_bytes(secret) != self._ads[v].mask_key:
                     raise ShareValidationError(f"mask key of client {v} does not verify")
                 for u in sorted(self._delivered[v] & self._survivors):
-                    key = pair_mask_key(p.round_id, u, v, x25519_agree(secret, self._ads[u].mask_key))
+                    key = pair_mask_key(
+                        p.round_id, u, v, x25519_agree(secret, self._ads[u].mask_key)
+                    )
                     (minus if u < v else plus).append(key)
         except ShareValidationError as exc:
             raise self._abort(

@@ -85,7 +85,7 @@ class DropoutPlan:
         rng: SecureRandom | None = None,
         stages: Iterable[Stage | str] = ACTIVE_STAGES,
     ) -> DropoutPlan:
-        """``round(fraction * n)`` clients chosen uniformly, each at a uniform stage of ``stages``."""
+        """``round(fraction * n)`` random clients, each dropping at a random one of ``stages``."""
         if not 0 <= fraction <= 1:
             raise ValueError("fraction must be in [0, 1]")
         ids = sorted(set(client_ids))
@@ -123,8 +123,12 @@ class SecAggResult:
         dropped: per stage, the clients that stopped answering there.
         clipped_values: input coordinates that were outside ``[-clip, clip]`` (summed over
             survivors; computed by the driver, never sent).
-        client_cpu_seconds: per client, CPU seconds spent in its state machine.
-        server_cpu_seconds: CPU seconds spent in the server state machine.
+        client_cpu_seconds: per client, CPU seconds spent in its state machine (including
+            parsing and serialising its messages).
+        server_cpu_seconds: CPU seconds spent in the server state machine (same).
+        client_stage_cpu_seconds: the same per stage name, per client.
+        server_stage_cpu_seconds: the server's CPU seconds per stage name (a stage's
+            replies are received in that stage; closing it is counted there too).
         bytes_up: per client, bytes it sent.
         bytes_down: per client, bytes it received.
     """
@@ -137,6 +141,8 @@ class SecAggResult:
     clipped_values: int = 0
     client_cpu_seconds: Mapping[int, float] = field(default_factory=dict)
     server_cpu_seconds: float = 0.0
+    client_stage_cpu_seconds: Mapping[str, Mapping[int, float]] = field(default_factory=dict)
+    server_stage_cpu_seconds: Mapping[str, float] = field(default_factory=dict)
     bytes_up: Mapping[int, int] = field(default_factory=dict)
     bytes_down: Mapping[int, int] = field(default_factory=dict)
 
@@ -162,9 +168,11 @@ class SecAggResult:
         unit = p.max_weight / p.scale
         var = p.noise_variance
         m = p.min_survivors
-        tau = 10.0 * sum(
-            math.exp(-2 * math.pi**2 * var * k / (k + 1)) for k in range(1, m)
-        ) if var else 0.0
+        tau = (
+            10.0 * sum(math.exp(-2 * math.pi**2 * var * k / (k + 1)) for k in range(1, m))
+            if var
+            else 0.0
+        )
         per_client = math.sqrt(var) * unit
         return {
             "enabled": var > 0,
@@ -211,7 +219,15 @@ class SecAggResult:
             ),
             "ddp": self.ddp(),
             "client_cpu_ms_median": 1e3 * statistics.median(clients) if clients else 0.0,
+            "client_cpu_ms_median_by_stage": {
+                stage: 1e3 * statistics.median(v.values())
+                for stage, v in self.client_stage_cpu_seconds.items()
+                if v
+            },
             "server_cpu_ms": 1e3 * self.server_cpu_seconds,
+            "server_cpu_ms_by_stage": {
+                stage: 1e3 * v for stage, v in self.server_stage_cpu_seconds.items()
+            },
             "bytes_up_per_client_max": max(self.bytes_up.values(), default=0),
             "bytes_down_per_client_max": max(self.bytes_down.values(), default=0),
         }
@@ -304,7 +320,9 @@ def secure_sum(
 
     identities = {c: generate_ed25519(gen) for c in ids}
     registry = {c: ed25519_public_bytes(k) for c, k in identities.items()}
-    clients = {c: SecAggClient(c, identities[c], registry, rng=SecureRandom(gen.bytes(32))) for c in ids}
+    clients = {
+        c: SecAggClient(c, identities[c], registry, rng=SecureRandom(gen.bytes(32))) for c in ids
+    }
     for c in ids:
         clients[c].set_input(vectors[c], ws[c])
     clock = ManualClock()
@@ -312,16 +330,21 @@ def secure_sum(
     cpu = dict.fromkeys(ids, 0.0)
     up = dict.fromkeys(ids, 0)
     down = dict.fromkeys(ids, 0)
-    server_cpu = 0.0
+
+    stage_cpu: dict[str, dict[int, float]] = {s.value: {} for s in ACTIVE_STAGES}
+    server_stage: dict[str, float] = dict.fromkeys(_STAGE_NAMES, 0.0)
 
     t0 = time.process_time()
     outbox = server.start()
-    server_cpu += time.process_time() - t0
+    server_stage[Stage.ADVERTISE_KEYS.value] += time.process_time() - t0
     silent: set[int] = set()
     for stage in ACTIVE_STAGES:
         silent |= plan.drops_at(stage)
+        spent = 0.0
         for cid, message in outbox.items():
+            t0 = time.process_time()
             raw = encode_message(message)
+            spent += time.process_time() - t0
             down[cid] += len(raw)
             if cid in silent:
                 continue
@@ -329,17 +352,20 @@ def secure_sum(
             request = decode_message(raw)
             reply = clients[cid].handle(request)  # type: ignore[arg-type]
             raw_reply = encode_message(reply)
-            cpu[cid] += time.process_time() - t0
+            took = time.process_time() - t0
+            stage_cpu[stage.value][cid] = took
+            cpu[cid] += took
             up[cid] += len(raw_reply)
             t0 = time.process_time()
             server.receive(cid, decode_message(raw_reply))  # type: ignore[arg-type]
-            server_cpu += time.process_time() - t0
+            spent += time.process_time() - t0
         t0 = time.process_time()
         nxt = server.step()
         if nxt is None:
             clock.advance(params.stage_timeout_s)
             nxt = server.step()
-        server_cpu += time.process_time() - t0
+        spent += time.process_time() - t0
+        server_stage[stage.value] += spent
         assert nxt is not None
         outbox = nxt
 
@@ -353,7 +379,69 @@ def secure_sum(
         dropped=agg.dropped,
         clipped_values=clipped,
         client_cpu_seconds=cpu,
-        server_cpu_seconds=server_cpu,
+        server_cpu_seconds=sum(server_stage.values()),
+        client_stage_cpu_seconds=stage_cpu,
+        server_stage_cpu_seconds=server_stage,
         bytes_up=up,
         bytes_down=down,
     )
+
+
+def plain_aggregate(
+    payloads: Mapping[int, bytes], weights: Mapping[int, float] | None, dim: int
+) -> npt.NDArray[np.float64]:
+    """The baseline SecAgg+ is measured against: a weighted sum of float32 wire vectors."""
+    total = np.zeros(dim, dtype=np.float64)
+    for cid, raw in payloads.items():
+        vec = np.frombuffer(raw, dtype="<f4")
+        if vec.shape[0] != dim:
+            raise ValueError("payload has the wrong length")
+        w = 1.0 if weights is None else weights[cid]
+        if w == 1.0:
+            total += vec
+        else:
+            total += w * vec
+    return total
+
+
+def simulate_random_round(
+    clients: int,
+    dim: int,
+    dropout: float,
+    config: SecAggConfig,
+    *,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """One round with random float32 updates in [-1, 1) and random dropouts (for the CLI).
+
+    Returns the round's :meth:`SecAggResult.report` plus ``max_abs_error`` against the plain
+    float64 sum of the survivors' updates, ``plain_aggregate_ms`` (CPU time of the plain
+    weighted sum of float32 wire vectors), ``client_ms_median``, ``server_ms`` and
+    ``bytes_per_client`` (median bytes sent plus received).
+    """
+    if clients < 3:
+        raise ValueError("secure aggregation needs at least 3 clients")
+    if dim < 1:
+        raise ValueError("dim must be positive")
+    data_rng = np.random.default_rng(seed)  # test data only; masks and noise use SecureRandom
+    inputs = {i: data_rng.uniform(-1, 1, dim).astype(np.float32) for i in range(clients)}
+    gen = SecureRandom(seed) if seed is not None else SecureRandom()
+    plan = DropoutPlan.random(range(clients), dropout, rng=gen)
+    result = secure_sum(inputs, None, config, dropouts=plan, rng=gen)
+    payloads = {i: inputs[i].astype("<f4").tobytes() for i in result.survivors}
+    t0 = time.process_time()
+    plain = plain_aggregate(payloads, None, dim)
+    plain_s = time.process_time() - t0
+    report = result.report()
+    per_client = [result.bytes_up[i] + result.bytes_down[i] for i in range(clients)]
+    report.update(
+        max_abs_error=float(np.abs(result.total - plain).max()),
+        client_ms_median=report["client_cpu_ms_median"],
+        server_ms=report["server_cpu_ms"],
+        plain_aggregate_ms=1e3 * plain_s,
+        bytes_per_client=int(statistics.median(per_client)),
+        bytes_up_per_parameter=statistics.median(result.bytes_up[i] for i in result.survivors)
+        / dim,
+        dim=dim,
+    )
+    return report

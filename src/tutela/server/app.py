@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -42,7 +43,15 @@ from tutela.errors import (
 )
 from tutela.fl.client import FeatureMoments
 from tutela.fl.config import parse_study
-from tutela.server.authz import ANONYMOUS_LABEL, Audience, Permission, Principal, RbacPolicy, Role, decide
+from tutela.server.authz import (
+    ANONYMOUS_LABEL,
+    Audience,
+    Permission,
+    Principal,
+    RbacPolicy,
+    Role,
+    decide,
+)
 from tutela.server.coordinator import (
     Conflict,
     Coordinator,
@@ -53,6 +62,7 @@ from tutela.server.coordinator import (
 from tutela.server.pki import common_name, fingerprint
 from tutela.server.tls import peer_certificate_pem
 
+_log = logging.getLogger("tutela.server")
 SAFETENSORS = "application/octet-stream"
 MAX_JSON_BYTES = 1024 * 1024
 MAX_BINARY_BYTES = 256 * 1024 * 1024
@@ -119,7 +129,7 @@ async def authorize(request: Request) -> Principal:
     resource = request.url.path
     try:
         principal = await anyio.to_thread.run_sync(_authenticate, request, state)
-    except (Unauthenticated, PermissionDenied) as exc:
+    except (Unauthenticated, PermissionDenied):
         await anyio.to_thread.run_sync(
             lambda: state.coordinator.audit(
                 ANONYMOUS_LABEL, "access.denied", resource, "denied",
@@ -254,6 +264,7 @@ class ParticipationIn(_Model):
     reason: str = Field(default="", max_length=2000)
     num_examples: int = Field(default=0, ge=0)
     moments: MomentsIn | None = None
+    identity: str | None = Field(default=None, min_length=64, max_length=64)
 
 
 class ParticipationOut(_Model):
@@ -478,9 +489,9 @@ def create_app(
 
     # site API
     @app.get("/v1/site/tasks", **declared(Audience.SITES, Permission.ROUND_SUBMIT))
-    async def tasks(request: Request, p: Caller) -> list[dict[str, Any]]:
-        """What this site should do now."""
-        result: list[dict[str, Any]] = await run(co(request).tasks_for, p.name)
+    async def tasks(request: Request, p: Caller) -> dict[str, Any]:
+        """What this site should do now, and the status of its studies."""
+        result: dict[str, Any] = await run(co(request).tasks_for, p.name)
         return result
 
     @app.get(
@@ -509,7 +520,7 @@ def create_app(
         status = await run(
             lambda: co(request).answer_invitation(
                 p.name, study_id, accept=body.accept, reason=body.reason,
-                num_examples=body.num_examples, moments=moments,
+                num_examples=body.num_examples, moments=moments, identity=body.identity,
             )
         )
         wake(request)
@@ -571,7 +582,8 @@ async def _ticker(state: AppState, interval: float) -> None:
     while True:
         try:
             moved = await anyio.to_thread.run_sync(state.coordinator.tick)
-        except TutelaError:  # pragma: no cover - logged by the audit trail, retried next tick
+        except Exception:  # a failing tick must not stop the service; it is retried
+            _log.exception("coordinator tick failed")
             moved = False
         if moved:
             continue

@@ -29,6 +29,7 @@ import hashlib
 import json
 import math
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -44,11 +45,11 @@ from sqlalchemy import delete, event, select, update
 from sqlalchemy.orm import Session
 
 from tutela.errors import ConfigError, DataError, PermissionDenied, ServiceError
-from tutela.fl.client import FeatureMoments, global_standardisation
+from tutela.fl.client import FeatureMoments
 from tutela.fl.config import StudyConfig, parse_study
 from tutela.fl.engine import PlainAggregator
-from tutela.fl.records import Parameters, check_compatible
-from tutela.fl.strategy import ClientUpdate, Strategy
+from tutela.fl.records import Parameters, ParameterSpec, check_compatible
+from tutela.fl.strategy import ClientUpdate, FitAggregate, Strategy
 from tutela.fl.study import build_strategy
 from tutela.server.authz import Principal, Role
 from tutela.server.store import (
@@ -228,6 +229,18 @@ def _restore_strategy(strategy: Strategy, rng: np.random.Generator, blob: bytes)
 
 
 @dataclass
+class _SecAggRound:
+    """The in-memory SecAgg+ server of a study's open round (never persisted: its secrets
+    must not outlive the process)."""
+
+    server: Any
+    round_no: int
+    attempt: int
+    ids: dict[str, int]
+    spec: ParameterSpec
+
+
+@dataclass
 class _Runtime:
     """In-memory strategy objects of a running study (rebuilt from the store on restart)."""
 
@@ -255,6 +268,8 @@ class Coordinator:
     signer: Callable[[bytes, str], bytes] | None = None
     audit_hook: AuditHook | None = None
     _runtimes: dict[str, _Runtime] = field(default_factory=dict)
+    _secagg: dict[str, _SecAggRound] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # audit -----------------------------------------------------------------------------
 
@@ -542,12 +557,13 @@ class Coordinator:
             return row.status
 
     def _invited(self, s: Session, settings: DeploymentSettings) -> list[str]:
-        active = set(s.scalars(select(SiteRow.name).where(SiteRow.status == "active")))
         if settings.sites is None:
-            return sorted(active)
-        missing = sorted(set(settings.sites) - active)
+            return sorted(s.scalars(select(SiteRow.name).where(SiteRow.status == "active")))
+        # Explicitly invited sites may still be enrolling (registered, token not used yet).
+        known = set(s.scalars(select(SiteRow.name).where(SiteRow.status.in_(("active", "pending")))))
+        missing = sorted(set(settings.sites) - known)
         if missing:
-            raise Conflict(f"sites not enrolled: {', '.join(missing)}")
+            raise Conflict(f"sites not registered: {', '.join(missing)}")
         return sorted(settings.sites)
 
     def pause(self, actor: Principal, study_id: str) -> str:
@@ -660,15 +676,20 @@ class Coordinator:
 
     # site API ---------------------------------------------------------------------------
 
-    def tasks_for(self, site: str) -> list[dict[str, Any]]:
-        """What a site should do now: answer invitations, train in open rounds."""
+    def tasks_for(self, site: str) -> dict[str, Any]:
+        """What a site should do now (answer invitations, work on open round stages), and
+        the status of every study it was invited to."""
         now = self.clock()
         tasks: list[dict[str, Any]] = []
+        studies: dict[str, str] = {}
         with self.store.read() as s:
             parts = s.scalars(select(ParticipationRow).where(ParticipationRow.site == site)).all()
             for p in parts:
                 study = s.get(StudyRow, p.study_id)
-                if study is None or study.status in StudyStatus.TERMINAL:
+                if study is None:  # pragma: no cover - foreign key
+                    continue
+                studies[study.id] = study.status
+                if study.status in StudyStatus.TERMINAL:
                     continue
                 if p.status == "invited" and study.status == StudyStatus.RECRUITING:
                     tasks.append(
@@ -682,9 +703,7 @@ class Coordinator:
                     continue
                 if p.status != "accepted":
                     continue
-                rr = s.scalar(
-                    select(RoundRow).where(RoundRow.study_id == study.id, RoundRow.status == "open")
-                )
+                rr = s.scalar(select(RoundRow).where(RoundRow.study_id == study.id, RoundRow.status == "open"))
                 if rr is None or site not in json.loads(rr.participants_json) or rr.stage_deadline < now:
                     continue
                 done = s.scalar(
@@ -699,21 +718,35 @@ class Coordinator:
                 if done is not None:
                     continue
                 prep = json.loads(study.prep_json)
-                tasks.append(
-                    {
-                        "kind": rr.stage,
-                        "study_id": study.id,
-                        "round": rr.round_no,
-                        "attempt": rr.attempt,
-                        "stage": rr.stage,
-                        "deadline": rr.stage_deadline,
-                        "config": json.loads(rr.fit_config_json),
-                        "model_version": study.model_version,
-                        "standardisation": {"mean": prep.get("mean"), "std": prep.get("std")},
-                        "participants": json.loads(rr.participants_json),
-                    }
-                )
-        return tasks
+                task: dict[str, Any] = {
+                    "kind": rr.stage,
+                    "study_id": study.id,
+                    "round": rr.round_no,
+                    "attempt": rr.attempt,
+                    "stage": rr.stage,
+                    "deadline": rr.stage_deadline,
+                    "config": json.loads(rr.fit_config_json),
+                    "model_version": study.model_version,
+                    "standardisation": {"mean": prep.get("mean"), "std": prep.get("std")},
+                }
+                if rr.stage != FIT_STAGE:
+                    waiting = s.scalar(
+                        select(RelayRow.id).where(
+                            RelayRow.study_id == study.id,
+                            RelayRow.round_no == rr.round_no,
+                            RelayRow.attempt == rr.attempt,
+                            RelayRow.stage == rr.stage,
+                            RelayRow.sender == COORDINATOR,
+                            RelayRow.recipient == site,
+                        )
+                    )
+                    if waiting is None or rr.protocol_state is None:
+                        continue  # dropped in an earlier stage: nothing more to do
+                    proto = json.loads(rr.protocol_state)
+                    task["client_id"] = proto["client_ids"][site]
+                    task["registry"] = proto["registry"]
+                tasks.append(task)
+        return {"tasks": tasks, "studies": studies}
 
     def participation(self, site: str, study_id: str) -> ParticipationRow:
         """A site's participation row in a study (NotFound/PermissionDenied otherwise)."""
@@ -746,6 +779,7 @@ class Coordinator:
         reason: str = "",
         num_examples: int = 0,
         moments: FeatureMoments | None = None,
+        identity: str | None = None,
     ) -> str:
         """Record a site's accept/refuse answer (refusals are audited with their reason)."""
         with self.store.session() as s:
@@ -768,10 +802,22 @@ class Coordinator:
                     raise DataError(
                         f"feature moments have {len(moments.total)} columns; the study uses {len(columns)}"
                     )
+                if cfg["secure_aggregation"]["protocol"] != "none":
+                    if identity is None or len(identity) != 64:
+                        raise DataError("secure aggregation needs the site's 32-byte Ed25519 identity (hex)")
+                    try:
+                        bytes.fromhex(identity)
+                    except ValueError:
+                        raise DataError("the identity must be hex") from None
                 p.status = "accepted"
                 p.num_examples = num_examples
                 p.join_json = _dumps(
-                    {"count": moments.count, "total": moments.total.tolist(), "total_sq": moments.total_sq.tolist()}
+                    {
+                        "count": moments.count,
+                        "total": moments.total.tolist(),
+                        "total_sq": moments.total_sq.tolist(),
+                        "identity": identity,
+                    }
                 )
             else:
                 p.status = "refused"
@@ -800,7 +846,8 @@ class Coordinator:
         if not idempotency_key or len(idempotency_key) > 128:
             raise DataError("an Idempotency-Key header of 1-128 characters is required")
         body_digest = digest(body)
-        with self.store.session() as s:
+        # Lock order: the coordinator lock, then the database (as in tick).
+        with self._lock, self.store.session() as s:
             study = self._study(s, study_id, lock=True)
             existing = s.scalar(
                 select(UpdateRow).where(
@@ -855,8 +902,14 @@ class Coordinator:
                     f"the body is bound to study {meta.get('study')!r} round {meta.get('round')!r}, "
                     f"not study {study_id!r} round {round_no}: replayed or misdirected"
                 )
-            num_examples = _positive_int(meta.get("num_examples"), "num_examples")
-            check_update(arrays, self._global_model(study))
+            if stage == FIT_STAGE:
+                num_examples = _positive_int(meta.get("num_examples"), "num_examples")
+                check_update(arrays, self._global_model(study))
+                sealed = self.store.seal(body, f"update/{study_id}/{round_no}/{stage}/{site}")
+            else:
+                self._secagg_receive(study_id, round_no, rr.attempt, stage, site, body)
+                num_examples = 0
+                sealed = b""  # SecAgg+ messages live in the in-memory protocol state only
             s.add(
                 UpdateRow(
                     study_id=study_id,
@@ -867,7 +920,7 @@ class Coordinator:
                     idempotency_key=idempotency_key,
                     digest=body_digest,
                     num_examples=num_examples,
-                    blob=self.store.seal(body, f"update/{study_id}/{round_no}/{stage}/{site}"),
+                    blob=sealed,
                     created_at=self.clock(),
                 )
             )
@@ -992,10 +1045,8 @@ class Coordinator:
             ids = list(s.scalars(select(StudyRow.id).where(StudyRow.status.in_(StudyStatus.ACTIVE))))
         moved = False
         for study_id in ids:
-            try:
+            with self._lock:
                 moved |= self._advance(study_id)
-            except NotFound:  # pragma: no cover - deleted underneath us
-                continue
         return moved
 
     def _advance(self, study_id: str) -> bool:
@@ -1018,21 +1069,46 @@ class Coordinator:
                     return False
                 self._open_round(s, row, now)
                 return True
-            participants = json.loads(rr.participants_json)
-            submitted = set(
-                s.scalars(
-                    select(UpdateRow.site).where(
-                        UpdateRow.study_id == study_id,
-                        UpdateRow.round_no == rr.round_no,
-                        UpdateRow.attempt == rr.attempt,
-                        UpdateRow.stage == rr.stage,
-                    )
+            if rr.stage == FIT_STAGE:
+                return self._advance_fit(s, row, rr, now)
+            return self._advance_secagg(s, row, rr, now)
+
+    def _advance_fit(self, s: Session, row: StudyRow, rr: RoundRow, now: float) -> bool:
+        participants = json.loads(rr.participants_json)
+        submitted = set(
+            s.scalars(
+                select(UpdateRow.site).where(
+                    UpdateRow.study_id == row.id,
+                    UpdateRow.round_no == rr.round_no,
+                    UpdateRow.attempt == rr.attempt,
+                    UpdateRow.stage == rr.stage,
                 )
             )
-            if len(submitted) < len(participants) and now <= rr.stage_deadline:
-                return False
-            self._close_fit(s, row, rr, now)
-            return True
+        )
+        if len(submitted) < len(participants) and now <= rr.stage_deadline:
+            return False
+        rt = self._runtime(row)
+        params = self._global_model(row)
+        rows = s.scalars(
+            select(UpdateRow).where(
+                UpdateRow.study_id == row.id,
+                UpdateRow.round_no == rr.round_no,
+                UpdateRow.attempt == rr.attempt,
+                UpdateRow.stage == rr.stage,
+            )
+        ).all()
+        order = {site: i for i, site in enumerate(participants)}
+        updates: list[ClientUpdate] = []
+        for u in sorted(rows, key=lambda r: order.get(r.site, len(order))):
+            body = self.store.unseal(u.blob, f"update/{row.id}/{rr.round_no}/{rr.stage}/{u.site}")
+            arrays, _ = parse_tensors(body)
+            updates.append(ClientUpdate(u.site, check_update(arrays, params), u.num_examples))
+        responded = [u.site for u in updates]
+        aggregate = None
+        if len(updates) >= rr.quorum:
+            aggregate = PlainAggregator().aggregate(rr.round_no, updates, params)
+        self._finish_round(s, row, rr, rt, params, aggregate, responded, now, {})
+        return True
 
     def _close_recruiting(self, s: Session, row: StudyRow, now: float) -> bool:
         parts = s.scalars(select(ParticipationRow).where(ParticipationRow.study_id == row.id)).all()
@@ -1043,24 +1119,27 @@ class Coordinator:
         for p in pending:
             p.status = "timed-out"
             p.updated_at = now
-        accepted = [p for p in parts if p.status == "accepted"]
+        accepted = sorted((p for p in parts if p.status == "accepted"), key=lambda q: q.site)
         config = parse_study(json.loads(row.config_json))
         need = config.training.min_quorum
+        if config.secure_aggregation.protocol != "none":
+            need = max(need, 3)
         if len(accepted) < need:
             refusals = "; ".join(f"{p.site}: {p.reason}" for p in parts if p.status == "refused")
             row.status = StudyStatus.FAILED
-            row.error = (
-                f"quorum not met: {len(accepted)} site(s) accepted, {need} required"
-                + (f" (refused: {refusals})" if refusals else "")
+            row.error = f"quorum not met: {len(accepted)} site(s) accepted, {need} required" + (
+                f" (refused: {refusals})" if refusals else ""
             )
             row.updated_at = now
             self.audit(COORDINATOR, "study.fail", f"study/{row.id}", "failed", {"error": row.error}, session=s)
             return True
         moments = []
-        for p in sorted(accepted, key=lambda q: q.site):
+        for p in accepted:
             m = json.loads(p.join_json)
             moments.append(
-                FeatureMoments(int(m["count"]), np.asarray(m["total"], np.float64), np.asarray(m["total_sq"], np.float64))
+                FeatureMoments(
+                    int(m["count"]), np.asarray(m["total"], np.float64), np.asarray(m["total_sq"], np.float64)
+                )
             )
         mean, std = global_standardisation(moments)
         prep.update({"mean": mean.tolist(), "std": std.tolist()})
@@ -1068,11 +1147,7 @@ class Coordinator:
         row.status = StudyStatus.RUNNING
         row.updated_at = now
         self.audit(
-            COORDINATOR,
-            "study.running",
-            f"study/{row.id}",
-            detail={"sites": [p.site for p in accepted]},
-            session=s,
+            COORDINATOR, "study.running", f"study/{row.id}", detail={"sites": [p.site for p in accepted]}, session=s
         )
         return True
 
@@ -1091,63 +1166,227 @@ class Coordinator:
         fit_config = dict(instructions[0][1].config) if instructions else {}
         settings = DeploymentSettings.from_dict(json.loads(row.settings_json))
         config = parse_study(json.loads(row.config_json))
-        s.add(
-            RoundRow(
-                study_id=row.id,
-                round_no=row.current_round,
-                attempt=1,
-                stage=FIT_STAGE,
-                status="open",
-                participants_json=_dumps(chosen),
-                survivors_json="[]",
-                quorum=config.training.min_quorum,
-                fit_config_json=_dumps(fit_config),
-                opened_at=now,
-                stage_deadline=now + settings.stage_timeout_s,
-                outcome_json="{}",
-            )
+        rr = RoundRow(
+            study_id=row.id,
+            round_no=row.current_round,
+            attempt=1,
+            stage=FIT_STAGE,
+            status="open",
+            participants_json=_dumps(chosen),
+            survivors_json="[]",
+            quorum=config.training.min_quorum,
+            fit_config_json=_dumps(fit_config),
+            opened_at=now,
+            stage_deadline=now + settings.stage_timeout_s,
+            outcome_json="{}",
         )
+        s.add(rr)
         row.strategy_state = self.store.seal(_strategy_state(rt.strategy, rt.rng), f"strategy/{row.id}")
         row.updated_at = now
         self.audit(
             COORDINATOR, "round.open", f"study/{row.id}/round/{row.current_round}",
             detail={"sites": chosen}, session=s,
         )
+        if config.secure_aggregation.protocol != "none":
+            s.flush()
+            self._start_secagg(s, row, rr, params, settings, now)
 
-    def _close_fit(self, s: Session, row: StudyRow, rr: RoundRow, now: float) -> None:
-        rt = self._runtime(row)
-        params = self._global_model(row)
+    # SecAgg+ ----------------------------------------------------------------------------
+
+    def _start_secagg(
+        self, s: Session, row: StudyRow, rr: RoundRow, params: Parameters, settings: DeploymentSettings, now: float
+    ) -> None:
+        from tutela.secagg import SecAggConfig, SecAggServer
+
+        config = parse_study(json.loads(row.config_json))
         participants: list[str] = json.loads(rr.participants_json)
-        rows = s.scalars(
-            select(UpdateRow).where(
-                UpdateRow.study_id == row.id,
-                UpdateRow.round_no == rr.round_no,
-                UpdateRow.attempt == rr.attempt,
-                UpdateRow.stage == rr.stage,
+        parts = {
+            p.site: p
+            for p in s.scalars(select(ParticipationRow).where(ParticipationRow.study_id == row.id))
+        }
+        ids = {site: i for i, site in enumerate(sorted(participants))}
+        registry = {ids[site]: bytes.fromhex(json.loads(parts[site].join_json)["identity"]) for site in ids}
+        biggest = max((parts[site].num_examples for site in ids), default=1)
+        sa = config.secure_aggregation
+        spec = ParameterSpec.of(params)
+        try:
+            plan = SecAggConfig(
+                neighbors=sa.neighbors,
+                threshold=sa.threshold,
+                modulus_bits=sa.modulus_bits,
+                clip=sa.clip_range,
+                stage_timeout_s=settings.stage_timeout_s,
+            ).plan(
+                tuple(ids.values()),
+                spec.size,
+                max_weight=float(2 ** math.ceil(math.log2(max(biggest, 1)))),
+                round_id=secrets.token_bytes(32),
             )
-        ).all()
-        updates: list[ClientUpdate] = []
-        for u in sorted(rows, key=lambda r: participants.index(r.site) if r.site in participants else 1 << 30):
-            body = self.store.unseal(u.blob, f"update/{row.id}/{rr.round_no}/{rr.stage}/{u.site}")
-            arrays, _ = parse_tensors(body)
-            updates.append(ClientUpdate(u.site, check_update(arrays, params), u.num_examples))
-        responded = [u.site for u in updates]
-        failed = [p for p in participants if p not in responded]
-        new = params
-        if len(updates) < rr.quorum:
-            status = "quorum-not-met"
-            num_examples = 0
+        except ValueError as exc:
+            self._finish_round(s, row, rr, self._runtime(row), params, None, [], now, {"error": str(exc)})
+            return
+        server = SecAggServer(plan, registry, clock=self.clock)
+        outbox = server.start()
+        self._secagg[row.id] = _SecAggRound(server, rr.round_no, rr.attempt, ids, spec)
+        rr.stage = server.stage.value if server.stage is not None else "aborted"
+        rr.stage_deadline = server.deadline
+        rr.protocol_state = _dumps(
+            {"client_ids": ids, "registry": {str(i): registry[i].hex() for i in registry}}
+        ).encode()
+        self._post_outbox(s, row.id, rr, outbox)
+
+    def _post_outbox(self, s: Session, study_id: str, rr: RoundRow, outbox: dict[int, Any]) -> None:
+        from tutela.secagg import encode_message
+
+        state = self._secagg[study_id]
+        by_id = {cid: site for site, cid in state.ids.items()}
+        for cid, message in outbox.items():
+            site = by_id[cid]
+            body = encode_message(message)
+            s.add(
+                RelayRow(
+                    study_id=study_id,
+                    round_no=rr.round_no,
+                    attempt=rr.attempt,
+                    stage=rr.stage,
+                    sender=COORDINATOR,
+                    recipient=site,
+                    idempotency_key=f"{rr.round_no}-{rr.attempt}-{rr.stage}-{site}",
+                    digest=digest(body),
+                    blob=self.store.seal(body, f"relay/{study_id}/{rr.round_no}/{rr.stage}/{COORDINATOR}/{site}"),
+                    created_at=self.clock(),
+                )
+            )
+
+    def _advance_secagg(self, s: Session, row: StudyRow, rr: RoundRow, now: float) -> bool:
+        from tutela.errors import ProtocolAbort, QuorumNotMet
+
+        state = self._secagg.get(row.id)
+        if state is None or state.round_no != rr.round_no or state.attempt != rr.attempt:
+            # The SecAgg+ server's secrets live only in memory (by design): after a restart
+            # the round starts again as a new attempt with the same sites and settings.
+            rr.status = "restarted"
+            rr.closed_at = now
+            rr.outcome_json = _dumps({"outcome": "restarted", "reason": "coordinator restarted mid-protocol"})
+            retry = RoundRow(
+                study_id=row.id,
+                round_no=rr.round_no,
+                attempt=rr.attempt + 1,
+                stage=FIT_STAGE,
+                status="open",
+                participants_json=rr.participants_json,
+                survivors_json="[]",
+                quorum=rr.quorum,
+                fit_config_json=rr.fit_config_json,
+                opened_at=now,
+                stage_deadline=now,
+                outcome_json="{}",
+            )
+            s.add(retry)
+            s.flush()
+            settings = DeploymentSettings.from_dict(json.loads(row.settings_json))
+            self.audit(COORDINATOR, "round.restart", f"study/{row.id}/round/{rr.round_no}", session=s)
+            self._start_secagg(s, row, retry, self._global_model(row), settings, now)
+            return True
+        server = state.server
+        try:
+            outbox = server.step()
+        except (QuorumNotMet, ProtocolAbort) as exc:
+            self._secagg.pop(row.id, None)
+            dropped = server.dropped()
+            self._finish_round(
+                s, row, rr, self._runtime(row), self._global_model(row), None, [], now,
+                {"error": str(exc), "secure_aggregation": self._secagg_report(state, dropped, None)},
+            )
+            return True
+        if outbox is None:
+            return False
+        if outbox:
+            rr.stage = server.stage.value if server.stage is not None else "aborted"
+            rr.stage_deadline = server.deadline
+            self._post_outbox(s, row.id, rr, outbox)
+            return True
+        result = server.result()
+        self._secagg.pop(row.id, None)
+        params = self._global_model(row)
+        weight = float(result.weight_total)
+        if weight <= 0:
+            aggregate = None
         else:
-            aggregate = PlainAggregator().aggregate(rr.round_no, updates, params)
+            mean = state.spec.unflatten(np.asarray(result.total, np.float64) / weight)
+            by_id = {cid: site for site, cid in state.ids.items()}
+            survivors = [by_id[c] for c in result.survivors]
+            aggregate = FitAggregate(mean, int(round(weight)), len(survivors), None)
+        survivors_names = [{cid: site for site, cid in state.ids.items()}[c] for c in result.survivors]
+        self._finish_round(
+            s, row, rr, self._runtime(row), params,
+            aggregate if aggregate is not None and len(survivors_names) >= rr.quorum else None,
+            survivors_names, now,
+            {"secure_aggregation": self._secagg_report(state, dict(result.dropped), len(result.survivors))},
+        )
+        return True
+
+    @staticmethod
+    def _secagg_report(state: _SecAggRound, dropped: dict[str, tuple[int, ...]], survivors: int | None) -> dict[str, Any]:
+        p = state.server.params
+        by_id = {cid: site for site, cid in state.ids.items()}
+        return {
+            "protocol": "secagg+",
+            "n": p.n,
+            "k": p.neighbors,
+            "threshold": p.threshold,
+            "min_survivors": p.min_survivors,
+            "modulus_bits": p.modulus_bits,
+            "dropped": {stage: [by_id[c] for c in ids] for stage, ids in dropped.items()},
+            "quantization_error_bound": p.quantization_error_bound(survivors) if survivors else None,
+        }
+
+    def _secagg_receive(self, study_id: str, round_no: int, attempt: int, stage: str, site: str, body: bytes) -> None:
+        from tutela.secagg import MalformedMessage, decode_message
+
+        state = self._secagg.get(study_id)
+        if state is None or state.round_no != round_no or state.attempt != attempt:
+            raise Conflict(f"no secure-aggregation round {round_no} is running for study {study_id}")
+        arrays, _ = parse_tensors(body)
+        raw = arrays.get("message")
+        if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+            raise DataError("a secure-aggregation submission carries one uint8 tensor named 'message'")
+        try:
+            message = decode_message(raw.tobytes())
+        except MalformedMessage as exc:
+            raise DataError(f"malformed secure-aggregation message: {exc}") from None
+        if state.server.stage is None or state.server.stage.value != stage:
+            raise Conflict(f"the secure-aggregation round is not in stage {stage!r}")
+        if not state.server.receive(state.ids[site], message):
+            raise Conflict(f"secure aggregation rejected the message: {state.server.rejected[-1][1]}")
+
+    # closing ----------------------------------------------------------------------------
+
+    def _finish_round(
+        self,
+        s: Session,
+        row: StudyRow,
+        rr: RoundRow,
+        rt: _Runtime,
+        params: Parameters,
+        aggregate: FitAggregate | None,
+        responded: list[str],
+        now: float,
+        extra: dict[str, Any],
+    ) -> None:
+        participants: list[str] = json.loads(rr.participants_json)
+        failed = [p for p in participants if p not in responded]
+        if aggregate is None:
+            status, new, num_examples = "quorum-not-met", params, 0
+        else:
             new = rt.strategy.aggregate_fit(rr.round_no, params, aggregate)
             check_compatible(new, params)
-            status = "aggregated"
-            num_examples = aggregate.num_examples
+            status, num_examples = "aggregated", aggregate.num_examples
         version = row.model_version + 1
         rr.status = status
         rr.closed_at = now
         rr.outcome_json = _dumps(
-            {"sites": responded, "failed": failed, "num_examples": num_examples, "outcome": status}
+            {"sites": responded, "failed": failed, "num_examples": num_examples, "outcome": status, **extra}
         )
         rr.model_blob = self.store.seal(
             st_save({k: np.ascontiguousarray(v, np.float32) for k, v in new.items()}),
@@ -1170,7 +1409,7 @@ class Coordinator:
             "round.close",
             f"study/{row.id}/round/{rr.round_no}",
             "ok" if status == "aggregated" else status,
-            {"sites": responded, "failed": failed},
+            {"sites": responded, "failed": failed, **({"error": extra["error"]} if "error" in extra else {})},
             session=s,
         )
 

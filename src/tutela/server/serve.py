@@ -23,9 +23,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from tutela.errors import ConfigError, ServiceError
+from tutela.governance.audit import AuditLog
 from tutela.server.app import create_app
 from tutela.server.authz import Role
-from tutela.governance.audit import AuditLog
 from tutela.server.coordinator import AuditHook, Coordinator
 from tutela.server.pki import PkiLayout, load_ca, load_cert, sign_csr
 from tutela.server.sealing import open_sealer

@@ -1,0 +1,469 @@
+"""Data minimisation and the site policy floor.
+
+A study declares its purpose and the columns it needs; the site's policy lists what each
+purpose may use and which columns never leave. :func:`minimise` keeps exactly the
+requested, allowed columns and records what it dropped and why. :meth:`SitePolicy.evaluate`
+checks a whole study request against the site's floor (DP, secure aggregation, k for
+released records) before the site joins.
+
+Site policy file (TOML)::
+
+    site = "st-marys"
+    never_share = ["nhs_number", "postcode"]   # in addition to the direct-identifier list
+    block_direct_identifiers = true            # default; see DIRECT_IDENTIFIERS
+
+    [purposes.readmission-risk]
+    columns = ["age", "sex", "bmi", "hba1c", "los_days"]
+
+    [floor]
+    dp_required = true                         # default true
+    max_epsilon = 3.0                          # largest epsilon a study may spend (optional)
+    max_delta = 1e-5                           # optional
+    secure_aggregation_required = true         # default true
+    min_k = 5                                  # k-anonymity for released records (default 5)
+
+Column names are compared after normalisation (lower case, runs of non-alphanumerics
+become ``_``), so ``"Patient Name"`` and ``patient_name`` are the same column.
+
+Privacy:
+    Enforces GDPR Art. 5(1)(c) / HIPAA minimum necessary at the site boundary: nothing
+    outside the purpose's list and nothing on the never-share list leaves. Direct-identifier
+    detection is by column *name* only; identifiers hidden in free text or under innocuous
+    names need the anonymisation package.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from tutela.errors import ConfigError, DataError, PolicyViolation
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tutela.governance.rbac import AuditSink
+
+__all__ = [
+    "DIRECT_IDENTIFIERS",
+    "Finding",
+    "MinimisationRecord",
+    "PolicyDecision",
+    "SitePolicy",
+    "StudyRequest",
+    "is_direct_identifier",
+    "minimise",
+    "normalise_column",
+]
+
+DIRECT_IDENTIFIERS: frozenset[str] = frozenset(
+    {
+        # names (HIPAA Safe Harbor A)
+        "name", "first_name", "last_name", "full_name", "given_name", "surname", "family_name",
+        "middle_name", "patient_name", "maiden_name",
+        # geography smaller than a state (B)
+        "address", "street", "street_address", "home_address", "address_line_1",
+        "address_line_2", "zip", "zipcode", "zip_code", "postcode", "postal_code",
+        # dates tied to a person (C)
+        "dob", "date_of_birth", "birth_date", "birthdate", "date_of_death", "admission_date",
+        "discharge_date",
+        # contact (D, E, F)
+        "phone", "phone_number", "telephone", "mobile", "mobile_number", "fax", "fax_number",
+        "email", "email_address", "e_mail", "e_mail_address",
+        # numbers (G-M)
+        "ssn", "social_security_number", "mrn", "medical_record_number", "health_plan_id",
+        "health_plan_number", "beneficiary_id", "member_id", "insurance_id", "account_number",
+        "bank_account", "iban", "credit_card", "license_number", "licence_number",
+        "driver_license", "certificate_number", "vin", "vehicle_id", "license_plate",
+        "device_id", "serial_number", "passport_number", "national_id", "nhs_number",
+        # network and biometric (N-Q)
+        "url", "ip", "ip_address", "mac_address", "fingerprint", "face_image", "photo",
+        "voiceprint", "biometric_id",
+    }
+)  # fmt: skip
+"""Normalised column names treated as direct identifiers (after HIPAA §164.514(b)(2))."""
+
+_IDENTIFIER_TOKENS = frozenset({"ssn", "mrn", "email", "phone", "fax", "passport", "iban"})
+
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
+def normalise_column(name: str) -> str:
+    """Lower-case; non-alphanumeric runs become ``_`` (``"Patient Name"`` → ``patient_name``)."""
+    return _NON_ALNUM.sub("_", name.lower()).strip("_")
+
+
+def is_direct_identifier(column: str) -> bool:
+    """Whether a column *name* denotes a direct identifier (fails closed on token hits).
+
+    Matches :data:`DIRECT_IDENTIFIERS` exactly after normalisation, or any name containing a
+    token that is an identifier on its own (``ssn``, ``mrn``, ``email``, ``phone``, ``fax``,
+    ``passport``, ``iban``), e.g. ``patient_mrn`` or ``contact_email``.
+    """
+    norm = normalise_column(column)
+    return norm in DIRECT_IDENTIFIERS or bool(_IDENTIFIER_TOKENS & set(norm.split("_")))
+
+
+DpMode = Literal["none", "sample", "client"]
+SecAggProtocol = Literal["none", "secagg+"]
+
+
+@dataclass(frozen=True)
+class StudyRequest:
+    """What a study asks of a site (read from the study configuration)."""
+
+    study: str
+    purpose: str
+    columns: tuple[str, ...]
+    dp_mode: DpMode = "none"
+    epsilon: float | None = None
+    delta: float | None = None
+    secure_aggregation: SecAggProtocol = "none"
+    releases_records: bool = False
+    k: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "columns", tuple(self.columns))
+        if self.dp_mode not in ("none", "sample", "client"):
+            raise ValueError(f"dp_mode must be none, sample or client, not {self.dp_mode!r}")
+        if self.secure_aggregation not in ("none", "secagg+"):
+            raise ValueError("secure_aggregation must be 'none' or 'secagg+'")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule's verdict on a request."""
+
+    rule: str
+    passed: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """Whether a site accepts a study request, with every rule's finding."""
+
+    findings: tuple[Finding, ...]
+
+    @property
+    def allowed(self) -> bool:
+        """True only when every rule passed."""
+        return all(f.passed for f in self.findings)
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Messages of the failed rules (empty when allowed)."""
+        return tuple(f.message for f in self.findings if not f.passed)
+
+    def raise_if_denied(self) -> None:
+        """Raise :class:`PolicyViolation` listing every reason, unless allowed."""
+        if not self.allowed:
+            raise PolicyViolation("; ".join(self.reasons))
+
+
+@dataclass(frozen=True)
+class MinimisationRecord:
+    """What :func:`minimise` kept and dropped, and why."""
+
+    purpose: str
+    requested: tuple[str, ...]
+    kept: tuple[str, ...]
+    dropped: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (the shape written under ``governance.minimisation``)."""
+        return {
+            "purpose": self.purpose,
+            "requested": list(self.requested),
+            "kept": list(self.kept),
+            "dropped": dict(self.dropped),
+        }
+
+
+@dataclass(frozen=True)
+class SitePolicy:
+    """A site's data policy and privacy floor (see the module docstring for the file)."""
+
+    purposes: Mapping[str, frozenset[str]]
+    never_share: frozenset[str] = frozenset()
+    block_direct_identifiers: bool = True
+    dp_required: bool = True
+    max_epsilon: float | None = None
+    max_delta: float | None = None
+    secure_aggregation_required: bool = True
+    min_k: int = 5
+    site: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "purposes",
+            {p: frozenset(normalise_column(c) for c in cols) for p, cols in self.purposes.items()},
+        )
+        object.__setattr__(
+            self, "never_share", frozenset(normalise_column(c) for c in self.never_share)
+        )
+        for label, bound in (("max_epsilon", self.max_epsilon), ("max_delta", self.max_delta)):
+            if bound is not None and (not math.isfinite(bound) or bound <= 0):
+                raise ValueError(f"{label} must be a positive finite number")
+        if self.min_k < 1:
+            raise ValueError("min_k must be at least 1")
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str]) -> SitePolicy:
+        """Load a site policy file.
+
+        Raises:
+            ConfigError: invalid TOML or entry (the message names the key).
+        """
+        try:
+            doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+        return cls.from_mapping(doc, source=str(path))
+
+    @classmethod
+    def from_mapping(cls, doc: Mapping[str, Any], *, source: str = "site policy") -> SitePolicy:
+        """Build from a parsed document (same shape as the TOML file)."""
+        for key in doc:
+            if key not in {"site", "never_share", "block_direct_identifiers", "purposes", "floor"}:
+                raise ConfigError(f"{source}: unknown key {key!r}")
+        purposes: dict[str, frozenset[str]] = {}
+        raw = doc.get("purposes", {})
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: [purposes] must be a table")
+        for name, spec in raw.items():
+            cols = spec.get("columns") if isinstance(spec, dict) else None
+            if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
+                raise ConfigError(f"{source}: purposes.{name}.columns must be a list of strings")
+            purposes[name] = frozenset(cols)
+        never = doc.get("never_share", [])
+        if not isinstance(never, list) or not all(isinstance(c, str) for c in never):
+            raise ConfigError(f"{source}: never_share must be a list of strings")
+        block = doc.get("block_direct_identifiers", True)
+        if not isinstance(block, bool):
+            raise ConfigError(f"{source}: block_direct_identifiers must be true or false")
+        site = doc.get("site")
+        if site is not None and not isinstance(site, str):
+            raise ConfigError(f"{source}: site must be a string")
+        floor = doc.get("floor", {})
+        if not isinstance(floor, dict):
+            raise ConfigError(f"{source}: [floor] must be a table")
+        kwargs: dict[str, Any] = {}
+        for key, value in floor.items():
+            if key in ("dp_required", "secure_aggregation_required"):
+                if not isinstance(value, bool):
+                    raise ConfigError(f"{source}: floor.{key} must be true or false")
+                kwargs[key] = value
+            elif key in ("max_epsilon", "max_delta"):
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ConfigError(f"{source}: floor.{key} must be a number")
+                kwargs[key] = float(value)
+            elif key == "min_k":
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ConfigError(f"{source}: floor.{key} must be an integer")
+                kwargs[key] = value
+            else:
+                raise ConfigError(f"{source}: unknown key floor.{key}")
+        try:
+            return cls(purposes, frozenset(never), block, site=site, **kwargs)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from exc
+
+    def never_leaves(self, column: str) -> str | None:
+        """Why ``column`` may never leave the site, or ``None`` if it may."""
+        if normalise_column(column) in self.never_share:
+            return "on the site's never-share list"
+        if self.block_direct_identifiers and is_direct_identifier(column):
+            return "a direct identifier"
+        return None
+
+    def allowed_columns(self, purpose: str) -> frozenset[str]:
+        """Normalised column names ``purpose`` may use.
+
+        Raises:
+            PolicyViolation: the site does not accept this purpose.
+        """
+        try:
+            return self.purposes[purpose]
+        except KeyError:
+            known = ", ".join(sorted(self.purposes)) or "none"
+            raise PolicyViolation(
+                f"purpose {purpose!r} is not accepted by this site (accepted: {known})"
+            ) from None
+
+    def evaluate(self, request: StudyRequest) -> PolicyDecision:
+        """Check a study request against this policy; every rule yields a finding."""
+        findings: list[Finding] = []
+        allowed: frozenset[str] | None
+        try:
+            allowed = self.allowed_columns(request.purpose)
+            findings.append(Finding("purpose", True, f"purpose {request.purpose!r} accepted"))
+        except PolicyViolation as exc:
+            allowed = None
+            findings.append(Finding("purpose", False, str(exc)))
+        blocked = [c for c in request.columns if self.never_leaves(c)]
+        findings.append(
+            Finding(
+                "never-share",
+                not blocked,
+                "no never-share column requested"
+                if not blocked
+                else "columns never leave this site: "
+                + ", ".join(f"{c!r} ({self.never_leaves(c)})" for c in blocked),
+            )
+        )
+        if allowed is not None:
+            extra = [c for c in request.columns if normalise_column(c) not in allowed]
+            findings.append(
+                Finding(
+                    "columns",
+                    not extra,
+                    f"all {len(request.columns)} columns allowed for the purpose"
+                    if not extra
+                    else f"columns not allowed for purpose {request.purpose!r}: "
+                    + ", ".join(repr(c) for c in extra),
+                )
+            )
+        findings.extend(self._dp_findings(request))
+        if self.secure_aggregation_required:
+            ok = request.secure_aggregation != "none"
+            findings.append(
+                Finding(
+                    "secure-aggregation",
+                    ok,
+                    f"secure aggregation {request.secure_aggregation}"
+                    if ok
+                    else "the site requires secure aggregation but the study uses none",
+                )
+            )
+        if request.releases_records:
+            ok = request.k is not None and request.k >= self.min_k
+            findings.append(
+                Finding(
+                    "k-anonymity",
+                    ok,
+                    f"released records are {request.k}-anonymous (site minimum {self.min_k})"
+                    if ok
+                    else f"released records must be at least {self.min_k}-anonymous "
+                    f"(study offers k={request.k})",
+                )
+            )
+        return PolicyDecision(tuple(findings))
+
+    def _dp_findings(self, request: StudyRequest) -> list[Finding]:
+        out: list[Finding] = []
+        dp_on = request.dp_mode != "none"
+        if self.dp_required:
+            out.append(
+                Finding(
+                    "dp-required",
+                    dp_on,
+                    f"differential privacy on ({request.dp_mode})"
+                    if dp_on
+                    else "the site requires differential privacy but the study has it off",
+                )
+            )
+        if dp_on and self.max_epsilon is not None:
+            eps = request.epsilon
+            ok = eps is not None and math.isfinite(eps) and 0 < eps <= self.max_epsilon
+            out.append(
+                Finding(
+                    "epsilon",
+                    ok,
+                    f"epsilon {eps} within the site maximum {self.max_epsilon}"
+                    if ok
+                    else f"epsilon {eps} exceeds the site maximum {self.max_epsilon}"
+                    if eps is not None
+                    else "the study states no epsilon",
+                )
+            )
+        if dp_on and self.max_delta is not None:
+            delta = request.delta
+            ok = delta is not None and 0 <= delta <= self.max_delta
+            out.append(
+                Finding(
+                    "delta",
+                    ok,
+                    f"delta {delta} within the site maximum {self.max_delta}"
+                    if ok
+                    else f"delta {delta} exceeds the site maximum {self.max_delta}",
+                )
+            )
+        return out
+
+
+def minimise(
+    df: pd.DataFrame,
+    purpose: str,
+    requested_columns: Sequence[str] | Iterable[str],
+    policy: SitePolicy,
+    *,
+    audit: AuditSink | None = None,
+) -> tuple[pd.DataFrame, MinimisationRecord]:
+    """Keep only the requested columns the purpose allows; record everything dropped.
+
+    Args:
+        df: the site's table (not modified).
+        purpose: the study's declared purpose.
+        requested_columns: the columns the study needs, in the order it wants them.
+        policy: the site policy.
+        audit: if given, the minimisation is recorded there (action ``data:minimise``).
+
+    Returns:
+        A copy of ``df`` with exactly the requested columns, and the record.
+
+    Raises:
+        PolicyViolation: unknown purpose, or a requested column that is on the never-share
+            list, is a direct identifier, or is not allowed for the purpose (names them).
+        DataError: a requested column is not in ``df``.
+        ValueError: a column is requested twice.
+
+    Privacy:
+        Only ``requested ∩ allowed(purpose)`` minus never-share columns survive; a request
+        for anything else fails rather than being silently trimmed, so a study cannot
+        run on a column set other than the one it declared.
+    """
+    requested = tuple(requested_columns)
+    if len(set(requested)) != len(requested):
+        raise ValueError("a column is requested more than once")
+    allowed = policy.allowed_columns(purpose)
+    blocked = [(c, why) for c in requested if (why := policy.never_leaves(c))]
+    if blocked:
+        detail = ", ".join(f"{c!r} ({why})" for c, why in blocked)
+        raise PolicyViolation(f"requested columns never leave this site: {detail}")
+    outside = [c for c in requested if normalise_column(c) not in allowed]
+    if outside:
+        names = ", ".join(repr(c) for c in outside)
+        raise PolicyViolation(f"columns not allowed for purpose {purpose!r}: {names}")
+    missing = [c for c in requested if c not in df.columns]
+    if missing:
+        raise DataError(f"requested columns not in the data: {', '.join(map(repr, missing))}")
+    dropped: dict[str, str] = {}
+    for column in df.columns:
+        name = str(column)
+        if name in requested:
+            continue
+        why = policy.never_leaves(name)
+        if why is not None:
+            dropped[name] = f"never leaves the site ({why})"
+        elif normalise_column(name) not in allowed:
+            dropped[name] = f"not allowed for purpose {purpose!r}"
+        else:
+            dropped[name] = "not requested by the study"
+    record = MinimisationRecord(purpose, requested, requested, dropped)
+    if audit is not None:
+        audit.append(
+            f"site:{policy.site}" if policy.site else "site",
+            "data:minimise",
+            f"purpose/{purpose}",
+            "success",
+            record.to_json(),
+        )
+    return df.loc[:, list(requested)].copy(), record

@@ -1,0 +1,465 @@
+"""The site agent: runs beside a hospital's data and talks to the coordinator outbound only.
+
+It polls ``/v1/site/tasks`` over mutual TLS and, for each task:
+
+- ``join``: checks the study against the local :class:`~tutela.server.policy.SitePolicy`
+  first, then accepts (sending row count and feature moments for global standardisation,
+  plus its SecAgg+ identity key) or refuses with every reason;
+- ``fit``: downloads the global model, trains locally with the same
+  :class:`~tutela.fl.client.LocalSite` code the in-process engine uses, and uploads the
+  update (local minus global parameters) as safetensors, exactly once (idempotency key);
+- a SecAgg+ stage: answers the coordinator's protocol message with the
+  :class:`~tutela.secagg.SecAggClient` state machine; the update only ever leaves masked.
+
+Every request is retried with backoff while the coordinator is unreachable (for example
+while it restarts), until the stage deadline.
+
+Privacy: only the columns the site policy allows for the study's purpose are loaded; the
+raw rows never leave; what leaves is the feature moments at join (sums, as the in-process
+engine uses) and, per round, one update (masked under SecAgg+).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tutela.errors import ConfigError, DataError, PolicyViolation, ProtocolAbort, TransportError
+from tutela.fl.client import LocalSite, LocalTraining, OptimizerKind
+from tutela.fl.config import parse_study
+from tutela.fl.models import build_model
+from tutela.fl.records import FitIns, Parameters, ParameterSpec, parameters_to_bytes, subtract
+from tutela.secagg import SecAggClient, decode_message, encode_message
+from tutela.server.coordinator import parse_tensors
+from tutela.server.policy import SitePolicy
+from tutela.server.tls import client_context
+
+FIT_STAGE = "fit"
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """Where the agent connects and what it holds.
+
+    Attributes:
+        coordinator: base URL (``https://host:port``).
+        ca_file: the deployment's CA certificate.
+        cert_file: this site's certificate (from enrolment or ``tutela pki issue --site``).
+        key_file: its private key.
+        data: CSV file with the site's rows (a header row; one outcome column).
+        policy: the site policy.
+        outcome: name of the outcome column.
+        seed: seeds local data order (not privacy noise).
+        state_dir: where the agent keeps its SecAgg+ identity key.
+        poll_interval: seconds between polls when idle.
+        exit_when_done: stop once every study this site joined has ended.
+        max_runtime_s: stop after this long regardless.
+    """
+
+    coordinator: str
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    data: Path
+    policy: SitePolicy
+    outcome: str = "outcome"
+    seed: int = 0
+    state_dir: Path | None = None
+    poll_interval: float = 0.2
+    exit_when_done: bool = True
+    max_runtime_s: float = 3600.0
+
+
+@dataclass
+class _StudyState:
+    site: LocalSite
+    columns: list[str]
+    config: dict[str, Any]
+    standardised: bool = False
+    updates: dict[int, tuple[Parameters, Parameters, int]] = field(default_factory=dict)
+    secagg: dict[tuple[int, int], SecAggClient] = field(default_factory=dict)
+
+
+def load_site_table(path: Path, outcome: str) -> pd.DataFrame:
+    """Read the site's CSV and check the outcome column."""
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise DataError(f"site data not found: {path}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"cannot read site data {path}: {exc}") from None
+    if outcome not in frame.columns:
+        raise DataError(f"site data {path} has no outcome column {outcome!r}")
+    return frame
+
+
+def identity_key(state_dir: Path | None) -> Ed25519PrivateKey:
+    """The site's long-term SecAgg+ identity key (created once, mode 0600)."""
+    if state_dir is None:
+        return Ed25519PrivateKey.generate()
+    path = state_dir / "secagg-identity.key"
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ConfigError(f"{path} is not an Ed25519 key")
+        return key
+    key = Ed25519PrivateKey.generate()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    return key
+
+
+def _training(config: dict[str, Any]) -> LocalTraining:
+    t = config["training"]
+    return LocalTraining(
+        epochs=int(t["local_epochs"]),
+        batch_size=int(t["batch_size"]),
+        learning_rate=float(t["learning_rate"]),
+        optimizer=OptimizerKind(t["optimizer"]),
+        momentum=float(t["momentum"]),
+        weight_decay=float(t["weight_decay"]),
+    )
+
+
+class SiteAgent:
+    """One site's agent (see the module docstring)."""
+
+    def __init__(self, settings: AgentSettings, *, name: str, log: Callable[[str], None] | None = None) -> None:
+        self.settings = settings
+        self.name = name
+        self._log = log or (lambda _msg: None)
+        ctx = client_context(settings.ca_file, certfile=settings.cert_file, keyfile=settings.key_file)
+        self.client = httpx.Client(base_url=settings.coordinator, verify=ctx, timeout=30.0)
+        self.table = load_site_table(settings.data, settings.outcome)
+        self.identity = identity_key(settings.state_dir)
+        self.identity_public = self.identity.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        self.studies: dict[str, _StudyState] = {}
+        self.refused: dict[str, str] = {}
+        self.finished: set[str] = set()
+
+    # transport --------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, *, deadline: float | None = None, **kwargs: Any) -> httpx.Response:
+        give_up = deadline if deadline is not None else time.time() + 60.0
+        delay = 0.1
+        while True:
+            try:
+                response = self.client.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                if time.time() + delay > give_up:
+                    raise TransportError(f"coordinator unreachable: {exc}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if response.status_code in (502, 503, 504) and time.time() + delay <= give_up:
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            return response
+
+    @staticmethod
+    def _detail(response: httpx.Response) -> str:
+        try:
+            return str(response.json().get("detail"))
+        except (ValueError, AttributeError):
+            return response.text[:200]
+
+    # the loop ---------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        """Poll and work until every joined study has ended (or ``max_runtime_s``)."""
+        started = time.time()
+        while time.time() - started < self.settings.max_runtime_s:
+            payload = self.poll()
+            worked = False
+            for task in payload["tasks"]:
+                worked |= self.handle(task)
+            active = payload.get("studies", {})
+            for study_id, status in active.items():
+                if status in ("completed", "failed", "cancelled"):
+                    self.finished.add(study_id)
+            joined = set(self.studies) | set(self.refused)
+            if (
+                self.settings.exit_when_done
+                and joined
+                and all(s in self.finished or s in self.refused for s in joined)
+                and not payload["tasks"]
+            ):
+                break
+            if not worked:
+                time.sleep(self.settings.poll_interval)
+        return {"joined": sorted(self.studies), "refused": dict(self.refused), "finished": sorted(self.finished)}
+
+    def poll(self) -> dict[str, Any]:
+        """Fetch the current tasks."""
+        response = self._request("GET", "/v1/site/tasks", deadline=time.time() + 600)
+        if response.status_code != 200:
+            raise TransportError(f"polling failed: HTTP {response.status_code}: {self._detail(response)}")
+        data: dict[str, Any] = response.json()
+        return data
+
+    def handle(self, task: dict[str, Any]) -> bool:
+        """Do one task; return True if anything was sent."""
+        kind = task["kind"]
+        try:
+            if kind == "join":
+                return self._join(task)
+            if kind == FIT_STAGE:
+                return self._fit(task)
+            return self._secagg(task)
+        except ProtocolAbort as exc:
+            self._log(f"{self.name}: round {task.get('round')} stage {kind} aborted: {exc}")
+            return False
+
+    # join -------------------------------------------------------------------------------
+
+    def _study_columns(self, config: dict[str, Any]) -> list[str]:
+        cols = config["data"].get("columns")
+        if cols is not None:
+            return list(cols)
+        return [c for c in self.table.columns if c != self.settings.outcome]
+
+    def _join(self, task: dict[str, Any]) -> bool:
+        study_id = task["study_id"]
+        config = task["config"]
+        columns = self._study_columns(config)
+        reasons = self.settings.policy.refusals(config, columns)
+        missing = [c for c in columns if c not in self.table.columns]
+        if not reasons and missing:
+            reasons.append(f"this site has no column(s) {', '.join(missing)}")
+        if not reasons:
+            try:
+                parse_study(config)
+            except ConfigError as exc:
+                reasons.append(f"invalid study config: {exc}")
+        if reasons:
+            reason = "; ".join(reasons)
+            self.refused[study_id] = reason
+            self._log(f"{self.name}: refusing study {study_id}: {reason}")
+            body: dict[str, Any] = {"accept": False, "reason": reason}
+        else:
+            # Only the columns the policy allows are ever loaded.
+            allowed = set(self.settings.policy.allowed_columns(str(config["study"]["purpose"])))
+            assert set(columns) <= allowed
+            features = self.table[columns].to_numpy(dtype=np.float32)
+            outcome = self.table[self.settings.outcome].to_numpy(dtype=np.int64)
+            model = config["model"]
+            seed = int(config["study"]["seed"])
+            n_features = len(columns)
+
+            def factory() -> Any:
+                return build_model(model["kind"], n_features, hidden=tuple(model["hidden"]), seed=seed)
+
+            site = LocalSite(self.name, features, outcome, factory, _training(config), seed=self.settings.seed)
+            moments = site.feature_moments()
+            self.studies[study_id] = _StudyState(site, columns, config)
+            body = {
+                "accept": True,
+                "num_examples": site.num_examples,
+                "moments": {
+                    "count": moments.count,
+                    "total": moments.total.tolist(),
+                    "total_sq": moments.total_sq.tolist(),
+                },
+                "identity": self.identity_public.hex(),
+            }
+        response = self._request(
+            "POST", f"/v1/site/studies/{study_id}/participation", json=body, deadline=task.get("deadline")
+        )
+        if response.status_code != 200:
+            self._log(f"{self.name}: join answer refused: {self._detail(response)}")
+        return True
+
+    # plain rounds -----------------------------------------------------------------------
+
+    def _train(self, task: dict[str, Any]) -> tuple[Parameters, Parameters, int]:
+        """Train for a round once (cached), returning (global, update, num_examples)."""
+        state = self.studies[task["study_id"]]
+        round_no = int(task["round"])
+        if round_no in state.updates:
+            return state.updates[round_no]
+        if not state.standardised:
+            std = task["standardisation"]
+            state.site.standardise(np.asarray(std["mean"], np.float64), np.asarray(std["std"], np.float64))
+            state.standardised = True
+        response = self._request("GET", f"/v1/site/studies/{task['study_id']}/model", deadline=task["deadline"])
+        if response.status_code != 200:
+            raise ProtocolAbort(f"cannot fetch the model: {self._detail(response)}")
+        arrays, _ = parse_tensors(response.content)
+        global_params: Parameters = {k: np.asarray(v, np.float32) for k, v in arrays.items()}
+        result = state.site.fit(FitIns(global_params, dict(task["config"])))
+        update = subtract(result.parameters, global_params)
+        state.updates = {round_no: (global_params, update, result.num_examples)}
+        return global_params, update, result.num_examples
+
+    def _submit(self, task: dict[str, Any], stage: str, body: bytes) -> None:
+        study_id, round_no = task["study_id"], int(task["round"])
+        key = f"{study_id}-r{round_no}-a{task.get('attempt', 1)}-{stage}"
+        response = self._request(
+            "POST",
+            f"/v1/site/studies/{study_id}/rounds/{round_no}/stages/{stage}",
+            content=body,
+            headers={"Idempotency-Key": key, "Content-Type": "application/octet-stream"},
+            deadline=float(task["deadline"]),
+        )
+        if response.status_code != 200:
+            raise ProtocolAbort(f"submission refused: HTTP {response.status_code}: {self._detail(response)}")
+
+    def _fit(self, task: dict[str, Any]) -> bool:
+        _, update, num_examples = self._train(task)
+        body = parameters_to_bytes(
+            update,
+            metadata={"study": task["study_id"], "round": str(task["round"]), "num_examples": str(num_examples)},
+        )
+        self._submit(task, FIT_STAGE, body)
+        return True
+
+    # SecAgg+ rounds ---------------------------------------------------------------------
+
+    def _secagg(self, task: dict[str, Any]) -> bool:
+        study_id, round_no, attempt = task["study_id"], int(task["round"]), int(task.get("attempt", 1))
+        stage = task["stage"]
+        state = self.studies[study_id]
+        key = (round_no, attempt)
+        client = state.secagg.get(key)
+        if client is None:
+            registry = {int(cid): bytes.fromhex(pub) for cid, pub in task["registry"].items()}
+            client = SecAggClient(int(task["client_id"]), self.identity, registry)
+            global_params, update, num_examples = self._train(task)
+            spec = ParameterSpec.of(global_params)
+            client.set_input(spec.flatten(update), weight=float(num_examples))
+            state.secagg = {key: client}
+        response = self._request(
+            "GET", f"/v1/site/studies/{study_id}/rounds/{round_no}/relay/{stage}", deadline=float(task["deadline"])
+        )
+        if response.status_code != 200:
+            raise ProtocolAbort(f"cannot fetch the {stage} message: {self._detail(response)}")
+        messages, _ = parse_tensors(response.content)
+        if "coordinator" not in messages:
+            return False
+        reply = client.handle(decode_message(messages["coordinator"].tobytes()))
+        body_arrays = {"message": np.frombuffer(encode_message(reply), np.uint8).copy()}
+        from safetensors.numpy import save as st_save
+
+        body = st_save(body_arrays, metadata={"study": study_id, "round": str(round_no), "stage": stage})
+        self._submit(task, stage, body)
+        return True
+
+
+def features_for(table: pd.DataFrame, columns: list[str]) -> npt.NDArray[np.float32]:
+    """The float32 feature matrix of ``columns`` (exactly what the agent trains on)."""
+    return table[columns].to_numpy(dtype=np.float32)
+
+
+def refusal_reason(policy: SitePolicy, config: dict[str, Any], columns: list[str]) -> str | None:
+    """The refusal reason a site with ``policy`` gives for a study, or None."""
+    try:
+        policy.enforce(config, columns)
+    except PolicyViolation as exc:
+        return str(exc)
+    return None
+
+
+def dump(value: Any) -> str:
+    """JSON for logs."""
+    return json.dumps(value, sort_keys=True)
+
+
+def enrol(coordinator: str, ca_file: Path, name: str, token: str, cert_file: Path, key_file: Path) -> None:
+    """Exchange a one-time enrolment token for a site certificate (written with its key).
+
+    Security: the key pair is generated here and never leaves the site; only a CSR is sent,
+    over TLS verified against the deployment's CA. The coordinator binds the certificate to
+    the site the token was issued for, whatever name the CSR carries.
+    """
+    import os
+
+    from tutela.server.pki import cert_to_pem, key_to_pem, make_csr, new_private_key
+
+    key = new_private_key()
+    with httpx.Client(base_url=coordinator, verify=client_context(ca_file), timeout=30.0) as client:
+        delay, give_up = 0.1, time.time() + 60
+        while True:
+            try:
+                response = client.post("/v1/enrol", json={"token": token, "csr_pem": make_csr(key, name).decode()})
+                break
+            except httpx.TransportError as exc:
+                if time.time() > give_up:
+                    raise TransportError(f"coordinator unreachable: {exc}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+    if response.status_code != 200:
+        raise PolicyViolation(f"enrolment refused: {SiteAgent._detail(response)}")
+    cert_pem = response.json()["certificate_pem"].encode()
+    from cryptography import x509
+
+    cert_to_pem(x509.load_pem_x509_certificate(cert_pem))  # validates the PEM
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key_to_pem(key))
+    cert_file.write_bytes(cert_pem)
+
+
+def run_site(
+    *,
+    coordinator: str,
+    name: str,
+    ca_file: Path,
+    cert_file: Path,
+    key_file: Path,
+    data: Path,
+    policy_file: Path,
+    enrol_token: str | None = None,
+    state_dir: Path | None = None,
+    seed: int = 0,
+    outcome: str = "outcome",
+    max_runtime_s: float = 3600.0,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Enrol if needed (``enrol_token`` and no certificate yet), then run the agent.
+
+    This is what ``tutela site run`` does.
+    """
+    from tutela.server.pki import validate_site_name
+
+    validate_site_name(name)
+    policy = SitePolicy.load(policy_file)
+    if not cert_file.exists():
+        if enrol_token is None:
+            raise ConfigError(f"no site certificate at {cert_file}; pass --enrol-token to enrol")
+        enrol(coordinator, ca_file, name, enrol_token, cert_file, key_file)
+    settings = AgentSettings(
+        coordinator=coordinator,
+        ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
+        data=data,
+        policy=policy,
+        outcome=outcome,
+        seed=seed,
+        state_dir=state_dir,
+        max_runtime_s=max_runtime_s,
+    )
+    return SiteAgent(settings, name=name, log=log).run()

@@ -1,0 +1,252 @@
+"""``tutela anonymize`` and ``tutela pii``: through CliRunner and one real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from tutela.anonymize import check_privacy, generate_corpus, generate_patients
+from tutela.cli.main import app
+from tutela.errors import AnonymizationError, ConfigError, DataError
+
+runner = CliRunner()
+KEY_HEX = bytes(range(32)).hex()
+
+
+@pytest.fixture
+def table(tmp_path):
+    path = tmp_path / "in.csv"
+    generate_patients(200, seed=21).to_csv(path, index=False)
+    return path
+
+
+def test_anonymize_writes_table_and_report(tmp_path, table):
+    out, rep = tmp_path / "out.csv", tmp_path / "r.json"
+    result = runner.invoke(
+        app,
+        [
+            "anonymize",
+            str(table),
+            "--profile",
+            "hipaa-safe-harbor",
+            "--k",
+            "5",
+            "--l",
+            "2",
+            "--sensitive",
+            "diagnosis",
+            "--no-ner",
+            "--out",
+            str(out),
+            "--report",
+            str(rep),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(rep.read_text())
+    for key in ("k_achieved", "suppressed_rows", "equivalence_classes", "ncp", "roles"):
+        assert key in report
+    released = pd.read_csv(out, dtype=str)
+    assert "ssn" not in released.columns and "name" not in released.columns
+    check = check_privacy(released, report["quasi_identifiers"], "diagnosis")
+    assert check.k >= 5 and check.k == report["k_achieved"]
+    assert check.l_distinct >= 2
+    assert "k=" in result.output
+
+
+def test_anonymize_explicit_qis(tmp_path, table):
+    out, rep = tmp_path / "out.csv", tmp_path / "r.json"
+    result = runner.invoke(
+        app,
+        [
+            "anonymize",
+            str(table),
+            "--k",
+            "10",
+            "--quasi-identifiers",
+            "age,sex,race",
+            "--no-ner",
+            "--out",
+            str(out),
+            "--report",
+            str(rep),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(rep.read_text())
+    assert report["quasi_identifiers"] == ["age", "sex", "race"]
+    assert check_privacy(pd.read_csv(out, dtype=str), ["age", "sex", "race"]).k >= 10
+
+
+def test_anonymize_audit_record(tmp_path, table):
+    pytest.importorskip("tutela.governance.audit")
+    from tutela.governance.audit import AuditLog
+
+    log = tmp_path / "audit.jsonl"
+    args = [
+        "anonymize",
+        str(table),
+        "--k",
+        "5",
+        "--no-ner",
+        "--out",
+        str(tmp_path / "o.csv"),
+        "--report",
+        str(tmp_path / "r.json"),
+        "--audit",
+        str(log),
+    ]
+    assert runner.invoke(app, args).exit_code == 0
+    with AuditLog.open(log) as audit:
+        assert audit.size == 1
+        assert audit.verify().ok
+        (record,) = list(audit.records())
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert record.action == "anonymize:table"
+    assert record.resource == str(table)
+    assert record.details["k_achieved"] == report["k_achieved"] >= 5
+    assert record.details["suppressed_rows"] == report["suppressed_rows"]
+    assert len(record.details["output_sha256"]) == 64
+
+
+def test_failures_write_nothing(tmp_path, table):
+    out, rep = tmp_path / "out.csv", tmp_path / "r.json"
+    result = runner.invoke(
+        app,
+        [
+            "anonymize",
+            str(table),
+            "--k",
+            "500",
+            "--no-ner",
+            "--out",
+            str(out),
+            "--report",
+            str(rep),
+        ],
+    )
+    assert isinstance(result.exception, AnonymizationError)
+    assert "k=500" in str(result.exception)
+    result = runner.invoke(
+        app,
+        [
+            "anonymize",
+            str(table),
+            "--k",
+            "5",
+            "--quasi-identifiers",
+            "age,height_cm",
+            "--no-ner",
+            "--out",
+            str(out),
+            "--report",
+            str(rep),
+        ],
+    )
+    assert isinstance(result.exception, ValueError)
+    assert "'height_cm'" in str(result.exception)
+    assert list(tmp_path.iterdir()) == [table]  # no output, no temp files left behind
+
+
+def test_unreadable_inputs(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"\xff\xfe\x00garbage\x00")
+    result = runner.invoke(
+        app,
+        [
+            "anonymize",
+            str(bad),
+            "--out",
+            str(tmp_path / "o.csv"),
+            "--report",
+            str(tmp_path / "r.json"),
+        ],
+    )
+    assert isinstance(result.exception, DataError)
+    result = runner.invoke(app, ["pii", "scan", str(tmp_path / "none.txt")])
+    assert isinstance(result.exception, DataError)
+
+
+def test_pii_scan_json_offsets(tmp_path):
+    note = generate_corpus(1, seed=3)[0]
+    path = tmp_path / "note.txt"
+    path.write_text(note.text, encoding="utf-8")
+    result = runner.invoke(app, ["pii", "scan", str(path), "--json", "--no-ner"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert set(doc) == {"spans"}
+    assert doc["spans"]
+    for span in doc["spans"]:
+        assert set(span) == {"start", "end", "label", "score"}
+        assert note.text[span["start"] : span["end"]].strip()
+
+
+def test_pii_scan_directory_gives_one_line_per_file(tmp_path):
+    for i, note in enumerate(generate_corpus(3, seed=4)):
+        (tmp_path / f"n{i}.txt").write_text(note.text, encoding="utf-8")
+    result = runner.invoke(app, ["pii", "scan", str(tmp_path), "--json", "--no-ner"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [x["path"] for x in lines] == [str(tmp_path / f"n{i}.txt") for i in range(3)]
+    assert all(x["spans"] for x in lines)
+
+
+def test_pii_redact_and_reveal(tmp_path):
+    path = tmp_path / "note.txt"
+    path.write_text("Patient: Maria Lopez, SSN 536-22-1234, seen 03/14/2021.\n", encoding="utf-8")
+    out = tmp_path / "red.txt"
+    result = runner.invoke(app, ["pii", "redact", str(path), "--out", str(out), "--no-ner"])
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == "Patient: [PERSON], SSN [SSN], seen [DATE].\n"
+    enc = tmp_path / "enc.txt"
+    env = {"TUTELA_PSEUDONYM_KEY": KEY_HEX}
+    result = runner.invoke(
+        app,
+        ["pii", "redact", str(path), "--operator", "encrypt", "--out", str(enc), "--no-ner"],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    assert "536-22-1234" not in enc.read_text()
+    back = runner.invoke(app, ["pii", "reveal", str(enc)], env=env)
+    assert back.stdout == path.read_text()
+    result = runner.invoke(
+        app,
+        ["pii", "redact", str(path), "--operator", "pseudonymize", "--no-ner"],
+        env={"TUTELA_PSEUDONYM_KEY": ""},
+    )
+    assert isinstance(result.exception, ConfigError)
+
+
+def test_subprocess_error_is_one_line(tmp_path, table):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("TUTELA_DEBUG", None)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tutela",
+            "anonymize",
+            str(table),
+            "--k",
+            "1000",
+            "--no-ner",
+            "--out",
+            str(tmp_path / "o.csv"),
+            "--report",
+            str(tmp_path / "r.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == ["error: k=1000 is larger than the table (200 rows)"]
+    assert not (tmp_path / "o.csv").exists()

@@ -1,0 +1,348 @@
+"""Security properties that would fail if the guarantee broke.
+
+* one client's masked input is uniform over Z_{2^b} (chi-square);
+* the server's view plus t - 1 colluding clients does not reveal an individual update (and
+  the same attack with t colluders does, so the test can see a break);
+* forged, altered and replayed key advertisements are rejected;
+* an honest client never reveals both shares of one peer; a server that asks is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy.stats import chisquare
+
+from tests.secagg.helpers import Round, make_round, run
+from tutela.errors import ProtocolAbort
+from tutela.hazmat.kex import ed25519_sign, generate_ed25519, x25519_agree, x25519_from_bytes
+from tutela.hazmat.masks import add_masks, expand_mask, mask_dtype, reduce_mod
+from tutela.hazmat.quantize import from_modular, unpack
+from tutela.hazmat.rng import SecureRandom
+from tutela.hazmat.shamir import Share, reconstruct_field
+from tutela.secagg import (
+    AdvertisementRejected,
+    DropoutPlan,
+    RequestRefused,
+    SecAggConfig,
+    Stage,
+)
+from tutela.secagg.client import pair_mask_key, self_mask_key
+from tutela.secagg.messages import (
+    KeyAdvertisement,
+    MaskedInput,
+    ShareKeysRequest,
+    UnmaskReply,
+    UnmaskRequest,
+)
+
+ALPHA = 1e-4  # each chi-square test: false-failure rate 1e-4 for a truly uniform source
+
+
+def _masked_words(rnd: Round, cid: int) -> np.ndarray:
+    for direction, sender, msg in rnd.transcript:
+        if direction == "up" and sender == cid and isinstance(msg, MaskedInput):
+            return unpack(msg.payload, rnd.params.vector_length, rnd.params.modulus_bits)
+    raise AssertionError("no masked input")
+
+
+def test_single_masked_input_is_uniform_chi_square() -> None:
+    # b = 8: chi-square over all of Z_256, 100 expected per bin. The input is maximally
+    # structured (a constant), and its unmasked encoding fails the same test.
+    dim = 25_600
+    xs = {i: np.full(dim, 0.5) for i in range(5)}
+    rnd = make_round(5, dim, SecAggConfig(modulus_bits=8, clip=1.0), seed=11, inputs=xs)
+    run(rnd)
+    words = _masked_words(rnd, 0)[:dim].astype(np.int64)
+    assert chisquare(np.bincount(words, minlength=256)).pvalue > ALPHA
+    plain = np.round(xs[0] * rnd.params.scale).astype(np.int64) % 256
+    assert chisquare(np.bincount(plain, minlength=256)).pvalue < ALPHA
+    # the round still sums correctly at b = 8
+    res = rnd.server.result()
+    assert np.abs(res.total - 2.5).max() <= rnd.params.quantization_error_bound(5)
+
+
+# -- collusion ----------------------------------------------------------------------------
+
+
+def _adversary_shares(rnd: Round, colluders: set[int], target: int) -> tuple[dict, dict]:
+    """Shares of the target's self-mask seed and mask key the adversary can see."""
+    self_sh: dict[int, Share] = {}
+    key_sh: dict[int, Share] = {}
+    for c in colluders:
+        share = rnd.clients[c]._peer_shares.get(target)
+        if share is not None:
+            self_sh[c] = Share(share.x, share.values[:2])
+            key_sh[c] = Share(share.x, share.values[2:])
+    for direction, sender, msg in rnd.transcript:
+        if direction == "up" and isinstance(msg, UnmaskReply):
+            for r in msg.self_mask_shares:
+                if r.owner == target:
+                    self_sh[sender] = Share.from_bytes(r.share)
+            for r in msg.mask_key_shares:
+                if r.owner == target:
+                    key_sh[sender] = Share.from_bytes(r.share)
+    return self_sh, key_sh
+
+
+def _secret(shares: dict[int, Share], t: int) -> bytes:
+    values = reconstruct_field(list(shares.values()), t)
+    return b"".join(v.to_bytes(16, "big") for v in values)
+
+
+def _attack(rnd: Round, colluders: set[int], target: int) -> np.ndarray | None:
+    """Try to recover the target's update from the server view plus the colluders' state."""
+    p = rnd.params
+    self_sh, key_sh = _adversary_shares(rnd, colluders, target)
+    if len(self_sh) < p.threshold or len(key_sh) < p.threshold:
+        return None
+    seed = _secret(self_sh, p.threshold)
+    mask_sk = x25519_from_bytes(_secret(key_sh, p.threshold))
+    words = _masked_words(rnd, target).copy()
+    ads = rnd.clients[target]._ads
+    plus, minus = [], [self_mask_key(p.round_id, target, seed)]
+    for j in rnd.clients[target]._peer_shares:
+        key = pair_mask_key(p.round_id, target, j, x25519_agree(mask_sk, ads[j].mask_key))
+        (minus if target < j else plus).append(key)
+    add_masks(words, plus, minus, p.modulus_bits)
+    reduce_mod(words, p.modulus_bits)
+    return from_modular(words, p.modulus_bits)[: p.dim] * (p.max_weight / p.scale)
+
+
+def _residual(rnd: Round, colluders: set[int], target: int) -> np.ndarray:
+    """The target's masked input minus every mask the adversary can compute."""
+    p = rnd.params
+    words = _masked_words(rnd, target).copy()
+    self_sh, _ = _adversary_shares(rnd, colluders, target)
+    minus = []
+    if len(self_sh) >= p.threshold:
+        minus.append(self_mask_key(p.round_id, target, _secret(self_sh, p.threshold)))
+    plus = []
+    for c in colluders & set(rnd.clients[target]._peer_shares):
+        shared = x25519_agree(rnd.clients[c]._mask_key, rnd.clients[target]._ads[c].mask_key)
+        (minus if target < c else plus).append(pair_mask_key(p.round_id, target, c, shared))
+    add_masks(words, plus, minus, p.modulus_bits)
+    return reduce_mod(words, p.modulus_bits)
+
+
+def _collusion_round() -> tuple[Round, int, list[int]]:
+    dim = 12_800
+    cfg = SecAggConfig(neighbors=6, modulus_bits=8, clip=1.0, dropout_tolerance=0.2)
+    xs = {i: np.full(dim, 0.25 * (i % 3)) for i in range(10)}
+    rnd = make_round(10, dim, cfg, seed=21, inputs=xs)
+    # client 9 drops after sharing keys, so the server asks for (and gets) its mask key
+    run(rnd, DropoutPlan.at(Stage.MASKED_INPUT, [9]))
+    assert rnd.params.threshold == 4
+    target = 0
+    neighbours_of_target = sorted(rnd.clients[target]._neighbours - {9})
+    return rnd, target, neighbours_of_target
+
+
+def test_server_with_t_minus_1_colluders_learns_no_update() -> None:
+    rnd, target, near = _collusion_round()
+    t = rnd.params.threshold
+    colluders = set(near[: t - 1])  # worst case: t - 1 of the target's own neighbours
+    honest = [i for i in rnd.clients if i not in colluders and i != 9]
+    for victim in honest:
+        assert _attack(rnd, colluders, victim) is None
+    # what the adversary can strip leaves a uniform vector (the honest pairwise masks)
+    residual = _residual(rnd, colluders, target)[: rnd.params.dim].astype(np.int64)
+    assert chisquare(np.bincount(residual, minlength=256)).pvalue > ALPHA
+    # the dropped client's masked input was never sent, and its self-mask seed never revealed
+    self_sh, key_sh = _adversary_shares(rnd, colluders, 9)
+    assert len(key_sh) >= t and len(self_sh) < t
+
+
+def test_same_attack_with_t_colluders_recovers_the_update() -> None:
+    # positive control: the attack above is real, so its failure means something
+    rnd, target, near = _collusion_round()
+    t = rnd.params.threshold
+    recovered = _attack(rnd, set(near[:t]), target)
+    assert recovered is not None
+    assert np.abs(recovered - rnd.inputs[target]).max() <= rnd.params.max_weight / rnd.params.scale
+
+
+def test_no_peer_ever_has_both_shares_revealed() -> None:
+    for seed in range(3):
+        rnd = make_round(8, 4, SecAggConfig(neighbors=6, dropout_tolerance=0.25), seed=seed)
+        plan = DropoutPlan.random(range(8), 0.25, rng=SecureRandom(seed))
+        run(rnd, plan)
+        revealed: dict[tuple[int, int], set[str]] = {}
+        for direction, sender, msg in rnd.transcript:
+            if direction == "up" and isinstance(msg, UnmaskReply):
+                for r in msg.self_mask_shares:
+                    revealed.setdefault((sender, r.owner), set()).add("self")
+                for r in msg.mask_key_shares:
+                    revealed.setdefault((sender, r.owner), set()).add("key")
+        assert revealed and all(len(kinds) == 1 for kinds in revealed.values())
+
+
+# -- refused double share -------------------------------------------------------------------
+
+
+def _at_unmask() -> tuple[Round, dict]:
+    rnd = make_round(6, 4, SecAggConfig(neighbors=4, dropout_tolerance=0.34), seed=31)
+    outbox = run(rnd, until=Stage.UNMASK)
+    return rnd, outbox
+
+
+def test_server_asking_for_both_shares_is_refused() -> None:
+    rnd, outbox = _at_unmask()
+    request = outbox[0]
+    assert isinstance(request, UnmaskRequest)
+    client = rnd.clients[0]
+    reply = client.handle(request)
+    peer = reply.self_mask_shares[0].owner
+    # the same server now claims that peer dropped, asking for its mask-key share too
+    twist = UnmaskRequest(
+        request.round_id,
+        tuple(i for i in request.survivors if i != peer),
+        (*request.dropped, peer),
+    )
+    with pytest.raises(RequestRefused, match="both"):
+        client.handle(twist)
+    with pytest.raises(ProtocolAbort):  # the client has aborted the round
+        client.handle(request)
+
+
+def test_one_request_listing_a_peer_twice_is_refused() -> None:
+    rnd, outbox = _at_unmask()
+    request = outbox[1]
+    assert isinstance(request, UnmaskRequest)
+    peer = next(iter(rnd.clients[1]._peer_shares))
+    with pytest.raises(RequestRefused):
+        rnd.clients[1].handle(replace(request, dropped=(*request.dropped, peer)))
+
+
+def test_client_refuses_unmask_below_min_survivors_or_when_listed_dropped() -> None:
+    rnd, outbox = _at_unmask()
+    request = outbox[2]
+    assert isinstance(request, UnmaskRequest)
+    few = request.survivors[: rnd.params.min_survivors - 1]
+    if 2 not in few:
+        few = (*few[:-1], 2)
+    with pytest.raises(RequestRefused, match="min_survivors"):
+        rnd.clients[2].handle(replace(request, survivors=few))
+    with pytest.raises(RequestRefused):
+        rnd.clients[3].handle(
+            replace(
+                request,
+                survivors=tuple(i for i in request.survivors if i != 3),
+                dropped=(*request.dropped, 3),
+            )
+        )
+
+
+def test_honest_repeat_of_the_same_request_is_answered() -> None:
+    rnd, outbox = _at_unmask()
+    request = outbox[4]
+    assert isinstance(request, UnmaskRequest)
+    first = rnd.clients[4].handle(request)
+    assert rnd.clients[4].handle(request) == first
+
+
+# -- advertisements -------------------------------------------------------------------------
+
+
+def _ads(rnd: Round) -> dict[int, KeyAdvertisement]:
+    return {s: m for d, s, m in rnd.transcript if d == "up" and isinstance(m, KeyAdvertisement)}
+
+
+def test_replayed_advertisement_from_another_round_is_rejected() -> None:
+    cfg = SecAggConfig(neighbors=4, dropout_tolerance=0.2)
+    old = make_round(6, 3, cfg, seed=41, identities_seed=7)
+    run(old)
+    stale = _ads(old)[1]
+
+    new = make_round(6, 3, cfg, seed=42, identities_seed=7)  # same long-term identities
+
+    def replay(stage: Stage, cid: int, msg: object) -> object:
+        if isinstance(msg, ShareKeysRequest):
+            ads = tuple(stale if a.client_id == 1 else a for a in msg.advertisements)
+            return replace(msg, advertisements=ads)
+        return msg
+
+    with pytest.raises(AdvertisementRejected, match="another round"):
+        run(new, tamper=replay)  # type: ignore[arg-type]
+    # the server refuses it as well
+    fresh = make_round(6, 3, cfg, seed=43, identities_seed=7)
+    fresh.server.start()
+    assert fresh.server.receive(1, stale) is False
+
+
+@pytest.mark.parametrize(
+    "field", ["mask_key", "encryption_key", "self_mask_commitment", "client_id"]
+)
+def test_altered_advertisement_is_rejected(field: str) -> None:
+    rnd = make_round(6, 3, SecAggConfig(neighbors=4, dropout_tolerance=0.2), seed=51)
+
+    def alter(stage: Stage, cid: int, msg: object) -> object:
+        if isinstance(msg, ShareKeysRequest):
+            ads = list(msg.advertisements)
+            victim = ads[2]
+            if field == "client_id":
+                # client 5's advertisement relabelled as client 2's (impersonation)
+                ads[2] = replace(ads[5], client_id=victim.client_id)
+            else:
+                value = bytearray(getattr(victim, field))
+                value[0] ^= 1
+                ads[2] = replace(victim, **{field: bytes(value)})
+            return replace(msg, advertisements=tuple(ads))
+        return msg
+
+    with pytest.raises(AdvertisementRejected, match="signature"):
+        run(rnd, tamper=alter)  # type: ignore[arg-type]
+
+
+def test_advertisement_signed_by_an_unregistered_key_is_rejected() -> None:
+    rnd = make_round(5, 3, SecAggConfig(dropout_tolerance=0.2), seed=61)
+    outbox = rnd.server.start()
+    real = rnd.clients[3].handle(outbox[3])  # type: ignore[arg-type]
+    assert isinstance(real, KeyAdvertisement)
+    mallory = generate_ed25519(SecureRandom(99))
+    forged = replace(real, signature=ed25519_sign(mallory, real.signed_bytes()))
+    assert rnd.server.receive(3, forged) is False
+    assert "signature" in rnd.server.rejected[-1][1]
+    rnd.clients[0].handle(outbox[0])  # type: ignore[arg-type]
+    with pytest.raises(AdvertisementRejected):
+        rnd.clients[0].verify_advertisement(forged)
+
+
+def test_mask_words_come_from_seeded_aes_not_a_short_seed() -> None:
+    # the self mask is a function of a 256-bit seed: flipping any seed byte changes it
+    p_bits = 32
+    base = expand_mask(self_mask_key(bytes(32), 1, bytes(32)), 64, p_bits)
+    for i in (0, 15, 31):
+        seed = bytearray(32)
+        seed[i] = 1
+        assert not np.array_equal(
+            base, expand_mask(self_mask_key(bytes(32), 1, bytes(seed)), 64, p_bits)
+        )
+    assert base.dtype == mask_dtype(p_bits)
+
+
+def test_split_view_server_cannot_collect_both_when_t_exceeds_k_over_2() -> None:
+    # A malicious server tells half of the target's neighbours "the target survived" and the
+    # other half "the target dropped". With t > k/2 and no colluders neither half has t.
+    rnd = make_round(9, 4, SecAggConfig(neighbors=6, dropout_tolerance=0.2), seed=81)
+    outbox = run(rnd, until=Stage.UNMASK)
+    target = 0
+    near = sorted(rnd.clients[target]._peer_shares)
+    t = rnd.params.threshold
+    assert len(near) == 6 and t == 4
+    got = {"self": 0, "key": 0}
+    for idx, cid in enumerate(near):
+        request = outbox[cid]
+        assert isinstance(request, UnmaskRequest)
+        if idx % 2:
+            request = replace(
+                request,
+                survivors=tuple(i for i in request.survivors if i != target),
+                dropped=(*request.dropped, target),
+            )
+        reply = rnd.clients[cid].handle(request)
+        got["self"] += any(r.owner == target for r in reply.self_mask_shares)
+        got["key"] += any(r.owner == target for r in reply.mask_key_shares)
+    assert got["self"] < t and got["key"] < t

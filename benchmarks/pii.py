@@ -105,7 +105,10 @@ def main() -> None:
         rows = [run(name, predict, notes) for name, predict, _ in loaded]
         base = rows[2]
         print(f"\n### {corpus}: {n} notes, {sum(len(x.spans) for x in notes)} identifiers\n")
-        print("| system | precision | recall | F2 | docs/s | F2 / presidio@0.4 | speed / presidio@0.4 |")
+        print(
+            "| system | precision | recall | F2 | docs/s "
+            "| F2 / presidio@0.4 | speed / presidio@0.4 |"
+        )
         print("|---|---|---|---|---|---|---|")
         for r in rows:
             print(

@@ -117,10 +117,11 @@ def test_adaptive_clipper_events_include_the_count() -> None:
     assert isinstance(event.event, GaussianEvent)
     assert event.event.noise_multiplier == pytest.approx(1.0)
     # releasing the count costs privacy: the same update noise alone gives less epsilon
+    rdp = AccountantKind.RDP
     alone = compute_epsilon(
-        SelfComposedEvent(PoissonSampledEvent(0.01, GaussianEvent(z_u)), 100), 1e-5
+        SelfComposedEvent(PoissonSampledEvent(0.01, GaussianEvent(z_u)), 100), 1e-5, rdp
     )
-    both = compute_epsilon(SelfComposedEvent(event, 100), 1e-5)
+    both = compute_epsilon(SelfComposedEvent(event, 100), 1e-5, rdp)
     assert both > alone
     with pytest.raises(ValueError):
         clipper.update([2])
@@ -129,23 +130,24 @@ def test_adaptive_clipper_events_include_the_count() -> None:
 
 
 def test_calibrate_client_level_on_both_sides() -> None:
-    z = calibrate_client_level(
-        3.0, 1e-5, 50, 1000, 100, accountant=AccountantKind.RDP, tolerance=2e-3
-    )
-    eps = compute_epsilon(dp_fedavg_event(z, 0.05, 100), 1e-5, AccountantKind.RDP)
-    assert eps <= 3.0
-    below = compute_epsilon(dp_fedavg_event(z * 0.996, 0.05, 100), 1e-5, AccountantKind.RDP)
-    assert below > 3.0
+    rdp = AccountantKind.RDP
+    z = calibrate_client_level(3.0, 1e-5, 50, 1000, 100, accountant=rdp, tolerance=2e-3)
+    assert compute_epsilon(dp_fedavg_event(z, 0.05, 100), 1e-5, rdp) <= 3.0
+    assert compute_epsilon(dp_fedavg_event(z * 0.996, 0.05, 100), 1e-5, rdp) > 3.0
+
+
+def test_calibrate_client_level_carves_out_the_count() -> None:
+    rdp = AccountantKind.RDP
     z_u = calibrate_client_level(
-        3.0, 1e-5, 50, 1000, 100, count_noise_std=10.0, accountant=AccountantKind.RDP,
-        tolerance=2e-3,
-    )  # fmt: skip
-    assert z_u > z
+        3.0, 1e-5, 50, 1000, 100, count_noise_std=10.0, accountant=rdp, tolerance=0.02
+    )
     with_count = dp_fedavg_event(z_u, 0.05, 100, count_noise_std=10.0)
-    assert compute_epsilon(with_count, 1e-5, AccountantKind.RDP) <= 3.0
-    with pytest.raises(ValueError):
+    assert compute_epsilon(with_count, 1e-5, rdp) <= 3.0
+    # the count's share costs the update some noise budget
+    assert combined_noise_multiplier(z_u, 10.0) < z_u
+    with pytest.raises(ValueError, match="count_noise_std"):
         calibrate_client_level(
-            3.0, 1e-5, 50, 1000, 100, count_noise_std=0.01, accountant=AccountantKind.RDP
+            3.0, 1e-5, 50, 1000, 100, count_noise_std=0.01, accountant=rdp, tolerance=0.05
         )
 
 

@@ -63,7 +63,7 @@ def test_survives_restart(tmp_path: Path) -> None:
     ledger.create_scope("site:1", 2.0, 1e-5)
     step = SelfComposedEvent(PoissonSampledEvent(0.01, GaussianEvent(1.0)), 100)
     rec = ledger.charge("site:1", step, label="round 1", idempotency_key="r1")
-    reopened = PrivacyLedger(ledger.path)
+    reopened = PrivacyLedger(ledger.path, value_discretization_interval=1e-3)
     assert reopened.budget("site:1").epsilon == 2.0
     assert reopened.records() == (rec,)
     assert reopened.spent("site:1") == pytest.approx(rec.epsilon_after, rel=0.02)

@@ -19,7 +19,7 @@ def test_flagship_default_meets_the_utility_bar():
 
 @pytest.mark.parametrize("strategy", ["fedprox", "fedadam", "fedyogi", "fedmedian", "trimmed-mean"])
 def test_every_strategy_learns(strategy):
-    cfg = flagship_config(rounds=6).with_overrides(
+    cfg = flagship_config(rounds=6, secure_aggregation=False).with_overrides(
         strategy={
             "name": strategy,
             "server_learning_rate": 0.05 if strategy in ("fedadam", "fedyogi") else None,

@@ -148,3 +148,23 @@ def test_argument_checks(keys) -> None:
         PackingParams(24, 40, 15)
     assert PaillierPublicKey.from_bytes(pk.to_bytes()) == pk
     assert pk.fingerprint == hashlib.sha256(b"tutela.he.paillier/v1\x00" + pk.to_bytes()).digest()
+
+
+def test_ciphertexts_are_standard_paillier_known_answer() -> None:
+    """Interop: python-paillier (an independent implementation) decrypts our ciphertexts."""
+    phe = pytest.importorskip("phe")
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    nums = rsa.generate_private_key(public_exponent=65537, key_size=1024).private_numbers()
+    pk, shares = threshold._deal_from_primes(nums.p, nums.q, 2, SecureRandom(9))
+    priv = phe.PaillierPrivateKey(phe.PaillierPublicKey(pk.n), nums.p, nums.q)
+    x = np.array([1.0, -2.5, 0.0])
+    payload = encrypt_update(pk, x, rng=SecureRandom(10))
+    env = _wire.unpack(payload, expected_kind=11, max_bytes=1 << 24, max_blobs=10)
+    m = priv.raw_decrypt(int.from_bytes(env.blobs[0], "big"))
+    p = PackingParams()
+    width = 1 << p.slot_bits
+    slots = [(m // width**k) % width for k in range(3)]
+    offset = 1 << (p.value_bits - 1)
+    assert [(v - offset) / 2**p.frac_bits for v in slots] == [1.0, -2.5, 0.0]
+    assert np.array_equal(_decrypt(pk, shares, aggregate(pk, [payload])).values, x)

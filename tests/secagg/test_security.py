@@ -346,3 +346,20 @@ def test_split_view_server_cannot_collect_both_when_t_exceeds_k_over_2() -> None
         got["self"] += any(r.owner == target for r in reply.self_mask_shares)
         got["key"] += any(r.owner == target for r in reply.mask_key_shares)
     assert got["self"] < t and got["key"] < t
+
+
+def test_site_policy_floor_refuses_weaker_rounds() -> None:
+    from tutela.hazmat.kex import ed25519_public_bytes
+    from tutela.secagg import ClientPolicy, SecAggClient
+    from tutela.secagg.messages import AdvertiseKeysRequest
+
+    key = generate_ed25519(SecureRandom(91))
+    registry = {0: ed25519_public_bytes(key)}
+    weak = make_round(6, 3, SecAggConfig(dropout_tolerance=0.2, ddp_sigma=0.5), seed=92).params
+    request = AdvertiseKeysRequest(weak)
+    with pytest.raises(RequestRefused, match="distributed-DP"):
+        SecAggClient(0, key, registry, policy=ClientPolicy(min_ddp_sigma=0.6)).handle(request)
+    with pytest.raises(RequestRefused, match="threshold"):
+        SecAggClient(0, key, registry, policy=ClientPolicy(min_threshold=6)).handle(request)
+    ok = SecAggClient(0, key, registry, policy=ClientPolicy(min_ddp_sigma=0.5, min_threshold=2))
+    assert isinstance(ok.handle(request), KeyAdvertisement)

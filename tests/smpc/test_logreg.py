@@ -67,3 +67,10 @@ def test_argument_checks(split) -> None:
         train_logistic_regression(parts, iterations=0)
     with pytest.raises(ValueError):
         train_logistic_regression(parts, session=Session(2))
+
+
+def test_cubic_turns_where_the_docstring_says() -> None:
+    """The cubic's slope changes sign at |z| = 3.85: beyond it gradients point the wrong way."""
+    z = np.array([3.80, 3.90])
+    slope = (Sigmoid.CUBIC.plain(z + 1e-6) - Sigmoid.CUBIC.plain(z - 1e-6)) / 2e-6
+    assert slope[0] > 0 > slope[1]

@@ -8,6 +8,9 @@ weakly-supported detection that lies inside one of them or consists only of lexi
 
 from __future__ import annotations
 
+import bisect
+import itertools
+
 import re
 
 from tutela.anonymize.spans import PiiLabel, Span
@@ -342,14 +345,17 @@ def guard_clinical(text: str, spans: list[Span]) -> list[Span]:
     Returns:
         The detections that survive, in the input order.
     """
-    regions = clinical_regions(text)
+    regions = sorted(clinical_regions(text))
+    region_starts = [a for a, _ in regions]
+    reach = list(itertools.accumulate((b for _, b in regions), max))  # furthest end so far
     kept: list[Span] = []
     for span in spans:
         if span.label not in _GUARDED or span.source in _CONTEXT_SOURCES:
             kept.append(span)
             continue
         fragment = text[span.start : span.end]
-        inside = any(a <= span.start and span.end <= b for a, b in regions)
+        i = bisect.bisect_right(region_starts, span.start)
+        inside = i > 0 and reach[i - 1] >= span.end
         if inside or _lexicon_only(fragment) or _model_noise(span, fragment):
             continue
         kept.append(span)

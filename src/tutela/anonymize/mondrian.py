@@ -1,17 +1,22 @@
 """Mondrian multidimensional k-anonymity with hierarchy-aware categorical splits.
 
 LeFevre, DeWitt, Ramakrishnan, "Mondrian Multidimensional K-Anonymity" (ICDE 2006):
-partition the records recursively, always on the quasi-identifier with the widest
-normalised range, as long as both sides stay *allowable* (at least k records and, when
-asked, l-diverse and t-close). Numeric attributes split at the median; categorical ones
-split along their generalisation hierarchy: children of the current lowest common
-ancestor that are allowable become parts, the rest are pooled (kept together under the
-ancestor), suppressed when fewer than k records and the suppression budget allows, or
-merged into the smallest part. Released values are tight: numeric ranges are the
-partition's min-max, categorical values the lowest common ancestor of what is present.
+partition the records recursively as long as every part stays *allowable* (at least k
+records and, when asked, l-diverse and t-close). Each partition tries a split on every
+quasi-identifier and takes the one that regains the most information (normalised
+certainty penalty) in that attribute:
 
-Everything per partition is a handful of numpy reductions, so Adult (30,162 rows, 7 QIs)
-runs in about a second.
+* numeric attributes split at the median;
+* categorical attributes with a generalisation hierarchy split along it: children of the
+  current lowest common ancestor that are allowable become parts, the rest are pooled
+  (kept under the ancestor), suppressed when fewer than k records, within the suppression
+  budget and cheaper than pooling, or merged into the smallest part;
+* categorical attributes without a hierarchy use set-valued generalisation: the values
+  present are split into two groups of balanced size.
+
+Released values are tight: numeric ranges are the partition's min-max, hierarchical values
+the lowest common ancestor of what is present, set-valued ones the set present. Everything
+per partition is a handful of numpy reductions.
 """
 
 from __future__ import annotations
@@ -181,7 +186,9 @@ def mondrian(
         quasi_identifiers: QI columns to generalise.
         model: k and the optional l-diversity / t-closeness requirements.
         sensitive: the sensitive column (required when ``model`` asks for l or t).
-        hierarchies: categorical generalisation trees per column (default: flat).
+        hierarchies: categorical generalisation trees per column. Categorical QIs without
+            one get set-valued generalisation: a class shows the set of its values
+            (``"Divorced|Widowed"``, ``*`` for all of them).
         numeric: columns to treat as numeric ranges (default: numeric dtypes without a
             hierarchy).
         top_codes: numeric columns whose values at or above a threshold are shown as
@@ -220,9 +227,9 @@ def mondrian(
         else {c for c in qis if c not in hierarchies and pd.api.types.is_numeric_dtype(df[c])}
     )
     num_idx: list[int] = []
-    cat_idx: list[int] = []
     X = np.zeros((n, len(qis)), dtype=np.float64)
     compiled: dict[int, CompiledHierarchy] = {}
+    domains: dict[int, list[str]] = {}  # set-valued columns: the observed values
     for j, col in enumerate(qis):
         if col in numeric_cols:
             values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
@@ -230,16 +237,20 @@ def mondrian(
                 raise ValueError(f"numeric quasi-identifier {col!r} has missing values")
             X[:, j] = values
             num_idx.append(j)
-        else:
-            strings = df[col].astype("string").fillna("(missing)").to_numpy(dtype=object)
-            h = hierarchies.get(col) or Hierarchy.flat(set(strings.tolist()))
-            try:
-                ch = CompiledHierarchy.build(h, strings.tolist())
-            except KeyError as exc:
-                raise ValueError(f"column {col!r}: {exc.args[0]}") from None
-            compiled[j] = ch
-            X[:, j] = [ch.leaf_codes[s] for s in strings]
-            cat_idx.append(j)
+            continue
+        strings = df[col].astype("string").fillna("(missing)").to_numpy(dtype=object)
+        h = hierarchies.get(col)
+        if h is None:
+            uniq, inv = np.unique(strings.astype(str), return_inverse=True)
+            domains[j] = [str(u) for u in uniq]
+            X[:, j] = inv.ravel()
+            continue
+        try:
+            ch = CompiledHierarchy.build(h, strings.tolist())
+        except KeyError as exc:
+            raise ValueError(f"column {col!r}: {exc.args[0]}") from None
+        compiled[j] = ch
+        X[:, j] = [ch.leaf_codes[v] for v in strings]
     codes = X.astype(np.int64)
     lo_all = X.min(axis=0)
     span_all = np.where(X.max(axis=0) > lo_all, X.max(axis=0) - lo_all, 1.0)
@@ -270,14 +281,16 @@ def mondrian(
     suppressed: list[IntArray] = []
     done: list[IntArray] = []
     stack: list[IntArray] = [root]
+    empty = np.empty(0, dtype=np.int64)
 
-    def width(idx: IntArray, j: int) -> float:
+    def loss(idx: IntArray, j: int) -> float:
         if j in compiled:
             ch = compiled[j]
-            node = ch.lca(codes[idx, j])
-            if node < ch.n_leaves:
-                return 0.0
-            return float(ch.leaf_count[node]) / ch.n_leaves
+            return float(ch.leaf_count[ch.lca(codes[idx, j])] - 1) / max(ch.n_leaves - 1, 1)
+        if j in domains:
+            d = len(domains[j])
+            present = np.count_nonzero(np.bincount(codes[idx, j], minlength=d))
+            return float(present - 1) / max(d - 1, 1)
         col = X[idx, j]
         return float(col.max() - col.min()) / float(span_all[j])
 
@@ -295,8 +308,32 @@ def mondrian(
             return [a, b]
         return None
 
-    def split_categorical(idx: IntArray, j: int) -> tuple[list[IntArray], IntArray] | None:
-        nonlocal budget
+    def split_set(idx: IntArray, j: int) -> list[IntArray] | None:
+        """Two groups of values with balanced row counts (set-valued generalisation)."""
+        d = len(domains[j])
+        vals = codes[idx, j]
+        counts = np.bincount(vals, minlength=d)
+        present = np.flatnonzero(counts)
+        if len(present) < 2:
+            return None
+        side = np.zeros(d, dtype=bool)
+        totals = [0, 0]
+        for code in present[np.argsort(-counts[present], kind="stable")]:
+            g = 0 if totals[0] <= totals[1] else 1
+            side[code] = bool(g)
+            totals[g] += int(counts[code])
+        mask = side[vals]
+        a, b = idx[~mask], idx[mask]
+        if allow.ok(a) and allow.ok(b):
+            return [a, b]
+        biggest = present[np.argmax(counts[present])]  # one value against the rest
+        mask = vals == biggest
+        a, b = idx[mask], idx[~mask]
+        if allow.ok(a) and allow.ok(b):
+            return [a, b]
+        return None
+
+    def split_hierarchy(idx: IntArray, j: int) -> tuple[list[IntArray], IntArray] | None:
         ch = compiled[j]
         leaf = codes[idx, j]
         node = ch.lca(leaf)
@@ -316,7 +353,7 @@ def mondrian(
         groups = [idx[order[bounds[i] : bounds[i + 1]]] for i in range(n_child)]
         parts = [groups[i] for i in range(n_child) if good[i] and sizes[i] > 0]
         rest_list = [groups[i] for i in range(n_child) if not good[i] and sizes[i] > 0]
-        dropped = np.empty(0, dtype=np.int64)
+        dropped = empty
         if rest_list:
             rest = np.concatenate(rest_list)
             if allow.ok(rest):
@@ -337,33 +374,40 @@ def mondrian(
                 return None
         if len(parts) < 2 and len(dropped) == 0:
             return None
-        budget -= len(dropped)
         return parts, dropped
 
+    n_qis = len(qis)
     while stack:
         idx = stack.pop()
-        widths = sorted(((width(idx, j), j) for j in range(len(qis))), key=lambda t: (-t[0], t[1]))
-        split = False
-        for w, j in widths:
-            if w <= 0.0:
-                break
+        before = [loss(idx, j) for j in range(n_qis)]
+        best: tuple[float, list[IntArray], IntArray] | None = None
+        for j in range(n_qis):
+            if before[j] <= 0.0:
+                continue
+            res: tuple[list[IntArray], IntArray] | None
             if j in compiled:
-                res = split_categorical(idx, j)
-                if res is not None:
-                    parts, dropped = res
-                    if len(dropped):
-                        suppressed.append(dropped)
-                    stack.extend(parts)
-                    split = True
-                    break
+                res = split_hierarchy(idx, j)
             else:
-                halves = split_numeric(idx, j)
-                if halves is not None:
-                    stack.extend(halves)
-                    split = True
-                    break
-        if not split:
+                halves = split_set(idx, j) if j in domains else split_numeric(idx, j)
+                res = (halves, empty) if halves is not None else None
+            if res is None:
+                continue
+            parts, dropped = res
+            if len(dropped) > budget:
+                continue
+            # information regained in the split dimension, minus what suppression costs
+            gain = len(idx) * before[j] - sum(len(p) * loss(p, j) for p in parts)
+            gain -= len(dropped) * n_qis
+            if best is None or gain > best[0]:
+                best = (gain, parts, dropped)
+        if best is None:
             done.append(idx)
+            continue
+        _, parts, dropped = best
+        if len(dropped):
+            budget -= len(dropped)
+            suppressed.append(dropped)
+        stack.extend(parts)
 
     return _release(
         df,
@@ -373,7 +417,7 @@ def mondrian(
         X,
         codes,
         compiled,
-        lo_all,
+        domains,
         span_all,
         set(num_idx),
         top_codes or {},
@@ -402,6 +446,29 @@ def _suppression_pays(
     return len(rest) * n_qis < (len(smallest) + len(rest)) * delta
 
 
+SET_SEPARATOR = "|"
+"""Joins the values of a set-valued generalisation (``"Divorced|Widowed"``)."""
+
+
+def _set_labels(
+    values: IntArray, group: IntArray, n_groups: int, domain: list[str]
+) -> tuple[npt.NDArray[np.object_], FloatArray]:
+    """Per group: the sorted set of present values (``*`` when it is the whole domain)."""
+    d = len(domain)
+    pairs = np.unique(group * d + values)
+    g, v = pairs // d, pairs % d
+    cuts = np.flatnonzero(np.diff(g)) + 1
+    labels = np.empty(n_groups, dtype=object)
+    loss = np.zeros(n_groups, dtype=np.float64)
+    for gv, vv in zip(np.split(g, cuts), np.split(v, cuts), strict=True):
+        if not len(gv):
+            continue
+        names = sorted(domain[int(x)] for x in vv)
+        labels[int(gv[0])] = "*" if len(names) == d and d > 1 else SET_SEPARATOR.join(names)
+        loss[int(gv[0])] = (len(names) - 1) / max(d - 1, 1)
+    return labels, loss
+
+
 def _release(
     df: pd.DataFrame,
     qis: list[str],
@@ -410,7 +477,7 @@ def _release(
     X: FloatArray,
     codes: IntArray,
     compiled: dict[int, CompiledHierarchy],
-    lo_all: FloatArray,
+    domains: dict[int, list[str]],
     span_all: FloatArray,
     num_idx: set[int],
     top_codes: Mapping[str, float],
@@ -440,6 +507,8 @@ def _release(
                 dtype=object,
             )
             part_loss = (hi - lo) / span_all[j]
+        elif j in domains:
+            texts, part_loss = _set_labels(codes[order, j], group, len(done), domains[j])
         else:
             ch = compiled[j]
             nodes = ch.lca_groups(codes[order, j], starts) if len(order) else np.empty(0, np.int64)

@@ -144,7 +144,8 @@ def anonymize_table(
         quasi_identifiers: QI columns (default: the columns classified as QIs).
         sensitive: sensitive column (default: the one detected, when l or t is asked).
         roles: role overrides per column.
-        hierarchies: generalisation hierarchies for categorical QIs.
+        hierarchies: generalisation hierarchies for categorical QIs; QIs without one get
+            set-valued generalisation (``"F|M"``).
         max_suppression: fraction of rows that may be suppressed.
         key: pseudonym key (only with ``direct_identifiers="pseudonymize"``).
         direct_identifiers: drop (Safe Harbor) or pseudonymise direct identifiers.

@@ -218,22 +218,28 @@ def recognize_ip(text: str) -> list[Span]:
 
 
 _PHONE_CONTEXT = re.compile(r"(?i)\b(?:tel|phone|ph|call|fax|cell|mobile|pager|contact|reach)")
-_PHONE_HINT = re.compile(r"\d")
+# Cheap candidates first (NANP shapes and "+country" numbers); libphonenumber then decides.
+_PHONE_CANDIDATE = re.compile(
+    r"(?<![\w+-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-]?)\d{3}[\s.-]?\d{4}(?![\w-])"
+    r"|(?<![\w+])\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,5}(?![\w-])"
+)
 
 
 def recognize_phone(text: str, region: str = "US") -> list[Span]:
     """Telephone and fax numbers validated by ``phonenumbers`` (libphonenumber)."""
-    if not _PHONE_HINT.search(text):
-        return []
     out: list[Span] = []
-    matcher = phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID)
-    for match in matcher:
-        raw = match.raw_string
-        digits = re.sub(r"\D", "", raw)
-        if len(digits) < 10:
+    for m in _PHONE_CANDIDATE.finditer(text):
+        raw = m.group(0)
+        if sum(c.isdigit() for c in raw) < 10:
             continue
-        score = 0.9 if _has_context(text, match.start, _PHONE_CONTEXT) else 0.75
-        out.append(Span(match.start, match.end, PiiLabel.PHONE, score, "phonenumbers"))
+        try:
+            number = phonenumbers.parse(raw, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if not phonenumbers.is_valid_number(number):
+            continue
+        score = 0.9 if _has_context(text, m.start(), _PHONE_CONTEXT) else 0.75
+        out.append(Span(m.start(), m.end(), PiiLabel.PHONE, score, "phonenumbers"))
     return out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -124,9 +126,18 @@ def resolve_overlaps(spans: Iterable[Span]) -> list[Span]:
                 fused.append(current)
                 current = nxt
         fused.append(current)
+    # Greedy by priority; kept spans are disjoint, so sorted starts and ends let each
+    # overlap test be two bisections instead of a scan.
+    starts: list[int] = []
+    ends: list[int] = []
     kept: list[Span] = []
     for span in sorted(fused, key=_priority):
-        if all(not span.overlaps(k) for k in kept):
-            kept.append(span)
-    kept.sort(key=lambda s: s.start)
+        i = bisect.bisect_right(starts, span.start)
+        if i > 0 and ends[i - 1] > span.start:
+            continue
+        if i < len(starts) and starts[i] < span.end:
+            continue
+        starts.insert(i, span.start)
+        ends.insert(i, span.end)
+        kept.insert(i, span)
     return kept

@@ -394,6 +394,36 @@ def dpsgd_event(noise_multiplier: float, sample_rate: float, steps: int) -> Even
     return inner if steps == 1 else SelfComposedEvent(inner, steps)
 
 
+def _crossing(
+    gap: Callable[[float], float], lo: float, g_lo: float, hi: float, g_hi: float, tol: float
+) -> float:
+    """Smallest z (to relative ``tol``) with gap(z) <= 0, for gap decreasing in z.
+
+    Illinois (modified false position) steps, kept at least tol/2 inside the bracket so
+    every evaluation shrinks it; returns the passing end once the bracket is narrow.
+    """
+    side = 0
+    while hi - lo > tol * hi:
+        if math.isfinite(g_lo) and g_lo != g_hi:
+            z = hi - g_hi * (hi - lo) / (g_hi - g_lo)
+        else:
+            z = (lo + hi) / 2
+        margin = 0.5 * tol * hi
+        z = min(max(z, lo + margin), hi - margin)
+        g = gap(z)
+        if g <= 0:
+            hi, g_hi = z, g
+            if side == 1:
+                g_lo /= 2
+            side = 1
+        else:
+            lo, g_lo = z, g
+            if side == -1:
+                g_hi /= 2
+            side = -1
+    return hi
+
+
 def calibrate(
     event_for: Callable[[float], Event],
     target_epsilon: float,
@@ -423,42 +453,48 @@ def calibrate(
         vdi = _COARSE_PLD_DISCRETIZATION if coarse else DEFAULT_PLD_DISCRETIZATION
         return compute_epsilon(event_for(z), delta, kind, value_discretization_interval=vdi)
 
+    def gap(z: float, coarse: bool) -> float:
+        return eps(z, coarse) - target_epsilon
+
+    # bracket: gap(lo) > 0 (too little noise) and gap(hi) <= 0 (meets the target)
     coarse = kind is AccountantKind.PLD
-    lo, hi = 0.0, 1.0
-    while eps(hi, coarse) > target_epsilon:
-        lo, hi = hi, hi * 2
+    hi, g_hi = 1.0, gap(1.0, coarse)
+    lo, g_lo = 0.0, math.inf
+    while g_hi > 0:
+        lo, g_lo = hi, g_hi
+        hi *= 2
         if hi > max_noise_multiplier:
             raise ValueError(
                 f"target epsilon {target_epsilon} needs a noise multiplier above "
                 f"{max_noise_multiplier}"
             )
+        g_hi = gap(hi, coarse)
     if lo == 0.0:
         lo = hi / 2
-        while lo > 1e-3 and eps(lo, coarse) <= target_epsilon:
-            lo, hi = lo / 2, lo
-    coarse_tolerance = max(tolerance, 5e-3) if coarse else tolerance
-    while (hi - lo) > coarse_tolerance * hi:
-        mid = (lo + hi) / 2
-        if eps(mid, coarse) <= target_epsilon:
-            hi = mid
-        else:
-            lo = mid
+        g_lo = gap(lo, coarse)
+        while g_lo <= 0 and lo > 1e-3:
+            hi, g_hi = lo, g_lo
+            lo /= 2
+            g_lo = gap(lo, coarse)
+    hi = _crossing(
+        lambda z: gap(z, coarse), lo, g_lo, hi, g_hi, max(tolerance, 5e-3) if coarse else tolerance
+    )
     if not coarse:
         return hi
-    # fine phase: same bisection with the reporting grid, in a bracket around the coarse z
-    lo = hi * (1 - 0.01)
-    while eps(hi, False) > target_epsilon:
-        lo, hi = hi, hi * 1.01
+    # fine phase with the reporting grid, in a 1% bracket around the coarse answer
+    g_hi = gap(hi, False)
+    while g_hi > 0:
+        hi *= 1.01
         if hi > max_noise_multiplier:
             raise ValueError("calibration did not converge")
-    while eps(lo, False) <= target_epsilon and lo > 1e-3:
-        lo, hi = lo * (1 - 0.01), lo
-    while (hi - lo) > tolerance * hi:
-        mid = (lo + hi) / 2
-        if eps(mid, False) <= target_epsilon:
-            hi = mid
-        else:
-            lo = mid
+        g_hi = gap(hi, False)
+    lo = hi * 0.99
+    g_lo = gap(lo, False)
+    while g_lo <= 0 and lo > 1e-3:
+        hi, g_hi = lo, g_lo
+        lo *= 0.99
+        g_lo = gap(lo, False)
+    hi = _crossing(lambda z: gap(z, False), lo, g_lo, hi, g_hi, tolerance)
     return hi
 
 

@@ -186,6 +186,21 @@ def _linear_sum(
     return out
 
 
+def _linear_per_example(
+    layer: nn.Linear, a: torch.Tensor, g: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Materialised per-example gradients (used when a layer runs several times a step)."""
+    b = a.shape[0]
+    a3 = a.reshape(b, -1, a.shape[-1])
+    g3 = g.reshape(b, -1, g.shape[-1])
+    out = {}
+    if layer.weight.requires_grad:
+        out["weight"] = torch.bmm(g3.transpose(1, 2), a3)
+    if layer.bias is not None and layer.bias.requires_grad:
+        out["bias"] = g3.sum(1)
+    return out
+
+
 def _conv_unfold(layer: nn.Conv1d | nn.Conv2d, a: torch.Tensor) -> torch.Tensor:
     if isinstance(layer, nn.Conv1d):
         return nnf.unfold(
@@ -463,6 +478,8 @@ class _Engine:
         for cap, g in zip(caps, gs, strict=True):
             if plan.path == "ghost" and isinstance(module, nn.LayerNorm):
                 part = _layernorm_grads(module, cap.args[0], g)
+            elif plan.path == "ghost" and isinstance(module, nn.Linear):
+                part = _linear_per_example(module, cap.args[0], g)
             else:
                 part = _functorch_grads(module, cap.args, g)
             for n, v in part.items():

@@ -37,7 +37,9 @@ Security:
     ``|sum_s r_s delta_s|`` is below the check tolerance (about ``2 * error_bound``), which
     for a change confined to one value means ``|delta| < ~510 * error_bound``. The checks
     do not detect a coordinator dropping, duplicating or re-weighting whole contributions;
-    the aggregate states how many contributions and which total weight it holds.
+    the aggregate states how many contributions and which total weight it holds, and the
+    check tolerance grows with the terms and magnitudes it declares, so sites compare
+    ``DecryptedSum.n_terms`` and ``total_weight`` with what was agreed for the round.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ _KEYRING_MAGIC = b"TUHK"
 _MAX_LABEL = 256
 _MAX_CONTEXT_BYTES = 64 << 20
 DEFAULT_MAX_VALUES = 1 << 24
+_MAX_TERMS = 1 << 16
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -269,7 +272,7 @@ class SiteKeyring:
         if not (
             0 < n_values <= DEFAULT_MAX_VALUES
             and n_chunks == -(-n_values // per_chunk)
-            and n_terms >= 1
+            and 1 <= n_terms <= _MAX_TERMS
             and weighted in (0, 1)
             and math.isfinite(total_weight)
             and math.isfinite(magnitude)
@@ -382,8 +385,8 @@ class AggregationServer:
             ValueError: mismatched ids/lengths/weights, or a sum that could leave the
                 CKKS range (``sum |w_i| * max_i |x_i| > params.max_result_abs``).
         """
-        if not contributions:
-            raise ValueError("need at least one contribution")
+        if not 1 <= len(contributions) <= _MAX_TERMS:
+            raise ValueError(f"need between 1 and {_MAX_TERMS} contributions")
         if weights is not None:
             w = [float(v) for v in weights]
             if len(w) != len(contributions) or not all(math.isfinite(v) and v != 0 for v in w):

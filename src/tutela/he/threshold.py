@@ -214,10 +214,15 @@ def deal_threshold_keys(
         raise ValueError("threshold decryption needs at least 2 parties")
     if key_bits < 1024 or key_bits % 256:
         raise ValueError("key_bits must be a multiple of 256 and at least 1024")
-    rng = rng or SecureRandom()
     numbers = rsa.generate_private_key(public_exponent=65537, key_size=key_bits).private_numbers()
-    p, q = numbers.p, numbers.q
+    return _deal_from_primes(numbers.p, numbers.q, n_parties, rng or SecureRandom())
+
+
+def _deal_from_primes(
+    p: int, q: int, n_parties: int, rng: SecureRandom
+) -> tuple[PaillierPublicKey, tuple[KeyShare, ...]]:
     n = p * q
+    key_bits = n.bit_length()
     lam = math.lcm(p - 1, q - 1)
     d = lam * pow(lam, -1, n)
     pk = PaillierPublicKey(n)

@@ -6,7 +6,12 @@ over a transport, moving the messages of :mod:`tutela.secagg.messages` as bytes
 (:func:`encode_message` / :func:`decode_message`).
 """
 
-from tutela.secagg.client import AdvertisementRejected, RequestRefused, SecAggClient
+from tutela.secagg.client import (
+    AdvertisementRejected,
+    ClientPolicy,
+    RequestRefused,
+    SecAggClient,
+)
 from tutela.secagg.config import RoundParams, SecAggConfig, Stage, choose_neighbors
 from tutela.secagg.messages import MalformedMessage, decode_message, encode_message
 from tutela.secagg.server import AggregateResult, SecAggServer
@@ -15,6 +20,7 @@ from tutela.secagg.simulate import DropoutPlan, ManualClock, SecAggResult, secur
 __all__ = [
     "AdvertisementRejected",
     "AggregateResult",
+    "ClientPolicy",
     "DropoutPlan",
     "MalformedMessage",
     "ManualClock",

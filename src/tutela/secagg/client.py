@@ -20,8 +20,9 @@ needs at least 2t - k colluding neighbours of the victim.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,7 @@ from tutela.secagg.messages import (
 
 __all__ = [
     "AdvertisementRejected",
+    "ClientPolicy",
     "RequestRefused",
     "SecAggClient",
     "pair_mask_key",
@@ -83,6 +85,43 @@ class RequestRefused(ProtocolAbort):
 
 class AdvertisementRejected(ProtocolAbort):
     """A key advertisement is forged, altered, replayed or from an unknown client."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientPolicy:
+    """A site's floor on round parameters; a round below it is refused before any key is sent.
+
+    Attributes:
+        min_threshold: smallest acceptable t.
+        min_survivors: smallest acceptable ``min_survivors``.
+        min_ddp_sigma: smallest acceptable guaranteed noise std on the sum (real units,
+            ``sqrt(noise_variance * min_survivors) * max_weight / scale``).
+    """
+
+    min_threshold: int = 1
+    min_survivors: int = 3
+    min_ddp_sigma: float = 0.0
+
+    def check(self, params: RoundParams) -> None:
+        """Raise :class:`RequestRefused` if ``params`` fall below this policy."""
+        if params.threshold < self.min_threshold:
+            raise RequestRefused(
+                f"threshold {params.threshold} is below the site's {self.min_threshold}"
+            )
+        if params.min_survivors < self.min_survivors:
+            raise RequestRefused(
+                f"min_survivors {params.min_survivors} is below the site's {self.min_survivors}"
+            )
+        sigma = (
+            math.sqrt(params.noise_variance * params.min_survivors)
+            * params.max_weight
+            / params.scale
+        )
+        if sigma < self.min_ddp_sigma:
+            raise RequestRefused(
+                f"distributed-DP noise {sigma:.4g} on the sum is below the site's "
+                f"{self.min_ddp_sigma}"
+            )
 
 
 def _id8(client_id: int) -> bytes:
@@ -134,6 +173,7 @@ class SecAggClient:
             client verifies every advertisement against it.
         rng: randomness for keys, seeds, shares, nonces, rounding and noise (a fresh
             OS-keyed generator by default).
+        policy: the site's floor on round parameters (checked on the first message).
 
     Usage: call :meth:`set_input` before the masked-input stage, then feed every server
     message to :meth:`handle` and send back what it returns.
@@ -146,6 +186,7 @@ class SecAggClient:
         registry: Mapping[int, bytes],
         *,
         rng: SecureRandom | None = None,
+        policy: ClientPolicy | None = None,
     ) -> None:
         if not 0 <= client_id <= MAX_CLIENT_ID:
             raise ValueError(f"client id must be in [0, {MAX_CLIENT_ID}]")
@@ -155,6 +196,7 @@ class SecAggClient:
         self._identity = identity
         self._registry = dict(registry)
         self._rng = rng if rng is not None else SecureRandom()
+        self._policy = policy if policy is not None else ClientPolicy()
         self._stage: Stage | None = None
         self._params: RoundParams | None = None
         self._update: npt.NDArray[np.floating[Any]] | None = None
@@ -226,6 +268,7 @@ class SecAggClient:
             raise ProtocolAbort("message out of order")
         params = message.params
         params.validate()
+        self._policy.check(params)
         if self.client_id not in params.client_ids:
             raise ProtocolAbort("this client is not invited to the round")
         self._params = params

@@ -136,7 +136,7 @@ class AdvertiseKeysRequest:
 
     @classmethod
     def _parse(cls, header: Any, tail: bytes) -> AdvertiseKeysRequest:
-        h = _fields(header, set(cls(_DUMMY_PARAMS)._header()))
+        h = _fields(header, set(_PARAM_KEYS))
         return cls(
             RoundParams(
                 round_id=_unb64(h["round_id"], 32),
@@ -420,19 +420,22 @@ _TYPES: dict[int, type[Message]] = {
     )
 }
 
-_DUMMY_PARAMS = RoundParams(
-    round_id=bytes(32),
-    client_ids=(0, 1, 2),
-    neighbors=2,
-    threshold=1,
-    min_survivors=2,
-    modulus_bits=32,
-    dim=1,
-    clip=1.0,
-    scale=1.0,
-    max_weight=1.0,
-    noise_variance=0,
-    stage_timeout_s=1.0,
+_PARAM_KEYS = frozenset(
+    {
+        "round_id",
+        "client_ids",
+        "neighbors",
+        "threshold",
+        "min_survivors",
+        "modulus_bits",
+        "dim",
+        "clip",
+        "scale",
+        "max_weight",
+        "noise_variance",
+        "stage_timeout_s",
+        "version",
+    }
 )
 
 

@@ -45,7 +45,7 @@ from sqlalchemy import delete, event, select, update
 from sqlalchemy.orm import Session
 
 from tutela.errors import ConfigError, DataError, PermissionDenied, ServiceError
-from tutela.fl.client import FeatureMoments
+from tutela.fl.client import FeatureMoments, global_standardisation
 from tutela.fl.config import StudyConfig, parse_study
 from tutela.fl.engine import PlainAggregator
 from tutela.fl.records import Parameters, ParameterSpec, check_compatible

@@ -123,6 +123,7 @@ def evaluate_rounds(
             "num_examples": r.get("num_examples", 0),
             **{k: float(v) for k, v in prepared.evaluate(params).items()},
         }
+        entry.setdefault("loss", entry.get("log_loss"))
         history.append(entry)
     if final is None:
         body = client.get(f"/v1/admin/studies/{study_id}/model", headers=headers)

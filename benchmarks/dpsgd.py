@@ -3,8 +3,8 @@
 MLP 784-512-256-10 (535,818 parameters), batch 256, random data, one torch thread.
 All modes run in this process, interleaved in rounds, after warm-up; the table reports the
 median per-step process CPU time (the machine may be shared, so wall time is noisier) and
-throughput, and peak extra memory measured per mode in a fresh subprocess (ru_maxrss
-growth over the post-import baseline). Ratios are against plain PyTorch measured in the
+throughput, and peak extra memory measured per mode in a fresh subprocess (peak RSS
+during the timed steps above the RSS before them, via /proc/self VmHWM reset). Ratios are against plain PyTorch measured in the
 same run.
 
 Usage: python benchmarks/dpsgd.py [--quick]
@@ -13,6 +13,7 @@ Usage: python benchmarks/dpsgd.py [--quick]
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import subprocess
@@ -20,6 +21,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -107,16 +109,31 @@ def make_step(mode: str) -> Callable[[], None]:
 MODES = ("plain", "opacus_hooks", "opacus_ghost", "tutela")
 
 
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def measure_peak(mode: str, steps: int) -> float:
+    """Peak RSS above the pre-step RSS (MB) over ``steps`` steps (the peak is reset first)."""
+    step = make_step(mode)
+    step()  # first step allocates lazily created state (optimiser buffers, hooks)
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    base = _status_kb("VmRSS")
+    for _ in range(steps):
+        step()
+    return (_status_kb("VmHWM") - base) / 1024
+
+
 def _peak_memory(mode: str, steps: int) -> float:
-    """Peak RSS growth (MB) of ``steps`` steps of ``mode`` in a fresh process."""
+    """:func:`measure_peak` in a fresh process, so modes do not share allocator state."""
     code = (
-        "import resource, torch, sys; torch.set_num_threads(1)\n"
+        "import sys, torch; torch.set_num_threads(1)\n"
         "sys.path.insert(0, 'benchmarks'); import dpsgd\n"
-        "import opacus, tutela.dp.sgd\n"
-        f"step = dpsgd.make_step({mode!r})\n"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        f"for _ in range({steps}): step()\n"
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)\n"
+        f"print(dpsgd.measure_peak({mode!r}, {steps}))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=900

@@ -162,3 +162,9 @@ def test_person_rules():
     t = "Seen by Dr. Okafor; Patient: Maria Lopez; daughter Ana Silva visited."
     names = [v for _, v in texts(recognize_person_rules(t), t)]
     assert {"Okafor", "Maria Lopez", "Ana Silva"} <= set(names)
+
+
+def test_numbers_inside_decimals_are_not_identifiers():
+    t = '"ncp": 0.43653250773993807, "x": 1.536221234'
+    assert recognize_credit_card(t) == []
+    assert recognize_ssn("ratio 0.536-22-1234") == []

@@ -118,7 +118,7 @@ def _has_context(text: str, start: int, words: re.Pattern[str]) -> bool:
 
 # --------------------------------------------------------------------------- recognisers
 
-_SSN = re.compile(r"(?<![\d-])(\d{3})([- ]?)(\d{2})\2(\d{4})(?![\d-])")
+_SSN = re.compile(r"(?<![\d.-])(\d{3})([- ]?)(\d{2})\2(\d{4})(?![\d-]|\.\d)")
 _SSN_CONTEXT = re.compile(r"(?i)\b(?:ssn|ss#|social security|soc\.? sec\.?)")
 
 
@@ -140,7 +140,7 @@ def recognize_ssn(text: str) -> list[Span]:
     return out
 
 
-_CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+_CARD = re.compile(r"(?<![\d.-])(?:\d[ -]?){12,18}\d(?![\d-]|\.\d)")
 
 
 def recognize_credit_card(text: str) -> list[Span]:

@@ -129,11 +129,12 @@ async def authorize(request: Request) -> Principal:
     resource = request.url.path
     try:
         principal = await anyio.to_thread.run_sync(_authenticate, request, state)
-    except (Unauthenticated, PermissionDenied):
+    except (Unauthenticated, PermissionDenied) as exc:
+        why = str(exc)
         await anyio.to_thread.run_sync(
             lambda: state.coordinator.audit(
                 ANONYMOUS_LABEL, "access.denied", resource, "denied",
-                {"permission": permission.value, "reason": str(exc)},
+                {"permission": permission.value, "reason": why},
             )
         )
         raise

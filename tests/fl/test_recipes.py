@@ -1,0 +1,103 @@
+"""The composed study run: policy, minimisation, SecAgg+, audit, encryption at rest."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tutela.errors import IntegrityError, PolicyViolation
+from tutela.fl.privacy import SecureAggregator, max_abs_difference
+from tutela.fl.recipes import flagship_config, flagship_policy, open_keyring, run_configured_study
+from tutela.fl.records import parameters_from_bytes
+from tutela.fl.study import run_study
+from tutela.governance.audit import AuditLog
+from tutela.governance.comply import check_run
+from tutela.governance.envelope import Envelope
+from tutela.governance.minimisation import SitePolicy
+from tutela.secagg import DropoutPlan, SecAggConfig
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUTELA_HOME", str(tmp_path / "home"))
+    for var in ("TUTELA_KEYRING", "TUTELA_PASSPHRASE", "TUTELA_KEYFILE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_run_directory_is_complete_and_compliant(tmp_path):
+    run = tmp_path / "run"
+    res = run_configured_study(flagship_config(rounds=3), run_dir=run)
+    on_disk = json.loads((run / "results.json").read_text())
+    assert on_disk["governance"]["minimisation"]["kept"] == res["dataset"]["features"]
+    assert on_disk["secure_aggregation"]["protocol"] == "secagg+"
+    # The model is stored encrypted and decrypts only with the keyring, under its own name.
+    blob = (run / "model.safetensors.enc").read_bytes()
+    params = parameters_from_bytes(
+        Envelope(open_keyring()).decrypt(blob, name="model.safetensors.enc")
+    )
+    assert set(params) == {"0.weight", "0.bias"}
+    with pytest.raises(IntegrityError):
+        Envelope(open_keyring()).decrypt(blob, name="other.enc")
+    # Every round is in the audit log, which verifies.
+    log = AuditLog.open_existing(run / "audit.sqlite")
+    actions = [r.action for r in log.records()]
+    assert actions.count("round:complete") == 3
+    assert actions[0] == "study:start" and actions[-1] == "study:complete"
+    assert log.verify().ok
+    log.close()
+    for framework in ("gdpr", "hipaa", "ccpa"):
+        assert check_run(run, framework).passed, framework
+
+
+def test_policy_refusal_is_audited_and_stops_the_study(tmp_path):
+    run = tmp_path / "run"
+    strict = SitePolicy.from_mapping(
+        {
+            "purposes": {"disease-outcome-prediction": {"columns": ["glucose", "bmi"]}},
+            "floor": {"dp_required": True, "secure_aggregation_required": True},
+        }
+    )
+    with pytest.raises(PolicyViolation, match="site policy refuses"):
+        run_configured_study(flagship_config(rounds=2), run_dir=run, policy=strict)
+    log = AuditLog.open_existing(run / "audit.sqlite")
+    refused = [r for r in log.records() if r.action == "study:refused"]
+    assert len(refused) == 1 and refused[0].outcome == "denied"
+    log.close()
+    assert not (run / "results.json").exists()
+
+
+def test_study_without_secure_aggregation_is_refused_by_flagship_policy(tmp_path):
+    with pytest.raises(PolicyViolation, match="secure aggregation"):
+        run_configured_study(
+            flagship_config(rounds=2, secure_aggregation=False), policy=flagship_policy()
+        )
+
+
+def test_identifier_column_never_leaves(tmp_path):
+    cfg = flagship_config(rounds=2, dataset="synthetic-ehr").with_overrides(
+        data={"rows": 400, "columns": ["age", "bmi", "zip"]}
+    )
+    with pytest.raises(PolicyViolation):
+        run_configured_study(cfg, run_dir=tmp_path / "run")
+
+
+def test_secure_aggregation_matches_plain_within_quantisation():
+    cfg = flagship_config(rounds=4, secure_aggregation=False)
+    plain = run_study(cfg, with_baselines=False)
+    agg = SecureAggregator(SecAggConfig())
+    secure = run_study(cfg, with_baselines=False, aggregator=agg)
+    bound = secure["secure_aggregation"]["quantization_error_bound"]
+    assert max_abs_difference(plain["final_parameters"], secure["final_parameters"]) < 50 * bound
+    assert secure["secure_aggregation"]["rounds"] == 4
+
+
+def test_secure_aggregation_survives_a_dropout_mid_protocol():
+    cfg = flagship_config(rounds=2, secure_aggregation=False)
+    agg = SecureAggregator(
+        SecAggConfig(dropout_tolerance=0.3), dropouts={1: DropoutPlan.at("masked_input", [2])}
+    )
+    res = run_study(cfg, with_baselines=False, aggregator=agg)
+    rep = res["secure_aggregation"]
+    assert rep["dropped_per_stage"]["masked_input"] == 1
+    assert rep["per_round"][0]["survivors"] == 4
+    assert np.isfinite(res["federated"]["auc"])

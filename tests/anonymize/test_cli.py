@@ -250,3 +250,14 @@ def test_subprocess_error_is_one_line(tmp_path, table):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == ["error: k=1000 is larger than the table (200 rows)"]
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_pii_scan_directory_reports_unreadable_files(tmp_path):
+    (tmp_path / "a.txt").write_text("SSN 536-22-1234\n", encoding="utf-8")
+    (tmp_path / "b.bin").write_bytes(b"\x00\x01binary")
+    result = runner.invoke(app, ["pii", "scan", str(tmp_path), "--json", "--no-ner"])
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert lines[0]["spans"][0]["label"] == "SSN"
+    assert "binary" in lines[1]["error"]
+    assert isinstance(result.exception, DataError)
+    assert "1 file(s) could not be scanned" in str(result.exception)

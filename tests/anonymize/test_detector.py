@@ -238,3 +238,20 @@ def test_model_hash_pin_detects_a_swapped_model(tmp_path):
         handle.seek(100)
         handle.write(bytes([byte[0] ^ 1]))
     assert not verify_model_files(copy, pins)
+
+
+def test_text_blocks_cover_the_file_exactly_and_stay_bounded(tmp_path):
+    from tutela.anonymize.detector import read_text_blocks
+
+    one_line = "word " * 5000  # 25,000 characters without a line break
+    mixed = "short line\n" * 300 + one_line + "\nend"
+    for i, text in enumerate([one_line, mixed, "", "x" * 2500]):
+        path = tmp_path / f"t{i}.txt"
+        path.write_text(text, encoding="utf-8")
+        blocks = list(read_text_blocks(path, chunk_chars=1000))
+        assert "".join(b for _, b in blocks) == text
+        pos = 0
+        for offset, block in blocks:
+            assert offset == pos
+            assert len(block) <= 2000
+            pos += len(block)

@@ -165,6 +165,6 @@ def test_person_rules():
 
 
 def test_numbers_inside_decimals_are_not_identifiers():
-    t = '"ncp": 0.43653250773993807, "x": 1.536221234'
+    t = '"ncp": 0.4111111111111111, "x": 2.5'
     assert recognize_credit_card(t) == []
     assert recognize_ssn("ratio 0.536-22-1234") == []

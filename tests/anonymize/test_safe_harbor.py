@@ -175,6 +175,8 @@ def test_pipeline_errors_name_the_problem():
         anonymize_table(df, k=2, quasi_identifiers=["age", "weight_kg"])
     with pytest.raises(ValueError, match="'outcome'"):
         anonymize_table(df, k=2, sensitive="outcome")
+    with pytest.raises(ValueError, match="both"):
+        anonymize_table(df, k=2, quasi_identifiers=["age", "sex"], sensitive="sex")
 
 
 def test_missing_numeric_qis_count_against_the_budget():

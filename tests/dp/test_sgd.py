@@ -182,14 +182,15 @@ def test_noise_has_the_right_scale_and_lies_on_the_grid() -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     z, c = 1.3, 0.7
     private = make_private(
-        model, opt, _loader(dim=100), noise_multiplier=z, max_grad_norm=c, rng=SecureRandom(5)
-    )
+        model, opt, _loader(dim=100), noise_multiplier=z, max_grad_norm=c, rng=SecureRandom(5),
+        loss_reduction="sum",
+    )  # fmt: skip
     model, dp_opt, loader = private
     x, _ = next(iter(loader))
     dp_opt.zero_grad()
     (0.0 * model(x).sum()).backward()  # every per-example gradient is zero
     dp_opt.privatise_gradients()
-    noise = torch.cat([p.grad.flatten() for p in model.parameters()]) * 40  # type: ignore[union-attr]
+    noise = torch.cat([p.grad.flatten() for p in model.parameters()])  # type: ignore[union-attr]
     n = noise.numel()
     sigma = z * c
     assert abs(float(noise.mean())) / (sigma / math.sqrt(n)) < 5
@@ -338,3 +339,37 @@ def test_bad_arguments() -> None:
     other = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
     with pytest.raises(ValueError, match="optimiser"):
         make_private(model, other, _loader(), max_grad_norm=1.0, noise_multiplier=1.0)
+
+
+def test_large_sums_take_the_exact_float64_grid_path() -> None:
+    torch.manual_seed(2)
+    model = nn.Linear(3, 1, bias=False)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model, dp_opt, _ = make_private(
+        model, opt, _loader(dim=3), noise_multiplier=1e-3, max_grad_norm=1.0,
+        loss_reduction="sum", rng=SecureRandom(9),
+    )  # fmt: skip
+    x = torch.ones(40, 3) * 10  # every example's gradient points the same way
+    dp_opt.zero_grad()
+    model(x).sum().backward()
+    dp_opt.privatise_gradients()
+    # clipped sum: 40 unit vectors along (1, 1, 1) / sqrt(3); noise std 1e-3
+    want = torch.full((1, 3), 40 / math.sqrt(3))
+    assert torch.allclose(model.weight.grad, want, atol=6e-3)  # type: ignore[arg-type]
+    assert 40 > 2.0**22 * dp_opt.granularity  # the float32 shortcut would not be exact
+
+
+def test_gradient_accumulation_is_refused_not_silently_wrong() -> None:
+    model = nn.Sequential(nn.Linear(10, 4), nn.GroupNorm(2, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model, dp_opt, _ = make_private(model, opt, _loader(), noise_multiplier=1.0, max_grad_norm=1.0)
+    x = torch.randn(5, 10)
+    model(x).sum().backward()
+    with pytest.raises(UnsupportedModuleError, match="accumulation"):
+        model(x).sum().backward()
+    dp_opt.zero_grad()  # drops the captured batch; training goes on
+    model(x).sum().backward()
+    dp_opt.step()
+    with torch.no_grad():
+        model(x)  # evaluation never captures
+    assert dp_opt._engine.captures == {}

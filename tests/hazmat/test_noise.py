@@ -176,3 +176,55 @@ def test_empty_and_invalid() -> None:
         noise.sample_skellam(0.0, 3)
     with pytest.raises(TypeError):
         noise.sample_discrete_gaussian(1.0, 3, rng=np.random.default_rng(0))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("sigma", [0.013, 1.1, 300.0])
+def test_rounded_gaussian32_is_gaussian_on_its_grid(sigma: float) -> None:
+    x = noise.sample_rounded_gaussian32(sigma, 60_001, rng=SecureRandom(18))
+    assert x.dtype == np.float32
+    assert x.shape == (60_001,)
+    g = noise.rounded_gaussian32_granularity(sigma)
+    assert sigma * 2.0**-17 < g <= sigma * 2.0**-16
+    units = x.astype(np.float64) / g
+    np.testing.assert_array_equal(np.rint(units), units)
+    _check_mean_var(x, sigma**2)
+    assert stats.kstest(x / sigma, "norm").pvalue > 1e-6
+    grid_units = noise.sample_rounded_gaussian32(sigma, 60_001, rng=SecureRandom(18), unit="grid")
+    np.testing.assert_array_equal(grid_units.astype(np.float64) * g, x.astype(np.float64))
+
+
+class _ZeroStream(SecureRandom):
+    """A generator whose keystream is all zero bytes: drives the samplers to their extremes."""
+
+    def bytes(self, n: int) -> bytes:
+        return bytes(n)
+
+
+def test_rounded_gaussian_tails_reach_the_documented_bound() -> None:
+    # the smallest radius uniform (all-zero bits) must give the largest radius, 8.65 sigma
+    # for the float32 sampler (54-bit uniform) and 9.4+ sigma for the float64 one; a
+    # sampler built on 24-bit floats would stop at 5.8 sigma
+    x32 = noise.sample_rounded_gaussian32(1.0, 2, rng=_ZeroStream())
+    assert float(x32[0]) == pytest.approx(math.sqrt(2 * 54 * math.log(2)), rel=1e-4)
+    x64 = noise.sample_rounded_gaussian64(1.0, 2, rng=_ZeroStream())
+    assert float(x64[0]) == pytest.approx(math.sqrt(2 * 65 * math.log(2)), rel=1e-4)
+    assert float(x64[0]) > 9.4
+
+
+def test_rounded_gaussian_tail_mass() -> None:
+    # P(|N| > 4.5) = 6.8e-6: about 13.6 of 2e6 draws
+    x = noise.sample_rounded_gaussian32(1.0, 2_000_000, rng=SecureRandom(19))
+    beyond = int(np.sum(np.abs(x) > 4.5))
+    expected = 2_000_000 * 2 * stats.norm.sf(4.5)
+    assert abs(beyond - expected) / math.sqrt(expected) < 5
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1e4])
+def test_rounded_gaussian64_is_gaussian_on_its_grid(sigma: float) -> None:
+    x = noise.sample_rounded_gaussian64(sigma, 40_001, rng=SecureRandom(20))
+    assert x.dtype == np.float64
+    g = noise.rounded_gaussian64_granularity(sigma)
+    assert sigma * 2.0**-41 < g <= sigma * 2.0**-40
+    np.testing.assert_array_equal(np.rint(x / g), x / g)
+    _check_mean_var(x, sigma**2)
+    assert stats.kstest(x / sigma, "norm").pvalue > 1e-6

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import multiprocessing as mp
+import sys
+from multiprocessing.connection import Connection
 
 import numpy as np
 import pytest
@@ -145,3 +148,24 @@ def test_bernoulli_exp_neg_matches_exp(num: int, den: int) -> None:
         assert draws.all()
     else:
         assert abs(_z(int(draws.sum()), n, p)) < 5
+
+
+def _child_draw(rng: SecureRandom, conn: Connection) -> None:
+    conn.send(rng.bytes(32))
+    conn.close()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork is POSIX-only")
+def test_unseeded_generator_rekeys_after_fork() -> None:
+    ctx = mp.get_context("fork")
+    for seeded in (False, True):
+        rng = SecureRandom(7) if seeded else SecureRandom()
+        rng.bytes(10)  # buffered keystream exists before the fork
+        parent_end, child_end = ctx.Pipe()
+        proc = ctx.Process(target=_child_draw, args=(rng, child_end))
+        proc.start()
+        child = parent_end.recv()
+        proc.join(30)
+        mine = rng.bytes(32)
+        # unseeded: a child never repeats the parent's noise; seeded: the stream is kept
+        assert (child == mine) is seeded

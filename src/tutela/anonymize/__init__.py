@@ -23,6 +23,7 @@ from tutela.anonymize.classify import (
     classify_columns,
 )
 from tutela.anonymize.corpus import (
+    DetectionScores,
     LabelledNote,
     clinical_only_notes,
     generate_corpus,
@@ -32,6 +33,7 @@ from tutela.anonymize.corpus import (
 from tutela.anonymize.detector import NerMode, PiiDetector
 from tutela.anonymize.hierarchy import Hierarchy
 from tutela.anonymize.mondrian import LDiversity, MondrianResult, PrivacyModel, mondrian
+from tutela.anonymize.ner import NerStatus
 from tutela.anonymize.operators import (
     DateShift,
     Encrypt,
@@ -64,7 +66,7 @@ from tutela.anonymize.privacy import (
     reidentification_risk,
     utility_metrics,
 )
-from tutela.anonymize.safe_harbor import apply_safe_harbor
+from tutela.anonymize.safe_harbor import SafeHarborOutput, apply_safe_harbor
 from tutela.anonymize.spans import PiiLabel, Span, resolve_overlaps
 
 __all__ = [
@@ -73,6 +75,7 @@ __all__ = [
     "ColumnInfo",
     "ColumnRole",
     "DateShift",
+    "DetectionScores",
     "Encrypt",
     "Generalize",
     "Hierarchy",
@@ -82,6 +85,7 @@ __all__ = [
     "Mask",
     "MondrianResult",
     "NerMode",
+    "NerStatus",
     "Operator",
     "PiiDetector",
     "PiiLabel",
@@ -91,6 +95,7 @@ __all__ = [
     "Pseudonymize",
     "Redact",
     "RiskReport",
+    "SafeHarborOutput",
     "Span",
     "Suppress",
     "UtilityMetrics",

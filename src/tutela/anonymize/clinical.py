@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-
 import re
 
 from tutela.anonymize.spans import PiiLabel, Span

@@ -141,8 +141,11 @@ class PiiDetector:
 def read_text_blocks(
     path: str | Path, chunk_chars: int = STREAM_CHUNK
 ) -> Iterator[tuple[int, str]]:
-    """``(character offset, block)`` pairs covering a UTF-8 text file, blocks ending at line
-    breaks (a single line longer than ``chunk_chars`` is one block).
+    """``(character offset, block)`` pairs covering a UTF-8 text file.
+
+    Blocks hold about ``chunk_chars`` characters and end at a line break, or at a space
+    when a line is longer than a block, so memory stays bounded even for a file that is
+    one enormous line.
 
     Raises:
         DataError: the path is missing, unreadable, binary or not UTF-8 (one line).
@@ -150,24 +153,33 @@ def read_text_blocks(
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: no such file")
+    if chunk_chars < 1:
+        raise ValueError("chunk_chars must be positive")
     offset = 0
-    buffer: list[str] = []
-    size = 0
+    carry = ""
     try:
         with p.open(encoding="utf-8", newline="") as handle:
-            for line in handle:
-                if "\x00" in line:
+            while True:
+                data = handle.read(chunk_chars)
+                if "\x00" in data:
                     raise DataError(f"{p}: binary file, not text")
-                buffer.append(line)
-                size += len(line)
-                if size >= chunk_chars:
-                    block = "".join(buffer)
-                    yield offset, block
-                    offset += len(block)
-                    buffer, size = [], 0
+                buffer = carry + data
+                if not data:
+                    break
+                cut = buffer.rfind("\n") + 1
+                if cut == 0:
+                    cut = max(buffer.rfind(" "), buffer.rfind("\t")) + 1
+                if cut == 0 or len(buffer) - cut > chunk_chars:
+                    cut = len(buffer) if len(buffer) > chunk_chars else 0
+                if cut == 0:
+                    carry = buffer
+                    continue
+                yield offset, buffer[:cut]
+                offset += cut
+                carry = buffer[cut:]
     except UnicodeDecodeError:
         raise DataError(f"{p}: not UTF-8 text") from None
     except OSError as exc:
         raise DataError(f"{p}: cannot read ({exc.strerror or exc})") from None
-    if buffer:
-        yield offset, "".join(buffer)
+    if carry:
+        yield offset, carry

@@ -168,6 +168,8 @@ def anonymize_table(
     for col in [*(quasi_identifiers or []), *([sensitive] if sensitive else [])]:
         if col not in df.columns:
             raise ValueError(f"unknown column {col!r}")
+    if sensitive is not None and sensitive in (quasi_identifiers or []):
+        raise ValueError(f"column {sensitive!r} cannot be both a quasi-identifier and sensitive")
     if k > len(df):
         raise AnonymizationError(f"k={k} is larger than the table ({len(df)} rows)")
     overrides: dict[str, ColumnRole] = dict(roles or {})

@@ -159,7 +159,9 @@ def anonymize_command(
     l_div: int | None = typer.Option(None, "--l", min=1, help="l-diversity of --sensitive."),
     l_kind: LKindOpt = typer.Option(LKindOpt.DISTINCT, "--l-kind"),
     c: float = typer.Option(2.0, "--c", help="c of recursive (c,l)-diversity."),
-    t: float | None = typer.Option(None, "--t", help="t-closeness of --sensitive."),
+    t: float | None = typer.Option(
+        None, "--t", min=0.0, max=1.0, help="t-closeness of --sensitive."
+    ),
     quasi_identifiers: str | None = typer.Option(
         None, "--quasi-identifiers", help="Comma-separated QI columns (default: detected)."
     ),

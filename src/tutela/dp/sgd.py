@@ -11,13 +11,15 @@ training loop::
         optimizer.step()                    # clip per example, add noise, account, update
     private.epsilon(1e-5)
 
-Per-example gradient norms come from hooks on each layer ("ghost" norms:
-Linear via ||a|| ||g|| for 2-D inputs or Gram matrices for sequences, Conv via unfold,
-Embedding via token-equality Gram, LayerNorm directly), then the clipped sum
-sum_i c_i grad_i is formed from the stored activations and output gradients, without
-materialising B copies of the gradient. Any other leaf module with parameters uses exact
-``torch.func`` (vmap + grad) per-example gradients. :func:`validate` says which path each
-layer takes and rejects BatchNorm (it mixes examples, so per-example clipping is void).
+Per-example gradient norms come from the layers' inputs and output gradients ("ghost"
+norms: Linear via ||a|| ||g|| for 2-D inputs or Gram matrices for sequences, Conv via
+unfold, Embedding via a token-equality Gram matrix, LayerNorm directly from its small
+per-example gradients); the clipped sum sum_i c_i grad_i is then formed from the same
+stored tensors, without materialising B copies of the gradient. Linear layers run through
+a custom autograd function that skips autograd's own (unclipped, wasted) weight gradient.
+Any other leaf module with parameters uses exact ``torch.func`` (vmap + grad) per-example
+gradients. :func:`validate` says which path each layer takes and rejects BatchNorm (it
+mixes examples, so per-example clipping is void).
 
 Privacy: each optimiser step is the sampled Gaussian mechanism: every record is in the
 batch independently with probability q (Poisson sampling), each example's gradient is
@@ -26,7 +28,9 @@ clipped to L2 norm ``max_grad_norm`` = C, and Gaussian noise of standard deviati
 ``PoissonSampledEvent(q, GaussianEvent(z_eff))`` under add/remove-one-record neighbours,
 where z_eff = z C / (C + g sqrt(d)) accounts for rounding the sum to the noise grid g
 (d = number of trainable parameters); z_eff = z with a ``torch.Generator`` (which is
-reproducible but not secure).
+reproducible but not secure). The secure noise is
+:func:`~tutela.hazmat.noise.sample_rounded_gaussian32`: the Gaussian rounded to g, with
+its tail cut at 8.65 sigma (about 5e-18 of mass per coordinate, not added to delta).
 """
 
 from __future__ import annotations
@@ -154,9 +158,10 @@ def validate(module: nn.Module, clipping: Clipping = Clipping.GHOST) -> tuple[La
 
 def _linear_norm2(layer: nn.Linear, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     if a.dim() == 2:
-        n2 = a.pow(2).sum(1) * g.pow(2).sum(1)
+        g2 = torch.linalg.vector_norm(g, dim=1).square_()
+        n2 = torch.linalg.vector_norm(a, dim=1).square_().mul_(g2)
         if layer.bias is not None and layer.bias.requires_grad:
-            n2 = n2 + g.pow(2).sum(1)
+            n2.add_(g2)
         return n2
     b = a.shape[0]
     a3 = a.reshape(b, -1, a.shape[-1])
@@ -345,6 +350,7 @@ class _Engine:
     def __init__(self, module: nn.Module, plans: Sequence[LayerPlan], loss_reduction: str) -> None:
         self.loss_reduction = loss_reduction
         self.layers: list[tuple[nn.Module, LayerPlan]] = []
+        self.param_names: dict[int, dict[str, nn.Parameter]] = {}
         self.captures: dict[int, list[_Capture]] = {}
         self.handles: list[Any] = []
         self.active = True
@@ -353,16 +359,27 @@ class _Engine:
         for plan in plans:
             sub = names["" if plan.name == "(root)" else plan.name]
             self.layers.append((sub, plan))
+            self.param_names[id(sub)] = dict(_own_params(sub))
             if plan.path == "ghost" and type(sub) is nn.Linear:
                 sub.forward = self._linear_forward(sub)  # type: ignore[method-assign,assignment]
                 self.patched.append(sub)
             else:
                 self.handles.append(sub.register_forward_hook(self._forward_hook))
 
+    def _check_no_accumulation(self) -> None:
+        if any(c.grad is not None for caps in self.captures.values() for c in caps):
+            raise UnsupportedModuleError(
+                "a forward pass after backward() without optimizer.step(): gradient "
+                "accumulation over several batches would clip sums of different examples "
+                "together; call step() after each backward (Poisson batches already vary in "
+                "size) or zero_grad() to drop the captured batch"
+            )
+
     def _linear_forward(self, layer: nn.Linear) -> Callable[[torch.Tensor], torch.Tensor]:
         def forward(x: torch.Tensor) -> torch.Tensor:
             if not (self.active and torch.is_grad_enabled() and layer.weight.requires_grad):
                 return nnf.linear(x, layer.weight, layer.bias)
+            self._check_no_accumulation()
             cap = _Capture((x.detach(),))
             self.captures.setdefault(id(layer), []).append(cap)
             out: torch.Tensor = _CapturingLinear.apply(x, layer.weight, layer.bias, cap)  # type: ignore[no-untyped-call]
@@ -375,6 +392,7 @@ class _Engine:
             return
         if not output.requires_grad:
             return
+        self._check_no_accumulation()
         cap = _Capture(tuple(t.detach() if isinstance(t, torch.Tensor) else t for t in args))
         self.captures.setdefault(id(module), []).append(cap)
 
@@ -440,7 +458,7 @@ class _Engine:
         c = (max_grad_norm / (norms + _NORM_EPS)).clamp(max=1.0)
         sums: dict[nn.Parameter, torch.Tensor] = {}
         for module, _plan, caps, (kind, data) in prepared:
-            params = dict(_own_params(module))
+            params = self.param_names[id(module)]
             if kind == "ghost":
                 part = self._ghost_sum(module, caps[0].args[0], data, c)
             else:
@@ -564,7 +582,8 @@ class PoissonDataLoader:
 class DPOptimizer:
     """Wraps an optimiser: ``step()`` clips per example, adds noise, accounts, then steps.
 
-    Use it exactly like the wrapped optimiser. Attributes ``accountant``,
+    Use it like the wrapped optimiser (an LR scheduler takes ``dp_optimizer.optimizer``).
+    Attributes ``accountant``,
     ``noise_multiplier``, ``max_grad_norm``, ``sample_rate`` and ``steps_taken`` describe
     what was spent.
     """
@@ -633,38 +652,32 @@ class DPOptimizer:
         self._engine.clear()
 
     def _noise(self, numel: int) -> torch.Tensor:
+        """Noise for ``numel`` coordinates: in grid units (secure) or in value units."""
         sigma = self.noise_multiplier * self.max_grad_norm
         if isinstance(self._rng, torch.Generator):
             return torch.normal(0.0, sigma, (numel,), generator=self._rng)
-        return torch.from_numpy(sample_rounded_gaussian32(sigma, numel, rng=self._rng))
+        units = sample_rounded_gaussian32(sigma, numel, rng=self._rng, unit="grid")
+        return torch.from_numpy(units)
 
     def privatise_gradients(self) -> None:
         """Replace every ``p.grad`` by the clipped, noised (and averaged) gradient."""
         sums, norms = self._engine.clipped_sums(self.max_grad_norm)
         self.last_norms = norms
-        total = sum(p.numel() for p in self._params)
-        noise = self._noise(total)
         g = self.granularity
-        offset = 0
-        for p in self._params:
-            n = p.numel()
-            z = noise[offset : offset + n].view_as(p).to(p.dtype)
-            offset += n
-            s = sums.get(p)
-            if s is None:
-                s = torch.zeros_like(p)
-            s = s.detach()
-            peak = float(s.abs().max()) if s.numel() else 0.0
-            if g > 0 and s.dtype == torch.float32 and peak < 2.0**22 * g:
-                # round the exact sum to the noise grid; every value stays an exact float32
-                noisy = s.div_(g).round_().mul_(g).add_(z)
-            elif g > 0:  # float64 keeps the grid exact for any magnitude
-                noisy = (torch.round(s.double() / g) * g + z.double()).to(p.dtype)
-            else:
-                noisy = s.to(p.dtype).add_(z)
-            if self.loss_reduction == "mean":
-                noisy = noisy.div_(self.expected_batch_size)
-            p.grad = noisy.detach()
+        divisor = self.expected_batch_size if self.loss_reduction == "mean" else 1.0
+        for p in self._params:  # one parameter at a time keeps the peak memory low
+            z = self._noise(p.numel()).view_as(p)
+            s = sums.pop(p, None)
+            s = torch.zeros_like(p) if s is None else s.detach()
+            if g == 0:  # torch.Generator: plain float noise (not hardened)
+                noisy = s.to(p.dtype).add_(z.to(p.dtype)).div_(divisor)
+            elif s.dtype == torch.float32 and float(s.abs().max()) < 2.0**22 * g:
+                # grid arithmetic in float32 is exact here: |s/g| < 2**22, |noise/g| < 2**20
+                noisy = s.div_(g).round_().add_(z).mul_(g / divisor)
+            else:  # float64 keeps the grid exact for any magnitude
+                exact = torch.round(s.double() / g).add_(z.double()).mul_(g)
+                noisy = exact.to(p.dtype).div_(divisor)
+            p.grad = noisy
         self._engine.clear()
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -731,9 +744,9 @@ def make_private(
     Args:
         module: the model; hooks are attached in place (see :meth:`PrivateTraining.detach`).
         optimizer: any torch optimiser over the module's parameters.
-        data_loader: gives the dataset, the expected batch size (``batch_size``) and the
-            steps per epoch (``len(data_loader)``); it is replaced by Poisson sampling
-            with rate q = batch_size / len(dataset).
+        data_loader: gives the dataset, the expected batch size (``batch_size``), the
+            steps per epoch (``len(data_loader)``) and ``collate_fn``; its sampler and
+            shuffling are replaced by Poisson sampling with rate q = batch_size / len(dataset).
         max_grad_norm: per-example clipping bound C.
         noise_multiplier: z; give this or ``target_epsilon``.
         target_epsilon: calibrate the smallest z that keeps ``epochs`` epochs within

@@ -18,15 +18,23 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from tutela.dp.ledger import PrivacyLedger
 from tutela.errors import ConfigError, PolicyViolation
 from tutela.fl.config import StudyConfig, parse_study
 from tutela.fl.engine import RoundRecord, UpdateAggregator
-from tutela.fl.privacy import SecureAggregator, secagg_config_from_study
+from tutela.fl.privacy import (
+    ClientLevelDP,
+    SampleLevelDP,
+    SecureAggregator,
+    secagg_config_from_study,
+)
 from tutela.fl.records import parameters_to_bytes
 from tutela.fl.study import prepare_data, run_study
 from tutela.governance.audit import AuditLog, generate_signing_key, load_signing_key
@@ -57,6 +65,9 @@ FLAGSHIP: dict[str, Any] = {
 }
 
 ACTOR = "coordinator"
+# PLD grid of the study ledgers: 10x faster than 1e-4 and still a pessimistic (upper) bound;
+# on the flagship the reported epsilon moves in the fifth significant digit.
+LEDGER_PLD_GRID = 1e-3
 
 
 def flagship_config(
@@ -159,6 +170,109 @@ def build_aggregator(config: StudyConfig) -> UpdateAggregator | None:
     return None
 
 
+@dataclass
+class PrivacyPlan:
+    """The privacy pieces a study run composes (all optional)."""
+
+    ledger: PrivacyLedger
+    aggregator: UpdateAggregator | None = None
+    privatize: Callable[[str], Any] | None = None
+    baseline_privatize: Callable[[str], Any] | None = None
+    report: Callable[[], dict[str, Any]] | None = None
+    secure_report: Callable[[], dict[str, Any] | None] | None = None
+    description: dict[str, Any] = field(default_factory=dict)
+
+
+def build_privacy(
+    config: StudyConfig,
+    ledger: PrivacyLedger,
+    scratch: Path,
+    aggregator: UpdateAggregator | None,
+) -> PrivacyPlan:
+    """Compose the configured DP mode with the ledger and the aggregation.
+
+    Baselines (centralised and local-only) are trained with the same privacy as the sites but
+    charged to a scratch ledger: they are comparisons a simulation can afford, not releases.
+    """
+    p, t = config.privacy, config.training
+    if p.mode == "none" or p.epsilon is None:
+        return PrivacyPlan(ledger, aggregator)
+    name = config.study.name
+    if p.mode == "sample":
+        data = prepare_data(config)
+        rows = {n: len(r) for n, r in zip(data.site_names, data.site_rows, strict=True)}
+        common: dict[str, Any] = {
+            "epsilon": p.epsilon,
+            "delta": p.delta,
+            "max_grad_norm": p.max_grad_norm,
+            "accountant": p.accountant,
+            "batch_size": t.batch_size,
+        }
+        sites_dp = SampleLevelDP(
+            ledger, name, rounds=t.rounds, local_epochs=t.local_epochs, site_rows=rows, **common
+        )
+        baseline_dp = SampleLevelDP(
+            PrivacyLedger(
+                scratch / "baseline-ledger.sqlite", value_discretization_interval=LEDGER_PLD_GRID
+            ),
+            f"{name}-baselines",
+            rounds=1,
+            local_epochs=t.rounds * t.local_epochs,
+            site_rows={**rows, "pooled": sum(rows.values())},
+            **common,
+        )
+        return PrivacyPlan(
+            ledger,
+            aggregator,
+            sites_dp.hook,
+            baseline_dp.hook,
+            sites_dp.report,
+            None,
+            {
+                "mode": "sample",
+                "epsilon": p.epsilon,
+                "delta": p.delta,
+                "noise_multipliers": sites_dp.noise_multipliers,
+            },
+        )
+    expected = min(
+        config.data.sites, max(t.min_fit_sites, math.ceil(t.fraction_fit * config.data.sites))
+    )
+    secagg = (
+        secagg_config_from_study(config.secure_aggregation)
+        if config.secure_aggregation.protocol == "secagg+"
+        else None
+    )
+    client_dp = ClientLevelDP(
+        ledger,
+        name,
+        p.epsilon,
+        p.delta,
+        p.clip_norm,
+        p.accountant,
+        t.rounds,
+        expected,
+        adaptive=p.adaptive_clipping,
+        target_quantile=p.target_quantile,
+        secagg=secagg,
+    )
+    return PrivacyPlan(
+        ledger,
+        client_dp,
+        None,
+        None,
+        client_dp.report,
+        client_dp.secure_report,
+        {
+            "mode": "client",
+            "epsilon": p.epsilon,
+            "delta": p.delta,
+            "noise_multiplier": client_dp.noise_multiplier,
+            "expected_sites": expected,
+        },
+    )
+
+
 def study_request(config: StudyConfig, columns: list[str]) -> StudyRequest:
     """What the study asks of each site, for the site policy to judge."""
     p = config.privacy
@@ -231,7 +345,30 @@ def _run(
     aggregator = build_aggregator(config)
     if aggregator is not None:
         log("secagg:configured", study, protocol=config.secure_aggregation.protocol)
-    results = run_study(config, progress=on_round, aggregator=aggregator, policy=policy)
+    with tempfile.TemporaryDirectory(prefix="tutela-") as scratch:
+        ledger_path = (run_dir or Path(scratch)) / "ledger.sqlite"
+        plan = build_privacy(
+            config,
+            PrivacyLedger(ledger_path, value_discretization_interval=LEDGER_PLD_GRID),
+            Path(scratch),
+            aggregator,
+        )
+        if plan.description:
+            log("privacy:configured", study, **plan.description)
+        results = run_study(
+            config,
+            progress=on_round,
+            aggregator=plan.aggregator,
+            policy=policy,
+            privatize=plan.privatize,
+            baseline_privatize=plan.baseline_privatize,
+        )
+        if plan.report is not None:
+            results["privacy"] = plan.report()
+            for spend in plan.ledger.records():
+                log("privacy:spend", spend.scope, **spend.to_dict())
+        if plan.secure_report is not None:
+            results["secure_aggregation"] = plan.secure_report()
     final = results.pop("final_parameters")
     minimisation = results.pop("minimisation")
     log("data:minimise", study, **(minimisation or {}))

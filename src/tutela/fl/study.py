@@ -20,7 +20,13 @@ import numpy.typing as npt
 from tutela.data.datasets import Dataset, DatasetName, load_dataset
 from tutela.data.partition import partition, train_test_split_indices
 from tutela.errors import DataError
-from tutela.fl.client import LocalSite, LocalTraining, global_standardisation, predict_proba
+from tutela.fl.client import (
+    LocalSite,
+    LocalTraining,
+    PrivatizeHook,
+    global_standardisation,
+    predict_proba,
+)
 from tutela.fl.config import StudyConfig
 from tutela.fl.engine import RoundEngine, RoundRecord, UpdateAggregator
 from tutela.fl.metrics import binary_metrics
@@ -158,7 +164,12 @@ class PreparedStudy:
         return binary_metrics(self.y_test, predict_proba(model, self.x_test))
 
 
-def prepare_sites(config: StudyConfig, data: StudyData, privatize: Any = None) -> PreparedStudy:
+PrivatizeFactory = Callable[[str], PrivatizeHook]
+
+
+def prepare_sites(
+    config: StudyConfig, data: StudyData, privatize: PrivatizeFactory | None = None
+) -> PreparedStudy:
     """Build one :class:`LocalSite` per hospital and standardise features federatedly.
 
     Standardisation uses only per-site sums (count, sum, sum of squares), never rows.
@@ -173,7 +184,7 @@ def prepare_sites(config: StudyConfig, data: StudyData, privatize: Any = None) -
             factory,
             _training(config),
             seed=config.study.seed * 1000 + i,
-            privatize=privatize,
+            privatize=privatize(name) if privatize is not None else None,
         )
     mean, std = global_standardisation([s.feature_moments() for s in sites.values()])
     for s in sites.values():
@@ -208,24 +219,36 @@ def train_alone(site: LocalSite, initial: Parameters, epochs: int, lr: float) ->
     return res.parameters
 
 
-def baselines(config: StudyConfig, prepared: PreparedStudy, initial: Parameters) -> dict[str, Any]:
-    """Centralised (pooled training rows: the upper bound) and local-only (each site alone)."""
+def baselines(
+    config: StudyConfig,
+    prepared: PreparedStudy,
+    initial: Parameters,
+    privatize: PrivatizeFactory | None = None,
+) -> dict[str, Any]:
+    """Centralised (pooled training rows: the upper bound) and local-only (each site alone).
+
+    Both train for as many epochs as one site does over the whole study. Under DP pass a
+    ``privatize`` factory with its own ledger: baselines are comparisons, not releases.
+    """
     epochs = config.training.rounds * config.training.local_epochs
     lr = config.training.learning_rate
+    training = _training(config)
     pooled_x = np.concatenate([s._x for s in prepared.sites.values()])
     pooled_y = np.concatenate([s._y for s in prepared.sites.values()]).astype(np.int64)
+    hook = privatize("pooled") if privatize is not None else None
     pooled = LocalSite(
-        "pooled",
-        pooled_x,
-        pooled_y,
-        prepared.model_factory,
-        _training(config),
-        seed=config.study.seed,
-    )
+        "pooled", pooled_x, pooled_y, prepared.model_factory, training,
+        seed=config.study.seed, privatize=hook,
+    )  # fmt: skip
     centralized = prepared.evaluate(train_alone(pooled, initial, epochs, lr))
-    local: list[Metrics] = [
-        prepared.evaluate(train_alone(s, initial, epochs, lr)) for s in prepared.sites.values()
-    ]
+    local: list[Metrics] = []
+    for i, (name, site) in enumerate(prepared.sites.items()):
+        alone = LocalSite(
+            name, site._x, site._y.astype(np.int64), prepared.model_factory, training,
+            seed=config.study.seed * 1000 + i,
+            privatize=privatize(name) if privatize is not None else None,
+        )  # fmt: skip
+        local.append(prepared.evaluate(train_alone(alone, initial, epochs, lr)))
     keys = local[0].keys()
     local_only = {k: float(np.nanmean([m[k] for m in local])) for k in keys}
     return {
@@ -243,7 +266,8 @@ def run_study(
     *,
     progress: ProgressFn | None = None,
     aggregator: UpdateAggregator | None = None,
-    privatize: Any = None,
+    privatize: PrivatizeFactory | None = None,
+    baseline_privatize: PrivatizeFactory | None = None,
     with_baselines: bool = True,
     policy: SitePolicy | None = None,
 ) -> dict[str, Any]:
@@ -288,7 +312,7 @@ def run_study(
         "secure_aggregation": engine.aggregator.report(),
     }
     if with_baselines:
-        results.update(baselines(config, prepared, initial))
+        results.update(baselines(config, prepared, initial, baseline_privatize))
     results["minimisation"] = data.minimisation
     results["final_parameters"] = final
     results["elapsed_s"] = time.perf_counter() - started

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -384,7 +384,11 @@ def rounded_gaussian32_granularity(sigma: float) -> float:
 
 
 def sample_rounded_gaussian32(
-    sigma: float, size: int, *, rng: SecureRandom | None = None
+    sigma: float,
+    size: int,
+    *,
+    rng: SecureRandom | None = None,
+    unit: Literal["value", "grid"] = "value",
 ) -> npt.NDArray[np.float32]:
     """Fast Gaussian noise for large vectors (DP-SGD): Box-Muller over CSPRNG uniforms,
     computed in float32 and rounded to the grid :func:`rounded_gaussian32_granularity`.
@@ -393,6 +397,9 @@ def sample_rounded_gaussian32(
     exponent range), so the tail is Gaussian out to 8.65 sigma and cut there (mass beyond:
     about 5e-18 per value); the angle uses 24 bits.
     Float32 rounding error (below sigma * 2**-20) is 16x finer than the output grid.
+
+    ``unit="grid"`` returns the noise in grid units (integers stored as float32, i.e. the
+    values divided by g), which saves a pass when the caller works on the grid anyway.
 
     Privacy: a mechanism must round its exact answer to the same grid before adding this
     noise (``g * round(x / g)``); in d dimensions the L2 sensitivity then grows from D to
@@ -409,7 +416,7 @@ def sample_rounded_gaussian32(
     g = rounded_gaussian32_granularity(s)
     for lo in range(0, m, _GRID32_BLOCK):  # cache-sized blocks
         hi = min(m, lo + _GRID32_BLOCK)
-        _box_muller_block(gen, s, g, out[lo:hi], out[m + lo : m + hi])
+        _box_muller_block(gen, s, g, out[lo:hi], out[m + lo : m + hi], unit == "value")
     return out[:n]
 
 
@@ -422,6 +429,7 @@ def _box_muller_block(
     g: float,
     out_cos: npt.NDArray[np.float32],
     out_sin: npt.NDArray[np.float32],
+    scale_to_value: bool,
 ) -> None:
     k = out_cos.shape[0]
     raw = gen.bytes(12 * k)
@@ -441,9 +449,10 @@ def _box_muller_block(
     np.sin(theta, out=out_sin)
     out_sin *= radius
     np.rint(out_cos, out=out_cos)
-    out_cos *= np.float32(g)
     np.rint(out_sin, out=out_sin)
-    out_sin *= np.float32(g)
+    if scale_to_value:
+        out_cos *= np.float32(g)
+        out_sin *= np.float32(g)
 
 
 _GRID64_BITS = 40  # float64 Box-Muller error (~1e-15 relative) is far below sigma * 2**-40

@@ -6,8 +6,9 @@ per value.
 
 Security: the key comes from ``os.urandom`` unless a seed is given. With a seed the stream is
 fully determined by it; seeds are for tests and reproducible experiments only, never for a
-deployment (anyone who knows the seed knows the noise). The generator is not fork-safe: a
-child process must build its own instance. Draws are not constant-time (rejection loops
+deployment (anyone who knows the seed knows the noise). An unseeded generator is
+fork-safe: a forked child notices the new process id and takes a fresh OS key, so parent
+and child never share noise (a seeded one keeps its stream, by design). Draws are not constant-time (rejection loops
 run a data-dependent number of rounds); the noise values themselves are not secret-dependent
 inputs, but a co-located observer timing the sampler may learn how many rounds ran.
 """
@@ -49,9 +50,11 @@ class SecureRandom:
     same stream; instances built without a seed are independent.
     """
 
-    __slots__ = ("_block", "_buf", "_key", "_pos")
+    __slots__ = ("_block", "_buf", "_key", "_pid", "_pos", "_seeded")
 
     def __init__(self, seed: bytes | int | None = None) -> None:
+        self._seeded = seed is not None
+        self._pid = os.getpid()
         if seed is None:
             self._key = os.urandom(KEY_BYTES)
         else:
@@ -77,6 +80,10 @@ class SecureRandom:
             raise ValueError("n must be non-negative")
         if n == 0:
             return b""
+        if not self._seeded and os.getpid() != self._pid:  # forked: never reuse the stream
+            self._key = os.urandom(KEY_BYTES)
+            self._pid = os.getpid()
+            self._block, self._buf, self._pos = 0, b"", 0
         avail = len(self._buf) - self._pos
         if n <= avail:
             out = self._buf[self._pos : self._pos + n]

@@ -228,8 +228,10 @@ class SiteAgent:
             if kind == FIT_STAGE:
                 return self._fit(task)
             return self._secagg(task)
-        except ProtocolAbort as exc:
-            self._log(f"{self.name}: round {task.get('round')} stage {kind} aborted: {exc}")
+        except (ProtocolAbort, TransportError) as exc:
+            # The round goes on without this site (the coordinator's deadline handles it);
+            # the agent keeps polling for the next task.
+            self._log(f"{self.name}: round {task.get('round')} stage {kind} given up: {exc}")
             return False
 
     # join -------------------------------------------------------------------------------

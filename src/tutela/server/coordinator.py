@@ -1039,6 +1039,26 @@ class Coordinator:
             self._runtimes[row.id] = rt
         return rt
 
+    def resume(self) -> int:
+        """After a restart: give every open plain round's stage a fresh deadline.
+
+        Sites could not reach a stopped coordinator, so the time it was down does not count
+        against them. Accepted updates are kept; the round continues where it stopped.
+        Returns the number of rounds resumed.
+        """
+        now = self.clock()
+        resumed = 0
+        with self._lock, self.store.session() as s:
+            for rr in s.scalars(select(RoundRow).where(RoundRow.status == "open")):
+                study = self._study(s, rr.study_id, lock=True)
+                settings = DeploymentSettings.from_dict(json.loads(study.settings_json))
+                rr.stage_deadline = max(rr.stage_deadline, now + settings.stage_timeout_s)
+                self.audit(
+                    COORDINATOR, "round.resume", f"study/{rr.study_id}/round/{rr.round_no}", session=s
+                )
+                resumed += 1
+        return resumed
+
     def tick(self) -> bool:
         """Advance every active study by at most one transition each; True if anything moved."""
         with self.store.read() as s:

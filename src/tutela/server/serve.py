@@ -137,6 +137,7 @@ def serve(settings: ServerSettings) -> None:
     """Run the coordinator in the foreground until interrupted."""
     coordinator, ca_pem = build_coordinator(settings)
     bootstrap_admin(coordinator, settings.data_dir)
+    coordinator.resume()
     app = create_app(coordinator, ca_pem=ca_pem, tick_interval=settings.tick_interval)
     server = uvicorn.Server(uvicorn_config(app, settings))
     server.run()
@@ -159,6 +160,7 @@ class BackgroundServer:
         coordinator, ca_pem = build_coordinator(self.settings)
         self.coordinator = coordinator
         self.admin_token = bootstrap_admin(coordinator, self.settings.data_dir)
+        coordinator.resume()
         app = create_app(coordinator, ca_pem=ca_pem, tick_interval=self.settings.tick_interval)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -261,3 +261,51 @@ def test_pii_scan_directory_reports_unreadable_files(tmp_path):
     assert "binary" in lines[1]["error"]
     assert isinstance(result.exception, DataError)
     assert "1 file(s) could not be scanned" in str(result.exception)
+
+
+def test_anonymize_pseudonymised_identifiers_link_across_runs(tmp_path, table):
+    key_file = tmp_path / "key.hex"
+    key_file.write_text(KEY_HEX)
+    outs = []
+    for i in range(2):
+        out, rep = tmp_path / f"o{i}.csv", tmp_path / f"r{i}.json"
+        args = [
+            "anonymize",
+            str(table),
+            "--k",
+            "5",
+            "--no-ner",
+            "--direct-identifiers",
+            "pseudonymize",
+            "--key-file",
+            str(key_file),
+            "--out",
+            str(out),
+            "--report",
+            str(rep),
+        ]
+        assert runner.invoke(app, args).exit_code == 0
+        outs.append(pd.read_csv(out, dtype=str))
+        assert json.loads(rep.read_text())["safe_harbor_strict"] is False
+    assert outs[0]["ssn"].tolist() == outs[1]["ssn"].tolist()
+    assert outs[0]["ssn"].str.startswith("SSN-").all()
+    source = pd.read_csv(table, dtype=str)
+    assert not set(source["ssn"]) & set(outs[0]["ssn"])
+    short = tmp_path / "short.key"
+    short.write_bytes(b"x" * 8)
+    result = runner.invoke(
+        app,
+        [
+            "anonymize",
+            str(table),
+            "--direct-identifiers",
+            "pseudonymize",
+            "--key-file",
+            str(short),
+            "--out",
+            str(tmp_path / "x.csv"),
+            "--report",
+            str(tmp_path / "x.json"),
+        ],
+    )
+    assert isinstance(result.exception, ConfigError)

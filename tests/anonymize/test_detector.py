@@ -255,3 +255,27 @@ def test_text_blocks_cover_the_file_exactly_and_stay_bounded(tmp_path):
             assert offset == pos
             assert len(block) <= 2000
             pos += len(block)
+
+
+def test_load_ner_refuses_unpinned_or_tampered_models(tmp_path, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    from tutela.anonymize import ner as ner_mod
+
+    spec = importlib.util.find_spec(DEFAULT_MODEL)
+    if spec is None or spec.origin is None:
+        pytest.skip("model not installed")
+    src = next(p for p in Path(spec.origin).parent.iterdir() if (p / "config.cfg").exists())
+    pkg = tmp_path / "swapped_model_pkg"
+    shutil.copytree(src, pkg / "model-1.0")
+    (pkg / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ner, status = load_ner("swapped_model_pkg")  # no pins for this package
+    assert ner is None and "pinned SHA-256" in status.note
+    monkeypatch.setitem(ner_mod.PINNED_SHA256, "swapped_model_pkg", PINNED_SHA256[DEFAULT_MODEL])
+    assert verify_model_files(pkg / "model-1.0", ner_mod.PINNED_SHA256["swapped_model_pkg"])
+    with (pkg / "model-1.0" / "ner" / "moves").open("ab") as handle:
+        handle.write(b"\x00")
+    ner, status = load_ner("swapped_model_pkg")
+    assert ner is None and "pinned SHA-256" in status.note

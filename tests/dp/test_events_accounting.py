@@ -130,15 +130,34 @@ def test_calibration_rejects_impossible_targets() -> None:
         calibrate_noise_multiplier(1e-9, 1e-5, 1.0, 100_000, AccountantKind.RDP)
 
 
-def test_single_gaussian_matches_the_analytic_gaussian_formula() -> None:
+def test_unsampled_gaussians_use_the_exact_profile() -> None:
     from scipy.stats import norm
 
     z, eps = 2.0, 1.0
     exact = norm.cdf(-eps * z + 1 / (2 * z)) - math.exp(eps) * norm.cdf(-eps * z - 1 / (2 * z))
     acc = PLDAccountant()
     acc.compose(GaussianEvent(z))
-    assert acc.get_delta(eps) == pytest.approx(exact, rel=1e-3)
-    assert acc.get_delta(eps) >= exact * (1 - 1e-9)  # pessimistic: never below the truth
+    assert acc.get_delta(eps) == pytest.approx(exact, rel=1e-9)
+    # T Gaussians with z compose into one with z / sqrt(T); mixed multipliers too
+    acc2 = PLDAccountant()
+    acc2.compose(GaussianEvent(4.0), count=3)
+    acc2.compose(GaussianEvent(2.0))
+    merged = (3 / 16 + 1 / 4) ** -0.5
+    assert acc2.get_epsilon(1e-6) == pytest.approx(compute_epsilon(GaussianEvent(merged), 1e-6))
+    # agrees with dp-accounting's discretised PLD, which is a (slightly) larger upper bound
+    ref = dp_accounting.pld.PLDAccountant()
+    ref.compose(dp_accounting.GaussianDpEvent(merged))
+    assert acc2.get_epsilon(1e-6) <= ref.get_epsilon(1e-6) + 1e-9
+    assert acc2.get_epsilon(1e-6) == pytest.approx(ref.get_epsilon(1e-6), rel=1e-3)
+
+
+def test_mixed_history_goes_through_the_pld() -> None:
+    acc = PLDAccountant(value_discretization_interval=1e-3)
+    acc.compose(GaussianEvent(3.0), count=4)
+    acc.compose(LaplaceEvent(5.0))
+    eps = acc.get_epsilon(1e-6)
+    gauss_only = compute_epsilon(GaussianEvent(1.5), 1e-6)
+    assert gauss_only < eps <= gauss_only + 0.2 + 1e-2  # Laplace adds at most 1/5
 
 
 def test_pure_and_laplace_events_give_their_epsilon() -> None:

@@ -75,7 +75,13 @@ def small_config(**training: Any) -> StudyConfig:
     return parse_study(
         {
             "data": {"dataset": "pima-diabetes", "sites": 3},
-            "training": {"rounds": 2, "local_epochs": 1, "min_quorum": 2, "min_fit_sites": 2, **training},
+            "training": {
+                "rounds": 2,
+                "local_epochs": 1,
+                "min_quorum": 2,
+                "min_fit_sites": 2,
+                **training,
+            },
         }
     )
 
@@ -100,7 +106,9 @@ class Live:
     def ca(self) -> Path:
         return pki.PkiLayout(self.pki_dir).ca.cert
 
-    def client(self, role: str | None = None, *, site: str | None = None, ca: Path | None = None) -> httpx.Client:
+    def client(
+        self, role: str | None = None, *, site: str | None = None, ca: Path | None = None
+    ) -> httpx.Client:
         ctx = ssl.create_default_context(cafile=str(ca or self.ca))
         headers: dict[str, str] = {}
         if site is not None:
@@ -118,7 +126,13 @@ class Live:
         with self.admin() as c:
             r = c.post(
                 "/v1/admin/studies",
-                json={"config": cfg.resolved(), "deployment": {"sites": ["hospital-1", "hospital-2", "hospital-3"], **deployment}},
+                json={
+                    "config": cfg.resolved(),
+                    "deployment": {
+                        "sites": ["hospital-1", "hospital-2", "hospital-3"],
+                        **deployment,
+                    },
+                },
             )
             assert r.status_code == 201, r.text
             study_id: str = r.json()["id"]
@@ -141,16 +155,22 @@ def join_body(n: int = 50) -> dict[str, Any]:
 
 
 def start_live(tmp: Path, pki_dir: Path, db_url: str | None = None) -> Live:
-    server = BackgroundServer(ServerSettings(tmp / "data", pki_dir, port=0, db_url=db_url, tick_interval=0.05)).start()
+    server = BackgroundServer(
+        ServerSettings(tmp / "data", pki_dir, port=0, db_url=db_url, tick_interval=0.05)
+    ).start()
     assert server.coordinator is not None and server.admin_token is not None
     tokens = {"admin": server.admin_token}
     for role in (Role.DATA_SCIENTIST, Role.AUDITOR):
         tokens[role.value] = server.coordinator.create_token(role, f"{role.value}-user")
     with httpx.Client(
-        base_url=server.url, verify=ssl.create_default_context(cafile=str(pki.PkiLayout(pki_dir).ca.cert))
+        base_url=server.url,
+        verify=ssl.create_default_context(cafile=str(pki.PkiLayout(pki_dir).ca.cert)),
     ) as c:
         for name in ("hospital-1", "hospital-2", "hospital-3"):
-            r = c.post(f"/v1/admin/sites/{name}/activate", headers={"Authorization": f"Bearer {tokens['admin']}"})
+            r = c.post(
+                f"/v1/admin/sites/{name}/activate",
+                headers={"Authorization": f"Bearer {tokens['admin']}"},
+            )
             assert r.status_code == 204, r.text
     return Live(server, pki_dir, tokens)
 

@@ -16,7 +16,7 @@ from tutela.fl.records import parameters_to_bytes
 from tutela.governance.audit import AuditLog
 from tutela.server import pki
 from tutela.server.app import create_app, route_permissions
-from tutela.server.authz import Audience, Principal, Role, decide
+from tutela.server.authz import Principal, Role, decide
 
 CALLERS = ("none", "admin", "data-scientist", "auditor", "site")
 
@@ -56,11 +56,15 @@ def test_authorisation_matrix_over_every_endpoint_and_role(live: Live) -> None:
     checked = 0
     for (method, path), (audience, permission) in sorted(declared.items()):
         url = re.sub(r"\{study_id\}", study, path)
-        url = url.replace("{round_no}", "1").replace("{stage}", "fit").replace("{recipient}", "hospital-2")
+        url = (
+            url.replace("{round_no}", "1")
+            .replace("{stage}", "fit")
+            .replace("{recipient}", "hospital-2")
+        )
         url = url.replace("{name}", "hospital-3")
         for caller in CALLERS:
             if method == "POST" and url.endswith(("/start", "/cancel", "/pause")):
-                continue  # state changes are covered below; their authorisation is the same dependency
+                continue  # covered below; their authorisation is the same dependency
             kwargs: dict[str, object] = {}
             if method in ("POST", "PUT"):
                 kwargs["content"] = b"{}"
@@ -70,11 +74,19 @@ def test_authorisation_matrix_over_every_endpoint_and_role(live: Live) -> None:
             if reason is None:
                 # Allowed by role: anything but an authentication or role denial (an object
                 # check such as "not invited to this study" may still answer 403).
-                detail = str(response.json().get("detail", "")) if response.headers.get(
-                    "content-type", ""
-                ).startswith("application/json") and isinstance(response.json(), dict) else ""
+                detail = (
+                    str(response.json().get("detail", ""))
+                    if response.headers.get("content-type", "").startswith("application/json")
+                    and isinstance(response.json(), dict)
+                    else ""
+                )
                 role_denial = "lacks permission" in detail or "this endpoint is for" in detail
-                assert response.status_code != 401 and not role_denial, (method, url, caller, response.text)
+                assert response.status_code != 401 and not role_denial, (
+                    method,
+                    url,
+                    caller,
+                    response.text,
+                )
             elif caller == "none":
                 assert response.status_code == 401, (method, url, caller, response.text)
                 assert "credentials required" in response.json()["detail"]
@@ -100,7 +112,9 @@ def test_denials_are_audited_in_the_store_and_the_merkle_log(live: Live) -> None
         events = auditor.get("/v1/admin/audit").json()
         assert auditor.post("/v1/admin/sites", json={"name": "x1"}).status_code == 403
     denied = [e for e in events if e["action"] == "access.denied"]
-    assert any(e["actor"] == "anonymous" and e["detail"]["reason"] == "no credentials" for e in denied)
+    assert any(
+        e["actor"] == "anonymous" and e["detail"]["reason"] == "no credentials" for e in denied
+    )
     assert any(e["actor"] == "site:hospital-1" for e in denied)
     log = AuditLog.open(live.server.settings.data_dir / "audit.jsonl")
     actions = [r.action for r in log.records()]
@@ -114,10 +128,14 @@ def test_enrolment_exchanges_a_one_time_token_for_a_certificate(live: Live, tmp_
         token = admin.post("/v1/admin/sites", json={"name": "hospital-9"}).json()["enrolment_token"]
     key = pki.new_private_key()
     with live.client() as anon:
-        r = anon.post("/v1/enrol", json={"token": token, "csr_pem": pki.make_csr(key, "evil-name").decode()})
+        r = anon.post(
+            "/v1/enrol", json={"token": token, "csr_pem": pki.make_csr(key, "evil-name").decode()}
+        )
         assert r.status_code == 200, r.text
         cert_pem = r.json()["certificate_pem"]
-        again = anon.post("/v1/enrol", json={"token": token, "csr_pem": pki.make_csr(key, "hospital-9").decode()})
+        again = anon.post(
+            "/v1/enrol", json={"token": token, "csr_pem": pki.make_csr(key, "hospital-9").decode()}
+        )
         assert again.status_code == 403 and "used or expired" in again.json()["detail"]
     from cryptography import x509
 
@@ -173,7 +191,9 @@ def _running(live: Live) -> str:
 
 
 def _update(study: str, round_no: int, arrays: dict[str, np.ndarray], n: int = 10) -> bytes:
-    return parameters_to_bytes(arrays, metadata={"study": study, "round": str(round_no), "num_examples": str(n)})
+    return parameters_to_bytes(
+        arrays, metadata={"study": study, "round": str(round_no), "num_examples": str(n)}
+    )
 
 
 def test_bad_input_gets_a_clear_4xx(live: Live) -> None:
@@ -183,27 +203,45 @@ def test_bad_input_gets_a_clear_4xx(live: Live) -> None:
     with live.client(site="hospital-1") as site:
 
         def post(body: bytes, path: str = url, key: str = "k") -> httpx.Response:
-            return site.post(path, content=body, headers={"Idempotency-Key": key, "Content-Type": "application/octet-stream"})
+            return site.post(
+                path,
+                content=body,
+                headers={"Idempotency-Key": key, "Content-Type": "application/octet-stream"},
+            )
 
         r = post(b"\x00" * (65 * 1024 * 1024 + 1))
         assert r.status_code == 413 and "exceeds" in r.json()["detail"]
-        r = post(_update(study, 1, {"0.weight": np.zeros((2, 7), np.float32), "0.bias": good["0.bias"]}))
+        r = post(
+            _update(study, 1, {"0.weight": np.zeros((2, 7), np.float32), "0.bias": good["0.bias"]})
+        )
         assert r.status_code == 422 and "shape (2, 7); expected (1, 7)" in r.json()["detail"]
-        r = post(_update(study, 1, {"0.weight": np.zeros((1, 7), np.int32), "0.bias": good["0.bias"]}))
+        r = post(
+            _update(study, 1, {"0.weight": np.zeros((1, 7), np.int32), "0.bias": good["0.bias"]})
+        )
         assert r.status_code == 422 and "dtype int32" in r.json()["detail"]
-        r = post(_update(study, 1, {"0.weight": np.full((1, 7), np.inf, np.float32), "0.bias": good["0.bias"]}))
+        r = post(
+            _update(
+                study,
+                1,
+                {"0.weight": np.full((1, 7), np.inf, np.float32), "0.bias": good["0.bias"]},
+            )
+        )
         assert r.status_code == 422 and "NaN or infinite" in r.json()["detail"]
         r = post(b"not safetensors at all")
         assert r.status_code == 422 and "safetensors" in r.json()["detail"]
-        r = post(_update(study, 1, good), path=f"/v1/site/studies/unknown-study/rounds/1/stages/fit")
+        r = post(_update(study, 1, good), path="/v1/site/studies/unknown-study/rounds/1/stages/fit")
         assert r.status_code == 404 and "unknown study" in r.json()["detail"]
         r = site.post(url, content=_update(study, 1, good))
         assert r.status_code == 422  # the Idempotency-Key header is required
         ok = post(_update(study, 1, good), key="round-1")
         assert ok.status_code == 200 and ok.json()["duplicate"] is False
-        r = post(_update(study, 0, good), path=f"/v1/site/studies/{study}/rounds/0/stages/fit", key="old")
+        r = post(
+            _update(study, 0, good), path=f"/v1/site/studies/{study}/rounds/0/stages/fit", key="old"
+        )
         assert r.status_code == 409 and "earlier round" in r.json()["detail"]
-        r = site.post(f"/v1/site/studies/{study}/rounds/1/metrics", json={"metrics": {"loss": "nan"}})
+        r = site.post(
+            f"/v1/site/studies/{study}/rounds/1/metrics", json={"metrics": {"loss": "nan"}}
+        )
         assert r.status_code == 422
     with live.admin() as admin:
         r = admin.post("/v1/admin/studies", json={"config": {"data": {"sites": 0}}})
@@ -216,11 +254,17 @@ def test_relay_carries_authenticated_opaque_messages(live: Live) -> None:
     study = _running(live)
     base = f"/v1/site/studies/{study}/rounds/1/relay/demo"
     with live.client(site="hospital-1") as one:
-        r = one.post(f"{base}/hospital-2", content=b"\x01\x02opaque", headers={"Idempotency-Key": "m1"})
+        r = one.post(
+            f"{base}/hospital-2", content=b"\x01\x02opaque", headers={"Idempotency-Key": "m1"}
+        )
         assert r.status_code == 200, r.text
         r = one.post(f"{base}/stranger", content=b"x", headers={"Idempotency-Key": "m2"})
         assert r.status_code == 422
-        r = one.post(f"{base}/hospital-2", content=b"x" * (1024 * 1024 + 1), headers={"Idempotency-Key": "m3"})
+        r = one.post(
+            f"{base}/hospital-2",
+            content=b"x" * (1024 * 1024 + 1),
+            headers={"Idempotency-Key": "m3"},
+        )
         assert r.status_code == 413
     with live.client(site="hospital-2") as two:
         r = two.get(base)

@@ -32,7 +32,13 @@ def _config(rounds: int, secagg: str = "none", **training: Any) -> StudyConfig:
         {
             "study": {"seed": 1},
             "data": {"dataset": "pima-diabetes", "sites": 5 if secagg != "none" else 3},
-            "training": {"rounds": rounds, "local_epochs": 1, "min_quorum": 2, "min_fit_sites": 2, **training},
+            "training": {
+                "rounds": rounds,
+                "local_epochs": 1,
+                "min_quorum": 2,
+                "min_fit_sites": 2,
+                **training,
+            },
             "secure_aggregation": {"protocol": secagg},
         }
     )
@@ -40,18 +46,29 @@ def _config(rounds: int, secagg: str = "none", **training: Any) -> StudyConfig:
 
 def test_flagship_over_tls_with_secagg_matches_in_process(tmp_path: Path) -> None:
     config = _config(rounds=2, secagg="secagg+")
-    net = run_study_over_network(config, tmp_path / "run", sites_as_processes=True, with_baselines=False)
-    local = run_study(config.with_overrides(secure_aggregation={"protocol": "none"}), with_baselines=False)
+    net = run_study_over_network(
+        config, tmp_path / "run", sites_as_processes=True, with_baselines=False
+    )
+    local = run_study(
+        config.with_overrides(secure_aggregation={"protocol": "none"}), with_baselines=False
+    )
     report = net["secure_aggregation"]
     assert report["protocol"] == "secagg+" and report["n"] == 5 and report["rounds"] == 2
-    assert report["dropped_total_per_stage"] == {"advertise_keys": 0, "share_keys": 0, "masked_input": 0, "unmask": 0}
+    assert report["dropped_total_per_stage"] == {
+        "advertise_keys": 0,
+        "share_keys": 0,
+        "masked_input": 0,
+        "unmask": 0,
+    }
     # The mean update differs from the plain one by at most the quantisation bound over the
     # total weight, per round; two rounds of FedAvg (server lr 1) add the two errors.
     bound = 2 * report["quantization_error_bound"] / 399 + 1e-6
     for name, value in local["final_parameters"].items():
         assert np.max(np.abs(value - net["final_parameters"][name])) <= bound
     assert [h["round"] for h in net["history"]] == [1, 2]
-    assert net["history"][-1]["accuracy"] == pytest.approx(local["history"][-1]["accuracy"], abs=0.02)
+    assert net["history"][-1]["accuracy"] == pytest.approx(
+        local["history"][-1]["accuracy"], abs=0.02
+    )
     assert net["federated"]["auc"] == pytest.approx(local["federated"]["auc"], abs=1e-3)
     assert net["deployment"]["sites_as_processes"] is True
     # Each site ran in its own process and enrolled with a one-time token.
@@ -61,7 +78,9 @@ def test_flagship_over_tls_with_secagg_matches_in_process(tmp_path: Path) -> Non
 
 def test_network_run_without_secagg_is_exactly_the_in_process_run(tmp_path: Path) -> None:
     config = _config(rounds=2)
-    net = run_study_over_network(config, tmp_path / "run", sites_as_processes=False, with_baselines=False)
+    net = run_study_over_network(
+        config, tmp_path / "run", sites_as_processes=False, with_baselines=False
+    )
     local = run_study(config, with_baselines=False)
     for name, value in local["final_parameters"].items():
         np.testing.assert_array_equal(value, net["final_parameters"][name])
@@ -94,16 +113,29 @@ class Deployment:
         self.site_dirs = write_site_files(config, self.data, root / "sites")
         self.proc: subprocess.Popen[bytes] | None = None
         self.start_coordinator()
-        self.headers = {"Authorization": f"Bearer {(root / 'coordinator' / 'admin.token').read_text().strip()}"}
-        self.http = httpx.Client(base_url=self.url, verify=client_context(self.ca), timeout=30, headers=self.headers)
+        self.headers = {
+            "Authorization": f"Bearer {(root / 'coordinator' / 'admin.token').read_text().strip()}"
+        }
+        self.http = httpx.Client(
+            base_url=self.url, verify=client_context(self.ca), timeout=30, headers=self.headers
+        )
 
     def start_coordinator(self) -> None:
         cmd = [
-            sys.executable, "-m", "tutela", "server", "start",
-            "--data-dir", str(self.root / "coordinator"), "--pki", str(self.pki), "--port", str(self.port),
+            sys.executable,
+            "-m",
+            "tutela",
+            "server",
+            "start",
+            "--data-dir",
+            str(self.root / "coordinator"),
+            "--pki",
+            str(self.pki),
+            "--port",
+            str(self.port),
         ]
         log = (self.root / "coordinator.log").open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -122,14 +154,24 @@ class Deployment:
     def create(self, stage_timeout_s: float = 30.0) -> str:
         tokens = {}
         for name in self.data.site_names:
-            tokens[name] = self.http.post("/v1/admin/sites", json={"name": name}).json()["enrolment_token"]
+            tokens[name] = self.http.post("/v1/admin/sites", json={"name": name}).json()[
+                "enrolment_token"
+            ]
         self.tokens = tokens
         cfg = self.config.with_overrides(data={"columns": list(self.data.columns)}).resolved()
-        body = {"config": cfg, "deployment": {"stage_timeout_s": stage_timeout_s, "join_timeout_s": 60,
-                                               "sites": list(self.data.site_names)}}
+        body = {
+            "config": cfg,
+            "deployment": {
+                "stage_timeout_s": stage_timeout_s,
+                "join_timeout_s": 60,
+                "sites": list(self.data.site_names),
+            },
+        }
         study: str = self.http.post("/v1/admin/studies", json=body).json()["id"]
         initial = get_parameters(self.prepared.model_factory())
-        self.http.put(f"/v1/admin/studies/{study}/model", content=parameters_to_bytes(initial)).raise_for_status()
+        self.http.put(
+            f"/v1/admin/studies/{study}/model", content=parameters_to_bytes(initial)
+        ).raise_for_status()
         self.http.post(f"/v1/admin/studies/{study}/start").raise_for_status()
         return study
 
@@ -137,9 +179,16 @@ class Deployment:
         name = self.data.site_names[i]
         d = self.site_dirs[name]
         return {
-            "coordinator": self.url, "name": name, "ca_file": self.ca, "cert_file": d / "site.pem",
-            "key_file": d / "site.key", "enrol_token": self.tokens[name], "data": d / "data.csv",
-            "policy_file": d / "site-policy.toml", "state_dir": d / "state", "seed": self.config.study.seed * 1000 + i,
+            "coordinator": self.url,
+            "name": name,
+            "ca_file": self.ca,
+            "cert_file": d / "site.pem",
+            "key_file": d / "site.key",
+            "enrol_token": self.tokens[name],
+            "data": d / "data.csv",
+            "policy_file": d / "site-policy.toml",
+            "state_dir": d / "state",
+            "seed": self.config.study.seed * 1000 + i,
         }
 
     def site_thread(self, i: int, **overrides: Any) -> threading.Thread:
@@ -150,7 +199,9 @@ class Deployment:
 
     def site_process(self, i: int) -> subprocess.Popen[bytes]:
         log = (self.root / f"site-{i}.log").open("ab")
-        return subprocess.Popen(site_command(self.site_kwargs(i)), stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        return subprocess.Popen(
+            site_command(self.site_kwargs(i)), stdout=log, stderr=subprocess.STDOUT
+        )
 
     def status(self, study: str) -> dict[str, Any]:
         for _ in range(600):
@@ -212,7 +263,10 @@ def test_faults_killed_coordinator_killed_site_and_refusing_policy(tmp_path: Pat
         study = dep.create(stage_timeout_s=12.0)
         victim = dep.site_process(3)
         threads = [dep.site_thread(0), dep.site_thread(1), dep.site_thread(2, policy_file=strict)]
-        dep.wait(study, lambda s: any(r["round"] == 1 and r["status"] == "aggregated" for r in s["rounds"]))
+        dep.wait(
+            study,
+            lambda s: any(r["round"] == 1 and r["status"] == "aggregated" for r in s["rounds"]),
+        )
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         dep.wait(study, lambda s: any(r["round"] == 2 for r in s["rounds"]))
@@ -227,7 +281,11 @@ def test_faults_killed_coordinator_killed_site_and_refusing_policy(tmp_path: Pat
     assert status["status"] == "completed", status
     refusal = status["participation"]["hospital-3"]
     assert refusal["status"] == "refused" and refusal["num_examples"] == 0
-    for reason in ("differential privacy is required", "secure aggregation is required", "columns not allowed"):
+    for reason in (
+        "differential privacy is required",
+        "secure aggregation is required",
+        "columns not allowed",
+    ):
         assert reason in refusal["reason"]
     assert "pregnancies" in refusal["reason"]
     refused = [e for e in audit if e["action"] == "study.refuse"]

@@ -110,7 +110,9 @@ def test_doctor_expired_certificate(ca_dir: Path) -> None:
 
 def test_doctor_not_yet_valid_certificate(ca_dir: Path) -> None:
     future = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
-    pki.issue_to_files(ca_dir, kind="server", name="localhost", sans=["127.0.0.1"], not_before=future)
+    pki.issue_to_files(
+        ca_dir, kind="server", name="localhost", sans=["127.0.0.1"], not_before=future
+    )
     lay = pki.PkiLayout(ca_dir)
     with serve_https(lay.server.cert, lay.server.key) as port:
         result = diagnose(f"https://127.0.0.1:{port}", ca_file=lay.ca.cert)
@@ -137,7 +139,7 @@ def test_doctor_clock_skew(ca_dir: Path) -> None:
 
 def test_doctor_local_clock_far_behind_sees_not_yet_valid_and_skew(ca_dir: Path) -> None:
     lay = pki.PkiLayout(ca_dir)
-    behind = lambda: dt.datetime.now(dt.UTC) - dt.timedelta(days=1)  # noqa: E731
+    behind = lambda: dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     with serve_https(lay.server.cert, lay.server.key) as port:
         result = diagnose(f"https://127.0.0.1:{port}", ca_file=lay.ca.cert, now=behind)
     assert result.problems() == {Problem.CLOCK_SKEW, Problem.NOT_YET_VALID}
@@ -158,7 +160,10 @@ def test_doctor_client_certificate_from_other_ca(ca_dir: Path, tmp_path: Path) -
     lay = pki.PkiLayout(ca_dir)
     with serve_https(lay.server.cert, lay.server.key, client_ca=lay.ca.cert) as port:
         result = diagnose(
-            f"https://127.0.0.1:{port}", ca_file=lay.ca.cert, client_cert=bad.cert, client_key=bad.key
+            f"https://127.0.0.1:{port}",
+            ca_file=lay.ca.cert,
+            client_cert=bad.cert,
+            client_key=bad.key,
         )
     assert result.problems() == {Problem.CLIENT_CERT_REJECTED}
 
@@ -188,9 +193,10 @@ def _serve_rotating(ctx: RotatingServerContext, stop: threading.Event) -> int:
 
 def _served_serial(port: int, ca: Path) -> int:
     ctx = client_context(ca)
-    with socket.create_connection(("127.0.0.1", port)) as raw, ctx.wrap_socket(
-        raw, server_hostname="127.0.0.1"
-    ) as tls:
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
         der = tls.getpeercert(binary_form=True)
         tls.recv(1)
     assert der is not None

@@ -15,7 +15,7 @@ from tutela.fl.client import FeatureMoments
 from tutela.fl.records import parameters_from_bytes, parameters_to_bytes
 from tutela.governance.rbac import Role
 from tutela.server.authz import Principal
-from tutela.server.coordinator import Conflict, Coordinator, DeploymentSettings, NotFound
+from tutela.server.coordinator import ConflictError, Coordinator, DeploymentSettings, NotFoundError
 from tutela.server.sealing import open_sealer
 from tutela.server.store import Store, schema_revision
 
@@ -35,11 +35,15 @@ def open_coordinator(db_url: str, keyring: Path, clock: Clock) -> Coordinator:
     return Coordinator(Store(db_url, open_sealer(keyring)), clock=clock)
 
 
-def running_study(co: Coordinator, clock: Clock, *, rounds: int = 2, stage_timeout: float = 30.0) -> str:
+def running_study(
+    co: Coordinator, clock: Clock, *, rounds: int = 2, stage_timeout: float = 30.0
+) -> str:
     for site in SITES:
         co.activate_site(ADMIN, site)
     study = co.create_study(
-        ADMIN, small_config(rounds=rounds), DeploymentSettings(join_timeout_s=10, stage_timeout_s=stage_timeout)
+        ADMIN,
+        small_config(rounds=rounds),
+        DeploymentSettings(join_timeout_s=10, stage_timeout_s=stage_timeout),
     )
     co.set_initial_model(ADMIN, study, parameters_to_bytes(model_params()))
     assert co.start(ADMIN, study) == "recruiting"
@@ -53,7 +57,9 @@ def running_study(co: Coordinator, clock: Clock, *, rounds: int = 2, stage_timeo
 
 def update_body(study: str, round_no: int, value: float, n: int) -> bytes:
     params = {k: np.full_like(v, value) for k, v in model_params().items()}
-    return parameters_to_bytes(params, metadata={"study": study, "round": str(round_no), "num_examples": str(n)})
+    return parameters_to_bytes(
+        params, metadata={"study": study, "round": str(round_no), "num_examples": str(n)}
+    )
 
 
 def test_migrations_run_and_are_idempotent(db_url: str, tmp_path: Path) -> None:
@@ -97,9 +103,9 @@ def test_submission_is_idempotent_and_counted_once(db_url: str, tmp_path: Path) 
     first = co.submit("hospital-1", study, 1, "fit", "same-key", body)
     again = co.submit("hospital-1", study, 1, "fit", "same-key", body)
     assert not first.duplicate and again.duplicate and again.digest == first.digest
-    with pytest.raises(Conflict, match="different submission"):
+    with pytest.raises(ConflictError, match="different submission"):
         co.submit("hospital-1", study, 1, "fit", "same-key", update_body(study, 1, 2.0, 10))
-    with pytest.raises(Conflict, match="already submitted"):
+    with pytest.raises(ConflictError, match="already submitted"):
         co.submit("hospital-1", study, 1, "fit", "other-key", update_body(study, 1, 2.0, 10))
     co.submit("hospital-2", study, 1, "fit", "k2", update_body(study, 1, 3.0, 30))
     co.submit("hospital-3", study, 1, "fit", "k3", update_body(study, 1, 5.0, 60))
@@ -117,7 +123,7 @@ def test_bad_submissions_are_refused(db_url: str, tmp_path: Path) -> None:
     clock = Clock()
     co = open_coordinator(db_url, tmp_path / "keyring", clock)
     study = running_study(co, clock, rounds=2)
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFoundError):
         co.submit("hospital-1", "nope", 1, "fit", "k", update_body(study, 1, 1.0, 10))
     bad_shape = parameters_to_bytes(
         {"0.weight": np.zeros((1, 6), np.float32), "0.bias": np.zeros(1, np.float32)},
@@ -136,7 +142,7 @@ def test_bad_submissions_are_refused(db_url: str, tmp_path: Path) -> None:
         co.submit("hospital-1", study, 1, "fit", "k", nan)
     with pytest.raises(DataError, match="safetensors"):
         co.submit("hospital-1", study, 1, "fit", "k", b"\x00" * 64)
-    with pytest.raises(Conflict, match="replayed or misdirected"):
+    with pytest.raises(ConflictError, match="replayed or misdirected"):
         co.submit("hospital-1", study, 1, "fit", "k", update_body(study, 7, 1.0, 10))
     with pytest.raises(PermissionDenied):
         co.submit("stranger", study, 1, "fit", "k", update_body(study, 1, 1.0, 10))
@@ -144,7 +150,7 @@ def test_bad_submissions_are_refused(db_url: str, tmp_path: Path) -> None:
     for i, site in enumerate(SITES):
         co.submit(site, study, 1, "fit", f"r1-{site}", update_body(study, 1, 1.0, 10 + i))
     assert co.tick() and co.tick()  # close round 1, open round 2
-    with pytest.raises(Conflict, match="earlier round"):
+    with pytest.raises(ConflictError, match="earlier round"):
         co.submit("hospital-1", study, 1, "fit", "replay", update_body(study, 1, 1.0, 10))
     co.store.close()
 
@@ -196,11 +202,21 @@ def test_refusal_is_audited_and_too_few_sites_fail_the_study(db_url: str, tmp_pa
     co = open_coordinator(db_url, tmp_path / "keyring", clock)
     for site in SITES:
         co.activate_site(ADMIN, site)
-    study = co.create_study(ADMIN, small_config(min_quorum=3, min_fit_sites=3), DeploymentSettings(join_timeout_s=5))
+    study = co.create_study(
+        ADMIN, small_config(min_quorum=3, min_fit_sites=3), DeploymentSettings(join_timeout_s=5)
+    )
     co.set_initial_model(ADMIN, study, parameters_to_bytes(model_params()))
     co.start(ADMIN, study)
-    co.answer_invitation("hospital-1", study, accept=False, reason="differential privacy is required")
-    co.answer_invitation("hospital-2", study, accept=True, num_examples=5, moments=FeatureMoments(5, np.ones(7), np.ones(7)))
+    co.answer_invitation(
+        "hospital-1", study, accept=False, reason="differential privacy is required"
+    )
+    co.answer_invitation(
+        "hospital-2",
+        study,
+        accept=True,
+        num_examples=5,
+        moments=FeatureMoments(5, np.ones(7), np.ones(7)),
+    )
     clock.now += 6  # hospital-3 never answers
     assert co.tick()
     status = co.study_status(study)

@@ -94,6 +94,7 @@ class CompiledHierarchy:
     leaf_count: npt.NDArray[np.int64]  # node id -> number of observed leaves under it
     children: dict[int, list[int]]
     _child_maps: dict[int, npt.NDArray[np.int64]] = field(default_factory=dict)
+    _lca_cache: dict[bytes, int] = field(default_factory=dict)
 
     @classmethod
     def build(cls, hierarchy: Hierarchy, observed: Sequence[str]) -> CompiledHierarchy:
@@ -136,10 +137,17 @@ class CompiledHierarchy:
 
     def lca(self, leaves: npt.NDArray[np.int64]) -> int:
         """Lowest common ancestor of the given leaf codes (repeats allowed)."""
-        a = self.anc[:, leaves]
+        present = np.bincount(leaves, minlength=self.n_leaves) > 0
+        key = present.tobytes()
+        cached = self._lca_cache.get(key)
+        if cached is not None:
+            return cached
+        a = self.anc[:, np.flatnonzero(present)]
         same = (a == a[:, :1]).all(axis=1)
         depth = int(same.argmin()) if not same.all() else len(same)
-        return int(a[max(depth - 1, 0), 0])
+        node = int(a[max(depth - 1, 0), 0])
+        self._lca_cache[key] = node
+        return node
 
     def lca_groups(
         self, leaves: npt.NDArray[np.int64], starts: npt.NDArray[np.int64]

@@ -69,7 +69,9 @@ def doctor(
 
 @server_app.command("start")
 def server_start(
-    data_dir: Path = typer.Option(Path("coordinator"), "--data-dir", help="Store, keyring, audit log."),
+    data_dir: Path = typer.Option(
+        Path("coordinator"), "--data-dir", help="Store, keyring, audit log."
+    ),
     pki_dir: Path = typer.Option(Path("pki"), "--pki", help="PKI directory (ca.pem, server.pem)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address."),
     port: int = typer.Option(8443, "--port", min=0, max=65535, help="TCP port."),
@@ -114,7 +116,9 @@ def site_run(
     policy: Path = typer.Option(..., "--policy", help="Site policy TOML (the local floor)."),
     name: str = typer.Option(..., "--name", help="This site's name (as registered)."),
     ca: Path = typer.Option(..., "--ca", help="The deployment's CA certificate."),
-    cert: Path = typer.Option(Path("site.pem"), "--cert", help="Site certificate (written at enrolment)."),
+    cert: Path = typer.Option(
+        Path("site.pem"), "--cert", help="Site certificate (written at enrolment)."
+    ),
     key: Path = typer.Option(Path("site.key"), "--key", help="Site private key."),
     enrol_token: str | None = typer.Option(
         None, "--enrol-token", envvar="TUTELA_ENROL_TOKEN", help="One-time token (first run)."
@@ -122,7 +126,9 @@ def site_run(
     state_dir: Path | None = typer.Option(None, "--state-dir", help="Agent state (identity key)."),
     outcome: str = typer.Option("outcome", "--outcome", help="Outcome column name."),
     seed: int = typer.Option(0, "--seed", help="Seed of the local data order."),
-    max_runtime: float = typer.Option(3600.0, "--max-runtime", help="Stop after this many seconds."),
+    max_runtime: float = typer.Option(
+        3600.0, "--max-runtime", help="Stop after this many seconds."
+    ),
 ) -> None:
     """Run the site agent: enrol if needed, then serve studies (outbound HTTPS only)."""
     from tutela.server.agent import run_site
@@ -143,7 +149,8 @@ def site_run(
         log=lambda msg: typer.echo(msg, err=True),
     )
     typer.echo(
-        f"site {name}: joined {len(summary['joined'])} study(ies), refused {len(summary['refused'])}"
+        f"site {name}: joined {len(summary['joined'])} study(ies), "
+        f"refused {len(summary['refused'])}"
     )
     for study_id, reason in summary["refused"].items():
         typer.echo(f"refused {study_id}: {reason}")

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import dp_accounting
 from dp_accounting.pld import common as pld_common
 from dp_accounting.pld import privacy_loss_distribution as pld_lib
+from scipy import special
 
 from tutela.dp.events import (
     ComposedEvent,
@@ -211,22 +212,40 @@ class PLDAccountant(_Base):
     def _invalidate(self) -> None:
         self._pld = None
 
-    def _composed(self) -> Any:
+    def _composed(self) -> tuple[float | None, Any]:
+        """(noise multiplier of all plain Gaussian parts merged, PLD of the rest)."""
         if self._pld is None:
             leaves: Counter[Event] = Counter()
             for event, count in self._history.items():
                 _flatten(event, count, leaves)
+            inv2 = 0.0
             pld = None
             for event, count in leaves.items():
+                if isinstance(event, GaussianEvent):
+                    # k Gaussians with multipliers z_i compose exactly into one Gaussian with
+                    # z = (sum_i 1 / z_i**2) ** -0.5 (a Gaussian PLD stays Gaussian)
+                    inv2 += count / event.noise_multiplier**2
+                    continue
                 part = _leaf_pld(event, count, self._vdi)
                 pld = part if pld is None else pld.compose(part)
-            self._pld = pld
-        return self._pld
+            z = inv2**-0.5 if inv2 > 0 else None
+            if z is not None and pld is not None:
+                pld = pld.compose(_leaf_pld(GaussianEvent(z), 1, self._vdi))
+                z = None
+            self._pld = (z, pld)
+        z_only, rest = self._pld
+        return z_only, rest
 
     def get_epsilon(self, delta: float) -> float:
-        """Smallest epsilon such that the history is (epsilon, delta)-DP (an upper bound)."""
+        """Smallest epsilon such that the history is (epsilon, delta)-DP (an upper bound).
+
+        A history of unsampled Gaussian events only uses the exact Gaussian privacy profile
+        (Balle and Wang 2018) instead of a discretised PLD: same curve, no grid error.
+        """
         _check_delta(delta)
-        pld = self._composed()
+        z, pld = self._composed()
+        if z is not None:
+            return analytic_gaussian_epsilon(z, delta)
         if pld is None:
             return 0.0
         return max(0.0, float(pld.get_epsilon_for_delta(delta)))
@@ -235,10 +254,45 @@ class PLDAccountant(_Base):
         """Smallest delta such that the history is (epsilon, delta)-DP (an upper bound)."""
         if epsilon < 0:
             raise ValueError("epsilon must be non-negative")
-        pld = self._composed()
+        z, pld = self._composed()
+        if z is not None:
+            return analytic_gaussian_delta(z, epsilon)
         if pld is None:
             return 0.0
         return float(pld.get_delta_for_epsilon(epsilon))
+
+
+def analytic_gaussian_delta(noise_multiplier: float, epsilon: float) -> float:
+    """Exact delta(epsilon) of a Gaussian with sensitivity 1 and std ``noise_multiplier``.
+
+    Balle and Wang (2018), Theorem 8: delta = Phi(1/(2z) - eps z) - e^eps Phi(-1/(2z) - eps z).
+    """
+    if not (math.isfinite(noise_multiplier) and noise_multiplier > 0):
+        raise ValueError("noise_multiplier must be positive")
+    if epsilon < 0:
+        raise ValueError("epsilon must be non-negative")
+    a = 1 / (2 * noise_multiplier)
+    b = epsilon * noise_multiplier
+    first = float(special.ndtr(a - b))
+    second = math.exp(epsilon + float(special.log_ndtr(-a - b)))
+    return max(0.0, first - second)
+
+
+def analytic_gaussian_epsilon(noise_multiplier: float, delta: float) -> float:
+    """Smallest epsilon (to 1e-10 relative, rounded up) with analytic delta <= ``delta``."""
+    _check_delta(delta)
+    if analytic_gaussian_delta(noise_multiplier, 0.0) <= delta:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while analytic_gaussian_delta(noise_multiplier, hi) > delta:
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1e-10 * max(1.0, hi):
+        mid = (lo + hi) / 2
+        if analytic_gaussian_delta(noise_multiplier, mid) <= delta:
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def _rdp_event(event: Event) -> Any:
@@ -494,8 +548,7 @@ def calibrate(
         hi, g_hi = lo, g_lo
         lo *= 0.99
         g_lo = gap(lo, False)
-    hi = _crossing(lambda z: gap(z, False), lo, g_lo, hi, g_hi, tolerance)
-    return hi
+    return _crossing(lambda z: gap(z, False), lo, g_lo, hi, g_hi, tolerance)
 
 
 def calibrate_noise_multiplier(

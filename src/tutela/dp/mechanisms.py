@@ -20,6 +20,7 @@ import numpy.typing as npt
 from scipy import special
 
 from tutela.dp.accounting import AccountantKind, compute_epsilon
+from tutela.dp.accounting import analytic_gaussian_delta as _unit_gaussian_delta
 from tutela.dp.events import (
     DiscreteGaussianEvent,
     DiscreteLaplaceEvent,
@@ -77,13 +78,7 @@ def analytic_gaussian_delta(sigma: float, epsilon: float, sensitivity: float) ->
     delta = Phi(D/(2s) - eps s/D) - exp(eps) Phi(-D/(2s) - eps s/D).
     """
     s, d = _positive("sigma", sigma), _positive("sensitivity", sensitivity)
-    if epsilon < 0:
-        raise ValueError("epsilon must be non-negative")
-    a = d / (2 * s)
-    b = epsilon * s / d
-    first = float(special.ndtr(a - b))
-    second = math.exp(epsilon + float(special.log_ndtr(-a - b)))
-    return max(0.0, first - second)
+    return _unit_gaussian_delta(s / d, epsilon)
 
 
 def analytic_gaussian_sigma(

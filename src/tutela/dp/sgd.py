@@ -159,7 +159,7 @@ def validate(module: nn.Module, clipping: Clipping = Clipping.GHOST) -> tuple[La
 def _linear_norm2(layer: nn.Linear, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     if a.dim() == 2:
         g2 = torch.linalg.vector_norm(g, dim=1).square_()
-        n2 = torch.linalg.vector_norm(a, dim=1).square_().mul_(g2)
+        n2: torch.Tensor = torch.linalg.vector_norm(a, dim=1).square_().mul_(g2)
         if layer.bias is not None and layer.bias.requires_grad:
             n2.add_(g2)
         return n2

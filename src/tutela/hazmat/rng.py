@@ -8,9 +8,10 @@ Security: the key comes from ``os.urandom`` unless a seed is given. With a seed 
 fully determined by it; seeds are for tests and reproducible experiments only, never for a
 deployment (anyone who knows the seed knows the noise). An unseeded generator is
 fork-safe: a forked child notices the new process id and takes a fresh OS key, so parent
-and child never share noise (a seeded one keeps its stream, by design). Draws are not constant-time (rejection loops
-run a data-dependent number of rounds); the noise values themselves are not secret-dependent
-inputs, but a co-located observer timing the sampler may learn how many rounds ran.
+and child never share noise (a seeded one keeps its stream, by design). Draws are not
+constant-time (rejection loops run a data-dependent number of rounds); the noise values
+themselves are not secret-dependent inputs, but a co-located observer timing the sampler
+may learn how many rounds ran.
 """
 
 from __future__ import annotations

@@ -41,6 +41,12 @@ from tutela.fl.config import parse_study
 from tutela.fl.models import build_model
 from tutela.fl.records import FitIns, Parameters, ParameterSpec, parameters_to_bytes, subtract
 from tutela.secagg import SecAggClient, decode_message, encode_message
+from tutela.secagg.messages import (
+    AdvertiseKeysRequest,
+    MaskedInputRequest,
+    ShareKeysRequest,
+    UnmaskRequest,
+)
 from tutela.server.coordinator import parse_tensors
 from tutela.server.policy import SitePolicy
 from tutela.server.tls import client_context
@@ -122,7 +128,9 @@ def identity_key(state_dir: Path | None) -> Ed25519PrivateKey:
     with os.fdopen(fd, "wb") as fh:
         fh.write(
             key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
             )
         )
     return key
@@ -143,11 +151,15 @@ def _training(config: dict[str, Any]) -> LocalTraining:
 class SiteAgent:
     """One site's agent (see the module docstring)."""
 
-    def __init__(self, settings: AgentSettings, *, name: str, log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, settings: AgentSettings, *, name: str, log: Callable[[str], None] | None = None
+    ) -> None:
         self.settings = settings
         self.name = name
         self._log = log or (lambda _msg: None)
-        ctx = client_context(settings.ca_file, certfile=settings.cert_file, keyfile=settings.key_file)
+        ctx = client_context(
+            settings.ca_file, certfile=settings.cert_file, keyfile=settings.key_file
+        )
         self.client = httpx.Client(base_url=settings.coordinator, verify=ctx, timeout=30.0)
         self.table = load_site_table(settings.data, settings.outcome)
         self.identity = identity_key(settings.state_dir)
@@ -160,7 +172,9 @@ class SiteAgent:
 
     # transport --------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, *, deadline: float | None = None, **kwargs: Any) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, *, deadline: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
         give_up = deadline if deadline is not None else time.time() + 60.0
         delay = 0.1
         while True:
@@ -209,13 +223,19 @@ class SiteAgent:
                 break
             if not worked:
                 time.sleep(self.settings.poll_interval)
-        return {"joined": sorted(self.studies), "refused": dict(self.refused), "finished": sorted(self.finished)}
+        return {
+            "joined": sorted(self.studies),
+            "refused": dict(self.refused),
+            "finished": sorted(self.finished),
+        }
 
     def poll(self) -> dict[str, Any]:
         """Fetch the current tasks."""
         response = self._request("GET", "/v1/site/tasks", deadline=time.time() + 600)
         if response.status_code != 200:
-            raise TransportError(f"polling failed: HTTP {response.status_code}: {self._detail(response)}")
+            raise TransportError(
+                f"polling failed: HTTP {response.status_code}: {self._detail(response)}"
+            )
         data: dict[str, Any] = response.json()
         return data
 
@@ -271,9 +291,13 @@ class SiteAgent:
             n_features = len(columns)
 
             def factory() -> Any:
-                return build_model(model["kind"], n_features, hidden=tuple(model["hidden"]), seed=seed)
+                return build_model(
+                    model["kind"], n_features, hidden=tuple(model["hidden"]), seed=seed
+                )
 
-            site = LocalSite(self.name, features, outcome, factory, _training(config), seed=self.settings.seed)
+            site = LocalSite(
+                self.name, features, outcome, factory, _training(config), seed=self.settings.seed
+            )
             moments = site.feature_moments()
             self.studies[study_id] = _StudyState(site, columns, config)
             body = {
@@ -287,7 +311,10 @@ class SiteAgent:
                 "identity": self.identity_public.hex(),
             }
         response = self._request(
-            "POST", f"/v1/site/studies/{study_id}/participation", json=body, deadline=task.get("deadline")
+            "POST",
+            f"/v1/site/studies/{study_id}/participation",
+            json=body,
+            deadline=task.get("deadline"),
         )
         if response.status_code != 200:
             self._log(f"{self.name}: join answer refused: {self._detail(response)}")
@@ -303,9 +330,13 @@ class SiteAgent:
             return state.updates[round_no]
         if not state.standardised:
             std = task["standardisation"]
-            state.site.standardise(np.asarray(std["mean"], np.float64), np.asarray(std["std"], np.float64))
+            state.site.standardise(
+                np.asarray(std["mean"], np.float64), np.asarray(std["std"], np.float64)
+            )
             state.standardised = True
-        response = self._request("GET", f"/v1/site/studies/{task['study_id']}/model", deadline=task["deadline"])
+        response = self._request(
+            "GET", f"/v1/site/studies/{task['study_id']}/model", deadline=task["deadline"]
+        )
         if response.status_code != 200:
             raise ProtocolAbort(f"cannot fetch the model: {self._detail(response)}")
         arrays, _ = parse_tensors(response.content)
@@ -326,13 +357,19 @@ class SiteAgent:
             deadline=float(task["deadline"]),
         )
         if response.status_code != 200:
-            raise ProtocolAbort(f"submission refused: HTTP {response.status_code}: {self._detail(response)}")
+            raise ProtocolAbort(
+                f"submission refused: HTTP {response.status_code}: {self._detail(response)}"
+            )
 
     def _fit(self, task: dict[str, Any]) -> bool:
         _, update, num_examples = self._train(task)
         body = parameters_to_bytes(
             update,
-            metadata={"study": task["study_id"], "round": str(task["round"]), "num_examples": str(num_examples)},
+            metadata={
+                "study": task["study_id"],
+                "round": str(task["round"]),
+                "num_examples": str(num_examples),
+            },
         )
         self._submit(task, FIT_STAGE, body)
         return True
@@ -340,7 +377,11 @@ class SiteAgent:
     # SecAgg+ rounds ---------------------------------------------------------------------
 
     def _secagg(self, task: dict[str, Any]) -> bool:
-        study_id, round_no, attempt = task["study_id"], int(task["round"]), int(task.get("attempt", 1))
+        study_id, round_no, attempt = (
+            task["study_id"],
+            int(task["round"]),
+            int(task.get("attempt", 1)),
+        )
         stage = task["stage"]
         state = self.studies[study_id]
         key = (round_no, attempt)
@@ -353,18 +394,27 @@ class SiteAgent:
             client.set_input(spec.flatten(update), weight=float(num_examples))
             state.secagg = {key: client}
         response = self._request(
-            "GET", f"/v1/site/studies/{study_id}/rounds/{round_no}/relay/{stage}", deadline=float(task["deadline"])
+            "GET",
+            f"/v1/site/studies/{study_id}/rounds/{round_no}/relay/{stage}",
+            deadline=float(task["deadline"]),
         )
         if response.status_code != 200:
             raise ProtocolAbort(f"cannot fetch the {stage} message: {self._detail(response)}")
         messages, _ = parse_tensors(response.content)
         if "coordinator" not in messages:
             return False
-        reply = client.handle(decode_message(messages["coordinator"].tobytes()))
+        message = decode_message(messages["coordinator"].tobytes())
+        if not isinstance(
+            message, AdvertiseKeysRequest | ShareKeysRequest | MaskedInputRequest | UnmaskRequest
+        ):
+            raise ProtocolAbort(f"unexpected {type(message).__name__} from the coordinator")
+        reply = client.handle(message)
         body_arrays = {"message": np.frombuffer(encode_message(reply), np.uint8).copy()}
         from safetensors.numpy import save as st_save
 
-        body = st_save(body_arrays, metadata={"study": study_id, "round": str(round_no), "stage": stage})
+        body = st_save(
+            body_arrays, metadata={"study": study_id, "round": str(round_no), "stage": stage}
+        )
         self._submit(task, stage, body)
         return True
 
@@ -388,7 +438,9 @@ def dump(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def enrol(coordinator: str, ca_file: Path, name: str, token: str, cert_file: Path, key_file: Path) -> None:
+def enrol(
+    coordinator: str, ca_file: Path, name: str, token: str, cert_file: Path, key_file: Path
+) -> None:
     """Exchange a one-time enrolment token for a site certificate (written with its key).
 
     Security: the key pair is generated here and never leaves the site; only a CSR is sent,
@@ -404,7 +456,9 @@ def enrol(coordinator: str, ca_file: Path, name: str, token: str, cert_file: Pat
         delay, give_up = 0.1, time.time() + 60
         while True:
             try:
-                response = client.post("/v1/enrol", json={"token": token, "csr_pem": make_csr(key, name).decode()})
+                response = client.post(
+                    "/v1/enrol", json={"token": token, "csr_pem": make_csr(key, name).decode()}
+                )
                 break
             except httpx.TransportError as exc:
                 if time.time() > give_up:

@@ -53,11 +53,11 @@ from tutela.server.authz import (
     decide,
 )
 from tutela.server.coordinator import (
-    Conflict,
+    ConflictError,
     Coordinator,
     DeploymentSettings,
-    NotFound,
-    PayloadTooLarge,
+    NotFoundError,
+    PayloadTooLargeError,
 )
 from tutela.server.pki import common_name, fingerprint
 from tutela.server.tls import peer_certificate_pem
@@ -68,7 +68,7 @@ MAX_JSON_BYTES = 1024 * 1024
 MAX_BINARY_BYTES = 256 * 1024 * 1024
 
 
-class Unauthenticated(ServiceError):
+class UnauthenticatedError(ServiceError):
     """No or invalid credentials (HTTP 401)."""
 
 
@@ -92,10 +92,10 @@ def _authenticate(request: Request, state: AppState) -> Principal | None:
     if auth is not None:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+            raise UnauthenticatedError("the Authorization header must be 'Bearer <token>'")
         principal = state.coordinator.principal_for_token(token.strip())
         if principal is None:
-            raise Unauthenticated("unknown or expired bearer token")
+            raise UnauthenticatedError("unknown or expired bearer token")
         return principal
     pem = peer_certificate_pem(request.scope)
     if pem is not None:
@@ -103,7 +103,8 @@ def _authenticate(request: Request, state: AppState) -> Principal | None:
         principal = state.coordinator.principal_for_site(common_name(cert), fingerprint(cert))
         if principal is None:
             raise PermissionDenied(
-                f"the client certificate for {common_name(cert)!r} does not belong to an enrolled site"
+                f"the client certificate for {common_name(cert)!r} "
+                "does not belong to an enrolled site"
             )
         return principal
     return None
@@ -129,11 +130,14 @@ async def authorize(request: Request) -> Principal:
     resource = request.url.path
     try:
         principal = await anyio.to_thread.run_sync(_authenticate, request, state)
-    except (Unauthenticated, PermissionDenied) as exc:
+    except (UnauthenticatedError, PermissionDenied) as exc:
         why = str(exc)
         await anyio.to_thread.run_sync(
             lambda: state.coordinator.audit(
-                ANONYMOUS_LABEL, "access.denied", resource, "denied",
+                ANONYMOUS_LABEL,
+                "access.denied",
+                resource,
+                "denied",
                 {"permission": permission.value, "reason": why},
             )
         )
@@ -145,29 +149,43 @@ async def authorize(request: Request) -> Principal:
     actor = principal.label if principal is not None else ANONYMOUS_LABEL
     await anyio.to_thread.run_sync(
         lambda: state.coordinator.audit(
-            actor, "access.denied", resource, "denied", {"permission": permission.value, "reason": reason}
+            actor,
+            "access.denied",
+            resource,
+            "denied",
+            {"permission": permission.value, "reason": reason},
         )
     )
     if principal is None:
-        raise Unauthenticated(
+        raise UnauthenticatedError(
             "credentials required: a bearer token for people, a site client certificate for sites"
         )
     raise PermissionDenied(reason)
 
 
 def declared(
-    audience: Audience, permission: Permission, *, binary_body: str | None = None, binary_response: bool = False
+    audience: Audience,
+    permission: Permission,
+    *,
+    binary_body: str | None = None,
+    binary_response: bool = False,
 ) -> dict[str, Any]:
     """Route keyword arguments that attach (and document) the audience and permission."""
     extra: dict[str, Any] = {"x-permission": permission.value, "x-audience": audience.value}
     if binary_body is not None:
         extra["requestBody"] = {
             "required": True,
-            "content": {SAFETENSORS: {"schema": {"type": "string", "format": "binary", "title": binary_body}}},
+            "content": {
+                SAFETENSORS: {
+                    "schema": {"type": "string", "format": "binary", "title": binary_body}
+                }
+            },
         }
     kwargs: dict[str, Any] = {"openapi_extra": extra}
     if binary_response:
-        kwargs["responses"] = {200: {"description": "safetensors payload", "content": {SAFETENSORS: {}}}}
+        kwargs["responses"] = {
+            200: {"description": "safetensors payload", "content": {SAFETENSORS: {}}}
+        }
     return kwargs
 
 
@@ -180,13 +198,15 @@ async def read_body(request: Request, limit: int) -> bytes:
         except ValueError:
             raise DataError("invalid Content-Length header") from None
         if declared_length > limit:
-            raise PayloadTooLarge(f"body of {declared_length} bytes exceeds the {limit} byte limit")
+            raise PayloadTooLargeError(
+                f"body of {declared_length} bytes exceeds the {limit} byte limit"
+            )
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"body exceeds the {limit} byte limit")
+            raise PayloadTooLargeError(f"body exceeds the {limit} byte limit")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -293,11 +313,11 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def _register_errors(app: FastAPI) -> None:
     mapping: list[tuple[type[Exception], int]] = [
-        (Unauthenticated, 401),
+        (UnauthenticatedError, 401),
         (PermissionDenied, 403),
-        (NotFound, 404),
-        (Conflict, 409),
-        (PayloadTooLarge, 413),
+        (NotFoundError, 404),
+        (ConflictError, 409),
+        (PayloadTooLargeError, 413),
         (DataError, 422),
         (ConfigError, 422),
         (ProtocolAbort, 409),
@@ -370,13 +390,21 @@ def create_app(
         return {"status": "ok"}
 
     # admin: studies
-    @app.post("/v1/admin/studies", status_code=201, response_model=StudyCreated, **declared(Audience.PEOPLE, Permission.STUDY_CREATE))
+    @app.post(
+        "/v1/admin/studies",
+        status_code=201,
+        response_model=StudyCreated,
+        **declared(Audience.PEOPLE, Permission.STUDY_CREATE),
+    )
     async def create_study(body: StudyIn, request: Request, p: Caller) -> StudyCreated:
         """Create a study from a study config and deployment settings."""
         config = parse_study(body.config)
         d = body.deployment
         settings = DeploymentSettings(
-            d.join_timeout_s, d.stage_timeout_s, d.max_update_bytes, d.max_relay_bytes,
+            d.join_timeout_s,
+            d.stage_timeout_s,
+            d.max_update_bytes,
+            d.max_relay_bytes,
             tuple(d.sites) if d.sites is not None else None,
         )
         study_id = await run(co(request).create_study, p, config, settings)
@@ -393,19 +421,31 @@ def create_app(
         await run(co(request).set_initial_model, p, study_id, body)
         return Response(status_code=204)
 
-    @app.post("/v1/admin/studies/{study_id}/start", response_model=StatusOut, **declared(Audience.PEOPLE, Permission.STUDY_CONTROL))
+    @app.post(
+        "/v1/admin/studies/{study_id}/start",
+        response_model=StatusOut,
+        **declared(Audience.PEOPLE, Permission.STUDY_CONTROL),
+    )
     async def start(study_id: str, request: Request, p: Caller) -> StatusOut:
         """Start a created study (invites the sites) or resume a paused one."""
         status = await run(co(request).start, p, study_id)
         wake(request)
         return StatusOut(id=study_id, status=status)
 
-    @app.post("/v1/admin/studies/{study_id}/pause", response_model=StatusOut, **declared(Audience.PEOPLE, Permission.STUDY_CONTROL))
+    @app.post(
+        "/v1/admin/studies/{study_id}/pause",
+        response_model=StatusOut,
+        **declared(Audience.PEOPLE, Permission.STUDY_CONTROL),
+    )
     async def pause(study_id: str, request: Request, p: Caller) -> StatusOut:
         """Pause a running study after its open round."""
         return StatusOut(id=study_id, status=await run(co(request).pause, p, study_id))
 
-    @app.post("/v1/admin/studies/{study_id}/cancel", response_model=StatusOut, **declared(Audience.PEOPLE, Permission.STUDY_CONTROL))
+    @app.post(
+        "/v1/admin/studies/{study_id}/cancel",
+        response_model=StatusOut,
+        **declared(Audience.PEOPLE, Permission.STUDY_CONTROL),
+    )
     async def cancel(study_id: str, request: Request, p: Caller) -> StatusOut:
         """Cancel a study for good."""
         return StatusOut(id=study_id, status=await run(co(request).cancel, p, study_id))
@@ -422,7 +462,9 @@ def create_app(
         result: dict[str, Any] = await run(co(request).study_status, study_id)
         return result
 
-    @app.get("/v1/admin/studies/{study_id}/privacy", **declared(Audience.PEOPLE, Permission.LEDGER_READ))
+    @app.get(
+        "/v1/admin/studies/{study_id}/privacy", **declared(Audience.PEOPLE, Permission.LEDGER_READ)
+    )
     async def privacy(study_id: str, request: Request, _p: Caller) -> dict[str, Any]:
         """The study's privacy ledger."""
         result: dict[str, Any] = await run(co(request).privacy_ledger, study_id)
@@ -442,10 +484,14 @@ def create_app(
     )
     async def round_model(study_id: str, round_no: int, request: Request, _p: Caller) -> Response:
         """The global model after one round (safetensors)."""
-        return Response(await run(co(request).round_model, study_id, round_no), media_type=SAFETENSORS)
+        return Response(
+            await run(co(request).round_model, study_id, round_no), media_type=SAFETENSORS
+        )
 
     @app.get("/v1/admin/audit", **declared(Audience.PEOPLE, Permission.AUDIT_READ))
-    async def audit(request: Request, _p: Caller, after_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+    async def audit(
+        request: Request, _p: Caller, after_id: int = 0, limit: int = 1000
+    ) -> list[dict[str, Any]]:
         """Audit events in order (page with ``after_id``)."""
         limit = max(1, min(limit, 10_000))
         result: list[dict[str, Any]] = await run(
@@ -454,13 +500,22 @@ def create_app(
         return result
 
     # admin: sites and tokens
-    @app.post("/v1/admin/sites", status_code=201, response_model=EnrolmentTokenOut, **declared(Audience.PEOPLE, Permission.SITE_MANAGE))
+    @app.post(
+        "/v1/admin/sites",
+        status_code=201,
+        response_model=EnrolmentTokenOut,
+        **declared(Audience.PEOPLE, Permission.SITE_MANAGE),
+    )
     async def register_site(body: SiteIn, request: Request, p: Caller) -> EnrolmentTokenOut:
         """Register a site; returns its one-time enrolment token."""
         token = await run(co(request).register_site, p, body.name)
         return EnrolmentTokenOut(site=body.name, enrolment_token=token)
 
-    @app.post("/v1/admin/sites/{name}/activate", status_code=204, **declared(Audience.PEOPLE, Permission.SITE_MANAGE))
+    @app.post(
+        "/v1/admin/sites/{name}/activate",
+        status_code=204,
+        **declared(Audience.PEOPLE, Permission.SITE_MANAGE),
+    )
     async def activate_site(name: str, request: Request, p: Caller) -> Response:
         """Accept a site whose certificate was issued offline."""
         await run(co(request).activate_site, p, name)
@@ -472,16 +527,25 @@ def create_app(
         result: list[dict[str, Any]] = await run(co(request).list_sites)
         return result
 
-    @app.post("/v1/admin/tokens", status_code=201, response_model=TokenOut, **declared(Audience.PEOPLE, Permission.USERS_MANAGE))
+    @app.post(
+        "/v1/admin/tokens",
+        status_code=201,
+        response_model=TokenOut,
+        **declared(Audience.PEOPLE, Permission.USERS_MANAGE),
+    )
     async def create_token(body: TokenIn, request: Request, p: Caller) -> TokenOut:
         """Mint a bearer token for a person (not for sites)."""
         if body.role is Role.SITE:
-            raise DataError("sites authenticate with certificates; register them with POST /v1/admin/sites")
+            raise DataError(
+                "sites authenticate with certificates; register them with POST /v1/admin/sites"
+            )
         token = await run(lambda: co(request).create_token(body.role, body.name, actor=p.label))
         return TokenOut(token=token, role=body.role, name=body.name)
 
     # enrolment
-    @app.post("/v1/enrol", response_model=EnrolOut, **declared(Audience.ANYONE, Permission.SITE_ENROLL))
+    @app.post(
+        "/v1/enrol", response_model=EnrolOut, **declared(Audience.ANYONE, Permission.SITE_ENROLL)
+    )
     async def enrol(body: EnrolIn, request: Request, _p: Caller) -> EnrolOut:
         """Exchange a one-time enrolment token and a CSR for a site certificate."""
         cert = await run(co(request).enrol, body.token, body.csr_pem.encode())
@@ -501,14 +565,18 @@ def create_app(
     )
     async def site_model(study_id: str, request: Request, p: Caller) -> Response:
         """The current global model (safetensors)."""
-        return Response(await run(co(request).model_for_site, p.name, study_id), media_type=SAFETENSORS)
+        return Response(
+            await run(co(request).model_for_site, p.name, study_id), media_type=SAFETENSORS
+        )
 
     @app.post(
         "/v1/site/studies/{study_id}/participation",
         response_model=ParticipationOut,
         **declared(Audience.SITES, Permission.ROUND_SUBMIT),
     )
-    async def participate(study_id: str, body: ParticipationIn, request: Request, p: Caller) -> ParticipationOut:
+    async def participate(
+        study_id: str, body: ParticipationIn, request: Request, p: Caller
+    ) -> ParticipationOut:
         """Accept (with feature moments) or refuse (with the reason) a study invitation."""
         moments = None
         if body.moments is not None:
@@ -517,11 +585,18 @@ def create_app(
                 raise DataError("moments.total and moments.total_sq differ in length")
             if not all(np.isfinite(m.total)) or not all(np.isfinite(m.total_sq)):
                 raise DataError("moments must be finite")
-            moments = FeatureMoments(m.count, np.asarray(m.total, np.float64), np.asarray(m.total_sq, np.float64))
+            moments = FeatureMoments(
+                m.count, np.asarray(m.total, np.float64), np.asarray(m.total_sq, np.float64)
+            )
         status = await run(
             lambda: co(request).answer_invitation(
-                p.name, study_id, accept=body.accept, reason=body.reason,
-                num_examples=body.num_examples, moments=moments, identity=body.identity,
+                p.name,
+                study_id,
+                accept=body.accept,
+                reason=body.reason,
+                num_examples=body.num_examples,
+                moments=moments,
+                identity=body.identity,
             )
         )
         wake(request)
@@ -547,20 +622,32 @@ def create_app(
         **declared(Audience.SITES, Permission.ROUND_SUBMIT, binary_body="message"),
     )
     async def relay_post(
-        study_id: str, round_no: int, stage: str, recipient: str, request: Request, p: Caller, key: IdemKey
+        study_id: str,
+        round_no: int,
+        stage: str,
+        recipient: str,
+        request: Request,
+        p: Caller,
+        key: IdemKey,
     ) -> ReceiptOut:
         """Send an opaque message to another participant of the round."""
         body = await read_body(request, MAX_BINARY_BYTES)
-        receipt = await run(co(request).relay_post, p.name, study_id, round_no, stage, recipient, key, body)
+        receipt = await run(
+            co(request).relay_post, p.name, study_id, round_no, stage, recipient, key, body
+        )
         return ReceiptOut(**receipt.as_dict())
 
     @app.get(
         "/v1/site/studies/{study_id}/rounds/{round_no}/relay/{stage}",
         **declared(Audience.SITES, Permission.ROUND_SUBMIT, binary_response=True),
     )
-    async def relay_get(study_id: str, round_no: int, stage: str, request: Request, p: Caller) -> Response:
+    async def relay_get(
+        study_id: str, round_no: int, stage: str, request: Request, p: Caller
+    ) -> Response:
         """Messages addressed to this site, as safetensors (one uint8 tensor per sender)."""
-        messages: dict[str, bytes] = await run(co(request).relay_fetch, p.name, study_id, round_no, stage)
+        messages: dict[str, bytes] = await run(
+            co(request).relay_fetch, p.name, study_id, round_no, stage
+        )
         arrays = {sender: np.frombuffer(blob, np.uint8).copy() for sender, blob in messages.items()}
         body = st_save(arrays, metadata={"study": study_id, "round": str(round_no), "stage": stage})
         return Response(body, media_type=SAFETENSORS)
@@ -570,7 +657,9 @@ def create_app(
         status_code=204,
         **declared(Audience.SITES, Permission.ROUND_SUBMIT),
     )
-    async def metrics(study_id: str, round_no: int, body: MetricsIn, request: Request, p: Caller) -> Response:
+    async def metrics(
+        study_id: str, round_no: int, body: MetricsIn, request: Request, p: Caller
+    ) -> Response:
         """Report this site's metrics for a round."""
         await run(co(request).report_metrics, p.name, study_id, round_no, body.metrics)
         return Response(status_code=204)
@@ -603,7 +692,7 @@ def route_permissions(app: FastAPI) -> dict[tuple[str, str], tuple[Audience, Per
             continue
         extra = route.openapi_extra or {}
         declared_pair = (Audience(extra["x-audience"]), Permission(extra["x-permission"]))
-        for method in route.methods:
+        for method in route.methods or ():
             out[(method, route.path)] = declared_pair
     return out
 

@@ -72,15 +72,15 @@ COORDINATOR = "coordinator"
 FIT_STAGE = "fit"
 
 
-class NotFound(ServiceError):
+class NotFoundError(ServiceError):
     """The named study, round or site does not exist (HTTP 404)."""
 
 
-class Conflict(ServiceError):
+class ConflictError(ServiceError):
     """The request does not fit the current state: closed round, duplicate, wrong status (409)."""
 
 
-class PayloadTooLarge(ServiceError):
+class PayloadTooLargeError(ServiceError):
     """A body is over the configured size limit (HTTP 413)."""
 
 
@@ -193,9 +193,7 @@ def parse_tensors(data: bytes) -> tuple[dict[str, npt.NDArray[Any]], dict[str, s
     return arrays, dict(meta) if isinstance(meta, dict) else {}
 
 
-def check_update(
-    arrays: dict[str, npt.NDArray[Any]], reference: Parameters
-) -> Parameters:
+def check_update(arrays: dict[str, npt.NDArray[Any]], reference: Parameters) -> Parameters:
     """Validate an update against the global model: names, shapes, float32, finite."""
     for name, value in arrays.items():
         if value.dtype != np.float32:
@@ -208,11 +206,19 @@ def _strategy_state(strategy: Strategy, rng: np.random.Generator) -> bytes:
     """Persistable state: the sampling RNG (JSON) and any array-dict attributes (safetensors)."""
     arrays: dict[str, npt.NDArray[Any]] = {}
     for attr, value in vars(strategy).items():
-        if isinstance(value, dict) and value and all(isinstance(v, np.ndarray) for v in value.values()):
+        if (
+            isinstance(value, dict)
+            and value
+            and all(isinstance(v, np.ndarray) for v in value.values())
+        ):
             for key, arr in value.items():
                 arrays[f"{attr}/{key}"] = np.ascontiguousarray(arr)
     meta = {"rng": json.dumps(rng.bit_generator.state)}
-    return st_save(arrays, metadata=meta) if arrays else st_save({"_": np.zeros(1, np.uint8)}, metadata=meta)
+    return (
+        st_save(arrays, metadata=meta)
+        if arrays
+        else st_save({"_": np.zeros(1, np.uint8)}, metadata=meta)
+    )
 
 
 def _restore_strategy(strategy: Strategy, rng: np.random.Generator, blob: bytes) -> None:
@@ -345,14 +351,22 @@ class Coordinator:
                     expires_at=now + ttl_s if ttl_s else None,
                 )
             )
-            self.audit(actor, "token.create", f"principal/{subject}", detail={"role": role.value}, session=s)
+            self.audit(
+                actor,
+                "token.create",
+                f"principal/{subject}",
+                detail={"role": role.value},
+                session=s,
+            )
         return token
 
     def principal_for_token(self, token: str) -> Principal | None:
         """The principal of a bearer token, or None if unknown or expired."""
         with self.store.read() as s:
             row = s.scalar(
-                select(TokenRow).where(TokenRow.token_hash == token_hash(token), TokenRow.kind == "bearer")
+                select(TokenRow).where(
+                    TokenRow.token_hash == token_hash(token), TokenRow.kind == "bearer"
+                )
             )
             if row is None or (row.expires_at is not None and row.expires_at < self.clock()):
                 return None
@@ -421,16 +435,22 @@ class Coordinator:
             ServiceError: enrolment is disabled (no CA key on this coordinator).
         """
         if self.signer is None:
-            raise ServiceError("this coordinator does not sign certificates; ask for an offline one")
+            raise ServiceError(
+                "this coordinator does not sign certificates; ask for an offline one"
+            )
         from tutela.server.pki import fingerprint
 
         now = self.clock()
         with self.store.session() as s:
             row = s.scalar(
-                select(TokenRow).where(TokenRow.token_hash == token_hash(token), TokenRow.kind == "enrol")
+                select(TokenRow).where(
+                    TokenRow.token_hash == token_hash(token), TokenRow.kind == "enrol"
+                )
             )
             if row is None or row.used_at is not None or (row.expires_at or 0) < now:
-                self.audit(ANON, "site.enrol", "site/?", "denied", {"reason": "invalid token"}, session=s)
+                self.audit(
+                    ANON, "site.enrol", "site/?", "denied", {"reason": "invalid token"}, session=s
+                )
                 raise PermissionDenied("the enrolment token is unknown, used or expired")
             site = row.subject
             cert_pem = self.signer(csr_pem, site)
@@ -463,7 +483,10 @@ class Coordinator:
     ) -> str:
         """Create a study (status ``created``); upload its initial model, then start it."""
         settings = settings or DeploymentSettings()
-        if build_strategy(config).needs_individual_updates and config.secure_aggregation.protocol != "none":
+        if (
+            build_strategy(config).needs_individual_updates
+            and config.secure_aggregation.protocol != "none"
+        ):
             raise ConfigError("this strategy cannot run under secure aggregation")
         study_id = uuid.uuid4().hex[:16]
         now = self.clock()
@@ -488,7 +511,11 @@ class Coordinator:
                 )
             )
             self.audit(
-                actor.label, "study.create", f"study/{study_id}", detail={"name": config.study.name}, session=s
+                actor.label,
+                "study.create",
+                f"study/{study_id}",
+                detail={"name": config.study.name},
+                session=s,
             )
         return study_id
 
@@ -498,12 +525,12 @@ class Coordinator:
             stmt = stmt.with_for_update()
         row = s.scalar(stmt)
         if row is None:
-            raise NotFound(f"unknown study {study_id!r}")
+            raise NotFoundError(f"unknown study {study_id!r}")
         return row
 
     def _global_model(self, row: StudyRow) -> Parameters:
         if row.model_blob is None:
-            raise Conflict(f"study {row.id} has no model yet")
+            raise ConflictError(f"study {row.id} has no model yet")
         arrays, _ = parse_tensors(self.store.unseal(row.model_blob, f"model/{row.id}"))
         return {k: np.asarray(v, np.float32) for k, v in arrays.items()}
 
@@ -527,7 +554,10 @@ class Coordinator:
         with self.store.session() as s:
             row = self._study(s, study_id, lock=True)
             if row.status != StudyStatus.CREATED:
-                raise Conflict(f"study {study_id} is {row.status}; the initial model can only be set before start")
+                raise ConflictError(
+                    f"study {study_id} is {row.status}; "
+                    "the initial model can only be set before start"
+                )
             row.model_blob = self._seal_model(study_id, arrays, 0)
             row.updated_at = self.clock()
             self.audit(actor.label, "study.model.set", f"study/{study_id}", session=s)
@@ -541,29 +571,43 @@ class Coordinator:
                 row.status = StudyStatus.RUNNING
             elif row.status == StudyStatus.CREATED:
                 if row.model_blob is None:
-                    raise Conflict(f"study {study_id} has no initial model; upload one first")
+                    raise ConflictError(f"study {study_id} has no initial model; upload one first")
                 settings = DeploymentSettings.from_dict(json.loads(row.settings_json))
                 invited = self._invited(s, settings)
                 if not invited:
-                    raise Conflict("no enrolled site to invite")
+                    raise ConflictError("no enrolled site to invite")
                 for site in invited:
-                    s.add(ParticipationRow(study_id=study_id, site=site, status="invited", updated_at=now))
+                    s.add(
+                        ParticipationRow(
+                            study_id=study_id, site=site, status="invited", updated_at=now
+                        )
+                    )
                 row.status = StudyStatus.RECRUITING
                 row.prep_json = _dumps({"join_deadline": now + settings.join_timeout_s})
             else:
-                raise Conflict(f"study {study_id} is {row.status}; only created or paused studies start")
+                raise ConflictError(
+                    f"study {study_id} is {row.status}; only created or paused studies start"
+                )
             row.updated_at = now
-            self.audit(actor.label, "study.start", f"study/{study_id}", detail={"status": row.status}, session=s)
+            self.audit(
+                actor.label,
+                "study.start",
+                f"study/{study_id}",
+                detail={"status": row.status},
+                session=s,
+            )
             return row.status
 
     def _invited(self, s: Session, settings: DeploymentSettings) -> list[str]:
         if settings.sites is None:
             return sorted(s.scalars(select(SiteRow.name).where(SiteRow.status == "active")))
         # Explicitly invited sites may still be enrolling (registered, token not used yet).
-        known = set(s.scalars(select(SiteRow.name).where(SiteRow.status.in_(("active", "pending")))))
+        known = set(
+            s.scalars(select(SiteRow.name).where(SiteRow.status.in_(("active", "pending"))))
+        )
         missing = sorted(set(settings.sites) - known)
         if missing:
-            raise Conflict(f"sites not registered: {', '.join(missing)}")
+            raise ConflictError(f"sites not registered: {', '.join(missing)}")
         return sorted(settings.sites)
 
     def pause(self, actor: Principal, study_id: str) -> str:
@@ -571,7 +615,9 @@ class Coordinator:
         with self.store.session() as s:
             row = self._study(s, study_id, lock=True)
             if row.status != StudyStatus.RUNNING:
-                raise Conflict(f"study {study_id} is {row.status}; only a running study pauses")
+                raise ConflictError(
+                    f"study {study_id} is {row.status}; only a running study pauses"
+                )
             row.status = StudyStatus.PAUSED
             row.updated_at = self.clock()
             self.audit(actor.label, "study.pause", f"study/{study_id}", session=s)
@@ -583,7 +629,7 @@ class Coordinator:
         with self.store.session() as s:
             row = self._study(s, study_id, lock=True)
             if row.status in StudyStatus.TERMINAL:
-                raise Conflict(f"study {study_id} is already {row.status}")
+                raise ConflictError(f"study {study_id} is already {row.status}")
             row.status = StudyStatus.CANCELLED
             row.updated_at = now
             s.execute(
@@ -599,9 +645,13 @@ class Coordinator:
         """Status, progress, participation and per-round outcomes of a study."""
         with self.store.read() as s:
             row = self._study(s, study_id)
-            parts = s.scalars(select(ParticipationRow).where(ParticipationRow.study_id == study_id)).all()
+            parts = s.scalars(
+                select(ParticipationRow).where(ParticipationRow.study_id == study_id)
+            ).all()
             rounds = s.scalars(
-                select(RoundRow).where(RoundRow.study_id == study_id).order_by(RoundRow.round_no, RoundRow.attempt)
+                select(RoundRow)
+                .where(RoundRow.study_id == study_id)
+                .order_by(RoundRow.round_no, RoundRow.attempt)
             ).all()
             return {
                 "id": row.id,
@@ -634,8 +684,13 @@ class Coordinator:
         """Every study with its status."""
         with self.store.read() as s:
             return [
-                {"id": r.id, "name": r.name, "status": r.status, "current_round": r.current_round,
-                 "total_rounds": r.total_rounds}
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "status": r.status,
+                    "current_round": r.current_round,
+                    "total_rounds": r.total_rounds,
+                }
                 for r in s.scalars(select(StudyRow).order_by(StudyRow.created_at))
             ]
 
@@ -663,7 +718,7 @@ class Coordinator:
                 )
             )
             if rr is None or rr.model_blob is None:
-                raise NotFound(f"no model for round {round_no} of study {study_id}")
+                raise NotFoundError(f"no model for round {round_no} of study {study_id}")
             return self.store.unseal(rr.model_blob, f"round-model/{study_id}/{round_no}")
 
     def final_model(self, study_id: str) -> bytes:
@@ -671,7 +726,7 @@ class Coordinator:
         with self.store.read() as s:
             row = self._study(s, study_id)
             if row.model_blob is None:
-                raise NotFound(f"study {study_id} has no model")
+                raise NotFoundError(f"study {study_id} has no model")
             return self.store.unseal(row.model_blob, f"model/{study_id}")
 
     # site API ---------------------------------------------------------------------------
@@ -703,8 +758,14 @@ class Coordinator:
                     continue
                 if p.status != "accepted":
                     continue
-                rr = s.scalar(select(RoundRow).where(RoundRow.study_id == study.id, RoundRow.status == "open"))
-                if rr is None or site not in json.loads(rr.participants_json) or rr.stage_deadline < now:
+                rr = s.scalar(
+                    select(RoundRow).where(RoundRow.study_id == study.id, RoundRow.status == "open")
+                )
+                if (
+                    rr is None
+                    or site not in json.loads(rr.participants_json)
+                    or rr.stage_deadline < now
+                ):
                     continue
                 done = s.scalar(
                     select(UpdateRow.id).where(
@@ -749,7 +810,7 @@ class Coordinator:
         return {"tasks": tasks, "studies": studies}
 
     def participation(self, site: str, study_id: str) -> ParticipationRow:
-        """A site's participation row in a study (NotFound/PermissionDenied otherwise)."""
+        """A site's participation row in a study (NotFoundError/PermissionDenied otherwise)."""
         with self.store.read() as s:
             self._study(s, study_id)
             p = s.get(ParticipationRow, (study_id, site))
@@ -765,9 +826,9 @@ class Coordinator:
         with self.store.read() as s:
             row = self._study(s, study_id)
             if row.status not in StudyStatus.ACTIVE and row.status != StudyStatus.COMPLETED:
-                raise Conflict(f"study {study_id} is {row.status}")
+                raise ConflictError(f"study {study_id} is {row.status}")
             if row.model_blob is None:  # pragma: no cover - required before start
-                raise Conflict(f"study {study_id} has no model")
+                raise ConflictError(f"study {study_id} has no model")
             return self.store.unseal(row.model_blob, f"model/{study_id}")
 
     def answer_invitation(
@@ -790,9 +851,9 @@ class Coordinator:
             if p.status != "invited":
                 if (p.status == "accepted") == accept:
                     return p.status
-                raise Conflict(f"site {site} already answered {p.status}")
+                raise ConflictError(f"site {site} already answered {p.status}")
             if study.status != StudyStatus.RECRUITING:
-                raise Conflict(f"study {study_id} is {study.status}; it no longer recruits")
+                raise ConflictError(f"study {study_id} is {study.status}; it no longer recruits")
             if accept:
                 if moments is None or num_examples <= 0:
                     raise DataError("accepting needs num_examples > 0 and feature moments")
@@ -800,11 +861,14 @@ class Coordinator:
                 columns = cfg["data"].get("columns")
                 if columns is not None and len(moments.total) != len(columns):
                     raise DataError(
-                        f"feature moments have {len(moments.total)} columns; the study uses {len(columns)}"
+                        f"feature moments have {len(moments.total)} columns; "
+                        f"the study uses {len(columns)}"
                     )
                 if cfg["secure_aggregation"]["protocol"] != "none":
                     if identity is None or len(identity) != 64:
-                        raise DataError("secure aggregation needs the site's 32-byte Ed25519 identity (hex)")
+                        raise DataError(
+                            "secure aggregation needs the site's 32-byte Ed25519 identity (hex)"
+                        )
                     try:
                         bytes.fromhex(identity)
                     except ValueError:
@@ -857,34 +921,45 @@ class Coordinator:
                 )
             )
             if existing is not None:
-                if existing.digest != body_digest or existing.round_no != round_no or existing.stage != stage:
-                    raise Conflict("this Idempotency-Key was already used for a different submission")
+                if (
+                    existing.digest != body_digest
+                    or existing.round_no != round_no
+                    or existing.stage != stage
+                ):
+                    raise ConflictError(
+                        "this Idempotency-Key was already used for a different submission"
+                    )
                 return Receipt(study_id, round_no, stage, site, body_digest, True)
             settings = DeploymentSettings.from_dict(json.loads(study.settings_json))
             if len(body) > settings.max_update_bytes:
-                raise PayloadTooLarge(f"body of {len(body)} bytes exceeds the {settings.max_update_bytes} limit")
+                raise PayloadTooLargeError(
+                    f"body of {len(body)} bytes exceeds the {settings.max_update_bytes} limit"
+                )
             p = s.get(ParticipationRow, (study_id, site))
             if p is None or p.status != "accepted":
                 raise PermissionDenied(f"site {site} does not participate in study {study_id}")
             if study.status not in (StudyStatus.RUNNING, StudyStatus.PAUSED):
-                raise Conflict(f"study {study_id} is {study.status}; it accepts no submissions")
+                raise ConflictError(
+                    f"study {study_id} is {study.status}; it accepts no submissions"
+                )
             rr = s.scalar(
                 select(RoundRow).where(RoundRow.study_id == study_id, RoundRow.status == "open")
             )
             if rr is None or rr.round_no != round_no:
                 current = rr.round_no if rr is not None else study.current_round
                 if round_no < current or (rr is None and round_no <= study.current_round - 1):
-                    raise Conflict(
-                        f"round {round_no} of study {study_id} is closed (current round {current}); "
+                    raise ConflictError(
+                        f"round {round_no} of study {study_id} is closed "
+                        f"(current round {current}); "
                         "a submission for an earlier round is never accepted"
                     )
-                raise Conflict(f"round {round_no} of study {study_id} is not open")
+                raise ConflictError(f"round {round_no} of study {study_id} is not open")
             if rr.stage != stage:
-                raise Conflict(f"round {round_no} is in stage {rr.stage!r}, not {stage!r}")
+                raise ConflictError(f"round {round_no} is in stage {rr.stage!r}, not {stage!r}")
             if site not in json.loads(rr.participants_json):
                 raise PermissionDenied(f"site {site} was not selected for round {round_no}")
             if self.clock() > rr.stage_deadline:
-                raise Conflict(f"the deadline of round {round_no} stage {stage!r} has passed")
+                raise ConflictError(f"the deadline of round {round_no} stage {stage!r} has passed")
             already = s.scalar(
                 select(UpdateRow.id).where(
                     UpdateRow.study_id == study_id,
@@ -895,11 +970,14 @@ class Coordinator:
                 )
             )
             if already is not None:
-                raise Conflict(f"site {site} already submitted for round {round_no} stage {stage!r}")
+                raise ConflictError(
+                    f"site {site} already submitted for round {round_no} stage {stage!r}"
+                )
             arrays, meta = parse_tensors(body)
             if meta.get("study") != study_id or meta.get("round") != str(round_no):
-                raise Conflict(
-                    f"the body is bound to study {meta.get('study')!r} round {meta.get('round')!r}, "
+                raise ConflictError(
+                    f"the body is bound to study {meta.get('study')!r} "
+                    f"round {meta.get('round')!r}, "
                     f"not study {study_id!r} round {round_no}: replayed or misdirected"
                 )
             if stage == FIT_STAGE:
@@ -925,11 +1003,16 @@ class Coordinator:
                 )
             )
             self.audit(
-                f"site:{site}", "round.submit", f"study/{study_id}/round/{round_no}/{stage}", session=s
+                f"site:{site}",
+                "round.submit",
+                f"study/{study_id}/round/{round_no}/{stage}",
+                session=s,
             )
         return Receipt(study_id, round_no, stage, site, body_digest, False)
 
-    def report_metrics(self, site: str, study_id: str, round_no: int, metrics: dict[str, float]) -> None:
+    def report_metrics(
+        self, site: str, study_id: str, round_no: int, metrics: dict[str, float]
+    ) -> None:
         """Store a site's metrics for a round (finite numbers only)."""
         self.participation(site, study_id)
         clean: dict[str, float] = {}
@@ -940,7 +1023,10 @@ class Coordinator:
         with self.store.session() as s:
             s.add(
                 MetricRow(
-                    study_id=study_id, round_no=round_no, site=site, metrics_json=_dumps(clean),
+                    study_id=study_id,
+                    round_no=round_no,
+                    site=site,
+                    metrics_json=_dumps(clean),
                     created_at=self.clock(),
                 )
             )
@@ -977,21 +1063,31 @@ class Coordinator:
             )
             if existing is not None:
                 if existing.digest != body_digest:
-                    raise Conflict("this Idempotency-Key was already used for a different message")
+                    raise ConflictError(
+                        "this Idempotency-Key was already used for a different message"
+                    )
                 return Receipt(study_id, round_no, stage, sender, body_digest, True)
             settings = DeploymentSettings.from_dict(json.loads(study.settings_json))
             if len(body) > settings.max_relay_bytes:
-                raise PayloadTooLarge(f"message of {len(body)} bytes exceeds the {settings.max_relay_bytes} limit")
-            rr = s.scalar(select(RoundRow).where(RoundRow.study_id == study_id, RoundRow.status == "open"))
+                raise PayloadTooLargeError(
+                    f"message of {len(body)} bytes exceeds the {settings.max_relay_bytes} limit"
+                )
+            rr = s.scalar(
+                select(RoundRow).where(RoundRow.study_id == study_id, RoundRow.status == "open")
+            )
             if rr is None or rr.round_no != round_no:
-                raise Conflict(f"round {round_no} of study {study_id} is not open")
+                raise ConflictError(f"round {round_no} of study {study_id} is not open")
             if self.clock() > rr.stage_deadline:
-                raise Conflict(f"the deadline of round {round_no} stage {rr.stage!r} has passed")
+                raise ConflictError(
+                    f"the deadline of round {round_no} stage {rr.stage!r} has passed"
+                )
             members = json.loads(rr.participants_json)
             if sender not in members:
                 raise PermissionDenied(f"site {sender} is not in round {round_no}")
             if recipient not in members or recipient == sender:
-                raise DataError(f"recipient {recipient!r} is not another participant of round {round_no}")
+                raise DataError(
+                    f"recipient {recipient!r} is not another participant of round {round_no}"
+                )
             s.add(
                 RelayRow(
                     study_id=study_id,
@@ -1002,13 +1098,17 @@ class Coordinator:
                     recipient=recipient,
                     idempotency_key=idempotency_key,
                     digest=body_digest,
-                    blob=self.store.seal(body, f"relay/{study_id}/{round_no}/{stage}/{sender}/{recipient}"),
+                    blob=self.store.seal(
+                        body, f"relay/{study_id}/{round_no}/{stage}/{sender}/{recipient}"
+                    ),
                     created_at=self.clock(),
                 )
             )
         return Receipt(study_id, round_no, stage, sender, body_digest, False)
 
-    def relay_fetch(self, recipient: str, study_id: str, round_no: int, stage: str) -> dict[str, bytes]:
+    def relay_fetch(
+        self, recipient: str, study_id: str, round_no: int, stage: str
+    ) -> dict[str, bytes]:
         """Messages addressed to ``recipient`` for one stage, keyed by authenticated sender."""
         with self.store.read() as s:
             self._study(s, study_id)
@@ -1035,7 +1135,9 @@ class Coordinator:
             config = parse_study(json.loads(row.config_json))
             rt = _Runtime(build_strategy(config), np.random.default_rng(config.study.seed))
             if row.strategy_state is not None:
-                _restore_strategy(rt.strategy, rt.rng, self.store.unseal(row.strategy_state, f"strategy/{row.id}"))
+                _restore_strategy(
+                    rt.strategy, rt.rng, self.store.unseal(row.strategy_state, f"strategy/{row.id}")
+                )
             self._runtimes[row.id] = rt
         return rt
 
@@ -1054,7 +1156,10 @@ class Coordinator:
                 settings = DeploymentSettings.from_dict(json.loads(study.settings_json))
                 rr.stage_deadline = max(rr.stage_deadline, now + settings.stage_timeout_s)
                 self.audit(
-                    COORDINATOR, "round.resume", f"study/{rr.study_id}/round/{rr.round_no}", session=s
+                    COORDINATOR,
+                    "round.resume",
+                    f"study/{rr.study_id}/round/{rr.round_no}",
+                    session=s,
                 )
                 resumed += 1
         return resumed
@@ -1062,7 +1167,9 @@ class Coordinator:
     def tick(self) -> bool:
         """Advance every active study by at most one transition each; True if anything moved."""
         with self.store.read() as s:
-            ids = list(s.scalars(select(StudyRow.id).where(StudyRow.status.in_(StudyStatus.ACTIVE))))
+            ids = list(
+                s.scalars(select(StudyRow.id).where(StudyRow.status.in_(StudyStatus.ACTIVE)))
+            )
         moved = False
         for study_id in ids:
             with self._lock:
@@ -1077,7 +1184,9 @@ class Coordinator:
                 return self._close_recruiting(s, row, now)
             if row.status not in (StudyStatus.RUNNING, StudyStatus.PAUSED):
                 return False
-            rr = s.scalar(select(RoundRow).where(RoundRow.study_id == study_id, RoundRow.status == "open"))
+            rr = s.scalar(
+                select(RoundRow).where(RoundRow.study_id == study_id, RoundRow.status == "open")
+            )
             if rr is None:
                 if row.current_round > row.total_rounds:
                     row.status = StudyStatus.COMPLETED
@@ -1151,14 +1260,23 @@ class Coordinator:
                 f" (refused: {refusals})" if refusals else ""
             )
             row.updated_at = now
-            self.audit(COORDINATOR, "study.fail", f"study/{row.id}", "failed", {"error": row.error}, session=s)
+            self.audit(
+                COORDINATOR,
+                "study.fail",
+                f"study/{row.id}",
+                "failed",
+                {"error": row.error},
+                session=s,
+            )
             return True
         moments = []
         for p in accepted:
             m = json.loads(p.join_json)
             moments.append(
                 FeatureMoments(
-                    int(m["count"]), np.asarray(m["total"], np.float64), np.asarray(m["total_sq"], np.float64)
+                    int(m["count"]),
+                    np.asarray(m["total"], np.float64),
+                    np.asarray(m["total_sq"], np.float64),
                 )
             )
         mean, std = global_standardisation(moments)
@@ -1167,7 +1285,11 @@ class Coordinator:
         row.status = StudyStatus.RUNNING
         row.updated_at = now
         self.audit(
-            COORDINATOR, "study.running", f"study/{row.id}", detail={"sites": [p.site for p in accepted]}, session=s
+            COORDINATOR,
+            "study.running",
+            f"study/{row.id}",
+            detail={"sites": [p.site for p in accepted]},
+            session=s,
         )
         return True
 
@@ -1201,11 +1323,16 @@ class Coordinator:
             outcome_json="{}",
         )
         s.add(rr)
-        row.strategy_state = self.store.seal(_strategy_state(rt.strategy, rt.rng), f"strategy/{row.id}")
+        row.strategy_state = self.store.seal(
+            _strategy_state(rt.strategy, rt.rng), f"strategy/{row.id}"
+        )
         row.updated_at = now
         self.audit(
-            COORDINATOR, "round.open", f"study/{row.id}/round/{row.current_round}",
-            detail={"sites": chosen}, session=s,
+            COORDINATOR,
+            "round.open",
+            f"study/{row.id}/round/{row.current_round}",
+            detail={"sites": chosen},
+            session=s,
         )
         if config.secure_aggregation.protocol != "none":
             s.flush()
@@ -1214,7 +1341,13 @@ class Coordinator:
     # SecAgg+ ----------------------------------------------------------------------------
 
     def _start_secagg(
-        self, s: Session, row: StudyRow, rr: RoundRow, params: Parameters, settings: DeploymentSettings, now: float
+        self,
+        s: Session,
+        row: StudyRow,
+        rr: RoundRow,
+        params: Parameters,
+        settings: DeploymentSettings,
+        now: float,
     ) -> None:
         from tutela.secagg import SecAggConfig, SecAggServer
 
@@ -1225,7 +1358,9 @@ class Coordinator:
             for p in s.scalars(select(ParticipationRow).where(ParticipationRow.study_id == row.id))
         }
         ids = {site: i for i, site in enumerate(sorted(participants))}
-        registry = {ids[site]: bytes.fromhex(json.loads(parts[site].join_json)["identity"]) for site in ids}
+        registry = {
+            ids[site]: bytes.fromhex(json.loads(parts[site].join_json)["identity"]) for site in ids
+        }
         biggest = max((parts[site].num_examples for site in ids), default=1)
         sa = config.secure_aggregation
         spec = ParameterSpec.of(params)
@@ -1243,7 +1378,9 @@ class Coordinator:
                 round_id=secrets.token_bytes(32),
             )
         except ValueError as exc:
-            self._finish_round(s, row, rr, self._runtime(row), params, None, [], now, {"error": str(exc)})
+            self._finish_round(
+                s, row, rr, self._runtime(row), params, None, [], now, {"error": str(exc)}
+            )
             return
         server = SecAggServer(plan, registry, clock=self.clock)
         outbox = server.start()
@@ -1273,7 +1410,9 @@ class Coordinator:
                     recipient=site,
                     idempotency_key=f"{rr.round_no}-{rr.attempt}-{rr.stage}-{site}",
                     digest=digest(body),
-                    blob=self.store.seal(body, f"relay/{study_id}/{rr.round_no}/{rr.stage}/{COORDINATOR}/{site}"),
+                    blob=self.store.seal(
+                        body, f"relay/{study_id}/{rr.round_no}/{rr.stage}/{COORDINATOR}/{site}"
+                    ),
                     created_at=self.clock(),
                 )
             )
@@ -1287,7 +1426,9 @@ class Coordinator:
             # the round starts again as a new attempt with the same sites and settings.
             rr.status = "restarted"
             rr.closed_at = now
-            rr.outcome_json = _dumps({"outcome": "restarted", "reason": "coordinator restarted mid-protocol"})
+            rr.outcome_json = _dumps(
+                {"outcome": "restarted", "reason": "coordinator restarted mid-protocol"}
+            )
             retry = RoundRow(
                 study_id=row.id,
                 round_no=rr.round_no,
@@ -1305,7 +1446,9 @@ class Coordinator:
             s.add(retry)
             s.flush()
             settings = DeploymentSettings.from_dict(json.loads(row.settings_json))
-            self.audit(COORDINATOR, "round.restart", f"study/{row.id}/round/{rr.round_no}", session=s)
+            self.audit(
+                COORDINATOR, "round.restart", f"study/{row.id}/round/{rr.round_no}", session=s
+            )
             self._start_secagg(s, row, retry, self._global_model(row), settings, now)
             return True
         server = state.server
@@ -1315,8 +1458,18 @@ class Coordinator:
             self._secagg.pop(row.id, None)
             dropped = server.dropped()
             self._finish_round(
-                s, row, rr, self._runtime(row), self._global_model(row), None, [], now,
-                {"error": str(exc), "secure_aggregation": self._secagg_report(state, dropped, None)},
+                s,
+                row,
+                rr,
+                self._runtime(row),
+                self._global_model(row),
+                None,
+                [],
+                now,
+                {
+                    "error": str(exc),
+                    "secure_aggregation": self._secagg_report(state, dropped, None),
+                },
             )
             return True
         if outbox is None:
@@ -1336,18 +1489,31 @@ class Coordinator:
             mean = state.spec.unflatten(np.asarray(result.total, np.float64) / weight)
             by_id = {cid: site for site, cid in state.ids.items()}
             survivors = [by_id[c] for c in result.survivors]
-            aggregate = FitAggregate(mean, int(round(weight)), len(survivors), None)
-        survivors_names = [{cid: site for site, cid in state.ids.items()}[c] for c in result.survivors]
+            aggregate = FitAggregate(mean, round(weight), len(survivors), None)
+        survivors_names = [
+            {cid: site for site, cid in state.ids.items()}[c] for c in result.survivors
+        ]
         self._finish_round(
-            s, row, rr, self._runtime(row), params,
+            s,
+            row,
+            rr,
+            self._runtime(row),
+            params,
             aggregate if aggregate is not None and len(survivors_names) >= rr.quorum else None,
-            survivors_names, now,
-            {"secure_aggregation": self._secagg_report(state, dict(result.dropped), len(result.survivors))},
+            survivors_names,
+            now,
+            {
+                "secure_aggregation": self._secagg_report(
+                    state, dict(result.dropped), len(result.survivors)
+                )
+            },
         )
         return True
 
     @staticmethod
-    def _secagg_report(state: _SecAggRound, dropped: dict[str, tuple[int, ...]], survivors: int | None) -> dict[str, Any]:
+    def _secagg_report(
+        state: _SecAggRound, dropped: dict[str, tuple[int, ...]], survivors: int | None
+    ) -> dict[str, Any]:
         p = state.server.params
         by_id = {cid: site for site, cid in state.ids.items()}
         return {
@@ -1358,27 +1524,37 @@ class Coordinator:
             "min_survivors": p.min_survivors,
             "modulus_bits": p.modulus_bits,
             "dropped": {stage: [by_id[c] for c in ids] for stage, ids in dropped.items()},
-            "quantization_error_bound": p.quantization_error_bound(survivors) if survivors else None,
+            "quantization_error_bound": p.quantization_error_bound(survivors)
+            if survivors
+            else None,
         }
 
-    def _secagg_receive(self, study_id: str, round_no: int, attempt: int, stage: str, site: str, body: bytes) -> None:
+    def _secagg_receive(
+        self, study_id: str, round_no: int, attempt: int, stage: str, site: str, body: bytes
+    ) -> None:
         from tutela.secagg import MalformedMessage, decode_message
 
         state = self._secagg.get(study_id)
         if state is None or state.round_no != round_no or state.attempt != attempt:
-            raise Conflict(f"no secure-aggregation round {round_no} is running for study {study_id}")
+            raise ConflictError(
+                f"no secure-aggregation round {round_no} is running for study {study_id}"
+            )
         arrays, _ = parse_tensors(body)
         raw = arrays.get("message")
         if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
-            raise DataError("a secure-aggregation submission carries one uint8 tensor named 'message'")
+            raise DataError(
+                "a secure-aggregation submission carries one uint8 tensor named 'message'"
+            )
         try:
             message = decode_message(raw.tobytes())
         except MalformedMessage as exc:
             raise DataError(f"malformed secure-aggregation message: {exc}") from None
         if state.server.stage is None or state.server.stage.value != stage:
-            raise Conflict(f"the secure-aggregation round is not in stage {stage!r}")
+            raise ConflictError(f"the secure-aggregation round is not in stage {stage!r}")
         if not state.server.receive(state.ids[site], message):
-            raise Conflict(f"secure aggregation rejected the message: {state.server.rejected[-1][1]}")
+            raise ConflictError(
+                f"secure aggregation rejected the message: {state.server.rejected[-1][1]}"
+            )
 
     # closing ----------------------------------------------------------------------------
 
@@ -1406,7 +1582,13 @@ class Coordinator:
         rr.status = status
         rr.closed_at = now
         rr.outcome_json = _dumps(
-            {"sites": responded, "failed": failed, "num_examples": num_examples, "outcome": status, **extra}
+            {
+                "sites": responded,
+                "failed": failed,
+                "num_examples": num_examples,
+                "outcome": status,
+                **extra,
+            }
         )
         rr.model_blob = self.store.seal(
             st_save({k: np.ascontiguousarray(v, np.float32) for k, v in new.items()}),
@@ -1415,7 +1597,9 @@ class Coordinator:
         row.model_blob = self._seal_model(row.id, new, version)
         row.model_version = version
         row.current_round = rr.round_no + 1
-        row.strategy_state = self.store.seal(_strategy_state(rt.strategy, rt.rng), f"strategy/{row.id}")
+        row.strategy_state = self.store.seal(
+            _strategy_state(rt.strategy, rt.rng), f"strategy/{row.id}"
+        )
         row.updated_at = now
         # Individual updates are no longer needed once aggregated: keep only the receipts.
         s.execute(
@@ -1423,13 +1607,19 @@ class Coordinator:
             .where(UpdateRow.study_id == row.id, UpdateRow.round_no == rr.round_no)
             .values(blob=b"")
         )
-        s.execute(delete(RelayRow).where(RelayRow.study_id == row.id, RelayRow.round_no == rr.round_no))
+        s.execute(
+            delete(RelayRow).where(RelayRow.study_id == row.id, RelayRow.round_no == rr.round_no)
+        )
         self.audit(
             COORDINATOR,
             "round.close",
             f"study/{row.id}/round/{rr.round_no}",
             "ok" if status == "aggregated" else status,
-            {"sites": responded, "failed": failed, **({"error": extra["error"]} if "error" in extra else {})},
+            {
+                "sites": responded,
+                "failed": failed,
+                **({"error": extra["error"]} if "error" in extra else {}),
+            },
             session=s,
         )
 

@@ -61,7 +61,9 @@ def write_site_files(config: StudyConfig, data: StudyData, root: Path) -> dict[s
     return dirs
 
 
-def _site_kwargs(url: str, ca: Path, site_dir: Path, name: str, token: str, seed: int) -> dict[str, Any]:
+def _site_kwargs(
+    url: str, ca: Path, site_dir: Path, name: str, token: str, seed: int
+) -> dict[str, Any]:
     return {
         "coordinator": url,
         "name": name,
@@ -79,9 +81,16 @@ def _site_kwargs(url: str, ca: Path, site_dir: Path, name: str, token: str, seed
 def site_command(kwargs: dict[str, Any]) -> list[str]:
     """The ``tutela site run`` command line for :func:`~tutela.server.agent.run_site` kwargs."""
     flags = {
-        "coordinator": "--coordinator", "name": "--name", "ca_file": "--ca", "cert_file": "--cert",
-        "key_file": "--key", "enrol_token": "--enrol-token", "data": "--data",
-        "policy_file": "--policy", "state_dir": "--state-dir", "seed": "--seed",
+        "coordinator": "--coordinator",
+        "name": "--name",
+        "ca_file": "--ca",
+        "cert_file": "--cert",
+        "key_file": "--key",
+        "enrol_token": "--enrol-token",
+        "data": "--data",
+        "policy_file": "--policy",
+        "state_dir": "--state-dir",
+        "seed": "--seed",
     }
     cmd = [sys.executable, "-m", "tutela", "site", "run"]
     for key, flag in flags.items():
@@ -90,19 +99,27 @@ def site_command(kwargs: dict[str, Any]) -> list[str]:
     return cmd
 
 
-def _wait_terminal(client: httpx.Client, study_id: str, headers: dict[str, str], timeout: float) -> dict[str, Any]:
+def _wait_terminal(
+    client: httpx.Client, study_id: str, headers: dict[str, str], timeout: float
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         status: dict[str, Any] = client.get(f"/v1/admin/studies/{study_id}", headers=headers).json()
         if status["status"] in ("completed", "failed", "cancelled"):
             return status
         if time.monotonic() > deadline:
-            raise ServiceError(f"the study did not finish within {timeout:.0f} s (status {status['status']})")
+            raise ServiceError(
+                f"the study did not finish within {timeout:.0f} s (status {status['status']})"
+            )
         time.sleep(0.2)
 
 
 def evaluate_rounds(
-    client: httpx.Client, study_id: str, headers: dict[str, str], status: dict[str, Any], prepared: PreparedStudy
+    client: httpx.Client,
+    study_id: str,
+    headers: dict[str, str],
+    status: dict[str, Any],
+    prepared: PreparedStudy,
 ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
     """Per-round history (shaped like the in-process engine's) and the final parameters."""
     history: list[dict[str, Any]] = []
@@ -110,7 +127,9 @@ def evaluate_rounds(
     for r in status["rounds"]:
         if r["status"] not in ("aggregated", "quorum-not-met"):
             continue
-        body = client.get(f"/v1/admin/studies/{study_id}/rounds/{r['round']}/model", headers=headers)
+        body = client.get(
+            f"/v1/admin/studies/{study_id}/rounds/{r['round']}/model", headers=headers
+        )
         body.raise_for_status()
         arrays, _ = parse_tensors(body.content)
         params = {k: np.asarray(v, np.float32) for k, v in arrays.items()}
@@ -215,7 +234,9 @@ def run_study_over_network(
                 logs.append(log)
                 env = {**os.environ, "PYTHONUNBUFFERED": "1"}
                 procs.append(
-                    subprocess.Popen(site_command(kwargs), stdout=log, stderr=subprocess.STDOUT, env=env)  # noqa: S603
+                    subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+                        site_command(kwargs), stdout=log, stderr=subprocess.STDOUT, env=env
+                    )
                 )
             else:
                 thread = threading.Thread(target=run_site, kwargs=kwargs, daemon=True)
@@ -238,7 +259,9 @@ def run_study_over_network(
         server.stop()
     if status["status"] != "completed":
         raise ServiceError(f"the study ended {status['status']}: {status.get('error')}")
-    secagg_reports = [r["secure_aggregation"] for r in status["rounds"] if "secure_aggregation" in r]
+    secagg_reports = [
+        r["secure_aggregation"] for r in status["rounds"] if "secure_aggregation" in r
+    ]
     results: dict[str, Any] = {
         "dataset": {
             "name": data.dataset.name,
@@ -246,8 +269,10 @@ def run_study_over_network(
             "sites": config.data.sites,
             "features": data.columns,
             "outcome": data.dataset.outcome_name,
-            "train_rows_per_site": {n: int(len(r)) for n, r in zip(data.site_names, data.site_rows, strict=True)},
-            "test_rows": int(len(data.test_rows)),
+            "train_rows_per_site": {
+                n: len(r) for n, r in zip(data.site_names, data.site_rows, strict=True)
+            },
+            "test_rows": len(data.test_rows),
         },
         "rounds": config.training.rounds,
         "history": history,

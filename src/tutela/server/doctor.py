@@ -196,8 +196,7 @@ def diagnose(
                 (
                     Finding(
                         Problem.TLS_SERVER_PLAIN_URL,
-                        f"{where} speaks TLS but the URL says plain http://; "
-                        f"use https://{where}",
+                        f"{where} speaks TLS but the URL says plain http://; use https://{where}",
                     ),
                 ),
             )
@@ -271,7 +270,8 @@ def diagnose(
             findings.append(
                 Finding(
                     Problem.WRONG_CA,
-                    f"the server certificate was issued by '{cert.issuer.rfc4514_string()}', not by "
+                    "the server certificate was issued by "
+                    f"'{cert.issuer.rfc4514_string()}', not by "
                     f"the CA in {ca_file} ('{ca.subject.rfc4514_string()}'); use the deployment's "
                     "ca.pem",
                 )
@@ -286,7 +286,10 @@ def diagnose(
     if client_cert is not None:
         ctx.load_cert_chain(client_cert, client_key)
     try:
-        with _connect(host, port, timeout) as raw, ctx.wrap_socket(raw, server_hostname=host) as tls:
+        with (
+            _connect(host, port, timeout) as raw,
+            ctx.wrap_socket(raw, server_hostname=host) as tls,
+        ):
             status = _http_status(tls, host)
     except ssl.SSLError as exc:
         reason = exc.reason or str(exc)
@@ -301,7 +304,9 @@ def diagnose(
                     ),
                 ),
             )
-        return Diagnosis(url, (Finding(Problem.HANDSHAKE_FAILED, f"TLS handshake failed: {reason}"),))
+        return Diagnosis(
+            url, (Finding(Problem.HANDSHAKE_FAILED, f"TLS handshake failed: {reason}"),)
+        )
     except OSError as exc:
         if client_cert is not None:
             return Diagnosis(
@@ -315,7 +320,9 @@ def diagnose(
                 ),
             )
         return Diagnosis(url, (Finding(Problem.HANDSHAKE_FAILED, f"connection failed: {exc}"),))
-    notes.append(f"TLS OK: certificate for {', '.join(names)}, valid until {_fmt(cert.not_valid_after_utc)}")
+    notes.append(
+        f"TLS OK: certificate for {', '.join(names)}, valid until {_fmt(cert.not_valid_after_utc)}"
+    )
     if status is not None:
         notes.append(f"GET /health answered HTTP {status}")
     days_left = (cert.not_valid_after_utc - local_now).days

@@ -76,7 +76,9 @@ class PkiLayout:
     def site(self, name: str) -> CertificatePaths:
         """One site's certificate and key."""
         validate_site_name(name)
-        return CertificatePaths(self.root / "sites" / f"{name}.pem", self.root / "sites" / f"{name}.key")
+        return CertificatePaths(
+            self.root / "sites" / f"{name}.pem", self.root / "sites" / f"{name}.key"
+        )
 
 
 def validate_site_name(name: str) -> str:
@@ -259,7 +261,9 @@ def issue_certificate(
     return builder.sign(ca_key, hashes.SHA256())
 
 
-def init_ca(root: Path, *, common_name: str = "Tutela CA", force: bool = False, now: Clock = utcnow) -> PkiLayout:
+def init_ca(
+    root: Path, *, common_name: str = "Tutela CA", force: bool = False, now: Clock = utcnow
+) -> PkiLayout:
     """Create a CA in ``root`` (``tutela pki init``).
 
     Raises:

@@ -130,13 +130,26 @@ class SitePolicy:
         delta = privacy.get("delta")
         if self.require_dp and mode == "none":
             reasons.append("differential privacy is required by this site (privacy.mode is 'none')")
-        if mode != "none" and self.max_epsilon is not None and (epsilon is None or epsilon > self.max_epsilon):
-            reasons.append(f"privacy.epsilon {epsilon} exceeds this site's maximum {self.max_epsilon}")
-        if mode != "none" and self.max_delta is not None and (delta is None or delta > self.max_delta):
+        if (
+            mode != "none"
+            and self.max_epsilon is not None
+            and (epsilon is None or epsilon > self.max_epsilon)
+        ):
+            reasons.append(
+                f"privacy.epsilon {epsilon} exceeds this site's maximum {self.max_epsilon}"
+            )
+        if (
+            mode != "none"
+            and self.max_delta is not None
+            and (delta is None or delta > self.max_delta)
+        ):
             reasons.append(f"privacy.delta {delta} exceeds this site's maximum {self.max_delta}")
         protocol = (study.get("secure_aggregation") or {}).get("protocol", "none")
         if self.require_secure_aggregation and protocol == "none":
-            reasons.append("secure aggregation is required by this site (secure_aggregation.protocol is 'none')")
+            reasons.append(
+                "secure aggregation is required by this site "
+                "(secure_aggregation.protocol is 'none')"
+            )
         return reasons
 
     def enforce(self, study: dict[str, Any], columns: list[str]) -> None:

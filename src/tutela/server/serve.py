@@ -75,7 +75,9 @@ def build_coordinator(settings: ServerSettings) -> tuple[Coordinator, bytes | No
                 ca_cert, ca_key = load_ca(pki_dir)
                 return cert_to_pem(sign_csr(ca_cert, ca_key, csr, site=site))
 
-    return Coordinator(store, signer=signer, audit_hook=merkle_audit_hook(settings.data_dir / "audit.jsonl")), ca_pem
+    return Coordinator(
+        store, signer=signer, audit_hook=merkle_audit_hook(settings.data_dir / "audit.jsonl")
+    ), ca_pem
 
 
 def merkle_audit_hook(path: Path) -> AuditHook:
@@ -106,14 +108,17 @@ def bootstrap_admin(coordinator: Coordinator, data_dir: Path) -> str | None:
     return token
 
 
-def uvicorn_config(app: FastAPI, settings: ServerSettings, sock_port: int | None = None) -> uvicorn.Config:
+def uvicorn_config(
+    app: FastAPI, settings: ServerSettings, sock_port: int | None = None
+) -> uvicorn.Config:
     """A uvicorn config with TLS (rotating certificate, optional client certificates)."""
     kwargs: dict[str, object] = {}
     if settings.pki_dir is not None:
         layout = PkiLayout(settings.pki_dir)
         if not layout.server.cert.exists():
             raise ConfigError(
-                f"no server certificate in {settings.pki_dir}: run `tutela pki issue --server` first"
+                f"no server certificate in {settings.pki_dir}: "
+                "run `tutela pki issue --server` first"
             )
         load_cert(layout.server.cert)
         rotating = RotatingServerContext(layout.server.cert, layout.server.key, layout.ca.cert)

@@ -13,7 +13,6 @@ coordinator's endpoints then decide, per permission, whether a site identity is 
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -51,8 +50,8 @@ class RotatingServerContext:
         self.reloads = 0
 
     def _file_stamp(self) -> tuple[int, int, int, int]:
-        c = os.stat(self.certfile)
-        k = os.stat(self.keyfile)
+        c = self.certfile.stat()
+        k = self.keyfile.stat()
         return (c.st_mtime_ns, c.st_size, k.st_mtime_ns, k.st_size)
 
     def _build(self) -> ssl.SSLContext:

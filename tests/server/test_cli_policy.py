@@ -1,0 +1,123 @@
+"""CLI commands of the deployment (in process and as a real subprocess) and site policies."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.server.helpers import serve_https
+from tutela.cli.main import app
+from tutela.errors import ConfigError, PolicyViolation
+from tutela.server import pki
+from tutela.server.policy import SitePolicy
+
+runner = CliRunner()
+
+STUDY = {
+    "study": {"purpose": "disease-outcome-prediction"},
+    "privacy": {"mode": "sample", "epsilon": 4.0, "delta": 1e-5},
+    "secure_aggregation": {"protocol": "secagg+"},
+}
+
+
+def test_pki_init_issue_and_doctor_via_cli(tmp_path: Path) -> None:
+    d = tmp_path / "pki"
+    result = runner.invoke(app, ["pki", "init", "--dir", str(d)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        app, ["pki", "issue", "--dir", str(d), "--server", "--san", "coord.example"]
+    )
+    assert result.exit_code == 0, result.output
+    assert set(pki.san_names(pki.load_cert(d / "server.pem"))) == {
+        "localhost",
+        "coord.example",
+        "127.0.0.1",
+        "::1",
+    }
+    result = runner.invoke(app, ["pki", "issue", "--dir", str(d), "--site", "hospital-7"])
+    assert result.exit_code == 0 and (d / "sites" / "hospital-7.pem").exists()
+    result = runner.invoke(app, ["pki", "issue", "--dir", str(d)])
+    assert result.exit_code != 0  # neither --server nor --site: a usage error
+    with serve_https(d / "server.pem", d / "server.key") as port:
+        ok = runner.invoke(app, ["doctor", f"https://127.0.0.1:{port}", "--ca", str(d / "ca.pem")])
+        bad = runner.invoke(app, ["doctor", f"http://127.0.0.1:{port}"])
+    assert ok.exit_code == 0 and "ok: TLS OK" in ok.output
+    assert bad.exit_code == 1 and "problem (tls-server-plain-url)" in bad.output
+
+
+def test_cli_errors_are_one_line_in_a_real_process(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tutela",
+            "pki",
+            "issue",
+            "--dir",
+            str(tmp_path / "none"),
+            "--server",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: no CA in {tmp_path / 'none'}: "
+        f"run `tutela pki init --dir {tmp_path / 'none'}` first"
+    ]
+
+
+def _policy(text: str, tmp_path: Path) -> SitePolicy:
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    return SitePolicy.load(path)
+
+
+def test_policy_accepts_a_study_within_its_floor(tmp_path: Path) -> None:
+    policy = _policy(
+        "[privacy]\nrequire_dp = true\nmax_epsilon = 8\n[secure_aggregation]\nrequired = true\n"
+        '[purposes.disease-outcome-prediction]\ncolumns = ["glucose", "bmi", "name"]\n'
+        '[data]\nnever_leave = ["name"]\n',
+        tmp_path,
+    )
+    assert policy.refusals(STUDY, ["glucose", "bmi"]) == []
+    assert policy.allowed_columns("disease-outcome-prediction") == ("glucose", "bmi")
+    # A column the purpose lists but that never leaves is refused.
+    with pytest.raises(PolicyViolation, match="name"):
+        policy.enforce(STUDY, ["glucose", "name"])
+
+
+def test_policy_refuses_weaker_studies_with_every_reason(tmp_path: Path) -> None:
+    policy = _policy(
+        "[privacy]\nrequire_dp = true\nmax_epsilon = 2\nmax_delta = 1e-6\n"
+        "[secure_aggregation]\nrequired = true\n"
+        '[purposes.disease-outcome-prediction]\ncolumns = ["glucose"]\n',
+        tmp_path,
+    )
+    reasons = policy.refusals(STUDY, ["glucose", "age"])
+    assert any("age" in r for r in reasons)
+    assert any("epsilon 4.0 exceeds" in r for r in reasons)
+    assert any("delta 1e-05 exceeds" in r for r in reasons)
+    no_dp = {**STUDY, "privacy": {"mode": "none"}, "secure_aggregation": {"protocol": "none"}}
+    reasons = policy.refusals(no_dp, ["glucose"])
+    assert any("differential privacy is required" in r for r in reasons)
+    assert any("secure aggregation is required" in r for r in reasons)
+    other = {**STUDY, "study": {"purpose": "marketing"}}
+    assert (
+        policy.refusals(other, ["glucose"])[0] == "purpose 'marketing' is not allowed at this site"
+    )
+
+
+def test_policy_file_errors_name_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"privacy\.max_epsilon"):
+        _policy("[privacy]\nmax_epsilon = -1\n", tmp_path)
+    with pytest.raises(ConfigError, match="unknown key"):
+        _policy("[privacy]\nallow_everything = true\n", tmp_path)
+    with pytest.raises(ConfigError, match="not found"):
+        SitePolicy.load(tmp_path / "missing.toml")

@@ -21,16 +21,20 @@ import time
 
 ROWS_PER_SITE = 200
 ROUNDS = 3
-MODELS = {"logistic": ("logistic", []), "mlp-64x64": ("mlp", [64, 64]), "mlp-256x256": ("mlp", [256, 256])}
+MODELS = {
+    "logistic": ("logistic", []),
+    "mlp-64x64": ("mlp", [64, 64]),
+    "mlp-256x256": ("mlp", [256, 256]),
+}
 
 
 def _child(kind: str, sites: int, mode: str) -> dict[str, float]:
     import numpy as np
     import torch
 
-    from tutela.fl.recipes import flagship_config
     from tutela.fl.engine import RoundEngine
     from tutela.fl.models import get_parameters
+    from tutela.fl.recipes import flagship_config
     from tutela.fl.study import build_strategy, prepare_data, prepare_sites
 
     torch.set_num_threads(1)
@@ -43,8 +47,12 @@ def _child(kind: str, sites: int, mode: str) -> dict[str, float]:
     if mode == "federated":
         data = prepare_data(cfg)
         prepared = prepare_sites(cfg, data)
-        engine = RoundEngine(build_strategy(cfg), prepared.sites, min_quorum=3 if sites >= 3 else 1,
-                             evaluate_fn=prepared.evaluate)
+        engine = RoundEngine(
+            build_strategy(cfg),
+            prepared.sites,
+            min_quorum=3 if sites >= 3 else 1,
+            evaluate_fn=prepared.evaluate,
+        )
         initial = get_parameters(prepared.model_factory())
         torch.optim.SGD(prepared.model_factory().parameters(), lr=0.1)  # one-time lazy imports
         start = time.perf_counter()
@@ -59,7 +67,9 @@ def _child(kind: str, sites: int, mode: str) -> dict[str, float]:
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         loader = torch.utils.data.DataLoader(
             torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
-            batch_size=32, shuffle=True)
+            batch_size=32,
+            shuffle=True,
+        )
         loss_fn = torch.nn.BCEWithLogitsLoss()
         start = time.perf_counter()
         for _ in range(ROUNDS):
@@ -76,7 +86,10 @@ def _child(kind: str, sites: int, mode: str) -> dict[str, float]:
 def _measure(kind: str, sites: int, mode: str) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", kind, str(sites), mode],
-        capture_output=True, text=True, check=True, timeout=3600,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=3600,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -92,10 +105,14 @@ def main() -> None:
         return
     site_counts = [5, 50] if args.quick else [5, 50, 500]
     models = ["logistic", "mlp-64x64"] if args.quick else list(MODELS)
-    header = (f"{'model':<12} {'sites':>5} {'rows':>7} {'plain s/round':>14} {'FL s/round':>11} "
-              f"{'ratio':>6} {'plain MB':>9} {'FL MB':>7}")
-    print(f"baseline: plain PyTorch training on the pooled rows (same epochs), {ROUNDS} rounds, "
-          f"{ROWS_PER_SITE} rows per site, 1 local epoch, batch 32, 1 thread")
+    header = (
+        f"{'model':<12} {'sites':>5} {'rows':>7} {'plain s/round':>14} {'FL s/round':>11} "
+        f"{'ratio':>6} {'plain MB':>9} {'FL MB':>7}"
+    )
+    print(
+        f"baseline: plain PyTorch training on the pooled rows (same epochs), {ROUNDS} rounds, "
+        f"{ROWS_PER_SITE} rows per site, 1 local epoch, batch 32, 1 thread"
+    )
     print(header)
     print("-" * len(header))
     for kind in models:
@@ -103,9 +120,12 @@ def main() -> None:
             plain = _measure(kind, sites, "plain")
             fed = _measure(kind, sites, "federated")
             ratio = fed["seconds_per_round"] / plain["seconds_per_round"]
-            print(f"{kind:<12} {sites:>5} {sites * ROWS_PER_SITE:>7} {plain['seconds_per_round']:>14.3f} "
-                  f"{fed['seconds_per_round']:>11.3f} {ratio:>6.2f} {plain['peak_rss_mb']:>9.0f} "
-                  f"{fed['peak_rss_mb']:>7.0f}", flush=True)
+            print(
+                f"{kind:<12} {sites:>5} {sites * ROWS_PER_SITE:>7} {plain['seconds_per_round']:>14.3f} "
+                f"{fed['seconds_per_round']:>11.3f} {ratio:>6.2f} {plain['peak_rss_mb']:>9.0f} "
+                f"{fed['peak_rss_mb']:>7.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

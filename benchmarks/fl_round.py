@@ -121,7 +121,8 @@ def main() -> None:
             fed = _measure(kind, sites, "federated")
             ratio = fed["seconds_per_round"] / plain["seconds_per_round"]
             print(
-                f"{kind:<12} {sites:>5} {sites * ROWS_PER_SITE:>7} {plain['seconds_per_round']:>14.3f} "
+                f"{kind:<12} {sites:>5} {sites * ROWS_PER_SITE:>7} "
+                f"{plain['seconds_per_round']:>14.3f} "
                 f"{fed['seconds_per_round']:>11.3f} {ratio:>6.2f} {plain['peak_rss_mb']:>9.0f} "
                 f"{fed['peak_rss_mb']:>7.0f}",
                 flush=True,

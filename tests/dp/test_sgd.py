@@ -28,6 +28,8 @@ from tutela.hazmat.noise import rounded_gaussian32_granularity
 from tutela.hazmat.rng import SecureRandom
 
 D = torch.float64
+# tiny tensors: intra-op threads only add contention on a shared machine
+torch.set_num_threads(1)
 
 
 class Twice(nn.Module):

@@ -34,6 +34,7 @@ from tutela.dp.sgd import make_private
 from tutela.errors import QuorumNotMet
 from tutela.fl.records import Parameters, ParameterSpec
 from tutela.fl.strategy import ClientUpdate, FitAggregate
+from tutela.hazmat.noise import rounded_gaussian32_granularity
 from tutela.secagg import DropoutPlan, SecAggConfig, secure_sum
 
 
@@ -172,6 +173,7 @@ class SampleLevelDP:
     local_epochs: int
     batch_size: int
     site_rows: Mapping[str, int]
+    dimension: int = 1
     noise_multipliers: dict[str, float] = field(default_factory=dict, init=False)
     steps_per_round: dict[str, int] = field(default_factory=dict, init=False)
     rounds_charged: dict[str, int] = field(default_factory=dict, init=False)
@@ -193,12 +195,19 @@ class SampleLevelDP:
             # a hair; raise z until the whole planned run fits the budget exactly.
             for _ in range(200):
                 total = SelfComposedEvent(
-                    PoissonSampledEvent(q, GaussianEvent(z * 0.999)), steps * self.rounds
+                    PoissonSampledEvent(q, GaussianEvent(self._effective(z))), steps * self.rounds
                 )
                 if self.ledger.preview(scope, total) <= self.epsilon:
                     break
                 z *= 1.002
             self.noise_multipliers[site] = z
+
+    def _effective(self, z: float) -> float:
+        """The multiplier the optimiser accounts: rounding the noisy sum to the noise grid g
+        adds ``g sqrt(d)`` to the sensitivity (see :mod:`tutela.dp.sgd`)."""
+        sigma = z * self.max_grad_norm
+        grid = rounded_gaussian32_granularity(sigma)
+        return sigma / (self.max_grad_norm + grid * math.sqrt(self.dimension))
 
     def scope(self, site: str) -> str:
         return f"site:{site}"

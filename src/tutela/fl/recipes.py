@@ -29,6 +29,7 @@ from tutela.dp.ledger import PrivacyLedger
 from tutela.errors import ConfigError, PolicyViolation
 from tutela.fl.config import StudyConfig, parse_study
 from tutela.fl.engine import RoundRecord, UpdateAggregator
+from tutela.fl.models import build_model
 from tutela.fl.privacy import (
     ClientLevelDP,
     SampleLevelDP,
@@ -201,7 +202,9 @@ def build_privacy(
     if p.mode == "sample":
         data = prepare_data(config)
         rows = {n: len(r) for n, r in zip(data.site_names, data.site_rows, strict=True)}
+        model = build_model(config.model.kind, len(data.columns), hidden=config.model.hidden)
         common: dict[str, Any] = {
+            "dimension": sum(int(v.numel()) for v in model.parameters()),
             "epsilon": p.epsilon,
             "delta": p.delta,
             "max_grad_norm": p.max_grad_norm,

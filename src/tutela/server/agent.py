@@ -95,6 +95,7 @@ class _StudyState:
     standardised: bool = False
     updates: dict[int, tuple[Parameters, Parameters, int]] = field(default_factory=dict)
     secagg: dict[tuple[int, int], SecAggClient] = field(default_factory=dict)
+    dp: Any = None
 
 
 def load_site_table(path: Path, outcome: str) -> pd.DataFrame:
@@ -270,6 +271,10 @@ class SiteAgent:
         missing = [c for c in columns if c not in self.table.columns]
         if not reasons and missing:
             reasons.append(f"this site has no column(s) {', '.join(missing)}")
+        if config.get("privacy", {}).get("mode", "none") not in ("none", "sample"):
+            reasons.append(
+                f"privacy.mode {config['privacy']['mode']!r} is not supported by this agent"
+            )
         if not reasons:
             try:
                 parse_study(config)
@@ -295,11 +300,18 @@ class SiteAgent:
                     model["kind"], n_features, hidden=tuple(model["hidden"]), seed=seed
                 )
 
+            privatize, dp = self._privacy(study_id, config, len(outcome))
             site = LocalSite(
-                self.name, features, outcome, factory, _training(config), seed=self.settings.seed
+                self.name,
+                features,
+                outcome,
+                factory,
+                _training(config),
+                seed=self.settings.seed,
+                privatize=privatize,
             )
             moments = site.feature_moments()
-            self.studies[study_id] = _StudyState(site, columns, config)
+            self.studies[study_id] = _StudyState(site, columns, config, dp=dp)
             body = {
                 "accept": True,
                 "num_examples": site.num_examples,
@@ -319,6 +331,52 @@ class SiteAgent:
         if response.status_code != 200:
             self._log(f"{self.name}: join answer refused: {self._detail(response)}")
         return True
+
+    def _privacy(self, study_id: str, config: dict[str, Any], rows: int) -> tuple[Any, Any]:
+        """DP-SGD at this site when the study asks for record-level DP (``privacy.mode =
+        "sample"``), charged to a ledger the site keeps itself (the site, not the study's
+        code, decides that the noise is added)."""
+        p = config["privacy"]
+        if p["mode"] == "none":
+            return None, None
+        if p["mode"] != "sample":
+            raise PolicyViolation(f"privacy.mode {p['mode']!r} is not supported by this agent")
+        from tutela.dp.ledger import PrivacyLedger
+        from tutela.fl.privacy import SampleLevelDP
+
+        base = self.settings.state_dir or Path(self.settings.data).parent
+        base.mkdir(parents=True, exist_ok=True)
+        t = config["training"]
+        dp = SampleLevelDP(
+            PrivacyLedger(base / f"ledger-{study_id}.sqlite"),
+            str(config["study"]["name"]),
+            epsilon=float(p["epsilon"]),
+            delta=float(p["delta"]),
+            max_grad_norm=float(p["max_grad_norm"]),
+            accountant=str(p["accountant"]),
+            rounds=int(t["rounds"]),
+            local_epochs=int(t["local_epochs"]),
+            batch_size=int(t["batch_size"]),
+            site_rows={self.name: rows},
+        )
+        return dp.hook(self.name), dp
+
+    def _report_privacy(self, task: dict[str, Any]) -> None:
+        state = self.studies[task["study_id"]]
+        if state.dp is None:
+            return
+        site = state.dp.report()["per_site"][self.name]
+        metrics = {
+            "epsilon": float(site["epsilon"]),
+            "delta": float(site["delta"]),
+            "noise_multiplier": float(site["noise_multiplier"]),
+        }
+        self._request(
+            "POST",
+            f"/v1/site/studies/{task['study_id']}/rounds/{task['round']}/metrics",
+            json={"metrics": metrics},
+            deadline=float(task["deadline"]),
+        )
 
     # plain rounds -----------------------------------------------------------------------
 
@@ -372,6 +430,7 @@ class SiteAgent:
             },
         )
         self._submit(task, FIT_STAGE, body)
+        self._report_privacy(task)
         return True
 
     # SecAgg+ rounds ---------------------------------------------------------------------

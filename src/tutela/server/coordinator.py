@@ -699,11 +699,19 @@ class Coordinator:
         with self.store.read() as s:
             row = self._study(s, study_id)
             config = json.loads(row.config_json)
+            reports: dict[str, Any] = {}
+            for m in s.scalars(
+                select(MetricRow).where(MetricRow.study_id == study_id).order_by(MetricRow.id)
+            ):
+                values = json.loads(m.metrics_json)
+                if "epsilon" in values:
+                    reports[m.site] = {"round": m.round_no, **values}
             return {
                 "study_id": study_id,
                 "privacy": config.get("privacy"),
                 "secure_aggregation": config.get("secure_aggregation"),
                 "events": json.loads(row.privacy_json),
+                "site_reports": reports,
             }
 
     def round_model(self, study_id: str, round_no: int) -> bytes:

@@ -278,7 +278,7 @@ def run_study_over_network(
         "history": history,
         "federated": prepared.evaluate(final),
         "config": config.resolved(),
-        "privacy": ledger.get("events") or None,
+        "privacy": _privacy_summary(config, ledger),
         "secure_aggregation": _secagg_summary(secagg_reports),
         "deployment": {
             "transport": "https (TLS 1.2+, mutual TLS for sites)",
@@ -299,6 +299,22 @@ def run_study_over_network(
     results["final_parameters"] = final
     results["elapsed_s"] = time.perf_counter() - started
     return results
+
+
+def _privacy_summary(config: StudyConfig, ledger: dict[str, Any]) -> dict[str, Any] | None:
+    reports = ledger.get("site_reports") or {}
+    if config.privacy.mode == "none" or not reports:
+        return None
+    return {
+        "level": "record (sample-level DP at each site, applied by the site agent)",
+        "mechanism": "DP-SGD: Poisson sampling, per-example clipping, Gaussian noise (CSPRNG)",
+        "neighbouring": "add/remove one patient record at one site",
+        "accountant": config.privacy.accountant,
+        "epsilon": max(float(r["epsilon"]) for r in reports.values()),
+        "target_epsilon": config.privacy.epsilon,
+        "delta": config.privacy.delta,
+        "per_site": reports,
+    }
 
 
 def _secagg_summary(reports: list[dict[str, Any]]) -> dict[str, Any] | None:

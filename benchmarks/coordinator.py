@@ -39,7 +39,7 @@ from tutela.fl.engine import PlainAggregator
 from tutela.fl.records import parameters_to_bytes
 from tutela.fl.strategy import ClientUpdate, FedAvg
 from tutela.server import pki
-from tutela.server.coordinator import parse_tensors
+from tutela.server.wire import parse_tensors
 
 DIM = 10_000  # parameters of the benchmark model (one float32 tensor plus a bias)
 POLL_S = 0.5
@@ -72,8 +72,19 @@ class Coordinator:
             pki.issue_to_files(self.pki, kind="site", name=name)
         self.port = _free_port()
         self.url = f"https://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "tutela", "server", "start", "--data-dir", str(root / "data"),
-               "--pki", str(self.pki), "--port", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "tutela",
+            "server",
+            "start",
+            "--data-dir",
+            str(root / "data"),
+            "--pki",
+            str(self.pki),
+            "--port",
+            str(self.port),
+        ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         verify = ssl.create_default_context(cafile=str(self.ca))
         deadline = time.monotonic() + 120
@@ -86,8 +97,12 @@ class Coordinator:
                     raise
                 time.sleep(0.2)
         token = (root / "data" / "admin.token").read_text().strip()
-        self.admin = httpx.Client(base_url=self.url, verify=verify, timeout=120,
-                                  headers={"Authorization": f"Bearer {token}"})
+        self.admin = httpx.Client(
+            base_url=self.url,
+            verify=verify,
+            timeout=120,
+            headers={"Authorization": f"Bearer {token}"},
+        )
         for name in self.names:
             self.admin.post(f"/v1/admin/sites/{name}/activate").raise_for_status()
 
@@ -97,12 +112,19 @@ class Coordinator:
             "data": {"dataset": "pima-diabetes", "sites": n},
             "training": {"rounds": rounds, "min_quorum": n, "min_fit_sites": n},
         }
-        r = self.admin.post("/v1/admin/studies", json={"config": config, "deployment": {
-            "stage_timeout_s": 600, "join_timeout_s": 600, "sites": self.names}})
+        r = self.admin.post(
+            "/v1/admin/studies",
+            json={
+                "config": config,
+                "deployment": {"stage_timeout_s": 600, "join_timeout_s": 600, "sites": self.names},
+            },
+        )
         r.raise_for_status()
         study: str = r.json()["id"]
         model = {"w": np.zeros((1, DIM), np.float32), "b": np.zeros(1, np.float32)}
-        self.admin.put(f"/v1/admin/studies/{study}/model", content=parameters_to_bytes(model)).raise_for_status()
+        self.admin.put(
+            f"/v1/admin/studies/{study}/model", content=parameters_to_bytes(model)
+        ).raise_for_status()
         self.admin.post(f"/v1/admin/studies/{study}/start").raise_for_status()
         return study
 
@@ -130,12 +152,22 @@ async def _site(name: str, coord: Coordinator, study: str, rng: np.random.Genera
             for task in data["tasks"]:
                 worked = True
                 if task["kind"] == "join":
-                    body = {"accept": True, "num_examples": 100,
-                            "moments": {"count": 100, "total": [0.0] * 7, "total_sq": [100.0] * 7}}
-                    (await client.post(f"/v1/site/studies/{study}/participation", json=body)).raise_for_status()
+                    body = {
+                        "accept": True,
+                        "num_examples": 100,
+                        "moments": {"count": 100, "total": [0.0] * 7, "total_sq": [100.0] * 7},
+                    }
+                    (
+                        await client.post(f"/v1/site/studies/{study}/participation", json=body)
+                    ).raise_for_status()
                 elif task["kind"] == "fit":
-                    model, _ = parse_tensors((await client.get(f"/v1/site/studies/{study}/model")).content)
-                    update = {k: (rng.standard_normal(v.shape) * 0.01).astype(np.float32) for k, v in model.items()}
+                    model, _ = parse_tensors(
+                        (await client.get(f"/v1/site/studies/{study}/model")).content
+                    )
+                    update = {
+                        k: (rng.standard_normal(v.shape) * 0.01).astype(np.float32)
+                        for k, v in model.items()
+                    }
                     meta = {"study": study, "round": str(task["round"]), "num_examples": "100"}
                     r = await client.post(
                         f"/v1/site/studies/{study}/rounds/{task['round']}/stages/fit",
@@ -147,6 +179,10 @@ async def _site(name: str, coord: Coordinator, study: str, rng: np.random.Genera
                 return
             if not worked:
                 await asyncio.sleep(POLL_S)
+
+
+def _random_update(model: dict[str, Any], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {k: (rng.standard_normal(v.shape) * 0.01).astype(np.float32) for k, v in model.items()}
 
 
 def _run_sites(coord: Coordinator, study: str) -> None:
@@ -181,7 +217,11 @@ def measure(sites: int, rounds: int) -> dict[str, float]:
             peak = _rss_kib(coord.proc.pid, "VmHWM")
         finally:
             coord.stop()
-    return {"rounds_per_min": rounds / elapsed * 60, "peak_mib": peak / 1024, "idle_mib": base_rss / 1024}
+    return {
+        "rounds_per_min": rounds / elapsed * 60,
+        "peak_mib": peak / 1024,
+        "idle_mib": base_rss / 1024,
+    }
 
 
 def baseline(sites: int, rounds: int) -> float:
@@ -192,7 +232,14 @@ def baseline(sites: int, rounds: int) -> float:
     start = time.perf_counter()
     for r in range(1, rounds + 1):
         updates = [
-            ClientUpdate(f"s{i}", {k: (rng.standard_normal(v.shape) * 0.01).astype(np.float32) for k, v in params.items()}, 100)
+            ClientUpdate(
+                f"s{i}",
+                {
+                    k: (rng.standard_normal(v.shape) * 0.01).astype(np.float32)
+                    for k, v in params.items()
+                },
+                100,
+            )
             for i in range(sites)
         ]
         params = strategy.aggregate_fit(r, params, PlainAggregator().aggregate(r, updates, params))
@@ -224,23 +271,37 @@ def memory_growth(short: int, long: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="5 and 50 sites, 3 rounds; memory 3 vs 30 rounds")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="5 and 50 sites, 3 rounds; memory 3 vs 30 rounds"
+    )
     args = parser.parse_args()
     site_counts = (5, 50) if args.quick else (5, 50, 200)
     rounds = 3 if args.quick else 5
     short, long = (3, 30) if args.quick else (10, 100)
-    print(f"model: {DIM + 1} float32 parameters; site poll interval {POLL_S} s; {os.cpu_count()} CPUs")
-    print(f"baseline: the same rounds aggregated in process (PlainAggregator + FedAvg), no network/store/crypto\n")
-    print(f"{'sites':>5}  {'rounds/min':>10}  {'baseline r/min':>14}  {'ratio':>8}  {'peak RSS MiB':>12}  {'idle RSS MiB':>12}")
+    print(
+        f"model: {DIM + 1} float32 parameters; site poll interval {POLL_S} s; {os.cpu_count()} CPUs"
+    )
+    print(
+        "baseline: the same rounds aggregated in process (PlainAggregator + FedAvg), "
+        "no network, store or crypto\n"
+    )
+    header = ("sites", "rounds/min", "baseline r/min", "ratio", "peak RSS MiB", "idle RSS MiB")
+    print("{:>5}  {:>10}  {:>14}  {:>8}  {:>12}  {:>12}".format(*header))
     for n in site_counts:
         m = measure(n, rounds)
         b = baseline(n, rounds)
-        print(f"{n:>5}  {m['rounds_per_min']:>10.1f}  {b:>14.1f}  {m['rounds_per_min'] / b:>8.4f}  "
-              f"{m['peak_mib']:>12.1f}  {m['idle_mib']:>12.1f}")
+        print(
+            f"{n:>5}  {m['rounds_per_min']:>10.1f}  {b:>14.1f}  {m['rounds_per_min'] / b:>8.4f}  "
+            f"{m['peak_mib']:>12.1f}  {m['idle_mib']:>12.1f}"
+        )
     a, b = memory_growth(short, long)
-    print(f"\nmemory (5 sites): RSS after {short} rounds {a:.1f} MiB, after {long} rounds {b:.1f} MiB, "
-          f"ratio {b / a:.3f}")
+    print(
+        f"\nmemory (5 sites): RSS after {short} rounds {a:.1f} MiB, "
+        f"after {long} rounds {b:.1f} MiB, ratio {b / a:.3f}"
+    )
 
 
 if __name__ == "__main__":

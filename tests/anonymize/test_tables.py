@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tutela.anonymize import (
     Hierarchy,
@@ -254,3 +256,28 @@ def test_utility_and_risk_metrics():
     risk2 = reidentification_risk(table, ["q"], population)
     assert risk2.journalist_max == pytest.approx(1 / 5)
     assert risk2.marketer == pytest.approx((2 / 10 + 3 / 10 + 5 / 5) / 10)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(10, 120),
+    k=st.integers(1, 10),
+    use_hier=st.booleans(),
+    ell=st.sampled_from([None, 2]),
+)
+def test_any_table_any_k_is_anonymous_and_truthful(seed, n, k, use_hier, ell):
+    df = make_table(n, seed)
+    hier = HIER if use_hier else None
+    model = PrivacyModel(k=min(k, n), l=ell, max_suppression=0.05)
+    try:
+        res = mondrian(df, QIS, model, sensitive="diagnosis", hierarchies=hier)
+    except AnonymizationError:
+        assert ell is not None and df["diagnosis"].nunique() < ell
+        return
+    check = check_privacy(res.released, QIS, "diagnosis")
+    assert check.k >= min(k, n)
+    if ell is not None:
+        assert check.l_distinct >= ell
+    assert len(res.suppressed) <= 0.05 * n
+    assert_truthful(df, res, hier or {})

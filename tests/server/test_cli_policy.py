@@ -121,3 +121,54 @@ def test_policy_file_errors_name_the_key(tmp_path: Path) -> None:
         _policy("[privacy]\nallow_everything = true\n", tmp_path)
     with pytest.raises(ConfigError, match="not found"):
         SitePolicy.load(tmp_path / "missing.toml")
+
+
+def test_agent_applies_dp_sgd_itself_when_the_study_asks(tmp_path: Path) -> None:
+    """The site agent, not the study's code, adds the noise: it builds DP-SGD with its own
+    ledger from the study's privacy section, and refuses modes it cannot enforce."""
+    import numpy as np
+    import pandas as pd
+
+    from tutela.server.agent import AgentSettings, SiteAgent
+
+    data = tmp_path / "data.csv"
+    frame = pd.DataFrame(
+        {"glucose": np.arange(40.0), "bmi": np.arange(40.0), "outcome": [0, 1] * 20}
+    )
+    frame.to_csv(data, index=False)
+    policy = _policy(
+        '[purposes.disease-outcome-prediction]\ncolumns = ["glucose", "bmi"]\n', tmp_path
+    )
+    d = tmp_path / "pki"
+    pki.init_ca(d)
+    site = pki.issue_to_files(d, kind="site", name="hospital-1")
+    settings = AgentSettings(
+        "https://127.0.0.1:9",
+        d / "ca.pem",
+        site.cert,
+        site.key,
+        data,
+        policy,
+        state_dir=tmp_path / "state",
+    )
+    agent = SiteAgent(settings, name="hospital-1")
+    config = {
+        "study": {"name": "s", "purpose": "disease-outcome-prediction"},
+        "privacy": {
+            "mode": "sample",
+            "epsilon": 3.0,
+            "delta": 1e-5,
+            "max_grad_norm": 1.0,
+            "accountant": "rdp",
+        },
+        "training": {"rounds": 1, "local_epochs": 1, "batch_size": 16},
+    }
+    hook, dp = agent._privacy("study-1", config, 40)
+    assert hook is not None and dp.noise_multipliers["hospital-1"] > 0.5
+    assert (tmp_path / "state" / "ledger-study-1.sqlite").exists()
+    assert agent._privacy("study-1", {**config, "privacy": {"mode": "none"}}, 40) == (None, None)
+    with pytest.raises(PolicyViolation, match="not supported"):
+        agent._privacy(
+            "study-1", {**config, "privacy": {**config["privacy"], "mode": "client"}}, 40
+        )
+    agent.client.close()

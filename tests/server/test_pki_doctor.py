@@ -54,6 +54,24 @@ def test_csr_subject_is_ignored_in_favour_of_enrolled_site(ca_dir: Path) -> None
         pki.sign_csr(ca_cert, ca_key, b"garbage", site="hospital-c")
 
 
+def test_csr_with_a_broken_signature_is_refused(ca_dir: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    csr = x509.load_pem_x509_csr(pki.make_csr(pki.new_private_key(), "hospital-b"))
+    der = bytearray(csr.public_bytes(serialization.Encoding.DER))
+    der[-1] ^= 0x01  # inside the signature
+    import base64
+
+    pem = (
+        b"-----BEGIN CERTIFICATE REQUEST-----\n"
+        + base64.encodebytes(bytes(der))
+        + b"-----END CERTIFICATE REQUEST-----\n"
+    )
+    ca_cert, ca_key = pki.load_ca(ca_dir)
+    with pytest.raises(ValueError, match="does not verify"):
+        pki.sign_csr(ca_cert, ca_key, pem, site="hospital-b")
+
+
 def test_init_refuses_to_overwrite_and_bad_site_names(ca_dir: Path) -> None:
     with pytest.raises(ConfigError, match="already exists"):
         pki.init_ca(ca_dir)
@@ -215,6 +233,11 @@ def test_server_certificate_rotates_without_restart(ca_dir: Path) -> None:
         second = _served_serial(port, lay.ca.cert)
         assert second == pki.load_cert(lay.server.cert).serial_number
         assert second != first
+        assert ctx.reloads == 1
+        # A half-written certificate never takes the server down: the last good pair serves.
+        good = lay.server.cert.read_bytes()
+        lay.server.cert.write_bytes(good[: len(good) // 2])
+        assert _served_serial(port, lay.ca.cert) == second
         assert ctx.reloads == 1
     finally:
         stop.set()

@@ -16,6 +16,7 @@ import typer
 from tutela import __version__
 from tutela.cli import anonymize as anonymize_cli
 from tutela.cli import data as data_cli
+from tutela.cli import dp as dp_cli
 from tutela.cli import governance as governance_cli
 from tutela.cli import he as he_cli
 from tutela.cli import secagg as secagg_cli
@@ -51,6 +52,7 @@ def _root(
 for _module in (
     study_cli,
     data_cli,
+    dp_cli,
     secagg_cli,
     he_cli,
     smpc_cli,

@@ -754,7 +754,8 @@ def make_private(
         delta: the delta of the target.
         epochs: planned epochs (required with ``target_epsilon``).
         clipping: ``Clipping.GHOST`` (default) or ``Clipping.PER_SAMPLE``.
-        loss_reduction: how the training loss reduces over the batch.
+        loss_reduction: how the training loss reduces over the batch: ``"mean"``
+            (1/B sum_i loss_i, torch's default) or ``"sum"``.
         accountant: PLD (default) or RDP.
         rng: ``SecureRandom`` (default: fresh, OS-keyed) for noise and sampling, or a
             ``torch.Generator`` for reproducible but NOT secure noise (sampling then uses
@@ -765,7 +766,10 @@ def make_private(
         ValueError: inconsistent arguments.
 
     Privacy: see the module docstring; ``PrivateTraining.epsilon(delta)`` reports the
-    spend so far.
+    spend so far. The loss must be a sum (or mean) of per-example losses, and no layer may
+    mix examples (BatchNorm is refused): the per-example gradients are read from each
+    example's own slice of every layer's input and output gradient, so a loss that couples
+    examples (batch-normalised or contrastive terms) would void the sensitivity bound.
     """
     if (noise_multiplier is None) == (target_epsilon is None):
         raise ValueError("give exactly one of noise_multiplier and target_epsilon")

@@ -21,7 +21,6 @@ engine uses) and, per round, one update (masked under SecAgg+).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +29,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -47,9 +45,9 @@ from tutela.secagg.messages import (
     ShareKeysRequest,
     UnmaskRequest,
 )
-from tutela.server.coordinator import parse_tensors
 from tutela.server.policy import SitePolicy
 from tutela.server.tls import client_context
+from tutela.server.wire import parse_tensors
 
 FIT_STAGE = "fit"
 
@@ -478,25 +476,6 @@ class SiteAgent:
         return True
 
 
-def features_for(table: pd.DataFrame, columns: list[str]) -> npt.NDArray[np.float32]:
-    """The float32 feature matrix of ``columns`` (exactly what the agent trains on)."""
-    return table[columns].to_numpy(dtype=np.float32)
-
-
-def refusal_reason(policy: SitePolicy, config: dict[str, Any], columns: list[str]) -> str | None:
-    """The refusal reason a site with ``policy`` gives for a study, or None."""
-    try:
-        policy.enforce(config, columns)
-    except PolicyViolation as exc:
-        return str(exc)
-    return None
-
-
-def dump(value: Any) -> str:
-    """JSON for logs."""
-    return json.dumps(value, sort_keys=True)
-
-
 def enrol(
     coordinator: str, ca_file: Path, name: str, token: str, cert_file: Path, key_file: Path
 ) -> None:
@@ -577,4 +556,8 @@ def run_site(
         state_dir=state_dir,
         max_runtime_s=max_runtime_s,
     )
-    return SiteAgent(settings, name=name, log=log).run()
+    agent = SiteAgent(settings, name=name, log=log)
+    try:
+        return agent.run()
+    finally:
+        agent.client.close()

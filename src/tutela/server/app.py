@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -695,8 +694,3 @@ def route_permissions(app: FastAPI) -> dict[tuple[str, str], tuple[Audience, Per
         for method in route.methods or ():
             out[(method, route.path)] = declared_pair
     return out
-
-
-def json_dumps(value: Any) -> str:
-    """Compact JSON (for CLI output)."""
-    return json.dumps(value, indent=2, sort_keys=True)

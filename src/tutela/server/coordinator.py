@@ -32,14 +32,12 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from safetensors import SafetensorError
-from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 from sqlalchemy import delete, event, select, update
 from sqlalchemy.orm import Session
@@ -65,6 +63,7 @@ from tutela.server.store import (
     UpdateRow,
     digest,
 )
+from tutela.server.wire import parse_tensors
 
 Clock = Callable[[], float]
 
@@ -175,22 +174,6 @@ def token_hash(token: str) -> str:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def parse_tensors(data: bytes) -> tuple[dict[str, npt.NDArray[Any]], dict[str, str]]:
-    """Parse a safetensors body into arrays and its metadata, or raise :class:`DataError`."""
-    if len(data) < 8:
-        raise DataError("body is not a safetensors payload (too short)")
-    try:
-        header_len = int.from_bytes(data[:8], "little")
-        if header_len > len(data) - 8:
-            raise DataError("body is not a safetensors payload (truncated header)")
-        header = json.loads(data[8 : 8 + header_len])
-        arrays = st_load(bytes(data))
-    except (SafetensorError, ValueError, OverflowError, UnicodeDecodeError) as exc:
-        raise DataError(f"body is not a safetensors payload: {exc}") from None
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    return arrays, dict(meta) if isinstance(meta, dict) else {}
 
 
 def check_update(arrays: dict[str, npt.NDArray[Any]], reference: Parameters) -> Parameters:
@@ -1643,26 +1626,3 @@ def _positive_int(value: str | None, name: str) -> int:
     if number <= 0:
         raise DataError(f"the body's metadata must carry a positive integer {name}")
     return number
-
-
-def round_history(status: dict[str, Any]) -> list[dict[str, Any]]:
-    """The per-round records of a study status, shaped like the in-process engine's history."""
-    out: list[dict[str, Any]] = []
-    for r in status["rounds"]:
-        if r["status"] not in ("aggregated", "quorum-not-met"):
-            continue
-        out.append(
-            {
-                "round": r["round"],
-                "status": "ok" if r["status"] == "aggregated" else "quorum-not-met",
-                "sites": r.get("sites", []),
-                "failed": r.get("failed", []),
-                "num_examples": r.get("num_examples", 0),
-            }
-        )
-    return out
-
-
-def sorted_sites(names: Sequence[str]) -> list[str]:
-    """Sites in the order the in-process engine uses (sorted by name)."""
-    return sorted(names)

@@ -33,9 +33,9 @@ from tutela.fl.records import parameters_to_bytes
 from tutela.fl.study import PreparedStudy, StudyData, baselines, prepare_data, prepare_sites
 from tutela.server import pki
 from tutela.server.agent import run_site
-from tutela.server.coordinator import parse_tensors
 from tutela.server.serve import BackgroundServer, ServerSettings
 from tutela.server.tls import client_context
+from tutela.server.wire import parse_tensors
 
 OUTCOME_COLUMN = "outcome"
 
@@ -195,6 +195,7 @@ def run_study_over_network(
     procs: list[subprocess.Popen[bytes]] = []
     threads: list[threading.Thread] = []
     logs: list[Any] = []
+    client: httpx.Client | None = None
     try:
         token_path = run_dir / "coordinator" / "admin.token"
         headers = {"Authorization": f"Bearer {token_path.read_text().strip()}"}
@@ -256,6 +257,8 @@ def run_study_over_network(
             thread.join(timeout=30)
         for log in logs:
             log.close()
+        if client is not None:
+            client.close()
         server.stop()
     if status["status"] != "completed":
         raise ServiceError(f"the study ended {status['status']}: {status.get('error')}")

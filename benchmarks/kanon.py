@@ -28,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import subprocess
@@ -262,7 +263,7 @@ for k in ks:
 def run_external(
     python: Path, driver: str, args: list[str], timeout: float
 ) -> list[dict[str, float]]:
-    script = BENCH / f"driver_{abs(hash(driver)) % 10**8}.py"
+    script = BENCH / f"driver_{hashlib.sha256(driver.encode()).hexdigest()[:12]}.py"
     script.write_text(driver)
     proc = _run([str(python), str(script), *args], timeout=timeout)
     rows = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]

@@ -29,6 +29,7 @@ def test_sample_level_dp_run_stays_within_every_site_budget(tmp_path):
     for site, spent in privacy["per_site"].items():
         assert spent["rounds_charged"] == 3, site
         assert 0 < spent["epsilon"] <= 2.0
+        assert spent["budget_left"] == pytest.approx(2.0 - spent["epsilon"], abs=1e-9)
     # The ledger on disk agrees after reopening (it survives the process).
     ledger = PrivacyLedger(run / "ledger.sqlite", value_discretization_interval=1e-3)
     assert ledger.spent("site:hospital-1") == pytest.approx(

@@ -58,7 +58,9 @@ def _print_summary(console: Console, results: dict[str, Any]) -> None:
             table.add_row(label, f"{m['accuracy']:.4f}", f"{m['auc']:.4f}", f"{m['log_loss']:.4f}")
     console.print(table)
     privacy = results.get("privacy")
-    if privacy:
+    if privacy and not privacy.get("private", True):
+        console.print(f"privacy: none — {privacy['statement']}")
+    elif privacy:
         console.print(
             f"privacy: {privacy.get('mechanism')} — epsilon {privacy.get('epsilon'):.3g}, "
             f"delta {privacy.get('delta'):.1e} ({privacy.get('accountant')} accountant)"

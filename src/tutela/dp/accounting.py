@@ -15,6 +15,7 @@ Privacy: every epsilon is for the add-or-remove-one neighbouring relation.
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -112,8 +113,14 @@ class _Base:
         """Drop cached results after the history changed."""
 
 
+@functools.lru_cache(maxsize=64)
 def _leaf_pld(event: Event, count: int, vdi: float) -> Any:
-    """PLD of ``count`` runs of a supported event (checked beforehand)."""
+    """PLD of ``count`` runs of a supported event (checked beforehand).
+
+    Memoised on (event, count, grid): events are frozen and hashable, and PLD objects are
+    never mutated (``compose`` and ``self_compose`` return new ones), so a ledger that
+    re-composes a scope's history on every charge builds each distinct leaf once.
+    """
     if isinstance(event, GaussianEvent):
         # the T-fold composition of a Gaussian is a Gaussian with std / sqrt(T)
         return pld_lib.from_gaussian_mechanism(
@@ -486,12 +493,25 @@ def calibrate(
     accountant: AccountantKind = AccountantKind.PLD,
     tolerance: float = 1e-3,
     max_noise_multiplier: float = 1e4,
+    value_discretization_interval: float | None = None,
 ) -> float:
     """Smallest noise multiplier z (to relative ``tolerance``) with epsilon(event_for(z)) <= target.
 
     Bisection on z (epsilon decreases with z). For PLD a coarse grid first narrows the
-    bracket and the final bisection runs with the accountant's default (fine) grid, so
-    the returned z is checked with exactly the accounting that reports epsilon later.
+    bracket and the final bisection runs with the reporting grid, so the returned z is
+    checked with exactly the accounting that reports epsilon later.
+
+    Args:
+        event_for: the event for a noise multiplier z.
+        target_epsilon: epsilon to meet.
+        delta: delta to meet.
+        accountant: PLD (default) or RDP.
+        tolerance: relative precision of the returned z.
+        max_noise_multiplier: give up above this z.
+        value_discretization_interval: PLD grid of the final bisection (the grid of the
+            accountant or ledger that will report epsilon); the accountant's default fine
+            grid if ``None``. A grid at least as coarse as the bracketing grid skips the
+            bracketing phase.
 
     Raises:
         ValueError: bad target, or the target needs z above ``max_noise_multiplier``.
@@ -502,16 +522,23 @@ def calibrate(
     if not 0 < tolerance < 0.5:
         raise ValueError("tolerance must be in (0, 0.5)")
     kind = AccountantKind(accountant)
+    fine_vdi = (
+        DEFAULT_PLD_DISCRETIZATION
+        if value_discretization_interval is None
+        else float(value_discretization_interval)
+    )
+    if not 0 < fine_vdi <= 0.1:
+        raise ValueError("value_discretization_interval must be in (0, 0.1]")
 
     def eps(z: float, coarse: bool) -> float:
-        vdi = _COARSE_PLD_DISCRETIZATION if coarse else DEFAULT_PLD_DISCRETIZATION
+        vdi = _COARSE_PLD_DISCRETIZATION if coarse else fine_vdi
         return compute_epsilon(event_for(z), delta, kind, value_discretization_interval=vdi)
 
     def gap(z: float, coarse: bool) -> float:
         return eps(z, coarse) - target_epsilon
 
     # bracket: gap(lo) > 0 (too little noise) and gap(hi) <= 0 (meets the target)
-    coarse = kind is AccountantKind.PLD
+    coarse = kind is AccountantKind.PLD and fine_vdi < _COARSE_PLD_DISCRETIZATION
     hi, g_hi = 1.0, gap(1.0, coarse)
     lo, g_lo = 0.0, math.inf
     while g_hi > 0:
@@ -559,6 +586,7 @@ def calibrate_noise_multiplier(
     accountant: AccountantKind = AccountantKind.PLD,
     *,
     tolerance: float = 1e-3,
+    value_discretization_interval: float | None = None,
 ) -> float:
     """Smallest DP-SGD noise multiplier meeting (target_epsilon, delta).
 
@@ -569,9 +597,12 @@ def calibrate_noise_multiplier(
         steps: number of steps T.
         accountant: PLD (default) or RDP.
         tolerance: relative precision of the returned z (it always meets the target).
+        value_discretization_interval: PLD grid the result is checked on (use the grid of
+            the ledger or accountant that reports epsilon); the default fine grid if
+            ``None``.
 
     Privacy: the returned z gives ``dpsgd_event(z, q, T)`` an epsilon <= target at delta
-    under ``accountant``; z * (1 - tolerance) would not.
+    under ``accountant`` on that grid; z * (1 - tolerance) would not.
     """
     _check_count(steps)
     if not 0 < sample_rate <= 1:
@@ -582,4 +613,5 @@ def calibrate_noise_multiplier(
         delta,
         accountant=accountant,
         tolerance=tolerance,
+        value_discretization_interval=value_discretization_interval,
     )

@@ -250,8 +250,12 @@ class SampleLevelDP:
                 "sample_rate": min(1.0, self.batch_size / n),
                 "steps": self.steps_per_round[site] * self.rounds_charged.get(site, 0),
                 "rounds_charged": self.rounds_charged.get(site, 0),
+                "max_grad_norm": self.max_grad_norm,
+                "budget_epsilon": self.epsilon,
+                "budget_left": self.ledger.remaining(self.scope(site)),
             }
         return {
+            "private": True,
             "level": "record (sample-level DP at each site)",
             "mechanism": "DP-SGD: Poisson sampling, per-example clipping, Gaussian noise (CSPRNG)",
             "neighbouring": "add/remove one patient record at one site",
@@ -406,6 +410,8 @@ class ClientLevelDP:
     def report(self) -> dict[str, Any]:
         spent = self.ledger.spent(self.scope)
         out: dict[str, Any] = {
+            "private": True,
+            "budget_left": self.ledger.remaining(self.scope),
             "level": "client (site-level DP-FedAvg)",
             "mechanism": "DP-FedAvg: L2 clipping per site, Gaussian noise on the sum"
             + (

@@ -70,6 +70,16 @@ ACTOR = "coordinator"
 # on the flagship the reported epsilon moves in the fifth significant digit.
 LEDGER_PLD_GRID = 1e-3
 
+NOT_PRIVATE: dict[str, Any] = {
+    "private": False,
+    "mechanism": None,
+    "epsilon": None,
+    "delta": None,
+    "statement": "this run was NOT differentially private: the released model carries no "
+    "formal bound on what it reveals about any patient (run with privacy.mode and epsilon, "
+    "or `tutela demo --epsilon E`)",
+}
+
 
 def flagship_config(
     *,
@@ -366,7 +376,9 @@ def _run(
             privatize=plan.privatize,
             baseline_privatize=plan.baseline_privatize,
         )
-        if plan.report is not None:
+        if plan.report is None:
+            results["privacy"] = NOT_PRIVATE
+        else:
             results["privacy"] = plan.report()
             for spend in plan.ledger.records():
                 log("privacy:spend", spend.scope, **spend.to_dict())

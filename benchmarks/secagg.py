@@ -6,10 +6,11 @@ the honest measure): Tutela's ``secure_sum`` with random float32 updates in [-1,
 server), the plain weighted sum of the same float32 vectors, and Flower 1.42.0's
 ``SecAggPlusWorkflow`` (its example's 3 shares / threshold 2) driven in process through a
 minimal Grid in a separate virtual environment (``.bench-venvs/flwr-1.42.0``, installed by
-this script with ``pip install -c constraints.txt "flwr==1.42.0"``). The Flower harness
-copies each message per client (as a transport would) but does not serialise it, so its
-times are compute only; the research note's figure with Flower's own serialisation is
-printed next to it, labelled.
+this script with ``pip install -c constraints.txt "flwr==1.42.0"``), once with its example's
+settings and once with Tutela's k and t. The Flower harness deflates and inflates every message
+the way its transports do (the research note's harness A); Tutela's round likewise serialises
+every message to bytes. If Flower cannot be installed the script says so and shows the research
+note's recorded figure instead, marked with ``*``.
 
 Columns: ``mask ms/1M`` is a client's masked-input stage (decrypt shares, clip, quantise,
 expand and add k+1 masks, pack) per million parameters; ``server x plain`` is the server's

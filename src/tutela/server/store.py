@@ -204,6 +204,8 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # Bounded page cache per connection (1 MiB): memory must not follow the database size.
+    cursor.execute("PRAGMA cache_size=-1024")
     cursor.close()
 
 

@@ -246,28 +246,29 @@ def baseline(sites: int, rounds: int) -> float:
     return rounds / (time.perf_counter() - start) * 60
 
 
-def memory_growth(short: int, long: int) -> tuple[float, float]:
-    """Coordinator RSS (MiB) after ``short`` and after ``long`` rounds with 5 sites."""
+def memory_growth(short: int, long: int) -> dict[int, float]:
+    """Coordinator RSS (MiB) after every ``short`` rounds up to ``long`` rounds, 5 sites."""
     with tempfile.TemporaryDirectory() as tmp:
         coord = Coordinator(Path(tmp), 5)
         try:
             study = coord.study(long)
             thread = threading.Thread(target=_run_sites, args=(coord, study), daemon=True)
             thread.start()
-            at_short = 0
+            series: dict[int, float] = {}
             while True:
                 status = coord.status(study)
                 closed = len(_rounds_closed(status))
-                if closed >= short and not at_short:
-                    at_short = _rss_kib(coord.proc.pid, "VmRSS")
+                mark = closed - closed % short
+                if mark >= short and mark not in series:
+                    series[mark] = _rss_kib(coord.proc.pid, "VmRSS") / 1024
                 if status["status"] == "completed":
                     break
                 time.sleep(0.1)
-            at_long = _rss_kib(coord.proc.pid, "VmRSS")
+            series[long] = _rss_kib(coord.proc.pid, "VmRSS") / 1024
             thread.join(timeout=60)
         finally:
             coord.stop()
-    return at_short / 1024, at_long / 1024
+    return series
 
 
 def main() -> None:
@@ -297,12 +298,13 @@ def main() -> None:
             f"{n:>5}  {m['rounds_per_min']:>10.1f}  {b:>14.1f}  {m['rounds_per_min'] / b:>8.4f}  "
             f"{m['peak_mib']:>12.1f}  {m['idle_mib']:>12.1f}"
         )
-    a, b = memory_growth(short, long)
+    series = memory_growth(short, long)
+    a, b = series[short], series[long]
+    half = series.get(long // 2, a)
     print(
         f"\nmemory (5 sites): RSS after {short} rounds {a:.1f} MiB, "
-        f"after {long} rounds {b:.1f} MiB, ratio {b / a:.3f}"
+        f"after {long} rounds {b:.1f} MiB, ratio {b / a:.3f}; "
+        f"second half ({long // 2} -> {long}) {b - half:+.1f} MiB"
     )
-
-
-if __name__ == "__main__":
-    main()
+    points = ", ".join(f"{v:.0f}" for _, v in sorted(series.items()))
+    print(f"RSS every {short} rounds (MiB): {points}")

@@ -255,28 +255,6 @@ def run_tutela(n: int, d: int, dropout: float, seed: int) -> dict[str, Any]:
     }
 
 
-def prg_diagnostic() -> str:
-    """Time one 4 MB mask stream through tutela.hazmat.prg vs raw AES-CTR into a buffer."""
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-    from tutela.hazmat.prg import aes_ctr_keystream
-
-    key, size, reps = bytes(range(32)), 4 * 10**6, 30
-    zeros, out = bytes(size), bytearray(size + 15)
-    t0 = time.process_time()
-    for _ in range(reps):
-        aes_ctr_keystream(key, size)
-    prg_ms = 1e3 * (time.process_time() - t0) / reps
-    t0 = time.process_time()
-    for _ in range(reps):
-        Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor().update_into(zeros, out)
-    raw_ms = 1e3 * (time.process_time() - t0) / reps
-    return (
-        f"Mask stream (1e6 words of 32 bits): tutela.hazmat.prg.aes_ctr_keystream {prg_ms:.2f} ms, "
-        f"AES-256-CTR update_into a reused buffer {raw_ms:.2f} ms"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small grid (about a minute)")
@@ -304,8 +282,6 @@ def main() -> None:
     if not args.no_flower:
         python, status = ensure_flower()
     print(f"Flower {FLOWER_VERSION}: {status}", flush=True)
-    prg_line = prg_diagnostic()
-    print(prg_line, flush=True)
 
     rows = []
     for n, d, f in grid:
@@ -364,7 +340,7 @@ def main() -> None:
         cmd = " ".join(["python", "benchmarks/secagg.py", *sys.argv[1:]])
         args.markdown.write_text(
             f"Command: `{cmd}`\n\nMachine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
-            f"Flower {FLOWER_VERSION}: {status}\n\n{table}\n\n{prg_line}\n"
+            f"Flower {FLOWER_VERSION}: {status}\n\n{table}\n"
         )
 
 

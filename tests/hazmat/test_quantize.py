@@ -137,3 +137,13 @@ def test_noise_headroom_tail() -> None:
     assert noise_headroom(0, 10, 10) == 0
     # tau = sqrt(2 ln(2 d / beta)); d = 1, beta = 2**-40 -> tau ~ 7.49
     assert noise_headroom(1.0, 1, 1) == math.ceil(math.sqrt(2 * math.log(2 / 2.0**-40)))
+
+
+@pytest.mark.parametrize("bits", [8, 12, 16, 31, 32, 33, 40, 63, 64])
+def test_modular_extremes_round_trip(bits: int) -> None:
+    half = 1 << (bits - 1)
+    z = np.array([-half, -half + 1, -1, 0, 1, half - 1], dtype=np.int64)
+    words = to_modular(z, bits)
+    assert int(words.max()) < 1 << bits
+    assert np.array_equal(from_modular(words, bits), z)
+    assert np.array_equal(unpack(pack(words, bits), z.shape[0], bits), words)

@@ -275,3 +275,56 @@ def test_relay_carries_authenticated_opaque_messages(live: Live) -> None:
         assert messages["hospital-1"].tobytes() == b"\x01\x02opaque"
     with live.client(site="hospital-3") as three:
         assert load(three.get(base).content) == {}
+
+
+def test_cli_submit_and_status_against_a_live_coordinator(live: Live, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from tutela.cli.main import app
+
+    study = tmp_path / "study.toml"
+    study.write_text(
+        '[data]\ndataset = "pima-diabetes"\nsites = 3\n'
+        'columns = ["pregnancies", "glucose", "diastolic_bp", "skinfold", "bmi", '
+        '"pedigree", "age"]\n'
+        "[training]\nrounds = 1\nmin_quorum = 2\nmin_fit_sites = 2\n"
+    )
+    common = [
+        "--coordinator",
+        live.url,
+        "--ca",
+        str(live.ca),
+        "--token",
+        live.tokens["data-scientist"],
+    ]
+    runner = CliRunner()
+    result = runner.invoke(app, ["server", "submit", str(study), *common, "--site", "hospital-1"])
+    assert result.exit_code == 0, result.output
+    study_id = result.output.strip()
+    result = runner.invoke(app, ["server", "status", study_id, *common])
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.output)
+    assert status["status"] == "recruiting" and list(status["participation"]) == ["hospital-1"]
+    no_columns = tmp_path / "bad.toml"
+    no_columns.write_text('[data]\ndataset = "pima-diabetes"\nsites = 3\n')
+    result = runner.invoke(app, ["server", "submit", str(no_columns), *common])
+    assert result.exit_code != 0 and "data.columns" in str(result.exception)
+
+
+def test_live_coordinator_on_each_database(db_url: str, tmp_path: Path, pki_dir: Path) -> None:
+    from tests.server.conftest import start_live
+
+    handle = start_live(tmp_path, pki_dir, db_url)
+    try:
+        study = _running(handle)
+        good = {k: np.zeros_like(v) for k, v in model_params().items()}
+        with handle.client(site="hospital-2") as site:
+            body = _update(study, 1, good)
+            headers = {"Idempotency-Key": "once", "Content-Type": "application/octet-stream"}
+            url = f"/v1/site/studies/{study}/rounds/1/stages/fit"
+            assert site.post(url, content=body, headers=headers).json()["duplicate"] is False
+            assert site.post(url, content=body, headers=headers).json()["duplicate"] is True
+    finally:
+        handle.server.stop()

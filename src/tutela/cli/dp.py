@@ -111,8 +111,7 @@ def query_cmd(
 ) -> None:
     """Answer one DP query over a CSV, charging the dataset's budget first.
 
-    Privacy: pure epsilon-DP under add/remove one row; the cost (and its split) is fixed by
-    the query and the declared bounds, never by the data.
+    Privacy: pure epsilon-DP (add/remove one row); the cost depends on the query only.
     """
     import sqlite3
 
@@ -138,7 +137,7 @@ def query_cmd(
                 raise LedgerError(
                     f"{data} has no privacy budget in {ledger}; pass --budget EPSILON to set it"
                 )
-            if not dry_run:
+            if budget is not None and not dry_run:
                 book.create_scope(scope, budget, delta, exist_ok=True)
         elif budget is not None:
             book.create_scope(scope, budget, delta, exist_ok=True)  # must agree

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    import httpx
 
 pki_app = typer.Typer(help="Certificates for the coordinator and the sites.", no_args_is_help=True)
 server_app = typer.Typer(help="Run and administer the coordinator service.", no_args_is_help=True)
@@ -107,6 +111,99 @@ def server_token(
         typer.echo(coordinator.create_token(chosen, name, actor="cli"))
     finally:
         coordinator.store.close()
+
+
+def _admin_client(coordinator: str, ca: Path, token: str | None, data_dir: Path) -> httpx.Client:
+    import httpx
+
+    from tutela.server.tls import client_context
+
+    if token is None:
+        path = data_dir / "admin.token"
+        if not path.exists():
+            raise ValueError(f"no --token given and no {path}")
+        token = path.read_text().strip()
+    return httpx.Client(
+        base_url=coordinator,
+        verify=client_context(ca),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60.0,
+    )
+
+
+def _checked(response: httpx.Response) -> httpx.Response:
+    from tutela.errors import ServiceError
+
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail")
+        except ValueError:
+            detail = response.text
+        raise ServiceError(f"coordinator answered {response.status_code}: {detail}")
+    return response
+
+
+@server_app.command("submit")
+def server_submit(
+    study_file: Path = typer.Argument(..., help="Study TOML (data.columns must be set)."),
+    coordinator: str = typer.Option(..., "--coordinator", help="Coordinator URL."),
+    ca: Path = typer.Option(Path("pki/ca.pem"), "--ca", help="The deployment's CA certificate."),
+    token: str | None = typer.Option(None, "--token", envvar="TUTELA_TOKEN", help="Bearer token."),
+    data_dir: Path = typer.Option(Path("coordinator"), "--data-dir", help="Where admin.token is."),
+    site: list[str] = typer.Option([], "--site", help="Invite only these sites (repeatable)."),
+    stage_timeout: float = typer.Option(120.0, "--stage-timeout", help="Deadline per stage (s)."),
+    start: bool = typer.Option(True, "--start/--no-start", help="Start it right away."),
+) -> None:
+    """Create a study on a running coordinator, upload its initial model and start it."""
+    from tutela.fl.config import load_study
+    from tutela.fl.models import build_model, get_parameters
+    from tutela.fl.records import parameters_to_bytes
+
+    config = load_study(study_file)
+    columns = config.data.columns
+    if not columns:
+        raise ValueError(
+            "data.columns must list the features: the coordinator never sees the sites' data"
+        )
+    model = build_model(
+        config.model.kind, len(columns), hidden=tuple(config.model.hidden), seed=config.study.seed
+    )
+    deployment: dict[str, object] = {"stage_timeout_s": stage_timeout}
+    if site:
+        deployment["sites"] = list(site)
+    client = _admin_client(coordinator, ca, token, data_dir)
+    with client:
+        body = {"config": config.resolved(), "deployment": deployment}
+        created = _checked(client.post("/v1/admin/studies", json=body))
+        study_id = created.json()["id"]
+        _checked(
+            client.put(
+                f"/v1/admin/studies/{study_id}/model",
+                content=parameters_to_bytes(get_parameters(model)),
+                headers={"Content-Type": "application/octet-stream"},
+            )
+        )
+        if start:
+            _checked(client.post(f"/v1/admin/studies/{study_id}/start"))
+    typer.echo(study_id)
+
+
+@server_app.command("status")
+def server_status(
+    study_id: str = typer.Argument(..., help="Study id (from `tutela server submit`)."),
+    coordinator: str = typer.Option(..., "--coordinator", help="Coordinator URL."),
+    ca: Path = typer.Option(Path("pki/ca.pem"), "--ca", help="The deployment's CA certificate."),
+    token: str | None = typer.Option(None, "--token", envvar="TUTELA_TOKEN", help="Bearer token."),
+    data_dir: Path = typer.Option(Path("coordinator"), "--data-dir", help="Where admin.token is."),
+) -> None:
+    """Show a study's status, participation and rounds (JSON)."""
+    import json
+
+    client = _admin_client(coordinator, ca, token, data_dir)
+    with client:
+        status = _checked(client.get(f"/v1/admin/studies/{study_id}")).json()
+    status.pop("config", None)
+    typer.echo(json.dumps(status, indent=2, sort_keys=True))
 
 
 @site_app.command("run")

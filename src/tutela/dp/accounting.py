@@ -113,13 +113,14 @@ class _Base:
         """Drop cached results after the history changed."""
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)
 def _leaf_pld(event: Event, count: int, vdi: float) -> Any:
     """PLD of ``count`` runs of a supported event (checked beforehand).
 
     Memoised on (event, count, grid): events are frozen and hashable, and PLD objects are
     never mutated (``compose`` and ``self_compose`` return new ones), so a ledger that
-    re-composes a scope's history on every charge builds each distinct leaf once.
+    previews, charges and reports the same history builds each leaf once. Kept small: a
+    PLD of many self-composed steps can take megabytes.
     """
     if isinstance(event, GaussianEvent):
         # the T-fold composition of a Gaussian is a Gaussian with std / sqrt(T)

@@ -143,6 +143,21 @@ class Query:
             [first edge, last edge], bins are [e_i, e_i+1) and the last one is closed).
         categories: declared categories (histogram; values compared as strings, rows with
             other values are not counted).
+
+    Privacy: each kind at total epsilon e is pure e-DP under add/remove one row, values
+    clamped to the declared bounds [L, U] (h = (U - L) / 2):
+
+    - count: discrete Laplace of scale 1/e on the number of non-missing values (``*``:
+      rows); sensitivity 1.
+    - sum: grid-rounded Laplace of scale max(|L|, |U|)/e on the clamped sum.
+    - mean: centred sum (sensitivity h) at e/2 and count at e/2; the answer
+      (L + U)/2 + sum / max(1, count), clipped to [L, U], is post-processing.
+    - variance: centred sum (h) at e/3, centred sum of squares (h**2 / 2) at e/3 and count
+      at e/3; the population variance, clipped to [0, h**2], is post-processing.
+    - histogram: discrete Laplace of scale 1/e on every bin count; one row is in at most
+      one bin, so the L1 sensitivity is 1.
+    - quantile: exponential mechanism with utility -|rank - q n| (sensitivity 1) over
+      [L, U], density proportional to exp(e u / 2) (Smith 2011).
     """
 
     kind: QueryKind

@@ -174,6 +174,7 @@ class SampleLevelDP:
     batch_size: int
     site_rows: Mapping[str, int]
     dimension: int = 1
+    grid: float | None = None
     noise_multipliers: dict[str, float] = field(default_factory=dict, init=False)
     steps_per_round: dict[str, int] = field(default_factory=dict, init=False)
     rounds_charged: dict[str, int] = field(default_factory=dict, init=False)
@@ -189,8 +190,9 @@ class SampleLevelDP:
             steps = self.local_epochs * max(1, math.ceil(n / self.batch_size))
             self.steps_per_round[site] = steps
             z = calibrate_noise_multiplier(
-                self.epsilon, self.delta, q, steps * self.rounds, kind, tolerance=1e-2
-            )
+                self.epsilon, self.delta, q, steps * self.rounds, kind,
+                tolerance=1e-2, value_discretization_interval=self.grid,
+            )  # fmt: skip
             # The optimiser rounds noise to a grid, which shrinks the effective multiplier
             # a hair; raise z until the whole planned run fits the budget exactly.
             for _ in range(200):

@@ -215,6 +215,7 @@ def build_privacy(
         model = build_model(config.model.kind, len(data.columns), hidden=config.model.hidden)
         common: dict[str, Any] = {
             "dimension": sum(int(v.numel()) for v in model.parameters()),
+            "grid": LEDGER_PLD_GRID,
             "epsilon": p.epsilon,
             "delta": p.delta,
             "max_grad_norm": p.max_grad_norm,

@@ -143,8 +143,10 @@ def from_modular(u: MaskArray, modulus_bits: int) -> IntArray:
     words: npt.NDArray[Any] = np.asarray(u, dtype=dtype)
     if modulus_bits < 8 * dtype.itemsize:
         words = np.bitwise_and(words, dtype.type((1 << modulus_bits) - 1))
-    if modulus_bits == 64:
-        return words.view(np.int64).copy()
+    if dtype.itemsize == 8:  # sign-extend bit b-1 by shifting it to the top and back
+        shift = np.uint64(64 - modulus_bits)
+        out: IntArray = np.left_shift(words, shift).view(np.int64) >> np.int64(64 - modulus_bits)
+        return out
     z = words.astype(np.int64)
     z[z >= (1 << (modulus_bits - 1))] -= 1 << modulus_bits
     return z

@@ -99,7 +99,7 @@ class ClientPolicy:
     """
 
     min_threshold: int = 1
-    min_survivors: int = 3
+    min_survivors: int = 2
     min_ddp_sigma: float = 0.0
 
     def check(self, params: RoundParams) -> None:

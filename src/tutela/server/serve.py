@@ -138,8 +138,29 @@ def uvicorn_config(
     )
 
 
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas (like ``MALLOC_ARENA_MAX``) before worker threads start.
+
+    Request handlers run on a thread pool and allocate model-sized buffers; with one arena
+    per thread, freed memory fragments across arenas and RSS creeps up round after round.
+    Returns False where glibc is not available (the call is then a no-op).
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(-8, arenas))  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        return False
+
+
 def serve(settings: ServerSettings) -> None:
     """Run the coordinator in the foreground until interrupted."""
+    limit_malloc_arenas()
     coordinator, ca_pem = build_coordinator(settings)
     bootstrap_admin(coordinator, settings.data_dir)
     coordinator.resume()

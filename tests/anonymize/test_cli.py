@@ -309,3 +309,33 @@ def test_anonymize_pseudonymised_identifiers_link_across_runs(tmp_path, table):
         ],
     )
     assert isinstance(result.exception, ConfigError)
+
+
+def test_pseudonym_key_comes_from_the_keyring(tmp_path):
+    """With no explicit key, pseudonyms use a key kept under the (unlocked) keyring: the same
+    keyring gives the same, linkable pseudonyms; another keyring gives different ones."""
+    note = tmp_path / "note.txt"
+    note.write_text("Patient: Maria Lopez, SSN 536-22-1234.\n", encoding="utf-8")
+
+    def pseudonymise(ring_dir):
+        env = {
+            "TUTELA_KEYRING": str(ring_dir / "keyring"),
+            "TUTELA_PASSPHRASE": "correct horse",
+            "TUTELA_PSEUDONYM_KEY": "",
+        }
+        if not (ring_dir / "keyring").exists():
+            made = runner.invoke(app, ["keys", "init"], env=env)
+            assert made.exit_code == 0, made.output
+        out = runner.invoke(
+            app, ["pii", "redact", str(note), "--operator", "pseudonymize", "--no-ner"], env=env
+        )
+        assert out.exit_code == 0, out.output
+        return out.stdout
+
+    first, again = pseudonymise(tmp_path / "a"), pseudonymise(tmp_path / "a")
+    other = pseudonymise(tmp_path / "b")
+    assert "536-22-1234" not in first and "Maria" not in first
+    assert first == again
+    assert first != other
+    stored = (tmp_path / "a" / "keyring.pseudonym").read_bytes()
+    assert len(stored) > 32 and bytes(range(32)) not in stored  # enveloped, not raw

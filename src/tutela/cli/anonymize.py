@@ -55,8 +55,43 @@ class OperatorOpt(StrEnum):
     SUPPRESS = "suppress"
 
 
+PSEUDONYM_KEY_NAME = "tutela-pseudonym-key"
+
+
+def _keyring_key() -> bytes | None:
+    """The pseudonymisation key kept under the keyring, created on first use.
+
+    It is stored beside the keyring as ``<keyring>.pseudonym``, AES-256-GCM enveloped under
+    the keyring and bound to its name, so every site that holds the same keyring derives the
+    same (linkable) pseudonyms and nobody without the keyring can. Used only when the keyring
+    exists and is unlocked by ``TUTELA_PASSPHRASE`` or ``TUTELA_KEYFILE``.
+    """
+    from tutela.governance.envelope import Envelope, Keyring
+
+    path = Path(os.environ.get("TUTELA_KEYRING", Path(".tutela") / "keyring"))
+    keyfile, passphrase = os.environ.get("TUTELA_KEYFILE"), os.environ.get("TUTELA_PASSPHRASE")
+    if not path.exists() or not (keyfile or passphrase):
+        return None
+    keyring = (
+        Keyring.open(path, keyfile=Path(keyfile))
+        if keyfile
+        else Keyring.open(path, passphrase=passphrase)
+    )
+    envelope = Envelope(keyring)
+    stored = path.with_name(path.name + ".pseudonym")
+    if stored.exists():
+        return envelope.decrypt(stored.read_bytes(), name=PSEUDONYM_KEY_NAME)
+    key = os.urandom(32)
+    tmp = stored.with_name(stored.name + ".tmp")
+    tmp.write_bytes(envelope.encrypt(key, name=PSEUDONYM_KEY_NAME))
+    tmp.chmod(0o600)
+    tmp.replace(stored)
+    return key
+
+
 def _load_key(key_file: Path | None, required: bool) -> bytes | None:
-    """Key from ``--key-file`` (raw bytes or hex text) or ``$TUTELA_PSEUDONYM_KEY`` (hex)."""
+    """Key from ``--key-file`` (raw bytes or hex text), ``$TUTELA_PSEUDONYM_KEY`` (hex), or
+    the keyring (see :func:`_keyring_key`), in that order."""
     from tutela.errors import ConfigError
 
     raw: bytes | None = None
@@ -76,8 +111,13 @@ def _load_key(key_file: Path | None, required: bool) -> bytes | None:
         except ValueError:
             raise ConfigError(f"${KEY_ENV} must be hex") from None
     if raw is None:
+        raw = _keyring_key()
+    if raw is None:
         if required:
-            raise ConfigError(f"this operator needs a key: pass --key-file or set ${KEY_ENV}")
+            raise ConfigError(
+                f"this operator needs a key: pass --key-file, set ${KEY_ENV}, or unlock the "
+                "keyring with TUTELA_PASSPHRASE or TUTELA_KEYFILE"
+            )
         return None
     if len(raw) < 32:
         raise ConfigError(f"the pseudonym key must have at least 32 bytes, got {len(raw)}")

@@ -308,3 +308,7 @@ def main() -> None:
     )
     points = ", ".join(f"{v:.0f}" for _, v in sorted(series.items()))
     print(f"RSS every {short} rounds (MiB): {points}")
+
+
+if __name__ == "__main__":
+    main()

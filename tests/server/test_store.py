@@ -226,3 +226,25 @@ def test_refusal_is_audited_and_too_few_sites_fail_the_study(db_url: str, tmp_pa
     refusals = [e for e in co.audit_events() if e["action"] == "study.refuse"]
     assert refusals and refusals[0]["detail"]["reason"] == "differential privacy is required"
     co.store.close()
+
+
+def test_pause_resume_and_cancel_are_audited_admin_actions(db_url: str, tmp_path: Path) -> None:
+    clock = Clock()
+    co = open_coordinator(db_url, tmp_path / "keyring", clock)
+    study = running_study(co, clock, rounds=3)
+    assert co.pause(ADMIN, study) == "paused"
+    for i, site in enumerate(SITES):  # the open round still finishes while paused
+        co.submit(site, study, 1, "fit", f"p-{site}", update_body(study, 1, 1.0, 10 + i))
+    assert co.tick()  # round 1 closes
+    assert not co.tick()  # paused: no new round opens
+    assert co.study_status(study)["current_round"] == 2
+    assert co.start(ADMIN, study) == "running"
+    assert co.tick()  # round 2 opens
+    assert co.cancel(ADMIN, study) == "cancelled"
+    status = co.study_status(study)
+    assert status["status"] == "cancelled" and status["rounds"][-1]["status"] == "cancelled"
+    with pytest.raises(ConflictError):
+        co.start(ADMIN, study)
+    actions = [e["action"] for e in co.audit_events() if e["actor"] == ADMIN.label]
+    assert actions[-4:] == ["study.start", "study.pause", "study.start", "study.cancel"]
+    co.store.close()

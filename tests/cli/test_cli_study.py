@@ -25,7 +25,9 @@ def test_version(tmp_path):
 
 
 def test_demo_quick_writes_results(tmp_path):
-    r = tutela("demo", "--quick", "--out", "results.json", "--run-dir", "run", cwd=tmp_path)
+    r = tutela(
+        "demo", "--quick", "--in-process", "--out", "results.json", "--run-dir", "run", cwd=tmp_path
+    )
     assert r.returncode == 0, r.stderr
     assert "federated" in r.stdout and "centralised" in r.stdout and "local-only" in r.stdout
     res = json.loads((tmp_path / "results.json").read_text())
@@ -84,3 +86,32 @@ def test_datasets_list_json(tmp_path):
     assert names["pima-diabetes"]["rows"] == 532
     assert names["breast-cancer"]["rows"] == 569
     assert all({"rows", "features", "outcome", "source"} <= set(d) for d in names.values())
+
+
+def test_demo_runs_through_the_real_coordinator_by_default(tmp_path):
+    """Default demo: TLS coordinator on loopback, one site-agent process per hospital, SecAgg+;
+    the run directory passes the compliance checks and matches the in-process result."""
+    r = tutela("demo", "--rounds", "3", "--out", "net.json", "--run-dir", "net", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    net = json.loads((tmp_path / "net.json").read_text())
+    assert net["deployment"]["sites_as_processes"] is True
+    assert net["deployment"]["transport"].startswith("https")
+    assert net["secure_aggregation"]["protocol"] == "secagg+"
+    assert len(net["history"]) == 3
+    r = tutela(
+        "demo",
+        "--rounds",
+        "3",
+        "--in-process",
+        "--out",
+        "local.json",
+        "--run-dir",
+        "local",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    local = json.loads((tmp_path / "local.json").read_text())
+    bound = net["secure_aggregation"]["quantization_error_bound"]
+    assert abs(net["federated"]["auc"] - local["federated"]["auc"]) < 1e-3 + bound
+    r = tutela("comply", "net", "--framework", "gdpr", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr

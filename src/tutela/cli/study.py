@@ -73,11 +73,37 @@ def _print_summary(console: Console, results: dict[str, Any]) -> None:
         )
 
 
+def _network_runner(sites_as_processes: bool) -> Any:
+    """The deployment layer's runner: a TLS coordinator on loopback and one agent per site."""
+
+    def runner(config: Any, deployment_dir: Path) -> dict[str, Any]:
+        from tutela.server.deploy import run_study_over_network
+
+        return run_study_over_network(
+            config, deployment_dir, sites_as_processes=sites_as_processes, with_baselines=False
+        )
+
+    return runner
+
+
 def execute(
-    config: Any, *, out: Path | None, run_dir: Path | None, console: Console
+    config: Any,
+    *,
+    out: Path | None,
+    run_dir: Path | None,
+    console: Console,
+    network: bool = False,
+    sites_as_processes: bool = True,
 ) -> dict[str, Any]:
     """Run a study with a progress bar, print the summary, write the run directory."""
     from tutela.fl.recipes import run_configured_study
+
+    if network:
+        how = "site processes" if sites_as_processes else "site agents on threads"
+        console.print(
+            f"running through the coordinator on loopback (HTTPS, mutual TLS, {how}); "
+            "--in-process skips the network"
+        )
 
     rounds = config.training.rounds
     with Progress(
@@ -99,7 +125,12 @@ def execute(
             )
             progress.update(task, advance=1, status=status)
 
-        results = run_configured_study(config, progress=on_round, run_dir=run_dir)
+        results = run_configured_study(
+            config,
+            progress=on_round,
+            run_dir=run_dir,
+            network=_network_runner(sites_as_processes) if network else None,
+        )
     _print_summary(console, results)
     if out is not None:
         _write_json_atomic(out, results)
@@ -129,14 +160,27 @@ def demo(
     run_dir: Path | None = typer.Option(
         None, "--run-dir", help="Run directory (default runs/<name>-<time>)."
     ),
+    in_process: bool = typer.Option(
+        False, "--in-process", help="Skip the network: sites run in this process (fastest)."
+    ),
 ) -> None:
-    """Run the flagship study: hospitals predicting a disease outcome, federated."""
+    """Run the flagship study: hospitals predicting a disease outcome, federated.
+
+    By default it runs the real deployment on this machine: a coordinator on loopback with
+    TLS and one site-agent process per hospital, SecAgg+ between the sites.
+    """
     from tutela.fl.recipes import flagship_config
 
     config = flagship_config(
         quick=quick, epsilon=epsilon, dataset=dataset, sites=sites, rounds=rounds, seed=seed
     )
-    execute(config, out=out, run_dir=run_dir or _default_run_dir("demo"), console=Console())
+    execute(
+        config,
+        out=out,
+        run_dir=run_dir or _default_run_dir("demo"),
+        console=Console(),
+        network=not in_process,
+    )
 
 
 @study_app.command("run")

@@ -29,7 +29,7 @@ from tutela.dp.ledger import PrivacyLedger
 from tutela.errors import ConfigError, PolicyViolation
 from tutela.fl.config import StudyConfig, parse_study
 from tutela.fl.engine import RoundRecord, UpdateAggregator
-from tutela.fl.models import build_model
+from tutela.fl.models import build_model, get_parameters
 from tutela.fl.privacy import (
     ClientLevelDP,
     SampleLevelDP,
@@ -37,7 +37,7 @@ from tutela.fl.privacy import (
     secagg_config_from_study,
 )
 from tutela.fl.records import parameters_to_bytes
-from tutela.fl.study import prepare_data, run_study
+from tutela.fl.study import baselines, prepare_data, prepare_sites, run_study
 from tutela.governance.audit import AuditLog, generate_signing_key, load_signing_key
 from tutela.governance.envelope import Envelope, Keyring, generate_keyfile
 from tutela.governance.minimisation import SitePolicy, StudyRequest
@@ -287,6 +287,42 @@ def build_privacy(
     )
 
 
+def _run_over_network(
+    config: StudyConfig,
+    network: NetworkRunner,
+    deployment_dir: Path,
+    policy: SitePolicy,
+    plan: PrivacyPlan,
+    on_round: Callable[[RoundRecord], None],
+) -> dict[str, Any]:
+    """Rounds through the coordinator; baselines and minimisation computed here as in process."""
+    if config.privacy.mode == "client":
+        raise ConfigError(
+            "client-level DP (privacy.mode = 'client') runs in process only; "
+            "use --in-process or privacy.mode = 'sample'"
+        )
+    results = network(config, deployment_dir)
+    for entry in results["history"]:
+        metrics = {
+            k: float(v) for k, v in entry.items() if k in ("loss", "log_loss", "accuracy", "auc")
+        }
+        on_round(
+            RoundRecord(
+                int(entry["round"]), str(entry.get("status", "ok")),
+                tuple(entry.get("sites", ())), tuple(entry.get("failed", ())),
+                int(entry.get("num_examples", 0)), metrics,
+            )
+        )  # fmt: skip
+    data = prepare_data(config, policy)
+    prepared = prepare_sites(config, data)
+    initial = get_parameters(prepared.model_factory())
+    results.update(baselines(config, prepared, initial, plan.baseline_privatize))
+    results["minimisation"] = data.minimisation
+    if results.get("privacy") is None:
+        results["privacy"] = NOT_PRIVATE
+    return results
+
+
 def study_request(config: StudyConfig, columns: list[str]) -> StudyRequest:
     """What the study asks of each site, for the site policy to judge."""
     p = config.privacy
@@ -301,14 +337,28 @@ def study_request(config: StudyConfig, columns: list[str]) -> StudyRequest:
     )
 
 
+NetworkRunner = Callable[[StudyConfig, Path], dict[str, Any]]
+
+
 def run_configured_study(
     config: StudyConfig,
     *,
     progress: Callable[[RoundRecord], None] | None = None,
     run_dir: Path | None = None,
     policy: SitePolicy | None = None,
+    network: NetworkRunner | None = None,
 ) -> dict[str, Any]:
     """Run a study with every configured protection; write ``run_dir`` if given.
+
+    Args:
+        config: the study.
+        progress: called after each round.
+        run_dir: where the run directory is written (see the module docstring).
+        policy: the site policy (default: the embedded flagship policy).
+        network: run the rounds through a real coordinator and site agents instead of in
+            process (the deployment layer passes its runner; it returns the same results
+            mapping). Baselines, the audit log and encryption at rest are composed here
+            either way.
 
     Raises:
         PolicyViolation: the site policy refuses the study (recorded in the audit log).
@@ -318,7 +368,7 @@ def run_configured_study(
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _run(config, progress, run_dir, policy, audit)
+        return _run(config, progress, run_dir, policy, audit, network)
     finally:
         if audit is not None:
             audit.close()
@@ -330,6 +380,7 @@ def _run(
     run_dir: Path | None,
     policy: SitePolicy,
     audit: AuditLog | None,
+    network: NetworkRunner | None = None,
 ) -> dict[str, Any]:
     def log(action: str, resource: str, outcome: str = "success", **details: Any) -> None:
         if audit is not None:
@@ -369,15 +420,23 @@ def _run(
         )
         if plan.description:
             log("privacy:configured", study, **plan.description)
-        results = run_study(
-            config,
-            progress=on_round,
-            aggregator=plan.aggregator,
-            policy=policy,
-            privatize=plan.privatize,
-            baseline_privatize=plan.baseline_privatize,
-        )
-        if plan.report is None:
+        if network is None:
+            results = run_study(
+                config,
+                progress=on_round,
+                aggregator=plan.aggregator,
+                policy=policy,
+                privatize=plan.privatize,
+                baseline_privatize=plan.baseline_privatize,
+            )
+        else:
+            results = _run_over_network(
+                config, network, (run_dir or Path(scratch)) / "deployment", policy, plan, on_round
+            )
+            log("deployment:complete", study, **results.get("deployment", {}))
+        if network is not None and config.privacy.mode != "none":
+            pass  # the site agents ran DP-SGD with their own ledgers; they reported it
+        elif plan.report is None:
             results["privacy"] = NOT_PRIVATE
         else:
             results["privacy"] = plan.report()

@@ -115,3 +115,26 @@ def test_demo_runs_through_the_real_coordinator_by_default(tmp_path):
     assert abs(net["federated"]["auc"] - local["federated"]["auc"]) < 1e-3 + bound
     r = tutela("comply", "net", "--framework", "gdpr", cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_demo_over_network_with_dp_reports_every_site_spend(tmp_path):
+    """Under SecAgg+ the site agents run DP-SGD with their own ledgers and report the spend."""
+    r = tutela(
+        "demo",
+        "--rounds",
+        "2",
+        "--epsilon",
+        "3",
+        "--out",
+        "dp.json",
+        "--run-dir",
+        "dp",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "dp.json").read_text())
+    privacy = res["privacy"]
+    assert privacy["mechanism"].startswith("DP-SGD")
+    assert set(privacy["per_site"]) == {f"hospital-{i}" for i in range(1, 6)}
+    assert all(0 < s["epsilon"] <= 3.0 for s in privacy["per_site"].values())
+    assert 0 < privacy["epsilon"] <= 3.0

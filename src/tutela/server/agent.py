@@ -345,8 +345,20 @@ class SiteAgent:
         base = self.settings.state_dir or Path(self.settings.data).parent
         base.mkdir(parents=True, exist_ok=True)
         t = config["training"]
+        from tutela.fl.models import build_model
+        from tutela.fl.recipes import LEDGER_PLD_GRID
+
+        model = config["model"]
+        dimension = sum(
+            int(v.numel())
+            for v in build_model(
+                model["kind"], len(config["data"]["columns"]), hidden=model["hidden"]
+            ).parameters()
+        )
         dp = SampleLevelDP(
-            PrivacyLedger(base / f"ledger-{study_id}.sqlite"),
+            PrivacyLedger(
+                base / f"ledger-{study_id}.sqlite", value_discretization_interval=LEDGER_PLD_GRID
+            ),
             str(config["study"]["name"]),
             epsilon=float(p["epsilon"]),
             delta=float(p["delta"]),
@@ -356,6 +368,8 @@ class SiteAgent:
             local_epochs=int(t["local_epochs"]),
             batch_size=int(t["batch_size"]),
             site_rows={self.name: rows},
+            dimension=dimension,
+            grid=LEDGER_PLD_GRID,
         )
         return dp.hook(self.name), dp
 
@@ -450,6 +464,7 @@ class SiteAgent:
             spec = ParameterSpec.of(global_params)
             client.set_input(spec.flatten(update), weight=float(num_examples))
             state.secagg = {key: client}
+            self._report_privacy(task)  # what this round's local DP-SGD spent at this site
         response = self._request(
             "GET",
             f"/v1/site/studies/{study_id}/rounds/{round_no}/relay/{stage}",

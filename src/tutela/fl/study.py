@@ -261,6 +261,21 @@ def baselines(
 ProgressFn = Callable[[RoundRecord], None]
 
 
+def dataset_summary(config: StudyConfig, data: StudyData) -> dict[str, Any]:
+    """The ``dataset`` section of the results: what was split how."""
+    return {
+        "name": data.dataset.name,
+        "rows": data.dataset.rows,
+        "sites": config.data.sites,
+        "features": data.columns,
+        "outcome": data.dataset.outcome_name,
+        "train_rows_per_site": {
+            n: len(r) for n, r in zip(data.site_names, data.site_rows, strict=True)
+        },
+        "test_rows": len(data.test_rows),
+    }
+
+
 def run_study(
     config: StudyConfig,
     *,
@@ -293,17 +308,7 @@ def run_study(
     final = engine.run(config.training.rounds, initial, progress=progress)
     federated = prepared.evaluate(final)
     results: dict[str, Any] = {
-        "dataset": {
-            "name": data.dataset.name,
-            "rows": data.dataset.rows,
-            "sites": config.data.sites,
-            "features": data.columns,
-            "outcome": data.dataset.outcome_name,
-            "train_rows_per_site": {
-                n: len(r) for n, r in zip(data.site_names, data.site_rows, strict=True)
-            },
-            "test_rows": len(data.test_rows),
-        },
+        "dataset": dataset_summary(config, data),
         "rounds": config.training.rounds,
         "history": [r.as_dict() for r in engine.history],
         "federated": federated,

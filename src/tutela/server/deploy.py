@@ -30,7 +30,14 @@ from tutela.errors import ServiceError
 from tutela.fl.config import StudyConfig
 from tutela.fl.models import get_parameters
 from tutela.fl.records import parameters_to_bytes
-from tutela.fl.study import PreparedStudy, StudyData, baselines, prepare_data, prepare_sites
+from tutela.fl.study import (
+    PreparedStudy,
+    StudyData,
+    baselines,
+    dataset_summary,
+    prepare_data,
+    prepare_sites,
+)
 from tutela.server import pki
 from tutela.server.agent import run_site
 from tutela.server.serve import BackgroundServer, ServerSettings
@@ -266,17 +273,7 @@ def run_study_over_network(
         r["secure_aggregation"] for r in status["rounds"] if "secure_aggregation" in r
     ]
     results: dict[str, Any] = {
-        "dataset": {
-            "name": data.dataset.name,
-            "rows": data.dataset.rows,
-            "sites": config.data.sites,
-            "features": data.columns,
-            "outcome": data.dataset.outcome_name,
-            "train_rows_per_site": {
-                n: len(r) for n, r in zip(data.site_names, data.site_rows, strict=True)
-            },
-            "test_rows": len(data.test_rows),
-        },
+        "dataset": dataset_summary(config, data),
         "rounds": config.training.rounds,
         "history": history,
         "federated": prepared.evaluate(final),

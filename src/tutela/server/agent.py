@@ -298,7 +298,8 @@ class SiteAgent:
                     model["kind"], n_features, hidden=tuple(model["hidden"]), seed=seed
                 )
 
-            privatize, dp = self._privacy(study_id, config, len(outcome))
+            dimension = sum(int(p.numel()) for p in factory().parameters())
+            privatize, dp = self._privacy(study_id, config, len(outcome), dimension)
             site = LocalSite(
                 self.name,
                 features,
@@ -330,7 +331,9 @@ class SiteAgent:
             self._log(f"{self.name}: join answer refused: {self._detail(response)}")
         return True
 
-    def _privacy(self, study_id: str, config: dict[str, Any], rows: int) -> tuple[Any, Any]:
+    def _privacy(
+        self, study_id: str, config: dict[str, Any], rows: int, dimension: int = 1
+    ) -> tuple[Any, Any]:
         """DP-SGD at this site when the study asks for record-level DP (``privacy.mode =
         "sample"``), charged to a ledger the site keeps itself (the site, not the study's
         code, decides that the noise is added)."""
@@ -345,16 +348,8 @@ class SiteAgent:
         base = self.settings.state_dir or Path(self.settings.data).parent
         base.mkdir(parents=True, exist_ok=True)
         t = config["training"]
-        from tutela.fl.models import build_model
         from tutela.fl.recipes import LEDGER_PLD_GRID
 
-        model = config["model"]
-        dimension = sum(
-            int(v.numel())
-            for v in build_model(
-                model["kind"], len(config["data"]["columns"]), hidden=model["hidden"]
-            ).parameters()
-        )
         dp = SampleLevelDP(
             PrivacyLedger(
                 base / f"ledger-{study_id}.sqlite", value_discretization_interval=LEDGER_PLD_GRID

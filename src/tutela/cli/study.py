@@ -166,8 +166,7 @@ def demo(
 ) -> None:
     """Run the flagship study: hospitals predicting a disease outcome, federated.
 
-    By default it runs the real deployment on this machine: a coordinator on loopback with
-    TLS and one site-agent process per hospital, SecAgg+ between the sites.
+    By default: a TLS coordinator on loopback, one site-agent process per hospital, SecAgg+.
     """
     from tutela.fl.recipes import flagship_config
 

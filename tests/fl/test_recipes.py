@@ -101,3 +101,41 @@ def test_secure_aggregation_survives_a_dropout_mid_protocol():
     assert rep["dropped_per_stage"]["masked_input"] == 1
     assert rep["per_round"][0]["survivors"] == 4
     assert np.isfinite(res["federated"]["auc"])
+
+
+def test_ckks_aggregation_matches_plain_and_passes_compliance(tmp_path):
+    """Updates travel as CKKS ciphertexts; the coordinator adds them with a public context
+    only, and the result matches plain averaging within the stated approximation bound."""
+    plain = run_study(flagship_config(rounds=2, secure_aggregation=False), with_baselines=False)
+    cfg = flagship_config(rounds=2).with_overrides(secure_aggregation={"protocol": "ckks"})
+    run = tmp_path / "run"
+    res = run_configured_study(cfg, run_dir=run)
+    report = res["secure_aggregation"]
+    assert report["protocol"] == "ckks" and report["coordinator_holds_secret_key"] is False
+    assert report["n"] == 5 and report["rounds"] == 2
+    params = parameters_from_bytes(
+        Envelope(open_keyring()).decrypt(
+            (run / "model.safetensors.enc").read_bytes(), name="model.safetensors.enc"
+        )
+    )
+    # Two rounds: each mean is within the bound, and the second round starts from the first.
+    assert max_abs_difference(plain["final_parameters"], params) < 1e-3
+    assert check_run(run, "gdpr").passed
+
+
+def test_ckks_tampered_contribution_is_detected():
+    from tutela.errors import IntegrityError
+    from tutela.fl.privacy import CkksAggregator
+
+    agg = CkksAggregator()
+    honest = agg.keyring.encrypt_update(np.ones(4), aggregation_id=b"round-1")
+    blob = bytearray(honest)
+    blob[len(blob) // 2] ^= 0xFF
+    from tutela.he.aggregation import AggregationServer
+
+    server = AggregationServer(agg.keyring.public_context())
+    with pytest.raises(IntegrityError):
+        agg.keyring.decrypt_sum(server.aggregate([bytes(blob)]), aggregation_id=b"round-1")
+    # A contribution replayed into another round fails the keyed check too.
+    with pytest.raises(IntegrityError):
+        agg.keyring.decrypt_sum(server.aggregate([honest]), aggregation_id=b"round-2")

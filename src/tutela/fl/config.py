@@ -105,7 +105,7 @@ class PrivacySection(_Section):
 
 
 class SecureAggregationSection(_Section):
-    protocol: Literal["none", "secagg+"] = "none"
+    protocol: Literal["none", "secagg+", "ckks"] = "none"
     neighbors: int | None = Field(default=None, ge=1)
     threshold: int | None = Field(default=None, ge=1)
     modulus_bits: int = Field(default=32, ge=16, le=62)

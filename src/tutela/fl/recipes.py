@@ -31,6 +31,7 @@ from tutela.fl.config import StudyConfig, parse_study
 from tutela.fl.engine import RoundRecord, UpdateAggregator
 from tutela.fl.models import build_model, get_parameters
 from tutela.fl.privacy import (
+    CkksAggregator,
     ClientLevelDP,
     SampleLevelDP,
     SecureAggregator,
@@ -178,6 +179,8 @@ def build_aggregator(config: StudyConfig) -> UpdateAggregator | None:
     """The aggregation the study asks for (``None`` means plain averaging)."""
     if config.secure_aggregation.protocol == "secagg+":
         return SecureAggregator(secagg_config_from_study(config.secure_aggregation))
+    if config.secure_aggregation.protocol == "ckks":
+        return CkksAggregator()
     return None
 
 
@@ -249,6 +252,11 @@ def build_privacy(
                 "noise_multipliers": sites_dp.noise_multipliers,
             },
         )
+    if config.secure_aggregation.protocol == "ckks":
+        raise ConfigError(
+            "client-level DP with CKKS aggregation is not supported; use secure_aggregation "
+            "protocol 'secagg+' (distributed noise) or 'none' (noise at the coordinator)"
+        )
     expected = min(
         config.data.sites, max(t.min_fit_sites, math.ceil(t.fraction_fit * config.data.sites))
     )
@@ -296,6 +304,8 @@ def _run_over_network(
     on_round: Callable[[RoundRecord], None],
 ) -> dict[str, Any]:
     """Rounds through the coordinator; baselines and minimisation computed here as in process."""
+    if config.secure_aggregation.protocol == "ckks":
+        raise ConfigError("CKKS aggregation runs in process only; use --in-process or secagg+")
     if config.privacy.mode == "client":
         raise ConfigError(
             "client-level DP (privacy.mode = 'client') runs in process only; "

@@ -11,7 +11,7 @@ Run directory schema (keys read; anything else is ignored)::
       config.data.columns                   [str]  feature columns the study used
       config.privacy.mode                   "none" | "sample" | "client"
       config.privacy.epsilon, .delta        numbers (targets)
-      config.secure_aggregation.protocol    "none" | "secagg+"
+      config.secure_aggregation.protocol    "none" | "secagg+" | "ckks"
       privacy                               null | {mechanism, accountant, epsilon, delta,
                                                     per_site: {site: {epsilon, ...} | number}}
       secure_aggregation                    null | report object
@@ -372,11 +372,12 @@ def _secagg(run: _Run) -> CheckResult:
         return _no_evidence(cid, "governance.policy.secure_aggregation_required is missing", ev)
     if not required:
         return _result(cid, Status.NOT_APPLICABLE, "the policy does not require it", ev)
-    if proto != "secagg+":
+    names = {"secagg+": "SecAgg+", "ckks": "CKKS encrypted aggregation"}
+    if proto not in names:
         return _result(cid, Status.FAIL, f"required but protocol is {_ev(proto)!r}", ev)
     if not isinstance(report, Mapping):
-        return _result(cid, Status.FAIL, "SecAgg+ configured but the run has no report", ev)
-    return _result(cid, Status.PASS, "SecAgg+ ran and reported", ev)
+        return _result(cid, Status.FAIL, f"{names[proto]} configured but the run has no report", ev)
+    return _result(cid, Status.PASS, f"{names[proto]} ran and reported", ev)
 
 
 def _audit(run: _Run) -> CheckResult:

@@ -111,7 +111,7 @@ def is_direct_identifier(column: str) -> bool:
 
 
 DpMode = Literal["none", "sample", "client"]
-SecAggProtocol = Literal["none", "secagg+"]
+SecAggProtocol = Literal["none", "secagg+", "ckks"]
 
 
 @dataclass(frozen=True)
@@ -132,8 +132,8 @@ class StudyRequest:
         object.__setattr__(self, "columns", tuple(self.columns))
         if self.dp_mode not in ("none", "sample", "client"):
             raise ValueError(f"dp_mode must be none, sample or client, not {self.dp_mode!r}")
-        if self.secure_aggregation not in ("none", "secagg+"):
-            raise ValueError("secure_aggregation must be 'none' or 'secagg+'")
+        if self.secure_aggregation not in ("none", "secagg+", "ckks"):
+            raise ValueError("secure_aggregation must be 'none', 'secagg+' or 'ckks'")
 
 
 @dataclass(frozen=True)

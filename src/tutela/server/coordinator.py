@@ -471,6 +471,11 @@ class Coordinator:
             and config.secure_aggregation.protocol != "none"
         ):
             raise ConfigError("this strategy cannot run under secure aggregation")
+        if config.secure_aggregation.protocol == "ckks":
+            raise ConfigError(
+                "secure_aggregation.protocol 'ckks' runs in process only; the coordinator "
+                "runs SecAgg+ ('secagg+')"
+            )
         study_id = uuid.uuid4().hex[:16]
         now = self.clock()
         with self.store.session() as s:

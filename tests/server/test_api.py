@@ -328,3 +328,22 @@ def test_live_coordinator_on_each_database(db_url: str, tmp_path: Path, pki_dir:
             assert site.post(url, content=body, headers=headers).json()["duplicate"] is True
     finally:
         handle.server.stop()
+
+
+def test_cli_add_site_prints_a_one_time_token_and_needs_admin(live: Live) -> None:
+    from typer.testing import CliRunner
+
+    from tutela.cli.main import app
+
+    runner = CliRunner()
+    base = ["--coordinator", live.url, "--ca", str(live.ca)]
+    result = runner.invoke(
+        app, ["server", "add-site", "hospital-9", *base, "--token", live.tokens["admin"]]
+    )
+    assert result.exit_code == 0, result.output
+    token = result.output.strip()
+    assert token.startswith("tte_") and len(token) > 20
+    denied = runner.invoke(
+        app, ["server", "add-site", "hospital-10", *base, "--token", live.tokens["auditor"]]
+    )
+    assert denied.exit_code != 0 and "403" in str(denied.exception)

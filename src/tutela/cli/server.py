@@ -188,6 +188,21 @@ def server_submit(
     typer.echo(study_id)
 
 
+@server_app.command("add-site")
+def server_add_site(
+    name: str = typer.Argument(..., help="The hospital's site name (as it will run the agent)."),
+    coordinator: str = typer.Option(..., "--coordinator", help="Coordinator URL."),
+    ca: Path = typer.Option(Path("pki/ca.pem"), "--ca", help="The deployment's CA certificate."),
+    token: str | None = typer.Option(None, "--token", envvar="TUTELA_TOKEN", help="Bearer token."),
+    data_dir: Path = typer.Option(Path("coordinator"), "--data-dir", help="Where admin.token is."),
+) -> None:
+    """Register a site and print its one-time enrolment token (give it to the site with ca.pem)."""
+    client = _admin_client(coordinator, ca, token, data_dir)
+    with client:
+        created = _checked(client.post("/v1/admin/sites", json={"name": name})).json()
+    typer.echo(created["enrolment_token"])
+
+
 @server_app.command("status")
 def server_status(
     study_id: str = typer.Argument(..., help="Study id (from `tutela server submit`)."),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,26 +15,6 @@ from rich.table import Table
 study_app = typer.Typer(help="Run federated studies from study files.", no_args_is_help=True)
 
 QUICK_ROUNDS = 10
-
-
-def _clean(value: Any) -> Any:
-    """JSON-ready copy: NaN/inf become null, numpy scalars become Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item") and not hasattr(value, "__len__"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_clean(data), indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
 
 
 def _print_summary(console: Console, results: dict[str, Any]) -> None:
@@ -96,7 +75,7 @@ def execute(
     sites_as_processes: bool = True,
 ) -> dict[str, Any]:
     """Run a study with a progress bar, print the summary, write the run directory."""
-    from tutela.fl.recipes import run_configured_study
+    from tutela.fl.recipes import run_configured_study, write_json_atomic
 
     if network:
         how = "site processes" if sites_as_processes else "site agents on threads"
@@ -133,7 +112,7 @@ def execute(
         )
     _print_summary(console, results)
     if out is not None:
-        _write_json_atomic(out, results)
+        write_json_atomic(out, results)
         console.print(f"results written to {out}")
     if run_dir is not None:
         console.print(f"run directory: {run_dir}")

@@ -121,16 +121,25 @@ def flagship_policy() -> SitePolicy:
     return SitePolicy.from_mapping(tomllib.loads(text), source="flagship site policy")
 
 
-def _json_ready(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
+    """JSON-ready copy: NaN/inf become null, numpy scalars become Python numbers."""
     if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
+        return [json_ready(v) for v in value]
     if hasattr(value, "item") and not hasattr(value, "__len__"):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON via a temporary file and a rename: never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(json_ready(data), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 def tutela_home() -> Path:
@@ -394,7 +403,7 @@ def _run(
 ) -> dict[str, Any]:
     def log(action: str, resource: str, outcome: str = "success", **details: Any) -> None:
         if audit is not None:
-            audit.append(ACTOR, action, resource, outcome, _json_ready(details))
+            audit.append(ACTOR, action, resource, outcome, json_ready(details))
 
     study = config.study.name
     log("study:start", study, config=config.resolved())
@@ -478,9 +487,7 @@ def _run(
         log("model:stored", f"{study}/model", encrypted=True, bytes=len(blob))
         log("study:complete", study, federated=results["federated"])
         results["governance"]["audit_size"] = audit.size
-        tmp = run_dir / ".results.json.tmp"
-        tmp.write_text(json.dumps(_json_ready(results), indent=2) + "\n", encoding="utf-8")
-        tmp.replace(run_dir / "results.json")
+        write_json_atomic(run_dir / "results.json", results)
         audit.checkpoint(_signing_key()).save(run_dir / "audit.checkpoint.json")
     results["final_parameters_bytes"] = len(parameters_to_bytes(final))
     return results

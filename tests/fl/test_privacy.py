@@ -112,3 +112,27 @@ def test_client_level_dp_noise_has_the_calibrated_scale(tmp_path, secure):
     # 4000 samples: the sample std is within 10% with overwhelming probability (>1e-9).
     assert observed == pytest.approx(expected, rel=0.1)
     assert ledger.spent("study:s") <= 50.0
+
+
+def test_distributed_noise_report_keeps_every_round_when_the_clip_adapts(tmp_path):
+    ledger = PrivacyLedger(tmp_path / "l.sqlite", value_discretization_interval=1e-3)
+    dp = ClientLevelDP(
+        ledger,
+        "s",
+        20.0,
+        1e-5,
+        1.0,
+        "pld",
+        rounds=3,
+        expected_sites=5,
+        adaptive=True,
+        secagg=SecAggConfig(dropout_tolerance=0.0),
+    )
+    ref = {"w": np.zeros(6, np.float32)}
+    for r in (1, 2, 3):
+        dp.aggregate(r, _updates(5, seed=r), ref)
+    clips = [entry["clip_norm"] for entry in dp.report()["rounds"]]
+    assert len(set(clips)) > 1  # the clip norm moved between rounds
+    report = dp.secure_report()
+    assert report["rounds"] == 3
+    assert [r["round"] for r in report["per_round"]] == [1, 2, 3]

@@ -78,49 +78,41 @@ class SecureAggregator:
             updates=None,
         )
 
-    def last_total(self) -> dict[str, Any] | None:
-        return self._reports[-1] if self._reports else None
-
     def report(self) -> dict[str, Any] | None:
         """Study-level summary for ``results.json`` (``secure_aggregation`` section)."""
-        if not self._reports:
-            return None
-        last = self._reports[-1]
-        dropped: dict[str, int] = {}
-        for r in self._reports:
-            for stage, count in r["dropped_count"].items():
-                dropped[stage] = dropped.get(stage, 0) + int(count)
-        keep = (
-            "protocol",
-            "version",
-            "n",
-            "k",
-            "complete_graph",
-            "threshold",
-            "max_colluding_clients",
-            "min_survivors",
-            "modulus_bits",
-            "bytes_per_parameter",
-            "clip",
-            "quantization_step",
-        )
-        return {
-            **{k: last[k] for k in keep if k in last},
-            "rounds": len(self._reports),
-            "dropped_per_stage": dropped,
-            "quantization_error_bound": max(r["quantization_error_bound"] for r in self._reports),
-            "clipped_values": sum(int(r["clipped_values"]) for r in self._reports),
-            "ddp": last.get("ddp"),
-            "per_round": [
-                {
-                    "round": r["round"],
-                    "survivors": r["survivors"],
-                    "dropped_count": r["dropped_count"],
-                    "server_cpu_ms": r.get("server_cpu_ms"),
-                }
-                for r in self._reports
-            ],
-        }
+        return summarise_secagg_rounds(self._reports)
+
+
+def summarise_secagg_rounds(reports: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """Fold per-round SecAgg+ reports (each with its ``round``) into the study-level summary."""
+    if not reports:
+        return None
+    last = reports[-1]
+    dropped: dict[str, int] = {}
+    for r in reports:
+        for stage, count in r["dropped_count"].items():
+            dropped[stage] = dropped.get(stage, 0) + int(count)
+    keep = (
+        "protocol", "version", "n", "k", "complete_graph", "threshold", "max_colluding_clients",
+        "min_survivors", "modulus_bits", "bytes_per_parameter", "clip", "quantization_step",
+    )  # fmt: skip
+    return {
+        **{k: last[k] for k in keep if k in last},
+        "rounds": len(reports),
+        "dropped_per_stage": dropped,
+        "quantization_error_bound": max(r["quantization_error_bound"] for r in reports),
+        "clipped_values": sum(int(r["clipped_values"]) for r in reports),
+        "ddp": last.get("ddp"),
+        "per_round": [
+            {
+                "round": r["round"],
+                "survivors": r["survivors"],
+                "dropped_count": r["dropped_count"],
+                "server_cpu_ms": r.get("server_cpu_ms"),
+            }
+            for r in reports
+        ],
+    }
 
 
 def secagg_config_from_study(section: Any) -> SecAggConfig:
@@ -302,7 +294,7 @@ class ClientLevelDP:
     noise_multiplier: float = field(default=0.0, init=False)
     reveals_individual_updates: bool = field(default=False, init=False)
     _clipper: AdaptiveClipper | None = field(default=None, init=False, repr=False)
-    _secure: SecureAggregator | None = field(default=None, init=False, repr=False)
+    _secagg_rounds: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False)
     _rounds: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -353,15 +345,13 @@ class ClientLevelDP:
         sigma = self.noise_multiplier * clip
         if self.secagg is not None:
             cfg = replace(self.secagg, clip=clip, ddp_sigma=sigma, dropout_tolerance=0.0)
-            if self._secure is None or self._secure.config != cfg:
-                self._secure = SecureAggregator(cfg, weighted=False)
             event = self._event_secure(cfg, spec.size, len(updates))
             self._charge(server_round, event)
             inputs = {i: spec.flatten(p) for i, p in enumerate(clipped)}
             result = secure_sum(inputs, None, cfg)
             noisy_total = result.total
             ddp = result.ddp()
-            self._secure._reports.append({**result.report(), "round": server_round})
+            self._secagg_rounds.append({**result.report(), "round": server_round})
         else:
             event = dp_fedavg_event(
                 self.noise_multiplier,
@@ -437,7 +427,7 @@ class ClientLevelDP:
         return out
 
     def secure_report(self) -> dict[str, Any] | None:
-        return self._secure.report() if self._secure is not None else None
+        return summarise_secagg_rounds(self._secagg_rounds)
 
 
 @dataclass

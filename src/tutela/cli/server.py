@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +13,14 @@ if TYPE_CHECKING:
 pki_app = typer.Typer(help="Certificates for the coordinator and the sites.", no_args_is_help=True)
 server_app = typer.Typer(help="Run and administer the coordinator service.", no_args_is_help=True)
 site_app = typer.Typer(help="Run a site agent beside a hospital's data.", no_args_is_help=True)
+
+# Options shared by every command that talks to a running coordinator as an administrator.
+CoordinatorOpt = Annotated[str, typer.Option("--coordinator", help="Coordinator URL.")]
+CaOpt = Annotated[Path, typer.Option("--ca", help="The deployment's CA certificate.")]
+TokenOpt = Annotated[
+    str | None, typer.Option("--token", envvar="TUTELA_TOKEN", help="Bearer token.")
+]
+DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="Where admin.token is.")]
 
 
 @pki_app.command("init")
@@ -145,11 +153,11 @@ def _checked(response: httpx.Response) -> httpx.Response:
 
 @server_app.command("submit")
 def server_submit(
+    coordinator: CoordinatorOpt,
     study_file: Path = typer.Argument(..., help="Study TOML (data.columns must be set)."),
-    coordinator: str = typer.Option(..., "--coordinator", help="Coordinator URL."),
-    ca: Path = typer.Option(Path("pki/ca.pem"), "--ca", help="The deployment's CA certificate."),
-    token: str | None = typer.Option(None, "--token", envvar="TUTELA_TOKEN", help="Bearer token."),
-    data_dir: Path = typer.Option(Path("coordinator"), "--data-dir", help="Where admin.token is."),
+    ca: CaOpt = Path("pki/ca.pem"),
+    token: TokenOpt = None,
+    data_dir: DataDirOpt = Path("coordinator"),
     site: list[str] = typer.Option([], "--site", help="Invite only these sites (repeatable)."),
     stage_timeout: float = typer.Option(120.0, "--stage-timeout", help="Deadline per stage (s)."),
     start: bool = typer.Option(True, "--start/--no-start", help="Start it right away."),
@@ -190,11 +198,11 @@ def server_submit(
 
 @server_app.command("add-site")
 def server_add_site(
+    coordinator: CoordinatorOpt,
     name: str = typer.Argument(..., help="The hospital's site name (as it will run the agent)."),
-    coordinator: str = typer.Option(..., "--coordinator", help="Coordinator URL."),
-    ca: Path = typer.Option(Path("pki/ca.pem"), "--ca", help="The deployment's CA certificate."),
-    token: str | None = typer.Option(None, "--token", envvar="TUTELA_TOKEN", help="Bearer token."),
-    data_dir: Path = typer.Option(Path("coordinator"), "--data-dir", help="Where admin.token is."),
+    ca: CaOpt = Path("pki/ca.pem"),
+    token: TokenOpt = None,
+    data_dir: DataDirOpt = Path("coordinator"),
 ) -> None:
     """Register a site and print its one-time enrolment token (give it to the site with ca.pem)."""
     client = _admin_client(coordinator, ca, token, data_dir)
@@ -205,11 +213,11 @@ def server_add_site(
 
 @server_app.command("status")
 def server_status(
+    coordinator: CoordinatorOpt,
     study_id: str = typer.Argument(..., help="Study id (from `tutela server submit`)."),
-    coordinator: str = typer.Option(..., "--coordinator", help="Coordinator URL."),
-    ca: Path = typer.Option(Path("pki/ca.pem"), "--ca", help="The deployment's CA certificate."),
-    token: str | None = typer.Option(None, "--token", envvar="TUTELA_TOKEN", help="Bearer token."),
-    data_dir: Path = typer.Option(Path("coordinator"), "--data-dir", help="Where admin.token is."),
+    ca: CaOpt = Path("pki/ca.pem"),
+    token: TokenOpt = None,
+    data_dir: DataDirOpt = Path("coordinator"),
 ) -> None:
     """Show a study's status, participation and rounds (JSON)."""
     import json

@@ -47,7 +47,7 @@ def test_training_improves_the_global_model():
     start = get_parameters(factory())
     before = sites["s0"].evaluate(EvaluateIns(start)).metrics["log_loss"]
     final = eng.run(5, start)
-    assert [r.status for r in eng.history] == ["ok"] * 5
+    assert [r.status for r in eng.history] == ["aggregated"] * 5
     assert eng.history[-1].metrics["log_loss"] < before
     assert not np.allclose(final["0.weight"], start["0.weight"])
 
@@ -58,7 +58,7 @@ def test_dropped_site_is_handled_and_quorum_enforced():
     one_down = {k: Flaky(s, k == "s1") for k, s in sites.items()}
     eng = RoundEngine(FedAvg(min_fit_sites=3), one_down, min_quorum=2)
     new, rec = eng.run_round(1, start)
-    assert rec.status == "ok" and rec.failed == ("s1",) and len(rec.sites) == 2
+    assert rec.status == "aggregated" and rec.failed == ("s1",) and len(rec.sites) == 2
     all_down = {k: Flaky(s, k != "s0") for k, s in sites.items()}
     eng = RoundEngine(FedAvg(min_fit_sites=3), all_down, min_quorum=2)
     same, rec = eng.run_round(1, start)

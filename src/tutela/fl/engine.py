@@ -1,13 +1,15 @@
-"""The round engine: sample sites, collect updates, aggregate, evaluate, repeat.
+"""The in-process driver of the round state machine.
 
-The engine is transport-agnostic: a site is any :class:`~tutela.fl.client.SiteClient`
-(in-process for simulation and tests, an HTTPS proxy in deployment). How the round's updates
-become one mean (plainly, or clipped + noised + securely summed) is an
+:class:`RoundEngine` runs federated rounds over site objects in this process (simulation and
+tests). It owns no round rules: sampling, quorum, failure handling and closing are the
+:mod:`tutela.fl.rounds` state machine, which the coordinator drives too. How the round's
+updates become one mean (plainly, or clipped + noised + securely summed, or CKKS) is an
 :class:`UpdateAggregator`, so the privacy pipeline is composed, not hard-wired.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -16,8 +18,25 @@ import numpy as np
 
 from tutela.errors import ConfigError, QuorumNotMet, TutelaError
 from tutela.fl.client import SiteClient
-from tutela.fl.records import FitRes, Metrics, Parameters, check_compatible, subtract
+from tutela.fl.records import FitIns, Parameters
+from tutela.fl.rounds import (
+    EvaluateFn,
+    RoundRecord,
+    RoundState,
+    close_round,
+    open_round,
+)
 from tutela.fl.strategy import ClientUpdate, FitAggregate, Strategy
+
+__all__ = [
+    "EvaluateFn",
+    "PlainAggregator",
+    "ProgressFn",
+    "RoundEngine",
+    "RoundRecord",
+    "UpdateAggregator",
+    "weighted_mean",
+]
 
 
 class UpdateAggregator(Protocol):
@@ -66,37 +85,11 @@ class PlainAggregator:
         return None
 
 
-@dataclass(frozen=True)
-class RoundRecord:
-    """What happened in one round."""
-
-    server_round: int
-    status: str
-    sites: tuple[str, ...]
-    failed: tuple[str, ...]
-    num_examples: int
-    metrics: Metrics
-
-    def as_dict(self) -> dict[str, Any]:
-        metrics = dict(self.metrics)
-        if "loss" not in metrics and "log_loss" in metrics:
-            metrics["loss"] = metrics["log_loss"]
-        return {
-            "round": self.server_round,
-            "status": self.status,
-            "sites": list(self.sites),
-            "failed": list(self.failed),
-            "num_examples": self.num_examples,
-            **{k: float(v) for k, v in metrics.items()},
-        }
-
-
-EvaluateFn = Callable[[Parameters], Metrics]
 ProgressFn = Callable[[RoundRecord], None]
 
 
 class RoundEngine:
-    """Runs federated rounds over a fixed set of sites.
+    """Runs federated rounds over site objects in this process.
 
     Args:
         strategy: the coordinator's strategy.
@@ -105,7 +98,9 @@ class RoundEngine:
         min_quorum: a round with fewer successful replies is refused: the global model
             does not change and the round is recorded as ``quorum-not-met``.
         evaluate_fn: centralised evaluation of the global model (on a held-out test set).
-        seed: seeds site sampling.
+        seed: seeds site sampling (the coordinator seeds it with the same study seed).
+        declared_examples: each site's row count as declared when it joined (caps its weight).
+        clock: time source for the round plan (sites here reply synchronously).
     """
 
     def __init__(
@@ -117,6 +112,8 @@ class RoundEngine:
         min_quorum: int = 1,
         evaluate_fn: EvaluateFn | None = None,
         seed: int = 0,
+        declared_examples: Mapping[str, int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.strategy = strategy
         self.sites = dict(sites)
@@ -131,53 +128,36 @@ class RoundEngine:
         self.min_quorum = min_quorum
         self.evaluate_fn = evaluate_fn
         self.rng = np.random.default_rng(seed)
+        self.declared_examples = dict(declared_examples or {})
+        self.clock = clock
         self.history: list[RoundRecord] = []
 
     def run_round(
         self, server_round: int, parameters: Parameters
     ) -> tuple[Parameters, RoundRecord]:
         """Run one round and return the new global parameters and its record."""
-        instructions = self.strategy.configure_fit(
-            server_round, parameters, sorted(self.sites), self.rng
-        )
-        updates: list[ClientUpdate] = []
-        failed: list[str] = []
-        for site_id, ins in instructions:
+        plan = open_round(
+            self.strategy, server_round, parameters, sorted(self.sites), self.rng,
+            quorum=self.min_quorum, now=self.clock(),
+        )  # fmt: skip
+        state = RoundState(plan, parameters, self.declared_examples)
+        ins = FitIns(parameters, dict(plan.config))
+        for site_id in plan.participants:
             try:
-                res: FitRes = self.sites[site_id].fit(ins)
-                check_compatible(res.parameters, parameters)
-                if res.num_examples <= 0:
-                    raise TutelaError(f"site {site_id} reported {res.num_examples} examples")
-            except TutelaError:
-                failed.append(site_id)
-                continue
-            updates.append(
-                ClientUpdate(
-                    site_id, subtract(res.parameters, parameters), res.num_examples, res.metrics
-                )
-            )
-        sites = tuple(u.site for u in updates)
-        if len(updates) < self.min_quorum:
-            record = RoundRecord(
-                server_round, "quorum-not-met", sites, tuple(failed), 0, self._evaluate(parameters)
-            )
-            return parameters, record
-        try:
-            aggregate = self.aggregator.aggregate(server_round, updates, parameters)
-        except QuorumNotMet:
-            record = RoundRecord(
-                server_round, "quorum-not-met", sites, tuple(failed), 0, self._evaluate(parameters)
-            )
-            return parameters, record
-        new = self.strategy.aggregate_fit(server_round, parameters, aggregate)
-        check_compatible(new, parameters)
-        record = RoundRecord(
-            server_round, "ok", sites, tuple(failed), aggregate.num_examples, self._evaluate(new)
+                res = self.sites[site_id].fit(ins)
+                state.accept(site_id, res.parameters, res.num_examples, res.metrics)
+            except TutelaError as exc:
+                state.fail(site_id, str(exc))
+        aggregate: FitAggregate | None = None
+        if state.has_quorum():
+            try:
+                aggregate = self.aggregator.aggregate(server_round, state.updates(), parameters)
+            except QuorumNotMet:
+                aggregate = None
+        closure = close_round(
+            self.strategy, state, parameters, aggregate, evaluate=self.evaluate_fn
         )
-        return new, record
-
-    def _evaluate(self, parameters: Parameters) -> Metrics:
-        return self.evaluate_fn(parameters) if self.evaluate_fn is not None else {}
+        return closure.parameters, closure.record
 
     def run(
         self, rounds: int, initial: Parameters, *, progress: ProgressFn | None = None

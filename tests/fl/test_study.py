@@ -40,7 +40,7 @@ def test_simulated_dropout_still_trains():
     cfg = flagship_config(rounds=5).with_overrides(training={"dropout": 0.3, "min_quorum": 2})
     res = run_study(cfg, with_baselines=False)
     assert any(r["failed"] for r in res["history"]) or all(
-        r["status"] == "ok" for r in res["history"]
+        r["status"] == "aggregated" for r in res["history"]
     )
     assert res["federated"]["auc"] > 0.7
 

@@ -143,7 +143,7 @@ def evaluate_rounds(
         final = params
         entry = {
             "round": r["round"],
-            "status": "ok" if r["status"] == "aggregated" else "quorum-not-met",
+            "status": r["status"],
             "sites": r.get("sites", []),
             "failed": r.get("failed", []),
             "num_examples": r.get("num_examples", 0),

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from tutela.cli.main import app
 from tutela.dp.accounting import compute_epsilon, dpsgd_event
+from tutela.dp.analytics import QueryError, fingerprint, read_csv
 from tutela.dp.ledger import LedgerError, PrivacyLedger
 from tutela.errors import BudgetExceeded, DataError
 
@@ -127,7 +128,8 @@ def test_query_json_spends_and_reports_budget_left(tmp_path: Path, data: Path) -
     assert hist.stdout.startswith("cost: histogram(sex): epsilon 0.25")  # cost shown first
     assert "answer: F: " in hist.stdout and "budget left: 0.75" in hist.stdout
     book = PrivacyLedger(ledger)
-    assert len(book.records(str(data.resolve()))) == 3
+    assert out["scope"] == c["scope"] == fingerprint(read_csv(data))
+    assert len(book.records(out["scope"])) == 3
 
 
 def test_dry_run_shows_the_cost_and_spends_nothing(tmp_path: Path, data: Path) -> None:
@@ -163,6 +165,110 @@ def test_budget_must_agree_and_exist(tmp_path: Path, data: Path) -> None:
         other.exception
     )
     assert len(PrivacyLedger(ledger).records()) == 1
+
+
+# -- the budget belongs to the data, not to the file name -----------------------------------
+
+
+def test_a_copied_renamed_or_linked_file_shares_the_budget(tmp_path: Path, data: Path) -> None:
+    ledger = tmp_path / "ledger.db"
+    spend = ["--query", "count(*)", "--epsilon", "1.0", "--json"]
+    first = runner.invoke(app, [*_query(data, ledger, *spend), "--budget", "1.0"])
+    assert first.exit_code == 0, first.output
+    copies = tmp_path / "elsewhere"
+    copies.mkdir()
+    copy = copies / "copy.csv"
+    copy.write_bytes(data.read_bytes())
+    crlf = copies / "crlf.csv"  # the same table, saved with other line endings
+    crlf.write_bytes(data.read_bytes().replace(b"\n", b"\r\n"))
+    shuffled = copies / "shuffled.csv"  # the same rows and columns in another order
+    frame = pd.read_csv(data)
+    frame.sample(frac=1.0, random_state=3)[["income", "age", "sex"]].to_csv(shuffled, index=False)
+    link = copies / "link.csv"
+    os.link(data, link)
+    renamed = copies / "renamed.csv"
+    data.rename(renamed)
+    for path in (copy, crlf, shuffled, link, renamed):
+        again = runner.invoke(app, [*_query(path, ledger, *spend), "--budget", "1.0"])
+        assert again.exit_code != 0, (path, again.output)
+        assert isinstance(again.exception, BudgetExceeded), (path, again.output)
+    book = PrivacyLedger(ledger)
+    assert len(book.scopes()) == 1 and len(book.records()) == 1
+    # a different table is a different dataset with a budget of its own
+    other = copies / "other.csv"
+    frame.iloc[1:].to_csv(other, index=False)
+    fresh = runner.invoke(app, [*_query(other, ledger, *spend), "--budget", "1.0"])
+    assert fresh.exit_code == 0, fresh.output
+
+
+def test_copied_file_through_real_processes_shares_the_budget(tmp_path: Path, data: Path) -> None:
+    ledger = tmp_path / "ledger.db"
+    args = ["--query", "mean(age)", "--bounds", "0,120", "--epsilon", "1.0", "--budget", "1.0"]
+    args += ["--json"]
+    first = tutela(*_query(data, ledger, *args), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(data.read_bytes())
+    second = tutela(*_query(copy, ledger, *args), cwd=tmp_path)
+    assert second.returncode == 1 and second.stdout == ""
+    assert second.stderr.startswith("error: privacy budget of ") and second.stderr.count("\n") == 1
+    assert len(PrivacyLedger(ledger).records()) == 1
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--query", "mean(sex)", "--bounds", "0,1"],
+        ["--query", "sum(sex)", "--bounds", "0,1"],
+        ["--query", "quantile(sex, 0.5)", "--bounds", "0,1"],
+        ["--query", "histogram(sex)", "--bins", "0,1,2"],
+    ],
+)
+def test_a_non_numeric_column_is_refused_and_nothing_is_charged(
+    tmp_path: Path, data: Path, extra: list[str]
+) -> None:
+    ledger = tmp_path / "ledger.db"
+    ok = runner.invoke(app, _query(data, ledger, "--query", "count(*)", "--epsilon", "0.1",
+                                   "--budget", "1.0"))  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    for dry in ([], ["--dry-run"]):
+        result = runner.invoke(app, _query(data, ledger, *extra, "--epsilon", "0.5", *dry))
+        assert isinstance(result.exception, QueryError), result.output
+        assert str(result.exception).startswith("column 'sex' is not numeric")
+        assert "\n" not in str(result.exception)
+    assert len(PrivacyLedger(ledger).records()) == 1  # only the count
+
+
+def test_a_column_with_one_non_numeric_value_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("age\n30\n41\nunknown\n\n57\n")
+    ledger = tmp_path / "l.db"
+    args = ["--query", "mean(age)", "--bounds", "0,120", "--epsilon", "0.5", "--budget", "1"]
+    r = tutela(*_query(path, ledger, *args), cwd=tmp_path)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.startswith("error: column 'age' is not numeric") and r.stderr.count("\n") == 1
+    assert "unknown" not in r.stderr  # the data is not echoed
+    assert not ledger.exists() or PrivacyLedger(ledger).records() == ()
+
+
+def test_a_conflicting_delta_is_refused(tmp_path: Path, data: Path) -> None:
+    ledger = tmp_path / "ledger.db"
+    args = _query(data, ledger, "--query", "count(*)", "--epsilon", "0.1")
+    ok = tutela(*args, "--budget", "1.0", "--delta", "1e-5", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    conflicting = ["--delta", "1e-7"]
+    for extra in (conflicting, [*conflicting, "--budget", "1.0"], [*conflicting, "--dry-run"]):
+        r = tutela(*args, *extra, cwd=tmp_path)
+        assert r.returncode == 1 and r.stdout == "", (extra, r.stdout)
+        assert r.stderr.count("\n") == 1, r.stderr
+        assert r.stderr.startswith("error: ") and "delta=1e-05" in r.stderr
+        assert "--delta 1e-07 conflicts" in r.stderr
+    # the budget's own delta, or none, is accepted; the budget is unchanged
+    assert tutela(*args, "--delta", "1e-5", cwd=tmp_path).returncode == 0
+    assert tutela(*args, "--budget", "1.0", cwd=tmp_path).returncode == 0
+    book = PrivacyLedger(ledger)
+    (budget,) = book.scopes()
+    assert budget.delta == 1e-5 and len(book.records()) == 3
 
 
 def test_bad_csv_is_a_data_error(tmp_path: Path) -> None:
@@ -245,6 +351,6 @@ def test_concurrent_queries_race_for_the_last_of_the_budget(tmp_path: Path, data
         else:
             assert json.loads(stdout)["epsilon_spent"] == pytest.approx(0.5)
     book = PrivacyLedger(ledger)
-    scope = str(data.resolve())
+    scope = fingerprint(read_csv(data))
     assert len(book.records(scope)) == 2
     assert book.spent(scope) <= 1.0 * (1 + 1e-9)

@@ -21,6 +21,7 @@ from tutela.dp.analytics import (
     Query,
     QueryError,
     QueryPlan,
+    fingerprint,
     parse_query,
     plan,
     read_csv,
@@ -214,12 +215,66 @@ def test_unknown_scope_spends_and_releases_nothing(tmp_path: Path) -> None:
     assert ledger.records() == ()
 
 
-def test_from_csv_scope_is_the_path(tmp_path: Path) -> None:
+def test_from_csv_scope_is_the_content_fingerprint(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     _frame(30).to_csv(path, index=False)
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(path.read_bytes())
     ledger = PrivacyLedger(tmp_path / "l.db")
     table = PrivateTable.from_csv(path, ledger=ledger)
-    assert table.scope == str(path.resolve()) and table.columns == ("age", "sex")
+    assert table.scope == fingerprint(_frame(30)) and table.columns == ("age", "sex")
+    assert PrivateTable.from_csv(copy, ledger=ledger).scope == table.scope
+    ledger.create_scope(table.scope, 1.0, 1e-6)
+    table.query("count(*)", 1.0)
+    with pytest.raises(BudgetExceeded):
+        PrivateTable.from_csv(copy, ledger=ledger).query("count(*)", 0.1)
+
+
+def test_fingerprint_follows_the_content_not_its_layout() -> None:
+    frame = pd.DataFrame({"age": [30, 41, None], "sex": ["F", "M", "F"], "w": [0.1, 2.0, 3.5]})
+    base = fingerprint(frame)
+    assert base.startswith("table:sha256:") and len(base) == len("table:sha256:") + 64
+    same = [
+        frame[["w", "sex", "age"]],  # columns reordered
+        frame.iloc[::-1].reset_index(drop=True),  # rows reordered
+        frame.assign(age=frame.age.astype("Int64")),  # 30 and 30.0 alike
+        frame.set_index(pd.Index([7, 8, 9])),  # the index is not data
+    ]
+    for other in same:
+        assert fingerprint(other) == base
+    different = [
+        frame.iloc[:2],  # a row removed
+        frame.assign(age=[30, 42, None]),  # a value changed
+        frame.assign(sex=["F", "M", None]),  # a value missing
+        frame.rename(columns={"w": "weight"}),  # a column renamed
+        frame.assign(extra=1),  # a column added
+        frame.assign(age=["30", "41", None]),  # numbers and strings differ
+    ]
+    assert len({fingerprint(f) for f in different} | {base}) == len(different) + 1
+
+
+def test_a_non_numeric_column_is_refused_before_any_spend(tmp_path: Path) -> None:
+    frame = _frame(20).assign(code=["1", "2", "x", *["3"] * 17], digits=["4"] * 20)
+    table = _table(tmp_path, frame)
+    for query in (
+        Query("sum", "sex", bounds=AGE),
+        Query("mean", "code", bounds=AGE),  # one bad value is enough
+        Query("variance", "sex", bounds=AGE),
+        Query("quantile", "sex", bounds=AGE, quantile=0.5),
+        Query("histogram", "sex", bins=(0, 1, 2)),
+    ):
+        with pytest.raises(QueryError, match=f"column '{query.column}' is not numeric"):
+            table.plan(query, 0.5)
+        with pytest.raises(QueryError, match="is not numeric"):
+            table.query(query, 0.5)
+        with pytest.raises(QueryError, match="is not numeric"):
+            plan(query, 0.5).release_unaccounted(frame, rng=SecureRandom(1))
+    assert table._ledger.records() == ()
+    # what needs no numbers still works, and numbers written as strings are numbers
+    table.query(Query("count", "sex"), 0.5)
+    table.query(Query("histogram", "sex", categories=("F", "M")), 0.5)
+    table.query(Query("mean", "digits", bounds=AGE), 0.5)
+    assert len(table._ledger.records()) == 3
 
 
 # -- clamping to the declared bounds ----------------------------------------------------
@@ -245,9 +300,10 @@ def test_values_outside_the_bounds_are_clamped(tmp_path: Path) -> None:
     for seed in range(20):
         q = _once(quantile, frame, 1.0, seed)
         assert isinstance(q, float) and 0.0 <= q <= 120.0
-    # a non-numeric column contributes nothing (missing values are absent rows)
-    note = _once(Query("sum", "note", bounds=AGE), frame, 50.0)
-    assert isinstance(note, float) and abs(note) < 50
+    # missing values are absent rows: they change nothing
+    gaps = frame.assign(age=[*[None] * 10, *frame.age[10:]])
+    total = _once(Query("sum", "age", bounds=AGE), gaps, 50.0)
+    assert isinstance(total, float) and abs(total - (n - 20) * 120.0) < 50
     # through the table too: the ledger is charged and the clamped answer released
     table = _table(tmp_path, frame, budget=5.0)
     result = table.query(Query("mean", "age", bounds=AGE), 4.0)

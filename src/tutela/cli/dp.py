@@ -2,7 +2,9 @@
 
 ``tutela dp query`` charges the privacy ledger (SQLite) before it prints anything; past the
 budget it exits non-zero with one line and spends nothing, also when several processes
-race for the last of the budget (the ledger serialises them).
+race for the last of the budget (the ledger serialises them). The budget belongs to the
+data's content (its fingerprint), not to the file's path: a copy, rename or hard link of the
+file draws on the same budget.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import typer
 dp_app = typer.Typer(
     help="Differential privacy: accounting, calibration, DP queries.", no_args_is_help=True
 )
+
+
+_DEFAULT_DELTA = 1e-6
 
 
 class AccountantOpt(StrEnum):
@@ -105,7 +110,12 @@ def query_cmd(
     budget: float | None = typer.Option(
         None, "--budget", help="Total epsilon of the dataset (sets it on first use)."
     ),
-    delta: float = typer.Option(1e-6, "--delta", help="Delta of the dataset's budget."),
+    delta: float | None = typer.Option(
+        None,
+        "--delta",
+        help=f"Delta of the dataset's budget (default {_DEFAULT_DELTA:g} for a new budget; "
+        "must match an existing one).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the cost; spend nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -115,7 +125,7 @@ def query_cmd(
     """
     import sqlite3
 
-    from tutela.dp.analytics import Bounds, PrivateTable, parse_query, read_csv
+    from tutela.dp.analytics import Bounds, PrivateTable, fingerprint, parse_query, read_csv
     from tutela.dp.ledger import LedgerError, PrivacyLedger
     from tutela.errors import DataError
 
@@ -126,7 +136,7 @@ def query_cmd(
         bins=_floats(bins, "--bins"),
     )
     frame = read_csv(data)
-    scope = str(data.resolve())
+    scope = fingerprint(frame)
     try:
         book = PrivacyLedger(ledger)
         existing = {b.scope: b for b in book.scopes()}
@@ -138,9 +148,18 @@ def query_cmd(
                     f"{data} has no privacy budget in {ledger}; pass --budget EPSILON to set it"
                 )
             if budget is not None and not dry_run:
-                book.create_scope(scope, budget, delta, exist_ok=True)
-        elif budget is not None:
-            book.create_scope(scope, budget, delta, exist_ok=True)  # must agree
+                book.create_scope(
+                    scope, budget, _DEFAULT_DELTA if delta is None else delta, exist_ok=True
+                )
+        else:
+            known = existing[scope]
+            if delta is not None and delta != known.delta:
+                raise LedgerError(
+                    f"{data} has a privacy budget with delta={known.delta:g} in {ledger}; "
+                    f"--delta {delta:g} conflicts with it (a budget is never changed)"
+                )
+            if budget is not None:
+                book.create_scope(scope, budget, known.delta, exist_ok=True)  # must agree
         cost = [{"step": s.name, "epsilon": s.epsilon} for s in plan.steps]
         if dry_run:
             total = existing[scope].epsilon if scope in existing else budget
@@ -166,6 +185,7 @@ def query_cmd(
         {
             "answer": answer,
             "query": str(q),
+            "scope": scope,
             "epsilon_spent": result.epsilon,
             "scope_epsilon": result.record.epsilon_after,
             "budget": total,

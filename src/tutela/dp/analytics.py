@@ -5,8 +5,8 @@ bins / categories). Bounds are never read from the data: values outside them are
 so the sensitivity, the noise and the cost are fixed before any row is read. Every query is
 planned first (:func:`plan`), which fixes its mechanisms, its events and its epsilon; a
 :class:`PrivateTable` then charges the plan's event to the
-:class:`~tutela.dp.ledger.PrivacyLedger` (scope: the dataset's name or path) and only then
-releases the noisy answer.
+:class:`~tutela.dp.ledger.PrivacyLedger` (scope: the dataset's content fingerprint, see
+:func:`fingerprint`, or a name the caller chooses) and only then releases the noisy answer.
 
 Budget splits (epsilon is the query's total):
 
@@ -23,14 +23,18 @@ Split parts are put on the ledger's PLD grid (multiples of 1e-4 that add up to e
 epsilon is itself such a multiple), so the ledger charges exactly the planned total.
 
 Privacy: every query is pure epsilon-DP under add/remove one row, epsilon =
-``QueryPlan.epsilon`` (at most the requested epsilon). Missing or non-numeric values of a
-numeric column count as absent (they change nothing), so the behaviour does not depend on
-which rows hold them. Column names are treated as public schema.
+``QueryPlan.epsilon`` (at most the requested epsilon). Missing values count as absent
+(they change nothing), so the behaviour does not depend on which rows hold them. Column
+names and types are treated as public schema: a query that needs numbers (sum, mean,
+variance, quantile, binned histogram) refuses a column holding any non-numeric value before
+anything is charged, rather than answering over the numeric part of it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -62,6 +66,7 @@ __all__ = [
     "QueryKind",
     "QueryPlan",
     "QueryResult",
+    "fingerprint",
     "parse_query",
     "plan",
     "read_csv",
@@ -70,6 +75,7 @@ __all__ = [
 QueryKind: TypeAlias = Literal["count", "sum", "mean", "variance", "histogram", "quantile"]
 _KINDS: tuple[str, ...] = get_args(QueryKind)
 _NEEDS_BOUNDS = frozenset({"sum", "mean", "variance", "quantile"})
+_FINGERPRINT_PREFIX = "table:sha256:"
 _SPLIT_GRID = round(1 / DEFAULT_PLD_DISCRETIZATION)  # parts are multiples of 1 / this
 _ALL_ROWS = "*"
 
@@ -412,13 +418,36 @@ class _Exact:
     values: npt.NDArray[np.float64] | None = None
 
 
+def _needs_numbers(query: Query) -> bool:
+    return query.kind in _NEEDS_BOUNDS or (query.kind == "histogram" and query.bins is not None)
+
+
 def _numeric(frame: pd.DataFrame, column: str) -> npt.NDArray[np.float64]:
-    """Numeric values of ``column``; missing and non-numeric entries are dropped."""
-    values = np.asarray(
-        pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64),
-        dtype=np.float64,
-    )
+    """Finite numeric values of ``column`` (missing ones dropped).
+
+    Raises:
+        QueryError: the column holds a value that is not a number (the value is not shown).
+    """
+    raw = frame[column]
+    coerced = pd.to_numeric(raw, errors="coerce")
+    if bool((coerced.isna() & raw.notna()).any()):
+        raise QueryError(
+            f"column {column!r} is not numeric: it holds values that are not numbers; "
+            "sum, mean, variance, quantile and histogram bins need a numeric column"
+        )
+    values = np.asarray(coerced.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
     return np.asarray(values[np.isfinite(values)], dtype=np.float64)
+
+
+def _check_column(query: Query, frame: pd.DataFrame) -> None:
+    """The column exists and, where the query needs numbers, holds only numbers."""
+    col = query.column
+    if col == _ALL_ROWS:
+        return
+    if col not in frame.columns:
+        raise QueryError(_unknown_column(col, frame))
+    if _needs_numbers(query):
+        _numeric(frame, col)
 
 
 def _exact(query: Query, frame: pd.DataFrame) -> _Exact:
@@ -536,6 +565,55 @@ class QueryResult:
     record: SpendRecord
 
 
+def _canonical_cell(value: object) -> object:
+    """A JSON value that two parses of the same table agree on (1 and 1.0 alike)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        f = float(value)
+        if math.isnan(f):
+            return None
+        if f.is_integer() and abs(f) < 2**53:
+            return int(f)
+        return f  # repr round-trips; infinities become JSON Infinity, never a string
+    return str(value)
+
+
+def fingerprint(data: pd.DataFrame) -> str:
+    """The ledger scope of a table: SHA-256 over a canonical form of its content.
+
+    The canonical form is the column names in sorted order, then every row (cells in that
+    column order, numbers normalised so that ``1`` and ``1.0`` agree, missing values as
+    null) as JSON, the rows sorted. The scope therefore follows the data, not its name: a
+    copy, rename or hard link of a file, a re-encoded CSV, or the same rows and columns in
+    another order all get the same fingerprint and share one budget.
+
+    Privacy: this stops the budget being reset by copying the data. It cannot tell an
+    edited table (a row added or dropped, a column added) from new data; who may bring a
+    table to the ledger is a matter for access control, not for the ledger.
+
+    Returns:
+        ``"table:sha256:<64 hex digits>"``.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError("data must be a pandas DataFrame")
+    names = [str(c) for c in data.columns]
+    order = sorted(range(len(names)), key=lambda i: names[i])
+    digest = hashlib.sha256()
+    digest.update(json.dumps([names[i] for i in order]).encode() + b"\n")
+    rows = sorted(
+        json.dumps([_canonical_cell(v) for v in row], separators=(",", ":"))
+        for row in data.iloc[:, order].astype(object).itertuples(index=False, name=None)
+    )
+    for row in rows:
+        digest.update(row.encode() + b"\n")
+    return _FINGERPRINT_PREFIX + digest.hexdigest()
+
+
 def read_csv(path: str | Path) -> pd.DataFrame:
     """Read a CSV file; any failure is one :class:`~tutela.errors.DataError` line."""
     p = Path(path)
@@ -555,7 +633,8 @@ class PrivateTable:
 
     Args:
         data: the rows (neighbouring tables differ by one added or removed row).
-        name: the ledger scope (the dataset's name or path); it must exist in ``ledger``.
+        name: the ledger scope; it must exist in ``ledger``. Use :func:`fingerprint` of
+            the data so that every copy of it shares one budget.
         ledger: where every query is charged before its answer is released.
         rng: noise source; a fresh OS-keyed :class:`SecureRandom` by default.
 
@@ -590,9 +669,9 @@ class PrivateTable:
         name: str | None = None,
         rng: SecureRandom | None = None,
     ) -> PrivateTable:
-        """Load a CSV; the scope defaults to the file's absolute path."""
+        """Load a CSV; the scope defaults to its content :func:`fingerprint`."""
         frame = read_csv(path)
-        return cls(frame, name=name or str(Path(path).resolve()), ledger=ledger, rng=rng)
+        return cls(frame, name=name or fingerprint(frame), ledger=ledger, rng=rng)
 
     @property
     def scope(self) -> str:
@@ -606,8 +685,7 @@ class PrivateTable:
 
     def _query(self, query: Query | str) -> Query:
         q = parse_query(query) if isinstance(query, str) else query
-        if q.column != _ALL_ROWS and q.column not in self._data.columns:
-            raise QueryError(_unknown_column(q.column, self._data))
+        _check_column(q, self._data)
         return q
 
     def plan(self, query: Query | str, epsilon: float) -> QueryPlan:
@@ -636,7 +714,8 @@ class PrivateTable:
         Raises:
             BudgetExceeded: the scope cannot afford it; nothing was spent or released.
             LedgerError: the scope does not exist in the ledger.
-            QueryError: unknown column or malformed query (before any spend).
+            QueryError: unknown or non-numeric column, or malformed query (before any
+                spend).
 
         Privacy: the answer is ``plan.epsilon``-DP (pure, add/remove one row); the ledger
         records ``plan.event`` before the answer is computed from noise.

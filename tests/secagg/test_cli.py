@@ -56,6 +56,16 @@ def test_simulate_text_with_neighbors() -> None:
     assert "max_abs_error" in result.output and "k=4" in result.output
 
 
+def test_simulate_refuses_a_threshold_not_above_half_the_neighbours() -> None:
+    args = ["secagg", "simulate", "--clients", "8", "--dim", "5", "--neighbors", "4"]
+    for t in ("1", "2"):
+        result = CliRunner().invoke(app, [*args, "--threshold", t])
+        assert result.exit_code != 0
+        assert isinstance(result.exception, ValueError)
+        assert str(result.exception).startswith("threshold must be in [3, k=4]")
+    assert CliRunner().invoke(app, [*args, "--threshold", "3"]).exit_code == 0
+
+
 def test_subprocess_error_is_one_line_and_exit_1() -> None:
     proc = subprocess.run(
         [
@@ -79,7 +89,9 @@ def test_subprocess_error_is_one_line_and_exit_1() -> None:
         check=False,
     )
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == ["error: threshold must be in [1, k=2]"]
+    assert proc.stderr.strip().splitlines() == [
+        "error: threshold must be in [2, k=2] (more than half of the neighbours)"
+    ]
     assert "Traceback" not in proc.stderr
 
 

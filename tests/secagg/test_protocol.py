@@ -69,7 +69,7 @@ def test_property_random_n_k_t_and_dropouts(data: st.DataObject) -> None:
     n = data.draw(st.integers(4, 9), label="n")
     k = data.draw(st.integers(2, n - 1), label="k")
     k_eff = min(k + k % 2, n - 1)
-    t = data.draw(st.integers(1, k_eff), label="t")
+    t = data.draw(st.integers(k_eff // 2 + 1, k_eff), label="t")  # t > k/2 is required
     # every client in U2 needs t live neighbours at the end: allow at most k_eff - t drops
     max_drop = min(k_eff - t, n - t - 1)
     dropped = data.draw(

@@ -1,6 +1,9 @@
 """Security properties that would fail if the guarantee broke.
 
-* one client's masked input is uniform over Z_{2^b} (chi-square);
+* one client's masked input is uniform over Z_{2^b} (chi-square), and without dropouts it
+  stays uniform to the server after the server has rebuilt every survivor's self mask;
+* a round whose threshold is not above half the neighbourhood (or below the site's own
+  minimum) is refused by every client before any key or share leaves it;
 * the server's view plus t - 1 colluding clients does not reveal an individual update (and
   the same attack with t colluders does, so the test can see a break);
 * forged, altered and replayed key advertisements are rejected;
@@ -15,22 +18,35 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare
 
-from tests.secagg.helpers import Round, make_round, run
+from tests.secagg.helpers import Round, make_round, plain_sum, run
 from tutela.errors import ProtocolAbort
-from tutela.hazmat.kex import ed25519_sign, generate_ed25519, x25519_agree, x25519_from_bytes
+from tutela.hazmat.kex import (
+    ed25519_public_bytes,
+    ed25519_sign,
+    generate_ed25519,
+    x25519_agree,
+    x25519_from_bytes,
+)
 from tutela.hazmat.masks import add_masks, expand_mask, mask_dtype, reduce_mod
 from tutela.hazmat.quantize import from_modular, unpack
 from tutela.hazmat.rng import SecureRandom
 from tutela.hazmat.shamir import Share, reconstruct_field
 from tutela.secagg import (
     AdvertisementRejected,
+    ClientPolicy,
     DropoutPlan,
     RequestRefused,
+    SecAggClient,
     SecAggConfig,
+    SecAggServer,
     Stage,
+    decode_message,
+    encode_message,
 )
 from tutela.secagg.client import pair_mask_key, self_mask_key
+from tutela.secagg.config import majority_threshold
 from tutela.secagg.messages import (
+    AdvertiseKeysRequest,
     KeyAdvertisement,
     MaskedInput,
     ShareKeysRequest,
@@ -62,6 +78,97 @@ def test_single_masked_input_is_uniform_chi_square() -> None:
     # the round still sums correctly at b = 8
     res = rnd.server.result()
     assert np.abs(res.total - 2.5).max() <= rnd.params.quantization_error_bound(5)
+
+
+def test_without_dropouts_a_survivors_input_stays_uniform_to_the_server() -> None:
+    """No dropouts: at unmask the server rebuilds every survivor's self mask (it must, to
+    release the sum); what is left of each masked input (input plus pairwise masks) must
+    still be uniform. Chi-square over the low and the high 8 bits of 25,600 32-bit words
+    per survivor, 100 expected per bin: 10 checks at ALPHA each, so a false failure for a
+    truly uniform source has probability at most 1e-3 (the seeds are fixed).
+    """
+    n, dim = 5, 25_600
+    xs = {i: np.full(dim, 0.5 - 0.25 * i) for i in range(n)}
+    rnd = make_round(n, dim, SecAggConfig(modulus_bits=32, clip=1.0), seed=31, inputs=xs)
+    run(rnd)
+    res = rnd.server.result()
+    assert res.survivors == tuple(range(n))
+    assert np.abs(res.total - plain_sum(rnd, res.survivors)).max() <= (
+        rnd.params.quantization_error_bound(n)
+    )
+    for cid in range(n):
+        self_sh, key_sh = _adversary_shares(rnd, set(), cid)
+        assert len(self_sh) >= rnd.params.threshold and key_sh == {}  # the server's view
+        residual = _residual(rnd, set(), cid)[:dim].astype(np.int64)
+        for low_bits in (residual & 0xFF, residual >> 24):
+            assert chisquare(np.bincount(low_bits, minlength=256)).pvalue > ALPHA, cid
+    # positive control: strip the pairwise masks too (every other client colluding) and
+    # what is left is the constant encoding, which the same test rejects
+    exposed = _residual(rnd, set(range(1, n)), 0)[:dim].astype(np.int64)
+    assert chisquare(np.bincount(exposed & 0xFF, minlength=256)).pvalue < ALPHA
+
+
+# -- thresholds the coordinator cannot lower ----------------------------------------------
+
+
+def _floor_round() -> Round:
+    rnd = make_round(7, 4, SecAggConfig(neighbors=4, dropout_tolerance=0.2), seed=61)
+    assert rnd.params.neighbors == 4 and rnd.params.threshold == majority_threshold(4) == 3
+    return rnd
+
+
+@pytest.mark.parametrize("threshold", [1, 2])
+def test_a_coordinator_asking_a_low_threshold_is_refused_by_every_client(threshold: int) -> None:
+    rnd = _floor_round()
+    # the coordinator writes its own plan: t = 1 (every share is the secret) or t = k/2
+    weak = replace(rnd.params, threshold=threshold)
+    wire = encode_message(AdvertiseKeysRequest(weak))
+    for cid, client in rnd.clients.items():
+        request = decode_message(wire)
+        assert isinstance(request, AdvertiseKeysRequest) and request.params.threshold == threshold
+        with pytest.raises(RequestRefused, match=f"threshold {threshold} is not above half"):
+            client.handle(request)
+        assert client.stage is Stage.ABORTED, cid
+        assert client._peer_shares == {} and not hasattr(client, "_own_ad")  # nothing sent
+        with pytest.raises(ProtocolAbort, match="aborted"):
+            client.handle(decode_message(wire))  # type: ignore[arg-type]
+    # a site policy that would allow it changes nothing: the majority floor is not a setting
+    permissive = ClientPolicy(min_threshold=1)
+    key = generate_ed25519(SecureRandom(62))
+    lone = SecAggClient(0, key, {0: ed25519_public_bytes(key)}, policy=permissive)
+    with pytest.raises(RequestRefused, match="not above half"):
+        lone.handle(AdvertiseKeysRequest(weak))
+    # and neither an honest coordinator's plan nor its server accepts such a round
+    with pytest.raises(ValueError, match=r"threshold must be in \[3, k=4\]"):
+        SecAggConfig(neighbors=4, threshold=threshold).plan(
+            tuple(range(7)), 4, max_weight=1.0, round_id=bytes(32)
+        )
+    with pytest.raises(ValueError, match="threshold"):
+        SecAggServer(weak, rnd.registry)
+
+
+def test_a_plan_at_the_floor_completes_and_a_site_minimum_above_it_refuses() -> None:
+    rnd = _floor_round()
+    run(rnd)
+    res = rnd.server.result()
+    assert res.survivors == tuple(range(7))
+    assert np.abs(res.total - plain_sum(rnd, res.survivors)).max() <= (
+        rnd.params.quantization_error_bound(7)
+    )
+    # the complete graph (k = n - 1 = 3, odd): t = 2 is the floor, t = 1 is refused
+    small = make_round(4, 3, SecAggConfig(), seed=63)
+    assert (small.params.neighbors, small.params.threshold) == (3, 2)
+    with pytest.raises(RequestRefused, match="threshold 1 is not above half"):
+        small.clients[0].handle(AdvertiseKeysRequest(replace(small.params, threshold=1)))
+    run(make_round(4, 3, SecAggConfig(), seed=63))
+    # a site may ask for more than the floor, and then refuses the floor
+    key = generate_ed25519(SecureRandom(64))
+    strict = SecAggClient(
+        0, key, {0: ed25519_public_bytes(key)}, policy=ClientPolicy(min_threshold=4)
+    )
+    with pytest.raises(RequestRefused, match="below the site's 4"):
+        strict.handle(AdvertiseKeysRequest(rnd.params))
+    assert ClientPolicy().min_threshold == 2
 
 
 # -- collusion ----------------------------------------------------------------------------
@@ -121,7 +228,7 @@ def _residual(rnd: Round, colluders: set[int], target: int) -> np.ndarray:
         minus.append(self_mask_key(p.round_id, target, _secret(self_sh, p.threshold)))
     plus = []
     for c in colluders & set(rnd.clients[target]._peer_shares):
-        shared = x25519_agree(rnd.clients[c]._mask_key, rnd.clients[target]._ads[c].mask_key)
+        shared = x25519_agree(rnd.clients[c]._mask_key, rnd.clients[c]._ads[target].mask_key)
         (minus if target < c else plus).append(pair_mask_key(p.round_id, target, c, shared))
     add_masks(words, plus, minus, p.modulus_bits)
     return reduce_mod(words, p.modulus_bits)

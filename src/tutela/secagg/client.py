@@ -13,8 +13,11 @@ both its self-mask share and its mask-key share (in one request or across reques
 server that asks is refused and the client aborts. The client also refuses to unmask when
 fewer than ``min_survivors`` clients are reported alive, so the distributed-DP noise in the
 sum never falls below its target. It does not defend against a malicious server that shows
-different clients different survivor lists; with t > k/2 (the default) such a split still
-needs at least 2t - k colluding neighbours of the victim.
+different clients different survivor lists; but the client refuses any round with
+t <= k/2 (a floor no server, study or site policy can lower), so such a split still needs
+at least 2t - k colluding neighbours of the victim, and it refuses t below its site's own
+minimum (:class:`ClientPolicy`). Both checks run on the first message, before any key or
+share leaves the client.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from tutela.hazmat.masks import add_masks, derive_mask_key, reduce_mod
 from tutela.hazmat.quantize import pack, stochastic_round, to_modular
 from tutela.hazmat.rng import SecureRandom
 from tutela.hazmat.shamir import Share, ShareValidationError, split_field
-from tutela.secagg.config import MAX_CLIENT_ID, RoundParams, Stage
+from tutela.secagg.config import MAX_CLIENT_ID, RoundParams, Stage, majority_threshold
 from tutela.secagg.graph import graph_seed, neighbours
 from tutela.secagg.messages import (
     AdvertiseKeysRequest,
@@ -91,19 +94,37 @@ class AdvertisementRejected(ProtocolAbort):
 class ClientPolicy:
     """A site's floor on round parameters; a round below it is refused before any key is sent.
 
+    Whatever the policy says, a round with t <= k/2 is refused too
+    (:func:`~tutela.secagg.config.majority_threshold`): that floor is not a setting.
+
     Attributes:
-        min_threshold: smallest acceptable t.
+        min_threshold: smallest acceptable t; the default 2 means no single share is
+            ever the secret (t > k/2 already implies it for every k >= 2).
         min_survivors: smallest acceptable ``min_survivors``.
         min_ddp_sigma: smallest acceptable guaranteed noise std on the sum (real units,
             ``sqrt(noise_variance * min_survivors) * max_weight / scale``).
     """
 
-    min_threshold: int = 1
+    min_threshold: int = 2
     min_survivors: int = 2
     min_ddp_sigma: float = 0.0
 
+    def __post_init__(self) -> None:
+        if isinstance(self.min_threshold, bool) or not isinstance(self.min_threshold, int):
+            raise TypeError("min_threshold must be an integer")
+        if self.min_threshold < 1:
+            raise ValueError(f"min_threshold must be positive, got {self.min_threshold}")
+        if not (math.isfinite(self.min_ddp_sigma) and self.min_ddp_sigma >= 0):
+            raise ValueError("min_ddp_sigma must be finite and non-negative")
+
     def check(self, params: RoundParams) -> None:
-        """Raise :class:`RequestRefused` if ``params`` fall below this policy."""
+        """Raise :class:`RequestRefused` if ``params`` fall below this policy or t <= k/2."""
+        majority = majority_threshold(params.neighbors)
+        if params.threshold < majority:
+            raise RequestRefused(
+                f"threshold {params.threshold} is not above half of the round's "
+                f"{params.neighbors} neighbours (at least {majority} is required)"
+            )
         if params.threshold < self.min_threshold:
             raise RequestRefused(
                 f"threshold {params.threshold} is below the site's {self.min_threshold}"
@@ -112,12 +133,19 @@ class ClientPolicy:
             raise RequestRefused(
                 f"min_survivors {params.min_survivors} is below the site's {self.min_survivors}"
             )
+        if not (
+            params.noise_variance >= 0
+            and params.min_survivors >= 0
+            and 0 < params.scale < math.inf
+            and 0 < params.max_weight < math.inf
+        ):
+            raise RequestRefused("round parameters refused: bad noise, survivors or scale")
         sigma = (
             math.sqrt(params.noise_variance * params.min_survivors)
             * params.max_weight
             / params.scale
         )
-        if sigma < self.min_ddp_sigma:
+        if not sigma >= self.min_ddp_sigma:  # a NaN sigma is refused too
             raise RequestRefused(
                 f"distributed-DP noise {sigma:.4g} on the sum is below the site's "
                 f"{self.min_ddp_sigma}"
@@ -267,8 +295,11 @@ class SecAggClient:
         if self._stage is not None:
             raise ProtocolAbort("message out of order")
         params = message.params
-        params.validate()
-        self._policy.check(params)
+        self._policy.check(params)  # the floors first, whatever else is wrong
+        try:
+            params.validate()
+        except ValueError as exc:
+            raise RequestRefused(f"round parameters refused: {exc}") from None
         if self.client_id not in params.client_ids:
             raise ProtocolAbort("this client is not invited to the round")
         self._params = params

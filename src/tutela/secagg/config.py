@@ -12,6 +12,10 @@ its secrets could not be rebuilt) is at most ``failure_probability`` (hypergeome
 union bound over clients). When k reaches n - 1 the graph is complete (plain SecAgg). At
 n=100 and 10% tolerance this gives k=22, t=12: every client may lose 10 of its 22 neighbours,
 so any 10 dropouts are survived with certainty.
+
+Threshold floor. Every round needs ``t > k/2`` (:func:`majority_threshold`); ``validate``
+refuses less, and so does every client on the round's first message, whatever the server
+or the study asks (see :class:`tutela.secagg.client.ClientPolicy`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ __all__ = [
     "SecAggConfig",
     "Stage",
     "choose_neighbors",
+    "majority_threshold",
     "robustness_failure_bound",
 ]
 
@@ -58,6 +63,18 @@ class Stage(enum.Enum):
 
 
 ACTIVE_STAGES = (Stage.ADVERTISE_KEYS, Stage.SHARE_KEYS, Stage.MASKED_INPUT, Stage.UNMASK)
+
+
+def majority_threshold(neighbors: int) -> int:
+    """The smallest threshold a round may use with k neighbours: ``k // 2 + 1`` (t > k/2).
+
+    Security: the shares of one client's self-mask seed and of its mask key go to the same
+    k neighbours, and an honest neighbour reveals at most one of the two. With t > k/2 a
+    server that tells some neighbours "survived" and others "dropped" cannot collect t of
+    both without at least 2t - k colluding neighbours; with t <= k/2 it needs none (and at
+    t = 1 every single share is the whole secret).
+    """
+    return neighbors // 2 + 1
 
 
 def robustness_failure_bound(n: int, k: int, t: int, dropped: int) -> float:
@@ -83,11 +100,11 @@ def choose_neighbors(
     floor_k = min(n - 1, 2 * math.ceil(math.log2(n)))
     k = floor_k + (floor_k % 2)
     while k < n - 1:
-        t = k // 2 + 1
+        t = majority_threshold(k)
         if robustness_failure_bound(n, k, t, dropped) <= failure_probability:
             return k, t
         k += 2
-    return n - 1, (n - 1) // 2 + 1
+    return n - 1, majority_threshold(n - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +115,8 @@ class SecAggConfig:
         neighbors: k, the degree of the neighbour graph; ``None`` picks it (see module
             docstring); ``k >= n - 1`` gives the complete graph (SecAgg). An odd k below
             n - 1 is rounded up to even (the graph is a Harary graph).
-        threshold: t, shares needed to rebuild a secret; ``None`` gives ``k // 2 + 1``.
+        threshold: t, shares needed to rebuild a secret; ``None`` gives ``k // 2 + 1``,
+            which is also the least allowed (:func:`majority_threshold`).
         modulus_bits: b, arithmetic in Z_{2^b} (8..64); ``ceil(b / 8)`` bytes per
             parameter on the wire.
         clip: each input coordinate is clipped to ``[-clip, clip]`` (real units).
@@ -171,7 +189,7 @@ class SecAggConfig:
             k, t_auto = choose_neighbors(n, self.dropout_tolerance, self.failure_probability)
         else:
             k = min(self.neighbors + self.neighbors % 2, n - 1)
-            t_auto = k // 2 + 1
+            t_auto = majority_threshold(k)
         t = self.threshold if self.threshold is not None else t_auto
         weight_bound = self.max_weight if self.max_weight is not None else max_weight
         if self.ddp_sigma > 0:
@@ -219,7 +237,7 @@ class RoundParams:
         round_id: 32 random bytes chosen by the server; binds every signature and key.
         client_ids: the invited clients, sorted.
         neighbors: k (``>= n - 1`` means the complete graph).
-        threshold: t.
+        threshold: t, with ``k // 2 < t <= k``.
         min_survivors: the round aborts if fewer clients remain at any stage.
         modulus_bits: b.
         dim: length of the update (the weight travels as one extra word).
@@ -294,8 +312,12 @@ class RoundParams:
             raise ValueError("neighbors must be in [1, n - 1]")
         if self.neighbors < n - 1 and self.neighbors % 2:
             raise ValueError("neighbors below n - 1 must be even")
-        if not 1 <= self.threshold <= self.neighbors:
-            raise ValueError(f"threshold must be in [1, k={self.neighbors}]")
+        floor = majority_threshold(self.neighbors)
+        if not floor <= self.threshold <= self.neighbors:
+            raise ValueError(
+                f"threshold must be in [{floor}, k={self.neighbors}] "
+                "(more than half of the neighbours)"
+            )
         if not max(self.threshold + 1, 2) <= self.min_survivors <= n:
             raise ValueError("min_survivors must be in [threshold + 1, n]")
         if self.dim < 1:

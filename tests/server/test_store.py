@@ -248,3 +248,31 @@ def test_pause_resume_and_cancel_are_audited_admin_actions(db_url: str, tmp_path
     actions = [e["action"] for e in co.audit_events() if e["actor"] == ADMIN.label]
     assert actions[-4:] == ["study.start", "study.pause", "study.start", "study.cancel"]
     co.store.close()
+
+
+def test_every_submission_path_shares_one_idempotency_rule(db_url: str, tmp_path: Path) -> None:
+    """Relay posts and metric reports follow the same rule as round submissions: the same
+    key and content again is accepted again (stored once), the same key with other content
+    is a conflict."""
+    clock = Clock()
+    co = open_coordinator(db_url, tmp_path / "keyring", clock)
+    study = running_study(co, clock, rounds=1)
+    first = co.relay_post("hospital-1", study, 1, "fit", "hospital-2", "m1", b"opaque")
+    again = co.relay_post("hospital-1", study, 1, "fit", "hospital-2", "m1", b"opaque")
+    assert not first.duplicate and again.duplicate and again.digest == first.digest
+    with pytest.raises(ConflictError, match="different message"):
+        co.relay_post("hospital-1", study, 1, "fit", "hospital-2", "m1", b"other")
+    with pytest.raises(ConflictError, match="different message"):  # same bytes, other recipient
+        co.relay_post("hospital-1", study, 1, "fit", "hospital-3", "m1", b"opaque")
+    assert co.relay_fetch("hospital-2", study, 1, "fit") == {"hospital-1": b"opaque"}
+    assert co.relay_fetch("hospital-3", study, 1, "fit") == {}
+
+    report = {"epsilon": 0.5, "delta": 1e-5}
+    co.report_metrics("hospital-1", study, 1, report)
+    co.report_metrics("hospital-1", study, 1, report)  # a retry after a lost reply
+    with co.store.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT COUNT(*) FROM metrics")).scalar_one()
+    assert rows == 1
+    ledger = co.privacy_ledger(study)
+    assert ledger["site_reports"]["hospital-1"] == {"round": 1, **report}
+    co.store.close()

@@ -1,0 +1,358 @@
+"""The round driver: moves every active study forward, one transition per tick.
+
+The coordinator drives the same :mod:`tutela.fl` strategy objects as the in-process engine:
+``configure_fit`` picks the round's sites, site updates (local minus global parameters)
+are combined into a :class:`~tutela.fl.strategy.FitAggregate`, and ``aggregate_fit``
+produces the next global model. What differs is time: sites are remote, so every stage
+has a deadline and a quorum, and all state lives in the :class:`~tutela.server.store.Store`.
+
+Recruiting closes when every invited site answered or the join deadline passed; too few
+acceptances fail the study. Rounds then follow the in-process engine: a round whose replies
+fall below ``training.min_quorum`` by its deadline is recorded as ``quorum-not-met`` and the
+global model is unchanged; a dropped site is never waited for beyond the deadline. Under
+secure aggregation the round's stages are the SecAgg+ protocol's
+(:mod:`tutela.server.protocol`).
+
+Crash safety: every transition is one database transaction. A restarted coordinator
+reloads the strategy (:mod:`tutela.server.runtime`) and continues the open round with the
+updates already accepted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+from safetensors.numpy import save as st_save
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from tutela.fl.client import FeatureMoments, global_standardisation
+from tutela.fl.config import parse_study
+from tutela.fl.engine import PlainAggregator
+from tutela.fl.records import Parameters, check_compatible
+from tutela.fl.strategy import ClientUpdate
+from tutela.server.core import (
+    COORDINATOR,
+    FIT_STAGE,
+    Core,
+    DeploymentSettings,
+    StudyStatus,
+    check_update,
+    dumps,
+)
+from tutela.server.protocol import Closing, SecAggProtocol, Step
+from tutela.server.runtime import Runtimes
+from tutela.server.store import ParticipationRow, RelayRow, RoundRow, StudyRow, UpdateRow
+from tutela.server.wire import parse_tensors
+
+
+@dataclass
+class RoundDriver:
+    """Recruiting, rounds and completion of every active study."""
+
+    core: Core
+    runtimes: Runtimes
+    protocol: SecAggProtocol
+
+    def resume(self) -> int:
+        """After a restart: give every open plain round's stage a fresh deadline.
+
+        Sites could not reach a stopped coordinator, so the time it was down does not count
+        against them. Accepted updates are kept; the round continues where it stopped.
+        Returns the number of rounds resumed.
+        """
+        now = self.core.clock()
+        resumed = 0
+        with self.core.lock, self.core.store.session() as s:
+            for rr in s.scalars(select(RoundRow).where(RoundRow.status == "open")):
+                study = self.core.study(s, rr.study_id, lock=True)
+                settings = DeploymentSettings.of(study)
+                rr.stage_deadline = max(rr.stage_deadline, now + settings.stage_timeout_s)
+                self.core.audit(
+                    COORDINATOR,
+                    "round.resume",
+                    f"study/{rr.study_id}/round/{rr.round_no}",
+                    session=s,
+                )
+                resumed += 1
+        return resumed
+
+    def tick(self) -> bool:
+        """Advance every active study by at most one transition each; True if anything moved."""
+        with self.core.store.read() as s:
+            ids = list(
+                s.scalars(select(StudyRow.id).where(StudyRow.status.in_(StudyStatus.ACTIVE)))
+            )
+        moved = False
+        for study_id in ids:
+            with self.core.lock:
+                moved |= self._advance(study_id)
+        return moved
+
+    def _advance(self, study_id: str) -> bool:
+        now = self.core.clock()
+        with self.core.store.session() as s:
+            row = self.core.study(s, study_id, lock=True)
+            if row.status == StudyStatus.RECRUITING:
+                return self._close_recruiting(s, row, now)
+            if row.status not in (StudyStatus.RUNNING, StudyStatus.PAUSED):
+                return False
+            rr = s.scalar(
+                select(RoundRow).where(RoundRow.study_id == study_id, RoundRow.status == "open")
+            )
+            if rr is None:
+                if row.current_round > row.total_rounds:
+                    row.status = StudyStatus.COMPLETED
+                    row.updated_at = now
+                    self.core.audit(COORDINATOR, "study.complete", f"study/{study_id}", session=s)
+                    self.runtimes.drop(study_id)
+                    return True
+                if row.status == StudyStatus.PAUSED:
+                    return False
+                self._open_round(s, row, now)
+                return True
+            if rr.stage == FIT_STAGE:
+                return self._advance_fit(s, row, rr, now)
+            return self._advance_protocol(s, row, rr, now)
+
+    # recruiting -------------------------------------------------------------------------
+
+    def _close_recruiting(self, s: Session, row: StudyRow, now: float) -> bool:
+        parts = s.scalars(select(ParticipationRow).where(ParticipationRow.study_id == row.id)).all()
+        prep = json.loads(row.prep_json)
+        pending = [p for p in parts if p.status == "invited"]
+        if pending and now <= float(prep["join_deadline"]):
+            return False
+        for p in pending:
+            p.status = "timed-out"
+            p.updated_at = now
+        accepted = sorted((p for p in parts if p.status == "accepted"), key=lambda q: q.site)
+        config = parse_study(json.loads(row.config_json))
+        need = config.training.min_quorum
+        if config.secure_aggregation.protocol != "none":
+            need = max(need, 3)
+        if len(accepted) < need:
+            refusals = "; ".join(f"{p.site}: {p.reason}" for p in parts if p.status == "refused")
+            row.status = StudyStatus.FAILED
+            row.error = f"quorum not met: {len(accepted)} site(s) accepted, {need} required" + (
+                f" (refused: {refusals})" if refusals else ""
+            )
+            row.updated_at = now
+            self.core.audit(
+                COORDINATOR,
+                "study.fail",
+                f"study/{row.id}",
+                "failed",
+                {"error": row.error},
+                session=s,
+            )
+            return True
+        moments = []
+        for p in accepted:
+            m = json.loads(p.join_json)
+            moments.append(
+                FeatureMoments(
+                    int(m["count"]),
+                    np.asarray(m["total"], np.float64),
+                    np.asarray(m["total_sq"], np.float64),
+                )
+            )
+        mean, std = global_standardisation(moments)
+        prep.update({"mean": mean.tolist(), "std": std.tolist()})
+        row.prep_json = dumps(prep)
+        row.status = StudyStatus.RUNNING
+        row.updated_at = now
+        self.core.audit(
+            COORDINATOR,
+            "study.running",
+            f"study/{row.id}",
+            detail={"sites": [p.site for p in accepted]},
+            session=s,
+        )
+        return True
+
+    # rounds -----------------------------------------------------------------------------
+
+    def _open_round(self, s: Session, row: StudyRow, now: float) -> None:
+        rt = self.runtimes.get(row)
+        params = self.core.global_model(row)
+        sites = sorted(
+            s.scalars(
+                select(ParticipationRow.site).where(
+                    ParticipationRow.study_id == row.id, ParticipationRow.status == "accepted"
+                )
+            )
+        )
+        instructions = rt.strategy.configure_fit(row.current_round, params, sites, rt.rng)
+        chosen = [site for site, _ in instructions]
+        fit_config = dict(instructions[0][1].config) if instructions else {}
+        settings = DeploymentSettings.of(row)
+        config = parse_study(json.loads(row.config_json))
+        rr = RoundRow(
+            study_id=row.id,
+            round_no=row.current_round,
+            attempt=1,
+            stage=FIT_STAGE,
+            status="open",
+            participants_json=dumps(chosen),
+            survivors_json="[]",
+            quorum=config.training.min_quorum,
+            fit_config_json=dumps(fit_config),
+            opened_at=now,
+            stage_deadline=now + settings.stage_timeout_s,
+            outcome_json="{}",
+        )
+        s.add(rr)
+        self.runtimes.persist(row)  # the sampling RNG moved
+        row.updated_at = now
+        self.core.audit(
+            COORDINATOR,
+            "round.open",
+            f"study/{row.id}/round/{row.current_round}",
+            detail={"sites": chosen},
+            session=s,
+        )
+        if config.secure_aggregation.protocol != "none":
+            s.flush()
+            self._start_protocol(s, row, rr, params, now)
+
+    def _advance_fit(self, s: Session, row: StudyRow, rr: RoundRow, now: float) -> bool:
+        participants = json.loads(rr.participants_json)
+        this_stage = (
+            UpdateRow.study_id == row.id,
+            UpdateRow.round_no == rr.round_no,
+            UpdateRow.attempt == rr.attempt,
+            UpdateRow.stage == rr.stage,
+        )
+        submitted = set(s.scalars(select(UpdateRow.site).where(*this_stage)))
+        if len(submitted) < len(participants) and now <= rr.stage_deadline:
+            return False
+        params = self.core.global_model(row)
+        rows = s.scalars(select(UpdateRow).where(*this_stage)).all()
+        order = {site: i for i, site in enumerate(participants)}
+        updates: list[ClientUpdate] = []
+        for u in sorted(rows, key=lambda r: order.get(r.site, len(order))):
+            body = self.core.store.unseal(
+                u.blob, f"update/{row.id}/{rr.round_no}/{rr.stage}/{u.site}"
+            )
+            arrays, _ = parse_tensors(body)
+            updates.append(ClientUpdate(u.site, check_update(arrays, params), u.num_examples))
+        aggregate = None
+        if len(updates) >= rr.quorum:
+            aggregate = PlainAggregator().aggregate(rr.round_no, updates, params)
+        self._finish_round(s, row, rr, params, Closing(aggregate, [u.site for u in updates]), now)
+        return True
+
+    # secure aggregation -------------------------------------------------------------------
+
+    def _start_protocol(
+        self, s: Session, row: StudyRow, rr: RoundRow, params: Parameters, now: float
+    ) -> None:
+        closing = self.protocol.start(s, row, rr, params, DeploymentSettings.of(row))
+        if closing is not None:
+            self._finish_round(s, row, rr, params, closing, now)
+
+    def _advance_protocol(self, s: Session, row: StudyRow, rr: RoundRow, now: float) -> bool:
+        step = self.protocol.advance(s, row, rr)
+        if step is Step.LOST:
+            self._restart_round(s, row, rr, now)
+            return True
+        if isinstance(step, Closing):
+            self._finish_round(s, row, rr, self.core.global_model(row), step, now)
+            return True
+        return step is Step.MOVED
+
+    def _restart_round(self, s: Session, row: StudyRow, rr: RoundRow, now: float) -> None:
+        """The protocol's secrets were lost with the process that held them: start the round
+        again as a new attempt with the same sites and settings."""
+        rr.status = "restarted"
+        rr.closed_at = now
+        rr.outcome_json = dumps(
+            {"outcome": "restarted", "reason": "coordinator restarted mid-protocol"}
+        )
+        retry = RoundRow(
+            study_id=row.id,
+            round_no=rr.round_no,
+            attempt=rr.attempt + 1,
+            stage=FIT_STAGE,
+            status="open",
+            participants_json=rr.participants_json,
+            survivors_json="[]",
+            quorum=rr.quorum,
+            fit_config_json=rr.fit_config_json,
+            opened_at=now,
+            stage_deadline=now,
+            outcome_json="{}",
+        )
+        s.add(retry)
+        s.flush()
+        self.core.audit(
+            COORDINATOR, "round.restart", f"study/{row.id}/round/{rr.round_no}", session=s
+        )
+        self._start_protocol(s, row, retry, self.core.global_model(row), now)
+
+    # closing ----------------------------------------------------------------------------
+
+    def _finish_round(
+        self,
+        s: Session,
+        row: StudyRow,
+        rr: RoundRow,
+        params: Parameters,
+        closing: Closing,
+        now: float,
+    ) -> None:
+        participants: list[str] = json.loads(rr.participants_json)
+        responded = closing.responded
+        failed = [p for p in participants if p not in responded]
+        if closing.aggregate is None:
+            status, new, num_examples = "quorum-not-met", params, 0
+        else:
+            strategy = self.runtimes.get(row).strategy
+            new = strategy.aggregate_fit(rr.round_no, params, closing.aggregate)
+            check_compatible(new, params)
+            status, num_examples = "aggregated", closing.aggregate.num_examples
+        version = row.model_version + 1
+        rr.status = status
+        rr.closed_at = now
+        rr.outcome_json = dumps(
+            {
+                "sites": responded,
+                "failed": failed,
+                "num_examples": num_examples,
+                "outcome": status,
+                **closing.extra,
+            }
+        )
+        rr.model_blob = self.core.store.seal(
+            st_save({k: np.ascontiguousarray(v, np.float32) for k, v in new.items()}),
+            f"round-model/{row.id}/{rr.round_no}",
+        )
+        row.model_blob = self.core.seal_model(row.id, new, version)
+        row.model_version = version
+        row.current_round = rr.round_no + 1
+        self.runtimes.persist(row)  # the strategy moved
+        row.updated_at = now
+        # Individual updates are no longer needed once aggregated: keep only the receipts.
+        s.execute(
+            update(UpdateRow)
+            .where(UpdateRow.study_id == row.id, UpdateRow.round_no == rr.round_no)
+            .values(blob=b"")
+        )
+        s.execute(
+            delete(RelayRow).where(RelayRow.study_id == row.id, RelayRow.round_no == rr.round_no)
+        )
+        self.core.audit(
+            COORDINATOR,
+            "round.close",
+            f"study/{row.id}/round/{rr.round_no}",
+            "ok" if status == "aggregated" else status,
+            {
+                "sites": responded,
+                "failed": failed,
+                **({"error": closing.extra["error"]} if "error" in closing.extra else {}),
+            },
+            session=s,
+        )

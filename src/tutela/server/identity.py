@@ -1,0 +1,184 @@
+"""Who may talk to the coordinator: bearer tokens for people, enrolled sites for sites.
+
+People get bearer tokens (stored only as hashes). Sites are registered by an admin, which
+yields a one-time enrolment token that the site exchanges with a CSR for a certificate
+signed by the deployment CA (or an admin activates a site whose certificate was issued
+offline). A verified client certificate maps to a site principal only while the site is
+active, and only the certificate issued at enrolment counts.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from tutela.errors import PermissionDenied, ServiceError
+from tutela.server.authz import Principal, Role
+from tutela.server.core import ANON, Core, token_hash
+from tutela.server.store import SiteRow, TokenRow
+
+Signer = Callable[[bytes, str], bytes]
+
+
+@dataclass
+class Identity:
+    """Tokens, principals and site enrolment.
+
+    Args:
+        core: the shared state.
+        signer: signs enrolment CSRs (``(csr_pem, site) -> cert_pem``); None disables
+            token enrolment (certificates are then issued offline with ``tutela pki``).
+    """
+
+    core: Core
+    signer: Signer | None = None
+
+    # tokens and principals --------------------------------------------------------------
+
+    def create_token(
+        self, role: Role, subject: str, *, actor: str = "system", ttl_s: float | None = None
+    ) -> str:
+        """Mint a bearer token for an admin, data scientist or auditor; returns it once."""
+        if role is Role.SITE:
+            raise ValueError("sites authenticate with certificates, not bearer tokens")
+        token = "tta_" + secrets.token_urlsafe(32)
+        now = self.core.clock()
+        with self.core.store.session() as s:
+            s.add(
+                TokenRow(
+                    token_hash=token_hash(token),
+                    kind="bearer",
+                    role=role.value,
+                    subject=subject,
+                    created_at=now,
+                    expires_at=now + ttl_s if ttl_s else None,
+                )
+            )
+            self.core.audit(
+                actor,
+                "token.create",
+                f"principal/{subject}",
+                detail={"role": role.value},
+                session=s,
+            )
+        return token
+
+    def principal_for_token(self, token: str) -> Principal | None:
+        """The principal of a bearer token, or None if unknown or expired."""
+        with self.core.store.read() as s:
+            row = s.scalar(
+                select(TokenRow).where(
+                    TokenRow.token_hash == token_hash(token), TokenRow.kind == "bearer"
+                )
+            )
+            if row is None or (row.expires_at is not None and row.expires_at < self.core.clock()):
+                return None
+            return Principal(row.subject, Role(row.role))
+
+    def principal_for_site(self, common_name: str, fingerprint: str) -> Principal | None:
+        """The site principal of a verified client certificate, or None if not enrolled.
+
+        Security: the certificate was verified against the CA during the handshake; here
+        its common name must be an active site. If the site enrolled by token, only the
+        certificate issued at enrolment (its fingerprint) is accepted.
+        """
+        with self.core.store.read() as s:
+            row = s.get(SiteRow, common_name)
+            if row is None or row.status != "active":
+                return None
+            if row.cert_fingerprint is not None and row.cert_fingerprint != fingerprint:
+                return None
+            return Principal(common_name, Role.SITE)
+
+    # sites ------------------------------------------------------------------------------
+
+    def register_site(self, actor: Principal, name: str, *, ttl_s: float = 24 * 3600) -> str:
+        """Register a site and return its one-time enrolment token."""
+        from tutela.server.pki import validate_site_name
+
+        validate_site_name(name)
+        token = "tte_" + secrets.token_urlsafe(32)
+        now = self.core.clock()
+        with self.core.store.session() as s:
+            row = s.get(SiteRow, name)
+            if row is None:
+                s.add(SiteRow(name=name, status="pending", created_at=now))
+            s.add(
+                TokenRow(
+                    token_hash=token_hash(token),
+                    kind="enrol",
+                    role=Role.SITE.value,
+                    subject=name,
+                    created_at=now,
+                    expires_at=now + ttl_s,
+                )
+            )
+            self.core.audit(actor.label, "site.register", f"site/{name}", session=s)
+        return token
+
+    def activate_site(self, actor: Principal, name: str) -> None:
+        """Accept a site whose certificate was issued offline (``tutela pki issue --site``)."""
+        from tutela.server.pki import validate_site_name
+
+        validate_site_name(name)
+        now = self.core.clock()
+        with self.core.store.session() as s:
+            row = s.get(SiteRow, name)
+            if row is None:
+                s.add(SiteRow(name=name, status="active", created_at=now, enrolled_at=now))
+            else:
+                row.status = "active"
+            self.core.audit(actor.label, "site.activate", f"site/{name}", session=s)
+
+    def enrol(self, token: str, csr_pem: bytes) -> bytes:
+        """Exchange a one-time enrolment token and a CSR for a site certificate.
+
+        Raises:
+            PermissionDenied: unknown, used or expired token.
+            ServiceError: enrolment is disabled (no CA key on this coordinator).
+        """
+        if self.signer is None:
+            raise ServiceError(
+                "this coordinator does not sign certificates; ask for an offline one"
+            )
+        from cryptography import x509
+
+        from tutela.server.pki import fingerprint
+
+        now = self.core.clock()
+        with self.core.store.session() as s:
+            row = s.scalar(
+                select(TokenRow).where(
+                    TokenRow.token_hash == token_hash(token), TokenRow.kind == "enrol"
+                )
+            )
+            if row is None or row.used_at is not None or (row.expires_at or 0) < now:
+                self.core.audit(
+                    ANON, "site.enrol", "site/?", "denied", {"reason": "invalid token"}, session=s
+                )
+                raise PermissionDenied("the enrolment token is unknown, used or expired")
+            site = row.subject
+            cert_pem = self.signer(csr_pem, site)
+            cert = x509.load_pem_x509_certificate(cert_pem)
+            row.used_at = now
+            site_row = s.get(SiteRow, site)
+            if site_row is None:  # pragma: no cover - created with the token
+                site_row = SiteRow(name=site, status="active", created_at=now)
+                s.add(site_row)
+            site_row.status = "active"
+            site_row.cert_fingerprint = fingerprint(cert)
+            site_row.enrolled_at = now
+            self.core.audit(f"site:{site}", "site.enrol", f"site/{site}", session=s)
+        return cert_pem
+
+    def list_sites(self) -> list[dict[str, Any]]:
+        """Every known site."""
+        with self.core.store.read() as s:
+            return [
+                {"name": r.name, "status": r.status, "enrolled_at": r.enrolled_at}
+                for r in s.scalars(select(SiteRow).order_by(SiteRow.name))
+            ]

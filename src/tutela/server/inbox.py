@@ -1,0 +1,374 @@
+"""Everything sites send the coordinator, accepted exactly once.
+
+Round stage submissions (fit updates and SecAgg+ messages), relayed messages and metric
+(including privacy) reports all pass through one primitive, :meth:`Inbox.accept`: a
+submission carries an idempotency key; the same key again with the same content and the
+same destination is *accepted again* (the original receipt, ``duplicate=True``, nothing
+stored twice), and the same key with anything else is a conflict. Sites retry after a lost
+reply with the same key and bytes, so a retry can never count twice.
+
+The metrics endpoint carries no key of its own: a report's key is its content, so a retried
+report is recognised and a different one for the same round is stored beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tutela.errors import DataError, PermissionDenied
+from tutela.server.core import (
+    COORDINATOR,
+    FIT_STAGE,
+    ConflictError,
+    Core,
+    DeploymentSettings,
+    PayloadTooLargeError,
+    Receipt,
+    StudyStatus,
+    check_update,
+    dumps,
+)
+from tutela.server.participation import Participation
+from tutela.server.protocol import SecAggProtocol
+from tutela.server.store import MetricRow, ParticipationRow, RelayRow, RoundRow, UpdateRow, digest
+from tutela.server.wire import parse_tensors
+
+METRICS_STAGE = "metrics"
+
+
+class Kind(Enum):
+    """What a submission is (the value names it in error messages)."""
+
+    STAGE = "submission"  # a round stage: a fit update or a SecAgg+ message
+    RELAY = "message"  # an opaque message for another participant
+    REPORT = "report"  # metrics, privacy spend included
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Who sent a submission, where it goes, and the key it is sent under."""
+
+    kind: Kind
+    study_id: str
+    site: str
+    round_no: int
+    stage: str
+    key: str
+    recipient: str = COORDINATOR
+
+
+def check_key(key: str) -> None:
+    """Refuse a missing or oversized idempotency key."""
+    if not key or len(key) > 128:
+        raise DataError("an Idempotency-Key header of 1-128 characters is required")
+
+
+@dataclass
+class Inbox:
+    """Site submissions: round stages, relayed messages, metric reports."""
+
+    core: Core
+    protocol: SecAggProtocol
+    participation: Participation
+
+    def accept(
+        self, s: Session, envelope: Envelope, body: bytes, store: Callable[[str], None]
+    ) -> Receipt:
+        """Accept ``body`` once under ``envelope``'s key, inside the transaction ``s``.
+
+        ``store(digest)`` validates and writes a first submission; a retry (same key, same
+        body and destination) is answered with ``duplicate=True`` without calling it.
+
+        Raises:
+            ConflictError: the key was already used for a different submission.
+        """
+        check_key(envelope.key)
+        body_digest = digest(body)
+        previous = self._previous(s, envelope)
+        e = envelope
+        if previous is not None:
+            if previous != (body_digest, e.round_no, e.stage, e.recipient):
+                raise ConflictError(
+                    f"this Idempotency-Key was already used for a different {e.kind.value}"
+                )
+            return Receipt(e.study_id, e.round_no, e.stage, e.site, body_digest, True)
+        store(body_digest)
+        return Receipt(e.study_id, e.round_no, e.stage, e.site, body_digest, False)
+
+    @staticmethod
+    def _previous(s: Session, e: Envelope) -> tuple[str, int, str, str] | None:
+        """(digest, round, stage, recipient) of what was accepted under the key, if any."""
+        if e.kind is Kind.STAGE:
+            u = s.scalar(
+                select(UpdateRow).where(
+                    UpdateRow.study_id == e.study_id,
+                    UpdateRow.site == e.site,
+                    UpdateRow.idempotency_key == e.key,
+                )
+            )
+            return None if u is None else (u.digest, u.round_no, u.stage, COORDINATOR)
+        if e.kind is Kind.RELAY:
+            r = s.scalar(
+                select(RelayRow).where(
+                    RelayRow.study_id == e.study_id,
+                    RelayRow.sender == e.site,
+                    RelayRow.idempotency_key == e.key,
+                )
+            )
+            return None if r is None else (r.digest, r.round_no, r.stage, r.recipient)
+        for m in s.scalars(
+            select(MetricRow).where(
+                MetricRow.study_id == e.study_id,
+                MetricRow.site == e.site,
+                MetricRow.round_no == e.round_no,
+            )
+        ):
+            seen = digest(m.metrics_json.encode())
+            if seen == e.key:
+                return (seen, m.round_no, METRICS_STAGE, COORDINATOR)
+        return None
+
+    # round stages -----------------------------------------------------------------------
+
+    def submit(
+        self, site: str, study_id: str, round_no: int, stage: str, idempotency_key: str, body: bytes
+    ) -> Receipt:
+        """Accept a site's submission for an open round stage, exactly once.
+
+        A retry with the same idempotency key and body gets the original receipt
+        (``duplicate=True``); the same key with another body, a second submission for the
+        same stage, a closed or future round, or a stale ``round`` in the body's metadata
+        are refused.
+        """
+        check_key(idempotency_key)
+        envelope = Envelope(Kind.STAGE, study_id, site, round_no, stage, idempotency_key)
+        # Lock order: the coordinator lock, then the database (as in the driver's tick).
+        with self.core.lock, self.core.store.session() as s:
+            study = self.core.study(s, study_id, lock=True)
+
+            def store(body_digest: str) -> None:
+                settings = DeploymentSettings.of(study)
+                if len(body) > settings.max_update_bytes:
+                    raise PayloadTooLargeError(
+                        f"body of {len(body)} bytes exceeds the {settings.max_update_bytes} limit"
+                    )
+                p = s.get(ParticipationRow, (study_id, site))
+                if p is None or p.status != "accepted":
+                    raise PermissionDenied(f"site {site} does not participate in study {study_id}")
+                if study.status not in (StudyStatus.RUNNING, StudyStatus.PAUSED):
+                    raise ConflictError(
+                        f"study {study_id} is {study.status}; it accepts no submissions"
+                    )
+                rr = self._open_stage(s, study_id, study.current_round, round_no, stage)
+                if site not in json.loads(rr.participants_json):
+                    raise PermissionDenied(f"site {site} was not selected for round {round_no}")
+                if self.core.clock() > rr.stage_deadline:
+                    raise ConflictError(
+                        f"the deadline of round {round_no} stage {stage!r} has passed"
+                    )
+                already = s.scalar(
+                    select(UpdateRow.id).where(
+                        UpdateRow.study_id == study_id,
+                        UpdateRow.round_no == round_no,
+                        UpdateRow.attempt == rr.attempt,
+                        UpdateRow.stage == stage,
+                        UpdateRow.site == site,
+                    )
+                )
+                if already is not None:
+                    raise ConflictError(
+                        f"site {site} already submitted for round {round_no} stage {stage!r}"
+                    )
+                arrays, meta = parse_tensors(body)
+                if meta.get("study") != study_id or meta.get("round") != str(round_no):
+                    raise ConflictError(
+                        f"the body is bound to study {meta.get('study')!r} "
+                        f"round {meta.get('round')!r}, "
+                        f"not study {study_id!r} round {round_no}: replayed or misdirected"
+                    )
+                if stage == FIT_STAGE:
+                    num_examples = _positive_int(meta.get("num_examples"), "num_examples")
+                    check_update(arrays, self.core.global_model(study))
+                    name = f"update/{study_id}/{round_no}/{stage}/{site}"
+                    sealed = self.core.store.seal(body, name)
+                else:
+                    self.protocol.receive(study_id, round_no, rr.attempt, stage, site, body)
+                    num_examples = 0
+                    sealed = b""  # SecAgg+ messages live in the in-memory protocol state only
+                s.add(
+                    UpdateRow(
+                        study_id=study_id,
+                        round_no=round_no,
+                        attempt=rr.attempt,
+                        stage=stage,
+                        site=site,
+                        idempotency_key=idempotency_key,
+                        digest=body_digest,
+                        num_examples=num_examples,
+                        blob=sealed,
+                        created_at=self.core.clock(),
+                    )
+                )
+                self.core.audit(
+                    f"site:{site}",
+                    "round.submit",
+                    f"study/{study_id}/round/{round_no}/{stage}",
+                    session=s,
+                )
+
+            return self.accept(s, envelope, body, store)
+
+    @staticmethod
+    def _open_stage(
+        s: Session, study_id: str, current_round: int, round_no: int, stage: str
+    ) -> RoundRow:
+        """The open round ``round_no`` in ``stage``, or a ConflictError saying why not."""
+        rr = s.scalar(
+            select(RoundRow).where(RoundRow.study_id == study_id, RoundRow.status == "open")
+        )
+        if rr is None or rr.round_no != round_no:
+            current = rr.round_no if rr is not None else current_round
+            if round_no < current or (rr is None and round_no <= current_round - 1):
+                raise ConflictError(
+                    f"round {round_no} of study {study_id} is closed "
+                    f"(current round {current}); "
+                    "a submission for an earlier round is never accepted"
+                )
+            raise ConflictError(f"round {round_no} of study {study_id} is not open")
+        if rr.stage != stage:
+            raise ConflictError(f"round {round_no} is in stage {rr.stage!r}, not {stage!r}")
+        return rr
+
+    # reports ----------------------------------------------------------------------------
+
+    def report_metrics(
+        self, site: str, study_id: str, round_no: int, metrics: dict[str, float]
+    ) -> Receipt:
+        """Store a site's metrics for a round (finite numbers only); a retry is kept once."""
+        self.participation.participation(site, study_id)
+        clean: dict[str, float] = {}
+        for key, value in metrics.items():
+            if not isinstance(value, int | float) or not math.isfinite(float(value)):
+                raise DataError(f"metric {key!r} must be a finite number")
+            clean[str(key)[:64]] = float(value)
+        text = dumps(clean)
+        body = text.encode()
+        envelope = Envelope(Kind.REPORT, study_id, site, round_no, METRICS_STAGE, digest(body))
+        with self.core.store.session() as s:
+
+            def store(_digest: str) -> None:
+                s.add(
+                    MetricRow(
+                        study_id=study_id,
+                        round_no=round_no,
+                        site=site,
+                        metrics_json=text,
+                        created_at=self.core.clock(),
+                    )
+                )
+
+            return self.accept(s, envelope, body, store)
+
+    # relay ------------------------------------------------------------------------------
+
+    def relay_post(
+        self,
+        sender: str,
+        study_id: str,
+        round_no: int,
+        stage: str,
+        recipient: str,
+        idempotency_key: str,
+        body: bytes,
+    ) -> Receipt:
+        """Store an opaque message from one round participant to another.
+
+        Security: the coordinator authenticates the sender (mutual TLS) and the recipient
+        learns the sender's identity from the coordinator; the payload is opaque (sites
+        encrypt it end to end) and sealed at rest.
+        """
+        check_key(idempotency_key)
+        envelope = Envelope(
+            Kind.RELAY, study_id, sender, round_no, stage, idempotency_key, recipient
+        )
+        with self.core.store.session() as s:
+            study = self.core.study(s, study_id, lock=True)
+
+            def store(body_digest: str) -> None:
+                settings = DeploymentSettings.of(study)
+                if len(body) > settings.max_relay_bytes:
+                    raise PayloadTooLargeError(
+                        f"message of {len(body)} bytes exceeds the {settings.max_relay_bytes} limit"
+                    )
+                rr = s.scalar(
+                    select(RoundRow).where(RoundRow.study_id == study_id, RoundRow.status == "open")
+                )
+                if rr is None or rr.round_no != round_no:
+                    raise ConflictError(f"round {round_no} of study {study_id} is not open")
+                if self.core.clock() > rr.stage_deadline:
+                    raise ConflictError(
+                        f"the deadline of round {round_no} stage {rr.stage!r} has passed"
+                    )
+                members = json.loads(rr.participants_json)
+                if sender not in members:
+                    raise PermissionDenied(f"site {sender} is not in round {round_no}")
+                if recipient not in members or recipient == sender:
+                    raise DataError(
+                        f"recipient {recipient!r} is not another participant of round {round_no}"
+                    )
+                s.add(
+                    RelayRow(
+                        study_id=study_id,
+                        round_no=round_no,
+                        attempt=rr.attempt,
+                        stage=stage,
+                        sender=sender,
+                        recipient=recipient,
+                        idempotency_key=idempotency_key,
+                        digest=body_digest,
+                        blob=self.core.store.seal(
+                            body, f"relay/{study_id}/{round_no}/{stage}/{sender}/{recipient}"
+                        ),
+                        created_at=self.core.clock(),
+                    )
+                )
+
+            return self.accept(s, envelope, body, store)
+
+    def relay_fetch(
+        self, recipient: str, study_id: str, round_no: int, stage: str
+    ) -> dict[str, bytes]:
+        """Messages addressed to ``recipient`` for one stage, keyed by authenticated sender."""
+        with self.core.store.read() as s:
+            self.core.study(s, study_id)
+            rows = s.scalars(
+                select(RelayRow).where(
+                    RelayRow.study_id == study_id,
+                    RelayRow.round_no == round_no,
+                    RelayRow.stage == stage,
+                    RelayRow.recipient == recipient,
+                )
+            ).all()
+            return {
+                r.sender: self.core.store.unseal(
+                    r.blob, f"relay/{study_id}/{round_no}/{stage}/{r.sender}/{recipient}"
+                )
+                for r in rows
+            }
+
+
+def _positive_int(value: str | None, name: str) -> int:
+    try:
+        number = int(value) if value is not None else 0
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise DataError(f"the body's metadata must carry a positive integer {name}")
+    return number

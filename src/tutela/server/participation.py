@@ -1,0 +1,195 @@
+"""A site's side of a study: its invitations, its answer, its tasks and the model it trains.
+
+Recruiting: every invited site checks the study against its local policy and answers
+(accept with its feature moments for global standardisation, or refuse with a reason,
+which is audited). While a study runs, a site polls :meth:`Participation.tasks_for` for the
+round stages it has to work on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from tutela.errors import DataError, PermissionDenied
+from tutela.fl.client import FeatureMoments
+from tutela.server.core import COORDINATOR, FIT_STAGE, ConflictError, Core, StudyStatus, dumps
+from tutela.server.store import ParticipationRow, RelayRow, RoundRow, StudyRow, UpdateRow
+
+
+@dataclass
+class Participation:
+    """What sites read and answer about the studies they were invited to."""
+
+    core: Core
+
+    def participation(self, site: str, study_id: str) -> ParticipationRow:
+        """A site's participation row in a study (NotFoundError/PermissionDenied otherwise)."""
+        with self.core.store.read() as s:
+            self.core.study(s, study_id)
+            p = s.get(ParticipationRow, (study_id, site))
+            if p is None:
+                raise PermissionDenied(f"site {site} is not invited to study {study_id}")
+            return p
+
+    def model_for_site(self, site: str, study_id: str) -> bytes:
+        """The current global model for a participating site (safetensors)."""
+        p = self.participation(site, study_id)
+        if p.status != "accepted":
+            raise PermissionDenied(f"site {site} has not joined study {study_id}")
+        with self.core.store.read() as s:
+            row = self.core.study(s, study_id)
+            if row.status not in StudyStatus.ACTIVE and row.status != StudyStatus.COMPLETED:
+                raise ConflictError(f"study {study_id} is {row.status}")
+            if row.model_blob is None:  # pragma: no cover - required before start
+                raise ConflictError(f"study {study_id} has no model")
+            return self.core.store.unseal(row.model_blob, f"model/{study_id}")
+
+    def answer_invitation(
+        self,
+        site: str,
+        study_id: str,
+        *,
+        accept: bool,
+        reason: str = "",
+        num_examples: int = 0,
+        moments: FeatureMoments | None = None,
+        identity: str | None = None,
+    ) -> str:
+        """Record a site's accept/refuse answer (refusals are audited with their reason)."""
+        with self.core.store.session() as s:
+            study = self.core.study(s, study_id, lock=True)
+            p = s.get(ParticipationRow, (study_id, site))
+            if p is None:
+                raise PermissionDenied(f"site {site} is not invited to study {study_id}")
+            if p.status != "invited":
+                if (p.status == "accepted") == accept:
+                    return p.status
+                raise ConflictError(f"site {site} already answered {p.status}")
+            if study.status != StudyStatus.RECRUITING:
+                raise ConflictError(f"study {study_id} is {study.status}; it no longer recruits")
+            if accept:
+                if moments is None or num_examples <= 0:
+                    raise DataError("accepting needs num_examples > 0 and feature moments")
+                cfg = json.loads(study.config_json)
+                columns = cfg["data"].get("columns")
+                if columns is not None and len(moments.total) != len(columns):
+                    raise DataError(
+                        f"feature moments have {len(moments.total)} columns; "
+                        f"the study uses {len(columns)}"
+                    )
+                if cfg["secure_aggregation"]["protocol"] != "none":
+                    _check_identity(identity)
+                p.status = "accepted"
+                p.num_examples = num_examples
+                p.join_json = dumps(
+                    {
+                        "count": moments.count,
+                        "total": moments.total.tolist(),
+                        "total_sq": moments.total_sq.tolist(),
+                        "identity": identity,
+                    }
+                )
+            else:
+                p.status = "refused"
+                p.reason = reason[:2000] or "refused by site policy"
+            p.updated_at = self.core.clock()
+            self.core.audit(
+                f"site:{site}",
+                "study.join" if accept else "study.refuse",
+                f"study/{study_id}",
+                "ok" if accept else "refused",
+                {"reason": p.reason} if not accept else {"num_examples": num_examples},
+                session=s,
+            )
+            return p.status
+
+    def tasks_for(self, site: str) -> dict[str, Any]:
+        """What a site should do now (answer invitations, work on open round stages), and
+        the status of every study it was invited to."""
+        now = self.core.clock()
+        tasks: list[dict[str, Any]] = []
+        studies: dict[str, str] = {}
+        with self.core.store.read() as s:
+            parts = s.scalars(select(ParticipationRow).where(ParticipationRow.site == site)).all()
+            for p in parts:
+                study = s.get(StudyRow, p.study_id)
+                if study is None:  # pragma: no cover - foreign key
+                    continue
+                studies[study.id] = study.status
+                if study.status in StudyStatus.TERMINAL:
+                    continue
+                if p.status == "invited" and study.status == StudyStatus.RECRUITING:
+                    tasks.append(
+                        {
+                            "kind": "join",
+                            "study_id": study.id,
+                            "config": json.loads(study.config_json),
+                            "deadline": json.loads(study.prep_json).get("join_deadline"),
+                        }
+                    )
+                    continue
+                if p.status != "accepted":
+                    continue
+                rr = s.scalar(
+                    select(RoundRow).where(RoundRow.study_id == study.id, RoundRow.status == "open")
+                )
+                if (
+                    rr is None
+                    or site not in json.loads(rr.participants_json)
+                    or rr.stage_deadline < now
+                ):
+                    continue
+                done = s.scalar(
+                    select(UpdateRow.id).where(
+                        UpdateRow.study_id == study.id,
+                        UpdateRow.round_no == rr.round_no,
+                        UpdateRow.attempt == rr.attempt,
+                        UpdateRow.stage == rr.stage,
+                        UpdateRow.site == site,
+                    )
+                )
+                if done is not None:
+                    continue
+                prep = json.loads(study.prep_json)
+                task: dict[str, Any] = {
+                    "kind": rr.stage,
+                    "study_id": study.id,
+                    "round": rr.round_no,
+                    "attempt": rr.attempt,
+                    "stage": rr.stage,
+                    "deadline": rr.stage_deadline,
+                    "config": json.loads(rr.fit_config_json),
+                    "model_version": study.model_version,
+                    "standardisation": {"mean": prep.get("mean"), "std": prep.get("std")},
+                }
+                if rr.stage != FIT_STAGE:
+                    waiting = s.scalar(
+                        select(RelayRow.id).where(
+                            RelayRow.study_id == study.id,
+                            RelayRow.round_no == rr.round_no,
+                            RelayRow.attempt == rr.attempt,
+                            RelayRow.stage == rr.stage,
+                            RelayRow.sender == COORDINATOR,
+                            RelayRow.recipient == site,
+                        )
+                    )
+                    if waiting is None or rr.protocol_state is None:
+                        continue  # dropped in an earlier stage: nothing more to do
+                    proto = json.loads(rr.protocol_state)
+                    task["client_id"] = proto["client_ids"][site]
+                    task["registry"] = proto["registry"]
+                tasks.append(task)
+        return {"tasks": tasks, "studies": studies}
+
+
+def _check_identity(identity: str | None) -> None:
+    if identity is None or len(identity) != 64:
+        raise DataError("secure aggregation needs the site's 32-byte Ed25519 identity (hex)")
+    try:
+        bytes.fromhex(identity)
+    except ValueError:
+        raise DataError("the identity must be hex") from None

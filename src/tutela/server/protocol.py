@@ -1,0 +1,232 @@
+"""SecAgg+ rounds through the coordinator: the in-memory server and its relayed messages.
+
+The round driver (:mod:`tutela.server.driver`) opens and closes rounds; when a study runs
+under secure aggregation, it hands the round to :class:`SecAggProtocol`, which runs a
+:class:`~tutela.secagg.SecAggServer` stage by stage: the server's messages to each site are
+posted to the relay, the sites' replies arrive through the inbox, and at the end only the
+masked sum is revealed, which the driver turns into the round's aggregate.
+
+Security: the SecAgg+ server's secrets live only in memory and are never persisted; after
+a restart the driver starts the round again as a new attempt (:attr:`Step.LOST`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tutela.errors import DataError
+from tutela.fl.config import parse_study
+from tutela.fl.records import Parameters, ParameterSpec
+from tutela.fl.strategy import FitAggregate
+from tutela.server.core import COORDINATOR, ConflictError, Core, DeploymentSettings, dumps
+from tutela.server.store import ParticipationRow, RelayRow, RoundRow, StudyRow, digest
+from tutela.server.wire import parse_tensors
+
+
+@dataclass(frozen=True)
+class Closing:
+    """How a round ends.
+
+    Attributes:
+        aggregate: what the strategy aggregates (None: quorum not met, model unchanged).
+        responded: the sites whose contribution counted.
+        extra: protocol-specific fields recorded in the round's outcome.
+    """
+
+    aggregate: FitAggregate | None
+    responded: list[str]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Step(Enum):
+    """What one :meth:`SecAggProtocol.advance` did, when it did not close the round."""
+
+    WAITING = "waiting"  # nothing to do before more replies or the deadline
+    MOVED = "moved"  # the protocol went to its next stage
+    LOST = "lost"  # this process holds no server for the round (it restarted)
+
+
+@dataclass
+class _SecAggRound:
+    """The in-memory SecAgg+ server of a study's open round (never persisted: its secrets
+    must not outlive the process)."""
+
+    server: Any
+    round_no: int
+    attempt: int
+    ids: dict[str, int]
+    spec: ParameterSpec
+
+    def site_of(self) -> dict[int, str]:
+        return {cid: site for site, cid in self.ids.items()}
+
+
+@dataclass
+class SecAggProtocol:
+    """The SecAgg+ servers of the studies' open rounds."""
+
+    core: Core
+    _rounds: dict[str, _SecAggRound] = field(default_factory=dict)
+
+    def start(
+        self,
+        s: Session,
+        row: StudyRow,
+        rr: RoundRow,
+        params: Parameters,
+        settings: DeploymentSettings,
+    ) -> Closing | None:
+        """Plan and start SecAgg+ for an open round; a Closing if it cannot run at all."""
+        from tutela.secagg import SecAggConfig, SecAggServer
+
+        config = parse_study(json.loads(row.config_json))
+        participants: list[str] = json.loads(rr.participants_json)
+        parts = {
+            p.site: p
+            for p in s.scalars(select(ParticipationRow).where(ParticipationRow.study_id == row.id))
+        }
+        ids = {site: i for i, site in enumerate(sorted(participants))}
+        registry = {
+            ids[site]: bytes.fromhex(json.loads(parts[site].join_json)["identity"]) for site in ids
+        }
+        biggest = max((parts[site].num_examples for site in ids), default=1)
+        sa = config.secure_aggregation
+        spec = ParameterSpec.of(params)
+        try:
+            plan = SecAggConfig(
+                neighbors=sa.neighbors,
+                threshold=sa.threshold,
+                modulus_bits=sa.modulus_bits,
+                clip=sa.clip_range,
+                stage_timeout_s=settings.stage_timeout_s,
+            ).plan(
+                tuple(ids.values()),
+                spec.size,
+                max_weight=float(2 ** math.ceil(math.log2(max(biggest, 1)))),
+                round_id=secrets.token_bytes(32),
+            )
+        except ValueError as exc:
+            return Closing(None, [], {"error": str(exc)})
+        server = SecAggServer(plan, registry, clock=self.core.clock)
+        outbox = server.start()
+        self._rounds[row.id] = _SecAggRound(server, rr.round_no, rr.attempt, ids, spec)
+        rr.stage = server.stage.value if server.stage is not None else "aborted"
+        rr.stage_deadline = server.deadline
+        rr.protocol_state = dumps(
+            {"client_ids": ids, "registry": {str(i): registry[i].hex() for i in registry}}
+        ).encode()
+        self._post_outbox(s, row.id, rr, outbox)
+        return None
+
+    def advance(self, s: Session, row: StudyRow, rr: RoundRow) -> Step | Closing:
+        """Take the round's protocol one step (or close it) after replies or a deadline."""
+        from tutela.errors import ProtocolAbort, QuorumNotMet
+
+        state = self._rounds.get(row.id)
+        if state is None or state.round_no != rr.round_no or state.attempt != rr.attempt:
+            return Step.LOST
+        server = state.server
+        try:
+            outbox = server.step()
+        except (QuorumNotMet, ProtocolAbort) as exc:
+            self._rounds.pop(row.id, None)
+            report = self._report(state, server.dropped(), None)
+            return Closing(None, [], {"error": str(exc), "secure_aggregation": report})
+        if outbox is None:
+            return Step.WAITING
+        if outbox:
+            rr.stage = server.stage.value if server.stage is not None else "aborted"
+            rr.stage_deadline = server.deadline
+            self._post_outbox(s, row.id, rr, outbox)
+            return Step.MOVED
+        result = server.result()
+        self._rounds.pop(row.id, None)
+        site_of = state.site_of()
+        survivors = [site_of[c] for c in result.survivors]
+        weight = float(result.weight_total)
+        aggregate = None
+        if weight > 0 and len(survivors) >= rr.quorum:
+            mean = state.spec.unflatten(np.asarray(result.total, np.float64) / weight)
+            aggregate = FitAggregate(mean, round(weight), len(survivors), None)
+        report = self._report(state, dict(result.dropped), len(result.survivors))
+        return Closing(aggregate, survivors, {"secure_aggregation": report})
+
+    def receive(
+        self, study_id: str, round_no: int, attempt: int, stage: str, site: str, body: bytes
+    ) -> None:
+        """Hand a site's SecAgg+ message (safetensors: one uint8 ``message``) to the server."""
+        from tutela.secagg import MalformedMessage, decode_message
+
+        state = self._rounds.get(study_id)
+        if state is None or state.round_no != round_no or state.attempt != attempt:
+            raise ConflictError(
+                f"no secure-aggregation round {round_no} is running for study {study_id}"
+            )
+        arrays, _ = parse_tensors(body)
+        raw = arrays.get("message")
+        if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+            raise DataError(
+                "a secure-aggregation submission carries one uint8 tensor named 'message'"
+            )
+        try:
+            message = decode_message(raw.tobytes())
+        except MalformedMessage as exc:
+            raise DataError(f"malformed secure-aggregation message: {exc}") from None
+        if state.server.stage is None or state.server.stage.value != stage:
+            raise ConflictError(f"the secure-aggregation round is not in stage {stage!r}")
+        if not state.server.receive(state.ids[site], message):
+            raise ConflictError(
+                f"secure aggregation rejected the message: {state.server.rejected[-1][1]}"
+            )
+
+    def _post_outbox(self, s: Session, study_id: str, rr: RoundRow, outbox: dict[int, Any]) -> None:
+        from tutela.secagg import encode_message
+
+        site_of = self._rounds[study_id].site_of()
+        for cid, message in outbox.items():
+            site = site_of[cid]
+            body = encode_message(message)
+            s.add(
+                RelayRow(
+                    study_id=study_id,
+                    round_no=rr.round_no,
+                    attempt=rr.attempt,
+                    stage=rr.stage,
+                    sender=COORDINATOR,
+                    recipient=site,
+                    idempotency_key=f"{rr.round_no}-{rr.attempt}-{rr.stage}-{site}",
+                    digest=digest(body),
+                    blob=self.core.store.seal(
+                        body, f"relay/{study_id}/{rr.round_no}/{rr.stage}/{COORDINATOR}/{site}"
+                    ),
+                    created_at=self.core.clock(),
+                )
+            )
+
+    @staticmethod
+    def _report(
+        state: _SecAggRound, dropped: dict[str, tuple[int, ...]], survivors: int | None
+    ) -> dict[str, Any]:
+        p = state.server.params
+        site_of = state.site_of()
+        return {
+            "protocol": "secagg+",
+            "n": p.n,
+            "k": p.neighbors,
+            "threshold": p.threshold,
+            "min_survivors": p.min_survivors,
+            "modulus_bits": p.modulus_bits,
+            "dropped": {stage: [site_of[c] for c in ids] for stage, ids in dropped.items()},
+            "quantization_error_bound": p.quantization_error_bound(survivors)
+            if survivors
+            else None,
+        }

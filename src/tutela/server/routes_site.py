@@ -1,0 +1,175 @@
+"""The sites' side of the coordinator's HTTP API (``/v1/site/...``, mutual TLS), and
+enrolment (``/v1/enrol``), which exchanges a one-time token and a CSR for a certificate.
+
+Sites poll for tasks, fetch the global model, submit updates and protocol messages as
+binary safetensors bodies, relay opaque messages to each other, and report metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from safetensors.numpy import save as st_save
+
+from tutela.errors import DataError
+from tutela.fl.client import FeatureMoments
+from tutela.server.api import (
+    MAX_BINARY_BYTES,
+    SAFETENSORS,
+    Caller,
+    IdemKey,
+    app_state,
+    coordinator_of,
+    declared,
+    read_body,
+    run,
+    wake,
+)
+from tutela.server.authz import Audience, Permission
+from tutela.server.schemas import (
+    EnrolIn,
+    EnrolOut,
+    MetricsIn,
+    ParticipationIn,
+    ParticipationOut,
+    ReceiptOut,
+)
+
+
+def add_site_routes(app: FastAPI) -> None:
+    """Add the sites' routes and enrolment to ``app``."""
+
+    # enrolment
+    @app.post(
+        "/v1/enrol", response_model=EnrolOut, **declared(Audience.ANYONE, Permission.SITE_ENROLL)
+    )
+    async def enrol(body: EnrolIn, request: Request, _p: Caller) -> EnrolOut:
+        """Exchange a one-time enrolment token and a CSR for a site certificate."""
+        cert = await run(coordinator_of(request).enrol, body.token, body.csr_pem.encode())
+        ca = app_state(request).ca_pem
+        return EnrolOut(certificate_pem=cert.decode(), ca_pem=ca.decode() if ca else None)
+
+    # site API
+    @app.get("/v1/site/tasks", **declared(Audience.SITES, Permission.ROUND_SUBMIT))
+    async def tasks(request: Request, p: Caller) -> dict[str, Any]:
+        """What this site should do now, and the status of its studies."""
+        result: dict[str, Any] = await run(coordinator_of(request).tasks_for, p.name)
+        return result
+
+    @app.get(
+        "/v1/site/studies/{study_id}/model",
+        **declared(Audience.SITES, Permission.ROUND_SUBMIT, binary_response=True),
+    )
+    async def site_model(study_id: str, request: Request, p: Caller) -> Response:
+        """The current global model (safetensors)."""
+        return Response(
+            await run(coordinator_of(request).model_for_site, p.name, study_id),
+            media_type=SAFETENSORS,
+        )
+
+    @app.post(
+        "/v1/site/studies/{study_id}/participation",
+        response_model=ParticipationOut,
+        **declared(Audience.SITES, Permission.ROUND_SUBMIT),
+    )
+    async def participate(
+        study_id: str, body: ParticipationIn, request: Request, p: Caller
+    ) -> ParticipationOut:
+        """Accept (with feature moments) or refuse (with the reason) a study invitation."""
+        moments = None
+        if body.moments is not None:
+            m = body.moments
+            if len(m.total) != len(m.total_sq):
+                raise DataError("moments.total and moments.total_sq differ in length")
+            if not all(np.isfinite(m.total)) or not all(np.isfinite(m.total_sq)):
+                raise DataError("moments must be finite")
+            moments = FeatureMoments(
+                m.count, np.asarray(m.total, np.float64), np.asarray(m.total_sq, np.float64)
+            )
+        status = await run(
+            lambda: coordinator_of(request).answer_invitation(
+                p.name,
+                study_id,
+                accept=body.accept,
+                reason=body.reason,
+                num_examples=body.num_examples,
+                moments=moments,
+                identity=body.identity,
+            )
+        )
+        wake(request)
+        return ParticipationOut(study_id=study_id, site=p.name, status=status)
+
+    @app.post(
+        "/v1/site/studies/{study_id}/rounds/{round_no}/stages/{stage}",
+        response_model=ReceiptOut,
+        **declared(Audience.SITES, Permission.ROUND_SUBMIT, binary_body="submission"),
+    )
+    async def submit(
+        study_id: str, round_no: int, stage: str, request: Request, p: Caller, key: IdemKey
+    ) -> ReceiptOut:
+        """Submit this site's message for a round stage (safetensors; exactly once per key)."""
+        body = await read_body(request, MAX_BINARY_BYTES)
+        receipt = await run(
+            coordinator_of(request).submit, p.name, study_id, round_no, stage, key, body
+        )
+        wake(request)
+        return ReceiptOut(**receipt.as_dict())
+
+    @app.post(
+        "/v1/site/studies/{study_id}/rounds/{round_no}/relay/{stage}/{recipient}",
+        response_model=ReceiptOut,
+        **declared(Audience.SITES, Permission.ROUND_SUBMIT, binary_body="message"),
+    )
+    async def relay_post(
+        study_id: str,
+        round_no: int,
+        stage: str,
+        recipient: str,
+        request: Request,
+        p: Caller,
+        key: IdemKey,
+    ) -> ReceiptOut:
+        """Send an opaque message to another participant of the round."""
+        body = await read_body(request, MAX_BINARY_BYTES)
+        receipt = await run(
+            coordinator_of(request).relay_post,
+            p.name,
+            study_id,
+            round_no,
+            stage,
+            recipient,
+            key,
+            body,
+        )
+        return ReceiptOut(**receipt.as_dict())
+
+    @app.get(
+        "/v1/site/studies/{study_id}/rounds/{round_no}/relay/{stage}",
+        **declared(Audience.SITES, Permission.ROUND_SUBMIT, binary_response=True),
+    )
+    async def relay_get(
+        study_id: str, round_no: int, stage: str, request: Request, p: Caller
+    ) -> Response:
+        """Messages addressed to this site, as safetensors (one uint8 tensor per sender)."""
+        messages: dict[str, bytes] = await run(
+            coordinator_of(request).relay_fetch, p.name, study_id, round_no, stage
+        )
+        arrays = {sender: np.frombuffer(blob, np.uint8).copy() for sender, blob in messages.items()}
+        body = st_save(arrays, metadata={"study": study_id, "round": str(round_no), "stage": stage})
+        return Response(body, media_type=SAFETENSORS)
+
+    @app.post(
+        "/v1/site/studies/{study_id}/rounds/{round_no}/metrics",
+        status_code=204,
+        **declared(Audience.SITES, Permission.ROUND_SUBMIT),
+    )
+    async def metrics(
+        study_id: str, round_no: int, body: MetricsIn, request: Request, p: Caller
+    ) -> Response:
+        """Report this site's metrics for a round."""
+        await run(coordinator_of(request).report_metrics, p.name, study_id, round_no, body.metrics)
+        return Response(status_code=204)

@@ -1,0 +1,99 @@
+"""Request and response bodies of the coordinator's HTTP API (pydantic at the edge only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tutela.server.api import MAX_BINARY_BYTES
+from tutela.server.authz import Role
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DeploymentIn(_Model):
+    join_timeout_s: float = Field(default=120.0, gt=0, le=86400)
+    stage_timeout_s: float = Field(default=120.0, gt=0, le=86400)
+    max_update_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=MAX_BINARY_BYTES)
+    max_relay_bytes: int = Field(default=1024 * 1024, ge=64, le=64 * 1024 * 1024)
+    sites: list[str] | None = None
+
+
+class StudyIn(_Model):
+    config: dict[str, Any]
+    deployment: DeploymentIn = Field(default_factory=DeploymentIn)
+
+
+class StudyCreated(_Model):
+    id: str
+
+
+class StatusOut(_Model):
+    id: str
+    status: str
+
+
+class SiteIn(_Model):
+    name: str = Field(min_length=1, max_length=63)
+
+
+class EnrolmentTokenOut(_Model):
+    site: str
+    enrolment_token: str
+
+
+class TokenIn(_Model):
+    role: Role
+    name: str = Field(min_length=1, max_length=200)
+
+
+class TokenOut(_Model):
+    token: str
+    role: Role
+    name: str
+
+
+class EnrolIn(_Model):
+    token: str = Field(min_length=1, max_length=200)
+    csr_pem: str = Field(min_length=1, max_length=16384)
+
+
+class EnrolOut(_Model):
+    certificate_pem: str
+    ca_pem: str | None
+
+
+class MomentsIn(_Model):
+    count: int = Field(ge=0)
+    total: list[float]
+    total_sq: list[float]
+
+
+class ParticipationIn(_Model):
+    accept: bool
+    reason: str = Field(default="", max_length=2000)
+    num_examples: int = Field(default=0, ge=0)
+    moments: MomentsIn | None = None
+    identity: str | None = Field(default=None, min_length=64, max_length=64)
+
+
+class ParticipationOut(_Model):
+    study_id: str
+    site: str
+    status: str
+
+
+class ReceiptOut(_Model):
+    study_id: str
+    round: int
+    stage: str
+    site: str
+    digest: str
+    duplicate: bool
+
+
+class MetricsIn(_Model):
+    metrics: dict[str, float]

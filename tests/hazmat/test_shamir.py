@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,6 +13,7 @@ from tutela.hazmat.shamir import (
     PRIME,
     Share,
     ShareValidationError,
+    interpolate_at,
     lagrange_coefficients,
     random_field_elements,
     reconstruct_field,
@@ -69,8 +72,37 @@ def test_any_t_shares_reconstruct(secret: bytes, t: int, extra: int, seed: int) 
 
 def test_fewer_than_t_shares_are_refused() -> None:
     shares = split_secret(bytes(range(32)), 3, [1, 2, 3], rng=SecureRandom(1))
-    with pytest.raises(ShareValidationError):
+    with pytest.raises(ShareValidationError, match="need 3 shares, got 2"):
         reconstruct_secret(shares[:2], 3)
+
+
+@pytest.mark.parametrize("t", [2, 3, 5])
+@pytest.mark.parametrize("validate", [True, False])
+def test_exactly_t_minus_one_shares_are_refused_by_name(t: int, validate: bool) -> None:
+    # the refusal must be the share count, not some later check that happens to raise
+    secret = bytes(range(32))
+    shares = split_secret(secret, t, list(range(1, t + 3)), rng=SecureRandom(t))
+    for subset in itertools.combinations(shares, t - 1):
+        with pytest.raises(ShareValidationError, match=rf"^need {t} shares, got {t - 1}$"):
+            reconstruct_field(subset, t, validate=validate)
+        with pytest.raises(ShareValidationError, match=rf"^need {t} shares, got {t - 1}$"):
+            reconstruct_secret(subset, t, validate=validate)
+
+
+def test_t_shares_reconstruct_exactly_and_t_minus_one_never_give_the_secret() -> None:
+    t, n = 4, 7
+    secrets = [0, 1, PRIME - 1, 0x0123456789ABCDEF0123456789ABCDEF]
+    shares = split_field(secrets, t, list(range(1, n + 1)), rng=SecureRandom(11))
+    for subset in itertools.combinations(shares, t):
+        assert reconstruct_field(subset, t) == tuple(secrets)
+        assert reconstruct_field(subset, t, validate=False) == tuple(secrets)
+    for subset in itertools.combinations(shares, t - 1):
+        # what an interpolation through t - 1 points would give: never the secret (each
+        # value matches with probability 1/PRIME for a random polynomial)
+        wrong = interpolate_at(subset, 0)
+        assert all(w != s for w, s in zip(wrong, secrets, strict=True))
+        with pytest.raises(ShareValidationError, match=f"need {t} shares"):
+            reconstruct_field(subset, t)
 
 
 def test_t_minus_one_shares_fit_every_secret() -> None:

@@ -48,3 +48,24 @@ def test_flagship_overrides():
     assert cfg.training.rounds == 10
     assert cfg.privacy.mode == "sample"
     assert cfg.training.min_quorum == 2
+
+
+@pytest.mark.parametrize(
+    ("neighbors", "threshold", "message"),
+    [(4, 2, "above half"), (4, 5, "exceed"), (None, 1, "at least 2")],
+)
+def test_a_secure_aggregation_threshold_sites_would_refuse_is_refused_at_load(
+    neighbors, threshold, message
+):
+    section = {"protocol": "secagg+", "threshold": threshold}
+    if neighbors is not None:
+        section["neighbors"] = neighbors
+    with pytest.raises(ConfigError, match=message):
+        parse_study({"secure_aggregation": section})
+
+
+def test_a_majority_threshold_is_accepted():
+    cfg = parse_study(
+        {"secure_aggregation": {"protocol": "secagg+", "neighbors": 4, "threshold": 3}}
+    )
+    assert cfg.secure_aggregation.threshold == 3

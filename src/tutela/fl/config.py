@@ -111,6 +111,22 @@ class SecureAggregationSection(_Section):
     modulus_bits: int = Field(default=32, ge=16, le=62)
     clip_range: float = Field(default=8.0, gt=0.0)
 
+    @model_validator(mode="after")
+    def _majority_threshold(self) -> SecureAggregationSection:
+        # Sites refuse a threshold at or below half the neighbourhood (tutela.secagg); say so
+        # when the study is loaded rather than when the first round is planned.
+        if self.threshold is not None:
+            if self.neighbors is not None and self.threshold > self.neighbors:
+                raise ValueError("secure_aggregation.threshold cannot exceed neighbors")
+            if self.neighbors is not None and 2 * self.threshold <= self.neighbors:
+                raise ValueError(
+                    f"secure_aggregation.threshold must be above half of neighbors "
+                    f"({self.neighbors // 2 + 1} or more for {self.neighbors}); sites refuse less"
+                )
+            if self.threshold < 2:
+                raise ValueError("secure_aggregation.threshold must be at least 2")
+        return self
+
 
 class StudyConfig(_Section):
     """A whole study: what data, which model, how to train, what privacy."""

@@ -11,15 +11,18 @@ training loop::
         optimizer.step()                    # clip per example, add noise, account, update
     private.epsilon(1e-5)
 
-Per-example gradient norms come from the layers' inputs and output gradients ("ghost"
-norms: Linear via ||a|| ||g|| for 2-D inputs or Gram matrices for sequences, Conv via
-unfold, Embedding via a token-equality Gram matrix, LayerNorm directly from its small
-per-example gradients); the clipped sum sum_i c_i grad_i is then formed from the same
-stored tensors, without materialising B copies of the gradient. Linear layers run through
-a custom autograd function that skips autograd's own (unclipped, wasted) weight gradient.
-Any other leaf module with parameters uses exact ``torch.func`` (vmap + grad) per-example
-gradients. :func:`validate` says which path each layer takes and rejects BatchNorm (it
-mixes examples, so per-example clipping is void).
+Every layer with trainable parameters runs, while training, with its parameters detached
+from autograd and its output passed through a tap that records dLoss/dOutput: autograd
+computes only input gradients, and the per-example gradients are formed from each layer's
+input and output gradient. Norms are "ghost" norms where a layer allows it (Linear via
+||a|| ||g|| for 2-D inputs or Gram matrices for sequences, Conv via unfold, Embedding via a
+token-equality Gram matrix, LayerNorm directly from its small per-example gradients); the
+clipped sum sum_i c_i grad_i is then formed from the same stored tensors, without
+materialising B copies of the gradient. Any other layer uses exact ``torch.func`` (vmap +
+grad) per-example gradients, and so does a Parameter shared by several layers (tied
+weights), whose per-example gradients are summed over the layers before clipping.
+:func:`validate` says which path each layer takes and refuses, before anything runs, what
+has no per-example rule (BatchNorm, RNN/LSTM/GRU, MultiheadAttention, parametrisations).
 
 Privacy: each optimiser step is the sampled Gaussian mechanism: every record is in the
 batch independently with probability q (Poisson sampling), each example's gradient is
@@ -31,20 +34,34 @@ where z_eff = z C / (C + g sqrt(d)) accounts for rounding the sum to the noise g
 reproducible but not secure). The secure noise is
 :func:`~tutela.hazmat.noise.sample_rounded_gaussian32`: the Gaussian rounded to g, with
 its tail cut at 8.65 sigma (about 5e-18 of mass per coordinate, not added to delta).
+
+The bound C holds only if example i's gradient is what is read at index i of dimension 0
+of every layer's input and output gradient, so a step is refused, before anything is
+released, when: a layer sees a leading dimension other than the number of examples the
+loader gave (a (sequence, batch, feature) tensor), or a second dimension of that same size
+it has not yet been seen to tell apart; a parameter receives a gradient from outside its
+layer's forward; a layer returns something other than a tensor; or a per-example gradient
+is not finite. Layers must not mix examples (BatchNorm is refused; an operation across the
+batch written in a ``forward`` is not detected).
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import math
+import weakref
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as nnf
+from torch.nn.utils import parametrize
+from torch.nn.utils.spectral_norm import SpectralNorm
+from torch.nn.utils.weight_norm import WeightNorm
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from tutela.dp.accounting import (
@@ -55,7 +72,7 @@ from tutela.dp.accounting import (
     make_accountant,
 )
 from tutela.dp.events import GaussianEvent, PoissonSampledEvent
-from tutela.errors import PrivacyError
+from tutela.errors import DataError, PrivacyError
 from tutela.hazmat.noise import rounded_gaussian32_granularity, sample_rounded_gaussian32
 from tutela.hazmat.rng import SecureRandom
 
@@ -86,23 +103,44 @@ class UnsupportedModuleError(PrivacyError):
 
 @dataclass(frozen=True, slots=True)
 class LayerPlan:
-    """How one parameterised layer is clipped."""
+    """How one parameterised layer is clipped.
+
+    ``tied_with`` names the other layers that hold one of this layer's parameters (tied
+    weights); such layers take the ``per_sample`` path, which materialises a (batch, *shape)
+    gradient per shared parameter.
+    """
 
     name: str
     module_type: str
     path: Literal["ghost", "per_sample"]
     parameters: int
+    tied_with: tuple[str, ...] = ()
 
 
 _GHOST_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding, nn.LayerNorm)
 _BATCHNORM = (nn.modules.batchnorm._BatchNorm, nn.SyncBatchNorm)
+_CONV = (
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)
+_BUILD_FROM_LINEAR = (
+    "write the recurrence from nn.Linear layers applied step by step on (batch, feature) "
+    "tensors (for an LSTM, one nn.Linear for the input and one for the hidden state, split "
+    "into the four gates), which Tutela clips exactly, or freeze it with requires_grad_(False)"
+)
 
 
 def _own_params(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return [(n, p) for n, p in module.named_parameters(recurse=False) if p.requires_grad]
 
 
-def _ghost_ok(module: nn.Module) -> bool:
+def _ghost_ok(module: nn.Module, names: set[str]) -> bool:
+    if not names <= {"weight", "bias"}:  # e.g. weight_g/weight_v: not the layer's maths
+        return False
     if isinstance(module, nn.Conv1d | nn.Conv2d):
         return (
             module.groups == 1
@@ -114,23 +152,80 @@ def _ghost_ok(module: nn.Module) -> bool:
     return isinstance(module, _GHOST_TYPES)
 
 
+def _refuse_unprovable(name: str, module: nn.Module) -> None:
+    """Refuse layer kinds whose per-example gradients cannot be formed (says what to do)."""
+    kind = type(module).__name__
+    if isinstance(module, _BATCHNORM):
+        raise UnsupportedModuleError(
+            f"{name} is {kind}, which mixes examples in a batch and breaks per-example "
+            "clipping; replace it with nn.GroupNorm(num_groups, num_channels) or nn.LayerNorm"
+        )
+    recurrent = isinstance(module, nn.RNNBase | nn.LSTMCell)
+    attention = isinstance(module, nn.MultiheadAttention)
+    reparametrised = parametrize.is_parametrized(module) or any(
+        isinstance(h, WeightNorm | SpectralNorm) for h in module._forward_pre_hooks.values()
+    )
+    by_freq = isinstance(module, nn.Embedding | nn.EmbeddingBag) and module.scale_grad_by_freq
+    if not (recurrent or attention or reparametrised or by_freq):
+        return
+    if not any(p.requires_grad for p in module.parameters()):
+        return  # a frozen layer needs no per-example gradient
+    if recurrent:
+        raise UnsupportedModuleError(
+            f"{name} is nn.{kind}, which has no per-example gradient rule in Tutela (fused "
+            "recurrent kernels hide the per-step inputs, batch_first=False runs (sequence, "
+            f"batch, feature) tensors, and LSTMs return tuples); {_BUILD_FROM_LINEAR}"
+        )
+    if attention:
+        raise UnsupportedModuleError(
+            f"{name} is nn.MultiheadAttention, which has no per-example gradient rule in "
+            "Tutela (it reads its projection weights outside a layer's forward and defaults to "
+            "(sequence, batch, feature) tensors); write attention from nn.Linear projections "
+            "for query, key, value and output with "
+            "torch.nn.functional.scaled_dot_product_attention on (batch, ...) tensors"
+        )
+    if reparametrised:
+        raise UnsupportedModuleError(
+            f"{name} ({kind}) computes its weight from other parameters before its forward "
+            "(weight_norm, spectral_norm or torch.nn.utils.parametrize), where per-example "
+            "gradients cannot be attributed; remove the parametrisation "
+            "(torch.nn.utils.parametrize.remove_parametrizations) for DP training"
+        )
+    raise UnsupportedModuleError(
+        f"{name} ({kind}) has scale_grad_by_freq=True, which divides each token's gradient by "
+        "its count over the whole batch, so one example's gradient depends on the others; "
+        "set scale_grad_by_freq=False"
+    )
+
+
 def validate(module: nn.Module, clipping: Clipping = Clipping.GHOST) -> tuple[LayerPlan, ...]:
     """Say up front how each layer with trainable parameters is clipped.
 
+    Every trainable parameter must be covered by a per-example-gradient rule; a layer kind
+    that has none is refused here rather than noised without its gradient.
+
+    Args:
+        module: the model.
+        clipping: ``Clipping.GHOST`` (ghost norms where a layer allows it) or
+            ``Clipping.PER_SAMPLE`` (``torch.func`` for every layer).
+
+    Returns:
+        One plan per layer that owns trainable parameters, in module order.
+
     Raises:
-        UnsupportedModuleError: BatchNorm anywhere (suggests GroupNorm/LayerNorm), or a
-            trainable parameter owned by a module whose children also hold parameters
-            (per-example gradients cannot be attributed; move it into its own leaf module).
+        UnsupportedModuleError: BatchNorm anywhere (suggests GroupNorm/LayerNorm); a
+            trainable nn.RNN/LSTM/GRU, nn.LSTMCell or nn.MultiheadAttention (suggests
+            nn.Linear building blocks); a parametrised weight (weight_norm, spectral_norm);
+            an embedding with ``scale_grad_by_freq``; a trainable parameter owned by a
+            module whose children also hold parameters (move it into its own leaf module);
+            or no trainable parameter at all.
     """
     clipping = Clipping(clipping)
-    plans: list[LayerPlan] = []
+    found: list[tuple[str, nn.Module, list[tuple[str, nn.Parameter]]]] = []
+    owners: dict[int, list[str]] = {}
     for name, sub in module.named_modules():
-        if isinstance(sub, _BATCHNORM):
-            raise UnsupportedModuleError(
-                f"{name or 'module'} is {type(sub).__name__}, which mixes examples in a batch "
-                "and breaks per-example clipping; replace it with nn.GroupNorm(num_groups, "
-                "num_channels) or nn.LayerNorm"
-            )
+        label = name or "(root)"
+        _refuse_unprovable(label, sub)
         own = _own_params(sub)
         if not own:
             continue
@@ -140,14 +235,24 @@ def validate(module: nn.Module, clipping: Clipping = Clipping.GHOST) -> tuple[La
                 f"{[n for n, _ in own]} and has sub-modules with parameters; move its own "
                 "parameters into a leaf module so per-example gradients can be attributed"
             )
-        path: Literal["ghost", "per_sample"] = (
-            "ghost" if clipping is Clipping.GHOST and _ghost_ok(sub) else "per_sample"
-        )
-        plans.append(
-            LayerPlan(name or "(root)", type(sub).__name__, path, sum(p.numel() for _, p in own))
-        )
-    if not plans:
+        found.append((label, sub, own))
+        for _, p in own:
+            owners.setdefault(id(p), []).append(label)
+    if not found:
         raise UnsupportedModuleError("the module has no trainable parameters")
+    plans = []
+    for label, sub, own in found:
+        tied = tuple(sorted({o for _, p in own for o in owners[id(p)]} - {label}))
+        ghost = clipping is Clipping.GHOST and not tied and _ghost_ok(sub, {n for n, _ in own})
+        plans.append(
+            LayerPlan(
+                label,
+                type(sub).__name__,
+                "ghost" if ghost else "per_sample",
+                sum(p.numel() for _, p in own),
+                tied,
+            )
+        )
     return tuple(plans)
 
 
@@ -293,13 +398,13 @@ def _layernorm_grads(
 
 
 def _functorch_grads(
-    module: nn.Module, args: tuple[Any, ...], g: torch.Tensor
+    module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], g: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     params = {n: p.detach() for n, p in _own_params(module)}
 
     def inner(p: dict[str, torch.Tensor], x: tuple[Any, ...], gi: torch.Tensor) -> torch.Tensor:
         batched = tuple(t.unsqueeze(0) if isinstance(t, torch.Tensor) else t for t in x)
-        out = torch.func.functional_call(module, p, batched)
+        out = torch.func.functional_call(module, p, batched, kwargs)
         inner_product: torch.Tensor = (out * gi.unsqueeze(0)).sum()
         return inner_product
 
@@ -310,9 +415,30 @@ def _functorch_grads(
     return grads
 
 
+def _batch_dims(module: nn.Module, t: torch.Tensor, *, output: bool) -> int:
+    """How many leading dimensions of a layer's input (or output gradient) may hold examples.
+
+    Trailing feature dimensions are excluded (a Linear's last, a LayerNorm's normalised
+    shape); for convolutions and GroupNorm the layer's contract fixes dimension 0. Zero means
+    the tensor has no batch dimension at all (an unbatched call).
+    """
+    if isinstance(module, _CONV):
+        return 1 if t.dim() == len(module.kernel_size) + 2 else 0
+    if isinstance(module, nn.GroupNorm):
+        return 1 if t.dim() >= 2 else 0
+    if isinstance(module, nn.Linear):
+        return t.dim() - 1
+    if isinstance(module, nn.LayerNorm):
+        return t.dim() - len(module.normalized_shape)
+    if isinstance(module, nn.Embedding) and output:
+        return t.dim() - 1
+    return t.dim()
+
+
 @dataclass
 class _Capture:
     args: tuple[Any, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
     grad: torch.Tensor | None = None
 
     def add_grad(self, grad: torch.Tensor) -> None:
@@ -320,51 +446,91 @@ class _Capture:
         self.grad = g if self.grad is None else self.grad + g
 
 
-class _CapturingLinear(torch.autograd.Function):
-    """nnf.linear whose backward records dLoss/dOutput and skips the weight gradient.
+class _Tap(torch.autograd.Function):
+    """Identity on a layer's output that records dLoss/dOutput on the way back.
 
-    The weight and bias gradients are formed later as clipped sums, so autograd's own
-    (unclipped) weight-gradient matmul would be wasted work.
+    The layer ran with detached parameters, so autograd computes no (unclipped, wasted)
+    parameter gradient; passing the parameters in only makes the output require grad when
+    the layer's input does not. The parameters get ``None``: any gradient that still reaches
+    them came from outside the layer's forward, which :class:`_Engine` refuses.
     """
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, cap: _Capture
+        ctx: Any, cap: _Capture, out: torch.Tensor, *params: torch.Tensor
     ) -> torch.Tensor:
-        ctx.save_for_backward(weight)
         ctx.cap = cap
-        return nnf.linear(x, weight, bias)
+        ctx.n_params = len(params)
+        return out.detach()
 
     @staticmethod
-    def backward(ctx: Any, *grads: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None]:
+    def backward(ctx: Any, *grads: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         (g,) = grads
         ctx.cap.add_grad(g)
-        (weight,) = ctx.saved_tensors
-        gx = g.matmul(weight) if ctx.needs_input_grad[0] else None
-        return gx, None, None, None
+        return (None, g, *([None] * ctx.n_params))
+
+
+@contextlib.contextmanager
+def _detached(module: nn.Module, params: dict[str, nn.Parameter]) -> Iterator[None]:
+    """Run ``module`` with its own trainable parameters detached from autograd."""
+    try:
+        for n, p in params.items():
+            module._parameters[n] = cast(nn.Parameter, p.detach())
+        yield
+    finally:
+        for n, p in params.items():
+            module._parameters[n] = p
+
+
+# the engine whose capturing forward a layer runs; a second make_private takes the layer over
+_OWNERS: weakref.WeakKeyDictionary[nn.Module, _Engine] = weakref.WeakKeyDictionary()
 
 
 class _Engine:
-    """Hooks that capture layer inputs and output gradients; computes clipped sums."""
+    """Captures layer inputs and output gradients, checks them, and forms clipped sums."""
 
-    def __init__(self, module: nn.Module, plans: Sequence[LayerPlan], loss_reduction: str) -> None:
+    def __init__(
+        self,
+        module: nn.Module,
+        plans: Sequence[LayerPlan],
+        loss_reduction: str,
+        loader: PoissonDataLoader | None = None,
+    ) -> None:
         self.loss_reduction = loss_reduction
+        self.loader = loader
         self.layers: list[tuple[nn.Module, LayerPlan]] = []
         self.param_names: dict[int, dict[str, nn.Parameter]] = {}
         self.captures: dict[int, list[_Capture]] = {}
         self.handles: list[Any] = []
         self.active = True
+        self.detached = False
+        # layers that had, in some step, dimension 0 as their only one of the sampled size
+        self.proven: set[int] = set()
+        self._loader_mark = loader.batches_drawn if loader is not None else 0
+        self.qualified = {id(p): n for n, p in module.named_parameters()}
         names = dict(module.named_modules())
-        self.patched: list[nn.Module] = []
+        self.patched: list[tuple[nn.Module, Any]] = []
+        owners: dict[int, list[str]] = {}
         for plan in plans:
             sub = names["" if plan.name == "(root)" else plan.name]
+            earlier = _OWNERS.get(sub)
+            if earlier is not None and earlier is not self:
+                earlier.remove()
+            own = dict(_own_params(sub))
             self.layers.append((sub, plan))
-            self.param_names[id(sub)] = dict(_own_params(sub))
-            if plan.path == "ghost" and type(sub) is nn.Linear:
-                sub.forward = self._linear_forward(sub)  # type: ignore[method-assign,assignment]
-                self.patched.append(sub)
-            else:
-                self.handles.append(sub.register_forward_hook(self._forward_hook))
+            self.param_names[id(sub)] = own
+            self.patched.append((sub, vars(sub).get("forward")))
+            sub.forward = self._capturing_forward(sub, plan, own)  # type: ignore[method-assign]
+            _OWNERS[sub] = self
+            for p in own.values():
+                owners.setdefault(id(p), []).append(plan.name)
+        hooked: set[int] = set()
+        for sub, _plan in self.layers:
+            for p in self.param_names[id(sub)].values():
+                if id(p) not in hooked:
+                    hooked.add(id(p))
+                    hook = self._outside_use_hook(p, owners[id(p)])
+                    self.handles.append(p.register_hook(hook))  # type: ignore[no-untyped-call]
 
     def _check_no_accumulation(self) -> None:
         if any(c.grad is not None for caps in self.captures.values() for c in caps):
@@ -375,96 +541,232 @@ class _Engine:
                 "size) or zero_grad() to drop the captured batch"
             )
 
-    def _linear_forward(self, layer: nn.Linear) -> Callable[[torch.Tensor], torch.Tensor]:
-        def forward(x: torch.Tensor) -> torch.Tensor:
-            if not (self.active and torch.is_grad_enabled() and layer.weight.requires_grad):
-                return nnf.linear(x, layer.weight, layer.bias)
+    def _capturing_forward(
+        self, layer: nn.Module, plan: LayerPlan, params: dict[str, nn.Parameter]
+    ) -> Callable[..., Any]:
+        original = layer.forward
+
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            trainable = [p for p in params.values() if p.requires_grad]
+            if not (self.active and trainable and torch.is_grad_enabled()):
+                return original(*args, **kwargs)
             self._check_no_accumulation()
-            cap = _Capture((x.detach(),))
+            tensor_kwargs = sorted(k for k, v in kwargs.items() if isinstance(v, torch.Tensor))
+            if tensor_kwargs:
+                raise UnsupportedModuleError(
+                    f"{plan.name} ({plan.module_type}) was called with tensor keyword "
+                    f"arguments {tensor_kwargs}; pass tensors positionally, so that each "
+                    "example's slice (index i of dimension 0) can be found and checked"
+                )
+            with _detached(layer, params):
+                out = original(*args, **kwargs)
+            if not isinstance(out, torch.Tensor):
+                raise UnsupportedModuleError(
+                    f"{plan.name} ({plan.module_type}) returned {type(out).__name__}, not a "
+                    "tensor, so its parameters would get no per-example gradient; wrap it so "
+                    "the trainable layer returns one tensor (and return the rest from a "
+                    "parameter-free parent), or freeze it with requires_grad_(False)"
+                )
+            if not (out.is_floating_point() or out.is_complex()):
+                return out  # nothing differentiable flows back through it
+            cap = _Capture(
+                tuple(t.detach() if isinstance(t, torch.Tensor) else t for t in args), kwargs
+            )
             self.captures.setdefault(id(layer), []).append(cap)
-            out: torch.Tensor = _CapturingLinear.apply(x, layer.weight, layer.bias, cap)  # type: ignore[no-untyped-call]
-            return out
+            tapped: torch.Tensor = _Tap.apply(cap, out, *trainable)  # type: ignore[no-untyped-call]
+            return tapped
 
         return forward
 
-    def _forward_hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        if not self.active or not torch.is_grad_enabled() or not isinstance(output, torch.Tensor):
-            return
-        if not output.requires_grad:
-            return
-        self._check_no_accumulation()
-        cap = _Capture(tuple(t.detach() if isinstance(t, torch.Tensor) else t for t in args))
-        self.captures.setdefault(id(module), []).append(cap)
+    def _outside_use_hook(
+        self, param: nn.Parameter, layers: list[str]
+    ) -> Callable[[torch.Tensor | None], None]:
+        name = self.qualified.get(id(param), "a parameter")
+        where = " and ".join(layers)
 
-        output.register_hook(cap.add_grad)  # type: ignore[no-untyped-call]
+        def hook(grad: torch.Tensor | None) -> None:
+            if grad is not None and not self.detached:
+                raise UnsupportedModuleError(
+                    f"parameter {name!r} received a gradient from outside the forward of "
+                    f"{where} (for example an output projection written as "
+                    "h @ embedding.weight.T, or a penalty on the parameters in the loss), "
+                    "which has no per-example attribution; tie weights by registering the "
+                    "same Parameter in both layers (head.weight = embedding.weight), move the "
+                    "computation into a layer, or use the optimiser's weight_decay for an L2 "
+                    "penalty"
+                )
+
+        return hook
 
     def clear(self) -> None:
         self.captures.clear()
 
     def remove(self) -> None:
+        """Restore every layer's forward and drop the hooks; the engine cannot clip after."""
         for h in self.handles:
             h.remove()
         self.handles.clear()
-        for layer in self.patched:
-            del layer.forward
+        for layer, previous in self.patched:
+            if _OWNERS.get(layer) is self:
+                del _OWNERS[layer]
+            if previous is None:
+                vars(layer).pop("forward", None)
+            else:
+                layer.forward = previous  # type: ignore[method-assign]
         self.patched.clear()
+        self.captures.clear()
+        self.detached = True
 
-    def _batch_size(self) -> int:
-        for caps in self.captures.values():
-            for cap in caps:
-                if cap.grad is not None:
-                    return int(cap.grad.shape[0])
-        return 0
+    def name_of(self, param: torch.Tensor) -> str:
+        """The qualified name of a module parameter, or its shape for anything else."""
+        return self.qualified.get(id(param), f"a tensor of shape {tuple(param.shape)}")
 
     def clipped_sums(
         self, max_grad_norm: float
     ) -> tuple[dict[nn.Parameter, torch.Tensor], torch.Tensor]:
-        """Return sum_i c_i grad_i per parameter and the unclipped per-example norms."""
+        """Return sum_i c_i grad_i per parameter and the unclipped per-example norms.
+
+        Raises:
+            UnsupportedModuleError: a layer's input or output gradient does not have the
+                batch's examples along dimension 0 (or cannot yet be told apart from another
+                dimension of the same size), or the engine was detached.
+            DataError: an example's gradient is not finite.
+        """
+        if self.detached:
+            raise PrivacyError(
+                "this PrivateTraining was detached (by detach() or by a later make_private "
+                "on the same module); its optimiser can no longer clip"
+            )
         self.active = False  # torch.func re-runs modules; do not capture those calls
         try:
             return self._clipped_sums(max_grad_norm)
         finally:
             self.active = True
+            if self.loader is not None:
+                self._loader_mark = self.loader.batches_drawn  # that batch is now spent
+
+    def _batch_size(
+        self, live: list[tuple[nn.Module, LayerPlan, list[_Capture]]]
+    ) -> tuple[int, str | None]:
+        """The batch size and, when it was not the loader's, the layer it was read from."""
+        loader = self.loader
+        if loader is not None and loader.batches_drawn > self._loader_mark:
+            return loader.last_batch_size, None
+        for _, plan, caps in live:
+            for cap in caps:
+                if cap.grad is not None and cap.grad.dim() > 0:
+                    return int(cap.grad.shape[0]), plan.name
+        return 0, live[0][1].name
+
+    def _check_layout(
+        self,
+        module: nn.Module,
+        plan: LayerPlan,
+        caps: list[_Capture],
+        batch: int,
+        source: str | None,
+    ) -> None:
+        """Refuse a layer whose dimension 0 is not provably the batch's examples."""
+        label = f"{plan.name} ({plan.module_type})"
+        if source is None:
+            batch_said = f"the batch the data loader gave has {batch} examples"
+        else:
+            batch_said = f"the batch has {batch} examples (read from layer {source})"
+        ambiguous: tuple[str, tuple[int, ...], int] | None = None
+        for cap in caps:
+            assert cap.grad is not None
+            seen = [("input", t) for t in cap.args if isinstance(t, torch.Tensor)]
+            for what, t in [*seen, ("output gradient", cap.grad)]:
+                shape = tuple(t.shape)
+                lead = _batch_dims(module, t, output=what == "output gradient")
+                if lead < 1:
+                    raise UnsupportedModuleError(
+                        f"{label} got an {what} of shape {shape} with no batch dimension (an "
+                        "unbatched call, or a layer that reduces over the batch); give every "
+                        "layer (batch, ...) tensors. Nothing was released"
+                    )
+                if shape[0] != batch:
+                    raise UnsupportedModuleError(
+                        f"{label} got an {what} of shape {shape}, but {batch_said}. "
+                        "Per-example clipping reads example i at index i of dimension 0 of "
+                        "every layer's input and output gradient, so a layer applied to a "
+                        "(sequence, batch, feature) tensor would be clipped per position, not "
+                        "per example, and the privacy bound would not hold. Put the batch "
+                        "dimension first (batch_first=True, or x.transpose(0, 1) before this "
+                        "layer). Nothing was released"
+                    )
+                others = [d for d in range(1, lead) if shape[d] == batch]
+                if batch > 1 and others and ambiguous is None:
+                    ambiguous = (what, shape, others[0])
+        if ambiguous is None:
+            if source is None and batch > 1:
+                self.proven.add(id(module))
+        elif id(module) not in self.proven:
+            what, shape, dim = ambiguous
+            raise UnsupportedModuleError(
+                f"{label} got an {what} of shape {shape} and {batch_said}: dimensions 0 and "
+                f"{dim} both have that size, and this layer has not yet been seen with a "
+                "batch of another size, so Tutela cannot prove that dimension 0 holds the "
+                "examples (a (sequence, batch, feature) tensor looks the same). This happens "
+                "when a sequence length equals the batch size: call optimizer.zero_grad() and "
+                "go on with the next batch (Poisson batches vary in size), or change the "
+                "sequence length. Nothing was released"
+            )
 
     def _clipped_sums(
         self, max_grad_norm: float
     ) -> tuple[dict[nn.Parameter, torch.Tensor], torch.Tensor]:
-        batch = self._batch_size()
-        norm2: torch.Tensor | None = None
-        prepared: list[tuple[nn.Module, LayerPlan, list[_Capture], Any]] = []
+        live = []
         for module, plan in self.layers:
             caps = [c for c in self.captures.get(id(module), []) if c.grad is not None]
-            if not caps or batch == 0:
-                continue
-            scale = float(batch) if self.loss_reduction == "mean" else 1.0
-            for cap in caps:
-                if cap.grad is not None and cap.grad.shape[0] != batch:
-                    raise UnsupportedModuleError(
-                        f"{plan.name}: batch dimension must come first in every layer input"
-                    )
+            if caps:
+                live.append((module, plan, caps))
+        if not live:
+            return {}, torch.zeros(0)
+        batch, source = self._batch_size(live)
+        for module, plan, caps in live:
+            self._check_layout(module, plan, caps, batch, source)
+        if batch == 0:
+            return {}, torch.zeros(0)
+        scale = float(batch) if self.loss_reduction == "mean" else 1.0
+        norm2: torch.Tensor | None = None
+        ghost: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
+        # per-example gradients by parameter, summed over the layers that share it
+        per_param: dict[int, tuple[nn.Parameter, torch.Tensor]] = {}
+        for module, plan, caps in live:
             gs = [c.grad * scale for c in caps if c.grad is not None]
             if plan.path == "ghost" and len(caps) == 1 and not isinstance(module, nn.LayerNorm):
                 n2 = self._ghost_norm2(module, caps[0].args[0], gs[0])
-                prepared.append((module, plan, caps, ("ghost", gs[0])))
-            else:
-                per = self._per_example(module, plan, caps, gs)
-                n2 = torch.stack([v.reshape(batch, -1).pow(2).sum(1) for v in per.values()]).sum(0)
-                prepared.append((module, plan, caps, ("materialised", per)))
-            assert isinstance(n2, torch.Tensor)
+                norm2 = n2 if norm2 is None else norm2 + n2
+                ghost.append((module, caps[0].args[0], gs[0]))
+                continue
+            params = self.param_names[id(module)]
+            for n, v in self._per_example(module, plan, caps, gs).items():
+                p = params[n]
+                earlier = per_param.get(id(p))
+                per_param[id(p)] = (p, v if earlier is None else earlier[1] + v)
+        for _, v in per_param.values():
+            n2 = v.reshape(batch, -1).pow(2).sum(1)
             norm2 = n2 if norm2 is None else norm2 + n2
-        if norm2 is None:
-            return {}, torch.zeros(0)
+        assert norm2 is not None
         norms = norm2.clamp_min(0).sqrt()
+        bad = torch.nonzero(~torch.isfinite(norms)).flatten().tolist()
+        if bad:
+            raise DataError(
+                f"{len(bad)} of the {batch} examples in this batch (positions {bad[:10]}) "
+                "have a non-finite gradient: a NaN or inf in their features or labels, or a "
+                "loss that overflows for them, would make the whole noisy update non-finite. "
+                "Nothing was released; repair or drop those records, then call "
+                "optimizer.zero_grad() and go on"
+            )
         c = (max_grad_norm / (norms + _NORM_EPS)).clamp(max=1.0)
         sums: dict[nn.Parameter, torch.Tensor] = {}
-        for module, _plan, caps, (kind, data) in prepared:
+        for module, a, g in ghost:
             params = self.param_names[id(module)]
-            if kind == "ghost":
-                part = self._ghost_sum(module, caps[0].args[0], data, c)
-            else:
-                part = {n: torch.einsum("b...,b->...", v, c.to(v.dtype)) for n, v in data.items()}
-            for n, v in part.items():
+            for n, v in self._ghost_sum(module, a, g, c).items():
                 sums[params[n]] = v
+        for p, v in per_param.values():
+            sums[p] = torch.einsum("b...,b->...", v, c.to(v.dtype))
         return sums, norms
 
     @staticmethod
@@ -499,7 +801,7 @@ class _Engine:
             elif plan.path == "ghost" and isinstance(module, nn.Linear):
                 part = _linear_per_example(module, cap.args[0], g)
             else:
-                part = _functorch_grads(module, cap.args, g)
+                part = _functorch_grads(module, cap.args, cap.kwargs, g)
             for n, v in part.items():
                 total[n] = v if n not in total else total[n] + v
         return total
@@ -518,11 +820,43 @@ def _empty_like_batch(sample: Any) -> Any:
     return torch.as_tensor([sample])[:0]
 
 
+def _check_finite(batch: Any, idx: np.ndarray[Any, np.dtype[np.int64]], where: str) -> None:
+    """Raise DataError naming the records whose floating-point values are NaN or inf."""
+    if isinstance(batch, tuple | list):
+        for k, part in enumerate(batch):
+            _check_finite(part, idx, f"{where}[{k}]")
+        return
+    if isinstance(batch, dict):
+        for key, part in batch.items():
+            _check_finite(part, idx, f"{where}[{key!r}]")
+        return
+    if not (isinstance(batch, torch.Tensor) and (batch.is_floating_point() or batch.is_complex())):
+        return
+    n = len(idx)
+    if batch.dim() >= 1 and batch.shape[0] == n:
+        finite = torch.isfinite(batch.reshape(n, -1)).all(1)
+        if bool(finite.all()):
+            return
+        records = idx[(~finite).cpu().numpy()].tolist()
+        said = f"records {records[:10]}{' ...' if len(records) > 10 else ''} of the dataset hold"
+    elif bool(torch.isfinite(batch).all()):
+        return
+    else:
+        said = "a batch holds"
+    raise DataError(
+        f"{said} NaN or inf in {where}; one such record would make the whole noisy DP-SGD "
+        "update non-finite. Repair or drop those records before training"
+    )
+
+
 class PoissonDataLoader:
     """Batches in which every record appears independently with probability ``sample_rate``.
 
     Batch sizes vary and may be zero: an empty batch has the right structure with a
-    leading dimension of 0. Sampling uses the CSPRNG (``SecureRandom``).
+    leading dimension of 0. Sampling uses the CSPRNG (``SecureRandom``). Every batch is
+    checked for NaN and inf in its floating-point tensors before it is yielded, and
+    ``last_batch_size`` / ``batches_drawn`` let the optimiser check each layer's batch
+    dimension against the number of examples actually sampled.
 
     Args:
         dataset: a map-style dataset.
@@ -530,6 +864,9 @@ class PoissonDataLoader:
         steps: batches per pass (``len(self)``).
         rng: generator for the sampling; fresh OS-keyed by default.
         collate_fn: turns a list of samples into a batch (torch's default).
+
+    Raises:
+        DataError: (while iterating) a sampled record holds NaN or inf; names the records.
 
     Privacy: Poisson sampling is what the accountant's amplification-by-sampling assumes;
     shuffling into fixed-size batches would not match the reported epsilon.
@@ -556,6 +893,8 @@ class PoissonDataLoader:
         self.size = len(dataset)  # type: ignore[arg-type]
         if self.size == 0:
             raise ValueError("the dataset is empty")
+        self.last_batch_size = 0
+        self.batches_drawn = 0
 
     def __len__(self) -> int:
         return self.steps
@@ -569,11 +908,16 @@ class PoissonDataLoader:
             idx = self.sample_indices()
             if isinstance(self.dataset, TensorDataset):
                 t = torch.from_numpy(idx)
-                yield tuple(x[t] for x in self.dataset.tensors)
+                batch: Any = tuple(x[t] for x in self.dataset.tensors)
             elif idx.size == 0:
-                yield _empty_like_batch(self.dataset[0])
+                batch = _empty_like_batch(self.dataset[0])
             else:
-                yield self.collate_fn([self.dataset[int(i)] for i in idx])
+                batch = self.collate_fn([self.dataset[int(i)] for i in idx])
+            if idx.size:
+                _check_finite(batch, idx, "batch")
+            self.last_batch_size = int(idx.size)
+            self.batches_drawn += 1
+            yield batch
 
 
 # -- optimiser ----------------------------------------------------------------------------
@@ -583,9 +927,10 @@ class DPOptimizer:
     """Wraps an optimiser: ``step()`` clips per example, adds noise, accounts, then steps.
 
     Use it like the wrapped optimiser (an LR scheduler takes ``dp_optimizer.optimizer``).
-    Attributes ``accountant``,
-    ``noise_multiplier``, ``max_grad_norm``, ``sample_rate`` and ``steps_taken`` describe
-    what was spent.
+    Attributes ``accountant``, ``noise_multiplier``, ``max_grad_norm``, ``sample_rate`` and
+    ``steps_taken`` describe what was spent. A step that cannot be proven to clip each
+    example (see :meth:`privatise_gradients`) raises before any noise is drawn or any spend
+    is accounted; ``zero_grad()`` then drops the captured batch.
     """
 
     def __init__(
@@ -660,7 +1005,24 @@ class DPOptimizer:
         return torch.from_numpy(units)
 
     def privatise_gradients(self) -> None:
-        """Replace every ``p.grad`` by the clipped, noised (and averaged) gradient."""
+        """Replace every ``p.grad`` by the clipped, noised (and averaged) gradient.
+
+        Raises:
+            UnsupportedModuleError: a layer's batch dimension cannot be proven, or a tensor
+                the optimiser updates received a gradient without a per-example rule.
+            DataError: an example's gradient is not finite.
+
+        Nothing is changed (no gradient, no noise drawn) when it raises.
+        """
+        covered = {id(p) for p in self._params}
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is not None and id(p) not in covered:
+                    raise UnsupportedModuleError(
+                        f"{self._engine.name_of(p)} has a gradient but no per-example rule "
+                        "(it was frozen, or not in the module, when make_private ran); call "
+                        "make_private again after changing which parameters are trainable"
+                    )
         sums, norms = self._engine.clipped_sums(self.max_grad_norm)
         self.last_norms = norms
         g = self.granularity
@@ -720,7 +1082,7 @@ class PrivateTraining:
         return self.accountant.get_epsilon(delta)
 
     def detach(self) -> None:
-        """Remove the hooks from the module (the optimiser must not be stepped after)."""
+        """Restore the module's layers and remove the hooks; the optimiser refuses to step after."""
         self.optimizer._engine.remove()
 
 
@@ -762,14 +1124,26 @@ def make_private(
             a ``SecureRandom`` seeded from the generator's initial seed).
 
     Raises:
-        UnsupportedModuleError: see :func:`validate`.
-        ValueError: inconsistent arguments.
+        UnsupportedModuleError: see :func:`validate`; while training, see
+            :meth:`DPOptimizer.privatise_gradients` (and a parameter that receives a gradient
+            from outside its layer's forward is refused during ``backward()``).
+        ValueError: inconsistent arguments, or an optimiser that does not hold exactly the
+            module's trainable parameters.
 
-    Privacy: see the module docstring; ``PrivateTraining.epsilon(delta)`` reports the
-    spend so far. The loss must be a sum (or mean) of per-example losses, and no layer may
-    mix examples (BatchNorm is refused): the per-example gradients are read from each
-    example's own slice of every layer's input and output gradient, so a loss that couples
-    examples (batch-normalised or contrastive terms) would void the sensitivity bound.
+    Privacy: one ``optimizer.step()`` is ``PoissonSampledEvent(q, GaussianEvent(z_eff))``
+    under add/remove-one-record neighbours (see the module docstring);
+    ``PrivateTraining.epsilon(delta)`` reports the spend so far. The loss must be a sum (or
+    mean) of per-example losses, and no layer may mix examples (BatchNorm is refused): the
+    per-example gradients are read from each example's own slice (index i of dimension 0) of
+    every layer's input and output gradient, so a loss that couples examples (batch-normalised
+    or contrastive terms) would void the sensitivity bound. What can be checked is: every
+    trainable parameter has a per-example rule (checked here), every layer's dimension 0 has
+    as many entries as the batch the returned loader gave and no other candidate dimension
+    of that size the layer has not been seen to tell apart, no parameter gets a gradient
+    from outside its layer, and every per-example gradient is finite (checked each step,
+    before noise is drawn). Batches that do not come from the returned loader are not
+    Poisson-sampled, so the reported epsilon does not cover them; their batch size is read
+    from the first layer and only checked for consistency.
     """
     if (noise_multiplier is None) == (target_epsilon is None):
         raise ValueError("give exactly one of noise_multiplier and target_epsilon")
@@ -813,10 +1187,18 @@ def make_private(
         dataset, sample_rate, steps_per_epoch, rng=sampler_rng, collate_fn=data_loader.collate_fn
     )
     params = [p for p in module.parameters() if p.requires_grad]
-    opt_params = {id(p) for group in optimizer.param_groups for p in group["params"]}
-    if not {id(p) for p in params} <= opt_params:
+    opt_params = [p for group in optimizer.param_groups for p in group["params"]]
+    if not {id(p) for p in params} <= {id(p) for p in opt_params}:
         raise ValueError("the optimiser must cover every trainable parameter of the module")
-    engine = _Engine(module, plans, loss_reduction)
+    module_params = {id(p) for p in module.parameters()}
+    extra = [tuple(p.shape) for p in opt_params if p.requires_grad and id(p) not in module_params]
+    if extra:
+        raise ValueError(
+            f"the optimiser also updates tensors that are not parameters of the module "
+            f"(shapes {extra}); they would have no per-example gradient, so the optimiser "
+            "must hold only the module's parameters"
+        )
+    engine = _Engine(module, plans, loss_reduction, loader)
     dp_opt = DPOptimizer(
         optimizer,
         engine,

@@ -7,12 +7,13 @@ import pytest
 
 from tutela.errors import IntegrityError, PolicyViolation
 from tutela.fl.privacy import SecureAggregator, max_abs_difference
-from tutela.fl.recipes import flagship_config, flagship_policy, open_keyring, run_configured_study
+from tutela.fl.recipes import flagship_config, flagship_policy, run_configured_study
 from tutela.fl.records import parameters_from_bytes
 from tutela.fl.study import run_study
 from tutela.governance.audit import AuditLog
 from tutela.governance.comply import check_run
 from tutela.governance.envelope import Envelope
+from tutela.governance.home import open_keyring
 from tutela.governance.minimisation import SitePolicy
 from tutela.secagg import DropoutPlan, SecAggConfig
 

@@ -194,8 +194,8 @@ def test_subprocess_decrypt_wrong_passphrase(tmp_path: Path) -> None:
     proc = _run(["decrypt", "f.enc", "f.out"], tmp_path, TUTELA_PASSPHRASE="wrong")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
-        "error: cannot open keyring .tutela/keyring: wrong passphrase or key file, "
-        "or the file was modified"
+        "error: cannot open keyring .tutela/keyring: the passphrase from TUTELA_PASSPHRASE "
+        "does not unlock it (wrong passphrase, or the keyring file was modified)"
     ]
     assert not (tmp_path / "f.out").exists()
 

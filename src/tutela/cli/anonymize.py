@@ -12,11 +12,10 @@ import getpass
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import typer
 
@@ -63,29 +62,23 @@ def _keyring_key() -> bytes | None:
 
     It is stored beside the keyring as ``<keyring>.pseudonym``, AES-256-GCM enveloped under
     the keyring and bound to its name, so every site that holds the same keyring derives the
-    same (linkable) pseudonyms and nobody without the keyring can. Used only when the keyring
-    exists and is unlocked by ``TUTELA_PASSPHRASE`` or ``TUTELA_KEYFILE``.
+    same (linkable) pseudonyms and nobody without the keyring can. Used only when Tutela's
+    keyring (see :mod:`tutela.governance.home`) exists and a secret for it is set
+    (``TUTELA_KEYFILE``, ``TUTELA_PASSPHRASE``, or its key file beside it); never prompts.
     """
-    from tutela.governance.envelope import Envelope, Keyring
+    from tutela.governance._files import atomic_write
+    from tutela.governance.envelope import Envelope
+    from tutela.governance.home import keyring_path, keyring_secret, open_keyring
 
-    path = Path(os.environ.get("TUTELA_KEYRING", Path(".tutela") / "keyring"))
-    keyfile, passphrase = os.environ.get("TUTELA_KEYFILE"), os.environ.get("TUTELA_PASSPHRASE")
-    if not path.exists() or not (keyfile or passphrase):
+    path = keyring_path()
+    if not path.exists() or keyring_secret(path) is None:
         return None
-    keyring = (
-        Keyring.open(path, keyfile=Path(keyfile))
-        if keyfile
-        else Keyring.open(path, passphrase=passphrase)
-    )
-    envelope = Envelope(keyring)
+    envelope = Envelope(open_keyring(path, create=False))
     stored = path.with_name(path.name + ".pseudonym")
     if stored.exists():
         return envelope.decrypt(stored.read_bytes(), name=PSEUDONYM_KEY_NAME)
     key = os.urandom(32)
-    tmp = stored.with_name(stored.name + ".tmp")
-    tmp.write_bytes(envelope.encrypt(key, name=PSEUDONYM_KEY_NAME))
-    tmp.chmod(0o600)
-    tmp.replace(stored)
+    atomic_write(stored, envelope.encrypt(key, name=PSEUDONYM_KEY_NAME))
     return key
 
 
@@ -125,22 +118,20 @@ def _load_key(key_file: Path | None, required: bool) -> bytes | None:
 
 
 @contextlib.contextmanager
-def _atomic(target: Path, mode: str = "w") -> Iterator[Any]:
-    """Write ``target`` via a temporary file in the same folder and rename on success."""
-    folder = target.parent if str(target.parent) else Path()
+def _atomic(target: Path) -> Iterator[TextIO]:
+    """Write text to ``target`` through the one private atomic writer (renamed on success).
+
+    The output folder must exist: a mistyped ``--out`` fails instead of creating folders.
+    """
+    from tutela.governance._files import atomic_text_writer
+
+    folder = target.parent
     if not folder.is_dir():
         from tutela.errors import DataError
 
         raise DataError(f"output folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8", newline="") as handle:
-            yield handle
-        Path(tmp).replace(target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(tmp).unlink()
-        raise
+    with atomic_text_writer(target, make_parents=False) as handle:
+        yield handle
 
 
 def _audit(log: Path | None, action: str, resource: str, details: dict[str, Any]) -> None:

@@ -1,9 +1,10 @@
 """``tutela`` commands for governance: keys, encrypt/decrypt, audit, comply.
 
-Secrets never come from the command line: the keyring passphrase is read from
-``TUTELA_PASSPHRASE`` (else prompted, hidden), or a key file is named with ``--keyfile`` /
-``TUTELA_KEYFILE``. The keyring is ``--keyring PATH``, else ``TUTELA_KEYRING``, else
-``.tutela/keyring`` in the working directory.
+Secrets never come from the command line: a key file is named with ``--keyfile`` /
+``TUTELA_KEYFILE``, the passphrase is read from ``TUTELA_PASSPHRASE`` (else prompted, hidden).
+The keyring is ``--keyring PATH``, else ``TUTELA_KEYRING``, else ``keyring`` in Tutela's home
+(``TUTELA_HOME``, else ``.tutela``): the same one ``tutela demo`` uses. Paths and the order in
+which secrets are tried are resolved in :mod:`tutela.governance.home`.
 
 Exit codes: 0 success; 1 an expected failure (one ``error: ...`` line, e.g. a log that
 does not verify, naming the first bad record) or a failed compliance check.
@@ -12,7 +13,6 @@ does not verify, naming the first bad record) or a failed compliance check.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,73 +27,64 @@ audit_app = typer.Typer(
     help="Inspect, prove and verify tamper-evident audit logs.", no_args_is_help=True
 )
 
-PASSPHRASE_ENV = "TUTELA_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
-DEFAULT_KEYRING = Path(".tutela") / "keyring"
-
 KeyringOpt = Annotated[
-    Path,
+    Path | None,
     typer.Option(
         "--keyring",
-        envvar="TUTELA_KEYRING",
-        help="Keyring file (env TUTELA_KEYRING; default .tutela/keyring).",
+        help="Keyring file (default: $TUTELA_KEYRING, else keyring in $TUTELA_HOME or .tutela).",
+        show_default=False,
     ),
 ]
 KeyfileOpt = Annotated[
     Path | None,
     typer.Option(
         "--keyfile",
-        envvar="TUTELA_KEYFILE",
-        help="Protect/open the keyring with this key file instead of a passphrase.",
+        help="Protect/open the keyring with this key file instead of a passphrase "
+        "(default: $TUTELA_KEYFILE).",
+        show_default=False,
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
 
 
-def _passphrase(*, confirm: bool) -> str:
-    value = os.environ.get(PASSPHRASE_ENV)
-    if value:
-        return value
+def _prompt_passphrase(*, confirm: bool) -> str:
     entered: str = typer.prompt("Keyring passphrase", hide_input=True, confirmation_prompt=confirm)
     if not entered:
         raise ValueError("the passphrase must not be empty")
     return entered
 
 
-def _open_keyring(keyring: Path, keyfile: Path | None) -> Keyring:
-    from tutela.errors import IntegrityError
-    from tutela.governance.envelope import Keyring
+def _open_keyring(keyring: Path | None, keyfile: Path | None) -> Keyring:
+    from tutela.governance.home import open_keyring
 
-    if not keyring.exists():
-        raise FileNotFoundError(f"no keyring at {keyring} (create one with `tutela keys init`)")
-    try:
-        if keyfile is not None:
-            return Keyring.open(keyring, keyfile=keyfile)
-        return Keyring.open(keyring, passphrase=_passphrase(confirm=False))
-    except IntegrityError:
-        raise IntegrityError(
-            f"cannot open keyring {keyring}: wrong passphrase or key file, or the file was modified"
-        ) from None
+    return open_keyring(
+        keyring,
+        keyfile=keyfile,
+        create=False,
+        prompt=lambda: _prompt_passphrase(confirm=False),
+    )
 
 
 # keys ---------------------------------------------------------------------------------------
 
 
 @keys_app.command("init")
-def keys_init(keyring: KeyringOpt = DEFAULT_KEYRING, keyfile: KeyfileOpt = None) -> None:
+def keys_init(keyring: KeyringOpt = None, keyfile: KeyfileOpt = None) -> None:
     """Create a keyring with one fresh key (a missing --keyfile is generated)."""
-    from tutela.governance.envelope import Keyring, generate_keyfile
+    from tutela.governance.home import keyring_path, keyring_secret, open_keyring
 
-    if keyring.exists():
-        raise FileExistsError(f"keyring {keyring} already exists")
-    if keyfile is not None:
-        if not keyfile.exists():
-            keyfile.parent.mkdir(parents=True, exist_ok=True)
-            generate_keyfile(keyfile)
-            typer.echo(f"generated key file {keyfile} (keep it secret, back it up)")
-        ring = Keyring.create(keyring, keyfile=keyfile)
+    path = keyring_path(keyring)
+    if path.exists():
+        raise FileExistsError(f"keyring {path} already exists")
+    secret = keyring_secret(path, keyfile=keyfile)
+    if secret is None:
+        ring = open_keyring(path, passphrase=_prompt_passphrase(confirm=True))
     else:
-        ring = Keyring.create(keyring, passphrase=_passphrase(confirm=True))
-    typer.echo(f"created keyring {keyring} with primary key {ring.primary_id}")
+        generated = secret.keyfile is not None and not secret.keyfile.exists()
+        ring = open_keyring(path, keyfile=keyfile)
+        if generated:
+            typer.echo(f"generated key file {secret.keyfile} (keep it secret, back it up)")
+    typer.echo(f"created keyring {path} with primary key {ring.primary_id}")
 
 
 @keys_app.command("rotate")
@@ -106,7 +97,7 @@ def keys_rotate(
         bool,
         typer.Option("--retire", help="Retire old keys no longer used by the given files."),
     ] = False,
-    keyring: KeyringOpt = DEFAULT_KEYRING,
+    keyring: KeyringOpt = None,
     keyfile: KeyfileOpt = None,
 ) -> None:
     """Add a new primary key; re-wrap FILES; optionally retire unused old keys.
@@ -132,7 +123,7 @@ def keys_rotate(
 
 @keys_app.command("list")
 def keys_list(
-    keyring: KeyringOpt = DEFAULT_KEYRING, keyfile: KeyfileOpt = None, as_json: JsonOpt = False
+    keyring: KeyringOpt = None, keyfile: KeyfileOpt = None, as_json: JsonOpt = False
 ) -> None:
     """List the keyring's keys (ids, states, dates; never key material)."""
     ring = _open_keyring(keyring, keyfile)
@@ -160,7 +151,7 @@ def encrypt(
     src: Annotated[Path, typer.Argument(help="Plaintext file.")],
     dst: Annotated[Path, typer.Argument(help="Encrypted output (written atomically).")],
     name: NameOpt = None,
-    keyring: KeyringOpt = DEFAULT_KEYRING,
+    keyring: KeyringOpt = None,
     keyfile: KeyfileOpt = None,
 ) -> None:
     """Encrypt SRC into DST (AES-256-GCM envelope; the name of DST is authenticated)."""
@@ -176,7 +167,7 @@ def decrypt(
     src: Annotated[Path, typer.Argument(help="Encrypted file.")],
     dst: Annotated[Path, typer.Argument(help="Plaintext output (written only if authentic).")],
     name: NameOpt = None,
-    keyring: KeyringOpt = DEFAULT_KEYRING,
+    keyring: KeyringOpt = None,
     keyfile: KeyfileOpt = None,
 ) -> None:
     """Decrypt SRC into DST; fails if SRC was modified, renamed or uses another key."""
@@ -339,8 +330,7 @@ def audit_keygen(
     """Create a checkpoint-signing key; prints its public key for verifiers to pin."""
     from tutela.governance.audit import generate_signing_key, public_key_bytes
 
-    key.parent.mkdir(parents=True, exist_ok=True)
-    signing = generate_signing_key(key)
+    signing = generate_signing_key(key)  # mode 0600; missing folders are created 0700
     typer.echo(f"public key {public_key_bytes(signing).hex()}")
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,8 +38,11 @@ from tutela.fl.privacy import (
 )
 from tutela.fl.records import parameters_to_bytes
 from tutela.fl.study import baselines, prepare_data, prepare_sites, run_study
-from tutela.governance.audit import AuditLog, generate_signing_key, load_signing_key
-from tutela.governance.envelope import Envelope, Keyring, generate_keyfile
+from tutela.governance._files import atomic_write
+from tutela.governance.audit import AuditLog
+from tutela.governance.envelope import Envelope
+from tutela.governance.home import open_keyring
+from tutela.governance.home import signing_key as _signing_key
 from tutela.governance.minimisation import SitePolicy, StudyRequest
 
 FLAGSHIP: dict[str, Any] = {
@@ -135,53 +137,8 @@ def json_ready(value: Any) -> Any:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON via a temporary file and a rename: never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(json_ready(data), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
-def tutela_home() -> Path:
-    """Where local key material lives: ``$TUTELA_HOME`` or ``./.tutela``."""
-    return Path(os.environ.get("TUTELA_HOME", ".tutela"))
-
-
-def open_keyring() -> Keyring:
-    """Open (or, the first time, create) the keyring that protects what runs store.
-
-    ``TUTELA_KEYRING`` names the keyring (default ``.tutela/keyring``); it is unlocked with
-    ``TUTELA_PASSPHRASE`` or the key file ``TUTELA_KEYFILE``. With neither set, a random key
-    file beside the keyring (mode 0600) is created and used.
-    """
-    home = tutela_home()
-    path = Path(os.environ.get("TUTELA_KEYRING", home / "keyring"))
-    passphrase = os.environ.get("TUTELA_PASSPHRASE")
-    keyfile_env = os.environ.get("TUTELA_KEYFILE")
-    keyfile = Path(keyfile_env) if keyfile_env else path.with_name(path.name + ".key")
-    if passphrase:
-        if path.exists():
-            return Keyring.open(path, passphrase=passphrase)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return Keyring.create(path, passphrase=passphrase)
-    if path.exists():
-        if not keyfile.exists():
-            raise ConfigError(
-                f"keyring {path} exists; set TUTELA_PASSPHRASE or TUTELA_KEYFILE to unlock it"
-            )
-        return Keyring.open(path, keyfile=keyfile)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not keyfile.exists():
-        generate_keyfile(keyfile)
-    return Keyring.create(path, keyfile=keyfile)
-
-
-def _signing_key() -> Any:
-    path = tutela_home() / "audit-signing.key"
-    if path.exists():
-        return load_signing_key(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return generate_signing_key(path)
+    """Write ``data`` as JSON through the one private atomic writer: never half-written."""
+    atomic_write(path, (json.dumps(json_ready(data), indent=2) + "\n").encode("utf-8"))
 
 
 def build_aggregator(config: StudyConfig) -> UpdateAggregator | None:

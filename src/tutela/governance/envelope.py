@@ -80,6 +80,7 @@ __all__ = [
     "KeyInfo",
     "KeyState",
     "Keyring",
+    "KeyringProtection",
     "generate_keyfile",
     "read_header",
 ]
@@ -159,6 +160,18 @@ class KeyInfo:
     created: str
     state: KeyState
     retired: str | None = None
+
+
+class KeyringProtection(StrEnum):
+    """What unlocks a keyring file (stored in clear, authenticated as associated data)."""
+
+    PASSPHRASE = "scrypt"  # noqa: S105 - the protection kind, not a secret
+    KEY_FILE = "keyfile"
+
+    @property
+    def description(self) -> str:
+        """``"a passphrase"`` or ``"a key file"``, for messages."""
+        return "a passphrase" if self is KeyringProtection.PASSPHRASE else "a key file"
 
 
 @dataclass(frozen=True)
@@ -336,8 +349,7 @@ class Keyring:
             rng=rng,
             clock=clock,
         )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        ring.save()
+        ring.save()  # parent directories are created 0700
         return ring
 
     @classmethod
@@ -355,20 +367,22 @@ class Keyring:
         Raises:
             FileNotFoundError: no keyring at ``path``.
             ConfigError: the file is not a Tutela keyring.
-            IntegrityError: wrong passphrase/key file, or the file was tampered with.
+            IntegrityError: wrong passphrase/key file, or the file was tampered with (one
+                opaque error); a secret of the wrong kind (a passphrase for a keyring locked
+                by a key file) is named as such, since the kind is stored in clear.
+            ValueError: not exactly one of ``passphrase`` / ``keyfile``.
         """
         target = Path(path)
-        if not target.exists():
-            raise FileNotFoundError(f"no keyring at {target} (create one with `tutela keys init`)")
-        try:
-            doc = json.loads(target.read_bytes())
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{target} is not a Tutela keyring") from exc
-        if not isinstance(doc, dict) or doc.get("format") != KEYRING_FORMAT:
-            raise ConfigError(f"{target} is not a Tutela keyring")
-        if doc.get("version") != KEYRING_VERSION:
-            raise ConfigError(f"keyring {target}: unsupported version {doc.get('version')!r}")
-        protection = _Protection.from_json(doc.get("protection"))
+        doc, protection = cls._read(target)
+        if (passphrase is None) == (keyfile is None):
+            raise ValueError("give exactly one of passphrase= or keyfile=")
+        given = KeyringProtection.PASSPHRASE if keyfile is None else KeyringProtection.KEY_FILE
+        if protection.kind != given.value:
+            # The protection kind is stored in clear: naming it reveals nothing secret.
+            expected = KeyringProtection(protection.kind)
+            raise IntegrityError(
+                f"keyring {target} is locked by {expected.description}, not {given.description}"
+            )
         master = _derive_master(protection, passphrase, keyfile)
         try:
             nonce = _unb64(doc.get("nonce"))
@@ -381,6 +395,30 @@ class Keyring:
         return cls(
             keks, primary, path=target, protection=protection, master=master, rng=rng, clock=clock
         )
+
+    @classmethod
+    def protection_of(cls, path: str | os.PathLike[str]) -> KeyringProtection:
+        """What unlocks the keyring file at ``path`` (read from its clear header).
+
+        Raises:
+            FileNotFoundError: no keyring at ``path``.
+            ConfigError: the file is not a Tutela keyring.
+        """
+        return KeyringProtection(cls._read(Path(path))[1].kind)
+
+    @staticmethod
+    def _read(target: Path) -> tuple[dict[str, Any], _Protection]:
+        if not target.exists():
+            raise FileNotFoundError(f"no keyring at {target} (create one with `tutela keys init`)")
+        try:
+            doc = json.loads(target.read_bytes())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{target} is not a Tutela keyring") from exc
+        if not isinstance(doc, dict) or doc.get("format") != KEYRING_FORMAT:
+            raise ConfigError(f"{target} is not a Tutela keyring")
+        if doc.get("version") != KEYRING_VERSION:
+            raise ConfigError(f"keyring {target}: unsupported version {doc.get('version')!r}")
+        return doc, _Protection.from_json(doc.get("protection"))
 
     @classmethod
     def from_keys(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tutela.governance.envelope import Envelope, Keyring, generate_keyfile
+from tutela.governance.envelope import Envelope
+from tutela.governance.home import open_keyring
 
 
 class EnvelopeSealer:
@@ -20,30 +21,11 @@ class EnvelopeSealer:
         return self._envelope.decrypt(blob, name=name)
 
 
-def keyfile_for(keyring: Path) -> Path:
-    """The key file that protects ``keyring`` when no passphrase is given."""
-    return keyring.with_name(keyring.name + ".key")
+def envelope_sealer(keyring: Path, *, passphrase: str | None, create: bool) -> EnvelopeSealer:
+    """Open (or create) the keyring through the one resolver and return a sealer over it.
 
-
-def envelope_sealer(keyring: Path, *, passphrase: str | None) -> EnvelopeSealer:
-    """Open (or create) the keyring and return a sealer over it.
-
-    With a passphrase the keyring is scrypt-protected; without one it is protected by a
-    32-byte key file next to it (mode 0600), which suits an unattended service.
+    Secrets follow :func:`tutela.governance.home.open_keyring`: ``passphrase`` (or
+    ``TUTELA_KEYFILE`` / ``TUTELA_PASSPHRASE``), else a 32-byte key file beside the keyring
+    (``<keyring>.key``, mode 0600), which suits an unattended service.
     """
-    if passphrase:
-        ring = (
-            Keyring.open(keyring, passphrase=passphrase)
-            if keyring.exists()
-            else Keyring.create(keyring, passphrase=passphrase)
-        )
-    else:
-        keyfile = keyfile_for(keyring)
-        if not keyring.exists():
-            keyring.parent.mkdir(parents=True, exist_ok=True)
-            if not keyfile.exists():
-                generate_keyfile(keyfile)
-            ring = Keyring.create(keyring, keyfile=keyfile)
-        else:
-            ring = Keyring.open(keyring, keyfile=keyfile)
-    return EnvelopeSealer(Envelope(ring))
+    return EnvelopeSealer(Envelope(open_keyring(keyring, passphrase=passphrase, create=create)))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tutela.errors import ConfigError
+from tutela.governance._files import atomic_write
 
 Clock = Callable[[], dt.datetime]
 CertKind = Literal["server", "site"]
@@ -136,22 +136,6 @@ def load_key(path: Path) -> ec.EllipticCurvePrivateKey:
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 fingerprint of a certificate's DER encoding, lowercase hex."""
     return cert.fingerprint(hashes.SHA256()).hex()
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    tmp.replace(path)
-
-
-def _write_public(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def _san_entries(names: Sequence[str]) -> list[x509.GeneralName]:
@@ -273,8 +257,8 @@ def init_ca(
     if layout.ca.cert.exists() and not force:
         raise ConfigError(f"a CA already exists in {root} (pass --force to replace it)")
     cert, key = create_ca(common_name, now=now)
-    _write_private(layout.ca.key, key_to_pem(key))
-    _write_public(layout.ca.cert, cert_to_pem(cert))
+    atomic_write(layout.ca.key, key_to_pem(key))  # 0600; new folders 0700
+    atomic_write(layout.ca.cert, cert_to_pem(cert), mode=0o644)
     return layout
 
 
@@ -321,8 +305,8 @@ def issue_to_files(
         now=now,
     )
     # Key first, then certificate: a reader that sees the new certificate also sees its key.
-    _write_private(paths.key, key_to_pem(key))
-    _write_public(paths.cert, cert_to_pem(cert))
+    atomic_write(paths.key, key_to_pem(key))
+    atomic_write(paths.cert, cert_to_pem(cert), mode=0o644)
     return paths
 
 

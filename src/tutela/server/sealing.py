@@ -13,11 +13,8 @@ masked even there).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Protocol
-
-from tutela.errors import ConfigError
 
 
 class BlobSealer(Protocol):
@@ -38,12 +35,13 @@ def open_sealer(keyring: Path, *, create: bool = True, passphrase: str | None = 
     Args:
         keyring: keyring path (created on first use when ``create``).
         create: create a new keyring if none exists.
-        passphrase: keyring passphrase; default ``TUTELA_PASSPHRASE``, else a key file
-            beside the keyring (``<keyring>.key``, mode 0600) is used.
+        passphrase: keyring passphrase; by default the secret is resolved as for every
+            keyring (:func:`tutela.governance.home.open_keyring`): ``TUTELA_KEYFILE``,
+            ``TUTELA_PASSPHRASE``, else a key file beside the keyring (``<keyring>.key``).
+
+    Raises:
+        FileNotFoundError: no keyring at ``keyring`` and not ``create``.
     """
     from tutela.server._envelope import envelope_sealer
 
-    phrase = passphrase if passphrase is not None else os.environ.get("TUTELA_PASSPHRASE")
-    if not keyring.exists() and not create:
-        raise ConfigError(f"no keyring at {keyring}")
-    return envelope_sealer(keyring, passphrase=phrase)
+    return envelope_sealer(keyring, passphrase=passphrase, create=create)

@@ -11,7 +11,6 @@ A coordinator's data directory holds::
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import threading
 import time
@@ -23,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from tutela.errors import ConfigError, ServiceError
+from tutela.governance._files import atomic_write, private_dir
 from tutela.governance.audit import AuditLog
 from tutela.server.app import create_app
 from tutela.server.authz import Role
@@ -58,7 +58,7 @@ class ServerSettings:
 
 def build_coordinator(settings: ServerSettings) -> tuple[Coordinator, bytes | None]:
     """Open the store and build the coordinator (and the CA PEM sites should trust)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     url = settings.db_url or sqlite_url(settings.data_dir / "coordinator.db")
     store = Store(url, open_sealer(settings.data_dir / "keyring"))
     signer = None
@@ -101,10 +101,7 @@ def bootstrap_admin(coordinator: Coordinator, data_dir: Path) -> str | None:
     if exists is not None:
         return None
     token = coordinator.create_token(Role.ADMIN, "admin", actor="bootstrap")
-    path = data_dir / "admin.token"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
+    atomic_write(data_dir / "admin.token", (token + "\n").encode("utf-8"))  # mode 0600
     return token
 
 

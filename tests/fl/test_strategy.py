@@ -102,3 +102,68 @@ def test_sampling_respects_fraction_and_minimum():
 def test_bad_strategy_settings(kwargs):
     with pytest.raises(ConfigError):
         FedAvg(**kwargs)
+
+
+FRESH = {
+    "fedavg": FedAvg,
+    "fedprox": lambda: FedProx(proximal_mu=0.1),
+    "fedadam": lambda: FedAdam(server_learning_rate=0.1),
+    "fedyogi": lambda: FedYogi(server_learning_rate=0.1),
+    "fedmedian": FedMedian,
+    "trimmed-mean": lambda: FedTrimmedMean(trim_fraction=0.2),
+}
+
+
+def _rounds(strategy, params, count):
+    for r in range(1, count + 1):
+        ups = [ClientUpdate(str(i), _p(0.3 * i - r, 0.7 * r + i), 5 + i) for i in range(4)]
+        params = strategy.aggregate_fit(r, params, _aggregate(ups))
+    return params
+
+
+@pytest.mark.parametrize("steps", [0, 2])
+@pytest.mark.parametrize("name", sorted(FRESH))
+def test_state_round_trips_through_safetensors_bytes(name, steps):
+    from safetensors.numpy import load, save
+
+    original, restored = FRESH[name](), FRESH[name]()
+    params = _rounds(original, _p(0.5, -0.25), steps)
+    blob = save(original.state_dict(), metadata={"strategy": type(original).__name__})
+    restored.load_state_dict(load(blob))
+    before, after = original.state_dict(), restored.state_dict()
+    assert before.keys() == after.keys()
+    for name, value in before.items():
+        assert after[name].dtype == value.dtype and np.array_equal(after[name], value), name
+    if isinstance(original, FedAdam):
+        assert before["initialised"][0] == (1 if steps else 0)
+        assert {k for k in before if k != "initialised"} == ({"m/w", "v/w"} if steps else set())
+    else:
+        assert before == {}
+    # The restored strategy continues exactly as the original would.
+    ahead, expected = _rounds(restored, params, 2), _rounds(original, params, 2)
+    assert ahead.keys() == expected.keys()
+    assert all(np.array_equal(ahead[k], expected[k]) for k in expected)
+
+
+def test_state_dict_is_a_copy():
+    s = FedAdam()
+    _rounds(s, _p(0.0, 0.0), 1)
+    state = s.state_dict()
+    state["m/w"][:] = 99.0
+    assert not np.array_equal(s.state_dict()["m/w"], state["m/w"])
+
+
+def test_foreign_state_is_refused():
+    with pytest.raises(ValueError, match="keeps no state"):
+        FedAvg().load_state_dict({"m/w": np.zeros(2, np.float32)})
+    with pytest.raises(ValueError, match="initialised"):
+        FedAdam().load_state_dict({})
+    one = np.ones(1, np.uint8)
+    with pytest.raises(ValueError, match="same parameters"):
+        FedAdam().load_state_dict({"initialised": one, "m/w": np.zeros(2, np.float32)})
+    with pytest.raises(ValueError, match="unexpected entry"):
+        FedYogi().load_state_dict({"initialised": one, "x/w": np.zeros(2, np.float32)})
+    with pytest.raises(ValueError, match="uninitialised"):
+        FedAdam().load_state_dict(
+            {"initialised": np.zeros(1, np.uint8), "m/w": np.zeros(2, np.float32)}
+        )

@@ -6,16 +6,21 @@ receives the round's :class:`FitAggregate`: always the sample-weighted mean upda
 individual updates only when the round ran without secure aggregation. Robust strategies
 (median, trimmed mean) need the individual updates and so cannot run under secure
 aggregation (which hides them by design); the engine refuses that combination up front.
+
+What a strategy learns across rounds (FedAdam's and FedYogi's moments) is explicit state:
+``state_dict()`` returns it as named arrays (safetensors-ready) and ``load_state_dict``
+restores it exactly, so a runtime that persists and reloads it continues bit for bit.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 from tutela.errors import ConfigError
 from tutela.fl.records import (
@@ -27,6 +32,9 @@ from tutela.fl.records import (
     Parameters,
     add,
 )
+
+StrategyState = dict[str, npt.NDArray[Any]]
+"""A strategy's state between rounds: named arrays (no pickle; safetensors as is)."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,18 @@ class Strategy(Protocol):
         self, server_round: int, results: Sequence[tuple[str, EvaluateRes]]
     ) -> Metrics:
         """Combine site evaluation results into round metrics."""
+        ...
+
+    def state_dict(self) -> StrategyState:
+        """What the strategy learned so far, as copies (empty for a stateless strategy)."""
+        ...
+
+    def load_state_dict(self, state: Mapping[str, npt.NDArray[Any]]) -> None:
+        """Restore exactly the state that :meth:`state_dict` returned.
+
+        Raises:
+            ValueError: the state is not one this strategy produces.
+        """
         ...
 
 
@@ -179,6 +199,17 @@ class FedAvg:
             out[key] = sum(r.metrics[key] * r.num_examples for _, r in results) / total
         return out
 
+    def state_dict(self) -> StrategyState:
+        """Empty: FedAvg keeps nothing between rounds (its hyperparameters are config)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, npt.NDArray[Any]]) -> None:
+        """Accept only the empty state."""
+        if state:
+            raise ValueError(
+                f"{type(self).__name__} keeps no state; got entries {sorted(state)[:5]}"
+            )
+
 
 @dataclass
 class FedProx(FedAvg):
@@ -220,6 +251,40 @@ class FedAdam(FedAvg):
 
     def _second_moment(self, v: np.ndarray, d2: np.ndarray) -> np.ndarray:
         return self.beta2 * v + (1 - self.beta2) * d2
+
+    def state_dict(self) -> StrategyState:
+        """The moments ``m/<name>`` and ``v/<name>``, and ``initialised`` (0 before the
+        first aggregation, when there are no moments yet)."""
+        if self._m is None or self._v is None:
+            return {"initialised": np.zeros(1, np.uint8)}
+        state: StrategyState = {"initialised": np.ones(1, np.uint8)}
+        for name, moments in (("m", self._m), ("v", self._v)):
+            for key, value in moments.items():
+                state[f"{name}/{key}"] = np.array(value, copy=True)
+        return state
+
+    def load_state_dict(self, state: Mapping[str, npt.NDArray[Any]]) -> None:
+        """Restore the moments (copies) and whether they were initialised."""
+        flag = state.get("initialised")
+        if flag is None or flag.shape != (1,) or int(flag[0]) not in (0, 1):
+            raise ValueError(f"{type(self).__name__} state needs 'initialised' (0 or 1)")
+        m: Parameters = {}
+        v: Parameters = {}
+        for entry, value in state.items():
+            if entry == "initialised":
+                continue
+            kind, sep, key = entry.partition("/")
+            if not sep or kind not in ("m", "v") or not key:
+                raise ValueError(f"unexpected entry {entry!r} in {type(self).__name__} state")
+            (m if kind == "m" else v)[key] = np.array(value, copy=True)
+        if not int(flag[0]):
+            if m or v:
+                raise ValueError("moments given for an uninitialised state")
+            self._m = self._v = None
+            return
+        if not m or set(m) != set(v):
+            raise ValueError("the first and second moments must name the same parameters")
+        self._m, self._v = m, v
 
     def aggregate_fit(
         self, server_round: int, parameters: Parameters, aggregate: FitAggregate

@@ -3,7 +3,8 @@
 A study's :class:`~tutela.fl.strategy.Strategy` and its sampling RNG live in memory while
 the study runs; their state is sealed into the study row whenever it changes (a round opens:
 the RNG moved; a round closes: the strategy moved), so a restarted coordinator rebuilds them
-exactly.
+exactly: the strategy through its explicit ``state_dict`` / ``load_state_dict``, the RNG
+through its bit generator's state.
 """
 
 from __future__ import annotations
@@ -23,37 +24,33 @@ from tutela.server.core import Core
 from tutela.server.store import StudyRow
 from tutela.server.wire import parse_tensors
 
-
-def _strategy_state(strategy: Strategy, rng: np.random.Generator) -> bytes:
-    """Persistable state: the sampling RNG (JSON) and any array-dict attributes (safetensors)."""
-    arrays: dict[str, npt.NDArray[Any]] = {}
-    for attr, value in vars(strategy).items():
-        if (
-            isinstance(value, dict)
-            and value
-            and all(isinstance(v, np.ndarray) for v in value.values())
-        ):
-            for key, arr in value.items():
-                arrays[f"{attr}/{key}"] = np.ascontiguousarray(arr)
-    meta = {"rng": json.dumps(rng.bit_generator.state)}
-    return (
-        st_save(arrays, metadata=meta)
-        if arrays
-        else st_save({"_": np.zeros(1, np.uint8)}, metadata=meta)
-    )
+STATE_FORMAT = "strategy-state/1"
 
 
-def _restore_strategy(strategy: Strategy, rng: np.random.Generator, blob: bytes) -> None:
+def encode_state(strategy: Strategy, rng: np.random.Generator) -> bytes:
+    """A strategy's :meth:`~tutela.fl.strategy.Strategy.state_dict` as safetensors, with the
+    sampling RNG's state (JSON) in the metadata."""
+    arrays = {k: np.ascontiguousarray(v) for k, v in strategy.state_dict().items()}
+    meta = {"format": STATE_FORMAT, "rng": json.dumps(rng.bit_generator.state)}
+    return st_save(arrays, metadata=meta)
+
+
+def restore_state(strategy: Strategy, rng: np.random.Generator, blob: bytes) -> None:
+    """Inverse of :func:`encode_state`: load the strategy's state and the RNG's, exactly."""
     arrays, meta = parse_tensors(blob)
+    current = meta.get("format") == STATE_FORMAT
+    if not current:
+        arrays = _from_attributes(arrays)
+    if current or arrays:  # (old state without arrays: the fresh strategy is that state)
+        strategy.load_state_dict(arrays)
     rng.bit_generator.state = json.loads(meta["rng"])
-    grouped: dict[str, dict[str, npt.NDArray[Any]]] = {}
-    for name, arr in arrays.items():
-        if name == "_":
-            continue
-        attr, _, key = name.partition("/")
-        grouped.setdefault(attr, {})[key] = arr
-    for attr, value in grouped.items():
-        setattr(strategy, attr, value)
+
+
+def _from_attributes(arrays: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
+    """Read state saved before strategies had ``state_dict``: their array-dict attributes
+    (``_m/<name>``, ``_v/<name>``; ``_`` when there were none). Drop after the next release."""
+    moments = {name[1:]: value for name, value in arrays.items() if name.startswith(("_m/", "_v/"))}
+    return {"initialised": np.ones(1, np.uint8), **moments} if moments else {}
 
 
 @dataclass
@@ -79,7 +76,7 @@ class Runtimes:
             rt = Runtime(build_strategy(config), np.random.default_rng(config.study.seed))
             if row.strategy_state is not None:
                 blob = self.core.store.unseal(row.strategy_state, f"strategy/{row.id}")
-                _restore_strategy(rt.strategy, rt.rng, blob)
+                restore_state(rt.strategy, rt.rng, blob)
             self._cache[row.id] = rt
         return rt
 
@@ -87,7 +84,7 @@ class Runtimes:
         """Seal the study's current strategy and RNG state into its row."""
         rt = self.get(row)
         row.strategy_state = self.core.store.seal(
-            _strategy_state(rt.strategy, rt.rng), f"strategy/{row.id}"
+            encode_state(rt.strategy, rt.rng), f"strategy/{row.id}"
         )
 
     def drop(self, study_id: str) -> None:

@@ -46,10 +46,12 @@ def main() -> None:
         for seed in seeds:
             cfg = flagship_config(rounds=rounds, epsilon=eps, seed=seed, dataset=args.dataset)
             res = run_configured_study(cfg)
-            fed.append(res["federated"]["auc"])
-            cen.append(res["centralized"]["auc"])
-            loc.append(res["local_only"]["auc"])
-            spent.append(res["privacy"]["epsilon"] if res["privacy"] else float("nan"))
+            assert res.centralized is not None
+            assert res.local_only is not None
+            fed.append(res.federated.auc)
+            cen.append(res.centralized.auc)
+            loc.append(res.local_only.auc)
+            spent.append(res.privacy.epsilon if res.privacy is not None else float("nan"))
         mean = statistics.fmean
         label = "none" if eps is None else f"{eps:g}"
         print(

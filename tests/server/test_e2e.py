@@ -63,13 +63,13 @@ def test_flagship_over_tls_with_secagg_matches_in_process(tmp_path: Path) -> Non
     # The mean update differs from the plain one by at most the quantisation bound over the
     # total weight, per round; two rounds of FedAvg (server lr 1) add the two errors.
     bound = 2 * report["quantization_error_bound"] / 399 + 1e-6
-    for name, value in local["final_parameters"].items():
+    for name, value in local.final_parameters.items():
         assert np.max(np.abs(value - net["final_parameters"][name])) <= bound
     assert [h["round"] for h in net["history"]] == [1, 2]
     assert net["history"][-1]["accuracy"] == pytest.approx(
-        local["history"][-1]["accuracy"], abs=0.02
+        local.history[-1].metrics["accuracy"], abs=0.02
     )
-    assert net["federated"]["auc"] == pytest.approx(local["federated"]["auc"], abs=1e-3)
+    assert net["federated"]["auc"] == pytest.approx(local.federated["auc"], abs=1e-3)
     assert net["deployment"]["sites_as_processes"] is True
     # Each site ran in its own process and enrolled with a one-time token.
     for i in range(1, 6):
@@ -82,9 +82,9 @@ def test_network_run_without_secagg_is_exactly_the_in_process_run(tmp_path: Path
         config, tmp_path / "run", sites_as_processes=False, with_baselines=False
     )
     local = run_study(config, with_baselines=False)
-    for name, value in local["final_parameters"].items():
+    for name, value in local.final_parameters.items():
         np.testing.assert_array_equal(value, net["final_parameters"][name])
-    assert [h["accuracy"] for h in net["history"]] == [h["accuracy"] for h in local["history"]]
+    assert [h["accuracy"] for h in net["history"]] == [h.metrics["accuracy"] for h in local.history]
 
 
 # ---- fault tests ------------------------------------------------------------------------
@@ -254,8 +254,7 @@ def test_faults_killed_coordinator_killed_site_and_refusing_policy(tmp_path: Pat
     )
     dep = Deployment(tmp_path, config)
     strict = tmp_path / "strict-policy.toml"
-    strict.write_text(
-        "[privacy]\nrequire_dp = true\n\n[secure_aggregation]\nrequired = true\n\n"
+    strict.write_text(  # the protective defaults: DP and SecAgg+ required
         '[purposes.disease-outcome-prediction]\ncolumns = ["glucose", "bmi"]\n'
     )
     rows = {name: len(r) for name, r in zip(dep.data.site_names, dep.data.site_rows, strict=True)}

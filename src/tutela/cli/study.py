@@ -3,59 +3,77 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+if TYPE_CHECKING:
+    from tutela.governance.results import RunResults
+
 study_app = typer.Typer(help="Run federated studies from study files.", no_args_is_help=True)
 
 QUICK_ROUNDS = 10
 
 
-def _print_summary(console: Console, results: dict[str, Any]) -> None:
-    ds = results["dataset"]
+NOT_PRIVATE = (
+    "this run was NOT differentially private: the released model carries no formal bound on "
+    "what it reveals about any patient (run with privacy.mode and epsilon, or "
+    "`tutela demo --epsilon E`)"
+)
+
+
+def _print_summary(console: Console, results: RunResults) -> None:
+    from tutela.governance.results import SecAggPlusReport
+
+    ds = results.dataset
     table = Table(
-        title=f"{ds['name']}: {ds['rows']} patients, {ds['sites']} hospitals, "
-        f"{results['rounds']} rounds (held-out test set: {ds['test_rows']} patients)"
+        title=f"{ds.name}: {ds.rows} patients, {ds.sites} hospitals, "
+        f"{results.rounds} rounds (held-out test set: {ds.test_rows} patients)"
     )
     table.add_column("model")
     for col in ("accuracy", "ROC AUC", "log loss"):
         table.add_column(col, justify="right")
     rows = [
-        ("federated", "federated"),
-        ("centralised (pooled, upper bound)", "centralized"),
-        ("local-only (mean over hospitals)", "local_only"),
+        ("federated", results.federated),
+        ("centralised (pooled, upper bound)", results.centralized),
+        ("local-only (mean over hospitals)", results.local_only),
     ]
-    for label, key in rows:
-        if key in results:
-            m = results[key]
-            table.add_row(label, f"{m['accuracy']:.4f}", f"{m['auc']:.4f}", f"{m['log_loss']:.4f}")
+    for label, m in rows:
+        if m is not None:
+            table.add_row(label, *(_score(v) for v in (m.accuracy, m.auc, m.log_loss)))
     console.print(table)
-    privacy = results.get("privacy")
-    if privacy and not privacy.get("private", True):
-        console.print(f"privacy: none — {privacy['statement']}")
-    elif privacy:
+    privacy = results.privacy
+    if privacy is None:
+        console.print(f"privacy: none — {NOT_PRIVATE}")
+    else:
         console.print(
-            f"privacy: {privacy.get('mechanism')} — epsilon {privacy.get('epsilon'):.3g}, "
-            f"delta {privacy.get('delta'):.1e} ({privacy.get('accountant')} accountant)"
+            f"privacy: {privacy.mechanism} — epsilon {privacy.epsilon:.3g}, "
+            f"delta {privacy.delta:.1e} ({privacy.accountant.value} accountant)"
         )
-    secagg = results.get("secure_aggregation")
-    if secagg:
+    secagg = results.secure_aggregation
+    if isinstance(secagg, SecAggPlusReport):
         console.print(
-            f"secure aggregation: {secagg.get('protocol')} (n={secagg.get('n')}, "
-            f"k={secagg.get('k')}, threshold={secagg.get('threshold')})"
+            f"secure aggregation: {secagg.protocol.value} (n={secagg.n}, k={secagg.k}, "
+            f"threshold={secagg.threshold})"
         )
+    elif secagg is not None:
+        console.print(f"secure aggregation: {secagg.protocol.value} (n={secagg.n})")
+
+
+def _score(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _network_runner(sites_as_processes: bool) -> Any:
     """The deployment layer's runner: a TLS coordinator on loopback and one agent per site."""
 
-    def runner(config: Any, deployment_dir: Path) -> dict[str, Any]:
+    def runner(config: Any, deployment_dir: Path) -> Mapping[str, Any]:
         from tutela.server.deploy import run_study_over_network
 
         return run_study_over_network(
@@ -73,7 +91,7 @@ def execute(
     console: Console,
     network: bool = False,
     sites_as_processes: bool = True,
-) -> dict[str, Any]:
+) -> RunResults:
     """Run a study with a progress bar, print the summary, write the run directory."""
     from tutela.fl.recipes import run_configured_study, write_json_atomic
 
@@ -112,7 +130,7 @@ def execute(
         )
     _print_summary(console, results)
     if out is not None:
-        write_json_atomic(out, results)
+        write_json_atomic(out, results.model_dump(mode="json"))
         console.print(f"results written to {out}")
     if run_dir is not None:
         console.print(f"run directory: {run_dir}")

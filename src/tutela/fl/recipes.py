@@ -6,7 +6,7 @@ DP-FedAvg at the coordinator, every spend through the privacy ledger), secure ag
 (SecAgg+), the hash-chained audit log, and encryption at rest of what the run stores. It
 writes the run directory that ``tutela comply`` and an auditor read:
 
-    RUN_DIR/results.json             results + ``privacy``, ``secure_aggregation``, ``governance``
+    RUN_DIR/results.json             the typed results (tutela.governance.results.RunResults)
     RUN_DIR/model.safetensors.enc    the global model, AES-256-GCM envelope (name-bound)
     RUN_DIR/audit.sqlite             RFC 6962 Merkle audit log of everything the run did
     RUN_DIR/audit.checkpoint.json    Ed25519-signed checkpoint (tree size + root)
@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -37,13 +37,16 @@ from tutela.fl.privacy import (
     secagg_config_from_study,
 )
 from tutela.fl.records import parameters_to_bytes
+from tutela.fl.rounds import RoundStatus
 from tutela.fl.study import baselines, prepare_data, prepare_sites, run_study
+from tutela.fl.summary import StudyRun, network_run, summarise
 from tutela.governance._files import atomic_write
 from tutela.governance.audit import AuditLog
 from tutela.governance.envelope import Envelope
 from tutela.governance.home import open_keyring
 from tutela.governance.home import signing_key as _signing_key
 from tutela.governance.minimisation import SitePolicy, StudyRequest
+from tutela.governance.results import GovernanceReport, MinimisationReport, PolicyFloor, RunResults
 
 FLAGSHIP: dict[str, Any] = {
     "study": {"name": "hospital-diabetes", "purpose": "disease-outcome-prediction", "seed": 0},
@@ -72,16 +75,6 @@ ACTOR = "coordinator"
 # PLD grid of the study ledgers: 10x faster than 1e-4 and still a pessimistic (upper) bound;
 # on the flagship the reported epsilon moves in the fifth significant digit.
 LEDGER_PLD_GRID = 1e-3
-
-NOT_PRIVATE: dict[str, Any] = {
-    "private": False,
-    "mechanism": None,
-    "epsilon": None,
-    "delta": None,
-    "statement": "this run was NOT differentially private: the released model carries no "
-    "formal bound on what it reveals about any patient (run with privacy.mode and epsilon, "
-    "or `tutela demo --epsilon E`)",
-}
 
 
 def flagship_config(
@@ -268,8 +261,11 @@ def _run_over_network(
     policy: SitePolicy,
     plan: PrivacyPlan,
     on_round: Callable[[RoundRecord], None],
-) -> dict[str, Any]:
-    """Rounds through the coordinator; baselines and minimisation computed here as in process."""
+) -> tuple[StudyRun, Mapping[str, Any] | None]:
+    """Rounds through the coordinator; baselines and minimisation computed here as in process.
+
+    Returns the run and the privacy report the site agents sent (``None`` without DP).
+    """
     if config.secure_aggregation.protocol == "ckks":
         raise ConfigError("CKKS aggregation runs in process only; use --in-process or secagg+")
     if config.privacy.mode == "client":
@@ -278,25 +274,18 @@ def _run_over_network(
             "use --in-process or privacy.mode = 'sample'"
         )
     results = network(config, deployment_dir)
-    for entry in results["history"]:
-        metrics = {
-            k: float(v) for k, v in entry.items() if k in ("loss", "log_loss", "accuracy", "auc")
-        }
-        on_round(
-            RoundRecord(
-                int(entry["round"]), str(entry.get("status", "ok")),
-                tuple(entry.get("sites", ())), tuple(entry.get("failed", ())),
-                int(entry.get("num_examples", 0)), metrics,
-            )
-        )  # fmt: skip
+    run = network_run(results)
+    for record in run.history:
+        on_round(record)
     data = prepare_data(config, policy)
     prepared = prepare_sites(config, data)
     initial = get_parameters(prepared.model_factory())
-    results.update(baselines(config, prepared, initial, plan.baseline_privatize))
-    results["minimisation"] = data.minimisation
-    if results.get("privacy") is None:
-        results["privacy"] = NOT_PRIVATE
-    return results
+    run = replace(
+        run,
+        baselines=baselines(config, prepared, initial, plan.baseline_privatize),
+        minimisation=data.minimisation,
+    )
+    return run, results.get("privacy")
 
 
 def study_request(config: StudyConfig, columns: list[str]) -> StudyRequest:
@@ -310,10 +299,12 @@ def study_request(config: StudyConfig, columns: list[str]) -> StudyRequest:
         epsilon=p.epsilon,
         delta=p.delta if p.mode != "none" else None,
         secure_aggregation=config.secure_aggregation.protocol,
+        local_epochs=config.training.local_epochs,
+        secagg_threshold=config.secure_aggregation.threshold,
     )
 
 
-NetworkRunner = Callable[[StudyConfig, Path], dict[str, Any]]
+NetworkRunner = Callable[[StudyConfig, Path], Mapping[str, Any]]
 
 
 def run_configured_study(
@@ -323,7 +314,7 @@ def run_configured_study(
     run_dir: Path | None = None,
     policy: SitePolicy | None = None,
     network: NetworkRunner | None = None,
-) -> dict[str, Any]:
+) -> RunResults:
     """Run a study with every configured protection; write ``run_dir`` if given.
 
     Args:
@@ -332,9 +323,12 @@ def run_configured_study(
         run_dir: where the run directory is written (see the module docstring).
         policy: the site policy (default: the embedded flagship policy).
         network: run the rounds through a real coordinator and site agents instead of in
-            process (the deployment layer passes its runner; it returns the same results
-            mapping). Baselines, the audit log and encryption at rest are composed here
-            either way.
+            process (the deployment layer passes its runner; see
+            :func:`tutela.fl.summary.network_run` for what it returns). Baselines, the audit
+            log and encryption at rest are composed here either way.
+
+    Returns:
+        The run's results, as written to ``RUN_DIR/results.json``.
 
     Raises:
         PolicyViolation: the site policy refuses the study (recorded in the audit log).
@@ -350,6 +344,31 @@ def run_configured_study(
             audit.close()
 
 
+def _governance(
+    config: StudyConfig, run: StudyRun, policy: SitePolicy, audit: AuditLog | None
+) -> GovernanceReport:
+    """The ``governance`` section: purpose, minimisation, the policy floor, the run's records
+    (an audit log and encryption at rest exist when the run has a directory)."""
+    minimisation = run.minimisation
+    return GovernanceReport(
+        purpose=config.study.purpose,
+        shared_columns=list(run.dataset.features),
+        minimisation=MinimisationReport.model_validate(minimisation, strict=False)
+        if minimisation is not None
+        else None,
+        encryption_at_rest=audit is not None,
+        audit_log="audit.sqlite" if audit is not None else None,
+        audit_size=audit.size if audit is not None else None,
+        policy=PolicyFloor(
+            dp_required=policy.dp_required,
+            max_epsilon=policy.max_epsilon,
+            max_delta=policy.max_delta,
+            secure_aggregation_required=policy.secure_aggregation_required,
+            min_k=policy.min_k,
+        ),
+    )
+
+
 def _run(
     config: StudyConfig,
     progress: Callable[[RoundRecord], None] | None,
@@ -357,7 +376,7 @@ def _run(
     policy: SitePolicy,
     audit: AuditLog | None,
     network: NetworkRunner | None = None,
-) -> dict[str, Any]:
+) -> RunResults:
     def log(action: str, resource: str, outcome: str = "success", **details: Any) -> None:
         if audit is not None:
             audit.append(ACTOR, action, resource, outcome, json_ready(details))
@@ -377,7 +396,7 @@ def _run(
         log(
             "round:complete",
             f"{study}/round/{record.server_round}",
-            "success" if record.status == "ok" else "failure",
+            "success" if record.status is RoundStatus.AGGREGATED else "failure",
             **record.as_dict(),
         )
         if progress is not None:
@@ -396,8 +415,9 @@ def _run(
         )
         if plan.description:
             log("privacy:configured", study, **plan.description)
+        privacy: Mapping[str, Any] | None
         if network is None:
-            results = run_study(
+            run = run_study(
                 config,
                 progress=on_round,
                 aggregator=plan.aggregator,
@@ -405,46 +425,29 @@ def _run(
                 privatize=plan.privatize,
                 baseline_privatize=plan.baseline_privatize,
             )
+            privacy = plan.report() if plan.report is not None else None
         else:
-            results = _run_over_network(
-                config, network, (run_dir or Path(scratch)) / "deployment", policy, plan, on_round
-            )
-            log("deployment:complete", study, **results.get("deployment", {}))
-        if network is not None and config.privacy.mode != "none":
-            pass  # the site agents ran DP-SGD with their own ledgers; they reported it
-        elif plan.report is None:
-            results["privacy"] = NOT_PRIVATE
-        else:
-            results["privacy"] = plan.report()
-            for spend in plan.ledger.records():
-                log("privacy:spend", spend.scope, **spend.to_dict())
+            deployment = (run_dir or Path(scratch)) / "deployment"
+            run, privacy = _run_over_network(config, network, deployment, policy, plan, on_round)
+            log("deployment:complete", study, **(run.deployment or {}))
+        # in process every spend is in the study's ledger; over the network the site agents
+        # kept their own ledgers and reported them
+        for spend in plan.ledger.records():
+            log("privacy:spend", spend.scope, **spend.to_dict())
         if plan.secure_report is not None:
-            results["secure_aggregation"] = plan.secure_report()
-    final = results.pop("final_parameters")
-    minimisation = results.pop("minimisation")
-    log("data:minimise", study, **(minimisation or {}))
-    results["governance"] = {
-        "purpose": config.study.purpose,
-        "shared_columns": list(results["dataset"]["features"]),
-        "minimisation": minimisation,
-        "encryption_at_rest": run_dir is not None,
-        "audit_log": "audit.sqlite" if run_dir is not None else None,
-        "policy": {
-            "dp_required": policy.dp_required,
-            "max_epsilon": policy.max_epsilon,
-            "max_delta": policy.max_delta,
-            "secure_aggregation_required": policy.secure_aggregation_required,
-            "min_k": policy.min_k,
-        },
-    }
+            run = replace(run, secure_aggregation=plan.secure_report())
+    log("data:minimise", study, **(run.minimisation or {}))
     if run_dir is not None and audit is not None:
         envelope = Envelope(open_keyring())
-        blob = envelope.encrypt(parameters_to_bytes(final), name="model.safetensors.enc")
+        blob = envelope.encrypt(
+            parameters_to_bytes(run.final_parameters), name="model.safetensors.enc"
+        )
         (run_dir / "model.safetensors.enc").write_bytes(blob)
         log("model:stored", f"{study}/model", encrypted=True, bytes=len(blob))
-        log("study:complete", study, federated=results["federated"])
-        results["governance"]["audit_size"] = audit.size
-        write_json_atomic(run_dir / "results.json", results)
+        log("study:complete", study, federated=run.federated)
+    governance = _governance(config, run, policy, audit)
+    results = summarise(config, run, privacy=privacy, governance=governance, run_dir=run_dir)
+    if run_dir is not None and audit is not None:
+        write_json_atomic(run_dir / "results.json", results.model_dump(mode="json"))
         audit.checkpoint(_signing_key()).save(run_dir / "audit.checkpoint.json")
-    results["final_parameters_bytes"] = len(parameters_to_bytes(final))
     return results

@@ -1,10 +1,8 @@
-"""Run a whole federated study in process: data, sites, rounds, baselines, results.
+"""Run a whole federated study in process: data, sites, rounds, baselines.
 
-``results.json`` keys (stable; later sections are added, never renamed): ``dataset``
-{name, rows, sites, features, outcome}, ``rounds``, ``history`` (one entry per round with
-loss, accuracy, auc), ``federated`` / ``centralized`` / ``local_only`` (each {accuracy, auc,
-log_loss}), ``config`` (the full resolved study config), ``privacy`` (null without DP),
-``secure_aggregation`` (null without it), ``governance``.
+:func:`run_study` returns a :class:`~tutela.fl.summary.StudyRun`;
+:func:`tutela.fl.summary.summarise` turns it into the typed results
+(:class:`~tutela.governance.results.RunResults`, what ``results.json`` holds).
 """
 
 from __future__ import annotations
@@ -41,7 +39,9 @@ from tutela.fl.strategy import (
     FedYogi,
     Strategy,
 )
+from tutela.fl.summary import StudyRun
 from tutela.governance.minimisation import SitePolicy, minimise
+from tutela.governance.results import DatasetSummary
 
 
 def build_strategy(config: StudyConfig) -> Strategy:
@@ -261,19 +261,19 @@ def baselines(
 ProgressFn = Callable[[RoundRecord], None]
 
 
-def dataset_summary(config: StudyConfig, data: StudyData) -> dict[str, Any]:
+def dataset_summary(config: StudyConfig, data: StudyData) -> DatasetSummary:
     """The ``dataset`` section of the results: what was split how."""
-    return {
-        "name": data.dataset.name,
-        "rows": data.dataset.rows,
-        "sites": config.data.sites,
-        "features": data.columns,
-        "outcome": data.dataset.outcome_name,
-        "train_rows_per_site": {
+    return DatasetSummary(
+        name=data.dataset.name,
+        rows=data.dataset.rows,
+        sites=config.data.sites,
+        features=list(data.columns),
+        outcome=data.dataset.outcome_name,
+        train_rows_per_site={
             n: len(r) for n, r in zip(data.site_names, data.site_rows, strict=True)
         },
-        "test_rows": len(data.test_rows),
-    }
+        test_rows=len(data.test_rows),
+    )
 
 
 def run_study(
@@ -285,8 +285,8 @@ def run_study(
     baseline_privatize: PrivatizeFactory | None = None,
     with_baselines: bool = True,
     policy: SitePolicy | None = None,
-) -> dict[str, Any]:
-    """Run the study in process and return the results mapping (see module docstring)."""
+) -> StudyRun:
+    """Run the study in process: rounds, the final model's metrics, and the baselines."""
     started = time.perf_counter()
     data = prepare_data(config, policy)
     prepared = prepare_sites(config, data, privatize)
@@ -306,19 +306,15 @@ def run_study(
         seed=config.study.seed,
     )
     final = engine.run(config.training.rounds, initial, progress=progress)
-    federated = prepared.evaluate(final)
-    results: dict[str, Any] = {
-        "dataset": dataset_summary(config, data),
-        "rounds": config.training.rounds,
-        "history": [r.as_dict() for r in engine.history],
-        "federated": federated,
-        "config": config.resolved(),
-        "privacy": None,
-        "secure_aggregation": engine.aggregator.report(),
-    }
-    if with_baselines:
-        results.update(baselines(config, prepared, initial, baseline_privatize))
-    results["minimisation"] = data.minimisation
-    results["final_parameters"] = final
-    results["elapsed_s"] = time.perf_counter() - started
-    return results
+    return StudyRun(
+        dataset=dataset_summary(config, data),
+        history=tuple(engine.history),
+        federated=prepared.evaluate(final),
+        final_parameters=final,
+        baselines=baselines(config, prepared, initial, baseline_privatize)
+        if with_baselines
+        else None,
+        secure_aggregation=engine.aggregator.report(),
+        minimisation=data.minimisation,
+        elapsed_s=time.perf_counter() - started,
+    )

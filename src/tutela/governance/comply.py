@@ -1,29 +1,16 @@
 """Compliance checks: what a run actually did, checked against GDPR, HIPAA and CCPA controls.
 
-The checks read only the run directory the FL engine writes; evidence that is missing
-makes a check fail with reason "no evidence" (fail closed). Reports state which technical
-controls were evidenced, never that a study "is compliant".
+The checks read only the run directory the FL engine writes. ``results.json`` is read
+through the typed results model (:class:`~tutela.governance.results.RunResults`): a document
+that does not validate (an unknown key, a value of the wrong type, a missing section) is
+refused with one line naming the field, and evidence a valid document leaves out (no
+governance section, no minimisation record) makes a check fail with reason "no evidence"
+(fail closed). Reports state which technical controls were evidenced, never that a study
+"is compliant".
 
-Run directory schema (keys read; anything else is ignored)::
+Run directory::
 
-    RUN_DIR/results.json
-      config.study.purpose                  str    purpose the study declared
-      config.data.columns                   [str]  feature columns the study used
-      config.privacy.mode                   "none" | "sample" | "client"
-      config.privacy.epsilon, .delta        numbers (targets)
-      config.secure_aggregation.protocol    "none" | "secagg+" | "ckks"
-      privacy                               null | {mechanism, accountant, epsilon, delta,
-                                                    per_site: {site: {epsilon, ...} | number}}
-      secure_aggregation                    null | report object
-      governance.purpose                    str
-      governance.shared_columns             [str]  columns whose information left the sites
-      governance.minimisation               {kept: [str], dropped: [str] | {col: reason}}
-      governance.encryption_at_rest         bool
-      governance.audit_log                  path relative to RUN_DIR (e.g. "audit.sqlite")
-      governance.policy                     {dp_required: bool, max_epsilon?: number,
-                                             min_epsilon?: number, max_delta?: number,
-                                             secure_aggregation_required: bool, min_k?: int}
-      governance.anonymisation              optional {k_achieved: int, k_required?|k?: int, ...}
+    RUN_DIR/results.json                    a RunResults document (results.schema.json)
     RUN_DIR/<governance.audit_log>          a Tutela audit log (SQLite or JSON lines)
     RUN_DIR/audit.checkpoint.json           optional signed checkpoint the log must match
 
@@ -38,12 +25,16 @@ Checks (id: what passes):
   (not applicable when the policy does not require DP).
 - ``dp-epsilon-within-policy``: when DP was on and the policy bounds epsilon/delta, the
   spent epsilon (overall and per site) and delta are within the bounds.
-- ``secure-aggregation``: when the policy requires it, SecAgg+ ran and reported.
+- ``secure-aggregation``: when the policy requires it, SecAgg+ or CKKS ran and reported.
+- ``site-policy-floor``: every site's signed report (``sites``) shows an enforced policy at
+  least as strong as what the study claims: DP required with epsilon and delta bounds no
+  looser than the study's, and secure aggregation required when the study uses it (not
+  applicable while the run carries no site reports; see :func:`policy_shortfalls`).
 - ``audit-log-verified``: the audit log exists and verifies (and matches the checkpoint).
 - ``encryption-at-rest``: ``governance.encryption_at_rest`` is true.
 - ``anonymisation-k``: when record-level data was shared (an anonymisation report exists),
-  ``k_achieved`` reaches the required k (``k_required``, else ``k``, else the policy's
-  ``min_k``, else 5).
+  ``k_achieved`` reaches the required k (``k_required``, else the policy's ``min_k``,
+  else 5).
 - ``record-of-processing``: a record of processing (GDPR Art. 30) can be generated from the
   run: purpose, data categories and security measures are all evidenced.
 """
@@ -62,6 +53,14 @@ from typing import Any
 from tutela.errors import AuditError, DataError
 from tutela.governance.audit import Checkpoint, verify_log
 from tutela.governance.minimisation import is_direct_identifier
+from tutela.governance.results import (
+    AggregationProtocol,
+    GovernanceReport,
+    PrivacyMode,
+    RunResults,
+    SampleLevelPrivacy,
+    load_results,
+)
 
 __all__ = [
     "CHECKS",
@@ -69,7 +68,9 @@ __all__ = [
     "ComplianceReport",
     "Framework",
     "Status",
+    "StudyClaim",
     "check_run",
+    "policy_shortfalls",
 ]
 
 
@@ -181,31 +182,30 @@ class ComplianceReport:
 # evidence access ---------------------------------------------------------------------------
 
 
-class _Missing:
-    def __repr__(self) -> str:
-        return "<missing>"
+@dataclass(frozen=True)
+class StudyClaim:
+    """The protections a study states it gives (read from its configuration).
 
+    ``epsilon`` and ``delta`` are ``None`` when the study claims no DP.
+    """
 
-MISSING: Any = _Missing()
+    dp: bool
+    epsilon: float | None
+    delta: float | None
+    secure_aggregation: bool
 
-
-def _get(doc: Any, dotted: str) -> Any:
-    node = doc
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return MISSING
-        node = node[part]
-    return node
-
-
-def _ev(value: Any) -> Any:
-    return None if value is MISSING else value
-
-
-def _str_list(value: Any) -> list[str] | None:
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    return None
+    @classmethod
+    def of(cls, results: RunResults) -> StudyClaim:
+        """What ``results.config`` claims."""
+        p = results.config.privacy
+        dp = p.mode is not PrivacyMode.NONE
+        return cls(
+            dp=dp,
+            epsilon=p.epsilon if dp else None,
+            delta=p.delta if dp else None,
+            secure_aggregation=results.config.secure_aggregation.protocol
+            is not AggregationProtocol.NONE,
+        )
 
 
 def _number(value: Any) -> float | None:
@@ -214,13 +214,61 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def policy_shortfalls(policy: Mapping[str, Any], claim: StudyClaim) -> list[str]:
+    """Where a site's enforced policy is weaker than what the study claims.
+
+    ``policy`` is the policy a site signed (``SitePolicy.to_json()``: its ``floor`` table
+    holds ``dp_required``, ``max_epsilon``, ``max_delta`` and
+    ``secure_aggregation_required``). A policy is weaker when it would have let the study
+    run with less protection than it claims: DP not required, or an epsilon or delta bound
+    that is missing or looser than the study's, or secure aggregation not required while
+    the study claims it. A floor that is missing or unreadable is weaker in every respect
+    the study claims (fail closed).
+
+    Returns:
+        One reason per shortfall; empty when the policy is at least as strong as the claim.
+    """
+    raw = policy.get("floor")
+    floor: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    problems: list[str] = []
+    if claim.dp:
+        if floor.get("dp_required") is not True:
+            problems.append("does not require DP")
+        for key, claimed, what in (
+            ("max_epsilon", claim.epsilon, "epsilon"),
+            ("max_delta", claim.delta, "delta"),
+        ):
+            bound = _number(floor.get(key))
+            if bound is None:
+                problems.append(f"sets no {what} bound")
+            elif claimed is not None and bound > claimed:
+                problems.append(f"allows {what} up to {bound:g} (the study claims {claimed:g})")
+    if claim.secure_aggregation and floor.get("secure_aggregation_required") is not True:
+        problems.append("does not require secure aggregation")
+    return problems
+
+
 @dataclass(frozen=True)
 class _Run:
     path: Path
-    results: Mapping[str, Any]
+    results: RunResults
 
-    def get(self, dotted: str) -> Any:
-        return _get(self.results, dotted)
+    @property
+    def governance(self) -> GovernanceReport | None:
+        return self.results.governance
+
+    @property
+    def used_columns(self) -> list[str] | None:
+        return self.results.config.data.columns
+
+    @property
+    def shared_columns(self) -> list[str] | None:
+        gov = self.results.governance
+        return list(gov.shared_columns) if gov is not None else None
+
+    @property
+    def dp_mode(self) -> PrivacyMode:
+        return self.results.config.privacy.mode
 
 
 def _result(
@@ -233,52 +281,58 @@ def _no_evidence(cid: str, what: str, evidence: Mapping[str, Any] | None = None)
     return _result(cid, Status.FAIL, f"no evidence: {what}", evidence)
 
 
+_NO_GOVERNANCE = "the run has no governance section"
+
+
 # the checks ---------------------------------------------------------------------------------
 
 
 def _purpose(run: _Run) -> CheckResult:
     cid = "purpose-declared"
-    gov, cfg = run.get("governance.purpose"), run.get("config.study.purpose")
-    ev = {"governance.purpose": _ev(gov), "config.study.purpose": _ev(cfg)}
-    if not isinstance(gov, str) or not gov.strip():
-        return _no_evidence(cid, "governance.purpose is missing or empty", ev)
-    if cfg is not MISSING and cfg != gov:
-        return _result(cid, Status.FAIL, f"declared purpose {cfg!r} differs from {gov!r}", ev)
-    return _result(cid, Status.PASS, f"purpose {gov!r} declared", ev)
-
-
-def _used_columns(run: _Run) -> tuple[list[str] | None, list[str] | None]:
-    return _str_list(run.get("governance.shared_columns")), _str_list(
-        run.get("config.data.columns")
-    )
+    gov, declared = run.governance, run.results.config.study.purpose
+    ev = {
+        "governance.purpose": gov.purpose if gov is not None else None,
+        "config.study.purpose": declared,
+    }
+    if gov is None:
+        return _no_evidence(cid, _NO_GOVERNANCE, ev)
+    if not gov.purpose.strip():
+        return _no_evidence(cid, "governance.purpose is empty", ev)
+    if declared != gov.purpose:
+        return _result(
+            cid, Status.FAIL, f"declared purpose {declared!r} differs from {gov.purpose!r}", ev
+        )
+    return _result(cid, Status.PASS, f"purpose {gov.purpose!r} declared", ev)
 
 
 def _minimisation(run: _Run) -> CheckResult:
     cid = "minimisation-applied"
-    record = run.get("governance.minimisation")
-    shared, used = _used_columns(run)
-    ev = {"minimisation": _ev(record), "shared_columns": shared, "config.data.columns": used}
-    if not isinstance(record, Mapping):
+    gov = run.governance
+    record = gov.minimisation if gov is not None else None
+    shared, used = run.shared_columns, run.used_columns
+    ev = {
+        "minimisation": record.model_dump(mode="json") if record is not None else None,
+        "shared_columns": shared,
+        "config.data.columns": used,
+    }
+    if gov is None:
+        return _no_evidence(cid, _NO_GOVERNANCE, ev)
+    if record is None:
         return _no_evidence(cid, "governance.minimisation is missing", ev)
-    kept = _str_list(record.get("kept"))
-    dropped = record.get("dropped")
-    if kept is None or not isinstance(dropped, list | Mapping):
-        return _no_evidence(cid, "minimisation record lacks kept/dropped", ev)
-    if shared is None:
-        return _no_evidence(cid, "governance.shared_columns is missing", ev)
-    outside = sorted((set(shared) | set(used or [])) - set(kept))
+    outside = sorted((set(gov.shared_columns) | set(used or [])) - set(record.kept))
     if outside:
         return _result(cid, Status.FAIL, f"columns used but not kept: {', '.join(outside)}", ev)
-    n_dropped = len(dropped)
-    return _result(cid, Status.PASS, f"{len(kept)} columns kept, {n_dropped} dropped", ev)
+    return _result(
+        cid, Status.PASS, f"{len(record.kept)} columns kept, {len(record.dropped)} dropped", ev
+    )
 
 
 def _identifiers(run: _Run) -> CheckResult:
     cid = "no-direct-identifiers"
-    shared, used = _used_columns(run)
+    shared, used = run.shared_columns, run.used_columns
     ev = {"shared_columns": shared, "config.data.columns": used}
     if shared is None:
-        return _no_evidence(cid, "governance.shared_columns is missing", ev)
+        return _no_evidence(cid, _NO_GOVERNANCE, ev)
     found = sorted({c for c in [*shared, *(used or [])] if is_direct_identifier(c)})
     if found:
         return _result(
@@ -291,100 +345,128 @@ def _identifiers(run: _Run) -> CheckResult:
 
 
 def _dp_on(run: _Run) -> bool:
-    mode = run.get("config.privacy.mode")
-    return isinstance(mode, str) and mode != "none" and isinstance(run.get("privacy"), Mapping)
+    return run.dp_mode is not PrivacyMode.NONE and run.results.privacy is not None
 
 
 def _dp_required(run: _Run) -> CheckResult:
     cid = "dp-required"
-    policy = run.get("governance.policy")
-    mode, report = run.get("config.privacy.mode"), run.get("privacy")
+    gov, report = run.governance, run.results.privacy
     ev = {
-        "policy.dp_required": _ev(_get(policy, "dp_required")),
-        "config.privacy.mode": _ev(mode),
-        "privacy.mechanism": _ev(_get(report, "mechanism")),
-        "privacy.epsilon": _ev(_get(report, "epsilon")),
+        "policy.dp_required": gov.policy.dp_required if gov is not None else None,
+        "config.privacy.mode": run.dp_mode.value,
+        "privacy.mechanism": report.mechanism if report is not None else None,
+        "privacy.epsilon": report.epsilon if report is not None else None,
     }
-    required = _get(policy, "dp_required")
-    if not isinstance(required, bool):
-        return _no_evidence(cid, "governance.policy.dp_required is missing", ev)
-    if not required:
+    if gov is None:
+        return _no_evidence(cid, _NO_GOVERNANCE, ev)
+    if not gov.policy.dp_required:
         return _result(cid, Status.NOT_APPLICABLE, "the policy does not require DP", ev)
-    if mode not in ("sample", "client"):
-        return _result(
-            cid, Status.FAIL, f"policy requires DP but privacy mode is {_ev(mode)!r}", ev
-        )
-    if not isinstance(report, Mapping):
+    if run.dp_mode is PrivacyMode.NONE:
+        return _result(cid, Status.FAIL, "policy requires DP but privacy mode is 'none'", ev)
+    if report is None:
         return _result(cid, Status.FAIL, "DP configured but the run has no privacy report", ev)
-    return _result(cid, Status.PASS, f"DP on ({mode}-level)", ev)
+    return _result(cid, Status.PASS, f"DP on ({run.dp_mode.value}-level)", ev)
 
 
 def _dp_epsilon(run: _Run) -> CheckResult:
     cid = "dp-epsilon-within-policy"
-    policy = run.get("governance.policy")
-    report = run.get("privacy")
-    bounds = {k: _number(_get(policy, k)) for k in ("max_epsilon", "min_epsilon", "max_delta")}
+    gov, report = run.governance, run.results.privacy
+    policy = gov.policy if gov is not None else None
+    bounds = {
+        "max_epsilon": policy.max_epsilon if policy is not None else None,
+        "min_epsilon": policy.min_epsilon if policy is not None else None,
+        "max_delta": policy.max_delta if policy is not None else None,
+    }
     ev: dict[str, Any] = {"policy": {k: v for k, v in bounds.items() if v is not None}}
-    if not _dp_on(run):
+    if report is None or not _dp_on(run):
         return _result(cid, Status.NOT_APPLICABLE, "DP was off (see dp-required)", ev)
     if all(v is None for v in bounds.values()):
         return _result(cid, Status.NOT_APPLICABLE, "the policy sets no epsilon/delta bound", ev)
-    eps = _number(_get(report, "epsilon"))
-    delta = _number(_get(report, "delta"))
-    per_site = _get(report, "per_site")
-    site_eps: dict[str, float] = {}
-    if isinstance(per_site, Mapping):
-        for site, value in per_site.items():
-            number = (
-                _number(value) if not isinstance(value, Mapping) else _number(value.get("epsilon"))
-            )
-            if number is not None:
-                site_eps[str(site)] = number
+    eps, delta = report.epsilon, report.delta
+    site_eps = (
+        {site: entry.epsilon for site, entry in report.per_site.items()}
+        if isinstance(report, SampleLevelPrivacy)
+        else {}
+    )
     ev.update({"privacy.epsilon": eps, "privacy.delta": delta, "per_site_epsilon": site_eps})
-    if eps is None:
-        return _no_evidence(cid, "privacy.epsilon is missing", ev)
     worst = max([eps, *site_eps.values()])
     problems = []
     if bounds["max_epsilon"] is not None and worst > bounds["max_epsilon"]:
         problems.append(f"epsilon {worst:g} exceeds the policy maximum {bounds['max_epsilon']:g}")
     if bounds["min_epsilon"] is not None and eps < bounds["min_epsilon"]:
         problems.append(f"epsilon {eps:g} is below the policy minimum {bounds['min_epsilon']:g}")
-    if bounds["max_delta"] is not None:
-        if delta is None:
-            problems.append("no evidence: privacy.delta is missing")
-        elif delta > bounds["max_delta"]:
-            problems.append(f"delta {delta:g} exceeds the policy maximum {bounds['max_delta']:g}")
+    if bounds["max_delta"] is not None and delta > bounds["max_delta"]:
+        problems.append(f"delta {delta:g} exceeds the policy maximum {bounds['max_delta']:g}")
     if problems:
         return _result(cid, Status.FAIL, "; ".join(problems), ev)
     return _result(cid, Status.PASS, f"epsilon {worst:g} within policy", ev)
 
 
+_PROTOCOL_NAMES = {
+    AggregationProtocol.SECAGG_PLUS: "SecAgg+",
+    AggregationProtocol.CKKS: "CKKS encrypted aggregation",
+}
+
+
 def _secagg(run: _Run) -> CheckResult:
     cid = "secure-aggregation"
-    required = run.get("governance.policy.secure_aggregation_required")
-    proto, report = run.get("config.secure_aggregation.protocol"), run.get("secure_aggregation")
+    gov, report = run.governance, run.results.secure_aggregation
+    proto = run.results.config.secure_aggregation.protocol
     ev = {
-        "policy.secure_aggregation_required": _ev(required),
-        "config.secure_aggregation.protocol": _ev(proto),
-        "secure_aggregation_report": isinstance(report, Mapping),
+        "policy.secure_aggregation_required": gov.policy.secure_aggregation_required
+        if gov is not None
+        else None,
+        "config.secure_aggregation.protocol": proto.value,
+        "secure_aggregation_report": report is not None,
     }
-    if not isinstance(required, bool):
-        return _no_evidence(cid, "governance.policy.secure_aggregation_required is missing", ev)
-    if not required:
+    if gov is None:
+        return _no_evidence(cid, _NO_GOVERNANCE, ev)
+    if not gov.policy.secure_aggregation_required:
         return _result(cid, Status.NOT_APPLICABLE, "the policy does not require it", ev)
-    names = {"secagg+": "SecAgg+", "ckks": "CKKS encrypted aggregation"}
-    if proto not in names:
-        return _result(cid, Status.FAIL, f"required but protocol is {_ev(proto)!r}", ev)
-    if not isinstance(report, Mapping):
-        return _result(cid, Status.FAIL, f"{names[proto]} configured but the run has no report", ev)
-    return _result(cid, Status.PASS, f"{names[proto]} ran and reported", ev)
+    if proto not in _PROTOCOL_NAMES:
+        return _result(cid, Status.FAIL, f"required but protocol is {proto.value!r}", ev)
+    name = _PROTOCOL_NAMES[proto]
+    if report is None:
+        return _result(cid, Status.FAIL, f"{name} configured but the run has no report", ev)
+    if report.protocol is not proto:
+        return _result(
+            cid, Status.FAIL, f"{name} configured but the report is {report.protocol.value}", ev
+        )
+    return _result(cid, Status.PASS, f"{name} ran and reported", ev)
+
+
+def _site_floors(run: _Run) -> CheckResult:
+    cid = "site-policy-floor"
+    claim = StudyClaim.of(run.results)
+    sites = run.results.sites
+    ev: dict[str, Any] = {
+        "claim": {
+            "dp": claim.dp,
+            "epsilon": claim.epsilon,
+            "delta": claim.delta,
+            "secure_aggregation": claim.secure_aggregation,
+        },
+        "sites": [s.site for s in sites or ()],
+    }
+    if not sites:
+        return _result(cid, Status.NOT_APPLICABLE, "the run carries no signed site reports", ev)
+    weaker = {s.site: policy_shortfalls(s.policy, claim) for s in sites}
+    weaker = {site: reasons for site, reasons in weaker.items() if reasons}
+    ev["shortfalls"] = weaker
+    if weaker:
+        reason = "; ".join(f"{site} {', '.join(r)}" for site, r in sorted(weaker.items()))
+        return _result(cid, Status.FAIL, f"site policy weaker than the study claims: {reason}", ev)
+    return _result(
+        cid, Status.PASS, f"all {len(sites)} sites enforced at least what the study claims", ev
+    )
 
 
 def _audit(run: _Run) -> CheckResult:
     cid = "audit-log-verified"
-    rel = run.get("governance.audit_log")
-    ev: dict[str, Any] = {"governance.audit_log": _ev(rel)}
-    if not isinstance(rel, str) or not rel:
+    gov = run.governance
+    rel = gov.audit_log if gov is not None else None
+    ev: dict[str, Any] = {"governance.audit_log": rel}
+    if not rel:
         return _no_evidence(cid, "governance.audit_log is missing", ev)
     path = run.path / rel
     if not path.is_file():
@@ -407,49 +489,47 @@ def _audit(run: _Run) -> CheckResult:
 
 def _encryption(run: _Run) -> CheckResult:
     cid = "encryption-at-rest"
-    value = run.get("governance.encryption_at_rest")
-    ev = {"governance.encryption_at_rest": _ev(value)}
-    if not isinstance(value, bool):
-        return _no_evidence(cid, "governance.encryption_at_rest is missing", ev)
-    if not value:
+    gov = run.governance
+    ev = {"governance.encryption_at_rest": gov.encryption_at_rest if gov is not None else None}
+    if gov is None:
+        return _no_evidence(cid, _NO_GOVERNANCE, ev)
+    if not gov.encryption_at_rest:
         return _result(cid, Status.FAIL, "stored artefacts were not encrypted", ev)
     return _result(cid, Status.PASS, "stored artefacts encrypted (AES-256-GCM envelope)", ev)
 
 
 def _anonymisation(run: _Run) -> CheckResult:
     cid = "anonymisation-k"
-    anon = run.get("governance.anonymisation")
-    ev: dict[str, Any] = {"governance.anonymisation": _ev(anon)}
-    if anon is MISSING or anon is None:
+    gov = run.governance
+    anon = gov.anonymisation if gov is not None else None
+    ev: dict[str, Any] = {
+        "governance.anonymisation": anon.model_dump(mode="json") if anon is not None else None
+    }
+    if gov is None or anon is None:
         return _result(cid, Status.NOT_APPLICABLE, "no record-level data was shared", ev)
-    if not isinstance(anon, Mapping):
-        return _no_evidence(cid, "governance.anonymisation is not a report", ev)
-    achieved = anon.get("k_achieved")
-    required = anon.get("k_required", anon.get("k", run.get("governance.policy.min_k")))
-    if required is MISSING or required is None:
-        required = 5
+    required = anon.k_required
+    if required is None:
+        required = gov.policy.min_k if gov.policy.min_k is not None else 5
     ev["k_required"] = required
-    if not isinstance(achieved, int) or isinstance(achieved, bool):
-        return _no_evidence(cid, "k_achieved is missing", ev)
-    if not isinstance(required, int) or isinstance(required, bool):
-        return _no_evidence(cid, "required k is not an integer", ev)
-    if achieved < required:
-        return _result(cid, Status.FAIL, f"k={achieved} below the required {required}", ev)
-    return _result(cid, Status.PASS, f"shared records are {achieved}-anonymous (>= {required})", ev)
+    if anon.k_achieved < required:
+        return _result(cid, Status.FAIL, f"k={anon.k_achieved} below the required {required}", ev)
+    return _result(
+        cid, Status.PASS, f"shared records are {anon.k_achieved}-anonymous (>= {required})", ev
+    )
 
 
 def _ropa(run: _Run) -> dict[str, Any]:
-    shared, used = _used_columns(run)
+    gov = run.governance
     return {
-        "purpose": _ev(run.get("governance.purpose")),
-        "data_categories": shared,
-        "features_used": used,
+        "purpose": gov.purpose if gov is not None else None,
+        "data_categories": run.shared_columns,
+        "features_used": run.used_columns,
         "recipients": ["study coordinator (aggregate model updates only)"],
         "security_measures": {
-            "differential_privacy": _ev(run.get("config.privacy.mode")),
-            "secure_aggregation": _ev(run.get("config.secure_aggregation.protocol")),
-            "encryption_at_rest": _ev(run.get("governance.encryption_at_rest")),
-            "audit_log": _ev(run.get("governance.audit_log")),
+            "differential_privacy": run.dp_mode.value,
+            "secure_aggregation": run.results.config.secure_aggregation.protocol.value,
+            "encryption_at_rest": gov.encryption_at_rest if gov is not None else None,
+            "audit_log": gov.audit_log if gov is not None else None,
         },
     }
 
@@ -473,6 +553,7 @@ TITLES: Mapping[str, str] = {
     "dp-required": "Differential privacy on where policy requires it",
     "dp-epsilon-within-policy": "Privacy loss within policy",
     "secure-aggregation": "Secure aggregation where policy requires it",
+    "site-policy-floor": "Every site enforced what the study claims",
     "audit-log-verified": "Tamper-evident audit log verifies",
     "encryption-at-rest": "Encryption at rest",
     "anonymisation-k": "Shared records k-anonymous",
@@ -530,6 +611,14 @@ CHECKS: Mapping[str, tuple[_Check, Mapping[Framework, tuple[str, ...]]]] = {
             Framework.CCPA: ("Cal. Civ. Code 1798.100(e)",),
         },
     ),
+    "site-policy-floor": (
+        _site_floors,
+        {
+            Framework.GDPR: ("GDPR Art. 25(1)", "GDPR Art. 32(1)"),
+            Framework.HIPAA: ("45 CFR 164.514(b)(1)", "45 CFR 164.312(e)(1)"),
+            Framework.CCPA: ("Cal. Civ. Code 1798.100(e)",),
+        },
+    ),
     "audit-log-verified": (
         _audit,
         {
@@ -565,35 +654,17 @@ CHECKS: Mapping[str, tuple[_Check, Mapping[Framework, tuple[str, ...]]]] = {
 """Check id → (check, provisions per framework). A check runs for the frameworks it maps to."""
 
 
-def load_results(run_dir: str | os.PathLike[str]) -> Mapping[str, Any]:
-    """Read ``RUN_DIR/results.json``.
-
-    Raises:
-        DataError: missing, unreadable or not a JSON object.
-    """
-    path = Path(run_dir) / "results.json"
-    if not Path(run_dir).is_dir():
-        raise DataError(f"run directory {run_dir} does not exist")
-    if not path.is_file():
-        raise DataError(f"no results.json in {run_dir}")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise DataError(f"{path} must hold a JSON object")
-    return doc
-
-
 def check_run(run_dir: str | os.PathLike[str], framework: Framework | str) -> ComplianceReport:
     """Run every check mapped to ``framework`` on a run directory.
 
     Raises:
-        DataError: no readable ``results.json``.
+        DataError: no readable, valid ``results.json``.
         ValueError: unknown framework.
     """
     fw = Framework(framework)
-    run = _Run(Path(run_dir), load_results(run_dir))
+    if not Path(run_dir).is_dir():
+        raise DataError(f"run directory {run_dir} does not exist")
+    run = _Run(Path(run_dir), load_results(Path(run_dir) / "results.json"))
     results = []
     for _cid, (fn, refs) in CHECKS.items():
         if fw not in refs:

@@ -48,8 +48,8 @@ def running_study(
     co.set_initial_model(ADMIN, study, parameters_to_bytes(model_params()))
     assert co.start(ADMIN, study) == "recruiting"
     for i, site in enumerate(SITES):
-        moments = FeatureMoments(10 * (i + 1), np.ones(7), np.full(7, 3.0))
-        co.answer_invitation(site, study, accept=True, num_examples=10 * (i + 1), moments=moments)
+        moments = FeatureMoments(100 * (i + 1), np.ones(7), np.full(7, 3.0))
+        co.answer_invitation(site, study, accept=True, num_examples=100 * (i + 1), moments=moments)
     assert co.tick()  # recruiting -> running
     assert co.tick()  # round 1 opens
     return study
@@ -275,4 +275,42 @@ def test_every_submission_path_shares_one_idempotency_rule(db_url: str, tmp_path
     assert rows == 1
     ledger = co.privacy_ledger(study)
     assert ledger["site_reports"]["hospital-1"] == {"round": 1, **report}
+    co.store.close()
+
+
+def test_a_site_cannot_outweigh_what_it_declared_at_join(db_url: str, tmp_path: Path) -> None:
+    """A lying site: it joined with 100 rows, then claims 10**15 (and 2**70) in a round."""
+    clock = Clock()
+    co = open_coordinator(db_url, tmp_path / "keyring", clock)
+    study = running_study(co, clock, rounds=1)
+    for claim in (101, 10**15, 2**70):
+        with pytest.raises(DataError, match="num_examples"):
+            co.submit(
+                "hospital-1", study, 1, "fit", f"k{claim}", update_body(study, 1, 3e38, claim)
+            )
+    co.submit("hospital-1", study, 1, "fit", "ok", update_body(study, 1, 1.0, 100))
+    co.submit("hospital-2", study, 1, "fit", "k2", update_body(study, 1, 1.0, 200))
+    co.submit("hospital-3", study, 1, "fit", "k3", update_body(study, 1, 1.0, 300))
+    assert co.tick()
+    params = parameters_from_bytes(co.final_model(study))
+    assert np.allclose(params["0.weight"], 1.0)
+    co.store.close()
+
+
+def test_a_declared_size_beyond_any_hospital_is_refused_at_join(
+    db_url: str, tmp_path: Path
+) -> None:
+    clock = Clock()
+    co = open_coordinator(db_url, tmp_path / "keyring", clock)
+    for site in SITES:
+        co.activate_site(ADMIN, site)
+    study = co.create_study(ADMIN, small_config(), DeploymentSettings(join_timeout_s=10))
+    co.set_initial_model(ADMIN, study, parameters_to_bytes(model_params()))
+    co.start(ADMIN, study)
+    huge = FeatureMoments(10**15, np.ones(7), np.ones(7))
+    with pytest.raises(DataError, match="num_examples"):
+        co.answer_invitation("hospital-1", study, accept=True, num_examples=10**15, moments=huge)
+    liar = FeatureMoments(5, np.ones(7), np.ones(7))
+    with pytest.raises(DataError, match="count the declared rows"):
+        co.answer_invitation("hospital-1", study, accept=True, num_examples=500, moments=liar)
     co.store.close()

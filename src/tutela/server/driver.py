@@ -31,15 +31,14 @@ from sqlalchemy.orm import Session
 from tutela.fl.client import FeatureMoments, global_standardisation
 from tutela.fl.config import parse_study
 from tutela.fl.engine import PlainAggregator
-from tutela.fl.records import Parameters, check_compatible
-from tutela.fl.strategy import ClientUpdate
+from tutela.fl.records import Parameters
+from tutela.fl.rounds import RoundPlan, RoundState, RoundStatus, close_round, open_round
 from tutela.server.core import (
     COORDINATOR,
     FIT_STAGE,
     Core,
     DeploymentSettings,
     StudyStatus,
-    check_update,
     dumps,
 )
 from tutela.server.protocol import Closing, SecAggProtocol, Step
@@ -69,7 +68,8 @@ class RoundDriver:
             for rr in s.scalars(select(RoundRow).where(RoundRow.status == "open")):
                 study = self.core.study(s, rr.study_id, lock=True)
                 settings = DeploymentSettings.of(study)
-                rr.stage_deadline = max(rr.stage_deadline, now + settings.stage_timeout_s)
+                plan = round_plan(rr).extended(now, settings.stage_timeout_s)
+                rr.stage_deadline = plan.deadline
                 self.core.audit(
                     COORDINATOR,
                     "round.resume",
@@ -185,25 +185,14 @@ class RoundDriver:
                 )
             )
         )
-        instructions = rt.strategy.configure_fit(row.current_round, params, sites, rt.rng)
-        chosen = [site for site, _ in instructions]
-        fit_config = dict(instructions[0][1].config) if instructions else {}
         settings = DeploymentSettings.of(row)
         config = parse_study(json.loads(row.config_json))
-        rr = RoundRow(
-            study_id=row.id,
-            round_no=row.current_round,
-            attempt=1,
-            stage=FIT_STAGE,
-            status="open",
-            participants_json=dumps(chosen),
-            survivors_json="[]",
-            quorum=config.training.min_quorum,
-            fit_config_json=dumps(fit_config),
-            opened_at=now,
-            stage_deadline=now + settings.stage_timeout_s,
-            outcome_json="{}",
-        )
+        plan = open_round(
+            rt.strategy, row.current_round, params, sites, rt.rng,
+            quorum=config.training.min_quorum, now=now, timeout=settings.stage_timeout_s,
+        )  # fmt: skip
+        chosen = list(plan.participants)
+        rr = round_row(row.id, plan)
         s.add(rr)
         self.runtimes.persist(row)  # the sampling RNG moved
         row.updated_at = now
@@ -219,31 +208,38 @@ class RoundDriver:
             self._start_protocol(s, row, rr, params, now)
 
     def _advance_fit(self, s: Session, row: StudyRow, rr: RoundRow, now: float) -> bool:
-        participants = json.loads(rr.participants_json)
-        this_stage = (
-            UpdateRow.study_id == row.id,
-            UpdateRow.round_no == rr.round_no,
-            UpdateRow.attempt == rr.attempt,
-            UpdateRow.stage == rr.stage,
-        )
-        submitted = set(s.scalars(select(UpdateRow.site).where(*this_stage)))
-        if len(submitted) < len(participants) and now <= rr.stage_deadline:
-            return False
         params = self.core.global_model(row)
-        rows = s.scalars(select(UpdateRow).where(*this_stage)).all()
-        order = {site: i for i, site in enumerate(participants)}
-        updates: list[ClientUpdate] = []
-        for u in sorted(rows, key=lambda r: order.get(r.site, len(order))):
+        state = self._state(s, row, rr, params)
+        rows = s.scalars(
+            select(UpdateRow).where(
+                UpdateRow.study_id == row.id,
+                UpdateRow.round_no == rr.round_no,
+                UpdateRow.attempt == rr.attempt,
+                UpdateRow.stage == rr.stage,
+            )
+        ).all()
+        for u in rows:
             body = self.core.store.unseal(
                 u.blob, f"update/{row.id}/{rr.round_no}/{rr.stage}/{u.site}"
             )
             arrays, _ = parse_tensors(body)
-            updates.append(ClientUpdate(u.site, check_update(arrays, params), u.num_examples))
+            state.accept(u.site, arrays, u.num_examples, is_update=True)
+        if not state.is_due(now):
+            return False
         aggregate = None
-        if len(updates) >= rr.quorum:
-            aggregate = PlainAggregator().aggregate(rr.round_no, updates, params)
-        self._finish_round(s, row, rr, params, Closing(aggregate, [u.site for u in updates]), now)
+        if state.has_quorum():
+            aggregate = PlainAggregator().aggregate(rr.round_no, state.updates(), params)
+        self._finish_round(s, row, rr, params, Closing(aggregate, list(state.responded)), now)
         return True
+
+    def _state(self, s: Session, row: StudyRow, rr: RoundRow, params: Parameters) -> RoundState:
+        """The round's state machine over what the store holds (declared row counts cap
+        every site's weight)."""
+        declared = {
+            p.site: int(p.num_examples)
+            for p in s.scalars(select(ParticipationRow).where(ParticipationRow.study_id == row.id))
+        }
+        return RoundState(round_plan(rr), params, declared)
 
     # secure aggregation -------------------------------------------------------------------
 
@@ -272,20 +268,7 @@ class RoundDriver:
         rr.outcome_json = dumps(
             {"outcome": "restarted", "reason": "coordinator restarted mid-protocol"}
         )
-        retry = RoundRow(
-            study_id=row.id,
-            round_no=rr.round_no,
-            attempt=rr.attempt + 1,
-            stage=FIT_STAGE,
-            status="open",
-            participants_json=rr.participants_json,
-            survivors_json="[]",
-            quorum=rr.quorum,
-            fit_config_json=rr.fit_config_json,
-            opened_at=now,
-            stage_deadline=now,
-            outcome_json="{}",
-        )
+        retry = round_row(row.id, round_plan(rr).restarted(now, 0.0))
         s.add(retry)
         s.flush()
         self.core.audit(
@@ -304,25 +287,27 @@ class RoundDriver:
         closing: Closing,
         now: float,
     ) -> None:
-        participants: list[str] = json.loads(rr.participants_json)
-        responded = closing.responded
-        failed = [p for p in participants if p not in responded]
-        if closing.aggregate is None:
-            status, new, num_examples = "quorum-not-met", params, 0
-        else:
-            strategy = self.runtimes.get(row).strategy
-            new = strategy.aggregate_fit(rr.round_no, params, closing.aggregate)
-            check_compatible(new, params)
-            status, num_examples = "aggregated", closing.aggregate.num_examples
+        strategy = self.runtimes.get(row).strategy
+        closure = close_round(
+            strategy,
+            self._state(s, row, rr, params),
+            params,
+            closing.aggregate,
+            survivors=closing.responded,
+            detail=closing.extra,
+        )
+        record, new = closure.record, closure.parameters
+        status, responded, failed = record.status, list(record.sites), list(record.failed)
+        num_examples = record.num_examples
         version = row.model_version + 1
-        rr.status = status
+        rr.status = status.value
         rr.closed_at = now
         rr.outcome_json = dumps(
             {
                 "sites": responded,
                 "failed": failed,
                 "num_examples": num_examples,
-                "outcome": status,
+                "outcome": status.value,
                 **closing.extra,
             }
         )
@@ -348,7 +333,7 @@ class RoundDriver:
             COORDINATOR,
             "round.close",
             f"study/{row.id}/round/{rr.round_no}",
-            "ok" if status == "aggregated" else status,
+            "ok" if status is RoundStatus.AGGREGATED else status.value,
             {
                 "sites": responded,
                 "failed": failed,
@@ -356,3 +341,34 @@ class RoundDriver:
             },
             session=s,
         )
+
+
+def round_plan(rr: RoundRow) -> RoundPlan:
+    """The state machine's plan of a stored round."""
+    return RoundPlan(
+        server_round=rr.round_no,
+        attempt=rr.attempt,
+        participants=tuple(json.loads(rr.participants_json)),
+        config=json.loads(rr.fit_config_json),
+        quorum=rr.quorum,
+        opened_at=rr.opened_at,
+        deadline=rr.stage_deadline,
+    )
+
+
+def round_row(study_id: str, plan: RoundPlan) -> RoundRow:
+    """A new open round row for ``plan`` (its fit stage)."""
+    return RoundRow(
+        study_id=study_id,
+        round_no=plan.server_round,
+        attempt=plan.attempt,
+        stage=FIT_STAGE,
+        status="open",
+        participants_json=dumps(list(plan.participants)),
+        survivors_json="[]",
+        quorum=plan.quorum,
+        fit_config_json=dumps(dict(plan.config)),
+        opened_at=plan.opened_at,
+        stage_deadline=plan.deadline,
+        outcome_json="{}",
+    )

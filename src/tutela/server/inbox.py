@@ -195,6 +195,11 @@ class Inbox:
                     )
                 if stage == FIT_STAGE:
                     num_examples = _positive_int(meta.get("num_examples"), "num_examples")
+                    if num_examples > p.num_examples:
+                        raise DataError(
+                            f"num_examples {num_examples} exceeds the {p.num_examples} rows "
+                            f"site {site} declared when it joined"
+                        )
                     check_update(arrays, self.core.global_model(study))
                     name = f"update/{study_id}/{round_no}/{stage}/{site}"
                     sealed = self.core.store.seal(body, name)
@@ -364,11 +369,16 @@ class Inbox:
             }
 
 
+MAX_METADATA_INT = 2**53
+
+
 def _positive_int(value: str | None, name: str) -> int:
     try:
-        number = int(value) if value is not None else 0
+        number = int(value) if value is not None and len(value) <= 20 else 0
     except ValueError:
         number = 0
-    if number <= 0:
-        raise DataError(f"the body's metadata must carry a positive integer {name}")
+    if not 0 < number <= MAX_METADATA_INT:
+        raise DataError(
+            f"the body's metadata must carry a positive integer {name} of at most 2**53"
+        )
     return number

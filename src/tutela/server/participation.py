@@ -19,6 +19,10 @@ from tutela.fl.client import FeatureMoments
 from tutela.server.core import COORDINATOR, FIT_STAGE, ConflictError, Core, StudyStatus, dumps
 from tutela.server.store import ParticipationRow, RelayRow, RoundRow, StudyRow, UpdateRow
 
+MAX_SITE_ROWS = 10**9
+"""The most rows one site may declare (a site's weight in every round is capped at its
+declaration)."""
+
 
 @dataclass
 class Participation:
@@ -72,8 +76,12 @@ class Participation:
             if study.status != StudyStatus.RECRUITING:
                 raise ConflictError(f"study {study_id} is {study.status}; it no longer recruits")
             if accept:
-                if moments is None or num_examples <= 0:
-                    raise DataError("accepting needs num_examples > 0 and feature moments")
+                if moments is None or not 0 < num_examples <= MAX_SITE_ROWS:
+                    raise DataError(
+                        f"accepting needs 0 < num_examples <= {MAX_SITE_ROWS} and feature moments"
+                    )
+                if moments.count != num_examples:
+                    raise DataError("the feature moments must count the declared rows")
                 cfg = json.loads(study.config_json)
                 columns = cfg["data"].get("columns")
                 if columns is not None and len(moments.total) != len(columns):

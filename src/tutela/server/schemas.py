@@ -67,7 +67,7 @@ class EnrolOut(_Model):
 
 
 class MomentsIn(_Model):
-    count: int = Field(ge=0)
+    count: int = Field(ge=0, le=10**9)
     total: list[float]
     total_sq: list[float]
 
@@ -75,7 +75,7 @@ class MomentsIn(_Model):
 class ParticipationIn(_Model):
     accept: bool
     reason: str = Field(default="", max_length=2000)
-    num_examples: int = Field(default=0, ge=0)
+    num_examples: int = Field(default=0, ge=0, le=10**9)
     moments: MomentsIn | None = None
     identity: str | None = Field(default=None, min_length=64, max_length=64)
 

@@ -1,9 +1,13 @@
 """DP composed into federated rounds: budgets enforced, spends recorded, quorum refused."""
 
+import math
+from dataclasses import replace
+
+import dp_accounting
 import numpy as np
 import pytest
 
-from tutela.dp.events import GaussianEvent
+from tutela.dp.events import ComposedEvent, GaussianEvent
 from tutela.dp.ledger import PrivacyLedger
 from tutela.errors import QuorumNotMet
 from tutela.fl.privacy import ClientLevelDP, SampleLevelDP
@@ -23,7 +27,7 @@ def _isolated_home(tmp_path, monkeypatch):
 def test_sample_level_dp_run_stays_within_every_site_budget(tmp_path):
     run = tmp_path / "run"
     res = run_configured_study(flagship_config(rounds=3, epsilon=2.0), run_dir=run)
-    privacy = res["privacy"]
+    privacy = res.model_dump(mode="json")["privacy"]
     assert privacy["accountant"] == "pld"
     assert 0 < privacy["epsilon"] <= 2.0
     for site, spent in privacy["per_site"].items():
@@ -71,7 +75,7 @@ def test_a_site_with_a_spent_budget_refuses_to_train(tmp_path):
 
     def two_rounds():  # the planned two rounds no longer fit beside the earlier spend
         for r in (1, 2):
-            hook(model, opt, loader, r)
+            hook(model, opt, loader, r, 1)
 
     with pytest.raises(BudgetExceeded):
         two_rounds()
@@ -136,3 +140,73 @@ def test_distributed_noise_report_keeps_every_round_when_the_clip_adapts(tmp_pat
     report = dp.secure_report()
     assert report["rounds"] == 3
     assert [r["round"] for r in report["per_round"]] == [1, 2, 3]
+
+
+def _adaptive_secure(tmp_path, epsilon, rounds, grid=1e-3):
+    ledger = PrivacyLedger(tmp_path / "l.sqlite", value_discretization_interval=grid)
+    secagg = SecAggConfig(dropout_tolerance=0.0)
+    dp = ClientLevelDP(
+        ledger, "s", epsilon, 1e-5, 1.0, "pld", rounds=rounds, expected_sites=5,
+        adaptive=True, secagg=secagg,
+    )  # fmt: skip
+    return ledger, dp, secagg
+
+
+def test_adaptive_clipping_under_secagg_is_charged_the_composed_event(tmp_path):
+    """The round releases the noisy update sum AND the noisy clip count: the ledger holds
+    exactly their composition, as dp-accounting's own PLD accountant computes it."""
+    grid = 1e-3
+    ledger, dp, secagg = _adaptive_secure(tmp_path, 4.0, 3, grid)
+    ref = {"w": np.zeros(6, np.float32)}
+    dp.aggregate(1, _updates(5, seed=1), ref)
+
+    # The protocol's parameters for this round, planned independently: 6 update coordinates
+    # plus the count coordinate, clip 1, noise std z*C on the sum, 5 sites, no dropout.
+    clip, dim = 1.0, 6
+    sigma = dp.noise_multiplier * clip
+    params = replace(secagg, clip=clip, ddp_sigma=sigma).plan(
+        tuple(range(5)), dim + 1, max_weight=1.0, round_id=bytes(32)
+    )
+    step = 1.0 / params.scale
+    noise = math.sqrt(params.noise_variance) * step * math.sqrt(5)  # std on each sum coordinate
+    sigma_b = max(1.0, 5 / 20)  # the count noise the calibration assumed
+    scale = min(sigma / sigma_b, 2 * clip)  # count coordinate: (b_i - 1/2) * scale
+    z_update = noise / (clip + step * math.sqrt(dim))
+    z_count = noise / (scale / 2 + step)
+    assert noise / scale >= sigma_b  # the count is released with at least the stated noise
+
+    acc = dp_accounting.pld.PLDAccountant(value_discretization_interval=grid)
+    acc.compose(
+        dp_accounting.ComposedDpEvent(
+            [dp_accounting.GaussianDpEvent(z_update), dp_accounting.GaussianDpEvent(z_count)]
+        )
+    )
+    expected = acc.get_epsilon(1e-5)
+    update_only = dp_accounting.pld.PLDAccountant(value_discretization_interval=grid)
+    update_only.compose(dp_accounting.GaussianDpEvent(z_update))
+    assert expected > update_only.get_epsilon(1e-5) * 1.05  # the count is not free
+
+    (record,) = ledger.records("study:s")
+    assert isinstance(record.event, ComposedEvent)
+    # Equal up to the PLD grid's composition order (a sum-only charge is off by over 5%).
+    assert ledger.spent("study:s") == pytest.approx(expected, rel=1e-5)
+    assert dp.report()["rounds"][0]["count_noise_std"] == pytest.approx(noise / scale)
+
+
+def test_the_clip_count_under_secagg_is_released_noisily(tmp_path):
+    """Every site's update is within the clip (all zeros), so the exact centred count is
+    5/2 every round and the released fraction would be exactly 1.0 without noise; it must
+    vary with the stated std (sigma_b / 5 in fraction units)."""
+    _, dp, _ = _adaptive_secure(tmp_path, 200.0, 60)
+    ref = {"w": np.zeros(6, np.float32)}
+    zeros = [ClientUpdate(f"s{i}", {"w": np.zeros(6, np.float32)}, 10) for i in range(5)]
+    for r in range(1, 61):
+        dp.aggregate(r, zeros, ref)
+    assert dp._clipper is not None
+    fractions = np.asarray(dp._clipper.history)
+    stds = {round(e["count_noise_std"], 9) for e in dp.report()["rounds"]}
+    stated = max(stds) / 5
+    # 60 draws: the sample std is within 40% of the true std except with probability
+    # below 1e-4 (chi-square with 59 degrees of freedom); a noiseless count gives 0.
+    observed = float(np.std(fractions - 1.0, ddof=0))
+    assert 0.6 * min(stds) / 5 <= observed <= 1.4 * stated

@@ -1,4 +1,4 @@
-"""Data minimisation and the site policy floor."""
+"""Data minimisation and the site policy: floor, task limits, protective defaults."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from tutela.errors import ConfigError, DataError, PolicyViolation
 from tutela.governance.audit import AuditLog
 from tutela.governance.minimisation import (
+    DEFAULT_MAX_DELTA,
+    DEFAULT_MAX_EPSILON,
     DIRECT_IDENTIFIERS,
     SitePolicy,
     StudyRequest,
@@ -182,11 +184,13 @@ def test_evaluate_accepts_a_compliant_request(policy: SitePolicy) -> None:
 @pytest.mark.parametrize(
     ("change", "rule", "fragment"),
     [
-        ({"dp_mode": "none"}, "dp-required", "requires differential privacy"),
+        ({"dp_mode": "none"}, "dp-required", "differential privacy is required"),
         ({"epsilon": 8.0}, "epsilon", "epsilon 8.0 exceeds the site maximum 3.0"),
         ({"epsilon": None}, "epsilon", "states no epsilon"),
         ({"delta": 1e-3}, "delta", "exceeds"),
-        ({"secure_aggregation": "none"}, "secure-aggregation", "requires secure aggregation"),
+        ({"secure_aggregation": "none"}, "secure-aggregation", "secure aggregation is required"),
+        ({"local_epochs": 6}, "local-epochs", "6 local epochs per round exceed the site maximum 5"),
+        ({"secagg_threshold": 1}, "secagg-threshold", "threshold 1 is below the site minimum 2"),
         (
             {"purpose": "billing-audit", "columns": ("age", "email")},
             "never-share",
@@ -209,13 +213,75 @@ def test_evaluate_denies_with_reasons(
         decision.raise_if_denied()
 
 
-def test_defaults_are_strict() -> None:
-    policy = SitePolicy({"p": frozenset({"age"})})
-    decision = policy.evaluate(StudyRequest("s", "p", ("age",)))
+def test_defaults_are_protective() -> None:
+    policy = SitePolicy()
+    assert policy.purposes == {}  # nothing is allowed until the site lists it
+    assert policy.dp_required and policy.secure_aggregation_required
+    assert policy.block_direct_identifiers
+    assert policy.max_epsilon == DEFAULT_MAX_EPSILON <= 3.0
+    assert policy.max_delta == DEFAULT_MAX_DELTA <= 1e-5
+    assert policy.min_k >= 5 and policy.min_secagg_threshold >= 2
+    assert policy.max_local_epochs == 5 and policy.max_steps_per_round == 10_000
+    # A file that only lists a purpose gets every protective default, not a permissive one.
+    assert SitePolicy.from_mapping({"purposes": {"p": {"columns": ["age"]}}}) == SitePolicy(
+        {"p": frozenset({"age"})}
+    )
+    decision = SitePolicy({"p": frozenset({"age"})}).evaluate(StudyRequest("s", "p", ("age",)))
     assert set(decision.reasons) == {
-        "the site requires differential privacy but the study has it off",
-        "the site requires secure aggregation but the study uses none",
+        "differential privacy is required by this site but the study has it off",
+        "secure aggregation is required by this site but the study uses none",
     }
+    weak = StudyRequest("s", "p", ("age",), "sample", 8.0, 1e-3, "secagg+")
+    assert set(SitePolicy({"p": frozenset({"age"})}).evaluate(weak).reasons) == {
+        "epsilon 8.0 exceeds the site maximum 3.0",
+        "delta 0.001 exceeds the site maximum 1e-05",
+    }
+
+
+def test_a_study_asking_less_protection_is_refused_with_every_reason(policy: SitePolicy) -> None:
+    request = _request(
+        purpose="readmission-risk",
+        columns=("age", "ward", "religion"),
+        dp_mode="none",
+        secure_aggregation="none",
+        local_epochs=9,
+        releases_records=True,
+        k=2,
+    )
+    decision = policy.evaluate(request)
+    failed = {f.rule for f in decision.findings if not f.passed}
+    assert failed == {
+        "never-share", "columns", "dp-required", "secure-aggregation", "local-epochs",
+        "k-anonymity",
+    }  # fmt: skip
+    with pytest.raises(PolicyViolation) as exc:
+        decision.raise_if_denied()
+    for reason in decision.reasons:
+        assert reason in str(exc.value)
+
+
+def test_check_task_refuses_a_round_beyond_the_limits() -> None:
+    policy = SitePolicy(max_local_epochs=2, max_steps_per_round=40)
+    policy.check_task(local_epochs=2, steps=40)
+    with pytest.raises(PolicyViolation, match="asks for 3 local epochs") as exc:
+        policy.check_task(local_epochs=3, steps=60)
+    assert "60 optimiser steps" in str(exc.value)  # every limit exceeded is named
+    with pytest.raises(PolicyViolation, match="41 optimiser steps"):
+        policy.check_task(local_epochs=1, steps=41)
+
+
+def test_policy_json_round_trips_through_the_file_shape(policy: SitePolicy) -> None:
+    doc = policy.to_json()
+    assert doc["floor"]["max_epsilon"] == 3.0 and doc["limits"]["max_local_epochs"] == 5
+    assert SitePolicy.from_mapping(doc) == policy
+
+
+def test_missing_policy_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="site policy not found"):
+        SitePolicy.from_toml(tmp_path / "missing.toml")
+    (tmp_path / "bad.toml").write_text("[floor\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        SitePolicy.from_toml(tmp_path / "bad.toml")
 
 
 @pytest.mark.parametrize(
@@ -226,6 +292,11 @@ def test_defaults_are_strict() -> None:
         ({"floor": {"dp_required": 1}}, "floor.dp_required"),
         ({"floor": {"max_epsilon": -1.0}}, "max_epsilon must be a positive"),
         ({"floor": {"colour": 1}}, "floor.colour"),
+        ({"floor": {"max_delta": 1.5}}, "max_delta must be in"),
+        ({"limits": {"max_local_epochs": 0}}, "max_local_epochs must be a positive"),
+        ({"limits": {"max_steps_per_round": 1.5}}, "limits.max_steps_per_round"),
+        ({"limits": {"max_rounds": 3}}, "unknown key limits.max_rounds"),
+        ({"purposes": {"p": {"columns": [], "why": "x"}}}, "purposes.p.why"),
         ({"sitez": 1}, "unknown key 'sitez'"),
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -12,12 +13,14 @@ from typer.testing import CliRunner
 from tests.server.helpers import serve_https
 from tutela.cli.main import app
 from tutela.errors import ConfigError, PolicyViolation
+from tutela.fl.config import parse_study
+from tutela.fl.recipes import study_request
+from tutela.governance.minimisation import SitePolicy, StudyRequest
 from tutela.server import pki
-from tutela.server.policy import SitePolicy
 
 runner = CliRunner()
 
-STUDY = {
+STUDY: dict[str, Any] = {
     "study": {"purpose": "disease-outcome-prediction"},
     "privacy": {"mode": "sample", "epsilon": 4.0, "delta": 1e-5},
     "secure_aggregation": {"protocol": "secagg+"},
@@ -76,51 +79,56 @@ def test_cli_errors_are_one_line_in_a_real_process(tmp_path: Path) -> None:
 def _policy(text: str, tmp_path: Path) -> SitePolicy:
     path = tmp_path / "policy.toml"
     path.write_text(text)
-    return SitePolicy.load(path)
+    return SitePolicy.from_toml(path)
+
+
+def _request(columns: list[str], **sections: dict[str, Any]) -> StudyRequest:
+    return study_request(parse_study({**STUDY, **sections}), columns)
 
 
 def test_policy_accepts_a_study_within_its_floor(tmp_path: Path) -> None:
     policy = _policy(
-        "[privacy]\nrequire_dp = true\nmax_epsilon = 8\n[secure_aggregation]\nrequired = true\n"
-        '[purposes.disease-outcome-prediction]\ncolumns = ["glucose", "bmi", "name"]\n'
-        '[data]\nnever_leave = ["name"]\n',
+        'never_share = ["name"]\n[floor]\nmax_epsilon = 8\n'
+        '[purposes.disease-outcome-prediction]\ncolumns = ["glucose", "bmi", "name"]\n',
         tmp_path,
     )
-    assert policy.refusals(STUDY, ["glucose", "bmi"]) == []
-    assert policy.allowed_columns("disease-outcome-prediction") == ("glucose", "bmi")
+    decision = policy.evaluate(_request(["glucose", "bmi"]))
+    assert decision.allowed, decision.reasons
+    assert policy.allowed_columns("disease-outcome-prediction") == {"glucose", "bmi", "name"}
+    assert policy.never_leaves("name") == "on the site's never-share list"
     # A column the purpose lists but that never leaves is refused.
-    with pytest.raises(PolicyViolation, match="name"):
-        policy.enforce(STUDY, ["glucose", "name"])
+    with pytest.raises(PolicyViolation, match="'name'"):
+        policy.evaluate(_request(["glucose", "name"])).raise_if_denied()
 
 
 def test_policy_refuses_weaker_studies_with_every_reason(tmp_path: Path) -> None:
     policy = _policy(
-        "[privacy]\nrequire_dp = true\nmax_epsilon = 2\nmax_delta = 1e-6\n"
-        "[secure_aggregation]\nrequired = true\n"
+        "[floor]\nmax_epsilon = 2\nmax_delta = 1e-6\n"
         '[purposes.disease-outcome-prediction]\ncolumns = ["glucose"]\n',
         tmp_path,
     )
-    reasons = policy.refusals(STUDY, ["glucose", "age"])
-    assert any("age" in r for r in reasons)
+    reasons = policy.evaluate(_request(["glucose", "age"])).reasons
+    assert any("'age'" in r for r in reasons)
     assert any("epsilon 4.0 exceeds" in r for r in reasons)
     assert any("delta 1e-05 exceeds" in r for r in reasons)
-    no_dp = {**STUDY, "privacy": {"mode": "none"}, "secure_aggregation": {"protocol": "none"}}
-    reasons = policy.refusals(no_dp, ["glucose"])
+    reasons = policy.evaluate(
+        _request(["glucose"], privacy={"mode": "none"}, secure_aggregation={"protocol": "none"})
+    ).reasons
     assert any("differential privacy is required" in r for r in reasons)
     assert any("secure aggregation is required" in r for r in reasons)
-    other = {**STUDY, "study": {"purpose": "marketing"}}
-    assert (
-        policy.refusals(other, ["glucose"])[0] == "purpose 'marketing' is not allowed at this site"
+    other = policy.evaluate(_request(["glucose"], study={"purpose": "marketing"}))
+    assert other.reasons[0] == (
+        "purpose 'marketing' is not accepted by this site (accepted: disease-outcome-prediction)"
     )
 
 
 def test_policy_file_errors_name_the_key(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"privacy\.max_epsilon"):
-        _policy("[privacy]\nmax_epsilon = -1\n", tmp_path)
-    with pytest.raises(ConfigError, match="unknown key"):
-        _policy("[privacy]\nallow_everything = true\n", tmp_path)
+    with pytest.raises(ConfigError, match="max_epsilon must be a positive"):
+        _policy("[floor]\nmax_epsilon = -1\n", tmp_path)
+    with pytest.raises(ConfigError, match=r"unknown key floor\.allow_everything"):
+        _policy("[floor]\nallow_everything = true\n", tmp_path)
     with pytest.raises(ConfigError, match="not found"):
-        SitePolicy.load(tmp_path / "missing.toml")
+        SitePolicy.from_toml(tmp_path / "missing.toml")
 
 
 def test_agent_applies_dp_sgd_itself_when_the_study_asks(tmp_path: Path) -> None:

@@ -309,7 +309,18 @@ class AdaptiveClipper:
             raise ValueError("indicators must be 0 or 1")
         centred = sum(indicators) - 0.5 * len(indicators)
         noise = float(sample_rounded_gaussian64(self.count_noise_std, 1, rng=self.rng)[0])
-        fraction = (centred + noise) / self.expected_clients + 0.5
+        return self.update_from_noisy_count(centred + noise)
+
+    def update_from_noisy_count(self, noisy_centred_count: float) -> float:
+        """Move the clip norm from a count already released with noise; return the new C.
+
+        For when the noise is added elsewhere, e.g. the centred count ``sum_i (b_i - 1/2)``
+        summed inside secure aggregation with distributed noise of std at least
+        ``count_noise_std``. The caller accounts for that release.
+        """
+        if not math.isfinite(noisy_centred_count):
+            raise ValueError("the noisy count must be finite")
+        fraction = noisy_centred_count / self.expected_clients + 0.5
         self.history.append(fraction)
         self.clip_norm *= math.exp(-self.learning_rate * (fraction - self.target_quantile))
         return self.clip_norm

@@ -2,24 +2,35 @@
 
 A :class:`SiteClient` is anything with ``fit`` and ``evaluate``; :class:`LocalSite` is the
 in-process implementation used by simulation and by the deployed site agent.
+
+A site owns its guarantees: before a round's training it works out exactly what it will run
+(the round's local epochs times the batches of its own data loader), refuses a round beyond
+its policy's limits (:meth:`~tutela.governance.minimisation.SitePolicy.check_task`), and
+hands that exact count to its privatize hook, which charges the site's ledger before any
+step runs. :func:`site_report` signs what a site enforced and spent
+(:mod:`tutela.governance.site_report`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 import torch
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from torch import nn
 
-from tutela.errors import DataError
+from tutela.errors import DataError, PolicyViolation
 from tutela.fl.metrics import binary_metrics
 from tutela.fl.models import get_parameters, set_parameters
-from tutela.fl.records import EvaluateIns, EvaluateRes, FitIns, FitRes, Parameters
+from tutela.fl.records import ConfigRecord, EvaluateIns, EvaluateRes, FitIns, FitRes, Parameters
+from tutela.governance.minimisation import SitePolicy
+from tutela.governance.site_report import sign_site_report
 
 
 class OptimizerKind(StrEnum):
@@ -75,10 +86,34 @@ def global_standardisation(
 
 
 ModelFactory = Callable[[], nn.Module]
+Loader = torch.utils.data.DataLoader[tuple[torch.Tensor, ...]]
 PrivatizeHook = Callable[
-    [nn.Module, torch.optim.Optimizer, torch.utils.data.DataLoader[tuple[torch.Tensor, ...]], int],
-    tuple[nn.Module, torch.optim.Optimizer, torch.utils.data.DataLoader[tuple[torch.Tensor, ...]]],
+    [nn.Module, torch.optim.Optimizer, Loader, int, int],
+    tuple[nn.Module, torch.optim.Optimizer, Loader],
 ]
+"""``(model, optimizer, loader, server_round, epochs) -> private (model, optimizer, loader)``.
+
+The hook is called before any training step, with the number of epochs the site will run
+over the loader it returns; it charges the ledger for exactly ``epochs * len(loader)``
+steps (or refuses the round)."""
+
+
+def _round_epochs(config: ConfigRecord, default: int) -> int:
+    value = config.get("local_epochs", default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PolicyViolation(
+            f"task refused: local_epochs must be a positive integer, got {value!r}"
+        )
+    return value
+
+
+def _round_learning_rate(config: ConfigRecord, default: float) -> float:
+    value = config.get("learning_rate", default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PolicyViolation(f"task refused: learning_rate must be a number, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise PolicyViolation(f"task refused: learning_rate must be positive, got {value!r}")
+    return float(value)
 
 
 class LocalSite:
@@ -91,8 +126,19 @@ class LocalSite:
         model_factory: builds the (untrained) model architecture.
         training: local training settings.
         seed: seeds the site's data order (not privacy noise).
-        privatize: optional hook turning (model, optimizer, loader, round) into private
-            drop-in versions (DP-SGD); composed by :mod:`tutela.fl.privacy`.
+        privatize: optional hook turning (model, optimizer, loader, round, epochs) into
+            private drop-in versions (DP-SGD) after charging the site's ledger; composed by
+            :mod:`tutela.fl.privacy`.
+        policy: the site's policy; when given, a round beyond its limits is refused before
+            training (``None``: no limits beyond the privatize hook's plan, as for the
+            baselines a simulation trains for comparison).
+        identity: the site's Ed25519 key for :meth:`signed_report` (a fresh one if
+            ``None``).
+
+    Privacy: the round's batch size is the site's own (``training.batch_size``), never the
+    round config's; the round config may set ``local_epochs`` (checked against the policy
+    and charged in full by the hook), ``learning_rate`` and ``proximal_mu``, which change
+    what is computed but not what a record can influence.
     """
 
     def __init__(
@@ -105,6 +151,8 @@ class LocalSite:
         *,
         seed: int = 0,
         privatize: PrivatizeHook | None = None,
+        policy: SitePolicy | None = None,
+        identity: Ed25519PrivateKey | None = None,
     ) -> None:
         if features.ndim != 2 or len(features) != len(outcome):
             raise DataError(
@@ -120,7 +168,11 @@ class LocalSite:
         self._model_factory = model_factory
         self._training = training
         self._privatize = privatize
+        self._policy = policy
+        self._identity = identity if identity is not None else Ed25519PrivateKey.generate()
         self._generator = torch.Generator().manual_seed(seed)
+        self.steps_run = 0
+        """Optimiser steps the last :meth:`fit` ran (what its hook charged)."""
 
     @property
     def num_examples(self) -> int:
@@ -152,27 +204,49 @@ class LocalSite:
             model.parameters(), lr=lr, momentum=t.momentum, weight_decay=t.weight_decay
         )
 
+    @property
+    def policy(self) -> SitePolicy | None:
+        """The policy this site enforces (``None`` for a simulated site without one)."""
+        return self._policy
+
     def fit(self, ins: FitIns) -> FitRes:
-        model = self._model_factory()
-        set_parameters(model, ins.parameters)
-        epochs = int(ins.config.get("local_epochs", self._training.epochs))
-        lr = float(ins.config.get("learning_rate", self._training.learning_rate))
+        """Train one round from ``ins.parameters``.
+
+        Raises:
+            PolicyViolation: the round config is malformed or beyond the site's limits;
+                nothing was trained or charged.
+            BudgetExceeded: the privatize hook refused the round (beyond the site's privacy
+                plan or budget); nothing was trained or charged.
+        """
+        epochs = _round_epochs(ins.config, self._training.epochs)
+        lr = _round_learning_rate(ins.config, self._training.learning_rate)
         mu = float(ins.config.get("proximal_mu", 0.0))
         server_round = int(ins.config.get("server_round", 0))
-        optimizer = self._optimizer(model, lr)
         loader = self._loader()
+        if self._policy is not None:
+            self._policy.check_task(local_epochs=epochs, steps=epochs * max(1, len(loader)))
+        model = self._model_factory()
+        set_parameters(model, ins.parameters)
+        optimizer = self._optimizer(model, lr)
+        private = self._privatize is not None
         if self._privatize is not None:
-            model, optimizer, loader = self._privatize(model, optimizer, loader, server_round)
+            model, optimizer, loader = self._privatize(
+                model, optimizer, loader, server_round, epochs
+            )
         anchor = [p.detach().clone() for p in model.parameters()]
         loss_fn = nn.BCEWithLogitsLoss()
         model.train()
         seen = 0
+        steps = 0
         running = 0.0
         for _ in range(epochs):
             for xb, yb in loader:
-                if len(yb) == 0:  # Poisson sampling can draw an empty batch
-                    continue
                 optimizer.zero_grad()
+                if len(yb) == 0:  # Poisson sampling can draw an empty batch
+                    if private:  # the charged step still runs (noise only), as accounted
+                        optimizer.step()
+                        steps += 1
+                    continue
                 loss = loss_fn(model(xb).squeeze(-1), yb)
                 if mu > 0:
                     prox = sum(
@@ -182,10 +256,22 @@ class LocalSite:
                     loss = loss + 0.5 * mu * prox
                 loss.backward()
                 optimizer.step()
+                steps += 1
                 running += float(loss.detach()) * len(yb)
                 seen += len(yb)
+        self.steps_run = steps
         params = get_parameters(_unwrap(model))
         return FitRes(params, self.num_examples, {"train_loss": running / max(seen, 1)})
+
+    def signed_report(self, ledger: Mapping[str, Any]) -> dict[str, Any]:
+        """This site's signed report of its policy and ``ledger`` (see :func:`site_report`).
+
+        Raises:
+            ValueError: the site has no policy to report.
+        """
+        if self._policy is None:
+            raise ValueError(f"site {self.site_id} enforces no policy to report")
+        return site_report(self.site_id, self._policy, ledger, self._identity)
 
     def predict_proba(
         self, params: Parameters, features: npt.NDArray[np.float32] | None = None
@@ -198,6 +284,24 @@ class LocalSite:
         prob = self.predict_proba(ins.parameters)
         metrics = binary_metrics(self._y, prob)
         return EvaluateRes(metrics["log_loss"], self.num_examples, metrics)
+
+
+def site_report(
+    site_id: str, policy: SitePolicy, ledger: Mapping[str, Any], key: Ed25519PrivateKey
+) -> dict[str, Any]:
+    """The site's signed report: the policy it enforced and its own ledger summary.
+
+    Args:
+        site_id: the site's name.
+        policy: the policy the site enforced.
+        ledger: the site's ledger summary (:func:`tutela.fl.privacy.ledger_summary`).
+        key: the site's Ed25519 key (the deployed agent's SecAgg+ identity key).
+
+    Returns:
+        ``{"site", "policy", "ledger", "signature", "public_key"}``; check it with
+        :func:`tutela.governance.site_report.verify_site_report`.
+    """
+    return sign_site_report(site_id, policy.to_json(), ledger, key)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

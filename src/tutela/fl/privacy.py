@@ -4,6 +4,7 @@
   the coordinator learns only their weighted sum.
 * Client-level DP (DP-FedAvg) and sample-level DP (DP-SGD at each site) are composed here from
   :mod:`tutela.dp`; every spend goes through the privacy ledger before it happens.
+* :func:`ledger_summary` is what a site reports (signed) about its own ledger.
 
 Security: with :class:`SecureAggregator` the strategy receives only the weighted mean update
 (``FitAggregate.updates is None``); the individual updates exist only inside the SecAgg+
@@ -13,6 +14,7 @@ client state machines, which send masked vectors.
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,7 +22,13 @@ from typing import Any
 import numpy as np
 
 from tutela.dp.accounting import AccountantKind, calibrate_noise_multiplier
-from tutela.dp.events import Event, GaussianEvent, PoissonSampledEvent, SelfComposedEvent
+from tutela.dp.events import (
+    ComposedEvent,
+    Event,
+    GaussianEvent,
+    PoissonSampledEvent,
+    SelfComposedEvent,
+)
 from tutela.dp.federated import (
     AdaptiveClipper,
     add_gaussian_noise,
@@ -31,12 +39,13 @@ from tutela.dp.federated import (
 )
 from tutela.dp.ledger import PrivacyLedger
 from tutela.dp.sgd import make_private
-from tutela.errors import QuorumNotMet
+from tutela.errors import BudgetExceeded, QuorumNotMet
 from tutela.fl.records import Parameters, ParameterSpec
 from tutela.fl.strategy import ClientUpdate, FitAggregate
 from tutela.hazmat.noise import rounded_gaussian32_granularity
 from tutela.he.aggregation import AggregationServer, SiteKeyring
 from tutela.secagg import DropoutPlan, SecAggConfig, secure_sum
+from tutela.secagg.config import RoundParams
 
 
 @dataclass
@@ -132,11 +141,38 @@ def max_abs_difference(a: Parameters, b: Parameters) -> float:
 
 # -- differential privacy ---------------------------------------------------------------
 
-PrivatizeHook = Callable[[Any, Any, Any, int], tuple[Any, Any, Any]]
+PrivatizeHook = Callable[[Any, Any, Any, int, int], tuple[Any, Any, Any]]
+"""``(model, optimizer, loader, server_round, epochs)``, as in :mod:`tutela.fl.client`."""
 
 
 def _accountant_kind(name: str) -> AccountantKind:
     return AccountantKind.RDP if name == "rdp" else AccountantKind.PLD
+
+
+def ledger_summary(ledger: PrivacyLedger, scope: str) -> dict[str, Any]:
+    """What a site reports about its own ledger scope (JSON-ready; signed in its report).
+
+    Shape: ``{"private": true, "scope", "accountant", "budget_epsilon", "delta",
+    "spent_epsilon", "remaining_epsilon", "spends": [SpendRecord.to_dict(), ...]}``, where
+    ``spent_epsilon`` is the composition of every spend at the budget's delta.
+    """
+    budget = ledger.budget(scope)
+    spent = ledger.spent(scope)
+    return {
+        "private": True,
+        "scope": scope,
+        "accountant": budget.accountant.value,
+        "budget_epsilon": budget.epsilon,
+        "delta": budget.delta,
+        "spent_epsilon": spent,
+        "remaining_epsilon": max(0.0, budget.epsilon - spent),
+        "spends": [r.to_dict() for r in ledger.records(scope)],
+    }
+
+
+def no_ledger_summary() -> dict[str, Any]:
+    """The ledger summary of a site that ran no DP (nothing is charged, nothing claimed)."""
+    return {"private": False}
 
 
 @dataclass
@@ -145,9 +181,11 @@ class SampleLevelDP:
 
     Each site ``s`` with ``n_s`` rows trains with Poisson sampling rate ``q_s = B / n_s`` and
     a noise multiplier calibrated so that all planned rounds fit its budget. Before a round's
-    training starts, the round's steps are charged to scope ``site:<id>`` of the ledger; a
-    site whose budget is spent refuses the round (``BudgetExceeded``), it never trains
-    "a little over".
+    training starts, exactly the steps the site will run (the round's epochs times the
+    batches of its private loader) are charged to scope ``site:<id>`` of the ledger. A round
+    asking for more epochs or steps than the plan was calibrated for, or one the remaining
+    budget cannot pay for, is refused (``BudgetExceeded``) before any step: a site never
+    trains "a little over". Each execution is charged (a re-run of a round is a new release).
 
     Privacy: (epsilon, delta)-DP per site under add/remove-one-record neighbours, accounted
     with the configured accountant (PLD by default) over ``rounds x local_epochs x
@@ -171,6 +209,7 @@ class SampleLevelDP:
     noise_multipliers: dict[str, float] = field(default_factory=dict, init=False)
     steps_per_round: dict[str, int] = field(default_factory=dict, init=False)
     rounds_charged: dict[str, int] = field(default_factory=dict, init=False)
+    steps_charged: dict[str, int] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         kind = _accountant_kind(self.accountant)
@@ -208,11 +247,24 @@ class SampleLevelDP:
         return f"site:{site}"
 
     def hook(self, site: str) -> PrivatizeHook:
-        """The privatize hook :class:`~tutela.fl.client.LocalSite` calls each round."""
+        """The privatize hook :class:`~tutela.fl.client.LocalSite` calls each round.
+
+        The hook raises :class:`BudgetExceeded` (nothing charged, nothing trained) when the
+        round's ``epochs`` exceed the planned ``local_epochs``, its steps exceed the planned
+        steps per round, or the ledger cannot pay for them.
+        """
 
         def privatize(
-            model: Any, optimizer: Any, loader: Any, server_round: int
+            model: Any, optimizer: Any, loader: Any, server_round: int, epochs: int
         ) -> tuple[Any, Any, Any]:
+            if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+                raise ValueError("epochs must be a positive int")
+            if epochs > self.local_epochs:
+                raise BudgetExceeded(
+                    f"round {server_round} asks {site} for {epochs} local epochs but its "
+                    f"privacy plan is calibrated for {self.local_epochs} per round; the round "
+                    "is refused and nothing was spent"
+                )
             private = make_private(
                 model,
                 optimizer,
@@ -221,18 +273,28 @@ class SampleLevelDP:
                 max_grad_norm=self.max_grad_norm,
                 accountant=_accountant_kind(self.accountant),
             )
-            steps = self.local_epochs * max(1, len(private.data_loader))
-            event = SelfComposedEvent(private.optimizer.event, steps)
+            steps = epochs * len(private.data_loader)
+            if steps > self.steps_per_round[site]:
+                raise BudgetExceeded(
+                    f"round {server_round} would run {steps} DP-SGD steps at {site} but its "
+                    f"privacy plan is calibrated for {self.steps_per_round[site]} per round; "
+                    "the round is refused and nothing was spent"
+                )
             self.ledger.charge(
                 self.scope(site),
-                event,
-                label=f"{self.study} round {server_round}: DP-SGD at {site}",
-                idempotency_key=f"{self.study}/{site}/round-{server_round}",
+                SelfComposedEvent(private.optimizer.event, steps),
+                label=f"{self.study} round {server_round}: DP-SGD at {site}, {steps} steps",
+                idempotency_key=f"{self.study}/{site}/round-{server_round}/{uuid.uuid4().hex}",
             )
             self.rounds_charged[site] = self.rounds_charged.get(site, 0) + 1
+            self.steps_charged[site] = self.steps_charged.get(site, 0) + steps
             return private.module, private.optimizer, private.data_loader
 
         return privatize
+
+    def ledger_summary(self, site: str) -> dict[str, Any]:
+        """``site``'s own ledger scope, as it reports it (:func:`ledger_summary`)."""
+        return ledger_summary(self.ledger, self.scope(site))
 
     def report(self) -> dict[str, Any]:
         """The ``privacy`` section of ``results.json``."""
@@ -243,7 +305,7 @@ class SampleLevelDP:
                 "delta": self.delta,
                 "noise_multiplier": self.noise_multipliers[site],
                 "sample_rate": min(1.0, self.batch_size / n),
-                "steps": self.steps_per_round[site] * self.rounds_charged.get(site, 0),
+                "steps": self.steps_charged.get(site, 0),
                 "rounds_charged": self.rounds_charged.get(site, 0),
                 "max_grad_norm": self.max_grad_norm,
                 "budget_epsilon": self.epsilon,
@@ -272,6 +334,14 @@ class ClientLevelDP:
     clipped updates. With SecAgg+ the noise is *distributed*: each site adds its share of
     discrete Gaussian noise before masking, so the coordinator never sees an un-noised sum;
     the round is accounted with the noise guaranteed at the protocol's minimum survivors.
+
+    With adaptive clipping each site also reports whether its update was within the clip
+    (b_i). Without SecAgg+ the coordinator adds Gaussian noise of std ``sigma_b`` to their
+    centred sum; with SecAgg+ each site appends ``(b_i - 1/2) * s`` to its masked vector, so
+    the centred count is released only inside the noisy sum, with noise std
+    ``sigma / s >= sigma_b`` in count units (``s = min(sigma / sigma_b, 2 C)``). Either way the
+    round is charged the composed event: the Gaussian on the update sum and the Gaussian
+    count query (:meth:`_event_secure`).
 
     Privacy: (epsilon, delta)-DP under add/remove one *site's whole dataset*, every round
     charged to scope ``study:<name>`` before the noisy mean is released. Accounting uses
@@ -343,14 +413,32 @@ class ClientLevelDP:
             clipped.append({k: np.asarray(v, np.float32) for k, v in c.items()})
             indicators.append(int(norm <= clip))
         sigma = self.noise_multiplier * clip
+        record: dict[str, Any] = {
+            "round": server_round,
+            "clip_norm": clip,
+            "noise_std_on_sum": sigma,
+        }
+        noisy_count: float | None = None
         if self.secagg is not None:
             cfg = replace(self.secagg, clip=clip, ddp_sigma=sigma, dropout_tolerance=0.0)
-            event = self._event_secure(cfg, spec.size, len(updates))
+            count_scale = self._count_scale(sigma, clip)
+            dim = spec.size + (0 if count_scale is None else 1)
+            params = cfg.plan(tuple(range(len(updates))), dim, max_weight=1.0, round_id=bytes(32))
+            event = self._event_secure(params, clip, spec.size, count_scale)
             self._charge(server_round, event)
-            inputs = {i: spec.flatten(p) for i, p in enumerate(clipped)}
+            inputs: dict[int, np.ndarray[Any, Any]] = {}
+            for i, (p, b) in enumerate(zip(clipped, indicators, strict=True)):
+                flat = spec.flatten(p)
+                if count_scale is not None:
+                    flat = np.append(flat, (b - 0.5) * count_scale)
+                inputs[i] = flat
             result = secure_sum(inputs, None, cfg)
-            noisy_total = result.total
+            noisy_total = result.total[: spec.size]
             ddp = result.ddp()
+            if count_scale is not None:
+                noisy_count = float(result.total[spec.size]) / count_scale
+                record["count_scale"] = count_scale
+                record["count_noise_std"] = ddp["guaranteed_sigma"] / count_scale
             self._secagg_rounds.append({**result.report(), "round": server_round})
         else:
             event = dp_fedavg_event(
@@ -367,30 +455,50 @@ class ClientLevelDP:
             noisy = add_gaussian_noise(summed, sigma)
             noisy_total = spec.flatten(noisy)
             ddp = None
+            if self._clipper is not None:
+                record["count_noise_std"] = self._clipper.count_noise_std
         mean = spec.unflatten(noisy_total / self.expected_sites)
         if self._clipper is not None:
-            self._clipper.update(indicators)
-        self._rounds.append(
-            {
-                "round": server_round,
-                "clip_norm": clip,
-                "noise_std_on_sum": sigma,
-                "distributed": ddp is not None,
-            }
-        )
+            if noisy_count is None:
+                self._clipper.update(indicators)  # adds noise of std sigma_b to the count
+            else:
+                self._clipper.update_from_noisy_count(noisy_count)
+        record["distributed"] = ddp is not None
+        self._rounds.append(record)
         return FitAggregate(mean, sum(u.num_examples for u in updates), len(updates), None)
 
-    def _event_secure(self, cfg: SecAggConfig, dim: int, n: int) -> Event:
-        """The Gaussian event the distributed noise guarantees.
+    def _count_scale(self, sigma: float, clip: float) -> float | None:
+        """Scale s of the centred count inside SecAgg+ (``None`` without adaptive clipping).
 
-        The noise on the released sum is at least the per-site share times
-        ``sqrt(min_survivors)``; stochastic rounding can grow one site's L2 contribution by
-        ``step * sqrt(dim)``, so that is added to the sensitivity.
+        The count coordinate gets the same noise std as every coordinate (``sigma``), so in
+        count units its std is ``sigma / s``; ``s = sigma / sigma_b`` makes it ``sigma_b``, and
+        ``s <= 2 C`` keeps ``(b_i - 1/2) s`` inside the coordinate clip range ``[-C, C]``.
         """
-        params = cfg.plan(tuple(range(n)), dim, max_weight=1.0, round_id=bytes(32))
+        if self._clipper is None:
+            return None
+        return min(sigma / self._clipper.count_noise_std, 2.0 * clip)
+
+    @staticmethod
+    def _event_secure(
+        params: RoundParams, clip: float, dim: int, count_scale: float | None
+    ) -> Event:
+        """The event the distributed noise guarantees for one round.
+
+        The noise on each coordinate of the released sum is at least the per-site share
+        times ``sqrt(min_survivors)`` (``g``). Stochastic rounding to the step ``u`` can grow
+        one site's L2 contribution by ``u sqrt(dim)`` over the update, and by ``u`` on the
+        count coordinate. The update sum (sensitivity ``C``) is ``GaussianEvent(g / (C + u
+        sqrt(dim)))``; with adaptive clipping the centred count (sensitivity ``s / 2`` in
+        coordinate units) adds ``GaussianEvent(g / (s / 2 + u))``, and the round is their
+        composition (one site's change to both is bounded separately, so composing the two
+        Gaussians is exact for the joint vector).
+        """
         step = params.max_weight / params.scale
         guaranteed = math.sqrt(params.noise_variance) * step * math.sqrt(params.min_survivors)
-        return GaussianEvent(guaranteed / (cfg.clip + step * math.sqrt(dim)))
+        update = GaussianEvent(guaranteed / (clip + step * math.sqrt(dim)))
+        if count_scale is None:
+            return update
+        return ComposedEvent([update, GaussianEvent(guaranteed / (count_scale / 2 + step))])
 
     def _charge(self, server_round: int, event: Event) -> None:
         self.ledger.charge(

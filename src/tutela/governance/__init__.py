@@ -6,7 +6,10 @@
   :func:`check`.
 - :mod:`~tutela.governance.audit`: RFC 6962/9162 Merkle audit log (:class:`AuditLog`) with
   Ed25519-signed checkpoints, inclusion and consistency proofs; :mod:`~.merkle` the tree.
-- :mod:`~tutela.governance.minimisation`: purposes, site policy floor, :func:`minimise`.
+- :mod:`~tutela.governance.minimisation`: the site policy (:class:`SitePolicy`: purposes,
+  privacy floor, task limits), :func:`minimise`.
+- :mod:`~tutela.governance.site_report`: a site's signed report of the policy it enforced and
+  the privacy it spent (:func:`sign_site_report`, :func:`verify_site_report`).
 - :mod:`~tutela.governance.comply`: GDPR / HIPAA / CCPA control checks on a run directory.
 """
 
@@ -43,6 +46,7 @@ from tutela.governance.minimisation import (
     minimise,
 )
 from tutela.governance.rbac import DEFAULT_POLICY, Permission, Principal, RbacPolicy, Role, check
+from tutela.governance.site_report import sign_site_report, verify_site_report
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -76,5 +80,7 @@ __all__ = [
     "minimise",
     "public_key_bytes",
     "read_header",
+    "sign_site_report",
     "verify_log",
+    "verify_site_report",
 ]

@@ -1,10 +1,11 @@
-"""Data minimisation and the site policy floor.
+"""Data minimisation and the site policy: the one model of what a site allows.
 
 A study declares its purpose and the columns it needs; the site's policy lists what each
 purpose may use and which columns never leave. :func:`minimise` keeps exactly the
 requested, allowed columns and records what it dropped and why. :meth:`SitePolicy.evaluate`
 checks a whole study request against the site's floor (DP, secure aggregation, k for
-released records) before the site joins.
+released records, task limits) before the site joins, and :meth:`SitePolicy.check_task`
+checks each task (one round of local training) before the site runs it.
 
 Site policy file (TOML)::
 
@@ -15,12 +16,21 @@ Site policy file (TOML)::
     [purposes.readmission-risk]
     columns = ["age", "sex", "bmi", "hba1c", "los_days"]
 
-    [floor]
+    [floor]                                    # the least protection a study may offer
     dp_required = true                         # default true
-    max_epsilon = 3.0                          # largest epsilon a study may spend (optional)
-    max_delta = 1e-5                           # optional
+    max_epsilon = 3.0                          # largest epsilon a study may spend here (3.0)
+    max_delta = 1e-5                           # largest delta (1e-5)
     secure_aggregation_required = true         # default true
-    min_k = 5                                  # k-anonymity for released records (default 5)
+    min_secagg_threshold = 2                   # smallest SecAgg+ threshold t accepted (2)
+    min_k = 5                                  # k-anonymity for released records (5)
+
+    [limits]                                   # the most one task may make this site run
+    max_local_epochs = 5                       # local epochs per round (5)
+    max_steps_per_round = 10000                # optimiser steps per round (10000)
+
+Every default is the protective one: a policy file that only lists purposes requires DP and
+secure aggregation, caps epsilon at 3 and delta at 1e-5, and caps the work per round. A
+purpose not listed is refused; nothing is allowed by default.
 
 Column names are compared after normalisation (lower case, runs of non-alphanumerics
 become ``_``), so ``"Patient Name"`` and ``patient_name`` are the same column.
@@ -29,7 +39,9 @@ Privacy:
     Enforces GDPR Art. 5(1)(c) / HIPAA minimum necessary at the site boundary: nothing
     outside the purpose's list and nothing on the never-share list leaves. Direct-identifier
     detection is by column *name* only; identifiers hidden in free text or under innocuous
-    names need the anonymisation package.
+    names need the anonymisation package. The epsilon and delta bounds are checked against
+    what the study states; the site's own ledger (in ``tutela.fl``) enforces them against
+    what the site actually runs.
 """
 
 from __future__ import annotations
@@ -113,10 +125,26 @@ def is_direct_identifier(column: str) -> bool:
 DpMode = Literal["none", "sample", "client"]
 SecAggProtocol = Literal["none", "secagg+", "ckks"]
 
+DEFAULT_MAX_EPSILON = 3.0
+"""Largest study epsilon a site accepts unless its policy says otherwise."""
+DEFAULT_MAX_DELTA = 1e-5
+"""Largest study delta a site accepts unless its policy says otherwise."""
+DEFAULT_MAX_LOCAL_EPOCHS = 5
+"""Most local epochs one round may ask of a site unless its policy says otherwise."""
+DEFAULT_MAX_STEPS_PER_ROUND = 10_000
+"""Most optimiser steps one round may make a site run unless its policy says otherwise."""
+DEFAULT_MIN_SECAGG_THRESHOLD = 2
+"""Smallest SecAgg+ threshold a site accepts: no single neighbour can rebuild its secrets."""
+
 
 @dataclass(frozen=True)
 class StudyRequest:
-    """What a study asks of a site (read from the study configuration)."""
+    """What a study asks of a site (read from the study configuration).
+
+    ``local_epochs`` and ``secagg_threshold`` are ``None`` when the study leaves them to
+    the runtime; the site then checks them per task (:meth:`SitePolicy.check_task`) and per
+    SecAgg+ round.
+    """
 
     study: str
     purpose: str
@@ -127,6 +155,8 @@ class StudyRequest:
     secure_aggregation: SecAggProtocol = "none"
     releases_records: bool = False
     k: int | None = None
+    local_epochs: int | None = None
+    secagg_threshold: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "columns", tuple(self.columns))
@@ -186,18 +216,33 @@ class MinimisationRecord:
         }
 
 
+_TOP_KEYS = frozenset(
+    {"site", "never_share", "block_direct_identifiers", "purposes", "floor", "limits"}
+)
+_FLOOR_BOOLS = ("dp_required", "secure_aggregation_required")
+_FLOOR_NUMBERS = ("max_epsilon", "max_delta")
+_FLOOR_INTS = ("min_k", "min_secagg_threshold")
+_LIMIT_INTS = ("max_local_epochs", "max_steps_per_round")
+
+
 @dataclass(frozen=True)
 class SitePolicy:
-    """A site's data policy and privacy floor (see the module docstring for the file)."""
+    """A site's data policy, privacy floor and task limits (see the module docstring).
 
-    purposes: Mapping[str, frozenset[str]]
+    The defaults are the protective choices; a site relaxes one only by saying so.
+    """
+
+    purposes: Mapping[str, frozenset[str]] = field(default_factory=dict)
     never_share: frozenset[str] = frozenset()
     block_direct_identifiers: bool = True
     dp_required: bool = True
-    max_epsilon: float | None = None
-    max_delta: float | None = None
+    max_epsilon: float = DEFAULT_MAX_EPSILON
+    max_delta: float = DEFAULT_MAX_DELTA
     secure_aggregation_required: bool = True
+    min_secagg_threshold: int = DEFAULT_MIN_SECAGG_THRESHOLD
     min_k: int = 5
+    max_local_epochs: int = DEFAULT_MAX_LOCAL_EPOCHS
+    max_steps_per_round: int = DEFAULT_MAX_STEPS_PER_ROUND
     site: str | None = None
 
     def __post_init__(self) -> None:
@@ -209,30 +254,43 @@ class SitePolicy:
         object.__setattr__(
             self, "never_share", frozenset(normalise_column(c) for c in self.never_share)
         )
-        for label, bound in (("max_epsilon", self.max_epsilon), ("max_delta", self.max_delta)):
-            if bound is not None and (not math.isfinite(bound) or bound <= 0):
-                raise ValueError(f"{label} must be a positive finite number")
-        if self.min_k < 1:
-            raise ValueError("min_k must be at least 1")
+        if not (math.isfinite(self.max_epsilon) and self.max_epsilon > 0):
+            raise ValueError("max_epsilon must be a positive finite number")
+        if not 0 < self.max_delta < 1:
+            raise ValueError("max_delta must be in (0, 1)")
+        for label, value in (
+            ("min_k", self.min_k),
+            ("min_secagg_threshold", self.min_secagg_threshold),
+            ("max_local_epochs", self.max_local_epochs),
+            ("max_steps_per_round", self.max_steps_per_round),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{label} must be a positive integer")
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> SitePolicy:
         """Load a site policy file.
 
         Raises:
-            ConfigError: invalid TOML or entry (the message names the key).
+            ConfigError: missing file, invalid TOML or entry (the message names the key).
         """
         try:
-            doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"site policy not found: {path}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read site policy {path}: {exc}") from None
+        try:
+            doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
         return cls.from_mapping(doc, source=str(path))
 
     @classmethod
     def from_mapping(cls, doc: Mapping[str, Any], *, source: str = "site policy") -> SitePolicy:
-        """Build from a parsed document (same shape as the TOML file)."""
+        """Build from a parsed document (same shape as the TOML file); unknown keys are errors."""
         for key in doc:
-            if key not in {"site", "never_share", "block_direct_identifiers", "purposes", "floor"}:
+            if key not in _TOP_KEYS:
                 raise ConfigError(f"{source}: unknown key {key!r}")
         purposes: dict[str, frozenset[str]] = {}
         raw = doc.get("purposes", {})
@@ -242,6 +300,9 @@ class SitePolicy:
             cols = spec.get("columns") if isinstance(spec, dict) else None
             if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
                 raise ConfigError(f"{source}: purposes.{name}.columns must be a list of strings")
+            if isinstance(spec, dict) and set(spec) - {"columns"}:
+                extra = sorted(set(spec) - {"columns"})[0]
+                raise ConfigError(f"{source}: unknown key purposes.{name}.{extra}")
             purposes[name] = frozenset(cols)
         never = doc.get("never_share", [])
         if not isinstance(never, list) or not all(isinstance(c, str) for c in never):
@@ -252,29 +313,58 @@ class SitePolicy:
         site = doc.get("site")
         if site is not None and not isinstance(site, str):
             raise ConfigError(f"{source}: site must be a string")
-        floor = doc.get("floor", {})
-        if not isinstance(floor, dict):
-            raise ConfigError(f"{source}: [floor] must be a table")
         kwargs: dict[str, Any] = {}
-        for key, value in floor.items():
-            if key in ("dp_required", "secure_aggregation_required"):
-                if not isinstance(value, bool):
-                    raise ConfigError(f"{source}: floor.{key} must be true or false")
-                kwargs[key] = value
-            elif key in ("max_epsilon", "max_delta"):
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise ConfigError(f"{source}: floor.{key} must be a number")
-                kwargs[key] = float(value)
-            elif key == "min_k":
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise ConfigError(f"{source}: floor.{key} must be an integer")
-                kwargs[key] = value
-            else:
-                raise ConfigError(f"{source}: unknown key floor.{key}")
+        for table, bools, numbers, ints in (
+            ("floor", _FLOOR_BOOLS, _FLOOR_NUMBERS, _FLOOR_INTS),
+            ("limits", (), (), _LIMIT_INTS),
+        ):
+            section = doc.get(table, {})
+            if not isinstance(section, dict):
+                raise ConfigError(f"{source}: [{table}] must be a table")
+            for key, value in section.items():
+                if key in bools:
+                    if not isinstance(value, bool):
+                        raise ConfigError(f"{source}: {table}.{key} must be true or false")
+                    kwargs[key] = value
+                elif key in numbers:
+                    if isinstance(value, bool) or not isinstance(value, int | float):
+                        raise ConfigError(f"{source}: {table}.{key} must be a number")
+                    kwargs[key] = float(value)
+                elif key in ints:
+                    if isinstance(value, bool) or not isinstance(value, int):
+                        raise ConfigError(f"{source}: {table}.{key} must be an integer")
+                    kwargs[key] = value
+                else:
+                    raise ConfigError(f"{source}: unknown key {table}.{key}")
         try:
             return cls(purposes, frozenset(never), block, site=site, **kwargs)
         except ValueError as exc:
-            raise ConfigError(f"{source}: {exc}") from exc
+            raise ConfigError(f"{source}: {exc}") from None
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole enforced policy as JSON-ready data (sorted, so it signs canonically).
+
+        The shape mirrors the file: ``site``, ``never_share``, ``block_direct_identifiers``,
+        ``purposes`` ({name: {columns}}), ``floor`` and ``limits``, every default filled in.
+        """
+        return {
+            "site": self.site,
+            "never_share": sorted(self.never_share),
+            "block_direct_identifiers": self.block_direct_identifiers,
+            "purposes": {p: {"columns": sorted(c)} for p, c in sorted(self.purposes.items())},
+            "floor": {
+                "dp_required": self.dp_required,
+                "max_epsilon": self.max_epsilon,
+                "max_delta": self.max_delta,
+                "secure_aggregation_required": self.secure_aggregation_required,
+                "min_secagg_threshold": self.min_secagg_threshold,
+                "min_k": self.min_k,
+            },
+            "limits": {
+                "max_local_epochs": self.max_local_epochs,
+                "max_steps_per_round": self.max_steps_per_round,
+            },
+        }
 
     def never_leaves(self, column: str) -> str | None:
         """Why ``column`` may never leave the site, or ``None`` if it may."""
@@ -285,7 +375,8 @@ class SitePolicy:
         return None
 
     def allowed_columns(self, purpose: str) -> frozenset[str]:
-        """Normalised column names ``purpose`` may use.
+        """Normalised column names ``purpose`` may use (never-share columns included; ask
+        :meth:`never_leaves` too, as :func:`minimise` and :meth:`evaluate` do).
 
         Raises:
             PolicyViolation: the site does not accept this purpose.
@@ -332,15 +423,18 @@ class SitePolicy:
                 )
             )
         findings.extend(self._dp_findings(request))
-        if self.secure_aggregation_required:
-            ok = request.secure_aggregation != "none"
+        findings.extend(self._secagg_findings(request))
+        if request.local_epochs is not None:
+            ok = request.local_epochs <= self.max_local_epochs
             findings.append(
                 Finding(
-                    "secure-aggregation",
+                    "local-epochs",
                     ok,
-                    f"secure aggregation {request.secure_aggregation}"
+                    f"{request.local_epochs} local epochs per round within the site maximum "
+                    f"{self.max_local_epochs}"
                     if ok
-                    else "the site requires secure aggregation but the study uses none",
+                    else f"{request.local_epochs} local epochs per round exceed the site "
+                    f"maximum {self.max_local_epochs}",
                 )
             )
         if request.releases_records:
@@ -357,6 +451,57 @@ class SitePolicy:
             )
         return PolicyDecision(tuple(findings))
 
+    def check_task(self, *, local_epochs: int, steps: int) -> None:
+        """Refuse one round of local training that exceeds this site's limits.
+
+        Call it with what the site will actually run (epochs from the round's config and
+        optimiser steps from the site's own data loader), before any training.
+
+        Raises:
+            PolicyViolation: every limit exceeded, named.
+        """
+        reasons = []
+        if local_epochs > self.max_local_epochs:
+            reasons.append(
+                f"the round asks for {local_epochs} local epochs but this site allows at most "
+                f"{self.max_local_epochs}"
+            )
+        if steps > self.max_steps_per_round:
+            reasons.append(
+                f"the round would run {steps} optimiser steps but this site allows at most "
+                f"{self.max_steps_per_round} per round"
+            )
+        if reasons:
+            raise PolicyViolation("task refused: " + "; ".join(reasons))
+
+    def _secagg_findings(self, request: StudyRequest) -> list[Finding]:
+        out: list[Finding] = []
+        if self.secure_aggregation_required:
+            ok = request.secure_aggregation != "none"
+            out.append(
+                Finding(
+                    "secure-aggregation",
+                    ok,
+                    f"secure aggregation {request.secure_aggregation}"
+                    if ok
+                    else "secure aggregation is required by this site but the study uses none",
+                )
+            )
+        t = request.secagg_threshold
+        if request.secure_aggregation == "secagg+" and t is not None:
+            ok = t >= self.min_secagg_threshold
+            out.append(
+                Finding(
+                    "secagg-threshold",
+                    ok,
+                    f"SecAgg+ threshold {t} meets the site minimum {self.min_secagg_threshold}"
+                    if ok
+                    else f"SecAgg+ threshold {t} is below the site minimum "
+                    f"{self.min_secagg_threshold}",
+                )
+            )
+        return out
+
     def _dp_findings(self, request: StudyRequest) -> list[Finding]:
         out: list[Finding] = []
         dp_on = request.dp_mode != "none"
@@ -367,10 +512,10 @@ class SitePolicy:
                     dp_on,
                     f"differential privacy on ({request.dp_mode})"
                     if dp_on
-                    else "the site requires differential privacy but the study has it off",
+                    else "differential privacy is required by this site but the study has it off",
                 )
             )
-        if dp_on and self.max_epsilon is not None:
+        if dp_on:
             eps = request.epsilon
             ok = eps is not None and math.isfinite(eps) and 0 < eps <= self.max_epsilon
             out.append(
@@ -384,7 +529,6 @@ class SitePolicy:
                     else "the study states no epsilon",
                 )
             )
-        if dp_on and self.max_delta is not None:
             delta = request.delta
             ok = delta is not None and 0 <= delta <= self.max_delta
             out.append(

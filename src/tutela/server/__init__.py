@@ -7,8 +7,8 @@
   :mod:`tutela.fl` strategies with deadlines and quorums, plain or with SecAgg+.
 - :mod:`tutela.server.app` / :mod:`tutela.server.serve`: the FastAPI coordinator over TLS
   with mutual TLS for sites and bearer tokens for people (``tutela server start``).
-- :mod:`tutela.server.agent` and :mod:`tutela.server.policy`: the site agent and the local
-  policy floor it enforces (``tutela site run``).
+- :mod:`tutela.server.agent`: the site agent, which enforces its own
+  :class:`~tutela.governance.minimisation.SitePolicy` and ledger (``tutela site run``).
 - :mod:`tutela.server.deploy`: the flagship through all of it on loopback
   (:func:`~tutela.server.deploy.run_study_over_network`).
 """

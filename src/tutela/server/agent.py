@@ -2,25 +2,38 @@
 
 It polls ``/v1/site/tasks`` over mutual TLS and, for each task:
 
-- ``join``: checks the study against the local :class:`~tutela.server.policy.SitePolicy`
-  first, then accepts (sending row count and feature moments for global standardisation,
-  plus its SecAgg+ identity key) or refuses with every reason;
+- ``join``: checks the study against the local
+  :class:`~tutela.governance.minimisation.SitePolicy` first (having read only the data
+  file's header), then accepts (sending row count and feature moments for global
+  standardisation, plus its SecAgg+ identity key) or refuses with every reason;
 - ``fit``: downloads the global model, trains locally with the same
   :class:`~tutela.fl.client.LocalSite` code the in-process engine uses, and uploads the
   update (local minus global parameters) as safetensors, exactly once (idempotency key);
 - a SecAgg+ stage: answers the coordinator's protocol message with the
   :class:`~tutela.secagg.SecAggClient` state machine; the update only ever leaves masked.
+  A round whose threshold is below the policy's ``min_secagg_threshold`` is refused before
+  the site trains or spends anything.
+
+Before each round's training the site checks the round against its policy's limits and
+charges its own ledger (``ledger-<study>.sqlite`` in its state directory) for exactly the
+DP-SGD steps it will run; a round beyond its limits or its privacy plan is refused (logged,
+not trained, nothing sent). After each round it signs its report: the policy it enforced
+and its ledger summary (:func:`tutela.fl.client.site_report`), kept in :attr:`SiteAgent.
+reports`, written to ``site-report-<study>.json`` in its state directory and returned by
+:meth:`SiteAgent.run`; the numeric privacy figures go to the coordinator as round metrics.
 
 Every request is retried with backoff while the coordinator is unreachable (for example
 while it restarts), until the stage deadline.
 
-Privacy: only the columns the site policy allows for the study's purpose are loaded; the
-raw rows never leave; what leaves is the feature moments at join (sums, as the in-process
-engine uses) and, per round, one update (masked under SecAgg+).
+Privacy: only the columns the site policy allows for the study's purpose are loaded (the
+file is read for those columns only, after the policy accepted the study); the raw rows
+never leave; what leaves is the feature moments at join (sums, as the in-process engine
+uses) and, per round, one update (masked under SecAgg+).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,19 +46,30 @@ import pandas as pd
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tutela.errors import ConfigError, DataError, PolicyViolation, ProtocolAbort, TransportError
-from tutela.fl.client import LocalSite, LocalTraining, OptimizerKind
-from tutela.fl.config import parse_study
+from tutela.errors import (
+    BudgetExceeded,
+    ConfigError,
+    DataError,
+    PolicyViolation,
+    ProtocolAbort,
+    TransportError,
+)
+from tutela.fl.client import LocalSite, LocalTraining, OptimizerKind, site_report
+from tutela.fl.config import StudyConfig, parse_study
 from tutela.fl.models import build_model
+from tutela.fl.privacy import SampleLevelDP, no_ledger_summary
+from tutela.fl.recipes import LEDGER_PLD_GRID, study_request
 from tutela.fl.records import FitIns, Parameters, ParameterSpec, parameters_to_bytes, subtract
+from tutela.governance._files import atomic_write
+from tutela.governance.minimisation import SitePolicy, minimise
 from tutela.secagg import SecAggClient, decode_message, encode_message
+from tutela.secagg.client import ClientPolicy
 from tutela.secagg.messages import (
     AdvertiseKeysRequest,
     MaskedInputRequest,
     ShareKeysRequest,
     UnmaskRequest,
 )
-from tutela.server.policy import SitePolicy
 from tutela.server.tls import client_context
 from tutela.server.wire import parse_tensors
 
@@ -62,10 +86,11 @@ class AgentSettings:
         cert_file: this site's certificate (from enrolment or ``tutela pki issue --site``).
         key_file: its private key.
         data: CSV file with the site's rows (a header row; one outcome column).
-        policy: the site policy.
+        policy: the site policy (the last word on what this site runs and shares).
         outcome: name of the outcome column.
         seed: seeds local data order (not privacy noise).
-        state_dir: where the agent keeps its SecAgg+ identity key.
+        state_dir: where the agent keeps its SecAgg+ identity key, its privacy ledgers and
+            its signed reports (the data file's directory if ``None``).
         poll_interval: seconds between polls when idle.
         exit_when_done: stop once every study this site joined has ended.
         max_runtime_s: stop after this long regardless.
@@ -93,20 +118,35 @@ class _StudyState:
     standardised: bool = False
     updates: dict[int, tuple[Parameters, Parameters, int]] = field(default_factory=dict)
     secagg: dict[tuple[int, int], SecAggClient] = field(default_factory=dict)
-    dp: Any = None
+    dp: SampleLevelDP | None = None
 
 
-def load_site_table(path: Path, outcome: str) -> pd.DataFrame:
-    """Read the site's CSV and check the outcome column."""
+def _read_csv(
+    path: Path, *, nrows: int | None = None, usecols: list[str] | None = None
+) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(path)
+        return pd.read_csv(path, nrows=nrows, usecols=usecols)
     except FileNotFoundError:
         raise DataError(f"site data not found: {path}") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"cannot read site data {path}: {exc}") from None
-    if outcome not in frame.columns:
+
+
+def read_site_header(path: Path, outcome: str) -> list[str]:
+    """The column names of the site's CSV (no row is read); checks the outcome column."""
+    columns = [str(c) for c in _read_csv(path, nrows=0).columns]
+    if outcome not in columns:
         raise DataError(f"site data {path} has no outcome column {outcome!r}")
-    return frame
+    return columns
+
+
+def load_site_table(path: Path, outcome: str, columns: list[str]) -> pd.DataFrame:
+    """Read only ``columns`` and the outcome column of the site's CSV.
+
+    Call it after the site policy accepted ``columns``: no other column is ever parsed.
+    """
+    frame = _read_csv(path, usecols=[*columns, outcome])
+    return frame.loc[:, [*columns, outcome]]
 
 
 def identity_key(state_dir: Path | None) -> Ed25519PrivateKey:
@@ -160,14 +200,22 @@ class SiteAgent:
             settings.ca_file, certfile=settings.cert_file, keyfile=settings.key_file
         )
         self.client = httpx.Client(base_url=settings.coordinator, verify=ctx, timeout=30.0)
-        self.table = load_site_table(settings.data, settings.outcome)
+        self.header = read_site_header(settings.data, settings.outcome)
         self.identity = identity_key(settings.state_dir)
         self.identity_public = self.identity.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
         self.studies: dict[str, _StudyState] = {}
         self.refused: dict[str, str] = {}
+        self.refused_rounds: dict[tuple[str, int], str] = {}
+        self.reports: dict[str, dict[str, Any]] = {}
+        """The latest signed site report per joined study (see the module docstring)."""
         self.finished: set[str] = set()
+
+    @property
+    def state_dir(self) -> Path:
+        """Where this site keeps its ledgers and reports."""
+        return self.settings.state_dir or Path(self.settings.data).parent
 
     # transport --------------------------------------------------------------------------
 
@@ -225,7 +273,11 @@ class SiteAgent:
         return {
             "joined": sorted(self.studies),
             "refused": dict(self.refused),
+            "refused_rounds": {
+                f"{s}/round-{r}": why for (s, r), why in self.refused_rounds.items()
+            },
             "finished": sorted(self.finished),
+            "site_reports": dict(self.reports),
         }
 
     def poll(self) -> dict[str, Any]:
@@ -241,12 +293,21 @@ class SiteAgent:
     def handle(self, task: dict[str, Any]) -> bool:
         """Do one task; return True if anything was sent."""
         kind = task["kind"]
+        if kind == "join":
+            return self._join(task)
+        round_key = (str(task["study_id"]), int(task["round"]))
+        if round_key in self.refused_rounds:
+            return False
         try:
-            if kind == "join":
-                return self._join(task)
             if kind == FIT_STAGE:
                 return self._fit(task)
             return self._secagg(task)
+        except (PolicyViolation, BudgetExceeded) as exc:
+            # The site's policy or privacy plan refuses this round: nothing was trained or
+            # spent, nothing is sent; the round goes on without this site.
+            self.refused_rounds[round_key] = str(exc)
+            self._log(f"{self.name}: round {task['round']} refused: {exc}")
+            return False
         except (ProtocolAbort, TransportError) as exc:
             # The round goes on without this site (the coordinator's deadline handles it);
             # the agent keeps polling for the next task.
@@ -256,71 +317,40 @@ class SiteAgent:
     # join -------------------------------------------------------------------------------
 
     def _study_columns(self, config: dict[str, Any]) -> list[str]:
-        cols = config["data"].get("columns")
+        cols = config.get("data", {}).get("columns")
         if cols is not None:
-            return list(cols)
-        return [c for c in self.table.columns if c != self.settings.outcome]
+            return [str(c) for c in cols]
+        return [c for c in self.header if c != self.settings.outcome]
+
+    def refusals(self, config: dict[str, Any]) -> list[str]:
+        """Every reason this site refuses the study ``config`` (empty: it may join).
+
+        Only the data file's header is consulted: no row is read before the policy agrees.
+        """
+        try:
+            study = parse_study(config)
+        except ConfigError as exc:
+            return [str(exc)]
+        columns = self._study_columns(config)
+        reasons = list(self.settings.policy.evaluate(study_request(study, columns)).reasons)
+        missing = [c for c in columns if c not in self.header]
+        if missing:
+            reasons.append(f"this site has no column(s) {', '.join(missing)}")
+        if study.privacy.mode not in ("none", "sample"):
+            reasons.append(f"privacy.mode {study.privacy.mode!r} is not supported by this agent")
+        return reasons
 
     def _join(self, task: dict[str, Any]) -> bool:
         study_id = task["study_id"]
         config = task["config"]
-        columns = self._study_columns(config)
-        reasons = self.settings.policy.refusals(config, columns)
-        missing = [c for c in columns if c not in self.table.columns]
-        if not reasons and missing:
-            reasons.append(f"this site has no column(s) {', '.join(missing)}")
-        if config.get("privacy", {}).get("mode", "none") not in ("none", "sample"):
-            reasons.append(
-                f"privacy.mode {config['privacy']['mode']!r} is not supported by this agent"
-            )
-        if not reasons:
-            try:
-                parse_study(config)
-            except ConfigError as exc:
-                reasons.append(f"invalid study config: {exc}")
+        reasons = self.refusals(config)
         if reasons:
             reason = "; ".join(reasons)
             self.refused[study_id] = reason
             self._log(f"{self.name}: refusing study {study_id}: {reason}")
             body: dict[str, Any] = {"accept": False, "reason": reason}
         else:
-            # Only the columns the policy allows are ever loaded.
-            allowed = set(self.settings.policy.allowed_columns(str(config["study"]["purpose"])))
-            assert set(columns) <= allowed
-            features = self.table[columns].to_numpy(dtype=np.float32)
-            outcome = self.table[self.settings.outcome].to_numpy(dtype=np.int64)
-            model = config["model"]
-            seed = int(config["study"]["seed"])
-            n_features = len(columns)
-
-            def factory() -> Any:
-                return build_model(
-                    model["kind"], n_features, hidden=tuple(model["hidden"]), seed=seed
-                )
-
-            dimension = sum(int(p.numel()) for p in factory().parameters())
-            privatize, dp = self._privacy(study_id, config, len(outcome), dimension)
-            site = LocalSite(
-                self.name,
-                features,
-                outcome,
-                factory,
-                _training(config),
-                seed=self.settings.seed,
-                privatize=privatize,
-            )
-            moments = site.feature_moments()
-            self.studies[study_id] = _StudyState(site, columns, config, dp=dp)
-            body = {
-                "accept": True,
-                "num_examples": site.num_examples,
-                "moments": {
-                    "count": moments.count,
-                    "total": moments.total.tolist(),
-                    "total_sq": moments.total_sq.tolist(),
-                },
-                "identity": self.identity_public.hex(),
-            }
+            body = self._accept(study_id, config, parse_study(config))
         response = self._request(
             "POST",
             f"/v1/site/studies/{study_id}/participation",
@@ -331,9 +361,53 @@ class SiteAgent:
             self._log(f"{self.name}: join answer refused: {self._detail(response)}")
         return True
 
+    def _accept(self, study_id: str, config: dict[str, Any], study: StudyConfig) -> dict[str, Any]:
+        """Load the accepted columns (and nothing else), build the site, sign its report."""
+        columns = self._study_columns(config)
+        policy = self.settings.policy
+        frame = load_site_table(self.settings.data, self.settings.outcome, columns)
+        kept, _ = minimise(
+            frame.drop(columns=[self.settings.outcome]), study.study.purpose, columns, policy
+        )
+        features = kept.to_numpy(dtype=np.float32)
+        outcome = frame[self.settings.outcome].to_numpy(dtype=np.int64)
+        model = study.model
+        seed = study.study.seed
+        n_features = len(columns)
+
+        def factory() -> Any:
+            return build_model(model.kind, n_features, hidden=tuple(model.hidden), seed=seed)
+
+        dimension = sum(int(p.numel()) for p in factory().parameters())
+        privatize, dp = self._privacy(study_id, config, len(outcome), dimension)
+        site = LocalSite(
+            self.name,
+            features,
+            outcome,
+            factory,
+            _training(config),
+            seed=self.settings.seed,
+            privatize=privatize,
+            policy=policy,
+            identity=self.identity,
+        )
+        moments = site.feature_moments()
+        self.studies[study_id] = _StudyState(site, columns, config, dp=dp)
+        self._sign_report(study_id)
+        return {
+            "accept": True,
+            "num_examples": site.num_examples,
+            "moments": {
+                "count": moments.count,
+                "total": moments.total.tolist(),
+                "total_sq": moments.total_sq.tolist(),
+            },
+            "identity": self.identity_public.hex(),
+        }
+
     def _privacy(
         self, study_id: str, config: dict[str, Any], rows: int, dimension: int = 1
-    ) -> tuple[Any, Any]:
+    ) -> tuple[Any, SampleLevelDP | None]:
         """DP-SGD at this site when the study asks for record-level DP (``privacy.mode =
         "sample"``), charged to a ledger the site keeps itself (the site, not the study's
         code, decides that the noise is added)."""
@@ -343,19 +417,16 @@ class SiteAgent:
         if p["mode"] != "sample":
             raise PolicyViolation(f"privacy.mode {p['mode']!r} is not supported by this agent")
         from tutela.dp.ledger import PrivacyLedger
-        from tutela.fl.privacy import SampleLevelDP
 
-        base = self.settings.state_dir or Path(self.settings.data).parent
+        base = self.state_dir
         base.mkdir(parents=True, exist_ok=True)
         t = config["training"]
-        from tutela.fl.recipes import LEDGER_PLD_GRID
-
         dp = SampleLevelDP(
             PrivacyLedger(
                 base / f"ledger-{study_id}.sqlite", value_discretization_interval=LEDGER_PLD_GRID
             ),
             str(config["study"]["name"]),
-            epsilon=float(p["epsilon"]),
+            epsilon=min(float(p["epsilon"]), self.settings.policy.max_epsilon),
             delta=float(p["delta"]),
             max_grad_norm=float(p["max_grad_norm"]),
             accountant=str(p["accountant"]),
@@ -368,15 +439,30 @@ class SiteAgent:
         )
         return dp.hook(self.name), dp
 
+    def _sign_report(self, study_id: str) -> dict[str, Any]:
+        """Sign this site's policy and ledger summary for ``study_id``; keep and write it."""
+        state = self.studies[study_id]
+        ledger = state.dp.ledger_summary(self.name) if state.dp is not None else no_ledger_summary()
+        report = site_report(self.name, self.settings.policy, ledger, self.identity)
+        self.reports[study_id] = report
+        text = json.dumps(report, sort_keys=True, indent=2, allow_nan=False) + "\n"
+        atomic_write(self.state_dir / f"site-report-{study_id}.json", text.encode("utf-8"))
+        return report
+
     def _report_privacy(self, task: dict[str, Any]) -> None:
+        """Sign this round's site report; send its privacy figures as round metrics."""
         state = self.studies[task["study_id"]]
+        report = self._sign_report(task["study_id"])
         if state.dp is None:
             return
+        ledger = report["ledger"]
         site = state.dp.report()["per_site"][self.name]
-        metrics = {
-            "epsilon": float(site["epsilon"]),
-            "delta": float(site["delta"]),
+        metrics = {  # floats only: the metrics endpoint takes numbers
+            "epsilon": float(ledger["spent_epsilon"]),
+            "delta": float(ledger["delta"]),
             "noise_multiplier": float(site["noise_multiplier"]),
+            "budget_epsilon": float(ledger["budget_epsilon"]),
+            "budget_left": float(ledger["remaining_epsilon"]),
         }
         self._request(
             "POST",
@@ -442,6 +528,31 @@ class SiteAgent:
 
     # SecAgg+ rounds ---------------------------------------------------------------------
 
+    def _start_secagg(self, task: dict[str, Any], message: object) -> SecAggClient:
+        """Check the round against the policy floor, then train (charging) and set the input.
+
+        Raises:
+            PolicyViolation: the round's parameters are below the site's floor (nothing was
+                trained or spent).
+            ProtocolAbort: the round does not start with the key advertisement request.
+        """
+        if not isinstance(message, AdvertiseKeysRequest):
+            raise ProtocolAbort(
+                f"round {task['round']}: no SecAgg+ state for stage {task['stage']!r}"
+            )
+        floor = ClientPolicy(min_threshold=self.settings.policy.min_secagg_threshold)
+        try:
+            floor.check(message.params)
+        except ProtocolAbort as exc:
+            raise PolicyViolation(f"SecAgg+ round refused: {exc}") from None
+        registry = {int(cid): bytes.fromhex(pub) for cid, pub in task["registry"].items()}
+        client = SecAggClient(int(task["client_id"]), self.identity, registry, policy=floor)
+        global_params, update, num_examples = self._train(task)
+        spec = ParameterSpec.of(global_params)
+        client.set_input(spec.flatten(update), weight=float(num_examples))
+        self._report_privacy(task)  # what this round's local DP-SGD spent at this site
+        return client
+
     def _secagg(self, task: dict[str, Any]) -> bool:
         study_id, round_no, attempt = (
             task["study_id"],
@@ -452,14 +563,6 @@ class SiteAgent:
         state = self.studies[study_id]
         key = (round_no, attempt)
         client = state.secagg.get(key)
-        if client is None:
-            registry = {int(cid): bytes.fromhex(pub) for cid, pub in task["registry"].items()}
-            client = SecAggClient(int(task["client_id"]), self.identity, registry)
-            global_params, update, num_examples = self._train(task)
-            spec = ParameterSpec.of(global_params)
-            client.set_input(spec.flatten(update), weight=float(num_examples))
-            state.secagg = {key: client}
-            self._report_privacy(task)  # what this round's local DP-SGD spent at this site
         response = self._request(
             "GET",
             f"/v1/site/studies/{study_id}/rounds/{round_no}/relay/{stage}",
@@ -475,6 +578,9 @@ class SiteAgent:
             message, AdvertiseKeysRequest | ShareKeysRequest | MaskedInputRequest | UnmaskRequest
         ):
             raise ProtocolAbort(f"unexpected {type(message).__name__} from the coordinator")
+        if client is None:
+            client = self._start_secagg(task, message)
+            state.secagg = {key: client}
         reply = client.handle(message)
         body_arrays = {"message": np.frombuffer(encode_message(reply), np.uint8).copy()}
         from safetensors.numpy import save as st_save
@@ -549,7 +655,7 @@ def run_site(
     from tutela.server.pki import validate_site_name
 
     validate_site_name(name)
-    policy = SitePolicy.load(policy_file)
+    policy = SitePolicy.from_toml(policy_file)
     if not cert_file.exists():
         if enrol_token is None:
             raise ConfigError(f"no site certificate at {cert_file}; pass --enrol-token to enrol")

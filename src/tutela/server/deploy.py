@@ -57,15 +57,27 @@ def write_site_files(config: StudyConfig, data: StudyData, root: Path) -> dict[s
         table = frame.iloc[rows].copy()
         table[OUTCOME_COLUMN] = data.y[rows]
         table.to_csv(site_dir / "data.csv", index=False)
-        columns = ", ".join(json.dumps(c) for c in data.columns)
-        secagg = "true" if config.secure_aggregation.protocol != "none" else "false"
-        (site_dir / "site-policy.toml").write_text(
-            "# What this hospital allows, whatever a study asks.\n"
-            f"[secure_aggregation]\nrequired = {secagg}\n\n"
-            f"[purposes.{json.dumps(config.study.purpose)}]\ncolumns = [{columns}]\n"
-        )
+        (site_dir / "site-policy.toml").write_text(_site_policy(config, data.columns))
         dirs[name] = site_dir
     return dirs
+
+
+def _site_policy(config: StudyConfig, columns: list[str]) -> str:
+    """A hospital policy (see :mod:`tutela.governance.minimisation`) that admits ``config``."""
+    p = config.privacy
+    floor = [
+        f"dp_required = {json.dumps(p.mode != 'none')}",
+        f"secure_aggregation_required = {json.dumps(config.secure_aggregation.protocol != 'none')}",
+    ]
+    if p.mode != "none" and p.epsilon is not None:
+        floor += [f"max_epsilon = {p.epsilon!r}", f"max_delta = {p.delta!r}"]
+    return (
+        "# What this hospital allows, whatever a study asks.\n"
+        f"[purposes.{json.dumps(config.study.purpose)}]\n"
+        f"columns = [{', '.join(json.dumps(c) for c in columns)}]\n\n"
+        "[floor]\n" + "\n".join(floor) + "\n\n"
+        f"[limits]\nmax_local_epochs = {config.training.local_epochs}\n"
+    )
 
 
 def _site_kwargs(
@@ -280,6 +292,7 @@ def run_study_over_network(
         "config": config.resolved(),
         "privacy": _privacy_summary(config, ledger),
         "secure_aggregation": _secagg_summary(secagg_reports),
+        "sites": _site_reports(site_dirs, study_id),
         "deployment": {
             "transport": "https (TLS 1.2+, mutual TLS for sites)",
             "coordinator": server.url,
@@ -299,6 +312,21 @@ def run_study_over_network(
     results["final_parameters"] = final
     results["elapsed_s"] = time.perf_counter() - started
     return results
+
+
+def _site_reports(site_dirs: dict[str, Path], study_id: str) -> list[dict[str, Any]] | None:
+    """Each site's signed report, verbatim, as its agent wrote it in its state directory.
+
+    On loopback the sites' directories are at hand; the coordinator's site API has no field
+    for the report yet. A site that refused the study wrote none. Readers check the
+    signatures (:func:`tutela.governance.site_report.verify_site_report`).
+    """
+    reports = []
+    for site_dir in site_dirs.values():
+        path = site_dir / "state" / f"site-report-{study_id}.json"
+        if path.exists():
+            reports.append(json.loads(path.read_text(encoding="utf-8")))
+    return reports or None
 
 
 def _privacy_summary(config: StudyConfig, ledger: dict[str, Any]) -> dict[str, Any] | None:

@@ -248,14 +248,10 @@ class LocalSite:
                         steps += 1
                     continue
                 loss = loss_fn(model(xb).squeeze(-1), yb)
-                if mu > 0:
-                    prox = sum(
-                        ((p - a) ** 2).sum()
-                        for p, a in zip(model.parameters(), anchor, strict=True)
-                    )
-                    loss = loss + 0.5 * mu * prox
                 loss.backward()
                 optimizer.step()
+                if mu > 0:
+                    _proximal_step(model, anchor, lr * mu)
                 steps += 1
                 running += float(loss.detach()) * len(yb)
                 seen += len(yb)
@@ -302,6 +298,19 @@ def site_report(
         :func:`tutela.governance.site_report.verify_site_report`.
     """
     return sign_site_report(site_id, policy.to_json(), ledger, key)
+
+
+def _proximal_step(model: nn.Module, anchor: list[torch.Tensor], rate: float) -> None:
+    """FedProx's proximal term ``mu/2 ||w - w_global||^2`` as a decoupled step towards the
+    global model (``w -= lr * mu * (w - w_global)``) after the optimiser's step.
+
+    Decoupled, the term never enters the per-example gradients: it depends on no record, so
+    under DP-SGD it is post-processing (DP-SGD refuses a gradient that reaches a parameter
+    from outside its layer, which a loss term would be).
+    """
+    with torch.no_grad():
+        for p, a in zip(model.parameters(), anchor, strict=True):
+            p.sub_(rate * (p - a))
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

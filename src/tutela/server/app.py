@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from tutela.errors import ConfigError, DataError, PermissionDenied, ProtocolAbort, TutelaError
@@ -35,6 +36,7 @@ from tutela.server.api import AppState, Caller, UnauthenticatedError, declared
 from tutela.server.authz import Audience, Permission, RbacPolicy
 from tutela.server.coordinator import Coordinator
 from tutela.server.core import ConflictError, NotFoundError, PayloadTooLargeError
+from tutela.server.limits import BodyLimit, validation_error
 from tutela.server.routes_admin import add_admin_routes
 from tutela.server.routes_site import add_site_routes
 
@@ -72,6 +74,7 @@ def _register_errors(app: FastAPI) -> None:
 
     app.add_exception_handler(TutelaError, fallback)
     app.add_exception_handler(ValueError, fallback)
+    app.add_exception_handler(RequestValidationError, validation_error)
 
 
 # ---- the application --------------------------------------------------------------------
@@ -106,6 +109,7 @@ def create_app(
     )
     app.state.tutela = AppState(coordinator, ca_pem, policy or RbacPolicy.default())
     _register_errors(app)
+    app.add_middleware(BodyLimit)
 
     @app.get("/health", **declared(Audience.ANYONE, Permission.STUDY_READ))
     async def health(_p: Caller) -> dict[str, str]:

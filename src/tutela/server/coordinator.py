@@ -173,6 +173,10 @@ class Coordinator:
         """See :meth:`Studies.privacy_ledger`."""
         return self.studies.privacy_ledger(study_id)
 
+    def site_reports(self, study_id: str) -> dict[str, Any]:
+        """See :meth:`Studies.site_reports`."""
+        return self.studies.site_reports(study_id)
+
     def round_model(self, study_id: str, round_no: int) -> bytes:
         """See :meth:`Studies.round_model`."""
         return self.studies.round_model(study_id, round_no)
@@ -230,6 +234,10 @@ class Coordinator:
     ) -> None:
         """See :meth:`Inbox.report_metrics`."""
         self.inbox.report_metrics(site, study_id, round_no, metrics)
+
+    def report_site(self, site: str, study_id: str, body: bytes) -> Receipt:
+        """See :meth:`Inbox.report_site`."""
+        return self.inbox.report_site(site, study_id, body)
 
     def relay_post(
         self,

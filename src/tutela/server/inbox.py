@@ -1,14 +1,19 @@
 """Everything sites send the coordinator, accepted exactly once.
 
-Round stage submissions (fit updates and SecAgg+ messages), relayed messages and metric
-(including privacy) reports all pass through one primitive, :meth:`Inbox.accept`: a
+Round stage submissions (fit updates and SecAgg+ messages), relayed messages, metric
+(including privacy) reports and the sites' signed reports all pass through one primitive,
+:meth:`Inbox.accept`: a
 submission carries an idempotency key; the same key again with the same content and the
 same destination is *accepted again* (the original receipt, ``duplicate=True``, nothing
 stored twice), and the same key with anything else is a conflict. Sites retry after a lost
 reply with the same key and bytes, so a retry can never count twice.
 
-The metrics endpoint carries no key of its own: a report's key is its content, so a retried
-report is recognised and a different one for the same round is stored beside it.
+The metrics and site-report endpoints carry no key of their own: a report's key is its
+content, so a retried report is recognised and a different one is stored beside it.
+
+A site report (:mod:`tutela.governance.site_report`) is accepted only from the site it
+names and only under the identity key that site registered when it joined the study; it is
+stored verbatim.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tutela.errors import DataError, PermissionDenied
+from tutela.governance.site_report import verify_site_report
 from tutela.server.core import (
     COORDINATOR,
     FIT_STAGE,
@@ -37,10 +44,21 @@ from tutela.server.core import (
 )
 from tutela.server.participation import Participation
 from tutela.server.protocol import SecAggProtocol
-from tutela.server.store import MetricRow, ParticipationRow, RelayRow, RoundRow, UpdateRow, digest
+from tutela.server.store import (
+    MetricRow,
+    ParticipationRow,
+    RelayRow,
+    RoundRow,
+    SiteReportRow,
+    UpdateRow,
+    digest,
+)
 from tutela.server.wire import parse_tensors
 
 METRICS_STAGE = "metrics"
+SITE_REPORT_STAGE = "site-report"
+MAX_SITE_REPORT_BYTES = 1024 * 1024
+"""The largest site report accepted (its ledger lists every spend: ~300 bytes a round)."""
 
 
 class Kind(Enum):
@@ -49,6 +67,7 @@ class Kind(Enum):
     STAGE = "submission"  # a round stage: a fit update or a SecAgg+ message
     RELAY = "message"  # an opaque message for another participant
     REPORT = "report"  # metrics, privacy spend included
+    SITE_REPORT = "site report"  # a site's signed policy and ledger summary
 
 
 @dataclass(frozen=True)
@@ -123,6 +142,15 @@ class Inbox:
                 )
             )
             return None if r is None else (r.digest, r.round_no, r.stage, r.recipient)
+        if e.kind is Kind.SITE_REPORT:
+            seen = s.scalar(
+                select(SiteReportRow.digest).where(
+                    SiteReportRow.study_id == e.study_id,
+                    SiteReportRow.site == e.site,
+                    SiteReportRow.digest == e.key,
+                )
+            )
+            return None if seen is None else (seen, e.round_no, SITE_REPORT_STAGE, COORDINATOR)
         for m in s.scalars(
             select(MetricRow).where(
                 MetricRow.study_id == e.study_id,
@@ -281,6 +309,69 @@ class Inbox:
 
             return self.accept(s, envelope, body, store)
 
+    def report_site(self, site: str, study_id: str, body: bytes) -> Receipt:
+        """Store a site's signed report (JSON) verbatim; a resend of the same one is kept once.
+
+        Security: the coordinator checks who signed, not only that the signature holds: the
+        report must name the calling site (authenticated by mutual TLS) and verify under the
+        Ed25519 identity key that site registered when it joined the study, never under the
+        key the report carries. A site may report until the study's records are gone (its
+        last round's report may arrive after the study completed).
+
+        Raises:
+            PayloadTooLargeError: over :data:`MAX_SITE_REPORT_BYTES`.
+            DataError: not a JSON object, or it does not verify under the registered key.
+            PermissionDenied: the caller has not joined the study, registered no identity
+                key, or reports for another site.
+        """
+        if len(body) > MAX_SITE_REPORT_BYTES:
+            raise PayloadTooLargeError(
+                f"site report of {len(body)} bytes exceeds the {MAX_SITE_REPORT_BYTES} limit"
+            )
+        body_digest = digest(body)
+        envelope = Envelope(Kind.SITE_REPORT, study_id, site, 0, SITE_REPORT_STAGE, body_digest)
+        with self.core.store.session() as s:
+            self.core.study(s, study_id, lock=True)  # one report at a time per study
+
+            def store(_digest: str) -> None:
+                report = _json_object(body, "the site report")
+                p = s.get(ParticipationRow, (study_id, site))
+                if p is None or p.status != "accepted":
+                    raise PermissionDenied(f"site {site} has not joined study {study_id}")
+                if report.get("site") != site:
+                    raise PermissionDenied(
+                        f"site {site} may only report for itself, not for {report.get('site')!r}"
+                    )
+                key = p.identity_key()
+                if key is None:
+                    raise PermissionDenied(
+                        f"site {site} registered no identity key when it joined study "
+                        f"{study_id}; its reports cannot be verified"
+                    )
+                if not verify_site_report(report, trusted_keys=[key]):
+                    raise DataError(
+                        f"the site report does not verify under the identity key site {site} "
+                        "registered when it joined"
+                    )
+                s.add(
+                    SiteReportRow(
+                        study_id=study_id,
+                        site=site,
+                        digest=body_digest,
+                        report_json=body.decode("utf-8"),
+                        created_at=self.core.clock(),
+                    )
+                )
+                self.core.audit(
+                    f"site:{site}",
+                    "site.report",
+                    f"study/{study_id}/site-report",
+                    detail={"digest": body_digest},
+                    session=s,
+                )
+
+            return self.accept(s, envelope, body, store)
+
     # relay ------------------------------------------------------------------------------
 
     def relay_post(
@@ -367,6 +458,21 @@ class Inbox:
                 )
                 for r in rows
             }
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_object(body: bytes, what: str) -> dict[str, Any]:
+    """``body`` as a JSON object (no NaN or infinity), or a DataError naming ``what``."""
+    try:
+        value = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError):
+        raise DataError(f"{what} must be UTF-8 JSON without NaN or infinity") from None
+    if not isinstance(value, dict):
+        raise DataError(f"{what} must be a JSON object")
+    return value
 
 
 MAX_METADATA_INT = 2**53

@@ -121,6 +121,16 @@ def add_admin_routes(app: FastAPI) -> None:
         return result
 
     @app.get(
+        "/v1/admin/studies/{study_id}/site-reports",
+        **declared(Audience.PEOPLE, Permission.LEDGER_READ),
+    )
+    async def site_reports(study_id: str, request: Request, _p: Caller) -> dict[str, Any]:
+        """Each site's latest signed report, verbatim, and the identity keys the sites
+        registered when they joined (``site_keys``: what to verify the reports against)."""
+        result: dict[str, Any] = await run(coordinator_of(request).site_reports, study_id)
+        return result
+
+    @app.get(
         "/v1/admin/studies/{study_id}/model",
         **declared(Audience.PEOPLE, Permission.MODEL_READ, binary_response=True),
     )

@@ -2,7 +2,8 @@
 enrolment (``/v1/enrol``), which exchanges a one-time token and a CSR for a certificate.
 
 Sites poll for tasks, fetch the global model, submit updates and protocol messages as
-binary safetensors bodies, relay opaque messages to each other, and report metrics.
+binary safetensors bodies, relay opaque messages to each other, report metrics, and send
+their signed site reports (the policy they enforced and their own ledger summary).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 from safetensors.numpy import save as st_save
 
 from tutela.errors import DataError
@@ -29,6 +31,7 @@ from tutela.server.api import (
     wake,
 )
 from tutela.server.authz import Audience, Permission
+from tutela.server.inbox import MAX_SITE_REPORT_BYTES
 from tutela.server.schemas import (
     EnrolIn,
     EnrolOut,
@@ -36,7 +39,17 @@ from tutela.server.schemas import (
     ParticipationIn,
     ParticipationOut,
     ReceiptOut,
+    SiteReportIn,
 )
+
+
+def _json_body(kwargs: dict[str, Any], model: type[SiteReportIn]) -> dict[str, Any]:
+    """Document a JSON body that the route reads itself (bounded, kept byte for byte)."""
+    kwargs["openapi_extra"]["requestBody"] = {
+        "required": True,
+        "content": {"application/json": {"schema": model.model_json_schema()}},
+    }
+    return kwargs
 
 
 def add_site_routes(app: FastAPI) -> None:
@@ -173,3 +186,24 @@ def add_site_routes(app: FastAPI) -> None:
         """Report this site's metrics for a round."""
         await run(coordinator_of(request).report_metrics, p.name, study_id, round_no, body.metrics)
         return Response(status_code=204)
+
+    @app.post(
+        "/v1/site/studies/{study_id}/site-report",
+        response_model=ReceiptOut,
+        **_json_body(declared(Audience.SITES, Permission.ROUND_SUBMIT), SiteReportIn),
+    )
+    async def site_report(study_id: str, request: Request, p: Caller) -> ReceiptOut:
+        """Send this site's signed report (JSON, stored verbatim; a resend is kept once).
+
+        It must name this site and verify under the identity key the site registered when
+        it joined the study.
+        """
+        body = await read_body(request, MAX_SITE_REPORT_BYTES)
+        try:
+            SiteReportIn.model_validate_json(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "body"
+            raise DataError(f"malformed site report: {where}: {first['msg']}") from None
+        receipt = await run(coordinator_of(request).report_site, p.name, study_id, body)
+        return ReceiptOut(**receipt.as_dict())

@@ -97,3 +97,13 @@ class ReceiptOut(_Model):
 
 class MetricsIn(_Model):
     metrics: dict[str, float]
+
+
+class SiteReportIn(_Model):
+    """A site's signed report (:mod:`tutela.governance.site_report`), kept verbatim."""
+
+    site: str = Field(min_length=1, max_length=64)
+    policy: dict[str, Any]
+    ledger: dict[str, Any]
+    signature: str = Field(pattern=r"^[0-9a-f]{128}$")
+    public_key: str = Field(pattern=r"^[0-9a-f]{64}$")

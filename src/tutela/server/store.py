@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -122,6 +123,16 @@ class ParticipationRow(Base):
     join_json: Mapped[str] = mapped_column(sa.Text, default="{}")
     updated_at: Mapped[float] = mapped_column(sa.Float)
 
+    def identity_key(self) -> bytes | None:
+        """The raw Ed25519 identity key the site registered when it joined (None if none)."""
+        identity = json.loads(self.join_json or "{}").get("identity")
+        if not isinstance(identity, str) or len(identity) != 64:
+            return None
+        try:
+            return bytes.fromhex(identity)
+        except ValueError:
+            return None
+
 
 class UpdateRow(Base):
     """An accepted site submission for one round stage (sealed)."""
@@ -174,6 +185,24 @@ class MetricRow(Base):
     round_no: Mapped[int] = mapped_column(sa.Integer)
     site: Mapped[str] = mapped_column(sa.String(64))
     metrics_json: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[float] = mapped_column(sa.Float)
+
+
+class SiteReportRow(Base):
+    """A site's signed report (the policy it enforced, its own ledger summary), verbatim.
+
+    Stored as the JSON text the site sent, once per distinct content: a site sends a new
+    report after joining and after each round, and a resend of the same one is kept once.
+    """
+
+    __tablename__ = "site_reports"
+    __table_args__ = (sa.UniqueConstraint("study_id", "site", "digest"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[str] = mapped_column(sa.ForeignKey("studies.id"), index=True)
+    site: Mapped[str] = mapped_column(sa.String(64))
+    digest: Mapped[str] = mapped_column(sa.String(64))
+    report_json: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[float] = mapped_column(sa.Float)
 
 

@@ -35,7 +35,14 @@ from tutela.server.core import (
     dumps,
 )
 from tutela.server.runtime import Runtimes
-from tutela.server.store import MetricRow, ParticipationRow, RoundRow, SiteRow, StudyRow
+from tutela.server.store import (
+    MetricRow,
+    ParticipationRow,
+    RoundRow,
+    SiteReportRow,
+    SiteRow,
+    StudyRow,
+)
 from tutela.server.wire import parse_tensors
 
 
@@ -268,6 +275,37 @@ class Studies:
                 "secure_aggregation": config.get("secure_aggregation"),
                 "events": json.loads(row.privacy_json),
                 "site_reports": reports,
+            }
+
+    def site_reports(self, study_id: str) -> dict[str, Any]:
+        """Each site's latest signed report, verbatim, and the keys the sites registered.
+
+        ``site_keys`` maps every site that joined with an identity key to that key (hex), as
+        recorded from its join answer: what a reader pins to verify the reports, instead of
+        the key each report carries.
+        """
+        with self.core.store.read() as s:
+            self.core.study(s, study_id)
+            latest: dict[str, str] = {}
+            for r in s.scalars(
+                select(SiteReportRow)
+                .where(SiteReportRow.study_id == study_id)
+                .order_by(SiteReportRow.id)
+            ):
+                latest[r.site] = r.report_json
+            keys: dict[str, str] = {}
+            for p in s.scalars(
+                select(ParticipationRow)
+                .where(ParticipationRow.study_id == study_id, ParticipationRow.status == "accepted")
+                .order_by(ParticipationRow.site)
+            ):
+                key = p.identity_key()
+                if key is not None:
+                    keys[p.site] = key.hex()
+            return {
+                "study_id": study_id,
+                "reports": [json.loads(latest[site]) for site in sorted(latest)],
+                "site_keys": keys,
             }
 
     def round_model(self, study_id: str, round_no: int) -> bytes:

@@ -23,6 +23,7 @@ from tutela.governance.comply import (
     check_run,
     policy_shortfalls,
 )
+from tutela.governance.site_report import sign_site_report
 
 STRONG_SITE_POLICY: dict[str, Any] = {
     "site": "a",
@@ -37,16 +38,23 @@ STRONG_SITE_POLICY: dict[str, Any] = {
 }
 
 
-def _site_report(site: str, policy: dict[str, Any]) -> dict[str, Any]:
-    """A site report of the signed shape (comply reads the policy; signatures are checked by
-    whoever verifies site reports against the sites' keys)."""
-    return {
-        "site": site,
-        "policy": {**policy, "site": site},
-        "ledger": {"scope": f"site:{site}", "spent_epsilon": 1.8},
-        "signature": "ab" * 64,
-        "public_key": "cd" * 32,
-    }
+SITE_KEYS = {
+    name: Ed25519PrivateKey.from_private_bytes(bytes([i + 1]) * 32)
+    for i, name in enumerate(("a", "b"))
+}
+"""Each site's identity key (fixed, so the run documents below are the same every time)."""
+
+
+def _site_key_hex(site: str) -> str:
+    return SITE_KEYS[site].public_key().public_bytes_raw().hex()
+
+
+def _site_report(
+    site: str, policy: dict[str, Any], key: Ed25519PrivateKey | None = None
+) -> dict[str, Any]:
+    """A site report signed by the site's identity key (or by ``key``)."""
+    ledger = {"scope": f"site:{site}", "spent_epsilon": 1.8}
+    return sign_site_report(site, {**policy, "site": site}, ledger, key or SITE_KEYS[site])
 
 
 def _site_privacy(epsilon: float) -> dict[str, Any]:
@@ -129,6 +137,7 @@ GOOD: dict[str, Any] = {
         "policy": {"dp_required": True, "max_epsilon": 3.0, "secure_aggregation_required": True},
     },
     "sites": [_site_report("a", STRONG_SITE_POLICY), _site_report("b", STRONG_SITE_POLICY)],
+    "site_keys": {"a": _site_key_hex("a"), "b": _site_key_hex("b")},
     "deployment": None,
     "elapsed_s": 1.5,
 }
@@ -175,6 +184,7 @@ def test_seeded_violation_fails_exactly_those_checks(tmp_path: Path, fw: Framewo
     bad["config"]["privacy"] = {"mode": "none", "epsilon": None, "delta": 1e-5}
     bad["privacy"] = None
     bad["sites"] = None
+    bad["site_keys"] = None
     run = _make_run(tmp_path / "run", bad)
     report = check_run(run, fw)
     assert not report.passed
@@ -299,7 +309,7 @@ def test_reports_render(tmp_path: Path) -> None:
     doc = json.loads(json.dumps(report.to_json()))
     assert doc["passed"] is True
     assert doc["record_of_processing"]["purpose"] == "readmission-risk"
-    assert doc["summary"] == {"pass": 10, "fail": 0, "not-applicable": 1}
+    assert doc["summary"] == {"pass": 11, "fail": 0, "not-applicable": 1}
 
 
 def test_bad_run_dirs(tmp_path: Path) -> None:
@@ -411,6 +421,7 @@ def test_policy_shortfalls_compare_against_the_claim() -> None:
 
 
 def test_site_reports_are_not_applicable_until_sites_sign(tmp_path: Path) -> None:
-    run = _variant(tmp_path, lambda d: d.update(sites=None))
+    run = _variant(tmp_path, lambda d: d.update(sites=None, site_keys=None))
     assert _statuses(run, "gdpr")["site-policy-floor"] is Status.NOT_APPLICABLE
+    assert _statuses(run, "gdpr")["site-reports-verified"] is Status.NOT_APPLICABLE
     assert check_run(run, "gdpr").passed

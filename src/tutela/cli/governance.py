@@ -389,9 +389,19 @@ def comply(
     out: Annotated[
         Path | None, typer.Option("--out", help="Also write the report to this file.")
     ] = None,
+    trusted_keys: Annotated[
+        Path | None,
+        typer.Option(
+            "--trusted-keys",
+            help="JSON object mapping each site to the hex Ed25519 key you pinned for it; "
+            "site reports are then verified against these keys only (default: the keys the "
+            "sites registered at join, as the run records them).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Check what a run actually did against GDPR/HIPAA/CCPA controls; exit 1 if any fails."""
-    from tutela.governance.comply import Framework, check_run
+    from tutela.governance.comply import Framework, check_run, load_trusted_keys
 
     try:
         fw = Framework(framework.lower())
@@ -400,7 +410,8 @@ def comply(
             f"unknown framework {framework!r} (choose gdpr, hipaa or ccpa)",
             param_hint="--framework",
         ) from None
-    report = check_run(run_dir, fw)
+    pinned = load_trusted_keys(trusted_keys) if trusted_keys is not None else None
+    report = check_run(run_dir, fw, trusted_keys=pinned)
     text = (
         json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
         if as_json

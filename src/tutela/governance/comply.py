@@ -12,7 +12,8 @@ Run directory::
 
     RUN_DIR/results.json                    a RunResults document (results.schema.json)
     RUN_DIR/<governance.audit_log>          a Tutela audit log (SQLite or JSON lines)
-    RUN_DIR/audit.checkpoint.json           optional signed checkpoint the log must match
+    RUN_DIR/audit.checkpoint                C2SP signed checkpoint of the log (optional: the
+                                            log keeps its own checkpoints too)
 
 Checks (id: what passes):
 
@@ -26,11 +27,22 @@ Checks (id: what passes):
 - ``dp-epsilon-within-policy``: when DP was on and the policy bounds epsilon/delta, the
   spent epsilon (overall and per site) and delta are within the bounds.
 - ``secure-aggregation``: when the policy requires it, SecAgg+ or CKKS ran and reported.
-- ``site-policy-floor``: every site's signed report (``sites``) shows an enforced policy at
-  least as strong as what the study claims: DP required with epsilon and delta bounds no
-  looser than the study's, and secure aggregation required when the study uses it (not
+- ``site-reports-verified``: every site report (``sites``) verifies under the key pinned
+  for its site, and every site that contributed to a round sent one. The pinned keys are
+  the auditor's (``trusted_keys``, e.g. ``tutela comply --trusted-keys FILE``) when given,
+  else the identity keys the sites registered when they joined (``site_keys``, recorded by
+  the coordinator apart from the reports); never the key a report carries (not applicable
+  while the run carries neither reports nor registered keys).
+- ``site-policy-floor``: every site's signed report shows an enforced policy at least as
+  strong as what the study claims: DP required with epsilon and delta bounds no looser than
+  the study's, and secure aggregation required when the study uses it; a report that does
+  not verify (see ``site-reports-verified``) is no evidence and fails it too (not
   applicable while the run carries no site reports; see :func:`policy_shortfalls`).
-- ``audit-log-verified``: the audit log exists and verifies (and matches the checkpoint).
+- ``audit-log-verified``: the audit log exists, verifies, and a checkpoint signed by a key
+  the auditor pinned (``audit_keys``, by default the trust store of
+  :mod:`tutela.governance.trust`) covers all of it; a key the run directory carries is
+  never trusted, so a log rewritten and re-signed with a fresh key, or stripped of its
+  checkpoints, fails.
 - ``encryption-at-rest``: ``governance.encryption_at_rest`` is true.
 - ``anonymisation-k``: when record-level data was shared (an anonymisation report exists),
   ``k_achieved`` reaches the required k (``k_required``, else the policy's ``min_k``,
@@ -44,14 +56,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from tutela.errors import AuditError, DataError
-from tutela.governance.audit import Checkpoint, verify_log
+from tutela.governance.audit import RUN_CHECKPOINT, Checkpoint, VerifierKey, verify_log
 from tutela.governance.minimisation import is_direct_identifier
 from tutela.governance.results import (
     AggregationProtocol,
@@ -59,8 +71,11 @@ from tutela.governance.results import (
     PrivacyMode,
     RunResults,
     SampleLevelPrivacy,
+    SignedSiteReport,
     load_results,
 )
+from tutela.governance.trust import TrustStore
+from tutela.governance.site_report import verify_site_report
 
 __all__ = [
     "CHECKS",
@@ -70,7 +85,9 @@ __all__ = [
     "Status",
     "StudyClaim",
     "check_run",
+    "load_trusted_keys",
     "policy_shortfalls",
+    "site_report_problems",
 ]
 
 
@@ -248,10 +265,93 @@ def policy_shortfalls(policy: Mapping[str, Any], claim: StudyClaim) -> list[str]
     return problems
 
 
+def load_trusted_keys(path: str | os.PathLike[str]) -> dict[str, bytes]:
+    """Site keys an auditor pinned: a JSON object mapping each site to its raw 32-byte
+    Ed25519 public key in hex.
+
+    Raises:
+        DataError: unreadable, not such an object, or a key that is not 64 hex digits (one
+            line naming the site).
+    """
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"trusted keys file {p} not found") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"cannot read trusted keys file {p}: {exc}") from None
+    if not isinstance(data, dict):
+        raise DataError(f"trusted keys file {p} must hold a JSON object: site -> hex key")
+    keys: dict[str, bytes] = {}
+    for site, value in data.items():
+        key = _raw_key(value)
+        if key is None:
+            raise DataError(
+                f"trusted keys file {p}: the key for site {site!r} is not 64 hex digits "
+                "(a raw Ed25519 public key)"
+            )
+        keys[str(site)] = key
+    return keys
+
+
+def _raw_key(value: Any) -> bytes | None:
+    if not isinstance(value, str) or len(value) != 64:
+        return None
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return None
+
+
+def site_report_problems(
+    reports: list[SignedSiteReport], pinned: Mapping[str, bytes]
+) -> dict[str, str]:
+    """Why each site report that fails verification fails, by site (empty: all verify).
+
+    A report verifies when a key is pinned for the site it names, the report is signed by
+    that key (not merely by the key it carries), and its signature covers exactly its site,
+    policy and ledger. A site that sent two reports fails if either does.
+    """
+    problems: dict[str, str] = {}
+    for report in reports:
+        site = report.site
+        key = pinned.get(site)
+        if key is None:
+            problem = "no key is pinned for this site"
+        elif report.public_key != key.hex():
+            problem = (
+                f"signed by key {report.public_key[:16]}..., not the key pinned for the site "
+                f"({key.hex()[:16]}...)"
+            )
+        elif not verify_site_report(report.model_dump(mode="json"), trusted_keys=[key]):
+            problem = "its signature does not cover its content (altered after signing)"
+        else:
+            continue
+        problems.setdefault(site, problem)
+    return problems
+
+
 @dataclass(frozen=True)
 class _Run:
     path: Path
     results: RunResults
+    trusted_keys: Mapping[str, bytes] | None = None
+    audit_keys: tuple[VerifierKey, ...] = ()
+
+    @property
+    def pinned_keys(self) -> tuple[str, Mapping[str, bytes]]:
+        """Where the site keys come from and the keys: the auditor's when given, else the
+        keys the sites registered (recorded apart from the reports)."""
+        if self.trusted_keys is not None:
+            return "auditor's trusted keys", self.trusted_keys
+        registered = self.results.site_keys or {}
+        keys = {site: bytes.fromhex(value) for site, value in registered.items()}
+        return "keys the sites registered at join (site_keys)", keys
+
+    @property
+    def unverified_sites(self) -> dict[str, str]:
+        _source, keys = self.pinned_keys
+        return site_report_problems(list(self.results.sites or ()), keys)
 
     @property
     def governance(self) -> GovernanceReport | None:
@@ -435,6 +535,34 @@ def _secagg(run: _Run) -> CheckResult:
     return _result(cid, Status.PASS, f"{name} ran and reported", ev)
 
 
+def _site_signatures(run: _Run) -> CheckResult:
+    cid = "site-reports-verified"
+    reports = list(run.results.sites or ())
+    source, keys = run.pinned_keys
+    ev: dict[str, Any] = {
+        "pinned_by": source,
+        "pinned_sites": sorted(keys),
+        "reports": [r.site for r in reports],
+    }
+    if not reports and not run.results.site_keys and run.trusted_keys is None:
+        return _result(cid, Status.NOT_APPLICABLE, "the run carries no signed site reports", ev)
+    problems = {site: f"{site}'s report {why}" for site, why in run.unverified_sites.items()}
+    reported = {r.site for r in reports}
+    for entry in run.results.history:
+        for site in entry.sites:
+            if site not in reported and site not in problems:
+                problems[site] = (
+                    f"{site} contributed to round {entry.round} but sent no signed report"
+                )
+    ev["problems"] = problems
+    if problems:
+        reason = "; ".join(problems[site] for site in sorted(problems))
+        return _result(cid, Status.FAIL, f"site reports not verified ({source}): {reason}", ev)
+    return _result(
+        cid, Status.PASS, f"all {len(reports)} site reports verify under the {source}", ev
+    )
+
+
 def _site_floors(run: _Run) -> CheckResult:
     cid = "site-policy-floor"
     claim = StudyClaim.of(run.results)
@@ -450,7 +578,13 @@ def _site_floors(run: _Run) -> CheckResult:
     }
     if not sites:
         return _result(cid, Status.NOT_APPLICABLE, "the run carries no signed site reports", ev)
-    weaker = {s.site: policy_shortfalls(s.policy, claim) for s in sites}
+    unverified = run.unverified_sites
+    weaker = {
+        s.site: ["sent a report that does not verify (see site-reports-verified)"]
+        if s.site in unverified
+        else policy_shortfalls(s.policy, claim)
+        for s in sites
+    }
     weaker = {site: reasons for site, reasons in weaker.items() if reasons}
     ev["shortfalls"] = weaker
     if weaker:
@@ -465,26 +599,34 @@ def _audit(run: _Run) -> CheckResult:
     cid = "audit-log-verified"
     gov = run.governance
     rel = gov.audit_log if gov is not None else None
-    ev: dict[str, Any] = {"governance.audit_log": rel}
+    ev: dict[str, Any] = {
+        "governance.audit_log": rel,
+        "trusted_keys": [key.encode() for key in run.audit_keys],
+    }
     if not rel:
         return _no_evidence(cid, "governance.audit_log is missing", ev)
     path = run.path / rel
     if not path.is_file():
         return _no_evidence(cid, f"audit log {rel} not found in the run directory", ev)
     checkpoints = []
-    cp_path = run.path / "audit.checkpoint.json"
+    cp_path = run.path / RUN_CHECKPOINT
     try:
         if cp_path.is_file():
             checkpoints.append(Checkpoint.load(cp_path))
-            ev["checkpoint"] = "audit.checkpoint.json"
-        report = verify_log(path, checkpoints)
+            ev["checkpoint"] = RUN_CHECKPOINT
+        report = verify_log(path, run.audit_keys, checkpoints)
     except AuditError as exc:
         return _result(cid, Status.FAIL, f"audit log unreadable: {exc}", ev)
     ev.update(report.to_json())
     if not report.ok:
         return _result(cid, Status.FAIL, f"audit log does not verify: {report.problem}", ev)
-    extra = f", consistent with {report.checkpoints_verified} checkpoint(s)"
-    return _result(cid, Status.PASS, f"{report.size} records verified{extra}", ev)
+    return _result(
+        cid,
+        Status.PASS,
+        f"{report.size} records verified, all covered by a checkpoint signed by a pinned key "
+        f"({', '.join(report.covered_by)})",
+        ev,
+    )
 
 
 def _encryption(run: _Run) -> CheckResult:
@@ -553,6 +695,7 @@ TITLES: Mapping[str, str] = {
     "dp-required": "Differential privacy on where policy requires it",
     "dp-epsilon-within-policy": "Privacy loss within policy",
     "secure-aggregation": "Secure aggregation where policy requires it",
+    "site-reports-verified": "Site reports signed under the sites' pinned keys",
     "site-policy-floor": "Every site enforced what the study claims",
     "audit-log-verified": "Tamper-evident audit log verifies",
     "encryption-at-rest": "Encryption at rest",
@@ -611,6 +754,14 @@ CHECKS: Mapping[str, tuple[_Check, Mapping[Framework, tuple[str, ...]]]] = {
             Framework.CCPA: ("Cal. Civ. Code 1798.100(e)",),
         },
     ),
+    "site-reports-verified": (
+        _site_signatures,
+        {
+            Framework.GDPR: ("GDPR Art. 5(2)", "GDPR Art. 24(1)"),
+            Framework.HIPAA: ("45 CFR 164.312(c)(1)", "45 CFR 164.312(d)"),
+            Framework.CCPA: ("Cal. Civ. Code 1798.100(e)",),
+        },
+    ),
     "site-policy-floor": (
         _site_floors,
         {
@@ -654,8 +805,24 @@ CHECKS: Mapping[str, tuple[_Check, Mapping[Framework, tuple[str, ...]]]] = {
 """Check id → (check, provisions per framework). A check runs for the frameworks it maps to."""
 
 
-def check_run(run_dir: str | os.PathLike[str], framework: Framework | str) -> ComplianceReport:
+def check_run(
+    run_dir: str | os.PathLike[str],
+    framework: Framework | str,
+    *,
+    trusted_keys: Mapping[str, bytes] | None = None,
+    audit_keys: Iterable[VerifierKey] | None = None,
+) -> ComplianceReport:
     """Run every check mapped to ``framework`` on a run directory.
+
+    Args:
+        run_dir: the run directory.
+        framework: gdpr, hipaa or ccpa.
+        trusted_keys: site -> raw Ed25519 public key the auditor pinned (see
+            :func:`load_trusted_keys`); when given, site reports are verified against these
+            keys only (a site missing from it fails), not against the keys the sites
+            registered at join that the run records.
+        audit_keys: the audit-signing keys the auditor pinned (default: the trust store,
+            :class:`~tutela.governance.trust.TrustStore`); never a key the run carries.
 
     Raises:
         DataError: no readable, valid ``results.json``.
@@ -664,7 +831,15 @@ def check_run(run_dir: str | os.PathLike[str], framework: Framework | str) -> Co
     fw = Framework(framework)
     if not Path(run_dir).is_dir():
         raise DataError(f"run directory {run_dir} does not exist")
-    run = _Run(Path(run_dir), load_results(Path(run_dir) / "results.json"))
+    pins = dict(trusted_keys) if trusted_keys is not None else None
+    if audit_keys is None:
+        audit_keys = TrustStore.load().keys
+    run = _Run(
+        Path(run_dir),
+        load_results(Path(run_dir) / "results.json"),
+        pins,
+        audit_keys=tuple(audit_keys),
+    )
     results = []
     for _cid, (fn, refs) in CHECKS.items():
         if fw not in refs:

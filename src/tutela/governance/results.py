@@ -29,7 +29,8 @@ Top-level shape (see the sub-models for each section)::
     privacy             null without DP; else the sample- or client-level report
     secure_aggregation  null without it; else the SecAgg+ or CKKS report
     governance          purpose, minimisation, policy floor, audit log, encryption at rest
-    sites               each site's signed report, verbatim (absent until sites sign)
+    sites               each site's signed report, verbatim (null when no site signed one)
+    site_keys           site -> the identity key the site registered (see RunResults.site_keys)
     deployment          null in process; how the coordinator ran the study
     elapsed_s           wall-clock seconds
 """
@@ -138,6 +139,8 @@ Score = Annotated[float | None, BeforeValidator(_finite_or_none)]
 """A metric; undefined values (an AUC on one class) are null."""
 
 Hex = Annotated[str, Field(pattern=r"^[0-9a-f]+$")]
+PublicKeyHex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+"""A raw 32-byte Ed25519 public key, hex."""
 
 
 # dataset, rounds, metrics ------------------------------------------------------------------
@@ -424,6 +427,13 @@ class RunResults(_Strict):
     secure_aggregation: SecureAggregationReport | None
     governance: GovernanceReport | None
     sites: list[SignedSiteReport] | None = None
+    site_keys: dict[str, PublicKeyHex] | None = Field(
+        default=None,
+        description="Site -> the Ed25519 identity key the site registered when it joined "
+        "(the coordinator's participation records; in process, the key the run gave the "
+        "simulated site), recorded apart from the reports: verify each report against it, "
+        "never against the key the report carries.",
+    )
     deployment: DeploymentReport | None
     elapsed_s: float = Field(ge=0)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pymerkle
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tutela.governance.audit import AuditLog, public_key_bytes
+from tutela.governance.audit import AuditLog, VerifierKey
 
 
 def _timed(fn):  # type: ignore[no-untyped-def]
@@ -67,7 +67,7 @@ def main() -> None:
         for rec in log.records(0, n):
             leaves.append(rec.leaf())
 
-        t_verify, report = _timed(lambda: log.verify([cp], trusted_keys=[public_key_bytes(key)]))
+        t_verify, report = _timed(lambda: log.verify([VerifierKey.of(key)], [cp]))
         assert report.ok, report.problem
 
         def pm_rebuild() -> bytes:

@@ -11,10 +11,10 @@ from tutela.fl.recipes import flagship_config, flagship_policy, run_configured_s
 from tutela.fl.records import parameters_from_bytes
 from tutela.fl.study import run_study
 from tutela.fl.summary import summarise
-from tutela.governance.audit import AuditLog
+from tutela.governance.audit import AuditLog, VerifierKey
 from tutela.governance.comply import check_run
 from tutela.governance.envelope import Envelope
-from tutela.governance.home import open_keyring
+from tutela.governance.home import open_keyring, signing_key
 from tutela.governance.minimisation import SitePolicy
 from tutela.governance.results import (
     CkksReport,
@@ -52,15 +52,17 @@ def test_run_directory_is_complete_and_compliant(tmp_path):
     assert set(params) == {"0.weight", "0.bias"}
     with pytest.raises(IntegrityError):
         Envelope(open_keyring()).decrypt(blob, name="other.enc")
-    # Every round is in the audit log, which verifies.
+    # Every round is in the audit log, which a checkpoint signed by the home key covers.
     log = AuditLog.open_existing(run / "audit.sqlite")
     actions = [r.action for r in log.records()]
     assert actions.count("round:complete") == 3
     assert actions[0] == "study:start" and actions[-1] == "study:complete"
-    assert log.verify().ok
+    pinned = [VerifierKey.of(signing_key())]
+    assert log.verify(pinned).ok
     log.close()
     for framework in ("gdpr", "hipaa", "ccpa"):
-        assert check_run(run, framework).passed, framework
+        assert check_run(run, framework, audit_keys=pinned).passed, framework
+    assert "audit-log-verified" in check_run(run, "gdpr", audit_keys=[]).failed
 
 
 def test_policy_refusal_is_audited_and_stops_the_study(tmp_path):
@@ -136,7 +138,7 @@ def test_ckks_aggregation_matches_plain_and_passes_compliance(tmp_path):
     )
     # Two rounds: each mean is within the bound, and the second round starts from the first.
     assert max_abs_difference(plain.final_parameters, params) < 1e-3
-    assert check_run(run, "gdpr").passed
+    assert check_run(run, "gdpr", audit_keys=[VerifierKey.of(signing_key())]).passed
 
 
 def test_ckks_tampered_contribution_is_detected():

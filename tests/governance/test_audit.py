@@ -6,6 +6,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,9 +18,9 @@ from tutela.governance.audit import (
     AuditLog,
     AuditRecord,
     Checkpoint,
+    VerifierKey,
     generate_signing_key,
     load_signing_key,
-    public_key_bytes,
     verify_log,
 )
 from tutela.governance.merkle import CompactRange, root_from_leaves
@@ -107,11 +108,19 @@ def test_intact_log_verifies_and_survives_reopen(
     assert log.append("bob", "ledger:read", None, "success") == 10
     leaves = [r.leaf_hash() for r in log.records()]
     assert log.root == root_from_leaves(leaves)
-    report = log.verify([cp], trusted_keys=[public_key_bytes(key)])
+    trusted = [VerifierKey.of(key)]
+    stale = log.verify(trusted, [cp])  # record 10 is vouched for by no checkpoint yet
+    assert not stale.ok
+    assert "the newest trusted checkpoint covers 10 of 11 records" in (stale.problem or "")
+    assert (stale.first_bad, stale.first_bad_end) == (10, 11)
+    latest = log.checkpoint(key)
+    report = log.verify(trusted, [cp])
     assert report.ok, report.problem
-    assert (report.size, report.root, report.checkpoints_verified) == (11, log.root, 2)
+    assert (report.size, report.root, report.checkpoints_verified) == (11, log.root, 3)
+    assert report.covered_by == (VerifierKey.of(key).name,)
     assert "ok: 11 records" in report.describe()
     report.raise_for_problem()
+    assert latest.size == 11
     log.close()
 
 
@@ -139,7 +148,7 @@ def test_batch_is_all_or_nothing(tmp_path: Path) -> None:
         failing_batch()
     assert (log.size, log.root) == (3, root)
     assert len(list(log.records())) == 3
-    assert log.verify().ok
+    assert log.verify_unanchored().ok
     log.close()
 
 
@@ -172,7 +181,7 @@ def test_not_a_log(tmp_path: Path) -> None:
     with pytest.raises(AuditError):
         AuditLog.open(tmp_path / "junk.jsonl")
     with pytest.raises(FileNotFoundError):
-        verify_log(tmp_path / "missing.sqlite")
+        verify_log(tmp_path / "missing.sqlite", [])
 
 
 def test_denials_land_in_the_audit_log(tmp_path: Path) -> None:
@@ -183,7 +192,7 @@ def test_denials_land_in_the_audit_log(tmp_path: Path) -> None:
     assert (rec.actor, rec.action, rec.resource, rec.outcome) == (
         "eve", "access:audit:read", "audit/log", "denied",
     )  # fmt: skip
-    assert log.verify().ok
+    assert log.verify_unanchored().ok
     log.close()
 
 
@@ -191,7 +200,7 @@ def test_denials_land_in_the_audit_log(tmp_path: Path) -> None:
 
 
 def _expect_bad(log: AuditLog, first_bad: int, fragment: str, **kwargs: object) -> None:
-    report = log.verify(**kwargs)  # type: ignore[arg-type]
+    report = log.verify_unanchored(**kwargs)  # type: ignore[arg-type]
     assert not report.ok
     assert report.first_bad == first_bad, report.problem
     assert fragment in (report.problem or "")
@@ -211,9 +220,9 @@ def test_sqlite_modification_of_any_field(sqlite_log: tuple[AuditLog, Path]) -> 
     for column, value in (("actor", "mallory"), ("ts", "2020-01-01"), ("resource", None)):
         (original,) = conn.execute(f"SELECT {column} FROM records WHERE idx = 30").fetchone()
         conn.execute(f"UPDATE records SET {column} = ? WHERE idx = 30", (value,))
-        assert log.verify().first_bad == 30
+        assert log.verify_unanchored().first_bad == 30
         conn.execute(f"UPDATE records SET {column} = ? WHERE idx = 30", (original,))
-        assert log.verify().ok
+        assert log.verify_unanchored().ok
 
 
 def test_sqlite_deletion(sqlite_log: tuple[AuditLog, Path]) -> None:
@@ -288,14 +297,14 @@ def test_fork_with_recomputed_hashes_is_caught_by_a_checkpoint(
         path, lambda c: c.execute("UPDATE records SET outcome = 'failure' WHERE idx = 70")
     )
     reopened = AuditLog.open(path)
-    assert reopened.verify().ok  # self-consistent: only a checkpoint can tell
-    trusted = [public_key_bytes(key)]
-    report = reopened.verify([early, late], trusted_keys=trusted)
+    assert reopened.verify_unanchored().ok  # self-consistent: only a checkpoint can tell
+    trusted = [VerifierKey.of(key)]
+    report = reopened.verify(trusted, [early, late])
     assert not report.ok
     assert (report.first_bad, report.first_bad_end) == (64, 80)
     assert "forked" in (report.problem or "")
     assert "first bad record is in 64..79" in (report.problem or "")
-    report_one = reopened.verify([late], trusted_keys=trusted)
+    report_one = reopened.verify(trusted, [late])
     assert (report_one.first_bad, report_one.first_bad_end) == (0, 80)
     reopened.close()
 
@@ -307,7 +316,13 @@ def test_rewrite_that_also_truncates_is_caught(
     cp = log.checkpoint(key)  # stored inside the log as well
     _rewrite_everything(path, lambda c: c.execute("DELETE FROM records WHERE idx >= 50"))
     reopened = AuditLog.open(path)
-    _expect_bad(reopened, 50, "log truncated: given checkpoint at size 64", checkpoints=[cp])
+    _expect_bad(
+        reopened,
+        50,
+        "log truncated: given checkpoint at size 64",
+        checkpoints=[cp],
+        trusted_keys=[VerifierKey.of(key)],
+    )
     reopened.close()
 
 
@@ -326,32 +341,71 @@ def test_reinserted_history_is_caught(
 
     _rewrite_everything(path, insert)
     reopened = AuditLog.open(path)
-    report = reopened.verify([cp])
+    report = reopened.verify([VerifierKey.of(key)], [cp])
     assert not report.ok
     assert "inconsistent" in (report.problem or "")
     reopened.close()
 
 
-def test_forged_checkpoints(sqlite_log: tuple[AuditLog, Path], key: Ed25519PrivateKey) -> None:
+def test_checkpoints_signed_by_untrusted_keys_are_ignored(
+    sqlite_log: tuple[AuditLog, Path], key: Ed25519PrivateKey
+) -> None:
     log, path = sqlite_log
     honest = log.checkpoint(key, store=False)
     mallory = Ed25519PrivateKey.generate()
     log.checkpoint(mallory)  # stored, signed by an untrusted key
-    trusted = [public_key_bytes(key)]
-    report = log.verify([honest], trusted_keys=trusted)
+    trusted = [VerifierKey.of(key)]
+    report = log.verify(trusted, [honest])
+    assert report.ok, report.problem
+    assert (report.checkpoints_verified, report.checkpoints_ignored) == (1, 1)
+    only_mallory = log.verify(trusted)
+    assert not only_mallory.ok
+    assert "no checkpoint is signed by a trusted key" in (only_mallory.problem or "")
+    assert "1 checkpoint(s) signed by untrusted keys ignored" in (only_mallory.problem or "")
+    # a signature line that claims the trusted key but does not verify rejects the note
+    forged_sig = replace(honest.signatures[0], signature=bytes(64))
+    forged = replace(honest, signatures=(forged_sig,))
+    report = log.verify(trusted, [forged])
     assert not report.ok
-    assert "stored checkpoint at size 64" in (report.problem or "")
-    assert "not signed by a trusted key" in (report.problem or "")
-    bad_sig = Checkpoint(
-        honest.origin, honest.size, honest.root, honest.timestamp, honest.public_key, bytes(64)
-    )
-    assert not bad_sig.verify_signature()
+    assert "does not verify" in (report.problem or "")
     other = AuditLog.open(path.with_name("other.sqlite"))
     _fill(other, N)
     foreign = other.checkpoint(key, store=False)
-    report = log.verify([foreign], trusted_keys=[public_key_bytes(key), public_key_bytes(mallory)])
+    report = log.verify([*trusted, VerifierKey.of(mallory)], [foreign])
     assert "belongs to another log" in (report.problem or "")
     other.close()
+
+
+def test_no_checkpoint_or_no_trusted_key_fails(sqlite_log: tuple[AuditLog, Path]) -> None:
+    log, _ = sqlite_log
+    report = log.verify([VerifierKey.of(Ed25519PrivateKey.generate())])
+    assert not report.ok
+    assert "no trusted checkpoint covers the whole log (64 records)" in (report.problem or "")
+    assert (report.first_bad, report.first_bad_end) == (0, 64)
+    report = log.verify([])
+    assert "no trusted keys were given" in (report.problem or "")
+    assert log.verify_unanchored().ok
+
+
+def test_rewritten_log_resigned_with_a_fresh_key_fails(
+    sqlite_log: tuple[AuditLog, Path], key: Ed25519PrivateKey
+) -> None:
+    """The attack: rewrite history consistently, drop the old checkpoints, sign anew."""
+    log, path = sqlite_log
+    log.checkpoint(key)
+    trusted = [VerifierKey.of(key)]
+    assert log.verify(trusted).ok
+    _rewrite_everything(
+        path, lambda c: c.execute("UPDATE records SET actor = 'nobody' WHERE idx = 3")
+    )
+    reopened = AuditLog.open(path)
+    assert reopened.verify_unanchored().ok  # every hash is consistent
+    resigned = reopened.checkpoint(Ed25519PrivateKey.generate())
+    assert resigned.size == N
+    report = reopened.verify(trusted)
+    assert not report.ok
+    assert "no checkpoint is signed by a trusted key" in (report.problem or "")
+    reopened.close()
 
 
 def test_checkpoint_file_round_trip(tmp_path: Path, sqlite_log: tuple[AuditLog, Path]) -> None:
@@ -361,13 +415,15 @@ def test_checkpoint_file_round_trip(tmp_path: Path, sqlite_log: tuple[AuditLog, 
         generate_signing_key(tmp_path / "signing.pem")
     key = load_signing_key(tmp_path / "signing.pem")
     cp = log.checkpoint(key)
-    cp.save(tmp_path / "cp.json")
-    again = Checkpoint.load(tmp_path / "cp.json")
+    cp.save(tmp_path / "audit.checkpoint")
+    text = (tmp_path / "audit.checkpoint").read_text(encoding="utf-8")
+    assert text.startswith(f"{log.origin}\n{N}\n")
+    again = Checkpoint.load(tmp_path / "audit.checkpoint")
     assert again == cp
-    assert again.verify_signature([public_key_bytes(key)])
-    (tmp_path / "bad.json").write_text('{"format": "nope"}')
+    assert again.signers([VerifierKey.of(key)]) == (VerifierKey.of(key),)
+    (tmp_path / "bad").write_text('{"format": "nope"}')
     with pytest.raises(AuditError):
-        Checkpoint.load(tmp_path / "bad.json")
+        Checkpoint.load(tmp_path / "bad")
     (tmp_path / "bad.pem").write_text("nope")
     with pytest.raises(AuditError):
         load_signing_key(tmp_path / "bad.pem")
@@ -432,7 +488,7 @@ def test_jsonl_tampering(
     tmp_path: Path, edit: Callable[[list[str]], list[str]], first_bad: int, fragment: str
 ) -> None:
     log, path = _jsonl(tmp_path)
-    assert log.verify().ok
+    assert log.verify_unanchored().ok
     _edit_lines(path, edit)
     _expect_bad(AuditLog.open(path), first_bad, fragment)
 
@@ -442,8 +498,9 @@ def test_jsonl_truncation_needs_a_checkpoint(tmp_path: Path, key: Ed25519Private
     cp = log.checkpoint(key, store=False)
     _edit_lines(path, lambda ls: ls[:15])
     reopened = AuditLog.open(path)
-    assert reopened.verify().ok  # documented: no stored state in JSON lines
-    _expect_bad(reopened, 15, "log truncated", checkpoints=[cp])
+    assert reopened.verify_unanchored().ok  # documented: no stored state in JSON lines
+    _expect_bad(reopened, 15, "log truncated", checkpoints=[cp], trusted_keys=[VerifierKey.of(key)])
+    assert not reopened.verify([VerifierKey.of(key)], [cp]).ok
 
 
 def test_concurrent_threads_and_a_second_writer(tmp_path: Path) -> None:
@@ -462,11 +519,11 @@ def test_concurrent_threads_and_a_second_writer(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert log.size == 200
-    assert log.verify().ok
+    assert log.verify_unanchored().ok
     stale = AuditLog.open(path)
     log.append("a", "x")
     with pytest.raises(AuditError, match="another writer"):
         stale.append("b", "y")
     stale.close()
-    assert log.verify().ok
+    assert log.verify_unanchored().ok
     log.close()

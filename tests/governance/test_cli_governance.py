@@ -11,13 +11,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from tutela.cli.main import app
 from tutela.errors import AuditVerificationError, IntegrityError
-from tutela.governance.audit import AuditLog
+from tutela.governance.audit import AuditLog, VerifierKey
 
-from .test_comply import GOOD, _make_run
+from .test_audit import _rewrite_everything
+from .test_comply import AUDIT_KEY, GOOD, _make_run
+
+AUDIT_VKEY = VerifierKey.of(AUDIT_KEY).encode()
 
 runner = CliRunner()
 
@@ -106,21 +110,53 @@ def test_audit_commands(tmp_path: Path, env: dict[str, str]) -> None:
     assert [r["index"] for r in shown] == [2, 3, 4]
     assert "study:read" in _ok(["audit", "show", str(log)])
     pub = _ok(["audit", "keygen", "sign.pem"]).split()[-1]
-    cp = json.loads(_ok(["audit", "checkpoint", str(log), "--key", "sign.pem", "--out", "cp.json"]))
-    assert cp["size"] == 8
+    assert _ok(["audit", "fingerprint", "sign.pem"]).strip() == pub
+    note = _ok(["audit", "checkpoint", str(log), "--key", "sign.pem", "--out", "cp"])
+    assert note.splitlines()[1] == "8"
+    assert note == (tmp_path / "cp").read_text(encoding="utf-8")
     _audit_log(log, 4)
-    out = _ok(["audit", "verify", str(log), "--checkpoint", "cp.json", "--trusted-key", pub])
+    result = runner.invoke(app, ["audit", "verify", str(log), "--trusted-key", pub])
+    assert isinstance(result.exception, AuditVerificationError)
+    assert "the newest trusted checkpoint covers 8 of 12 records" in str(result.exception)
+    _ok(["audit", "checkpoint", str(log), "--key", "sign.pem"])
+    out = _ok(["audit", "verify", str(log), "--checkpoint", "cp", "--trusted-key", pub])
     assert "ok: 12 records" in out
-    proof = json.loads(_ok(["audit", "prove", str(log), "--index", "3", "--checkpoint", "cp.json"]))
+    assert "3 trusted checkpoint(s) consistent" in out
+    prove = ["audit", "prove", str(log), "--index", "3", "--checkpoint", "cp"]
+    result = runner.invoke(app, prove)
+    assert isinstance(result.exception, AuditVerificationError)
+    assert "signed by no trusted key" in str(result.exception)
+    proof = json.loads(_ok([*prove, "--trusted-key", pub]))
     assert proof["verified"] is True
     assert proof["size"] == 8
+    assert proof["checkpoint"]["signed_by"] == [pub]
     cons = json.loads(_ok(["audit", "prove", str(log), "--from-size", "8"]))
     assert (cons["old_size"], cons["new_size"], cons["verified"]) == (8, 12, True)
     assert runner.invoke(app, ["audit", "prove", str(log)]).exit_code != 0
-    bad_key = "00" * 32
-    result = runner.invoke(app, ["audit", "verify", str(log), "--trusted-key", bad_key])
+    other = VerifierKey.of(AUDIT_KEY).encode()
+    result = runner.invoke(app, ["audit", "verify", str(log), "--trusted-key", other])
     assert isinstance(result.exception, AuditVerificationError)
-    assert "not signed by a trusted key" in str(result.exception)
+    assert "no checkpoint is signed by a trusted key" in str(result.exception)
+    assert runner.invoke(app, ["audit", "verify", str(log), "--trusted-key", "00" * 32]).exit_code
+
+
+def test_audit_trust_store(tmp_path: Path, env: dict[str, str]) -> None:
+    log = tmp_path / "audit.sqlite"
+    _audit_log(log)
+    pub = _ok(["audit", "keygen", "sign.pem"]).split()[-1]
+    _ok(["audit", "checkpoint", str(log), "--key", "sign.pem"])
+    assert runner.invoke(app, ["audit", "verify", str(log)]).exit_code == 1
+    out = _ok(["audit", "trust", "add", pub])
+    assert f"in {Path('.tutela') / 'trusted-audit-keys'}" in out
+    assert "already trusted" in _ok(["audit", "trust", "add", pub])
+    assert _ok(["audit", "trust", "list"]).splitlines() == [pub]
+    assert "ok: 8 records" in _ok(["audit", "verify", str(log)])
+    _ok(["audit", "trust", "remove", pub.split("+")[0]])
+    assert _ok(["audit", "trust", "list", "--json"]).strip() == "[]"
+    assert runner.invoke(app, ["audit", "verify", str(log)]).exit_code == 1
+    _ok(["audit", "trust", "add", pub, "--trust-store", "auditor.keys"])
+    assert "ok: 8 records" in _ok(["audit", "verify", str(log), "--trust-store", "auditor.keys"])
+    assert runner.invoke(app, ["audit", "trust", "add", "nonsense"]).exit_code == 1
 
 
 def test_audit_verify_names_the_first_bad_record(tmp_path: Path, env: dict[str, str]) -> None:
@@ -140,6 +176,10 @@ def test_audit_verify_names_the_first_bad_record(tmp_path: Path, env: dict[str, 
 
 def test_comply_command(tmp_path: Path, env: dict[str, str]) -> None:
     good = _make_run(tmp_path / "good", GOOD)
+    untrusted = runner.invoke(app, ["comply", str(good), "--framework", "hipaa"])
+    assert untrusted.exit_code == 1  # the trust store is empty: the audit key is not pinned
+    assert "| audit-log-verified | fail |" in untrusted.stdout
+    _ok(["audit", "trust", "add", AUDIT_VKEY])
     out = _ok(["comply", str(good), "--framework", "hipaa", "--out", "report.md"])
     assert "# HIPAA controls report" in out
     assert (tmp_path / "report.md").read_text() == out
@@ -202,13 +242,51 @@ def test_subprocess_decrypt_wrong_passphrase(tmp_path: Path) -> None:
 
 def test_subprocess_comply_violation(tmp_path: Path) -> None:
     bad_doc = copy.deepcopy(GOOD)
-    bad_doc["config"]["privacy"] = {"mode": "none"}
+    bad_doc["config"]["privacy"] = {"mode": "none", "epsilon": None, "delta": 1e-5}
     bad_doc["privacy"] = None
     run = _make_run(tmp_path / "run", bad_doc)
-    proc = _run(["comply", str(run), "--framework", "ccpa"], tmp_path)
+    proc = _run(["comply", str(run), "--framework", "ccpa", "--trusted-key", AUDIT_VKEY], tmp_path)
     assert proc.returncode == 1
     assert "| dp-required | fail |" in proc.stdout
     assert proc.stderr.strip() == "failed checks: dp-required"
     missing = _run(["comply", str(tmp_path / "nope")], tmp_path)
     assert missing.returncode == 1
     assert missing.stderr.strip() == f"error: run directory {tmp_path / 'nope'} does not exist"
+
+
+def _attack(run: Path, how: str) -> None:
+    """Whoever controls the run directory rewrites the log consistently and then either
+    re-signs it with a fresh key or deletes every checkpoint."""
+    log_path = run / "audit.sqlite"
+    _rewrite_everything(
+        log_path, lambda c: c.execute("UPDATE records SET outcome = 'failure' WHERE idx = 2")
+    )
+    (run / "audit.checkpoint").unlink()
+    if how == "re-signed":
+        with AuditLog.open(log_path) as log:
+            log.checkpoint(Ed25519PrivateKey.generate()).save(run / "audit.checkpoint")
+
+
+@pytest.mark.parametrize("how", ["re-signed", "stripped"])
+def test_subprocess_rewritten_log_fails_verify_and_comply(tmp_path: Path, how: str) -> None:
+    run = _make_run(tmp_path / "run", GOOD)
+    log = run / "audit.sqlite"
+    pinned = ["--trusted-key", AUDIT_VKEY]
+    honest = _run(["audit", "verify", str(log), "--checkpoint", str(run / "audit.checkpoint"),
+                   *pinned], tmp_path)  # fmt: skip
+    assert honest.returncode == 0, honest.stderr
+    assert _run(["comply", str(run), *pinned], tmp_path).returncode == 0
+    _attack(run, how)
+    ignored = " (2 checkpoint(s) signed by untrusted keys ignored)" if how == "re-signed" else ""
+    extra = ["--checkpoint", str(run / "audit.checkpoint")] if how == "re-signed" else []
+    verify = _run(["audit", "verify", str(log), *extra, *pinned], tmp_path)
+    assert verify.returncode == 1
+    assert verify.stderr.strip().splitlines() == [
+        f"error: audit log {log} does not verify: no trusted checkpoint covers the whole log "
+        f"(5 records): no checkpoint is signed by a trusted key{ignored}"
+    ]
+    comply = _run(["comply", str(run), *pinned], tmp_path)
+    assert comply.returncode == 1
+    assert comply.stderr.strip().splitlines() == ["failed checks: audit-log-verified"]
+    assert "| audit-log-verified | fail |" in comply.stdout
+    assert "Traceback" not in verify.stderr + comply.stderr

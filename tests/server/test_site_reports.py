@@ -163,3 +163,48 @@ def test_reports_over_https_site_audience_in_and_people_out(live: Live) -> None:
         assert r.status_code == 200, r.text
         assert r.json()["reports"] == [report]
         assert r.json()["site_keys"] == {"hospital-1": _public(key)}
+
+
+def test_a_network_run_records_the_reports_the_coordinator_verified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the real coordinator (agents on threads): results.json's ``sites`` are the
+    reports the coordinator accepted (the agents write no file the runner could read), its
+    ``site_keys`` are the keys the sites registered at join, and comply verifies each
+    report under them."""
+    from tutela.fl.recipes import flagship_config, run_configured_study
+    from tutela.governance.comply import check_run
+    from tutela.server import agent as agent_module
+    from tutela.server.deploy import run_study_over_network
+
+    monkeypatch.setenv("TUTELA_HOME", str(tmp_path / "home"))
+    for var in ("TUTELA_KEYRING", "TUTELA_PASSPHRASE", "TUTELA_KEYFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(agent_module, "atomic_write", lambda _path, _data: None)
+
+    def network(config: Any, deployment_dir: Path) -> Any:
+        return run_study_over_network(
+            config, deployment_dir, sites_as_processes=False, with_baselines=False
+        )
+
+    config = flagship_config(rounds=2, epsilon=3.0, sites=3)
+    run_dir = tmp_path / "net"
+    results = run_configured_study(config, run_dir=run_dir, network=network)
+    assert not list((run_dir / "deployment" / "sites").glob("*/state/site-report-*.json"))
+    names = {f"hospital-{i}" for i in (1, 2, 3)}
+    assert results.sites is not None and {r.site for r in results.sites} == names
+    assert results.site_keys is not None and set(results.site_keys) == names
+    for report in results.sites:
+        pinned = bytes.fromhex(results.site_keys[report.site])
+        assert verify_site_report(report.model_dump(mode="json"), trusted_keys=[pinned])
+        assert report.policy["floor"]["dp_required"] is True
+        assert len(report.ledger["spends"]) == 2  # the report after the last round
+    report = check_run(run_dir, "gdpr")
+    checks = {r.id: r for r in report.results}
+    verified = checks["site-reports-verified"]
+    assert verified.status.value == "pass", verified.reason
+    assert "registered at join" in verified.reason
+    assert checks["site-policy-floor"].status.value == "pass"
+    # Whether the audit log's checkpoint is signed by a key this test's auditor pinned is
+    # the audit tests' concern; every other control passes.
+    assert set(report.failed) <= {"audit-log-verified"}, report.failed

@@ -34,6 +34,7 @@ from tutela.fl.privacy import (
     ClientLevelDP,
     SampleLevelDP,
     SecureAggregator,
+    no_ledger_summary,
     secagg_config_from_study,
 )
 from tutela.fl.records import parameters_to_bytes
@@ -154,6 +155,9 @@ class PrivacyPlan:
     report: Callable[[], dict[str, Any]] | None = None
     secure_report: Callable[[], dict[str, Any] | None] | None = None
     description: dict[str, Any] = field(default_factory=dict)
+    site_ledger: Callable[[str], dict[str, Any]] = lambda _site: no_ledger_summary()
+    """``site -> summary of the site's own ledger scope`` (what each site signs in process;
+    sites that spend nothing themselves report no ledger)."""
 
 
 def build_privacy(
@@ -210,6 +214,7 @@ def build_privacy(
                 "delta": p.delta,
                 "noise_multipliers": sites_dp.noise_multipliers,
             },
+            site_ledger=sites_dp.ledger_summary,
         )
     if config.secure_aggregation.protocol == "ckks":
         raise ConfigError(
@@ -424,6 +429,7 @@ def _run(
                 policy=policy,
                 privatize=plan.privatize,
                 baseline_privatize=plan.baseline_privatize,
+                site_ledger=plan.site_ledger,
             )
             privacy = plan.report() if plan.report is not None else None
         else:

@@ -8,12 +8,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tutela.data.datasets import Dataset, DatasetName, load_dataset
 from tutela.data.partition import partition, train_test_split_indices
@@ -157,26 +158,48 @@ class PreparedStudy:
     mean: npt.NDArray[np.float64]
     std: npt.NDArray[np.float64]
     model_factory: Callable[[], Any]
+    site_keys: dict[str, str] = field(default_factory=dict)
+    """Site -> the public half (hex) of the identity key the run gave the site."""
 
     def evaluate(self, params: Parameters) -> Metrics:
         model = self.model_factory()
         set_parameters(model, params)
         return binary_metrics(self.y_test, predict_proba(model, self.x_test))
 
+    def signed_reports(self, ledger: SiteLedger) -> list[dict[str, Any]]:
+        """Each site's signed report: the policy it enforced and ``ledger(site)``, its ledger
+        summary (:meth:`~tutela.fl.client.LocalSite.signed_report`).
+
+        Raises:
+            ValueError: the sites were prepared without a policy.
+        """
+        return [site.signed_report(ledger(name)) for name, site in self.sites.items()]
+
 
 PrivatizeFactory = Callable[[str], PrivatizeHook]
+SiteLedger = Callable[[str], Mapping[str, Any]]
+"""``site -> ledger summary`` of a site's own ledger (see ``tutela.fl.privacy``)."""
 
 
 def prepare_sites(
-    config: StudyConfig, data: StudyData, privatize: PrivatizeFactory | None = None
+    config: StudyConfig,
+    data: StudyData,
+    privatize: PrivatizeFactory | None = None,
+    policy: SitePolicy | None = None,
 ) -> PreparedStudy:
     """Build one :class:`LocalSite` per hospital and standardise features federatedly.
 
-    Standardisation uses only per-site sums (count, sum, sum of squares), never rows.
+    Standardisation uses only per-site sums (count, sum, sum of squares), never rows. With a
+    site ``policy`` every site enforces it (a round beyond its limits is refused before
+    training) and can sign what it enforced; each site holds its own fresh identity key,
+    whose public half is kept in :attr:`PreparedStudy.site_keys`.
     """
     factory = _model_factory(config, len(data.columns))
     sites: dict[str, LocalSite] = {}
+    keys: dict[str, str] = {}
     for i, (name, rows) in enumerate(zip(data.site_names, data.site_rows, strict=True)):
+        identity = Ed25519PrivateKey.generate()
+        keys[name] = identity.public_key().public_bytes_raw().hex()
         sites[name] = LocalSite(
             name,
             data.x[rows],
@@ -185,12 +208,14 @@ def prepare_sites(
             _training(config),
             seed=config.study.seed * 1000 + i,
             privatize=privatize(name) if privatize is not None else None,
+            policy=policy,
+            identity=identity,
         )
     mean, std = global_standardisation([s.feature_moments() for s in sites.values()])
     for s in sites.values():
         s.standardise(mean, std)
     x_test = ((data.x[data.test_rows] - mean) / std).astype(np.float32)
-    return PreparedStudy(data, sites, x_test, data.y[data.test_rows], mean, std, factory)
+    return PreparedStudy(data, sites, x_test, data.y[data.test_rows], mean, std, factory, keys)
 
 
 class _DroppingSite:
@@ -285,11 +310,17 @@ def run_study(
     baseline_privatize: PrivatizeFactory | None = None,
     with_baselines: bool = True,
     policy: SitePolicy | None = None,
+    site_ledger: SiteLedger | None = None,
 ) -> StudyRun:
-    """Run the study in process: rounds, the final model's metrics, and the baselines."""
+    """Run the study in process: rounds, the final model's metrics, and the baselines.
+
+    With a site ``policy``, the data is minimised to it and every site enforces it; with
+    ``site_ledger`` too, each site signs a report of that policy and its ledger summary at
+    the end (``sites``), and the run records each site's identity key (``site_keys``).
+    """
     started = time.perf_counter()
     data = prepare_data(config, policy)
-    prepared = prepare_sites(config, data, privatize)
+    prepared = prepare_sites(config, data, privatize, policy)
     initial = get_parameters(prepared.model_factory())
     rng = np.random.default_rng(config.study.seed + 7)
     clients: dict[str, Any] = (
@@ -306,6 +337,11 @@ def run_study(
         seed=config.study.seed,
     )
     final = engine.run(config.training.rounds, initial, progress=progress)
+    reports = (
+        prepared.signed_reports(site_ledger)
+        if policy is not None and site_ledger is not None
+        else None
+    )
     return StudyRun(
         dataset=dataset_summary(config, data),
         history=tuple(engine.history),
@@ -316,5 +352,7 @@ def run_study(
         else None,
         secure_aggregation=engine.aggregator.report(),
         minimisation=data.minimisation,
+        sites=reports,
+        site_keys=dict(prepared.site_keys) if reports is not None else None,
         elapsed_s=time.perf_counter() - started,
     )

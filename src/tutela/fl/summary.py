@@ -44,6 +44,9 @@ class StudyRun:
         secure_aggregation: the aggregation's study-level report (``None`` without one).
         minimisation: the data-minimisation record (``None`` without a site policy).
         sites: each site's signed report, verbatim, when the sites sent one.
+        site_keys: site -> the identity key (hex) the site registered, recorded apart from
+            the reports (the coordinator's join records, or the keys the in-process run
+            gave its sites).
         deployment: how the deployment layer ran the study (``None`` in process).
     """
 
@@ -56,6 +59,7 @@ class StudyRun:
     secure_aggregation: Mapping[str, Any] | None = None
     minimisation: Mapping[str, Any] | None = None
     sites: Sequence[Mapping[str, Any]] | None = None
+    site_keys: Mapping[str, str] | None = None
     deployment: Mapping[str, Any] | None = None
 
 
@@ -129,6 +133,7 @@ def summarise(
         "secure_aggregation": run.secure_aggregation,
         "governance": governance,
         "sites": list(run.sites) if run.sites is not None else None,
+        "site_keys": dict(run.site_keys) if run.site_keys is not None else None,
         "deployment": run.deployment,
         "elapsed_s": run.elapsed_s,
     }
@@ -161,8 +166,8 @@ def _network_secure_aggregation(report: Mapping[str, Any] | None) -> dict[str, A
 def network_run(results: Mapping[str, Any]) -> StudyRun:
     """The :class:`StudyRun` of a network runner's mapping (``dataset``, ``history``,
     ``federated``, ``secure_aggregation``, ``final_parameters``, ``elapsed_s``,
-    ``deployment``, and ``sites`` once the agents sign their reports). Its ``privacy`` is
-    passed to :func:`summarise` by the caller."""
+    ``deployment``, and ``sites`` with ``site_keys`` as the coordinator recorded them). Its
+    ``privacy`` is passed to :func:`summarise` by the caller."""
     return StudyRun(
         dataset=DatasetSummary.model_validate(results["dataset"], strict=False),
         history=tuple(_network_round(e) for e in results["history"]),
@@ -171,5 +176,6 @@ def network_run(results: Mapping[str, Any]) -> StudyRun:
         elapsed_s=float(results["elapsed_s"]),
         secure_aggregation=_network_secure_aggregation(results.get("secure_aggregation")),
         sites=results.get("sites"),
+        site_keys=results.get("site_keys"),
         deployment=results.get("deployment"),
     )

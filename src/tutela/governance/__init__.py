@@ -5,7 +5,8 @@
 - :mod:`~tutela.governance.rbac`: roles, permissions (:class:`Permission`), deny-by-default
   :func:`check`.
 - :mod:`~tutela.governance.audit`: RFC 6962/9162 Merkle audit log (:class:`AuditLog`) with
-  Ed25519-signed checkpoints, inclusion and consistency proofs; :mod:`~.merkle` the tree.
+  C2SP checkpoints (:mod:`~.checkpoint`), inclusion and consistency proofs; :mod:`~.merkle`
+  the tree; :mod:`~.trust` the audit-signing keys an auditor pinned (:class:`TrustStore`).
 - :mod:`~tutela.governance.minimisation`: the site policy (:class:`SitePolicy`: purposes,
   privacy floor, task limits), :func:`minimise`.
 - :mod:`~tutela.governance.site_report`: a site's signed report of the policy it enforced and
@@ -23,6 +24,7 @@ from tutela.governance.audit import (
     InclusionProof,
     Outcome,
     VerificationReport,
+    VerifierKey,
     generate_signing_key,
     load_signing_key,
     public_key_bytes,
@@ -47,6 +49,7 @@ from tutela.governance.minimisation import (
 )
 from tutela.governance.rbac import DEFAULT_POLICY, Permission, Principal, RbacPolicy, Role, check
 from tutela.governance.site_report import sign_site_report, verify_site_report
+from tutela.governance.trust import TrustStore
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -70,7 +73,9 @@ __all__ = [
     "Role",
     "SitePolicy",
     "StudyRequest",
+    "TrustStore",
     "VerificationReport",
+    "VerifierKey",
     "check",
     "check_run",
     "generate_keyfile",

@@ -14,39 +14,41 @@ Leaf encoding, version 1 (the leaf hash is ``SHA-256(0x00 || leaf)``)::
     details   = canonical JSON text of the details object (sorted keys, no spaces)
     timestamp = RFC 3339 UTC with microseconds, e.g. "2026-11-29T03:40:00.000000Z"
 
-Checkpoint (signed note, Ed25519 over these bytes)::
-
-    "tutela-audit-checkpoint/v1" LF origin LF size LF root_hex LF timestamp LF   (UTF-8)
-
-``origin`` is the log's random id, so a checkpoint of one log never vouches for another.
+Checkpoints are C2SP signed notes (:mod:`tutela.governance.checkpoint`): the log's origin,
+its size and its base64 root hash, signed with Ed25519 note signatures. ``origin`` is the
+log's random id, so a checkpoint of one log never vouches for another.
 
 Storage: SQLite (default; tables ``meta``, ``records``, ``checkpoints``) or JSON lines
-(a header line then one record per line; checkpoints in ``<log>.checkpoints``). The
-backend is chosen by suffix: ``.jsonl`` means JSON lines.
+(a header line then one record per line; checkpoints in ``<log>.checkpoints``, one JSON
+string holding the signed note per line). The backend is chosen by suffix: ``.jsonl``
+means JSON lines.
 
 Verification (:meth:`AuditLog.verify`) reads every record once (O(n) hashing) and reports
 the first problem it finds: a missing index (deletion), an index out of sequence
 (insertion, reordering), a record whose content no longer matches its hash
-(modification), fewer records than the log state or a checkpoint records (truncation), and
-a tree head that disagrees with a signed checkpoint (a rewritten history, even when every
-hash was recomputed). For the last case only a range can be named: the records between
-the last checkpoint that still matches and the first one that does not.
+(modification), fewer records than the log state or a checkpoint records (truncation), a
+tree head that disagrees with a trusted checkpoint (a rewritten history, even when every
+hash was recomputed), and, last, a log that no checkpoint signed by a trusted key covers
+entirely (same size, same root). Checkpoints signed only by other keys are ignored: a
+history rewritten and re-signed with a fresh key, or stripped of its checkpoints, fails.
+For a rewrite only a range can be named: the records between the last trusted checkpoint
+that still matches and the first one that does not.
 
 Security:
     Detects any change to history relative to the log's own state and, against an attacker
-    who rewrites everything, relative to any checkpoint signed before the rewrite whose
-    signing key the attacker does not hold. Pin the signing key (``trusted_keys``);
-    otherwise a checkpoint only proves what its own embedded key signed. Does not hide
-    records (they are plaintext: store the log on encrypted storage if details are
-    sensitive) and cannot detect a rewrite made before the first checkpoint a verifier
-    holds. The JSON-lines backend has no stored tree state, so tail truncation there is
-    detected only against a checkpoint.
+    who rewrites everything, relative to any checkpoint signed by a key the verifier pinned
+    (:mod:`tutela.governance.trust`) whose private half the attacker does not hold. Does not
+    hide records (they are plaintext: store the log on encrypted storage if details are
+    sensitive). An attacker holding the signing key, or one who cuts the log back to an
+    earlier trusted checkpoint and deletes the later ones, is caught only by a verifier
+    holding a later checkpoint (``checkpoints=``; witnesses keep them). The JSON-lines
+    backend has no stored tree state, so tail truncation there is detected only against a
+    checkpoint.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import sqlite3
@@ -59,12 +61,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from tutela.errors import AuditError, AuditVerificationError
 from tutela.governance._files import atomic_write
+from tutela.governance.checkpoint import Checkpoint, VerifierKey
 from tutela.governance.merkle import (
     CompactRange,
     consistency_proof,
@@ -75,6 +77,7 @@ from tutela.governance.merkle import (
 )
 
 __all__ = [
+    "RUN_CHECKPOINT",
     "AuditLog",
     "AuditRecord",
     "Checkpoint",
@@ -82,14 +85,17 @@ __all__ = [
     "InclusionProof",
     "Outcome",
     "VerificationReport",
+    "VerifierKey",
     "generate_signing_key",
     "load_signing_key",
     "public_key_bytes",
+    "verify_log",
 ]
 
 LOG_FORMAT = "tutela-audit"
 LOG_VERSION = 1
-_CHECKPOINT_LABEL = b"tutela-audit-checkpoint/v1\n"
+RUN_CHECKPOINT = "audit.checkpoint"
+"""File name of the signed checkpoint a run directory keeps beside its audit log."""
 Backend = Literal["sqlite", "jsonl"]
 Clock = Callable[[], datetime]
 
@@ -216,115 +222,6 @@ def public_key_bytes(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
     return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def _key_id(public_key: bytes) -> str:
-    return hashlib.sha256(public_key).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A signed tree head: (origin, size, root, timestamp) under an Ed25519 key.
-
-    Security:
-        :meth:`verify_signature` proves only that the holder of ``public_key`` signed it;
-        pass the keys you trust to :meth:`AuditLog.verify`.
-    """
-
-    origin: str
-    size: int
-    root: bytes
-    timestamp: str
-    public_key: bytes
-    signature: bytes
-
-    @staticmethod
-    def message(origin: str, size: int, root: bytes, timestamp: str) -> bytes:
-        """The exact bytes that are signed."""
-        body = f"{origin}\n{size}\n{root.hex()}\n{timestamp}\n"
-        return _CHECKPOINT_LABEL + body.encode("utf-8")
-
-    @classmethod
-    def sign(
-        cls, origin: str, size: int, root: bytes, timestamp: str, key: Ed25519PrivateKey
-    ) -> Checkpoint:
-        """Sign a tree head."""
-        signature = key.sign(cls.message(origin, size, root, timestamp))
-        return cls(origin, size, root, timestamp, public_key_bytes(key), signature)
-
-    @property
-    def key_id(self) -> str:
-        """First 8 bytes of SHA-256 of the public key, hex."""
-        return _key_id(self.public_key)
-
-    def verify_signature(self, trusted_keys: Iterable[bytes] | None = None) -> bool:
-        """Whether the signature verifies (and, if given, the key is among ``trusted_keys``)."""
-        if trusted_keys is not None and self.public_key not in set(trusted_keys):
-            return False
-        try:
-            Ed25519PublicKey.from_public_bytes(self.public_key).verify(
-                self.signature, self.message(self.origin, self.size, self.root, self.timestamp)
-            )
-        except (InvalidSignature, ValueError):
-            return False
-        return True
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "format": "tutela-audit-checkpoint",
-            "version": 1,
-            "origin": self.origin,
-            "size": self.size,
-            "root": self.root.hex(),
-            "timestamp": self.timestamp,
-            "key_id": self.key_id,
-            "public_key": self.public_key.hex(),
-            "signature": self.signature.hex(),
-        }
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Checkpoint:
-        """Parse :meth:`to_json` output.
-
-        Raises:
-            AuditError: malformed checkpoint.
-        """
-        try:
-            if doc.get("format") != "tutela-audit-checkpoint" or doc.get("version") != 1:
-                raise ValueError("not a tutela checkpoint")
-            size = doc["size"]
-            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                raise ValueError("bad size")
-            return cls(
-                str(doc["origin"]),
-                size,
-                bytes.fromhex(doc["root"]),
-                str(doc["timestamp"]),
-                bytes.fromhex(doc["public_key"]),
-                bytes.fromhex(doc["signature"]),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise AuditError(f"malformed checkpoint: {exc}") from exc
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write as JSON (atomically)."""
-        atomic_write(Path(path), (json.dumps(self.to_json(), indent=2) + "\n").encode(), mode=0o644)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Checkpoint:
-        """Read a checkpoint JSON file.
-
-        Raises:
-            AuditError: malformed file.
-        """
-        try:
-            doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise AuditError(f"{path} is not a checkpoint file") from exc
-        if not isinstance(doc, dict):
-            raise AuditError(f"{path} is not a checkpoint file")
-        return cls.from_json(doc)
-
-
 # proofs -------------------------------------------------------------------------------------
 
 
@@ -393,6 +290,9 @@ class VerificationReport:
 
     ``first_bad`` is the index of the first bad record; when only a range is known (a
     rewrite with recomputed hashes) the bad record lies in ``[first_bad, first_bad_end)``.
+    ``checkpoints_verified`` counts checkpoints signed by a trusted key and consistent with
+    the log; ``checkpoints_ignored`` those signed by no trusted key; ``covered_by`` names the
+    trusted keys whose checkpoint covers the whole log.
     """
 
     ok: bool
@@ -402,13 +302,16 @@ class VerificationReport:
     first_bad: int | None = None
     first_bad_end: int | None = None
     problem: str | None = None
+    checkpoints_ignored: int = 0
+    covered_by: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """One line for humans."""
         if self.ok:
+            signed = f", signed by {', '.join(self.covered_by)}" if self.covered_by else ""
             return (
-                f"ok: {self.size} records, root {self.root.hex()}, "
-                f"{self.checkpoints_verified} checkpoint(s) consistent"
+                f"ok: {self.size} records, root {self.root.hex()}{signed}; "
+                f"{self.checkpoints_verified} trusted checkpoint(s) consistent"
             )
         return f"FAILED: {self.problem}"
 
@@ -424,6 +327,8 @@ class VerificationReport:
             "size": self.size,
             "root": self.root.hex(),
             "checkpoints_verified": self.checkpoints_verified,
+            "checkpoints_ignored": self.checkpoints_ignored,
+            "covered_by": list(self.covered_by),
             "first_bad": self.first_bad,
             "first_bad_end": self.first_bad_end,
             "problem": self.problem,
@@ -552,13 +457,12 @@ class _SqliteStore(_Store):
 
     def add_checkpoint(self, checkpoint: Checkpoint) -> None:
         self._conn.execute(
-            "INSERT INTO checkpoints VALUES (?, ?)",
-            (checkpoint.size, json.dumps(checkpoint.to_json(), sort_keys=True)),
+            "INSERT INTO checkpoints VALUES (?, ?)", (checkpoint.size, checkpoint.encode())
         )
 
     def checkpoints(self) -> list[Checkpoint]:
         cur = self._conn.execute("SELECT body FROM checkpoints ORDER BY size, rowid")
-        return [Checkpoint.from_json(json.loads(r[0])) for r in cur]
+        return [Checkpoint.parse(str(r[0])) for r in cur]
 
     def close(self) -> None:
         self._conn.close()
@@ -643,16 +547,25 @@ class _JsonlStore(_Store):
 
     def add_checkpoint(self, checkpoint: Checkpoint) -> None:
         with self._cp_path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(checkpoint.to_json(), sort_keys=True) + "\n")
+            handle.write(json.dumps(checkpoint.encode(), ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
 
     def checkpoints(self) -> list[Checkpoint]:
         if not self._cp_path.exists():
             return []
-        lines = self._cp_path.read_text(encoding="utf-8").splitlines()
-        return sorted(
-            (Checkpoint.from_json(json.loads(line)) for line in lines if line.strip()),
-            key=lambda c: c.size,
-        )
+        found = []
+        for line in self._cp_path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            try:
+                note = json.loads(line)
+            except ValueError:
+                raise AuditError(f"{self._cp_path}: a line is not a checkpoint") from None
+            if not isinstance(note, str):
+                raise AuditError(f"{self._cp_path}: a line is not a checkpoint")
+            found.append(Checkpoint.parse(note))
+        return sorted(found, key=lambda c: c.size)
 
     def close(self) -> None:
         return None
@@ -815,14 +728,22 @@ class AuditLog:
             finally:
                 self._pending = None
 
-    def checkpoint(self, signing_key: Ed25519PrivateKey, *, store: bool = True) -> Checkpoint:
-        """Sign the current tree head; keep it in the log too unless ``store`` is false."""
+    def checkpoint(
+        self, signing_key: Ed25519PrivateKey, *, name: str | None = None, store: bool = True
+    ) -> Checkpoint:
+        """Sign the current tree head as a C2SP checkpoint; keep it in the log too unless
+        ``store`` is false.
+
+        Args:
+            signing_key: the Ed25519 key; verifiers must have pinned its verifier key.
+            name: the note key name (default: derived from the key, see
+                :func:`~tutela.governance.checkpoint.default_key_name`).
+            store: also keep the checkpoint in the log.
+        """
         with self._lock:
             if self._pending:
                 raise AuditError("cannot checkpoint inside an unfinished batch")
-            cp = Checkpoint.sign(
-                self.origin, self.size, self.root, _timestamp(self._clock()), signing_key
-            )
+            cp = Checkpoint.sign(self.origin, self.size, self.root, signing_key, name=name)
             if store:
                 self._store.add_checkpoint(cp)
             return cp
@@ -881,23 +802,41 @@ class AuditLog:
     # verification -----------------------------------------------------------------------
 
     def verify(
-        self,
-        checkpoints: Iterable[Checkpoint] = (),
-        *,
-        trusted_keys: Iterable[bytes] | None = None,
+        self, trusted_keys: Iterable[VerifierKey], checkpoints: Iterable[Checkpoint] = ()
     ) -> VerificationReport:
-        """Check every record, the stored state and every checkpoint; report the first problem.
+        """Check every record and the stored state, and require a trusted checkpoint of it all.
 
         Args:
-            checkpoints: checkpoints kept outside the log (e.g. by an auditor or another
-                site); the log's own stored checkpoints are checked as well.
-            trusted_keys: raw Ed25519 public keys allowed to sign checkpoints; when
-                ``None`` each checkpoint is checked against its own embedded key.
+            trusted_keys: the verifier keys the caller pinned; checkpoints signed by no key
+                among them are ignored.
+            checkpoints: checkpoints kept outside the log (e.g. by an auditor or a site);
+                the log's own stored checkpoints are checked as well.
 
         Returns:
-            A report; ``ok`` is true only if nothing is wrong. O(n) in the number of records.
+            A report; ``ok`` only if nothing is wrong and a checkpoint signed by a trusted
+            key covers the whole log (same size and root). O(n) in the number of records.
         """
-        trusted = None if trusted_keys is None else [bytes(k) for k in trusted_keys]
+        return self._verify(list(trusted_keys), checkpoints, require_cover=True)
+
+    def verify_unanchored(
+        self, checkpoints: Iterable[Checkpoint] = (), trusted_keys: Iterable[VerifierKey] = ()
+    ) -> VerificationReport:
+        """Like :meth:`verify` but without requiring a trusted checkpoint of the whole log.
+
+        Security:
+            Shows only that the log agrees with itself (and with any trusted checkpoint
+            given): whoever can write the file can rewrite it consistently. For the
+            writer's own checks and tests; auditors use :meth:`verify`.
+        """
+        return self._verify(list(trusted_keys), checkpoints, require_cover=False)
+
+    def _verify(
+        self,
+        trusted: list[VerifierKey],
+        checkpoints: Iterable[Checkpoint],
+        *,
+        require_cover: bool,
+    ) -> VerificationReport:
         given = list(checkpoints)
         stored = self._store.checkpoints()
         all_cps = sorted(
@@ -977,13 +916,19 @@ class AuditLog:
                     expected,
                 )
 
-        verified = 0
+        verified = ignored = 0
         last_good = 0
+        covered_by: list[str] = []
         for cp, where in all_cps:
-            label = f"{where} checkpoint at size {cp.size} ({cp.timestamp})"
-            if not cp.verify_signature(trusted):
-                reason = "not signed by a trusted key" if trusted is not None else "bad signature"
-                return report(f"{label}: {reason}", None, verified=verified)
+            label = f"{where} checkpoint at size {cp.size}"
+            try:
+                signers = cp.signers(trusted)
+            except AuditVerificationError as exc:
+                return report(f"{label}: {exc}", None, verified=verified)
+            if not signers:
+                ignored += 1  # signed by nobody the verifier trusts: not evidence
+                continue
+            label += f" (signed by {', '.join(k.name for k in signers)})"
             if cp.origin != self.origin:
                 return report(
                     f"{label} belongs to another log ({cp.origin})", None, verified=verified
@@ -1006,20 +951,45 @@ class AuditLog:
                 )
             last_good = max(last_good, cp.size)
             verified += 1
-        return VerificationReport(True, rng.size, rng.root(), verified)
+            if cp.size == expected:
+                covered_by.extend(k.name for k in signers if k.name not in covered_by)
+        if require_cover and not covered_by:
+            if not trusted:
+                why = "no trusted keys were given (pin the signing key: `tutela audit trust add`)"
+            elif verified:
+                why = (
+                    f"the newest trusted checkpoint covers {last_good} of {expected} records; "
+                    f"records {last_good}..{expected - 1} are vouched for by no trusted key"
+                )
+            else:
+                why = "no checkpoint is signed by a trusted key"
+            if ignored:
+                why += f" ({ignored} checkpoint(s) signed by untrusted keys ignored)"
+            return VerificationReport(
+                False,
+                rng.size,
+                rng.root(),
+                verified,
+                last_good if verified else 0,
+                expected,
+                f"no trusted checkpoint covers the whole log ({expected} records): {why}",
+                ignored,
+            )
+        return VerificationReport(
+            True, rng.size, rng.root(), verified, None, None, None, ignored, tuple(covered_by)
+        )
 
 
 def verify_log(
     path: str | os.PathLike[str],
+    trusted_keys: Iterable[VerifierKey],
     checkpoints: Iterable[Checkpoint] = (),
-    *,
-    trusted_keys: Iterable[bytes] | None = None,
 ) -> VerificationReport:
-    """Open an existing log read-only in spirit, verify it and close it.
+    """Open an existing log, verify it against ``trusted_keys`` (:meth:`AuditLog.verify`), close it.
 
     Raises:
         FileNotFoundError: no log at ``path``.
-        AuditError: not a Tutela audit log.
+        AuditError: not a Tutela audit log, or a stored checkpoint is malformed.
     """
     with AuditLog.open_existing(path) as log:
-        return log.verify(checkpoints, trusted_keys=trusted_keys)
+        return log.verify(trusted_keys, checkpoints)

@@ -7,6 +7,7 @@ or the audit-signing key asks this module, so ``tutela demo``, ``tutela encrypt`
     home          $TUTELA_HOME, else ./.tutela
     keyring       a path given by the caller (--keyring), else $TUTELA_KEYRING, else HOME/keyring
     signing key   HOME/audit-signing.key (Ed25519, created on first use)
+    trust store   $TUTELA_TRUST_STORE, else HOME/trusted-audit-keys (keys an auditor pinned)
 
 The keyring is unlocked by the first secret found, in this order:
 
@@ -48,6 +49,7 @@ __all__ = [
     "KEYFILE_ENV",
     "KEYRING_ENV",
     "PASSPHRASE_ENV",
+    "TRUST_STORE_ENV",
     "KeyringSecret",
     "SecretSource",
     "default_keyfile",
@@ -56,6 +58,7 @@ __all__ = [
     "open_keyring",
     "signing_key",
     "signing_key_path",
+    "trust_store_path",
     "tutela_home",
 ]
 
@@ -63,9 +66,11 @@ HOME_ENV = "TUTELA_HOME"
 KEYRING_ENV = "TUTELA_KEYRING"
 KEYFILE_ENV = "TUTELA_KEYFILE"
 PASSPHRASE_ENV = "TUTELA_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
+TRUST_STORE_ENV = "TUTELA_TRUST_STORE"
 DEFAULT_HOME = Path(".tutela")
 KEYRING_NAME = "keyring"
 SIGNING_KEY_NAME = "audit-signing.key"
+TRUST_STORE_NAME = "trusted-audit-keys"
 
 Prompt = Callable[[], str]
 
@@ -101,6 +106,15 @@ def default_keyfile(keyring: str | os.PathLike[str]) -> Path:
 def signing_key_path() -> Path:
     """The audit checkpoint-signing key: ``HOME/audit-signing.key``."""
     return tutela_home() / SIGNING_KEY_NAME
+
+
+def trust_store_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The auditor's trust store: ``path`` if given, else ``$TUTELA_TRUST_STORE``, else
+    ``HOME/trusted-audit-keys``."""
+    if path is not None:
+        return Path(path)
+    value = _env(TRUST_STORE_ENV)
+    return Path(value) if value is not None else tutela_home() / TRUST_STORE_NAME
 
 
 def signing_key() -> Ed25519PrivateKey:

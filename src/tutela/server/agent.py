@@ -19,8 +19,9 @@ charges its own ledger (``ledger-<study>.sqlite`` in its state directory) for ex
 DP-SGD steps it will run; a round beyond its limits or its privacy plan is refused (logged,
 not trained, nothing sent). After each round it signs its report: the policy it enforced
 and its ledger summary (:func:`tutela.fl.client.site_report`), kept in :attr:`SiteAgent.
-reports`, written to ``site-report-<study>.json`` in its state directory and returned by
-:meth:`SiteAgent.run`; the numeric privacy figures go to the coordinator as round metrics.
+reports`, written to ``site-report-<study>.json`` in its state directory, sent to the
+coordinator (after joining and after each round) and returned by :meth:`SiteAgent.run`; the
+numeric privacy figures go to the coordinator as round metrics.
 
 Every request is retried with backoff while the coordinator is unreachable (for example
 while it restarts), until the stage deadline.
@@ -359,6 +360,8 @@ class SiteAgent:
         )
         if response.status_code != 200:
             self._log(f"{self.name}: join answer refused: {self._detail(response)}")
+        elif body["accept"]:
+            self._send_report(study_id, task.get("deadline"))
         return True
 
     def _accept(self, study_id: str, config: dict[str, Any], study: StudyConfig) -> dict[str, Any]:
@@ -449,10 +452,31 @@ class SiteAgent:
         atomic_write(self.state_dir / f"site-report-{study_id}.json", text.encode("utf-8"))
         return report
 
+    def _send_report(self, study_id: str, deadline: float | None) -> None:
+        """Send the latest signed report for ``study_id`` to the coordinator, which checks it
+        against the identity key this site registered at join and keeps it verbatim (the
+        same report sent again is kept once). A refusal or an unreachable coordinator is
+        logged: the report stays in the state directory."""
+        text = json.dumps(self.reports[study_id], sort_keys=True, allow_nan=False)
+        try:
+            response = self._request(
+                "POST",
+                f"/v1/site/studies/{study_id}/site-report",
+                content=text.encode("utf-8"),
+                headers={"Content-Type": "application/json"},
+                deadline=deadline,
+            )
+        except TransportError as exc:
+            self._log(f"{self.name}: site report for study {study_id} not sent: {exc}")
+            return
+        if response.status_code != 200:
+            self._log(f"{self.name}: site report refused: {self._detail(response)}")
+
     def _report_privacy(self, task: dict[str, Any]) -> None:
         """Sign this round's site report; send its privacy figures as round metrics."""
         state = self.studies[task["study_id"]]
         report = self._sign_report(task["study_id"])
+        self._send_report(task["study_id"], float(task["deadline"]))
         if state.dp is None:
             return
         ledger = report["ledger"]

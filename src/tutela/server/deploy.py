@@ -265,6 +265,7 @@ def run_study_over_network(
         status = _wait_terminal(client, study_id, headers, timeout_s)
         history, final = evaluate_rounds(client, study_id, headers, status, prepared)
         ledger = client.get(f"/v1/admin/studies/{study_id}/privacy", headers=headers).json()
+        signed = _site_reports(client, study_id, headers, procs, threads)
     finally:
         for proc in procs:
             try:
@@ -292,7 +293,8 @@ def run_study_over_network(
         "config": config.resolved(),
         "privacy": _privacy_summary(config, ledger),
         "secure_aggregation": _secagg_summary(secagg_reports),
-        "sites": _site_reports(site_dirs, study_id),
+        "sites": signed["reports"] or None,
+        "site_keys": signed["site_keys"] or None,
         "deployment": {
             "transport": "https (TLS 1.2+, mutual TLS for sites)",
             "coordinator": server.url,
@@ -314,19 +316,34 @@ def run_study_over_network(
     return results
 
 
-def _site_reports(site_dirs: dict[str, Path], study_id: str) -> list[dict[str, Any]] | None:
-    """Each site's signed report, verbatim, as its agent wrote it in its state directory.
+def _site_reports(
+    client: httpx.Client,
+    study_id: str,
+    headers: dict[str, str],
+    procs: list[subprocess.Popen[bytes]],
+    threads: list[threading.Thread],
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """Each site's latest signed report, verbatim, and the identity key each site registered
+    at join, both as the coordinator recorded them (``reports``, ``site_keys``).
 
-    On loopback the sites' directories are at hand; the coordinator's site API has no field
-    for the report yet. A site that refused the study wrote none. Readers check the
-    signatures (:func:`tutela.governance.site_report.verify_site_report`).
+    A site sends its last report after its last submission, so the agents are first given
+    ``timeout`` seconds to finish (they stop once they see the study end). A site that
+    refused the study sent none. Readers verify each report against the key its site
+    registered (``site_keys``), never against the key the report carries.
     """
-    reports = []
-    for site_dir in site_dirs.values():
-        path = site_dir / "state" / f"site-report-{study_id}.json"
-        if path.exists():
-            reports.append(json.loads(path.read_text(encoding="utf-8")))
-    return reports or None
+    give_up = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, give_up - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            break
+    for thread in threads:
+        thread.join(timeout=max(0.0, give_up - time.monotonic()))
+    r = client.get(f"/v1/admin/studies/{study_id}/site-reports", headers=headers)
+    r.raise_for_status()
+    signed: dict[str, Any] = r.json()
+    return signed
 
 
 def _privacy_summary(config: StudyConfig, ledger: dict[str, Any]) -> dict[str, Any] | None:

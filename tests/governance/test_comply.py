@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tutela.errors import DataError
-from tutela.governance.audit import AuditLog
+from tutela.governance.audit import AuditLog, VerifierKey
 from tutela.governance.comply import (
     CHECKS,
     Framework,
@@ -24,6 +24,18 @@ from tutela.governance.comply import (
     policy_shortfalls,
 )
 from tutela.governance.site_report import sign_site_report
+from tutela.governance.trust import pin
+
+AUDIT_KEY = Ed25519PrivateKey.from_private_bytes(bytes([7]) * 32)
+"""Signs the runs' audit checkpoints; pinned in the trust store every test here uses."""
+
+
+@pytest.fixture(autouse=True)
+def _audit_key_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = tmp_path / "trusted-audit-keys"
+    pin(VerifierKey.of(AUDIT_KEY), store)
+    monkeypatch.setenv("TUTELA_TRUST_STORE", str(store))
+
 
 STRONG_SITE_POLICY: dict[str, Any] = {
     "site": "a",
@@ -151,9 +163,7 @@ def _make_run(root: Path, results: dict[str, Any], *, checkpoint: bool = True) -
         for r in range(5):
             log.append("coordinator", "round:complete", f"study/s1/round/{r}", "success", {"r": r})
     if checkpoint:
-        log.checkpoint(Ed25519PrivateKey.generate(), store=False).save(
-            root / "audit.checkpoint.json"
-        )
+        log.checkpoint(AUDIT_KEY, store=False).save(root / "audit.checkpoint")
     log.close()
     return root
 
@@ -275,7 +285,7 @@ def test_tampered_or_forked_audit_log_fails(tmp_path: Path) -> None:
 def test_audit_log_not_matching_the_checkpoint_fails(tmp_path: Path) -> None:
     run = _make_run(tmp_path / "run", GOOD)
     other = _make_run(tmp_path / "other", GOOD)
-    (run / "audit.checkpoint.json").write_bytes((other / "audit.checkpoint.json").read_bytes())
+    (run / "audit.checkpoint").write_bytes((other / "audit.checkpoint").read_bytes())
     result = next(r for r in check_run(run, "gdpr").results if r.id == "audit-log-verified")
     assert result.status is Status.FAIL
     assert "another log" in result.reason

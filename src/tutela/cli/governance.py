@@ -6,6 +6,9 @@ The keyring is ``--keyring PATH``, else ``TUTELA_KEYRING``, else ``keyring`` in 
 (``TUTELA_HOME``, else ``.tutela``): the same one ``tutela demo`` uses. Paths and the order in
 which secrets are tried are resolved in :mod:`tutela.governance.home`.
 
+Audit logs are trusted only under keys the auditor pinned (``tutela audit trust add``; the
+trust store is resolved in :mod:`tutela.governance.home`), never a key the evidence names.
+
 Exit codes: 0 success; 1 an expected failure (one ``error: ...`` line, e.g. a log that
 does not verify, naming the first bad record) or a failed compliance check.
 """
@@ -19,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from tutela.governance.audit import Checkpoint
+    from tutela.governance.audit import Checkpoint, VerifierKey
     from tutela.governance.envelope import Keyring
 
 keys_app = typer.Typer(help="Manage the keyring that encrypts data at rest.", no_args_is_help=True)
@@ -198,9 +201,34 @@ TrustedOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--trusted-key",
-        help="Ed25519 public key (64 hex digits) allowed to sign checkpoints; repeatable.",
+        help="Audit-signing key to trust, as printed where it was created "
+        "(<name>+<key ID>+<key>); repeatable; added to the trust store's keys.",
+        show_default=False,
     ),
 ]
+TrustStoreOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--trust-store",
+        help="Trust store of pinned audit-signing keys (default: $TUTELA_TRUST_STORE, else "
+        "trusted-audit-keys in $TUTELA_HOME or .tutela).",
+        show_default=False,
+    ),
+]
+KeyNameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--name",
+        help="Note key name (default: tutela.audit/<hash of the key>).",
+        show_default=False,
+    ),
+]
+
+trust_app = typer.Typer(
+    help="Pin the audit-signing keys you trust (compare each fingerprint out of band).",
+    no_args_is_help=True,
+)
+audit_app.add_typer(trust_app, name="trust")
 
 
 def _load_checkpoints(paths: list[Path] | None) -> list[Checkpoint]:
@@ -209,19 +237,13 @@ def _load_checkpoints(paths: list[Path] | None) -> list[Checkpoint]:
     return [Checkpoint.load(p) for p in paths or []]
 
 
-def _trusted(keys: list[str] | None) -> list[bytes] | None:
-    if not keys:
-        return None
-    out = []
-    for key in keys:
-        try:
-            raw = bytes.fromhex(key)
-        except ValueError:
-            raw = b""
-        if len(raw) != 32:
-            raise ValueError(f"--trusted-key must be 64 hex digits, got {key!r}")
-        out.append(raw)
-    return out
+def _audit_keys(trusted_key: list[str] | None, trust_store: Path | None) -> list[VerifierKey]:
+    """The keys an auditor trusts: the trust store's and those given with --trusted-key."""
+    from tutela.governance.trust import TrustStore, parse_verifier_keys
+
+    keys = list(TrustStore.load(trust_store).keys)
+    keys += [k for k in parse_verifier_keys(trusted_key or []) if k not in keys]
+    return keys
 
 
 @audit_app.command("verify")
@@ -229,13 +251,18 @@ def audit_verify(
     log: LogArg,
     checkpoint: CheckpointOpt = None,
     trusted_key: TrustedOpt = None,
+    trust_store: TrustStoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify every record, the stored state and checkpoints; exit 1 naming the first bad record."""
+    """Verify every record and require a checkpoint of the whole log signed by a pinned key.
+
+    Exits 1 naming the first bad record; a log no trusted checkpoint covers fails too.
+    """
     from tutela.errors import AuditVerificationError
     from tutela.governance.audit import verify_log
 
-    report = verify_log(log, _load_checkpoints(checkpoint), trusted_keys=_trusted(trusted_key))
+    keys = _audit_keys(trusted_key, trust_store)
+    report = verify_log(log, keys, _load_checkpoints(checkpoint))
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
         if not report.ok:
@@ -287,9 +314,12 @@ def audit_prove(
         Path | None,
         typer.Option(
             "--checkpoint",
-            help="Prove against this signed checkpoint (its size) and check the proof.",
+            help="Prove against this signed checkpoint (its size) and check the proof; it must "
+            "be signed by a trusted key.",
         ),
     ] = None,
+    trusted_key: TrustedOpt = None,
+    trust_store: TrustStoreOpt = None,
 ) -> None:
     """Print an inclusion (--index) or consistency (--from-size) proof as JSON."""
     from tutela.errors import AuditVerificationError
@@ -298,9 +328,14 @@ def audit_prove(
     if (index is None) == (from_size is None):
         raise typer.BadParameter("give exactly one of --index or --from-size")
     cp = Checkpoint.load(checkpoint) if checkpoint is not None else None
+    signers: tuple[VerifierKey, ...] = ()
     if cp is not None:
-        if not cp.verify_signature():
-            raise AuditVerificationError(f"checkpoint {checkpoint} has a bad signature")
+        signers = cp.signers(_audit_keys(trusted_key, trust_store))
+        if not signers:
+            raise AuditVerificationError(
+                f"checkpoint {checkpoint} is signed by no trusted key "
+                f"(it names {', '.join(cp.signer_names)}; pin one with `tutela audit trust add`)"
+            )
         if size is not None and size != cp.size:
             raise ValueError(f"--size {size} differs from the checkpoint's size {cp.size}")
         size = cp.size
@@ -317,7 +352,11 @@ def audit_prove(
             doc = con.to_json()
     doc["verified"] = ok
     if cp is not None:
-        doc["checkpoint"] = {"size": cp.size, "root": cp.root.hex(), "key_id": cp.key_id}
+        doc["checkpoint"] = {
+            "size": cp.size,
+            "root": cp.root.hex(),
+            "signed_by": [k.encode() for k in signers],
+        }
     typer.echo(json.dumps(doc, indent=2))
     if not ok:
         raise AuditVerificationError("the proof does not verify against the checkpoint")
@@ -326,31 +365,44 @@ def audit_prove(
 @audit_app.command("keygen")
 def audit_keygen(
     key: Annotated[Path, typer.Argument(help="Where to write the Ed25519 private key (PEM).")],
+    name: KeyNameOpt = None,
 ) -> None:
-    """Create a checkpoint-signing key; prints its public key for verifiers to pin."""
-    from tutela.governance.audit import generate_signing_key, public_key_bytes
+    """Create a checkpoint-signing key; prints its verifier key for auditors to pin."""
+    from tutela.governance.audit import VerifierKey, generate_signing_key
 
     signing = generate_signing_key(key)  # mode 0600; missing folders are created 0700
-    typer.echo(f"public key {public_key_bytes(signing).hex()}")
+    typer.echo(f"verifier key {VerifierKey.of(signing, name).encode()}")
+
+
+@audit_app.command("fingerprint")
+def audit_fingerprint(
+    key: Annotated[Path, typer.Argument(help="Ed25519 signing key (PEM).")],
+    name: KeyNameOpt = None,
+) -> None:
+    """Print the verifier key (fingerprint) of a signing key, to pin with `audit trust add`."""
+    from tutela.governance.audit import VerifierKey, load_signing_key
+
+    typer.echo(VerifierKey.of(load_signing_key(key), name).encode())
 
 
 @audit_app.command("checkpoint")
 def audit_checkpoint(
     log: LogArg,
     key: Annotated[Path, typer.Option("--key", help="Ed25519 signing key (from `audit keygen`).")],
+    name: KeyNameOpt = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Also write the checkpoint to this file.")
     ] = None,
 ) -> None:
-    """Sign the log's current tree head, store it in the log and print it."""
+    """Sign the log's current tree head (a C2SP checkpoint), store it in the log, print it."""
     from tutela.governance.audit import AuditLog, load_signing_key
 
     signing = load_signing_key(key)
     with AuditLog.open_existing(log) as audit:
-        cp = audit.checkpoint(signing)
+        cp = audit.checkpoint(signing, name=name)
     if out is not None:
         cp.save(out)
-    typer.echo(json.dumps(cp.to_json(), indent=2))
+    typer.echo(cp.encode(), nl=False)
 
 
 @audit_app.command("append")
@@ -377,6 +429,54 @@ def audit_append(
         typer.echo(str(audit.append(actor, action, resource, outcome, parsed)))
 
 
+@trust_app.command("add")
+def trust_add(
+    key: Annotated[str, typer.Argument(help="Verifier key as printed: <name>+<key ID>+<key>.")],
+    trust_store: TrustStoreOpt = None,
+) -> None:
+    """Trust checkpoints signed by KEY (compare it with the one printed where it was made)."""
+    from tutela.governance.trust import TrustStore, parse_verifier_keys
+
+    (verifier,) = parse_verifier_keys([key])
+    store = TrustStore.load(trust_store)
+    if verifier in store.keys:
+        typer.echo(f"already trusted in {store.path}: {verifier.encode()}")
+        return
+    store.with_key(verifier).save()
+    typer.echo(f"trusted {verifier.name} in {store.path}")
+
+
+@trust_app.command("list")
+def trust_list(trust_store: TrustStoreOpt = None, as_json: JsonOpt = False) -> None:
+    """List the pinned audit-signing keys."""
+    from tutela.governance.trust import TrustStore
+
+    store = TrustStore.load(trust_store)
+    if as_json:
+        typer.echo(json.dumps([k.encode() for k in store.keys], indent=2))
+        return
+    if not store.keys:
+        typer.echo(f"no keys pinned in {store.path}", err=True)
+    for k in store.keys:
+        typer.echo(k.encode())
+
+
+@trust_app.command("remove")
+def trust_remove(
+    key: Annotated[str, typer.Argument(help="Verifier key or key name to stop trusting.")],
+    trust_store: TrustStoreOpt = None,
+) -> None:
+    """Stop trusting a key (by verifier key or name)."""
+    from tutela.governance.trust import TrustStore
+
+    store, removed = TrustStore.load(trust_store).without(key)
+    if not removed:
+        raise ValueError(f"no pinned key matches {key!r} in {store.path}")
+    store.save()
+    for k in removed:
+        typer.echo(f"removed {k.encode()}")
+
+
 # comply -------------------------------------------------------------------------------------
 
 
@@ -399,6 +499,8 @@ def comply(
             show_default=False,
         ),
     ] = None,
+    trusted_key: TrustedOpt = None,
+    trust_store: TrustStoreOpt = None,
 ) -> None:
     """Check what a run actually did against GDPR/HIPAA/CCPA controls; exit 1 if any fails."""
     from tutela.governance.comply import Framework, check_run, load_trusted_keys
@@ -411,7 +513,8 @@ def comply(
             param_hint="--framework",
         ) from None
     pinned = load_trusted_keys(trusted_keys) if trusted_keys is not None else None
-    report = check_run(run_dir, fw, trusted_keys=pinned)
+    audit_keys = _audit_keys(trusted_key, trust_store)
+    report = check_run(run_dir, fw, trusted_keys=pinned, audit_keys=audit_keys)
     text = (
         json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
         if as_json

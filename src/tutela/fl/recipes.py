@@ -9,7 +9,7 @@ writes the run directory that ``tutela comply`` and an auditor read:
     RUN_DIR/results.json             the typed results (tutela.governance.results.RunResults)
     RUN_DIR/model.safetensors.enc    the global model, AES-256-GCM envelope (name-bound)
     RUN_DIR/audit.sqlite             RFC 6962 Merkle audit log of everything the run did
-    RUN_DIR/audit.checkpoint.json    Ed25519-signed checkpoint (tree size + root)
+    RUN_DIR/audit.checkpoint         C2SP signed checkpoint (origin, tree size, root)
     RUN_DIR/ledger.sqlite            the privacy ledger (when DP is on)
 """
 
@@ -42,7 +42,7 @@ from tutela.fl.rounds import RoundStatus
 from tutela.fl.study import baselines, prepare_data, prepare_sites, run_study
 from tutela.fl.summary import StudyRun, network_run, summarise
 from tutela.governance._files import atomic_write
-from tutela.governance.audit import AuditLog
+from tutela.governance.audit import RUN_CHECKPOINT, AuditLog
 from tutela.governance.envelope import Envelope
 from tutela.governance.home import open_keyring
 from tutela.governance.home import signing_key as _signing_key
@@ -455,5 +455,5 @@ def _run(
     results = summarise(config, run, privacy=privacy, governance=governance, run_dir=run_dir)
     if run_dir is not None and audit is not None:
         write_json_atomic(run_dir / "results.json", results.model_dump(mode="json"))
-        audit.checkpoint(_signing_key()).save(run_dir / "audit.checkpoint.json")
+        audit.checkpoint(_signing_key()).save(run_dir / RUN_CHECKPOINT)
     return results

@@ -74,8 +74,8 @@ from tutela.governance.results import (
     SignedSiteReport,
     load_results,
 )
-from tutela.governance.trust import TrustStore
 from tutela.governance.site_report import verify_site_report
+from tutela.governance.trust import TrustStore
 
 __all__ = [
     "CHECKS",

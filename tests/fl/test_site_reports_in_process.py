@@ -10,7 +10,9 @@ import pytest
 
 from tutela.fl.recipes import flagship_config, flagship_policy, run_configured_study
 from tutela.fl.study import run_study
+from tutela.governance.audit import VerifierKey
 from tutela.governance.comply import check_run
+from tutela.governance.home import signing_key
 from tutela.governance.site_report import verify_site_report
 
 
@@ -45,9 +47,11 @@ def test_without_dp_the_sites_report_no_ledger_and_the_floor_holds(tmp_path: Pat
     results = run_configured_study(flagship_config(rounds=1, sites=3), run_dir=tmp_path / "run")
     assert results.sites is not None
     assert all(r.ledger == {"private": False} for r in results.sites)
-    checks = {r.id: r for r in check_run(tmp_path / "run", "gdpr").results}
+    report = check_run(tmp_path / "run", "gdpr", audit_keys=[VerifierKey.of(signing_key())])
+    checks = {r.id: r for r in report.results}
     assert checks["site-reports-verified"].status.value == "pass"
     assert checks["site-policy-floor"].status.value == "pass"
+    assert report.passed, report.failed
 
 
 def test_a_bare_engine_run_has_no_site_reports() -> None:

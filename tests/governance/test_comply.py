@@ -435,3 +435,20 @@ def test_site_reports_are_not_applicable_until_sites_sign(tmp_path: Path) -> Non
     assert _statuses(run, "gdpr")["site-policy-floor"] is Status.NOT_APPLICABLE
     assert _statuses(run, "gdpr")["site-reports-verified"] is Status.NOT_APPLICABLE
     assert check_run(run, "gdpr").passed
+
+
+def test_a_site_ledger_that_enforced_the_claimed_budget_meets_the_dp_claim() -> None:
+    """A standing floor below the claim is met by the site's own signed ledger for this study,
+    but only when that ledger is private, no looser than the claim and not overspent."""
+    lax = {"floor": {"dp_required": False, "max_epsilon": 10.0, "max_delta": 1e-5}}
+    claim = StudyClaim(dp=True, epsilon=3.0, delta=1e-5, secure_aggregation=False)
+    enforced = {"private": True, "budget_epsilon": 3.0, "delta": 1e-5, "spent_epsilon": 2.9}
+    assert policy_shortfalls(lax, claim, enforced) == []
+    assert policy_shortfalls(lax, claim, None) != []
+    looser = {**enforced, "budget_epsilon": 5.0}
+    assert "does not require DP" in policy_shortfalls(lax, claim, looser)
+    overspent = {**enforced, "spent_epsilon": 3.5}
+    assert policy_shortfalls(lax, claim, overspent) != []
+    assert policy_shortfalls(lax, claim, {"private": False}) != []
+    wider_delta = {**enforced, "delta": 1e-3}
+    assert policy_shortfalls(lax, claim, wider_delta) != []

@@ -231,7 +231,26 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def policy_shortfalls(policy: Mapping[str, Any], claim: StudyClaim) -> list[str]:
+def _ledger_enforces(ledger: Mapping[str, Any] | None, claim: StudyClaim) -> bool:
+    """True when a site's signed ledger shows it enforced the study's DP claim itself: a
+    private budget no looser than the claim, with no more spent than that budget."""
+    if not isinstance(ledger, Mapping) or ledger.get("private") is not True:
+        return False
+    budget = _number(ledger.get("budget_epsilon"))
+    delta = _number(ledger.get("delta"))
+    spent = _number(ledger.get("spent_epsilon"))
+    if budget is None or delta is None or spent is None:
+        return False
+    if claim.epsilon is not None and budget > claim.epsilon * (1 + 1e-9):
+        return False
+    if claim.delta is not None and delta > claim.delta * (1 + 1e-9):
+        return False
+    return spent <= budget * (1 + 1e-9)
+
+
+def policy_shortfalls(
+    policy: Mapping[str, Any], claim: StudyClaim, ledger: Mapping[str, Any] | None = None
+) -> list[str]:
     """Where a site's enforced policy is weaker than what the study claims.
 
     ``policy`` is the policy a site signed (``SitePolicy.to_json()``: its ``floor`` table
@@ -242,13 +261,17 @@ def policy_shortfalls(policy: Mapping[str, Any], claim: StudyClaim) -> list[str]
     the study claims it. A floor that is missing or unreadable is weaker in every respect
     the study claims (fail closed).
 
+    A site whose signed ``ledger`` shows it enforced the claimed budget itself (a private
+    ledger with a budget no looser than the study's epsilon and delta, and no more spent)
+    meets the DP claim for this study even when its standing floor is lower.
+
     Returns:
         One reason per shortfall; empty when the policy is at least as strong as the claim.
     """
     raw = policy.get("floor")
     floor: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     problems: list[str] = []
-    if claim.dp:
+    if claim.dp and not _ledger_enforces(ledger, claim):
         if floor.get("dp_required") is not True:
             problems.append("does not require DP")
         for key, claimed, what in (
@@ -582,7 +605,7 @@ def _site_floors(run: _Run) -> CheckResult:
     weaker = {
         s.site: ["sent a report that does not verify (see site-reports-verified)"]
         if s.site in unverified
-        else policy_shortfalls(s.policy, claim)
+        else policy_shortfalls(s.policy, claim, s.ledger)
         for s in sites
     }
     weaker = {site: reasons for site, reasons in weaker.items() if reasons}

@@ -5,18 +5,26 @@ Every route declares exactly one :class:`~tutela.server.authz.Permission` (visib
 ``x-permission`` in the OpenAPI schema) with :func:`declared`, and takes a :data:`Caller`
 parameter, which authenticates the caller and checks that declaration; every denial is
 audited.
+
+Anonymous failures are rate limited per client address (:class:`FailureLimiter`): requests
+that fail without an authenticated caller (no or bad credentials, a refused enrolment) are
+audited up to a limit per window; beyond it the address is answered 429 without an audit
+record until the window ends, and one summary record per window counts what was refused.
+So nobody without credentials can grow the audit log without bound.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass
+import functools
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import anyio
 from cryptography import x509
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, HTTPException, Request
 
 from tutela.errors import DataError, PermissionDenied, ServiceError
 from tutela.server.authz import (
@@ -43,6 +51,71 @@ class UnauthenticatedError(ServiceError):
 
 
 @dataclass
+class _Window:
+    start: float
+    failures: int = 0
+    refused: int = 0
+
+
+@dataclass
+class FailureLimiter:
+    """At most ``limit`` audited anonymous failures per client address and ``window_s``.
+
+    Beyond the limit the address is refused (429) and not audited until its window ends;
+    the window then yields one summary (how many requests were refused). Past
+    ``max_addresses`` tracked at once, new addresses share one window, so many addresses
+    cannot multiply the bound without limit.
+
+    Security: bounds audit-log growth and lookup work caused by callers without
+    credentials; callers with valid credentials are never refused by it. It does not stop
+    a flood at the network level (that is the proxy's or the firewall's job).
+    """
+
+    limit: int = 100
+    window_s: float = 60.0
+    max_addresses: int = 4096
+    _windows: dict[str, _Window] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _key(self, address: str) -> str:
+        if address in self._windows or len(self._windows) < self.max_addresses:
+            return address
+        return "*"
+
+    def _window(self, address: str, now: float) -> _Window:
+        key = self._key(address)
+        window = self._windows.get(key)
+        if window is None or now - window.start >= self.window_s:
+            window = self._windows[key] = _Window(now)
+        return window
+
+    def refuse(self, address: str, now: float) -> bool:
+        """Whether the address is over its limit now (the refusal is counted)."""
+        with self._lock:
+            window = self._windows.get(self._key(address))
+            if window is None or now - window.start >= self.window_s:
+                return False
+            if window.failures < self.limit:
+                return False
+            window.refused += 1
+            return True
+
+    def failed(self, address: str, now: float) -> None:
+        """Count one audited failure from ``address``."""
+        with self._lock:
+            self._window(address, now).failures += 1
+
+    def ended(self, now: float) -> list[tuple[str, int]]:
+        """Windows that ended with refusals, as ``(address, refused)``; forgets ended ones."""
+        with self._lock:
+            done = [k for k, w in self._windows.items() if now - w.start >= self.window_s]
+            out = [(k, self._windows[k].refused) for k in done if self._windows[k].refused]
+            for k in done:
+                del self._windows[k]
+            return out
+
+
+@dataclass
 class AppState:
     """What the routes share."""
 
@@ -50,6 +123,7 @@ class AppState:
     ca_pem: bytes | None
     policy: RbacPolicy
     wake: asyncio.Event | None = None
+    limiter: FailureLimiter = field(default_factory=FailureLimiter)
 
 
 def app_state(request: Request) -> AppState:
@@ -106,19 +180,57 @@ def _declaration(request: Request) -> tuple[Audience, Permission]:
     return Audience(extra["x-audience"]), Permission(extra["x-permission"])
 
 
-async def authorize(request: Request) -> Principal:
+def _address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+async def _limit_anonymous(state: AppState, address: str) -> None:
+    """Write the summaries of ended windows; refuse an address over its limit (429)."""
+    limiter = state.limiter
+    now = state.coordinator.core.clock()
+    for who, refused in limiter.ended(now):
+        summary = {"refused": refused, "window_s": limiter.window_s, "audited": limiter.limit}
+        await anyio.to_thread.run_sync(
+            functools.partial(
+                state.coordinator.audit,
+                ANONYMOUS_LABEL,
+                "access.rate_limited",
+                f"address/{who}",
+                "denied",
+                summary,
+            )
+        )
+    if limiter.refuse(address, now):
+        raise HTTPException(
+            429,
+            "too many failed requests from this address; try again later",
+            headers={"Retry-After": str(int(limiter.window_s))},
+        )
+
+
+async def authorize(request: Request) -> AsyncIterator[Principal]:
     """Authenticate the caller and check the route's declared audience and permission.
 
-    Denials (no, wrong or insufficient credentials) are audited, then answered 401/403.
+    Denials (no, wrong or insufficient credentials) are audited, then answered 401/403;
+    anonymous failures past the rate limit are answered 429 and not audited.
     """
     audience, permission = _declaration(request)
-    if audience is Audience.ANYONE:
-        return Principal(ANONYMOUS_LABEL, Role.AUDITOR)
     state = app_state(request)
+    address = _address(request)
+    if audience is Audience.ANYONE:
+        await _limit_anonymous(state, address)
+        try:
+            yield Principal(ANONYMOUS_LABEL, Role.AUDITOR)
+        except (UnauthenticatedError, PermissionDenied):
+            state.limiter.failed(address, state.coordinator.core.clock())  # e.g. bad enrolment
+            raise
+        return
     resource = request.url.path
     try:
         principal = await anyio.to_thread.run_sync(_authenticate, request, state)
     except (UnauthenticatedError, PermissionDenied) as exc:
+        await _limit_anonymous(state, address)
+        state.limiter.failed(address, state.coordinator.core.clock())
         why = str(exc)
         await anyio.to_thread.run_sync(
             lambda: state.coordinator.audit(
@@ -133,7 +245,11 @@ async def authorize(request: Request) -> Principal:
     reason = decide(principal, audience, permission, resource, state.policy)
     if reason is None:
         assert principal is not None
-        return principal
+        yield principal
+        return
+    if principal is None:
+        await _limit_anonymous(state, address)
+        state.limiter.failed(address, state.coordinator.core.clock())
     actor = principal.label if principal is not None else ANONYMOUS_LABEL
     await anyio.to_thread.run_sync(
         lambda: state.coordinator.audit(

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +30,19 @@ from tutela.server.wire import parse_tensors
 
 Clock = Callable[[], float]
 AuditHook = Callable[[str, str, str, str, dict[str, Any]], None]
+
+
+@runtime_checkable
+class CheckpointingAuditHook(Protocol):
+    """An audit hook over a log that can sign its tree head (the governance Merkle log)."""
+
+    def __call__(
+        self, actor: str, action: str, resource: str, outcome: str, detail: dict[str, Any]
+    ) -> None:
+        """Append one event."""
+
+    def checkpoint(self) -> object:
+        """Sign a checkpoint of everything appended so far (returns it, or None)."""
 
 COORDINATOR = "coordinator"
 ANON = "anonymous"
@@ -186,7 +199,11 @@ class Core:
         *,
         session: Session | None = None,
     ) -> None:
-        """Record one audit event (inside ``session`` when given, so it commits atomically)."""
+        """Record one audit event (inside ``session`` when given, so it commits atomically).
+
+        A refusal must not ride in the session of the change it refuses (that session rolls
+        back and the record with it): use :meth:`audit_denial`.
+        """
         row = AuditRow(
             ts=self.clock(),
             actor=actor,
@@ -207,6 +224,26 @@ class Core:
                 s.add(row)
             if hook is not None:
                 hook(*args)
+
+    def audit_denial(
+        self, actor: str, action: str, resource: str, detail: dict[str, Any] | None = None
+    ) -> None:
+        """Record a refusal in its own transaction, so it stays when the refused change rolls
+        back."""
+        self.audit(actor, action, resource, "denied", detail)
+
+    def checkpoint_audit(self, *, session: Session | None = None) -> None:
+        """Sign the audit log's tree head (no-op unless the hook can checkpoint).
+
+        With ``session``: once it commits, after the audit events it carries reach the log.
+        """
+        hook = self.audit_hook
+        if not isinstance(hook, CheckpointingAuditHook):
+            return
+        if session is not None:
+            event.listen(session, "after_commit", lambda _s: hook.checkpoint(), once=True)
+        else:
+            hook.checkpoint()
 
     def audit_events(self, *, limit: int = 1000, after_id: int = 0) -> list[dict[str, Any]]:
         """Audit events in order."""

@@ -341,6 +341,7 @@ class RoundDriver:
             },
             session=s,
         )
+        self.core.checkpoint_audit(session=s)  # every closed round: a signed checkpoint
 
 
 def round_plan(rr: RoundRow) -> RoundPlan:

@@ -145,11 +145,21 @@ class Identity:
             raise ServiceError(
                 "this coordinator does not sign certificates; ask for an offline one"
             )
+        cert_pem = self._enrol(token, csr_pem, self.core.clock())
+        if cert_pem is None:
+            # In its own transaction, after the refused one ended: the record must stay.
+            self.core.audit_denial(ANON, "site.enrol", "site/?", {"reason": "invalid token"})
+            raise PermissionDenied("the enrolment token is unknown, used or expired")
+        return cert_pem
+
+    def _enrol(self, token: str, csr_pem: bytes, now: float) -> bytes | None:
+        """Issue the certificate in one transaction; None (nothing changed) if the token is
+        unknown, used or expired."""
         from cryptography import x509
 
         from tutela.server.pki import fingerprint
 
-        now = self.core.clock()
+        assert self.signer is not None
         with self.core.store.session() as s:
             row = s.scalar(
                 select(TokenRow).where(
@@ -157,10 +167,7 @@ class Identity:
                 )
             )
             if row is None or row.used_at is not None or (row.expires_at or 0) < now:
-                self.core.audit(
-                    ANON, "site.enrol", "site/?", "denied", {"reason": "invalid token"}, session=s
-                )
-                raise PermissionDenied("the enrolment token is unknown, used or expired")
+                return None
             site = row.subject
             cert_pem = self.signer(csr_pem, site)
             cert = x509.load_pem_x509_certificate(cert_pem)

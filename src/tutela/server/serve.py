@@ -5,6 +5,9 @@ A coordinator's data directory holds::
     coordinator.db        SQLite store (unless --db-url points at PostgreSQL)
     keyring, keyring.key  encryption at rest for models, updates and messages
     audit.jsonl           the tamper-evident (Merkle) audit log: `tutela audit verify`
+    audit.jsonl.checkpoints  its C2SP checkpoints: one when each round closes, one at shutdown
+    audit-signing.key     the Ed25519 key that signs them (mode 0600); its verifier key is
+                          printed at start, for auditors to pin (`tutela audit trust add`)
     admin.token           the first admin's bearer token (mode 0600, written once)
 """
 
@@ -19,14 +22,21 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from tutela.errors import ConfigError, ServiceError
 from tutela.governance._files import atomic_write, private_dir
-from tutela.governance.audit import AuditLog
+from tutela.governance.audit import (
+    AuditLog,
+    Checkpoint,
+    VerifierKey,
+    generate_signing_key,
+    load_signing_key,
+)
 from tutela.server.app import create_app
 from tutela.server.authz import Role
-from tutela.server.coordinator import AuditHook, Coordinator
+from tutela.server.coordinator import Coordinator
 from tutela.server.pki import PkiLayout, load_ca, load_cert, sign_csr
 from tutela.server.sealing import open_sealer
 from tutela.server.store import Store, TokenRow, sqlite_url
@@ -75,21 +85,58 @@ def build_coordinator(settings: ServerSettings) -> tuple[Coordinator, bytes | No
                 ca_cert, ca_key = load_ca(pki_dir)
                 return cert_to_pem(sign_csr(ca_cert, ca_key, csr, site=site))
 
-    return Coordinator(
-        store, signer=signer, audit_hook=merkle_audit_hook(settings.data_dir / "audit.jsonl")
-    ), ca_pem
+    hook = MerkleAuditHook(
+        settings.data_dir / AUDIT_LOG, coordinator_signing_key(settings.data_dir)
+    )
+    return Coordinator(store, signer=signer, audit_hook=hook), ca_pem
 
 
-def merkle_audit_hook(path: Path) -> AuditHook:
-    """Append every coordinator audit event to the governance Merkle log at ``path``."""
-    log = AuditLog.open(path)
-    lock = threading.Lock()
+AUDIT_LOG = "audit.jsonl"
+AUDIT_SIGNING_KEY = "audit-signing.key"
 
-    def hook(actor: str, action: str, resource: str, outcome: str, detail: dict[str, Any]) -> None:
-        with lock:
-            log.append(actor, action, resource, outcome, detail)
 
-    return hook
+def coordinator_signing_key(data_dir: Path) -> Ed25519PrivateKey:
+    """The coordinator's checkpoint-signing key in ``data_dir``, created (0600) on first use."""
+    path = data_dir / AUDIT_SIGNING_KEY
+    if path.exists():
+        return load_signing_key(path)
+    return generate_signing_key(path)
+
+
+def coordinator_verifier_key(data_dir: Path) -> VerifierKey:
+    """The verifier key (fingerprint) auditors pin for the coordinator's audit log."""
+    return VerifierKey.of(coordinator_signing_key(data_dir))
+
+
+class MerkleAuditHook:
+    """Appends every coordinator audit event to the governance Merkle log at ``path`` and
+    signs its tree head on request (each closed round, shutdown).
+
+    Security: the checkpoints are only as good as the pinning of the key; a coordinator that
+    cuts its log back to an earlier checkpoint is caught by whoever holds a later one.
+    """
+
+    def __init__(self, path: Path, signing_key: Ed25519PrivateKey) -> None:
+        self._log = AuditLog.open(path)
+        self._key = signing_key
+        self._lock = threading.Lock()
+        stored = self._log.checkpoints()
+        self._signed_size = stored[-1].size if stored else -1
+
+    def __call__(
+        self, actor: str, action: str, resource: str, outcome: str, detail: dict[str, Any]
+    ) -> None:
+        with self._lock:
+            self._log.append(actor, action, resource, outcome, detail)
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Sign and store a checkpoint of the log; None if nothing was added since the last."""
+        with self._lock:
+            if self._log.size == self._signed_size:
+                return None
+            cp = self._log.checkpoint(self._key)
+            self._signed_size = cp.size
+            return cp
 
 
 def bootstrap_admin(coordinator: Coordinator, data_dir: Path) -> str | None:
@@ -163,7 +210,10 @@ def serve(settings: ServerSettings) -> None:
     coordinator.resume()
     app = create_app(coordinator, ca_pem=ca_pem, tick_interval=settings.tick_interval)
     server = uvicorn.Server(uvicorn_config(app, settings))
-    server.run()
+    try:
+        server.run()
+    finally:
+        coordinator.core.checkpoint_audit()  # the log at shutdown, signed
 
 
 @dataclass
@@ -219,6 +269,7 @@ class BackgroundServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
         if self.coordinator is not None:
+            self.coordinator.core.checkpoint_audit()  # the log at shutdown, signed
             self.coordinator.store.close()
         if self._sock is not None:
             self._sock.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,14 @@ if TYPE_CHECKING:
 study_app = typer.Typer(help="Run federated studies from study files.", no_args_is_help=True)
 
 QUICK_ROUNDS = 10
+
+
+class PrivacyChoice(StrEnum):
+    """``tutela demo --privacy``: the study's differential-privacy mode."""
+
+    NONE = "none"
+    SAMPLE = "sample"
+    CLIENT = "client"
 
 
 NOT_PRIVATE = (
@@ -134,7 +143,27 @@ def execute(
         console.print(f"results written to {out}")
     if run_dir is not None:
         console.print(f"run directory: {run_dir}")
+        _pin_audit_key(console)
     return results
+
+
+def _pin_audit_key(console: Console) -> None:
+    """Pin the key that signed the run's audit checkpoints in the user's trust store, so
+    `tutela comply` and `tutela audit verify` here accept the run; say where, and what to pin
+    elsewhere."""
+    from tutela.governance.audit import VerifierKey
+    from tutela.governance.home import signing_key
+    from tutela.governance.trust import pin
+
+    key = VerifierKey.of(signing_key())
+    where = pin(key)
+    console.print(f"audit log signed by {key.encode()}", soft_wrap=True, highlight=False)
+    console.print(
+        f"  pinned in {where}; an auditor elsewhere pins it with "
+        "`tutela audit trust add <key>` after comparing it out of band",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 def _default_run_dir(name: str) -> Path:
@@ -148,7 +177,16 @@ def demo(
     ),
     out: Path | None = typer.Option(None, "--out", help="Write results JSON here."),
     epsilon: float | None = typer.Option(
-        None, "--epsilon", help="Train under DP with this epsilon."
+        None, "--epsilon", help="Train under DP with this epsilon (alone: sample-level DP)."
+    ),
+    privacy: PrivacyChoice | None = typer.Option(
+        None,
+        "--privacy",
+        help="DP mode: none, sample (DP-SGD at each hospital, per patient) or client "
+        "(DP-FedAvg, per hospital); sample and client need --epsilon.",
+    ),
+    adaptive_clipping: bool = typer.Option(
+        False, "--adaptive-clipping", help="Client-level DP: track the median update norm."
     ),
     dataset: str | None = typer.Option(None, "--dataset", help="Override the dataset."),
     sites: int | None = typer.Option(None, "--sites", help="Number of hospitals."),
@@ -165,11 +203,17 @@ def demo(
 
     By default: a TLS coordinator on loopback, one site-agent process per hospital, SecAgg+.
     """
+    from tutela.errors import ConfigError
     from tutela.fl.recipes import flagship_config
 
-    config = flagship_config(
-        quick=quick, epsilon=epsilon, dataset=dataset, sites=sites, rounds=rounds, seed=seed
-    )
+    try:
+        config = flagship_config(
+            quick=quick, epsilon=epsilon, dataset=dataset, sites=sites, rounds=rounds, seed=seed,
+            privacy=privacy.value if privacy is not None else None,
+            adaptive_clipping=adaptive_clipping,
+        )  # fmt: skip
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
     execute(
         config,
         out=out,

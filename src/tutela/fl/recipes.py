@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -31,9 +31,9 @@ from tutela.fl.engine import RoundRecord, UpdateAggregator
 from tutela.fl.models import build_model, get_parameters
 from tutela.fl.privacy import (
     CkksAggregator,
-    ClientLevelDP,
     SampleLevelDP,
     SecureAggregator,
+    client_level_dp,
     no_ledger_summary,
     secagg_config_from_study,
 )
@@ -87,8 +87,27 @@ def flagship_config(
     rounds: int | None = None,
     seed: int | None = None,
     secure_aggregation: bool = True,
+    privacy: str | None = None,
+    adaptive_clipping: bool = False,
 ) -> StudyConfig:
-    """The flagship study: hospitals predicting diabetes, federated, on embedded defaults."""
+    """The flagship study: hospitals predicting diabetes, federated, on embedded defaults.
+
+    ``privacy`` is the DP mode (``none``, ``sample``, ``client``); an ``epsilon`` alone means
+    sample-level DP. ``adaptive_clipping`` tracks the median update norm (client-level DP).
+
+    Raises:
+        ConfigError: a DP mode without an epsilon, an epsilon without DP, or adaptive
+            clipping outside client-level DP.
+    """
+    mode = privacy if privacy is not None else ("sample" if epsilon is not None else "none")
+    if mode not in ("none", "sample", "client"):
+        raise ConfigError(f"privacy must be none, sample or client, not {mode!r}")
+    if mode != "none" and epsilon is None:
+        raise ConfigError(f"privacy {mode!r} needs an epsilon (--epsilon)")
+    if mode == "none" and epsilon is not None:
+        raise ConfigError("an epsilon needs a DP mode: --privacy sample or --privacy client")
+    if adaptive_clipping and mode != "client":
+        raise ConfigError("adaptive clipping is part of client-level DP (--privacy client)")
     data = json.loads(json.dumps(FLAGSHIP))
     if quick:
         data["training"]["rounds"] = 10
@@ -102,8 +121,10 @@ def flagship_config(
         data["training"]["min_quorum"] = min(data["training"]["min_quorum"], sites)
     if seed is not None:
         data["study"]["seed"] = seed
-    if epsilon is not None:
-        data["privacy"] = {"mode": "sample", "epsilon": epsilon, "delta": 1e-5}
+    if mode != "none":
+        data["privacy"] = {"mode": mode, "epsilon": epsilon, "delta": 1e-5}
+        if adaptive_clipping:
+            data["privacy"]["adaptive_clipping"] = True
     if not secure_aggregation:
         data["secure_aggregation"] = {"protocol": "none"}
     return parse_study(data)
@@ -155,6 +176,9 @@ class PrivacyPlan:
     report: Callable[[], dict[str, Any]] | None = None
     secure_report: Callable[[], dict[str, Any] | None] | None = None
     description: dict[str, Any] = field(default_factory=dict)
+    restore: Callable[[Sequence[Mapping[str, Any]]], None] | None = None
+    """Replays the rounds a coordinator released into this plan's ledger and report
+    (client-level DP through the network: :meth:`ClientLevelDP.restore`)."""
     site_ledger: Callable[[str], dict[str, Any]] = lambda _site: no_ledger_summary()
     """``site -> summary of the site's own ledger scope`` (what each site signs in process;
     sites that spend nothing themselves report no ledger)."""
@@ -221,27 +245,7 @@ def build_privacy(
             "client-level DP with CKKS aggregation is not supported; use secure_aggregation "
             "protocol 'secagg+' (distributed noise) or 'none' (noise at the coordinator)"
         )
-    expected = min(
-        config.data.sites, max(t.min_fit_sites, math.ceil(t.fraction_fit * config.data.sites))
-    )
-    secagg = (
-        secagg_config_from_study(config.secure_aggregation)
-        if config.secure_aggregation.protocol == "secagg+"
-        else None
-    )
-    client_dp = ClientLevelDP(
-        ledger,
-        name,
-        p.epsilon,
-        p.delta,
-        p.clip_norm,
-        p.accountant,
-        t.rounds,
-        expected,
-        adaptive=p.adaptive_clipping,
-        target_quantile=p.target_quantile,
-        secagg=secagg,
-    )
+    client_dp = client_level_dp(config, ledger)
     return PrivacyPlan(
         ledger,
         client_dp,
@@ -254,8 +258,9 @@ def build_privacy(
             "epsilon": p.epsilon,
             "delta": p.delta,
             "noise_multiplier": client_dp.noise_multiplier,
-            "expected_sites": expected,
+            "expected_sites": client_dp.expected_sites,
         },
+        restore=client_dp.restore,
     )
 
 
@@ -269,15 +274,12 @@ def _run_over_network(
 ) -> tuple[StudyRun, Mapping[str, Any] | None]:
     """Rounds through the coordinator; baselines and minimisation computed here as in process.
 
-    Returns the run and the privacy report the site agents sent (``None`` without DP).
+    Returns the run and its privacy report: what the site agents sent (sample-level DP), or
+    the coordinator's released DP-FedAvg rounds replayed into this run's ledger, so the
+    report is the in-process one (client-level DP); ``None`` without DP.
     """
     if config.secure_aggregation.protocol == "ckks":
         raise ConfigError("CKKS aggregation runs in process only; use --in-process or secagg+")
-    if config.privacy.mode == "client":
-        raise ConfigError(
-            "client-level DP (privacy.mode = 'client') runs in process only; "
-            "use --in-process or privacy.mode = 'sample'"
-        )
     results = network(config, deployment_dir)
     run = network_run(results)
     for record in run.history:
@@ -290,7 +292,12 @@ def _run_over_network(
         baselines=baselines(config, prepared, initial, plan.baseline_privatize),
         minimisation=data.minimisation,
     )
-    return run, results.get("privacy")
+    privacy = results.get("privacy")
+    released = results.get("privacy_rounds")
+    if plan.restore is not None and plan.report is not None and released:
+        plan.restore(released)
+        privacy = plan.report()
+    return run, privacy
 
 
 def study_request(config: StudyConfig, columns: list[str]) -> StudyRequest:
@@ -440,7 +447,7 @@ def _run(
         # kept their own ledgers and reported them
         for spend in plan.ledger.records():
             log("privacy:spend", spend.scope, **spend.to_dict())
-        if plan.secure_report is not None:
+        if plan.secure_report is not None and network is None:
             run = replace(run, secure_aggregation=plan.secure_report())
     log("data:minimise", study, **(run.minimisation or {}))
     if run_dir is not None and audit is not None:

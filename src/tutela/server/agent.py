@@ -23,6 +23,13 @@ reports`, written to ``site-report-<study>.json`` in its state directory, sent t
 coordinator (after joining and after each round) and returned by :meth:`SiteAgent.run`; the
 numeric privacy figures go to the coordinator as round metrics.
 
+Under client-level DP (DP-FedAvg) the site owns the guarantee too
+(:class:`~tutela.fl.privacy.SiteClientDP`): it checks each round's clip norm and noise (the
+fit config with central noise, the SecAgg+ plan with distributed noise: at least the noise
+and the survivors the study's calibration requires) against its own calibration, charges its
+own ledger the round's event before training or sending anything, clips its update to the
+round's clip norm and, under SecAgg+, adds its own noise share inside the masked sum.
+
 Every request is retried with backoff while the coordinator is unreachable (for example
 while it restarts), until the stage deadline.
 
@@ -58,7 +65,15 @@ from tutela.errors import (
 from tutela.fl.client import LocalSite, LocalTraining, OptimizerKind, site_report
 from tutela.fl.config import StudyConfig, parse_study
 from tutela.fl.models import build_model
-from tutela.fl.privacy import SampleLevelDP, no_ledger_summary
+from tutela.fl.privacy import (
+    WITHIN_CLIP,
+    SampleLevelDP,
+    SiteClientDP,
+    clip_for_round,
+    expected_sites,
+    no_ledger_summary,
+    secure_input,
+)
 from tutela.fl.recipes import LEDGER_PLD_GRID, study_request
 from tutela.fl.records import FitIns, Parameters, ParameterSpec, parameters_to_bytes, subtract
 from tutela.governance._files import atomic_write
@@ -120,6 +135,7 @@ class _StudyState:
     updates: dict[int, tuple[Parameters, Parameters, int]] = field(default_factory=dict)
     secagg: dict[tuple[int, int], SecAggClient] = field(default_factory=dict)
     dp: SampleLevelDP | None = None
+    client_dp: SiteClientDP | None = None
 
 
 def _read_csv(
@@ -337,8 +353,8 @@ class SiteAgent:
         missing = [c for c in columns if c not in self.header]
         if missing:
             reasons.append(f"this site has no column(s) {', '.join(missing)}")
-        if study.privacy.mode not in ("none", "sample"):
-            reasons.append(f"privacy.mode {study.privacy.mode!r} is not supported by this agent")
+        if study.privacy.mode == "client" and study.secure_aggregation.protocol == "ckks":
+            reasons.append("client-level DP with CKKS aggregation is not supported by this agent")
         return reasons
 
     def _join(self, task: dict[str, Any]) -> bool:
@@ -383,6 +399,7 @@ class SiteAgent:
 
         dimension = sum(int(p.numel()) for p in factory().parameters())
         privatize, dp = self._privacy(study_id, config, len(outcome), dimension)
+        client_dp = self._client_privacy(study_id, study, dimension)
         site = LocalSite(
             self.name,
             features,
@@ -395,7 +412,7 @@ class SiteAgent:
             identity=self.identity,
         )
         moments = site.feature_moments()
-        self.studies[study_id] = _StudyState(site, columns, config, dp=dp)
+        self.studies[study_id] = _StudyState(site, columns, config, dp=dp, client_dp=client_dp)
         self._sign_report(study_id)
         return {
             "accept": True,
@@ -415,7 +432,7 @@ class SiteAgent:
         "sample"``), charged to a ledger the site keeps itself (the site, not the study's
         code, decides that the noise is added)."""
         p = config["privacy"]
-        if p["mode"] == "none":
+        if p["mode"] in ("none", "client"):
             return None, None
         if p["mode"] != "sample":
             raise PolicyViolation(f"privacy.mode {p['mode']!r} is not supported by this agent")
@@ -442,10 +459,48 @@ class SiteAgent:
         )
         return dp.hook(self.name), dp
 
+    def _ledger(self, study_id: str) -> Any:
+        from tutela.dp.ledger import PrivacyLedger
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        return PrivacyLedger(
+            self.state_dir / f"ledger-{study_id}.sqlite",
+            value_discretization_interval=LEDGER_PLD_GRID,
+        )
+
+    def _client_privacy(
+        self, study_id: str, study: StudyConfig, dimension: int
+    ) -> SiteClientDP | None:
+        """This site's part of DP-FedAvg when the study asks for client-level DP: it clips its
+        own update, adds its own noise share under SecAgg+, and charges its own ledger for
+        each round before anything leaves (see :class:`~tutela.fl.privacy.SiteClientDP`)."""
+        p = study.privacy
+        if p.mode != "client" or p.epsilon is None:
+            return None
+        return SiteClientDP(
+            self._ledger(study_id),
+            study.study.name,
+            self.name,
+            epsilon=p.epsilon,
+            delta=p.delta,
+            accountant=p.accountant,
+            rounds=study.training.rounds,
+            expected_sites=expected_sites(study),
+            dimension=dimension,
+            adaptive=p.adaptive_clipping,
+            secure=study.secure_aggregation.protocol == "secagg+",
+            budget_epsilon=min(p.epsilon, self.settings.policy.max_epsilon),
+        )
+
     def _sign_report(self, study_id: str) -> dict[str, Any]:
         """Sign this site's policy and ledger summary for ``study_id``; keep and write it."""
         state = self.studies[study_id]
-        ledger = state.dp.ledger_summary(self.name) if state.dp is not None else no_ledger_summary()
+        if state.dp is not None:
+            ledger = state.dp.ledger_summary(self.name)
+        elif state.client_dp is not None:
+            ledger = state.client_dp.ledger_summary()
+        else:
+            ledger = no_ledger_summary()
         report = site_report(self.name, self.settings.policy, ledger, self.identity)
         self.reports[study_id] = report
         text = json.dumps(report, sort_keys=True, indent=2, allow_nan=False) + "\n"
@@ -477,14 +532,17 @@ class SiteAgent:
         state = self.studies[task["study_id"]]
         report = self._sign_report(task["study_id"])
         self._send_report(task["study_id"], float(task["deadline"]))
-        if state.dp is None:
+        if state.dp is not None:
+            noise = float(state.dp.report()["per_site"][self.name]["noise_multiplier"])
+        elif state.client_dp is not None:
+            noise = state.client_dp.noise_multiplier
+        else:
             return
         ledger = report["ledger"]
-        site = state.dp.report()["per_site"][self.name]
         metrics = {  # floats only: the metrics endpoint takes numbers
             "epsilon": float(ledger["spent_epsilon"]),
             "delta": float(ledger["delta"]),
-            "noise_multiplier": float(site["noise_multiplier"]),
+            "noise_multiplier": noise,
             "budget_epsilon": float(ledger["budget_epsilon"]),
             "budget_left": float(ledger["remaining_epsilon"]),
         }
@@ -537,15 +595,22 @@ class SiteAgent:
             )
 
     def _fit(self, task: dict[str, Any]) -> bool:
+        client_dp = self.studies[task["study_id"]].client_dp
+        clip = None
+        if client_dp is not None:  # checked and charged before training, before sending
+            clip = client_dp.charge_central(
+                int(task["round"]), int(task.get("attempt", 1)), task["config"]
+            )
         _, update, num_examples = self._train(task)
-        body = parameters_to_bytes(
-            update,
-            metadata={
-                "study": task["study_id"],
-                "round": str(task["round"]),
-                "num_examples": str(num_examples),
-            },
-        )
+        metadata = {
+            "study": task["study_id"],
+            "round": str(task["round"]),
+            "num_examples": str(num_examples),
+        }
+        if clip is not None:
+            update, within = clip_for_round(update, clip)
+            metadata[WITHIN_CLIP] = str(within)
+        body = parameters_to_bytes(update, metadata=metadata)
         self._submit(task, FIT_STAGE, body)
         self._report_privacy(task)
         return True
@@ -570,10 +635,22 @@ class SiteAgent:
         except ProtocolAbort as exc:
             raise PolicyViolation(f"SecAgg+ round refused: {exc}") from None
         registry = {int(cid): bytes.fromhex(pub) for cid, pub in task["registry"].items()}
+        client_dp = self.studies[task["study_id"]].client_dp
+        if client_dp is not None:  # DP-FedAvg: check the plan's noise, charge, then train
+            clip = client_dp.charge_secure(
+                int(task["round"]), int(task.get("attempt", 1)), task["config"], message.params
+            )
+            floor = client_dp.secagg_policy(clip, floor)
         client = SecAggClient(int(task["client_id"]), self.identity, registry, policy=floor)
         global_params, update, num_examples = self._train(task)
         spec = ParameterSpec.of(global_params)
-        client.set_input(spec.flatten(update), weight=float(num_examples))
+        if client_dp is not None:
+            clipped, within = clip_for_round(update, clip)
+            client.set_input(
+                secure_input(spec, clipped, within, client_dp.count_scale(clip)), weight=1.0
+            )
+        else:
+            client.set_input(spec.flatten(update), weight=float(num_examples))
         self._report_privacy(task)  # what this round's local DP-SGD spent at this site
         return client
 

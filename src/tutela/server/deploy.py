@@ -291,7 +291,8 @@ def run_study_over_network(
         "history": history,
         "federated": prepared.evaluate(final),
         "config": config.resolved(),
-        "privacy": _privacy_summary(config, ledger),
+        "privacy": _privacy_summary(config, ledger, run_dir),
+        "privacy_rounds": ledger.get("events") if config.privacy.mode == "client" else None,
         "secure_aggregation": _secagg_summary(secagg_reports),
         "sites": signed["reports"] or None,
         "site_keys": signed["site_keys"] or None,
@@ -346,7 +347,11 @@ def _site_reports(
     return signed
 
 
-def _privacy_summary(config: StudyConfig, ledger: dict[str, Any]) -> dict[str, Any] | None:
+def _privacy_summary(
+    config: StudyConfig, ledger: dict[str, Any], run_dir: Path
+) -> dict[str, Any] | None:
+    if config.privacy.mode == "client":
+        return _client_privacy_summary(config, ledger.get("events") or [], run_dir)
     reports = ledger.get("site_reports") or {}
     if config.privacy.mode == "none" or not reports:
         return None
@@ -360,6 +365,23 @@ def _privacy_summary(config: StudyConfig, ledger: dict[str, Any]) -> dict[str, A
         "delta": config.privacy.delta,
         "per_site": reports,
     }
+
+
+def _client_privacy_summary(
+    config: StudyConfig, rounds: list[dict[str, Any]], run_dir: Path
+) -> dict[str, Any] | None:
+    """The DP-FedAvg report of the rounds the coordinator released (its study ledger),
+    accounted as in process: the rounds are replayed into ``run_dir/ledger.sqlite``."""
+    from tutela.dp.ledger import PrivacyLedger
+    from tutela.fl.privacy import client_level_dp
+    from tutela.fl.recipes import LEDGER_PLD_GRID
+
+    if not rounds:
+        return None
+    ledger = PrivacyLedger(run_dir / "ledger.sqlite", value_discretization_interval=LEDGER_PLD_GRID)
+    dp = client_level_dp(config, ledger)
+    dp.restore(rounds)
+    return dp.report()
 
 
 def _secagg_summary(reports: list[dict[str, Any]]) -> dict[str, Any] | None:

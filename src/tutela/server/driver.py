@@ -13,6 +13,12 @@ global model is unchanged; a dropped site is never waited for beyond the deadlin
 secure aggregation the round's stages are the SecAgg+ protocol's
 (:mod:`tutela.server.protocol`).
 
+Under client-level DP the study's :class:`~tutela.fl.privacy.ClientLevelDP` (kept with the
+strategy, :mod:`tutela.server.runtime`) is the round's aggregator, as in process: each round's
+fit config carries its clip norm and noise multiplier, which every site checks against its
+own calibration and clips to; with central noise the coordinator noises the sum of the
+clipped updates, under SecAgg+ the sites add the noise inside the masked sum.
+
 Crash safety: every transition is one database transaction. A restarted coordinator
 reloads the strategy (:mod:`tutela.server.runtime`) and continues the open round with the
 updates already accepted.
@@ -21,16 +27,18 @@ updates already accepted.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from safetensors.numpy import save as st_save
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from tutela.errors import QuorumNotMet
 from tutela.fl.client import FeatureMoments, global_standardisation
 from tutela.fl.config import parse_study
-from tutela.fl.engine import PlainAggregator
+from tutela.fl.engine import PlainAggregator, UpdateAggregator
+from tutela.fl.privacy import WITHIN_CLIP
 from tutela.fl.records import Parameters
 from tutela.fl.rounds import RoundPlan, RoundState, RoundStatus, close_round, open_round
 from tutela.server.core import (
@@ -191,6 +199,8 @@ class RoundDriver:
             rt.strategy, row.current_round, params, sites, rt.rng,
             quorum=config.training.min_quorum, now=now, timeout=settings.stage_timeout_s,
         )  # fmt: skip
+        if rt.privacy is not None:  # every site clips to this round's norm, checks its noise
+            plan = replace(plan, config={**plan.config, **rt.privacy.round_config()})
         chosen = list(plan.participants)
         rr = round_row(row.id, plan)
         s.add(rr)
@@ -222,13 +232,19 @@ class RoundDriver:
             body = self.core.store.unseal(
                 u.blob, f"update/{row.id}/{rr.round_no}/{rr.stage}/{u.site}"
             )
-            arrays, _ = parse_tensors(body)
-            state.accept(u.site, arrays, u.num_examples, is_update=True)
+            arrays, meta = parse_tensors(body)
+            metrics = {WITHIN_CLIP: float(meta[WITHIN_CLIP] == "1")} if WITHIN_CLIP in meta else {}
+            state.accept(u.site, arrays, u.num_examples, metrics, is_update=True)
         if not state.is_due(now):
             return False
         aggregate = None
         if state.has_quorum():
-            aggregate = PlainAggregator().aggregate(rr.round_no, state.updates(), params)
+            privacy = self.runtimes.get(row).privacy
+            aggregator: UpdateAggregator = privacy if privacy is not None else PlainAggregator()
+            try:
+                aggregate = aggregator.aggregate(rr.round_no, state.updates(), params)
+            except QuorumNotMet:  # fewer replies than the DP calibration assumed
+                aggregate = None
         self._finish_round(s, row, rr, params, Closing(aggregate, list(state.responded)), now)
         return True
 
@@ -246,12 +262,13 @@ class RoundDriver:
     def _start_protocol(
         self, s: Session, row: StudyRow, rr: RoundRow, params: Parameters, now: float
     ) -> None:
-        closing = self.protocol.start(s, row, rr, params, DeploymentSettings.of(row))
+        privacy = self.runtimes.get(row).privacy
+        closing = self.protocol.start(s, row, rr, params, DeploymentSettings.of(row), privacy)
         if closing is not None:
             self._finish_round(s, row, rr, params, closing, now)
 
     def _advance_protocol(self, s: Session, row: StudyRow, rr: RoundRow, now: float) -> bool:
-        step = self.protocol.advance(s, row, rr)
+        step = self.protocol.advance(s, row, rr, self.runtimes.get(row).privacy)
         if step is Step.LOST:
             self._restart_round(s, row, rr, now)
             return True

@@ -6,6 +6,12 @@ under secure aggregation, it hands the round to :class:`SecAggProtocol`, which r
 posted to the relay, the sites' replies arrive through the inbox, and at the end only the
 masked sum is revealed, which the driver turns into the round's aggregate.
 
+Under client-level DP (:class:`~tutela.fl.privacy.ClientLevelDP`) the round is planned by
+the study's DP-FedAvg as in process (weight 1 per site, the clip norm as the coordinate
+range, each site's distributed-noise share sized for every invited site, none allowed to
+drop; the study's ledger charged first), and the revealed sum becomes the noisy mean with the
+clip count of adaptive clipping in its last coordinate.
+
 Security: the SecAgg+ server's secrets live only in memory and are never persisted; after
 a restart the driver starts the round again as a new attempt (:attr:`Step.LOST`).
 """
@@ -23,8 +29,9 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tutela.errors import DataError
+from tutela.errors import BudgetExceeded, DataError, QuorumNotMet
 from tutela.fl.config import parse_study
+from tutela.fl.privacy import ClientLevelDP
 from tutela.fl.records import Parameters, ParameterSpec
 from tutela.fl.strategy import FitAggregate
 from tutela.server.core import COORDINATOR, ConflictError, Core, DeploymentSettings, dumps
@@ -65,6 +72,7 @@ class _SecAggRound:
     attempt: int
     ids: dict[str, int]
     spec: ParameterSpec
+    examples: dict[str, int]
 
     def site_of(self) -> dict[int, str]:
         return {cid: site for site, cid in self.ids.items()}
@@ -84,8 +92,10 @@ class SecAggProtocol:
         rr: RoundRow,
         params: Parameters,
         settings: DeploymentSettings,
+        privacy: ClientLevelDP | None = None,
     ) -> Closing | None:
-        """Plan and start SecAgg+ for an open round; a Closing if it cannot run at all."""
+        """Plan and start SecAgg+ for an open round; a Closing if it cannot run at all
+        (under client-level DP also when the quorum or the study's budget cannot pay)."""
         from tutela.secagg import SecAggConfig, SecAggServer
 
         config = parse_study(json.loads(row.config_json))
@@ -102,23 +112,33 @@ class SecAggProtocol:
         sa = config.secure_aggregation
         spec = ParameterSpec.of(params)
         try:
-            plan = SecAggConfig(
-                neighbors=sa.neighbors,
-                threshold=sa.threshold,
-                modulus_bits=sa.modulus_bits,
-                clip=sa.clip_range,
-                stage_timeout_s=settings.stage_timeout_s,
-            ).plan(
-                tuple(ids.values()),
-                spec.size,
-                max_weight=float(2 ** math.ceil(math.log2(max(biggest, 1)))),
-                round_id=secrets.token_bytes(32),
-            )
-        except ValueError as exc:
+            if privacy is not None:
+                plan = privacy.plan_secure(
+                    rr.round_no,
+                    tuple(ids.values()),
+                    spec.size,
+                    secrets.token_bytes(32),
+                    stage_timeout_s=settings.stage_timeout_s,
+                )
+            else:
+                plan = SecAggConfig(
+                    neighbors=sa.neighbors,
+                    threshold=sa.threshold,
+                    modulus_bits=sa.modulus_bits,
+                    clip=sa.clip_range,
+                    stage_timeout_s=settings.stage_timeout_s,
+                ).plan(
+                    tuple(ids.values()),
+                    spec.size,
+                    max_weight=float(2 ** math.ceil(math.log2(max(biggest, 1)))),
+                    round_id=secrets.token_bytes(32),
+                )
+        except (ValueError, QuorumNotMet, BudgetExceeded) as exc:
             return Closing(None, [], {"error": str(exc)})
         server = SecAggServer(plan, registry, clock=self.core.clock)
         outbox = server.start()
-        self._rounds[row.id] = _SecAggRound(server, rr.round_no, rr.attempt, ids, spec)
+        examples = {site: int(parts[site].num_examples) for site in ids}
+        self._rounds[row.id] = _SecAggRound(server, rr.round_no, rr.attempt, ids, spec, examples)
         rr.stage = server.stage.value if server.stage is not None else "aborted"
         rr.stage_deadline = server.deadline
         rr.protocol_state = dumps(
@@ -127,7 +147,9 @@ class SecAggProtocol:
         self._post_outbox(s, row.id, rr, outbox)
         return None
 
-    def advance(self, s: Session, row: StudyRow, rr: RoundRow) -> Step | Closing:
+    def advance(
+        self, s: Session, row: StudyRow, rr: RoundRow, privacy: ClientLevelDP | None = None
+    ) -> Step | Closing:
         """Take the round's protocol one step (or close it) after replies or a deadline."""
         from tutela.errors import ProtocolAbort, QuorumNotMet
 
@@ -154,7 +176,19 @@ class SecAggProtocol:
         survivors = [site_of[c] for c in result.survivors]
         weight = float(result.weight_total)
         aggregate = None
-        if weight > 0 and len(survivors) >= rr.quorum:
+        if privacy is not None:
+            try:
+                aggregate = privacy.release_secure(
+                    rr.round_no,
+                    np.asarray(result.total, np.float64),
+                    state.spec,
+                    server.params,
+                    sum(state.examples[site] for site in survivors),
+                    len(survivors),
+                )
+            except QuorumNotMet:
+                aggregate = None
+        elif weight > 0 and len(survivors) >= rr.quorum:
             mean = state.spec.unflatten(np.asarray(result.total, np.float64) / weight)
             aggregate = FitAggregate(mean, round(weight), len(survivors), None)
         report = self._report(state, dict(result.dropped), len(result.survivors))

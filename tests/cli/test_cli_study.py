@@ -53,6 +53,19 @@ def test_demo_quick_writes_results(tmp_path):
     assert res["privacy"] is None
     assert "not differentially private" in " ".join(r.stdout.lower().split())
     assert res["config"]["data"]["columns"] == res["dataset"]["features"]
+    # The key that signed the run's audit log is named, pinned in this user's trust store,
+    # and both `audit verify` and `comply` accept the run under it.
+    (signed,) = [line for line in r.stdout.splitlines() if line.startswith("audit log signed by")]
+    vkey = signed.split()[-1]
+    assert vkey in (tmp_path / ".tutela" / "trusted-audit-keys").read_text()
+    assert f"pinned in {Path('.tutela') / 'trusted-audit-keys'}" in r.stdout
+    signature = (tmp_path / "run" / "audit.checkpoint").read_text().split("\n\n")[1]
+    assert signature.startswith("\u2014 " + vkey.split("+")[0] + " ")
+    verify = tutela("audit", "verify", "run/audit.sqlite", cwd=tmp_path)
+    assert verify.returncode == 0, verify.stderr
+    assert "ok:" in verify.stdout and vkey.split("+")[0] in verify.stdout
+    comply = tutela("comply", "run", cwd=tmp_path)
+    assert "| audit-log-verified | pass |" in comply.stdout, comply.stdout
 
 
 def test_study_run_from_toml(tmp_path):

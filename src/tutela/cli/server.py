@@ -92,10 +92,14 @@ def server_start(
     ),
 ) -> None:
     """Run the coordinator over HTTPS (mutual TLS for sites) until interrupted."""
-    from tutela.server.serve import ServerSettings, serve
+    from tutela.server.serve import ServerSettings, coordinator_verifier_key, serve
 
     settings = ServerSettings(data_dir, pki_dir, host=host, port=port, db_url=db_url)
     typer.echo(f"coordinator on https://{host}:{port} (admin token in {data_dir / 'admin.token'})")
+    typer.echo(
+        f"audit checkpoints signed by {coordinator_verifier_key(data_dir).encode()} "
+        "(auditors pin it: tutela audit trust add <key>)"
+    )
     serve(settings)
 
 

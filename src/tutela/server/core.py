@@ -44,6 +44,7 @@ class CheckpointingAuditHook(Protocol):
     def checkpoint(self) -> object:
         """Sign a checkpoint of everything appended so far (returns it, or None)."""
 
+
 COORDINATOR = "coordinator"
 ANON = "anonymous"
 FIT_STAGE = "fit"

@@ -292,7 +292,12 @@ def test_subprocess_demo_then_decrypt_with_the_same_home(tmp_path: Path) -> None
         TUTELA_HOME=str(home),
     )
     assert demo.returncode == 0, demo.stderr
-    assert sorted(p.name for p in home.iterdir()) == ["audit-signing.key", "keyring", "keyring.key"]
+    assert sorted(p.name for p in home.iterdir()) == [
+        "audit-signing.key",
+        "keyring",
+        "keyring.key",
+        "trusted-audit-keys",  # the demo pins its audit-signing key for this user
+    ]
     assert not (tmp_path / ".tutela").exists()
     out = _tutela(
         ["decrypt", "run/model.safetensors.enc", "model.safetensors"],

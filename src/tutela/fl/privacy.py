@@ -156,6 +156,11 @@ def _accountant_kind(name: str) -> AccountantKind:
     return AccountantKind.RDP if name == "rdp" else AccountantKind.PLD
 
 
+def site_scope(site: str) -> str:
+    """The ledger scope of a site's own spends."""
+    return f"site:{site}"
+
+
 def ledger_summary(ledger: PrivacyLedger, scope: str) -> dict[str, Any]:
     """What a site reports about its own ledger scope (JSON-ready; signed in its report).
 
@@ -251,7 +256,7 @@ class SampleLevelDP:
         return sigma / (self.max_grad_norm + grid * math.sqrt(self.dimension))
 
     def scope(self, site: str) -> str:
-        return f"site:{site}"
+        return site_scope(site)
 
     def hook(self, site: str) -> PrivatizeHook:
         """The privatize hook :class:`~tutela.fl.client.LocalSite` calls each round.
@@ -356,7 +361,16 @@ def client_level_calibration(
     centred clip count (``None`` without): what the coordinator and every site compute from
     the same study settings (1% above the calibrated z, which absorbs the rounding terms).
     """
-    count_std = max(1.0, expected_sites / 20) if adaptive else None
+    count_std = None
+    if adaptive:
+        # Size the clip count's noise from the study, not a constant: the count gets about a
+        # tenth of the noise budget (its std twice the plain calibration's z, for the centred
+        # indicator of sensitivity 1/2), and at least expected_sites / 20 (Andrew et al.).
+        plain = calibrate_client_level(
+            epsilon, delta, expected_sites, expected_sites, rounds,
+            accountant=_accountant_kind(accountant),
+        )  # fmt: skip
+        count_std = max(1.0, expected_sites / 20, 2.0 * plain)
     z = calibrate_client_level(
         epsilon,
         delta,
@@ -475,6 +489,7 @@ class ClientLevelDP:
     target_quantile: float = 0.5
     secagg: SecAggConfig | None = None
     rng: SecureRandom | None = field(default=None, repr=False)
+    simulated_site_ledgers: bool = False
     noise_multiplier: float = field(default=0.0, init=False)
     reveals_individual_updates: bool = field(default=False, init=False)
     _clipper: AdaptiveClipper | None = field(default=None, init=False, repr=False)
@@ -534,6 +549,7 @@ class ClientLevelDP:
         if self.secagg is not None:
             ids = tuple(range(len(updates)))
             self.plan_secure(server_round, ids, spec.size, bytes(32))
+            self._charge_sites(server_round, updates)
             scale = self._count_scale(clip)
             inputs = {
                 i: secure_input(spec, p, b, scale)
@@ -548,6 +564,7 @@ class ClientLevelDP:
             server_round,
             central_round_event(self.noise_multiplier, spec.size, self.count_noise_std),
         )
+        self._charge_sites(server_round, updates)
         # in the spec's (sorted) order, so the noise lands on the same coordinates whatever
         # order a runtime holds the parameters in
         summed = {k: np.sum([p[k].astype(np.float64) for p in clipped], axis=0) for k in spec.names}
@@ -644,6 +661,34 @@ class ClientLevelDP:
         )
         mean = spec.unflatten(noisy_total / self.expected_sites)
         return FitAggregate(mean, num_examples, num_sites, None)
+
+    def _charge_sites(self, server_round: int, updates: Sequence[ClientUpdate]) -> None:
+        """In process, the simulated sites' own ledgers: each participant's scope
+        ``site:<name>`` is charged the round's event, as a deployed site's
+        :class:`SiteClientDP` charges its own ledger (what each site signs in its report)."""
+        if not self.simulated_site_ledgers:
+            return
+        event = self._events[server_round]
+        for u in updates:
+            scope = site_scope(u.site)
+            self.ledger.create_scope(
+                scope, self.epsilon, self.delta, accountant=_accountant_kind(self.accountant),
+                exist_ok=True,
+            )  # fmt: skip
+            self.ledger.charge(
+                scope,
+                event,
+                label=f"{self.study} round {server_round}: DP-FedAvg at {u.site}",
+                idempotency_key=f"{self.study}/{u.site}/dp-fedavg/round-{server_round}",
+            )
+
+    def site_ledger(self, site: str) -> dict[str, Any]:
+        """A simulated site's own ledger summary (``no_ledger_summary`` if it never took
+        part)."""
+        scope = site_scope(site)
+        if not self.simulated_site_ledgers or scope not in {b.scope for b in self.ledger.scopes()}:
+            return no_ledger_summary()
+        return ledger_summary(self.ledger, scope)
 
     def _charge(self, server_round: int, event: Event) -> None:
         self.ledger.charge(
@@ -800,7 +845,7 @@ class SiteClientDP:
 
     @property
     def scope(self) -> str:
-        return f"site:{self.site}"
+        return site_scope(self.site)
 
     def round_clip(self, config: Mapping[str, Any]) -> float:
         """The round's clip norm from its fit config (refused when missing or invalid)."""

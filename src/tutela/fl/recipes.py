@@ -246,6 +246,7 @@ def build_privacy(
             "protocol 'secagg+' (distributed noise) or 'none' (noise at the coordinator)"
         )
     client_dp = client_level_dp(config, ledger)
+    client_dp.simulated_site_ledgers = True  # in process the sites' own ledgers live here
     return PrivacyPlan(
         ledger,
         client_dp,
@@ -261,6 +262,7 @@ def build_privacy(
             "expected_sites": client_dp.expected_sites,
         },
         restore=client_dp.restore,
+        site_ledger=client_dp.site_ledger,
     )
 
 

@@ -252,6 +252,8 @@ class ClientRoundPrivacy(_Strict):
     clip_norm: float
     noise_std_on_sum: float
     distributed: bool
+    count_scale: float | None = None
+    count_noise_std: float | None = None
 
 
 class ClientLevelPrivacy(_Strict):

@@ -175,8 +175,11 @@ def test_agent_applies_dp_sgd_itself_when_the_study_asks(tmp_path: Path) -> None
     assert hook is not None and dp.noise_multipliers["hospital-1"] > 0.5
     assert (tmp_path / "state" / "ledger-study-1.sqlite").exists()
     assert agent._privacy("study-1", {**config, "privacy": {"mode": "none"}}, 40) == (None, None)
+    # client-level DP is the site's SiteClientDP, not DP-SGD: no DP-SGD hook for it
+    client = {**config, "privacy": {**config["privacy"], "mode": "client"}}
+    assert agent._privacy("study-1", client, 40) == (None, None)
     with pytest.raises(PolicyViolation, match="not supported"):
         agent._privacy(
-            "study-1", {**config, "privacy": {**config["privacy"], "mode": "client"}}, 40
+            "study-1", {**config, "privacy": {**config["privacy"], "mode": "telepathy"}}, 40
         )
     agent.client.close()

@@ -10,17 +10,14 @@ def test_every_test_the_threat_model_names_exists():
     text = (ROOT / "docs" / "threat-model.md").read_text(encoding="utf-8")
     named: list[tuple[str, str]] = []
     for line in text.splitlines():
-        files = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", line)
-        last_file = None
-        for path, name in files:
-            last_file = path
+        current = None  # a `::name` reference continues the file named before it
+        for path, name in re.findall(r"`(tests/[\w/]+\.py)?(?:::(\w+))?`", line):
+            if path:
+                assert (ROOT / path).exists(), path
+                current = path
             if name:
-                named.append((path, name))
-        for name in re.findall(r"`::(\w+)`", line):
-            assert last_file is not None, line
-            named.append((last_file, name))
-        for path, _ in files:
-            assert (ROOT / path).exists(), path
+                assert current is not None, line
+                named.append((current, name))
     assert len(named) >= 20
     missing = [
         (path, name)

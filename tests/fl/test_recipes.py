@@ -143,20 +143,22 @@ def test_ckks_aggregation_matches_plain_and_passes_compliance(tmp_path):
 
 def test_ckks_tampered_contribution_is_detected():
     from tutela.errors import IntegrityError
-    from tutela.fl.privacy import CkksAggregator
+    from tutela.fl.ckks import CkksAggregator, ckks_round_id
 
-    agg = CkksAggregator()
-    honest = agg.keyring.encrypt_update(np.ones(4), aggregation_id=b"round-1")
-    blob = bytearray(honest)
+    agg = CkksAggregator.ceremony()
+    round_1, round_2 = ckks_round_id("s", 1), ckks_round_id("s", 2)
+    sites = [agg.site(f"hospital-{i}") for i in range(2)]
+    honest = [site.encrypt(np.ones(4), round_1) for site in sites]
+    weights = {site.name: 1.0 for site in sites}
+    blob = bytearray(honest[0])
     blob[len(blob) // 2] ^= 0xFF
-    from tutela.he.aggregation import AggregationServer
-
-    server = AggregationServer(agg.keyring.public_context())
+    payloads = {sites[0].name: bytes(blob), sites[1].name: honest[1]}
     with pytest.raises(IntegrityError):
-        agg.keyring.decrypt_sum(server.aggregate([bytes(blob)]), aggregation_id=b"round-1")
-    # A contribution replayed into another round fails the keyed check too.
+        sites[0].decrypt_mean(agg.coordinator.aggregate(payloads, weights), round_1, weights)
+    # Contributions replayed into another round fail the keyed check too.
+    honest_payloads = {site.name: c for site, c in zip(sites, honest, strict=True)}
     with pytest.raises(IntegrityError):
-        agg.keyring.decrypt_sum(server.aggregate([honest]), aggregation_id=b"round-2")
+        sites[1].decrypt_mean(agg.coordinator.aggregate(honest_payloads, weights), round_2, weights)
 
 
 def _keys(value):
@@ -209,4 +211,5 @@ def test_network_and_in_process_runs_write_the_same_results(tmp_path):
     assert [h.status for h in net.history] == [h.status for h in local.history]
     assert isinstance(net.privacy, SampleLevelPrivacy)
     assert set(net.privacy.per_site) == {f"hospital-{i}" for i in range(1, 6)}
-    assert check_run(tmp_path / "net", "gdpr").passed
+    report = check_run(tmp_path / "net", "gdpr", audit_keys=[VerifierKey.of(signing_key())])
+    assert report.passed, [r for r in report.results if r.id in report.failed]

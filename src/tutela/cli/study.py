@@ -30,6 +30,14 @@ class PrivacyChoice(StrEnum):
     CLIENT = "client"
 
 
+class AggregationChoice(StrEnum):
+    """``tutela demo --secure-aggregation``: how the sites' updates are summed."""
+
+    SECAGG_PLUS = "secagg+"
+    CKKS = "ckks"
+    NONE = "none"
+
+
 NOT_PRIVATE = (
     "this run was NOT differentially private: the released model carries no formal bound on "
     "what it reveals about any patient (run with privacy.mode and epsilon, or "
@@ -72,7 +80,11 @@ def _print_summary(console: Console, results: RunResults) -> None:
             f"threshold={secagg.threshold})"
         )
     elif secagg is not None:
-        console.print(f"secure aggregation: {secagg.protocol.value} (n={secagg.n})")
+        console.print(
+            f"secure aggregation: {secagg.protocol.value} (n={secagg.n}, error bound "
+            f"{secagg.approximation_error_bound:.2g}, {secagg.bytes_per_contribution} bytes per "
+            "contribution; the sites hold the key, the coordinator can decrypt nothing)"
+        )
 
 
 def _score(value: float | None) -> str:
@@ -188,6 +200,12 @@ def demo(
     adaptive_clipping: bool = typer.Option(
         False, "--adaptive-clipping", help="Client-level DP: track the median update norm."
     ),
+    secure_aggregation: AggregationChoice = typer.Option(
+        AggregationChoice.SECAGG_PLUS,
+        "--secure-aggregation",
+        help="How updates are summed: secagg+ (masked sum), ckks (encrypted under a key the "
+        "hospitals hold) or none.",
+    ),
     dataset: str | None = typer.Option(None, "--dataset", help="Override the dataset."),
     sites: int | None = typer.Option(None, "--sites", help="Number of hospitals."),
     rounds: int | None = typer.Option(None, "--rounds", help="Number of rounds."),
@@ -201,7 +219,8 @@ def demo(
 ) -> None:
     """Run the flagship study: hospitals predicting a disease outcome, federated.
 
-    By default: a TLS coordinator on loopback, one site-agent process per hospital, SecAgg+.
+    By default: a TLS coordinator on loopback, one site-agent process per hospital, SecAgg+
+    (``--secure-aggregation ckks``: CKKS under a keyring only the hospitals hold).
     """
     from tutela.errors import ConfigError
     from tutela.fl.recipes import flagship_config
@@ -210,7 +229,7 @@ def demo(
         config = flagship_config(
             quick=quick, epsilon=epsilon, dataset=dataset, sites=sites, rounds=rounds, seed=seed,
             privacy=privacy.value if privacy is not None else None,
-            adaptive_clipping=adaptive_clipping,
+            adaptive_clipping=adaptive_clipping, secure_aggregation=secure_aggregation.value,
         )  # fmt: skip
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from None

@@ -22,15 +22,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tutela.dp.ledger import PrivacyLedger
 from tutela.errors import ConfigError, PolicyViolation
+from tutela.fl.ckks import CkksAggregator, min_contributions
 from tutela.fl.config import StudyConfig, parse_study
 from tutela.fl.engine import RoundRecord, UpdateAggregator
 from tutela.fl.models import build_model, get_parameters
 from tutela.fl.privacy import (
-    CkksAggregator,
     SampleLevelDP,
     SecureAggregator,
     client_level_dp,
@@ -86,7 +86,7 @@ def flagship_config(
     sites: int | None = None,
     rounds: int | None = None,
     seed: int | None = None,
-    secure_aggregation: bool = True,
+    secure_aggregation: bool | Literal["secagg+", "ckks", "none"] = True,
     privacy: str | None = None,
     adaptive_clipping: bool = False,
 ) -> StudyConfig:
@@ -94,6 +94,8 @@ def flagship_config(
 
     ``privacy`` is the DP mode (``none``, ``sample``, ``client``); an ``epsilon`` alone means
     sample-level DP. ``adaptive_clipping`` tracks the median update norm (client-level DP).
+    ``secure_aggregation`` names the protocol (``secagg+``, ``ckks``, ``none``); ``True`` is
+    SecAgg+, ``False`` none.
 
     Raises:
         ConfigError: a DP mode without an epsilon, an epsilon without DP, or adaptive
@@ -125,8 +127,14 @@ def flagship_config(
         data["privacy"] = {"mode": mode, "epsilon": epsilon, "delta": 1e-5}
         if adaptive_clipping:
             data["privacy"]["adaptive_clipping"] = True
-    if not secure_aggregation:
-        data["secure_aggregation"] = {"protocol": "none"}
+    protocol: str
+    if isinstance(secure_aggregation, bool):
+        protocol = "secagg+" if secure_aggregation else "none"
+    else:
+        protocol = secure_aggregation
+    if protocol not in ("secagg+", "ckks", "none"):
+        raise ConfigError(f"secure aggregation must be secagg+, ckks or none, not {protocol!r}")
+    data["secure_aggregation"] = {"protocol": protocol}
     return parse_study(data)
 
 
@@ -161,7 +169,11 @@ def build_aggregator(config: StudyConfig) -> UpdateAggregator | None:
     if config.secure_aggregation.protocol == "secagg+":
         return SecureAggregator(secagg_config_from_study(config.secure_aggregation))
     if config.secure_aggregation.protocol == "ckks":
-        return CkksAggregator()
+        # in process the key ceremony is played here: the keyring goes to the simulated
+        # sites, the public context to the coordinator's object
+        return CkksAggregator.ceremony(
+            config.study.name, min_contributions=min_contributions(config.training.min_quorum)
+        )
     return None
 
 
@@ -280,8 +292,6 @@ def _run_over_network(
     the coordinator's released DP-FedAvg rounds replayed into this run's ledger, so the
     report is the in-process one (client-level DP); ``None`` without DP.
     """
-    if config.secure_aggregation.protocol == "ckks":
-        raise ConfigError("CKKS aggregation runs in process only; use --in-process or secagg+")
     results = network(config, deployment_dir)
     run = network_run(results)
     for record in run.history:

@@ -62,6 +62,7 @@ __all__ = [
     "DeploymentReport",
     "DistributedNoise",
     "GovernanceReport",
+    "KeyHolder",
     "Metrics",
     "MinimisationReport",
     "PolicyFloor",
@@ -328,8 +329,17 @@ class SecAggPlusReport(_Strict):
     per_round: list[SecAggRound] | None = None
 
 
+class KeyHolder(_Strict):
+    """One party of encrypted aggregation: what key material it holds, what it can decrypt."""
+
+    party: str
+    holds: str
+    can_decrypt: str
+
+
 class CkksReport(_Strict):
-    """CKKS encrypted aggregation over the whole study."""
+    """CKKS encrypted aggregation over the whole study (``key_holders``: who can decrypt
+    what; ``min_contributions_to_decrypt``: the fewest contributions a site decrypts)."""
 
     protocol: Literal[AggregationProtocol.CKKS]
     library: str
@@ -342,6 +352,8 @@ class CkksReport(_Strict):
     approximation_error_bound: float
     bytes_per_contribution: int
     coordinator_holds_secret_key: bool
+    min_contributions_to_decrypt: int | None = None
+    key_holders: list[KeyHolder] | None = None
 
 
 SecureAggregationReport = Annotated[SecAggPlusReport | CkksReport, Field(discriminator="protocol")]

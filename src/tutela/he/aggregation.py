@@ -28,6 +28,14 @@ Security:
     :meth:`SiteKeyring.decrypt_sum` therefore rounds released values to a grid at the error
     bound, which removes most low-order error bits but is a heuristic, not noise flooding.
 
+    Who is inside an aggregate. A site that encrypts with ``contributor=<its name>`` adds
+    four tag values keyed by the check key, the aggregation id and its name. A site that
+    decrypts with ``contributors={name: weight}`` checks that the decrypted tags equal
+    ``sum_i w_i t_i`` for exactly those contributors, and refuses (before decrypting) an
+    aggregate naming fewer than ``min_terms``. The coordinator, without the check key,
+    cannot pass off one contribution (padded with encryptions of zero, or duplicated, or
+    re-weighted) as an aggregate of several: the tags would not add up.
+
     Integrity. CKKS is malleable, so each contribution carries keyed linear checks: every
     group of 255 values has one extra slot holding ``sum_s r_s x_s`` with secret ``r``
     derived from the check key and the aggregation id. Sums and plaintext weights preserve
@@ -47,7 +55,7 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,14 +63,20 @@ import numpy as np
 import numpy.typing as npt
 import tenseal as ts
 
-from tutela.errors import CryptoError, IntegrityError
+from tutela.errors import CryptoError, IntegrityError, PolicyViolation
 from tutela.hazmat.prg import keystream_uint64
 from tutela.hazmat.rng import SecureRandom
 from tutela.he import _wire
 from tutela.he.ckks import CkksParams, fingerprint, load_context, make_context
 from tutela.he.ckks import public_context_bytes as _public_bytes
 
-__all__ = ["AggregationServer", "DecryptedSum", "SiteKeyring"]
+__all__ = [
+    "CONTRIBUTOR_TAGS",
+    "AggregationServer",
+    "DecryptedSum",
+    "SiteKeyring",
+    "released_bound",
+]
 
 _CONTRIBUTION = 1
 _AGGREGATE = 2
@@ -73,6 +87,8 @@ _MAX_LABEL = 256
 _MAX_CONTEXT_BYTES = 64 << 20
 DEFAULT_MAX_VALUES = 1 << 24
 _MAX_TERMS = 1 << 16
+CONTRIBUTOR_TAGS = 4
+"""Values a named contribution appends to the update (its keyed contributor tags)."""
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -112,6 +128,33 @@ def _check_coefficients(check_key: bytes, label: bytes, n_chunks: int, groups: i
     words = keystream_uint64(key, n_chunks * groups * _DATA)
     unit = (words >> np.uint64(11)).astype(np.float64) * 2.0**-53  # [0, 1)
     return ((2.0 * unit - 1.0) / _DATA).reshape(n_chunks, groups, _DATA)
+
+
+def _contributor_tags(check_key: bytes, label: bytes, contributor: str) -> FloatArray:
+    """The contributor's secret tags in [1, 2): only key holders can compute them."""
+    name = contributor.encode("utf-8")
+    if not name or len(name) > _MAX_LABEL:
+        raise ValueError(f"contributor must be 1 to {_MAX_LABEL} bytes")
+    key = hashlib.sha256(
+        b"tutela.he.contributor/v1\x00"
+        + check_key
+        + struct.pack(">H", len(label))
+        + label
+        + struct.pack(">H", len(name))
+        + name
+    ).digest()
+    words = keystream_uint64(key, CONTRIBUTOR_TAGS)
+    return 1.0 + (words >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def released_bound(
+    params: CkksParams, n_terms: int, weighted: bool, total_weight: float, magnitude: float
+) -> tuple[float, float]:
+    """(CKKS error bound per value, release grid) of an aggregate with these public fields."""
+    bound = params.error_bound(
+        n_terms, total_weight if weighted else 0.0, magnitude if weighted else 0.0
+    )
+    return bound, 2.0 ** math.floor(math.log2(bound))
 
 
 def _check_label(label: bytes) -> bytes:
@@ -209,13 +252,18 @@ class SiteKeyring:
         """The public context for the coordinator: public key only, no secret key."""
         return self._public
 
-    def encrypt_update(self, values: npt.ArrayLike, *, aggregation_id: bytes = b"") -> bytes:
+    def encrypt_update(
+        self, values: npt.ArrayLike, *, aggregation_id: bytes = b"", contributor: str | None = None
+    ) -> bytes:
         """Encrypt one site's flattened update for the coordinator.
 
         Args:
             values: 1-D finite floats with ``|x| <= params.max_abs``.
             aggregation_id: label of this aggregation (round); all sites and the decrypting
                 site must use the same one.
+            contributor: the encrypting site's name; its keyed tags are appended so that a
+                decrypting site can check who is inside an aggregate (see the module
+                docstring). The decrypting site must then name the contributors.
 
         Returns:
             The contribution payload (bytes): ``ceil(len / (slots * 255/256))`` ciphertexts.
@@ -228,6 +276,10 @@ class SiteKeyring:
             raise ValueError(f"at most {DEFAULT_MAX_VALUES} values per update")
         if not np.all(np.isfinite(x)):
             raise ValueError("values must be finite")
+        if contributor is not None:
+            x = np.concatenate([x, _contributor_tags(self._check_key, label, contributor)])
+            if x.size > DEFAULT_MAX_VALUES:
+                raise ValueError(f"at most {DEFAULT_MAX_VALUES} values per update")
         amax = float(np.max(np.abs(x)))
         if amax > self.params.max_abs:
             raise ValueError(f"|value| exceeds max_abs={self.params.max_abs:g}")
@@ -245,13 +297,38 @@ class SiteKeyring:
             _CONTRIBUTION, self._fingerprint, label, (x.size, 1, 0), (0.0, amax), blobs
         )
 
-    def decrypt_sum(self, aggregate: bytes, *, aggregation_id: bytes = b"") -> DecryptedSum:
+    def decrypt_sum(
+        self,
+        aggregate: bytes,
+        *,
+        aggregation_id: bytes = b"",
+        contributors: Mapping[str, float] | None = None,
+        min_terms: int = 1,
+    ) -> DecryptedSum:
         """Decrypt an aggregate from :meth:`AggregationServer.aggregate` and verify it.
 
+        Args:
+            aggregate: the aggregate payload.
+            aggregation_id: the label every contribution was encrypted under.
+            contributors: ``name -> weight`` of the contributions the aggregate must hold
+                exactly (each encrypted with ``contributor=name``); their tags are checked
+                and removed from the values. ``None``: contributions were not named.
+            min_terms: refuse, before decrypting anything, an aggregate of fewer
+                contributions (a site's floor: never decrypt a single update).
+
         Raises:
+            PolicyViolation: fewer than ``min_terms`` contributions (nothing decrypted).
             IntegrityError: wrong key, wrong aggregation id, malformed, tampered or
-                injected ciphertexts (the keyed checks fail).
+                injected ciphertexts (the keyed checks fail), or an aggregate that does not
+                hold exactly the named contributions with their weights.
         """
+        if min_terms < 1:
+            raise ValueError("min_terms must be at least 1")
+        if contributors is not None and len(contributors) < min_terms:
+            raise PolicyViolation(
+                f"refusing to decrypt an aggregate of {len(contributors)} contribution(s): "
+                f"this site decrypts only aggregates of at least {min_terms}"
+            )
         label = _check_label(aggregation_id)
         p = self.params
         per_chunk = _values_per_chunk(p)
@@ -280,9 +357,27 @@ class SiteKeyring:
             and 0.0 <= total_weight <= p.max_result_abs
         ):
             raise IntegrityError("malformed payload")
-        bound = p.error_bound(
-            n_terms, total_weight if weighted else 0.0, magnitude if weighted else 0.0
-        )
+        if n_terms < min_terms:
+            raise PolicyViolation(
+                f"refusing to decrypt an aggregate of {n_terms} contribution(s): "
+                f"this site decrypts only aggregates of at least {min_terms}"
+            )
+        expected: FloatArray | None = None
+        if contributors is not None:
+            weights = {str(k): float(v) for k, v in contributors.items()}
+            claimed = sum(abs(w) for w in weights.values())
+            if (
+                n_terms != len(weights)
+                or n_values <= CONTRIBUTOR_TAGS
+                or not all(math.isfinite(w) and w != 0 for w in weights.values())
+                or (weighted and abs(total_weight - claimed) > 1e-9 * max(1.0, claimed))
+                or (not weighted and any(w != 1.0 for w in weights.values()))
+            ):
+                raise IntegrityError("the aggregate does not hold the named contributions")
+            expected = np.zeros(CONTRIBUTOR_TAGS)
+            for name in sorted(weights):
+                expected += weights[name] * _contributor_tags(self._check_key, label, name)
+        bound, grid = released_bound(p, n_terms, bool(weighted), total_weight, magnitude)
         rows = np.empty((n_chunks, p.slots))
         for i, blob in enumerate(env.blobs):
             try:
@@ -302,8 +397,12 @@ class SiteKeyring:
         tolerance = bound * (1.0 + np.sum(np.abs(r), axis=-1))
         if np.any(np.abs(tags - np.sum(r * data, axis=-1)) > tolerance):
             raise IntegrityError("aggregate failed its integrity check")
-        grid = 2.0 ** math.floor(math.log2(bound))
-        values = np.round(data.reshape(-1)[:n_values] / grid) * grid
+        raw = data.reshape(-1)[:n_values]
+        if expected is not None:
+            if np.any(np.abs(raw[-CONTRIBUTOR_TAGS:] - expected) > 2.0 * bound):
+                raise IntegrityError("the aggregate does not hold the named contributions")
+            raw = raw[:-CONTRIBUTOR_TAGS]
+        values = np.round(raw / grid) * grid
         tw = total_weight if weighted else float(n_terms)
         return DecryptedSum(values, int(n_terms), tw, bound + grid / 2)
 
@@ -366,6 +465,40 @@ class AggregationServer:
         ):
             raise IntegrityError("malformed payload")
         return env
+
+    @property
+    def fingerprint(self) -> bytes:
+        """32-byte identifier of the key this server adds under."""
+        return self._fingerprint
+
+    def check(self, contribution: bytes, *, aggregation_id: bytes) -> int:
+        """Check one contribution's envelope (size, key, label, magnitude); return its length.
+
+        Raises:
+            IntegrityError: malformed, under another key, or for another aggregation.
+        """
+        env = self._parse(contribution)
+        if env.label != _check_label(aggregation_id):
+            raise IntegrityError("contribution is for another aggregation")
+        return env.fields[0]
+
+    def error_bound(self, aggregate: bytes) -> float:
+        """Per-value error bound of the released sum of ``aggregate`` (public fields only:
+        what :meth:`SiteKeyring.decrypt_sum` states)."""
+        per_chunk = _values_per_chunk(self.params)
+        max_chunks = -(-self._max_values // per_chunk)
+        env = _wire.unpack(
+            aggregate,
+            expected_kind=_AGGREGATE,
+            max_bytes=max_chunks * (_max_ciphertext_bytes(self.params) + 4) + 8192,
+            max_blobs=max_chunks,
+        )
+        if len(env.fields) != 3 or len(env.floats) != 2 or env.fingerprint != self._fingerprint:
+            raise IntegrityError("malformed payload")
+        _, n_terms, weighted = env.fields
+        total_weight, magnitude = env.floats
+        bound, grid = released_bound(self.params, n_terms, bool(weighted), total_weight, magnitude)
+        return bound + grid / 2
 
     def aggregate(
         self, contributions: Sequence[bytes], weights: Sequence[float] | None = None

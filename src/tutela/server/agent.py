@@ -12,7 +12,9 @@ It polls ``/v1/site/tasks`` over mutual TLS and, for each task:
 - a SecAgg+ stage: answers the coordinator's protocol message with the
   :class:`~tutela.secagg.SecAggClient` state machine; the update only ever leaves masked.
   A round whose threshold is below the policy's ``min_secagg_threshold`` is refused before
-  the site trains or spends anything.
+  the site trains or spends anything;
+- a CKKS stage: encrypts its update under the study's keyring, or decrypts an aggregate of
+  enough named contributions (:mod:`tutela.server.agent_ckks`).
 
 Before each round's training the site checks the round against its policy's limits and
 charges its own ledger (``ledger-<study>.sqlite`` in its state directory) for exactly the
@@ -86,6 +88,8 @@ from tutela.secagg.messages import (
     ShareKeysRequest,
     UnmaskRequest,
 )
+from tutela.server.agent_ckks import CkksAgent
+from tutela.server.ckks import STAGES as CKKS_STAGES
 from tutela.server.tls import client_context
 from tutela.server.wire import parse_tensors
 
@@ -228,6 +232,8 @@ class SiteAgent:
         self.reports: dict[str, dict[str, Any]] = {}
         """The latest signed site report per joined study (see the module docstring)."""
         self.finished: set[str] = set()
+        self.ckks = CkksAgent(self)
+        """The CKKS stages (:mod:`tutela.server.agent_ckks`)."""
 
     @property
     def state_dir(self) -> Path:
@@ -318,6 +324,8 @@ class SiteAgent:
         try:
             if kind == FIT_STAGE:
                 return self._fit(task)
+            if kind in CKKS_STAGES:
+                return self.ckks.handle(task)
             return self._secagg(task)
         except (PolicyViolation, BudgetExceeded) as exc:
             # The site's policy or privacy plan refuses this round: nothing was trained or

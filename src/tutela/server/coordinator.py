@@ -9,7 +9,7 @@ concept over the shared :class:`~tutela.server.core.Core` (store, clock, lock, a
 :mod:`~tutela.server.participation`    a site's invitations, answers and tasks
 :mod:`~tutela.server.inbox`            every submission, accepted exactly once
 :mod:`~tutela.server.driver`           recruiting, rounds and completion (``tick``)
-:mod:`~tutela.server.protocol`         SecAgg+ inside a round
+:mod:`~tutela.server.protocols`        SecAgg+ or CKKS inside a round
 :mod:`~tutela.server.runtime`          each running study's strategy, persisted
 =====================================  ==================================================
 
@@ -39,7 +39,7 @@ from tutela.server.driver import RoundDriver
 from tutela.server.identity import Identity, Signer
 from tutela.server.inbox import Inbox
 from tutela.server.participation import Participation
-from tutela.server.protocol import SecAggProtocol
+from tutela.server.protocols import RoundProtocols
 from tutela.server.runtime import Runtimes
 from tutela.server.store import ParticipationRow, Store
 from tutela.server.studies import Studies
@@ -76,7 +76,7 @@ class Coordinator:
     ) -> None:
         self.core = Core(store, clock, audit_hook)
         runtimes = Runtimes(self.core)
-        protocol = SecAggProtocol(self.core)
+        protocol = RoundProtocols.of(self.core)
         self.identity = Identity(self.core, signer)
         self.studies = Studies(self.core, runtimes)
         self.participants = Participation(self.core)

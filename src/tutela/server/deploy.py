@@ -7,7 +7,8 @@
    audit log);
 3. registers every hospital and hands each agent a one-time enrolment token; each agent
    enrols (CSR -> certificate), checks the study against its local policy and joins;
-4. runs the study's rounds (with SecAgg+ between the sites when the study asks for it);
+4. runs the study's rounds (with SecAgg+ between the sites, or CKKS under a keyring the
+   sites hold and the coordinator never sees, when the study asks for it);
 5. evaluates each round's global model on the held-out test set with the same code as the
    in-process engine and returns the same results mapping.
 """
@@ -27,6 +28,7 @@ import httpx
 import numpy as np
 
 from tutela.errors import ServiceError
+from tutela.fl.ckks import ckks_report, min_contributions
 from tutela.fl.config import StudyConfig
 from tutela.fl.models import get_parameters
 from tutela.fl.records import parameters_to_bytes
@@ -38,8 +40,10 @@ from tutela.fl.study import (
     prepare_data,
     prepare_sites,
 )
+from tutela.he.aggregation import SiteKeyring
 from tutela.server import pki
 from tutela.server.agent import run_site
+from tutela.server.agent_ckks import provision_keyring
 from tutela.server.serve import BackgroundServer, ServerSettings
 from tutela.server.tls import client_context
 from tutela.server.wire import parse_tensors
@@ -48,9 +52,16 @@ OUTCOME_COLUMN = "outcome"
 
 
 def write_site_files(config: StudyConfig, data: StudyData, root: Path) -> dict[str, Path]:
-    """Write each hospital's rows (every column it holds, plus the outcome) and its policy."""
+    """Write each hospital's rows (every column it holds, plus the outcome) and its policy.
+
+    Under CKKS aggregation this also plays the key ceremony: one keyring, written to every
+    hospital's state directory as a private (0600) file (:mod:`tutela.server.agent_ckks`).
+    A real deployment runs the ceremony out of band among the sites; the coordinator never
+    holds the keyring (the sites send it the public context).
+    """
     frame = data.dataset.features
     dirs: dict[str, Path] = {}
+    keyring = SiteKeyring.generate() if config.secure_aggregation.protocol == "ckks" else None
     for name, rows in zip(data.site_names, data.site_rows, strict=True):
         site_dir = root / name
         site_dir.mkdir(parents=True, exist_ok=True)
@@ -58,6 +69,8 @@ def write_site_files(config: StudyConfig, data: StudyData, root: Path) -> dict[s
         table[OUTCOME_COLUMN] = data.y[rows]
         table.to_csv(site_dir / "data.csv", index=False)
         (site_dir / "site-policy.toml").write_text(_site_policy(config, data.columns))
+        if keyring is not None:
+            provision_keyring(site_dir / "state", keyring)
         dirs[name] = site_dir
     return dirs
 
@@ -293,7 +306,9 @@ def run_study_over_network(
         "config": config.resolved(),
         "privacy": _privacy_summary(config, ledger, run_dir),
         "privacy_rounds": ledger.get("events") if config.privacy.mode == "client" else None,
-        "secure_aggregation": _secagg_summary(secagg_reports),
+        "secure_aggregation": _ckks_summary(config, secagg_reports)
+        if config.secure_aggregation.protocol == "ckks"
+        else _secagg_summary(secagg_reports),
         "sites": signed["reports"] or None,
         "site_keys": signed["site_keys"] or None,
         "deployment": {
@@ -382,6 +397,11 @@ def _client_privacy_summary(
     dp = client_level_dp(config, ledger)
     dp.restore(rounds)
     return dp.report()
+
+
+def _ckks_summary(config: StudyConfig, reports: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The study's CKKS section from the coordinator's round reports (as in process)."""
+    return ckks_report(reports, min_contributions(config.training.min_quorum))
 
 
 def _secagg_summary(reports: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -10,8 +10,8 @@ Recruiting closes when every invited site answered or the join deadline passed; 
 acceptances fail the study. Rounds then follow the in-process engine: a round whose replies
 fall below ``training.min_quorum`` by its deadline is recorded as ``quorum-not-met`` and the
 global model is unchanged; a dropped site is never waited for beyond the deadline. Under
-secure aggregation the round's stages are the SecAgg+ protocol's
-(:mod:`tutela.server.protocol`).
+secure aggregation the round's stages are the protocol's the study names: SecAgg+
+(:mod:`tutela.server.protocol`) or CKKS (:mod:`tutela.server.ckks`).
 
 Under client-level DP the study's :class:`~tutela.fl.privacy.ClientLevelDP` (kept with the
 strategy, :mod:`tutela.server.runtime`) is the round's aggregator, as in process: each round's
@@ -49,7 +49,8 @@ from tutela.server.core import (
     StudyStatus,
     dumps,
 )
-from tutela.server.protocol import Closing, SecAggProtocol, Step
+from tutela.server.protocol import Closing, Step
+from tutela.server.protocols import RoundProtocols
 from tutela.server.runtime import Runtimes
 from tutela.server.store import ParticipationRow, RelayRow, RoundRow, StudyRow, UpdateRow
 from tutela.server.wire import parse_tensors
@@ -61,7 +62,7 @@ class RoundDriver:
 
     core: Core
     runtimes: Runtimes
-    protocol: SecAggProtocol
+    protocol: RoundProtocols
 
     def resume(self) -> int:
         """After a restart: give every open plain round's stage a fresh deadline.
@@ -263,12 +264,13 @@ class RoundDriver:
         self, s: Session, row: StudyRow, rr: RoundRow, params: Parameters, now: float
     ) -> None:
         privacy = self.runtimes.get(row).privacy
-        closing = self.protocol.start(s, row, rr, params, DeploymentSettings.of(row), privacy)
+        protocol = self.protocol.for_study(row)
+        closing = protocol.start(s, row, rr, params, DeploymentSettings.of(row), privacy)
         if closing is not None:
             self._finish_round(s, row, rr, params, closing, now)
 
     def _advance_protocol(self, s: Session, row: StudyRow, rr: RoundRow, now: float) -> bool:
-        step = self.protocol.advance(s, row, rr, self.runtimes.get(row).privacy)
+        step = self.protocol.for_study(row).advance(s, row, rr, self.runtimes.get(row).privacy)
         if step is Step.LOST:
             self._restart_round(s, row, rr, now)
             return True

@@ -43,7 +43,7 @@ from tutela.server.core import (
     dumps,
 )
 from tutela.server.participation import Participation
-from tutela.server.protocol import SecAggProtocol
+from tutela.server.protocols import RoundProtocols
 from tutela.server.store import (
     MetricRow,
     ParticipationRow,
@@ -94,7 +94,7 @@ class Inbox:
     """Site submissions: round stages, relayed messages, metric reports."""
 
     core: Core
-    protocol: SecAggProtocol
+    protocol: RoundProtocols
     participation: Participation
 
     def accept(

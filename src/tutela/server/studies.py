@@ -65,10 +65,10 @@ class Studies:
             and config.secure_aggregation.protocol != "none"
         ):
             raise ConfigError("this strategy cannot run under secure aggregation")
-        if config.secure_aggregation.protocol == "ckks":
+        if config.secure_aggregation.protocol == "ckks" and config.privacy.mode == "client":
             raise ConfigError(
-                "secure_aggregation.protocol 'ckks' runs in process only; the coordinator "
-                "runs SecAgg+ ('secagg+')"
+                "client-level DP does not run under CKKS aggregation; use secure_aggregation "
+                "protocol 'secagg+' (distributed noise) or 'none' (noise at the coordinator)"
             )
         study_id = uuid.uuid4().hex[:16]
         now = self.core.clock()

@@ -46,7 +46,6 @@ from tutela.fl.records import Parameters, ParameterSpec
 from tutela.fl.strategy import ClientUpdate, FitAggregate
 from tutela.hazmat.noise import rounded_gaussian32_granularity
 from tutela.hazmat.rng import SecureRandom
-from tutela.he.aggregation import AggregationServer, SiteKeyring
 from tutela.secagg import DropoutPlan, SecAggConfig, secure_sum
 from tutela.secagg.client import ClientPolicy
 from tutela.secagg.config import RoundParams
@@ -925,68 +924,3 @@ class SiteClientDP:
     def ledger_summary(self) -> dict[str, Any]:
         """This site's own ledger scope, as it reports it (:func:`ledger_summary`)."""
         return ledger_summary(self.ledger, self.scope)
-
-
-@dataclass
-class CkksAggregator:
-    """Sample-weighted mean of the updates under CKKS homomorphic encryption.
-
-    The sites share a CKKS keyring (made once by a key ceremony); the coordinator holds only
-    the public context. Each site encrypts its flattened update, the coordinator adds the
-    ciphertexts weighted by the (public) row counts, and a site decrypts only the sum.
-
-    Security: the coordinator alone learns nothing about any update (RLWE, 128-bit
-    parameters) and cannot decrypt (it refuses a context with a secret key). Unlike SecAgg+,
-    any site holding the keyring could decrypt an individual contribution if it colluded with
-    the coordinator; the decrypted sum is rounded to its error bound. See
-    :mod:`tutela.he.aggregation`.
-    """
-
-    keyring: SiteKeyring = field(default_factory=SiteKeyring.generate)
-    reveals_individual_updates: bool = field(default=False, init=False)
-    _reports: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False)
-
-    def aggregate(
-        self, server_round: int, updates: Sequence[ClientUpdate], reference: Parameters
-    ) -> FitAggregate:
-        spec = ParameterSpec.of(reference)
-        round_id = f"round-{server_round}".encode()
-        payloads = [
-            self.keyring.encrypt_update(spec.flatten(u.update), aggregation_id=round_id)
-            for u in updates
-        ]
-        weights = [float(u.num_examples) for u in updates]
-        server = AggregationServer(self.keyring.public_context())
-        encrypted_sum = server.aggregate(payloads, weights)
-        total = self.keyring.decrypt_sum(encrypted_sum, aggregation_id=round_id)
-        if total.n_terms != len(updates) or abs(total.total_weight - sum(weights)) > 1e-6:
-            raise QuorumNotMet("the encrypted sum does not hold the agreed contributions")
-        weight = sum(weights)
-        self._reports.append(
-            {
-                "round": server_round,
-                "n_terms": total.n_terms,
-                "error_bound": total.error_bound / weight,
-                "bytes_per_contribution": max(len(p) for p in payloads),
-            }
-        )
-        mean = spec.unflatten(np.asarray(total.values, np.float64) / weight)
-        return FitAggregate(mean, round(weight), len(updates), None)
-
-    def report(self) -> dict[str, Any] | None:
-        if not self._reports:
-            return None
-        params = self.keyring.params
-        return {
-            "protocol": "ckks",
-            "library": "TenSEAL (Microsoft SEAL)",
-            "poly_modulus_degree": params.poly_modulus_degree,
-            "coeff_mod_bit_sizes": list(params.coeff_mod_bit_sizes),
-            "scale_bits": params.scale_bits,
-            "security_bits": 128,
-            "rounds": len(self._reports),
-            "n": max(r["n_terms"] for r in self._reports),
-            "approximation_error_bound": max(r["error_bound"] for r in self._reports),
-            "bytes_per_contribution": max(r["bytes_per_contribution"] for r in self._reports),
-            "coordinator_holds_secret_key": False,
-        }

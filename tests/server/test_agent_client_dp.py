@@ -129,7 +129,9 @@ def test_with_central_noise_the_site_clips_and_reports_its_indicator_after_charg
     stated = dp.round_config()
     low = {**stated, "dp_noise_multiplier": 0.9 * stated["dp_noise_multiplier"]}
     assert agent.handle(_round(1, **low)) is False  # a coordinator stating less noise
-    assert _ledger(tmp_path).records("site:" + NAME) == ()
+    # only its noised standardisation moments were charged (at join, before sending)
+    (standardisation,) = _ledger(tmp_path).records("site:" + NAME)
+    assert "standardisation" in standardisation.label
     tight = {**stated, "dp_clip_norm": 1e-3}
     assert agent.handle(_round(2, **tight)) is True
     (body,) = fake.posted("/stages/fit")
@@ -138,5 +140,5 @@ def test_with_central_noise_the_site_clips_and_reports_its_indicator_after_charg
         np.sqrt(sum(float(np.sum(np.square(v, dtype=np.float64))) for v in update.values()))
     )
     assert norm <= 1e-3 and meta[WITHIN_CLIP] == "0"
-    (spend,) = _ledger(tmp_path).records("site:" + NAME)
+    (_, spend) = _ledger(tmp_path).records("site:" + NAME)
     assert spend.event == central_round_event(dp.noise_multiplier, 3, None)  # as in process

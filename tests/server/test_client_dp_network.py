@@ -21,6 +21,7 @@ import pytest
 
 from tutela.dp.ledger import PrivacyLedger
 from tutela.fl import privacy as fl_privacy
+from tutela.fl import standardisation as fl_standardisation
 from tutela.fl.config import StudyConfig, parse_study
 from tutela.fl.privacy import ClientLevelDP, client_level_dp
 from tutela.fl.recipes import LEDGER_PLD_GRID
@@ -77,6 +78,11 @@ def test_central_noise_through_the_coordinator_is_bit_identical_to_in_process(
         "client_level_dp",
         lambda c, ledger: client_level_dp(c, ledger, rng=SecureRandom(SEED)),
     )
+    # ...and each site's noise on its standardisation moments is zero on both paths (its
+    # charge is that of the noisy release).
+    monkeypatch.setattr(
+        fl_standardisation, "sample_rounded_gaussian64", lambda sigma, n, rng=None: np.zeros(n)
+    )
     net = _network(config, tmp_path)
     run, report = _in_process(config, tmp_path, SecureRandom(SEED))
     remote, local = _transcript(net, run)
@@ -99,7 +105,8 @@ def test_central_noise_through_the_coordinator_is_bit_identical_to_in_process(
             / f"ledger-{net['deployment']['study_id']}.sqlite",
             value_discretization_interval=LEDGER_PLD_GRID,
         )
-        assert len(ledger.records(f"site:{name}")) == 2
+        records = ledger.records(f"site:{name}")  # the standardisation, then 2 rounds
+        assert len(records) == 3 and "standardisation" in records[0].label
         assert ledger.spent(f"site:{name}") == pytest.approx(report["epsilon"])
 
 
@@ -112,6 +119,29 @@ def test_distributed_noise_inside_secagg_matches_in_process_within_the_quantisat
     monkeypatch.setattr(
         hazmat_noise, "sample_discrete_gaussian", lambda sigma, n, rng=None: np.zeros(n, np.int64)
     )
+    # The standardisation round (round 0) is quantised coarsely for its (here zeroed) noise:
+    # both paths' statistics agree within that, then the in-process run reuses the network's
+    # so that the weights compare the training round alone.
+    pooled = fl_standardisation.StandardisationPlan.pooled
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def same_standardisation(self: Any, total: np.ndarray, count: float) -> Any:
+        mean, std = pooled(self, total, count)
+        if not seen:
+            seen.append((mean, std))
+            return mean, std
+        # each path's sums are within the round's quantisation bound of the exact sums
+        bound = fl_standardisation.count_bound([int(count)])  # at least the round's
+        plan = self.secagg_config(4, bound).plan((0, 1, 2, 3), self.dim, max_weight=bound,
+                                                 round_id=bytes(32))  # fmt: skip
+        per_row = 2 * plan.quantization_error_bound(4) / count
+        half = (self.high - self.low) / 2
+        net_mean, net_std = seen[0]
+        assert np.all(np.abs(mean - net_mean) <= half * per_row)
+        assert np.all(np.abs(std**2 - net_std**2) <= half**2 * 3 * per_row)
+        return net_mean, net_std
+
+    monkeypatch.setattr(fl_standardisation.StandardisationPlan, "pooled", same_standardisation)
     net = _network(config, tmp_path)
     run, report = _in_process(config, tmp_path)
     remote, local = _transcript(net, run)
@@ -168,8 +198,14 @@ def test_a_coordinator_that_lowers_the_noise_is_refused_by_every_site(
         ledger = PrivacyLedger(
             state / f"ledger-{study}.sqlite", value_discretization_interval=LEDGER_PLD_GRID
         )
-        assert ledger.records(f"site:{name}") == ()  # refused before charging or sending
-    # Nothing left any site: the coordinator's audit log holds no submission of any stage
-    # (no update, no SecAgg+ key advertisement), only the sites joining.
+        # refused before charging or sending: only the standardisation was charged
+        (spend,) = ledger.records(f"site:{name}")
+        assert "standardisation" in spend.label
+    # Nothing left any site in round 1: the coordinator's audit log holds no submission of
+    # any of its stages (no update, no SecAgg+ key advertisement), only the sites joining
+    # and, under SecAgg+, their answers to the standardisation round (round 0).
     audit = Path(net["deployment"]["audit_log"]).read_text(encoding="utf-8")
-    assert '"round.submit"' not in audit and audit.count('"study.join"') == config.data.sites
+    submits = [line for line in audit.splitlines() if '"round.submit"' in line]
+    assert all(f"study/{study}/round/0/" in line for line in submits)
+    assert bool(submits) == (secagg == "secagg+")
+    assert audit.count('"study.join"') == config.data.sites

@@ -178,8 +178,18 @@ class LocalSite:
     def num_examples(self) -> int:
         return len(self._y)
 
-    def feature_moments(self) -> FeatureMoments:
+    def feature_moments(
+        self,
+        low: npt.NDArray[np.float64] | None = None,
+        high: npt.NDArray[np.float64] | None = None,
+    ) -> FeatureMoments:
+        """Row count, feature sums and sums of squares of this site's rows; with a declared
+        range ``[low, high]`` per feature, of the rows clipped to it and mapped onto
+        ``[-1, 1]`` (``u = (clip(x) - mid) / half``: bounded, for secure or noisy release,
+        see :mod:`tutela.fl.standardisation`)."""
         x = self._x.astype(np.float64)
+        if low is not None and high is not None:
+            x = (np.clip(x, low, high) - (high + low) / 2) / ((high - low) / 2)
         return FeatureMoments(len(x), x.sum(axis=0), (x * x).sum(axis=0))
 
     def standardise(self, mean: npt.NDArray[np.float64], std: npt.NDArray[np.float64]) -> None:

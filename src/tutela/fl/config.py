@@ -6,6 +6,7 @@ Unknown keys, wrong types and impossible values are rejected with a message nami
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +39,19 @@ class DataSection(_Section):
     partition: PartitionScheme = PartitionScheme.DIRICHLET
     alpha: float = Field(default=0.5, gt=0.0)
     min_site_rows: int = Field(default=20, ge=1)
+    feature_bounds: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    """Declared range ``[low, high]`` of a feature column. Under SecAgg+ or DP,
+    sites clip each feature to its range before computing standardisation statistics (the
+    rows they train on are not clipped), and DP noise scales with the range: declare tight
+    ranges in private studies. A column without one uses ``[-1e4, 1e4]``; a range naming a
+    column the study does not use is ignored."""
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> DataSection:
+        for name, (low, high) in self.feature_bounds.items():
+            if not (math.isfinite(low) and math.isfinite(high) and low < high):
+                raise ValueError(f"feature_bounds.{name}: need finite low < high")
+        return self
 
 
 class ModelSection(_Section):

@@ -155,6 +155,32 @@ def _accountant_kind(name: str) -> AccountantKind:
     return AccountantKind.RDP if name == "rdp" else AccountantKind.PLD
 
 
+STANDARDISATION_SHARE = 0.1
+"""The slice of a private study's epsilon that pays for its standardisation statistics."""
+
+
+def standardisation_noise_multiplier(epsilon: float, delta: float, accountant: str) -> float:
+    """z of the standardisation release: one Gaussian mechanism at a tenth of the study's
+    epsilon (:data:`STANDARDISATION_SHARE`), at the study's delta.
+
+    Every party computes it from the study's settings (the sites, which charge it to their
+    own ledgers before sending, and the coordinator, which plans the secure round with it).
+
+    The training calibrations (:class:`SampleLevelDP`, :func:`client_level_calibration`)
+    leave room for it, so the standardisation and every round together fit the study's
+    epsilon.
+    """
+    return calibrate_noise_multiplier(
+        STANDARDISATION_SHARE * epsilon, delta, 1.0, 1, _accountant_kind(accountant)
+    )
+
+
+def standardisation_event(epsilon: float, delta: float, accountant: str) -> Event:
+    """The event a site's standardisation release is planned at (what training leaves room
+    for); the release itself is at least as noisy (:mod:`tutela.fl.standardisation`)."""
+    return GaussianEvent(standardisation_noise_multiplier(epsilon, delta, accountant))
+
+
 def site_scope(site: str) -> str:
     """The ledger scope of a site's own spends."""
     return f"site:{site}"
@@ -221,9 +247,12 @@ class SampleLevelDP:
     steps_per_round: dict[str, int] = field(default_factory=dict, init=False)
     rounds_charged: dict[str, int] = field(default_factory=dict, init=False)
     steps_charged: dict[str, int] = field(default_factory=dict, init=False)
+    standardisation: Event = field(default=GaussianEvent(1.0), init=False)
+    """The planned event of the standardisation release each site pays for first."""
 
     def __post_init__(self) -> None:
         kind = _accountant_kind(self.accountant)
+        self.standardisation = standardisation_event(self.epsilon, self.delta, self.accountant)
         for site, n in self.site_rows.items():
             scope = self.scope(site)
             self.ledger.create_scope(
@@ -233,16 +262,18 @@ class SampleLevelDP:
             steps = self.local_epochs * max(1, math.ceil(n / self.batch_size))
             self.steps_per_round[site] = steps
             z = calibrate_noise_multiplier(
-                self.epsilon, self.delta, q, steps * self.rounds, kind,
-                tolerance=1e-2, value_discretization_interval=self.grid,
+                (1 - STANDARDISATION_SHARE) * self.epsilon, self.delta, q, steps * self.rounds,
+                kind, tolerance=1e-2, value_discretization_interval=self.grid,
             )  # fmt: skip
             # The optimiser rounds noise to a grid, which shrinks the effective multiplier
-            # a hair; raise z until the whole planned run fits the budget exactly.
+            # a hair; raise z until the whole planned run, with the standardisation release
+            # the site pays for first, fits the budget exactly.
             for _ in range(200):
                 total = SelfComposedEvent(
                     PoissonSampledEvent(q, GaussianEvent(self._effective(z))), steps * self.rounds
                 )
-                if self.ledger.preview(scope, total) <= self.epsilon:
+                planned = ComposedEvent([self.standardisation, total])
+                if self.ledger.preview(scope, planned) <= self.epsilon:
                     break
                 z *= 1.002
             self.noise_multipliers[site] = z
@@ -358,7 +389,8 @@ def client_level_calibration(
 ) -> tuple[float, float | None]:
     """The noise multiplier z of the update sum and, with adaptive clipping, the std of the
     centred clip count (``None`` without): what the coordinator and every site compute from
-    the same study settings (1% above the calibrated z, which absorbs the rounding terms).
+    the same study settings (1% above the calibrated z, which absorbs the rounding terms),
+    leaving room for the standardisation release (:func:`standardisation_noise_multiplier`).
     """
     count_std = None
     if adaptive:
@@ -379,7 +411,14 @@ def client_level_calibration(
         count_noise_std=count_std,
         accountant=_accountant_kind(accountant),
     )
-    return z * 1.01, count_std
+    # Carve out the standardisation release: every event here is a Gaussian at sampling
+    # rate 1, so the study composes exactly into one Gaussian whose 1/z^2 is the sum of its
+    # parts; the rounds give up 1/z_s^2 of it, spread over the rounds.
+    z_s = standardisation_noise_multiplier(epsilon, delta, accountant)
+    rest = z**-2 - z_s**-2 / rounds
+    if rest <= 0:  # pragma: no cover - a tenth of epsilon is far less than the whole
+        raise ValueError("the standardisation slice leaves no budget for the rounds")
+    return rest**-0.5 * 1.01, count_std
 
 
 def count_scale(sigma: float, clip: float, count_noise_std: float | None) -> float | None:
@@ -470,7 +509,9 @@ class ClientLevelDP:
             generator by default. Seed it only in tests.
 
     Privacy: (epsilon, delta)-DP under add/remove one *site's whole dataset*, every round
-    charged to scope ``study:<name>`` before the noisy mean is released. Accounting uses
+    charged to scope ``study:<name>`` before the noisy mean is released, after the
+    standardisation release (charged when the object is made; its slice is carved out of
+    the calibration, :func:`client_level_calibration`). Accounting uses
     sampling rate 1 (no amplification is claimed). A round with fewer replies than the
     planned ``expected_sites`` is refused (``QuorumNotMet``): less noise or a smaller
     denominator than calibrated would void the guarantee.
@@ -505,6 +546,14 @@ class ClientLevelDP:
             self.epsilon, self.delta, self.expected_sites, self.rounds, self.accountant,
             adaptive=self.adaptive,
         )  # fmt: skip
+        # The standardisation release comes first and is planned from the study alone: its
+        # event is on the study's ledger from the start (as on every site's own ledger).
+        self.ledger.charge(
+            self.scope,
+            standardisation_event(self.epsilon, self.delta, self.accountant),
+            label=f"{self.study} standardisation: the pooled feature moments",
+            idempotency_key=f"{self.study}/standardisation",
+        )
         if self.adaptive:
             self._clipper = AdaptiveClipper(
                 clip_norm=self.clip_norm,

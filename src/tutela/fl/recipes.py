@@ -58,6 +58,17 @@ FLAGSHIP: dict[str, Any] = {
         "alpha": 0.5,
         "test_fraction": 0.25,
         "min_site_rows": 20,
+        # declared (clinically plausible, not fitted) ranges: under SecAgg+ or DP
+        # sites clip to them for the standardisation statistics, and DP noise scales with them
+        "feature_bounds": {
+            "pregnancies": [0, 20],
+            "glucose": [0, 250],
+            "diastolic_bp": [0, 150],
+            "skinfold": [0, 100],
+            "bmi": [10, 70],
+            "pedigree": [0, 2.5],
+            "age": [18, 100],
+        },
     },
     "model": {"kind": "logistic"},
     "training": {
@@ -449,6 +460,7 @@ def _run(
                 privatize=plan.privatize,
                 baseline_privatize=plan.baseline_privatize,
                 site_ledger=plan.site_ledger,
+                ledger=plan.ledger,
             )
             privacy = plan.report() if plan.report is not None else None
         else:

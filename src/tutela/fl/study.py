@@ -18,12 +18,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tutela.data.datasets import Dataset, DatasetName, load_dataset
 from tutela.data.partition import partition, train_test_split_indices
+from tutela.dp.ledger import PrivacyLedger
 from tutela.errors import DataError
 from tutela.fl.client import (
     LocalSite,
     LocalTraining,
     PrivatizeHook,
-    global_standardisation,
     predict_proba,
 )
 from tutela.fl.config import StudyConfig
@@ -31,6 +31,7 @@ from tutela.fl.engine import RoundEngine, RoundRecord, UpdateAggregator
 from tutela.fl.metrics import binary_metrics
 from tutela.fl.models import build_model, get_parameters, set_parameters
 from tutela.fl.records import Metrics, Parameters
+from tutela.fl.standardisation import StandardisationPlan, standardise_in_process
 from tutela.fl.strategy import (
     FedAdam,
     FedAvg,
@@ -166,6 +167,14 @@ class PreparedStudy:
         set_parameters(model, params)
         return binary_metrics(self.y_test, predict_proba(model, self.x_test))
 
+    def standardise_test_set(
+        self, mean: npt.NDArray[np.float64], std: npt.NDArray[np.float64]
+    ) -> None:
+        """Standardise the global test set with ``mean`` and ``std`` instead (a run over the
+        network evaluates with the statistics its coordinator released)."""
+        self.mean, self.std = mean, std
+        self.x_test = ((self.data.x[self.data.test_rows] - mean) / std).astype(np.float32)
+
     def signed_reports(self, ledger: SiteLedger) -> list[dict[str, Any]]:
         """Each site's signed report: the policy it enforced and ``ledger(site)``, its ledger
         summary (:meth:`~tutela.fl.client.LocalSite.signed_report`).
@@ -186,13 +195,17 @@ def prepare_sites(
     data: StudyData,
     privatize: PrivatizeFactory | None = None,
     policy: SitePolicy | None = None,
+    ledger: PrivacyLedger | None = None,
 ) -> PreparedStudy:
     """Build one :class:`LocalSite` per hospital and standardise features federatedly.
 
-    Standardisation uses only per-site sums (count, sum, sum of squares), never rows. With a
-    site ``policy`` every site enforces it (a round beyond its limits is refused before
-    training) and can sign what it enforced; each site holds its own fresh identity key,
-    whose public half is kept in :attr:`PreparedStudy.site_keys`.
+    Standardisation uses only per-site sums (count, sum, sum of squares), never rows, and
+    they travel as the deployed sites send them (:mod:`tutela.fl.standardisation`): through
+    a SecAgg+ round under secure aggregation, noised in a private study, where each site's
+    own scope in ``ledger`` is charged its release first (``None``: nothing is charged, for
+    comparison runs). With a site ``policy`` every site enforces it (a round beyond its
+    limits is refused before training) and can sign what it enforced; each site holds its
+    own fresh identity key, whose public half is kept in :attr:`PreparedStudy.site_keys`.
     """
     factory = _model_factory(config, len(data.columns))
     sites: dict[str, LocalSite] = {}
@@ -211,7 +224,9 @@ def prepare_sites(
             policy=policy,
             identity=identity,
         )
-    mean, std = global_standardisation([s.feature_moments() for s in sites.values()])
+    mean, std = standardise_in_process(
+        StandardisationPlan.of(config, data.columns), sites, study=config.study.name, ledger=ledger
+    )
     for s in sites.values():
         s.standardise(mean, std)
     x_test = ((data.x[data.test_rows] - mean) / std).astype(np.float32)
@@ -311,16 +326,19 @@ def run_study(
     with_baselines: bool = True,
     policy: SitePolicy | None = None,
     site_ledger: SiteLedger | None = None,
+    ledger: PrivacyLedger | None = None,
 ) -> StudyRun:
     """Run the study in process: rounds, the final model's metrics, and the baselines.
 
     With a site ``policy``, the data is minimised to it and every site enforces it; with
     ``site_ledger`` too, each site signs a report of that policy and its ledger summary at
     the end (``sites``), and the run records each site's identity key (``site_keys``).
+    In a private study ``ledger`` holds the sites' own scopes, charged the standardisation
+    release before round 1 (:func:`prepare_sites`).
     """
     started = time.perf_counter()
     data = prepare_data(config, policy)
-    prepared = prepare_sites(config, data, privatize, policy)
+    prepared = prepare_sites(config, data, privatize, policy, ledger)
     initial = get_parameters(prepared.model_factory())
     rng = np.random.default_rng(config.study.seed + 7)
     clients: dict[str, Any] = (

@@ -4,8 +4,11 @@ It polls ``/v1/site/tasks`` over mutual TLS and, for each task:
 
 - ``join``: checks the study against the local
   :class:`~tutela.governance.minimisation.SitePolicy` first (having read only the data
-  file's header), then accepts (sending row count and feature moments for global
-  standardisation, plus its SecAgg+ identity key) or refuses with every reason;
+  file's header), then accepts (sending its row count, its SecAgg+ identity key and what
+  the study's standardisation takes, see below) or refuses with every reason;
+- the standardisation round (round 0, under secure aggregation): answers a SecAgg+ round
+  over its moment vector with the same SecAgg+ client code as a training round, after
+  checking the plan and, in a private study, charging its own ledger;
 - ``fit``: downloads the global model, trains locally with the same
   :class:`~tutela.fl.client.LocalSite` code the in-process engine uses, and uploads the
   update (local minus global parameters) as safetensors, exactly once (idempotency key);
@@ -35,10 +38,20 @@ round's clip norm and, under SecAgg+, adds its own noise share inside the masked
 Every request is retried with backoff while the coordinator is unreachable (for example
 while it restarts), until the stage deadline.
 
+Standardisation statistics (:mod:`tutela.fl.standardisation`): under SecAgg+ the site's
+feature sums and sums of squares (its features clipped to the study's declared ranges)
+leave only masked, inside the SecAgg+ sum of round 0; in a private study with distributed
+noise whose plan the site checks and charges to its own ledger before sending. In a private
+study without SecAgg+ the site sends that vector with Gaussian noise it drew itself, charged
+first. Only in a study with neither SecAgg+ nor DP (CKKS included, for now) do the exact
+moments travel in the clear, in the join answer.
+
 Privacy: only the columns the site policy allows for the study's purpose are loaded (the
 file is read for those columns only, after the policy accepted the study); the raw rows
-never leave; what leaves is the feature moments at join (sums, as the in-process engine
-uses) and, per round, one update (masked under SecAgg+).
+never leave. What leaves: the row count the site declares at join (in the clear, not
+noised: the coordinator caps the site's weight with it and bounds SecAgg+ weights; the DP
+guarantees treat it as public), the standardisation statistics as above and, per round,
+one update (masked under SecAgg+).
 """
 
 from __future__ import annotations
@@ -56,6 +69,7 @@ import pandas as pd
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tutela.dp.events import Event
 from tutela.errors import (
     BudgetExceeded,
     ConfigError,
@@ -78,10 +92,17 @@ from tutela.fl.privacy import (
 )
 from tutela.fl.recipes import LEDGER_PLD_GRID, study_request
 from tutela.fl.records import FitIns, Parameters, ParameterSpec, parameters_to_bytes, subtract
+from tutela.fl.standardisation import (
+    StandardisationMode,
+    StandardisationPlan,
+    charge_standardisation,
+)
+from tutela.fl.standardisation import secure_input as secure_moments
 from tutela.governance._files import atomic_write
 from tutela.governance.minimisation import SitePolicy, minimise
 from tutela.secagg import SecAggClient, decode_message, encode_message
 from tutela.secagg.client import ClientPolicy
+from tutela.secagg.config import RoundParams
 from tutela.secagg.messages import (
     AdvertiseKeysRequest,
     MaskedInputRequest,
@@ -90,6 +111,7 @@ from tutela.secagg.messages import (
 )
 from tutela.server.agent_ckks import CkksAgent
 from tutela.server.ckks import STAGES as CKKS_STAGES
+from tutela.server.standardisation import STANDARDISATION_CONFIG
 from tutela.server.tls import client_context
 from tutela.server.wire import parse_tensors
 
@@ -375,7 +397,12 @@ class SiteAgent:
             self._log(f"{self.name}: refusing study {study_id}: {reason}")
             body: dict[str, Any] = {"accept": False, "reason": reason}
         else:
-            body = self._accept(study_id, config, parse_study(config))
+            try:
+                body = self._accept(study_id, config, parse_study(config))
+            except (PolicyViolation, BudgetExceeded) as exc:  # nothing was sent or charged
+                self.studies.pop(study_id, None)
+                self.refused[study_id] = str(exc)
+                body = {"accept": False, "reason": str(exc)}
         response = self._request(
             "POST",
             f"/v1/site/studies/{study_id}/participation",
@@ -419,19 +446,67 @@ class SiteAgent:
             policy=policy,
             identity=self.identity,
         )
-        moments = site.feature_moments()
         self.studies[study_id] = _StudyState(site, columns, config, dp=dp, client_dp=client_dp)
-        self._sign_report(study_id)
-        return {
+        body: dict[str, Any] = {
             "accept": True,
             "num_examples": site.num_examples,
-            "moments": {
+            "identity": self.identity_public.hex(),
+        }
+        plan = StandardisationPlan.of(study, columns)
+        if plan.mode is StandardisationMode.PLAIN:  # no secure aggregation, no DP
+            moments = site.feature_moments()
+            body["moments"] = {
                 "count": moments.count,
                 "total": moments.total.tolist(),
                 "total_sq": moments.total_sq.tolist(),
-            },
-            "identity": self.identity_public.hex(),
-        }
+            }
+        elif plan.mode is StandardisationMode.NOISED:  # charged before it is sent
+            noised, event = plan.noised_vector(plan.site_moments(site))
+            self._charge_standardisation(study_id, study, event, attempt=1)
+            body["noised"] = noised.tolist()
+        self._sign_report(study_id)
+        return body
+
+    def _charge_standardisation(
+        self, study_id: str, study: StudyConfig, event: Event, *, attempt: int
+    ) -> None:
+        """Charge this site's own ledger for its standardisation release (before sending)."""
+        state = self.studies[study_id]
+        ledger = state.dp.ledger if state.dp is not None else None
+        if state.client_dp is not None:
+            ledger = state.client_dp.ledger
+        if ledger is None or study.privacy.epsilon is None:  # pragma: no cover - private
+            raise PolicyViolation("a private standardisation needs the site's ledger")
+        charge_standardisation(
+            ledger, study.study.name, self.name, event,
+            epsilon=study.privacy.epsilon, delta=study.privacy.delta,
+            accountant=study.privacy.accountant, attempt=attempt,
+        )  # fmt: skip
+
+    def _standardisation_client(
+        self, task: dict[str, Any], params: RoundParams, client: SecAggClient
+    ) -> SecAggClient:
+        """Round 0: check the plan, charge a private study's release, set the moment vector
+        (features clipped to the declared ranges) as the SecAgg+ input, weighted by rows.
+
+        Raises:
+            PolicyViolation: the plan is not the study's standardisation round or carries
+                less noise than its calibration (nothing charged or sent).
+            BudgetExceeded: the site's budget cannot pay for it.
+        """
+        state = self.studies[task["study_id"]]
+        study = parse_study(state.config)
+        plan = StandardisationPlan.of(study, state.columns)
+        moments = plan.site_moments(state.site)
+        event = plan.check_secure(params, moments.count)
+        if event is not None:
+            attempt = int(task.get("attempt", 1))
+            self._charge_standardisation(task["study_id"], study, event, attempt=attempt)
+            self._sign_report(task["study_id"])
+            self._send_report(task["study_id"], float(task["deadline"]))
+        vector, weight = secure_moments(moments)
+        client.set_input(vector, weight=weight)
+        return client
 
     def _privacy(
         self, study_id: str, config: dict[str, Any], rows: int, dimension: int = 1
@@ -643,6 +718,9 @@ class SiteAgent:
         except ProtocolAbort as exc:
             raise PolicyViolation(f"SecAgg+ round refused: {exc}") from None
         registry = {int(cid): bytes.fromhex(pub) for cid, pub in task["registry"].items()}
+        if task["config"].get(STANDARDISATION_CONFIG):  # round 0: the moment vector
+            client = SecAggClient(int(task["client_id"]), self.identity, registry, policy=floor)
+            return self._standardisation_client(task, message.params, client)
         client_dp = self.studies[task["study_id"]].client_dp
         if client_dp is not None:  # DP-FedAvg: check the plan's noise, charge, then train
             clip = client_dp.charge_secure(

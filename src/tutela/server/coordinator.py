@@ -209,6 +209,7 @@ class Coordinator:
         num_examples: int = 0,
         moments: FeatureMoments | None = None,
         identity: str | None = None,
+        noised: list[float] | None = None,
     ) -> str:
         """See :meth:`Participation.answer_invitation`."""
         return self.participants.answer_invitation(
@@ -219,6 +220,7 @@ class Coordinator:
             num_examples=num_examples,
             moments=moments,
             identity=identity,
+            noised=noised,
         )
 
     # inbox ------------------------------------------------------------------------------

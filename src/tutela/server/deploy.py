@@ -276,6 +276,11 @@ def run_study_over_network(
                 thread.start()
                 threads.append(thread)
         status = _wait_terminal(client, study_id, headers, timeout_s)
+        released = status.get("standardisation", {})
+        if released.get("mean") is not None:  # evaluate as the sites were standardised
+            prepared.standardise_test_set(
+                np.asarray(released["mean"], np.float64), np.asarray(released["std"], np.float64)
+            )
         history, final = evaluate_rounds(client, study_id, headers, status, prepared)
         ledger = client.get(f"/v1/admin/studies/{study_id}/privacy", headers=headers).json()
         signed = _site_reports(client, study_id, headers, procs, threads)

@@ -27,20 +27,20 @@ updates already accepted.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from safetensors.numpy import save as st_save
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from tutela.errors import QuorumNotMet
-from tutela.fl.client import FeatureMoments, global_standardisation
+from tutela.errors import DataError, QuorumNotMet
 from tutela.fl.config import parse_study
 from tutela.fl.engine import PlainAggregator, UpdateAggregator
 from tutela.fl.privacy import WITHIN_CLIP
 from tutela.fl.records import Parameters
 from tutela.fl.rounds import RoundPlan, RoundState, RoundStatus, close_round, open_round
+from tutela.fl.standardisation import STANDARDISATION_ROUND
 from tutela.server.core import (
     COORDINATOR,
     FIT_STAGE,
@@ -52,6 +52,7 @@ from tutela.server.core import (
 from tutela.server.protocol import Closing, Step
 from tutela.server.protocols import RoundProtocols
 from tutela.server.runtime import Runtimes
+from tutela.server.standardisation import StandardisationStage
 from tutela.server.store import ParticipationRow, RelayRow, RoundRow, StudyRow, UpdateRow
 from tutela.server.wire import parse_tensors
 
@@ -63,6 +64,10 @@ class RoundDriver:
     core: Core
     runtimes: Runtimes
     protocol: RoundProtocols
+    standardisation: StandardisationStage = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.standardisation = StandardisationStage(self.core, self.protocol.secagg)
 
     def resume(self) -> int:
         """After a restart: give every open plain round's stage a fresh deadline.
@@ -122,6 +127,8 @@ class RoundDriver:
                     return False
                 self._open_round(s, row, now)
                 return True
+            if rr.round_no == STANDARDISATION_ROUND:
+                return self.standardisation.advance(s, row, rr, now)
             if rr.stage == FIT_STAGE:
                 return self._advance_fit(s, row, rr, now)
             return self._advance_protocol(s, row, rr, now)
@@ -158,18 +165,6 @@ class RoundDriver:
                 session=s,
             )
             return True
-        moments = []
-        for p in accepted:
-            m = json.loads(p.join_json)
-            moments.append(
-                FeatureMoments(
-                    int(m["count"]),
-                    np.asarray(m["total"], np.float64),
-                    np.asarray(m["total_sq"], np.float64),
-                )
-            )
-        mean, std = global_standardisation(moments)
-        prep.update({"mean": mean.tolist(), "std": std.tolist()})
         row.prep_json = dumps(prep)
         row.status = StudyStatus.RUNNING
         row.updated_at = now
@@ -180,6 +175,15 @@ class RoundDriver:
             detail={"sites": [p.site for p in accepted]},
             session=s,
         )
+        try:  # pooled now, or the secure standardisation round opens (before round 1)
+            self.standardisation.close_recruiting(s, row, accepted, now)
+        except (DataError, ValueError) as exc:
+            row.status = StudyStatus.FAILED
+            row.error = f"standardisation failed: {exc}"
+            self.core.audit(
+                COORDINATOR, "study.fail", f"study/{row.id}", "failed", {"error": row.error},
+                session=s,
+            )  # fmt: skip
         return True
 
     # rounds -----------------------------------------------------------------------------

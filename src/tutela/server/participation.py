@@ -1,7 +1,9 @@
 """A site's side of a study: its invitations, its answer, its tasks and the model it trains.
 
 Recruiting: every invited site checks the study against its local policy and answers
-(accept with its feature moments for global standardisation, or refuse with a reason,
+(accept with the row count it declares and, as the study's standardisation mode says, its
+exact feature moments, its noised moment vector, or nothing more when the statistics are
+summed by a secure round later (:mod:`tutela.fl.standardisation`); or refuse with a reason,
 which is audited). While a study runs, a site polls :meth:`Participation.tasks_for` for the
 round stages it has to work on.
 """
@@ -16,6 +18,8 @@ from sqlalchemy import select
 
 from tutela.errors import DataError, PermissionDenied
 from tutela.fl.client import FeatureMoments
+from tutela.fl.config import parse_study
+from tutela.fl.standardisation import StandardisationMode, standardisation_mode
 from tutela.server.core import COORDINATOR, FIT_STAGE, ConflictError, Core, StudyStatus, dumps
 from tutela.server.store import ParticipationRow, RelayRow, RoundRow, StudyRow, UpdateRow
 
@@ -62,8 +66,14 @@ class Participation:
         num_examples: int = 0,
         moments: FeatureMoments | None = None,
         identity: str | None = None,
+        noised: list[float] | None = None,
     ) -> str:
-        """Record a site's accept/refuse answer (refusals are audited with their reason)."""
+        """Record a site's accept/refuse answer (refusals are audited with their reason).
+
+        An acceptance carries what the study's standardisation mode asks for and nothing
+        else: exact ``moments`` (plain), a ``noised`` moment vector (DP without secure
+        aggregation), or neither (secure: the sums travel through SecAgg+ before round 1).
+        """
         with self.core.store.session() as s:
             study = self.core.study(s, study_id, lock=True)
             p = s.get(ParticipationRow, (study_id, site))
@@ -76,31 +86,15 @@ class Participation:
             if study.status != StudyStatus.RECRUITING:
                 raise ConflictError(f"study {study_id} is {study.status}; it no longer recruits")
             if accept:
-                if moments is None or not 0 < num_examples <= MAX_SITE_ROWS:
-                    raise DataError(
-                        f"accepting needs 0 < num_examples <= {MAX_SITE_ROWS} and feature moments"
-                    )
-                if moments.count != num_examples:
-                    raise DataError("the feature moments must count the declared rows")
+                if not 0 < num_examples <= MAX_SITE_ROWS:
+                    raise DataError(f"accepting needs 0 < num_examples <= {MAX_SITE_ROWS}")
                 cfg = json.loads(study.config_json)
-                columns = cfg["data"].get("columns")
-                if columns is not None and len(moments.total) != len(columns):
-                    raise DataError(
-                        f"feature moments have {len(moments.total)} columns; "
-                        f"the study uses {len(columns)}"
-                    )
+                statistics = _join_statistics(cfg, num_examples, moments, noised)
                 if cfg["secure_aggregation"]["protocol"] != "none":
                     _check_identity(identity)
                 p.status = "accepted"
                 p.num_examples = num_examples
-                p.join_json = dumps(
-                    {
-                        "count": moments.count,
-                        "total": moments.total.tolist(),
-                        "total_sq": moments.total_sq.tolist(),
-                        "identity": identity,
-                    }
-                )
+                p.join_json = dumps({**statistics, "identity": identity})
             else:
                 p.status = "refused"
                 p.reason = reason[:2000] or "refused by site policy"
@@ -192,6 +186,47 @@ class Participation:
                     task["registry"] = proto["registry"]
                 tasks.append(task)
         return {"tasks": tasks, "studies": studies}
+
+
+def _join_statistics(
+    cfg: dict[str, Any],
+    num_examples: int,
+    moments: FeatureMoments | None,
+    noised: list[float] | None,
+) -> dict[str, Any]:
+    """What an acceptance of the study ``cfg`` keeps for standardisation, checked against
+    the study's standardisation mode (a statistic the mode does not ask for is refused)."""
+    mode = standardisation_mode(parse_study(cfg))
+    columns = cfg["data"].get("columns")
+    if mode is StandardisationMode.SECURE:
+        if moments is not None or noised is not None:
+            raise DataError(
+                "this study sums the standardisation statistics securely: the join answer "
+                "carries none"
+            )
+        return {}
+    if mode is StandardisationMode.NOISED:
+        if moments is not None or noised is None:
+            raise DataError("this study takes a noised moment vector, not exact moments")
+        if columns is not None and len(noised) != 2 * len(columns):
+            raise DataError(
+                f"the noised moment vector has {len(noised)} values; "
+                f"the study uses {2 * len(columns)}"
+            )
+        return {"noised": [float(v) for v in noised]}
+    if moments is None or noised is not None:
+        raise DataError("accepting this study needs the feature moments")
+    if moments.count != num_examples:
+        raise DataError("the feature moments must count the declared rows")
+    if columns is not None and len(moments.total) != len(columns):
+        raise DataError(
+            f"feature moments have {len(moments.total)} columns; the study uses {len(columns)}"
+        )
+    return {
+        "count": moments.count,
+        "total": moments.total.tolist(),
+        "total_sq": moments.total_sq.tolist(),
+    }
 
 
 def _check_identity(identity: str | None) -> None:

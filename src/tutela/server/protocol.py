@@ -12,6 +12,12 @@ range, each site's distributed-noise share sized for every invited site, none al
 drop; the study's ledger charged first), and the revealed sum becomes the noisy mean with the
 clip count of adaptive clipping in its last coordinate.
 
+The standardisation round before round 1 (:mod:`tutela.fl.standardisation`) runs here too:
+the same server over each site's moment vector instead of its update, planned by the
+study's :class:`~tutela.fl.standardisation.StandardisationPlan` (unit coordinate range,
+weights bounded by the declared row counts, distributed noise in a private study); the
+revealed sum is the round's :attr:`Closing.total`.
+
 Security: the SecAgg+ server's secrets live only in memory and are never persisted; after
 a restart the driver starts the round again as a new attempt (:attr:`Step.LOST`).
 """
@@ -33,6 +39,7 @@ from tutela.errors import BudgetExceeded, DataError, QuorumNotMet
 from tutela.fl.config import parse_study
 from tutela.fl.privacy import ClientLevelDP
 from tutela.fl.records import Parameters, ParameterSpec
+from tutela.fl.standardisation import StandardisationPlan, count_bound
 from tutela.fl.strategy import FitAggregate
 from tutela.server.core import COORDINATOR, ConflictError, Core, DeploymentSettings, dumps
 from tutela.server.store import ParticipationRow, RelayRow, RoundRow, StudyRow, digest
@@ -47,11 +54,14 @@ class Closing:
         aggregate: what the strategy aggregates (None: quorum not met, model unchanged).
         responded: the sites whose contribution counted.
         extra: protocol-specific fields recorded in the round's outcome.
+        total: the revealed sum (see below).
     """
 
     aggregate: FitAggregate | None
     responded: list[str]
     extra: dict[str, Any] = field(default_factory=dict)
+    total: np.ndarray[Any, Any] | None = None
+    """The revealed (weighted) sum of a plain secure round (None otherwise)."""
 
 
 class Step(Enum):
@@ -93,9 +103,13 @@ class SecAggProtocol:
         params: Parameters,
         settings: DeploymentSettings,
         privacy: ClientLevelDP | None = None,
+        standardisation: StandardisationPlan | None = None,
     ) -> Closing | None:
         """Plan and start SecAgg+ for an open round; a Closing if it cannot run at all
-        (under client-level DP also when the quorum or the study's budget cannot pay)."""
+        (under client-level DP also when the quorum or the study's budget cannot pay).
+
+        With ``standardisation`` the round sums the sites' moment vectors (``params``
+        gives only the vector's length)."""
         from tutela.secagg import SecAggConfig, SecAggServer
 
         config = parse_study(json.loads(row.config_json))
@@ -112,7 +126,17 @@ class SecAggProtocol:
         sa = config.secure_aggregation
         spec = ParameterSpec.of(params)
         try:
-            if privacy is not None:
+            if standardisation is not None:
+                bound = count_bound([parts[site].num_examples for site in ids])
+                plan = standardisation.secagg_config(
+                    len(ids), bound, stage_timeout_s=settings.stage_timeout_s
+                ).plan(
+                    tuple(ids.values()),
+                    spec.size,
+                    max_weight=bound,
+                    round_id=secrets.token_bytes(32),
+                )
+            elif privacy is not None:
                 plan = privacy.plan_secure(
                     rr.round_no,
                     tuple(ids.values()),
@@ -192,7 +216,8 @@ class SecAggProtocol:
             mean = state.spec.unflatten(np.asarray(result.total, np.float64) / weight)
             aggregate = FitAggregate(mean, round(weight), len(survivors), None)
         report = self._report(state, dict(result.dropped), len(result.survivors))
-        return Closing(aggregate, survivors, {"secure_aggregation": report})
+        total = None if privacy is not None else np.asarray(result.total, np.float64)
+        return Closing(aggregate, survivors, {"secure_aggregation": report}, total)
 
     def receive(
         self, study_id: str, round_no: int, attempt: int, stage: str, site: str, body: bytes

@@ -91,7 +91,8 @@ def add_site_routes(app: FastAPI) -> None:
     async def participate(
         study_id: str, body: ParticipationIn, request: Request, p: Caller
     ) -> ParticipationOut:
-        """Accept (with feature moments) or refuse (with the reason) a study invitation."""
+        """Accept (with what the study's standardisation takes: exact feature moments, a
+        noised moment vector, or none) or refuse (with the reason) a study invitation."""
         moments = None
         if body.moments is not None:
             m = body.moments
@@ -102,6 +103,8 @@ def add_site_routes(app: FastAPI) -> None:
             moments = FeatureMoments(
                 m.count, np.asarray(m.total, np.float64), np.asarray(m.total_sq, np.float64)
             )
+        if body.noised is not None and not all(np.isfinite(body.noised)):
+            raise DataError("noised must be finite")
         status = await run(
             lambda: coordinator_of(request).answer_invitation(
                 p.name,
@@ -111,6 +114,7 @@ def add_site_routes(app: FastAPI) -> None:
                 num_examples=body.num_examples,
                 moments=moments,
                 identity=body.identity,
+                noised=body.noised,
             )
         )
         wake(request)

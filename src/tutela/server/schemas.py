@@ -77,6 +77,8 @@ class ParticipationIn(_Model):
     reason: str = Field(default="", max_length=2000)
     num_examples: int = Field(default=0, ge=0, le=10**9)
     moments: MomentsIn | None = None
+    noised: list[float] | None = Field(default=None, max_length=200_001)
+    """The site's noised moment vector (DP without secure aggregation)."""
     identity: str | None = Field(default=None, min_length=64, max_length=64)
 
 

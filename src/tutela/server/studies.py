@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from tutela.errors import ConfigError, DataError
 from tutela.fl.config import StudyConfig
+from tutela.fl.standardisation import STANDARDISATION_ROUND
 from tutela.fl.study import build_strategy
 from tutela.server.authz import Principal
 from tutela.server.core import (
@@ -240,7 +241,22 @@ class Studies:
                         **json.loads(r.outcome_json),
                     }
                     for r in rounds
+                    if r.round_no != STANDARDISATION_ROUND
                 ],
+                "standardisation": {  # the pooled statistics every fit task carries
+                    "mean": json.loads(row.prep_json).get("mean"),
+                    "std": json.loads(row.prep_json).get("std"),
+                    "rounds": [  # the secure standardisation round's attempts, if any
+                        {
+                            "stage": r.stage,
+                            "status": r.status,
+                            "participants": json.loads(r.participants_json),
+                            **json.loads(r.outcome_json),
+                        }
+                        for r in rounds
+                        if r.round_no == STANDARDISATION_ROUND
+                    ],
+                },
             }
 
     def list_studies(self) -> list[dict[str, Any]]:

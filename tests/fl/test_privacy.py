@@ -10,7 +10,7 @@ import pytest
 from tutela.dp.events import ComposedEvent, GaussianEvent
 from tutela.dp.ledger import PrivacyLedger
 from tutela.errors import QuorumNotMet
-from tutela.fl.privacy import ClientLevelDP, SampleLevelDP
+from tutela.fl.privacy import ClientLevelDP, SampleLevelDP, standardisation_noise_multiplier
 from tutela.fl.recipes import flagship_config, run_configured_study
 from tutela.fl.strategy import ClientUpdate
 from tutela.governance.audit import AuditLog
@@ -97,10 +97,12 @@ def test_client_level_dp_refuses_a_round_below_the_planned_quorum(tmp_path):
     ref = {"w": np.zeros(6, np.float32)}
     with pytest.raises(QuorumNotMet):
         dp.aggregate(1, _updates(4), ref)
-    assert ledger.records("study:s") == ()  # nothing was spent on a refused round
+    # nothing was spent on a refused round (only the standardisation release before it)
+    (standardisation,) = ledger.records("study:s")
+    assert "standardisation" in standardisation.label
     agg = dp.aggregate(1, _updates(5), ref)
     assert agg.updates is None and agg.num_sites == 5
-    assert len(ledger.records("study:s")) == 1
+    assert len(ledger.records("study:s")) == 2
 
 
 @pytest.mark.parametrize("secure", [False, True])
@@ -177,7 +179,10 @@ def test_adaptive_clipping_under_secagg_is_charged_the_composed_event(tmp_path):
     z_count = noise / (scale / 2 + step)
     assert noise / scale >= sigma_b  # the count is released with at least the stated noise
 
+    # the study's ledger holds the standardisation release first
+    z_s = standardisation_noise_multiplier(4.0, 1e-5, "pld")
     acc = dp_accounting.pld.PLDAccountant(value_discretization_interval=grid)
+    acc.compose(dp_accounting.GaussianDpEvent(z_s))
     acc.compose(
         dp_accounting.ComposedDpEvent(
             [dp_accounting.GaussianDpEvent(z_update), dp_accounting.GaussianDpEvent(z_count)]
@@ -185,10 +190,12 @@ def test_adaptive_clipping_under_secagg_is_charged_the_composed_event(tmp_path):
     )
     expected = acc.get_epsilon(1e-5)
     update_only = dp_accounting.pld.PLDAccountant(value_discretization_interval=grid)
+    update_only.compose(dp_accounting.GaussianDpEvent(z_s))
     update_only.compose(dp_accounting.GaussianDpEvent(z_update))
     assert expected > update_only.get_epsilon(1e-5) * 1.01  # the count is not free
 
-    (record,) = ledger.records("study:s")
+    (standardisation, record) = ledger.records("study:s")
+    assert standardisation.event == GaussianEvent(z_s)
     assert isinstance(record.event, ComposedEvent)
     # Equal up to the PLD grid's composition order (a sum-only charge is off by over 1%).
     assert ledger.spent("study:s") == pytest.approx(expected, rel=1e-5)

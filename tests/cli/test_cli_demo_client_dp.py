@@ -37,10 +37,12 @@ def test_demo_with_client_level_dp_runs_over_the_network_and_validates(tmp_path)
     assert privacy["mode"] == "client" and "inside SecAgg+" in privacy["mechanism"]
     assert 0 < privacy["epsilon"] <= privacy["target_epsilon"] == 3.0
     assert len(privacy["rounds"]) == 10 and all(r["distributed"] for r in privacy["rounds"])
-    # Every hospital charged its own ledger each round, and signed what it spent.
+    # Every hospital charged its own ledger for its standardisation moments and each round,
+    # and signed what it spent.
     assert {s["site"] for s in doc["sites"]} == {f"hospital-{i}" for i in range(1, 6)}
     for report in doc["sites"]:
-        assert len(report["ledger"]["spends"]) == 10
+        assert len(report["ledger"]["spends"]) == 11
+        assert "standardisation" in report["ledger"]["spends"][0]["label"]
         assert report["ledger"]["spent_epsilon"] <= 3.0
     print(f"demo --privacy client --epsilon 3 --quick: {elapsed:.1f} s, "
           f"AUC {doc['federated']['auc']:.4f}")  # fmt: skip

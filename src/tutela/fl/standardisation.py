@@ -49,12 +49,12 @@ from tutela.dp.events import Event
 from tutela.errors import DataError, PolicyViolation
 from tutela.fl.client import FeatureMoments, LocalSite, global_standardisation
 from tutela.fl.privacy import (
-    _accountant_kind,
     guaranteed_sigma,
     site_scope,
     standardisation_event,
     standardisation_noise_multiplier,
 )
+from tutela.fl.privacy.budget import _accountant_kind
 from tutela.hazmat.noise import rounded_gaussian64_granularity, sample_rounded_gaussian64
 from tutela.hazmat.rng import SecureRandom
 from tutela.secagg import RoundParams, SecAggConfig, secure_sum

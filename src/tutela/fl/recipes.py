@@ -39,7 +39,15 @@ from tutela.fl.privacy import (
 )
 from tutela.fl.records import parameters_to_bytes
 from tutela.fl.rounds import RoundStatus
-from tutela.fl.study import baselines, prepare_data, prepare_sites, run_study
+from tutela.fl.study import (
+    StudyData,
+    baselines,
+    load_study_dataset,
+    prepare_data,
+    prepare_sites,
+    run_study,
+    study_columns,
+)
 from tutela.fl.summary import StudyRun, network_run, summarise
 from tutela.governance._files import atomic_write
 from tutela.governance.audit import RUN_CHECKPOINT, AuditLog
@@ -212,6 +220,7 @@ def build_privacy(
     ledger: PrivacyLedger,
     scratch: Path,
     aggregator: UpdateAggregator | None,
+    data: StudyData | None = None,
 ) -> PrivacyPlan:
     """Compose the configured DP mode with the ledger and the aggregation.
 
@@ -223,7 +232,7 @@ def build_privacy(
         return PrivacyPlan(ledger, aggregator)
     name = config.study.name
     if p.mode == "sample":
-        data = prepare_data(config)
+        data = data if data is not None else prepare_data(config)
         rows = {n: len(r) for n, r in zip(data.site_names, data.site_rows, strict=True)}
         model = build_model(config.model.kind, len(data.columns), hidden=config.model.hidden)
         common: dict[str, Any] = {
@@ -293,9 +302,9 @@ def _run_over_network(
     config: StudyConfig,
     network: NetworkRunner,
     deployment_dir: Path,
-    policy: SitePolicy,
     plan: PrivacyPlan,
     on_round: Callable[[RoundRecord], None],
+    data: StudyData,
 ) -> tuple[StudyRun, Mapping[str, Any] | None]:
     """Rounds through the coordinator; baselines and minimisation computed here as in process.
 
@@ -307,7 +316,6 @@ def _run_over_network(
     run = network_run(results)
     for record in run.history:
         on_round(record)
-    data = prepare_data(config, policy)
     prepared = prepare_sites(config, data)
     initial = get_parameters(prepared.model_factory())
     run = replace(
@@ -418,14 +426,18 @@ def _run(
 
     study = config.study.name
     log("study:start", study, config=config.resolved())
+    # The run is prepared once: the data is loaded and split here, and every later step
+    # (DP calibration, the rounds, the baselines) reads this one copy.
+    dataset = load_study_dataset(config)
     if config.data.columns is None:  # record exactly which columns the study used
-        config = config.with_overrides(data={"columns": prepare_data(config).columns})
+        config = config.with_overrides(data={"columns": study_columns(config, dataset)})
     columns = list(config.data.columns or [])
     decision = policy.evaluate(study_request(config, columns))
     if not decision.allowed:
         log("study:refused", study, "denied", reasons=list(decision.reasons))
         raise PolicyViolation("site policy refuses the study: " + "; ".join(decision.reasons))
     log("policy:accepted", study, findings=[f.message for f in decision.findings])
+    data = prepare_data(config, policy, dataset=dataset)
 
     def on_round(record: RoundRecord) -> None:
         log(
@@ -447,6 +459,7 @@ def _run(
             PrivacyLedger(ledger_path, value_discretization_interval=LEDGER_PLD_GRID),
             Path(scratch),
             aggregator,
+            data,
         )
         if plan.description:
             log("privacy:configured", study, **plan.description)
@@ -461,11 +474,12 @@ def _run(
                 baseline_privatize=plan.baseline_privatize,
                 site_ledger=plan.site_ledger,
                 ledger=plan.ledger,
+                data=data,
             )
             privacy = plan.report() if plan.report is not None else None
         else:
             deployment = (run_dir or Path(scratch)) / "deployment"
-            run, privacy = _run_over_network(config, network, deployment, policy, plan, on_round)
+            run, privacy = _run_over_network(config, network, deployment, plan, on_round, data)
             log("deployment:complete", study, **(run.deployment or {}))
         # in process every spend is in the study's ledger; over the network the site agents
         # kept their own ledgers and reported them

@@ -91,25 +91,41 @@ class StudyData:
     minimisation: dict[str, Any] | None = None
 
 
-def prepare_data(config: StudyConfig, policy: SitePolicy | None = None) -> StudyData:
-    """Load the dataset, choose columns, cut the held-out test set, split the rest by site.
-
-    With a site ``policy``, the table is first minimised to the columns the study declared
-    and its purpose allows (a forbidden column stops the study with ``PolicyViolation``).
-    """
+def load_study_dataset(config: StudyConfig) -> Dataset:
+    """The study's dataset, loaded once per run (offline; see :mod:`tutela.data`)."""
     c = config.data
-    dataset = load_dataset(c.dataset, rows=c.rows, seed=config.study.seed)
+    return load_dataset(c.dataset, rows=c.rows, seed=config.study.seed)
+
+
+def study_columns(config: StudyConfig, dataset: Dataset) -> list[str]:
+    """The feature columns the study uses: declared, else the dataset's model features."""
+    c = config.data
     if c.columns is not None:
         unknown = sorted(set(c.columns) - set(dataset.features.columns))
         if unknown:
             raise DataError(
                 f"data.columns: unknown column(s) {', '.join(unknown)} in {dataset.name}"
             )
-        columns = list(c.columns)
-    elif c.dataset is DatasetName.SYNTHETIC_EHR:
-        columns = dataset.meta["model_features"].split(",")
-    else:
-        columns = list(dataset.features.select_dtypes(include=["number"]).columns)
+        return list(c.columns)
+    if c.dataset is DatasetName.SYNTHETIC_EHR:
+        return dataset.meta["model_features"].split(",")
+    return list(dataset.features.select_dtypes(include=["number"]).columns)
+
+
+def prepare_data(
+    config: StudyConfig, policy: SitePolicy | None = None, *, dataset: Dataset | None = None
+) -> StudyData:
+    """Choose columns, cut the held-out test set, split the rest by site.
+
+    With a site ``policy``, the table is first minimised to the columns the study declared
+    and its purpose allows (a forbidden column stops the study with ``PolicyViolation``).
+    ``dataset`` is the study's dataset when the caller already loaded it
+    (:func:`load_study_dataset`; a run loads it once).
+    """
+    c = config.data
+    if dataset is None:
+        dataset = load_study_dataset(config)
+    columns = study_columns(config, dataset)
     minimisation = None
     if policy is not None:
         kept, record = minimise(dataset.features, config.study.purpose, columns, policy)
@@ -327,6 +343,7 @@ def run_study(
     policy: SitePolicy | None = None,
     site_ledger: SiteLedger | None = None,
     ledger: PrivacyLedger | None = None,
+    data: StudyData | None = None,
 ) -> StudyRun:
     """Run the study in process: rounds, the final model's metrics, and the baselines.
 
@@ -334,10 +351,12 @@ def run_study(
     ``site_ledger`` too, each site signs a report of that policy and its ledger summary at
     the end (``sites``), and the run records each site's identity key (``site_keys``).
     In a private study ``ledger`` holds the sites' own scopes, charged the standardisation
-    release before round 1 (:func:`prepare_sites`).
+    release before round 1 (:func:`prepare_sites`). ``data`` is the study's data when the
+    caller already loaded and split it (:func:`prepare_data`; a run prepares it once).
     """
     started = time.perf_counter()
-    data = prepare_data(config, policy)
+    if data is None:
+        data = prepare_data(config, policy)
     prepared = prepare_sites(config, data, privatize, policy, ledger)
     initial = get_parameters(prepared.model_factory())
     rng = np.random.default_rng(config.study.seed + 7)

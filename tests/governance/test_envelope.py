@@ -335,3 +335,19 @@ def test_rewrap_file(tmp_path: Path, ring: Keyring) -> None:
     assert read_header((tmp_path / "p.enc").read_bytes()).kek_id == ring.primary_id
     env.decrypt_file(tmp_path / "p.enc", tmp_path / "p.out")
     assert (tmp_path / "p.out").read_bytes() == b"plain"
+
+
+def test_a_crafted_keyring_asking_for_gigabytes_of_scrypt_is_refused_before_deriving(
+    tmp_path: Path,
+) -> None:
+    """Someone with write access to the keyring file raises its scrypt cost (n=2^20, r=32 is
+    4 GiB); opening it fails at once with a clear error instead of exhausting memory."""
+    from tutela.errors import ConfigError
+
+    path = tmp_path / "keyring"
+    Keyring.create(path, passphrase="pw", scrypt_n=FAST_N)
+    doc = json.loads(path.read_text())
+    doc["protection"].update({"n": 2**20, "r": 32, "p": 16})
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match="more memory or work"):
+        Keyring.open(path, passphrase="pw")

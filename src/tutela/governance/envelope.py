@@ -107,6 +107,11 @@ DEFAULT_SCRYPT_N = 2**15
 _SCRYPT_R = 8
 _SCRYPT_P = 1
 _MAX_SCRYPT_N = 2**20
+_MAX_SCRYPT_MEMORY = 256 * 1024 * 1024
+"""scrypt needs ``128 * n * r`` bytes; a keyring file (which anyone with write access to it
+can craft) may not ask for more than this, nor for more than ``2**20 * 8`` block mixes per
+lane times 4 lanes of work."""
+_MAX_SCRYPT_WORK = 4 * 2**20 * 8
 _MIN_KEYFILE_BYTES = 32
 _KEYFILE_INFO = b"tutela/keyring/v1/keyfile"
 
@@ -219,6 +224,11 @@ class _Protection:
             assert isinstance(p, int)
             if n < 2 or n > _MAX_SCRYPT_N or n & (n - 1) or not 1 <= r <= 32 or not 1 <= p <= 16:
                 raise ConfigError("keyring: scrypt parameters out of range")
+            if 128 * n * r > _MAX_SCRYPT_MEMORY or n * r * p > _MAX_SCRYPT_WORK:
+                raise ConfigError(
+                    f"keyring: scrypt parameters n={n}, r={r}, p={p} ask for more memory or "
+                    "work than Tutela allows (at most 256 MiB); refusing to derive"
+                )
             return cls("scrypt", salt, n, r, p)
         raise ConfigError(f"keyring: unknown protection kind {kind!r}")
 

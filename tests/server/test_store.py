@@ -323,3 +323,19 @@ def test_a_declared_size_beyond_any_hospital_is_refused_at_join(
     with pytest.raises(DataError, match="count the declared rows"):
         co.answer_invitation("hospital-1", study, accept=True, num_examples=500, moments=liar)
     co.store.close()
+
+
+def test_a_registered_site_is_no_principal_until_it_enrols_or_is_activated(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A CA certificate bearing a site's name is not enough: a site registered for token
+    enrolment but never enrolled or activated is refused, whatever certificate it shows."""
+    clock = Clock()
+    co = open_coordinator(db_url, tmp_path / "keyring", clock)
+    co.register_site(ADMIN, "hospital-9")
+    for fingerprint in ("00" * 32, "ab" * 32):
+        assert co.principal_for_site("hospital-9", fingerprint) is None
+    assert co.principal_for_site("nobody", "00" * 32) is None
+    co.activate_site(ADMIN, "hospital-9")
+    assert co.principal_for_site("hospital-9", "00" * 32) is not None
+    co.store.close()

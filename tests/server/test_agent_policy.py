@@ -29,9 +29,9 @@ from tutela.governance.minimisation import SitePolicy
 from tutela.governance.site_report import verify_site_report
 from tutela.secagg import SecAggConfig, encode_message
 from tutela.secagg.messages import AdvertiseKeysRequest
-from tutela.server import agent as agent_module
 from tutela.server import pki
 from tutela.server.agent import AgentSettings, SiteAgent
+from tutela.server.agent import settings as agent_settings
 
 NAME = "hospital-1"
 STUDY_ID = "st-1"
@@ -91,7 +91,7 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         calls.append(kwargs)
         return real(path, **kwargs)
 
-    monkeypatch.setattr(agent_module.pd, "read_csv", spy)
+    monkeypatch.setattr(agent_settings.pd, "read_csv", spy)
     return calls
 
 
@@ -126,10 +126,12 @@ def site(
     agent = SiteAgent(settings, name=NAME)
     model = parameters_to_bytes(get_parameters(build_model("logistic", 2, seed=0)))
     fake = FakeCoordinator(model)
-    agent.client.close()
-    agent.client = httpx.Client(base_url=settings.coordinator, transport=httpx.MockTransport(fake))
+    agent.transport.close()
+    agent.transport.client = httpx.Client(
+        base_url=settings.coordinator, transport=httpx.MockTransport(fake)
+    )
     yield agent, fake
-    agent.client.close()
+    agent.transport.close()
 
 
 def _join(agent: SiteAgent, config: dict[str, Any]) -> None:

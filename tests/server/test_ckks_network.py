@@ -2,7 +2,7 @@
 
 The coordinator is driven directly over its store (as in :mod:`tests.server.test_runtimes`)
 with site objects that answer its CKKS requests with the same code the site agent runs
-(:mod:`tutela.server.agent_ckks`): the same study in process and through the coordinator
+(:mod:`tutela.server.agent.ckks`): the same study in process and through the coordinator
 gives the same transcript, and weights within the CKKS error bound the aggregate states.
 The coordinator's objects and store rows hold no secret key, and a site refuses to decrypt
 an "aggregate" of one contribution, however the coordinator dresses it up.
@@ -30,7 +30,7 @@ from tutela.fl.study import _model_factory, _training, build_strategy, prepare_d
 from tutela.he import _wire
 from tutela.he.aggregation import SiteKeyring
 from tutela.he.ckks import CkksParams, make_context
-from tutela.server import agent_ckks
+from tutela.server.agent import ckks as agent_ckks
 from tutela.server.ckks import DECRYPT_STAGE, ENCRYPT_STAGE, decrypt_request
 from tutela.server.coordinator import DeploymentSettings
 from tutela.server.store import ParticipationRow, RelayRow, RoundRow, StudyRow, UpdateRow

@@ -134,10 +134,13 @@ def test_policy_file_errors_name_the_key(tmp_path: Path) -> None:
 def test_agent_applies_dp_sgd_itself_when_the_study_asks(tmp_path: Path) -> None:
     """The site agent, not the study's code, adds the noise: it builds DP-SGD with its own
     ledger from the study's privacy section, and refuses modes it cannot enforce."""
+    from functools import partial
+
     import numpy as np
     import pandas as pd
 
     from tutela.server.agent import AgentSettings, SiteAgent
+    from tutela.server.agent.privacy import sample_level
 
     data = tmp_path / "data.csv"
     frame = pd.DataFrame(
@@ -171,15 +174,18 @@ def test_agent_applies_dp_sgd_itself_when_the_study_asks(tmp_path: Path) -> None
         },
         "training": {"rounds": 1, "local_epochs": 1, "batch_size": 16},
     }
-    hook, dp = agent._privacy("study-1", config, 40)
-    assert hook is not None and dp.noise_multipliers["hospital-1"] > 0.5
+    site_dp = partial(
+        sample_level, site=agent.name, policy=agent.settings.policy, state_dir=agent.state_dir
+    )
+    hook, dp = site_dp("study-1", config, 40)
+    assert hook is not None and dp is not None and dp.noise_multipliers["hospital-1"] > 0.5
     assert (tmp_path / "state" / "ledger-study-1.sqlite").exists()
-    assert agent._privacy("study-1", {**config, "privacy": {"mode": "none"}}, 40) == (None, None)
+    none = {**config, "privacy": {"mode": "none"}}
+    assert site_dp("study-1", none, 40) == (None, None)
     # client-level DP is the site's SiteClientDP, not DP-SGD: no DP-SGD hook for it
     client = {**config, "privacy": {**config["privacy"], "mode": "client"}}
-    assert agent._privacy("study-1", client, 40) == (None, None)
+    assert site_dp("study-1", client, 40) == (None, None)
+    telepathy = {**config, "privacy": {**config["privacy"], "mode": "telepathy"}}
     with pytest.raises(PolicyViolation, match="not supported"):
-        agent._privacy(
-            "study-1", {**config, "privacy": {**config["privacy"], "mode": "telepathy"}}, 40
-        )
-    agent.client.close()
+        site_dp("study-1", telepathy, 40)
+    agent.transport.close()

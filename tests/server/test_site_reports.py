@@ -176,13 +176,13 @@ def test_a_network_run_records_the_reports_the_coordinator_verified(
     from tutela.governance.audit import VerifierKey
     from tutela.governance.comply import check_run
     from tutela.governance.home import signing_key
-    from tutela.server import agent as agent_module
+    from tutela.server.agent import reports as agent_reports
     from tutela.server.deploy import run_study_over_network
 
     monkeypatch.setenv("TUTELA_HOME", str(tmp_path / "home"))
     for var in ("TUTELA_KEYRING", "TUTELA_PASSPHRASE", "TUTELA_KEYFILE"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(agent_module, "atomic_write", lambda _path, _data: None)
+    monkeypatch.setattr(agent_reports, "atomic_write", lambda _path, _data: None)
 
     def network(config: Any, deployment_dir: Path) -> Any:
         return run_study_over_network(

@@ -24,7 +24,7 @@ from tutela.fl.config import StudyConfig
 from tutela.fl.privacy import standardisation_noise_multiplier
 from tutela.fl.recipes import LEDGER_PLD_GRID, flagship_config
 from tutela.fl.study import prepare_data, prepare_sites
-from tutela.server.agent import SiteAgent
+from tutela.server.agent.transport import SiteTransport
 from tutela.server.deploy import run_study_over_network
 
 
@@ -40,16 +40,18 @@ class _Capture:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.sent: list[tuple[str, str, bytes]] = []
         self.moments: dict[str, list[FeatureMoments]] = {}
-        request, moments = SiteAgent._request, LocalSite.feature_moments
+        request, moments = SiteTransport.request, LocalSite.feature_moments
         capture = self
 
-        def recording_request(agent: SiteAgent, method: str, path: str, **kwargs: Any) -> Any:
+        def recording_request(
+            transport: SiteTransport, method: str, path: str, **kwargs: Any
+        ) -> Any:
             if "json" in kwargs:
                 body = json.dumps(kwargs["json"]).encode()
             else:
                 body = bytes(kwargs.get("content") or b"")
-            capture.sent.append((agent.name, path, body))
-            return request(agent, method, path, **kwargs)
+            capture.sent.append((transport.site, path, body))
+            return request(transport, method, path, **kwargs)
 
         def recording_moments(site: LocalSite, *args: Any, **kwargs: Any) -> FeatureMoments:
             result = moments(site, *args, **kwargs)
@@ -57,7 +59,7 @@ class _Capture:
             known.extend([result, moments(site)])  # the bounded ones and the raw ones
             return result
 
-        monkeypatch.setattr(SiteAgent, "_request", recording_request)
+        monkeypatch.setattr(SiteTransport, "request", recording_request)
         monkeypatch.setattr(LocalSite, "feature_moments", recording_moments)
 
     def statistics(self, site: str) -> list[float]:

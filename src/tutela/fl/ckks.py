@@ -14,7 +14,7 @@ Every runtime runs the same two objects; only the transport differs:
 In process, :class:`CkksAggregator` plays the round with a coordinator object and simulated
 site objects (the first contributor decrypts, as one site does over the network); through
 the coordinator, :mod:`tutela.server.ckks` runs the coordinator object and each site agent
-its own :class:`CkksSite` (:mod:`tutela.server.agent_ckks`).
+its own :class:`CkksSite` (:mod:`tutela.server.agent.ckks`).
 
 Security: who can decrypt what. Each site holding the keyring can decrypt any contribution
 or aggregate of the study; it decrypts only aggregates of at least ``min_contributions``

@@ -43,7 +43,7 @@ from tutela.fl.study import (
 from tutela.he.aggregation import SiteKeyring
 from tutela.server import pki
 from tutela.server.agent import run_site
-from tutela.server.agent_ckks import provision_keyring
+from tutela.server.agent.ckks import provision_keyring
 from tutela.server.serve import BackgroundServer, ServerSettings
 from tutela.server.tls import client_context
 from tutela.server.wire import parse_tensors
@@ -55,7 +55,7 @@ def write_site_files(config: StudyConfig, data: StudyData, root: Path) -> dict[s
     """Write each hospital's rows (every column it holds, plus the outcome) and its policy.
 
     Under CKKS aggregation this also plays the key ceremony: one keyring, written to every
-    hospital's state directory as a private (0600) file (:mod:`tutela.server.agent_ckks`).
+    hospital's state directory as a private (0600) file (:mod:`tutela.server.agent.ckks`).
     A real deployment runs the ceremony out of band among the sites; the coordinator never
     holds the keyring (the sites send it the public context).
     """

@@ -42,7 +42,7 @@ from tutela.server.ckks import (
 from tutela.server.wire import parse_tensors
 
 if TYPE_CHECKING:
-    from tutela.server.agent import SiteAgent
+    from tutela.server.agent.site import SiteAgent
 
 KEYRING_FILE = "ckks-keyring.key"
 
@@ -154,7 +154,7 @@ class CkksAgent:
         """Answer the coordinator's request for the task's stage; True if anything was sent."""
         study_id, round_no = str(task["study_id"]), int(task["round"])
         attempt, stage = int(task.get("attempt", 1)), str(task["stage"])
-        response = self.agent._request(
+        response = self.agent.transport.request(
             "GET",
             f"/v1/site/studies/{study_id}/rounds/{round_no}/relay/{stage}",
             deadline=float(task["deadline"]),
@@ -170,7 +170,7 @@ class CkksAgent:
         body = self._sent.get(key)
         if body is None and stage == ENCRYPT_STAGE:
             context_wanted(site, request)  # before training: nothing is spent for a wrong key
-            _, update, num_examples = self.agent._train(task)
+            _, update, num_examples = self.agent.rounds.train(task)
             body = encrypt_reply(site, request, update, num_examples, study_id, round_no, attempt)
         elif body is None and stage == DECRYPT_STAGE:
             try:
@@ -181,7 +181,7 @@ class CkksAgent:
             raise ProtocolAbort(f"unknown CKKS stage {stage!r}")
         self._sent = {k: v for k, v in self._sent.items() if k[:3] == key[:3]}
         self._sent[key] = body
-        self.agent._submit(task, stage, body)
+        self.agent.transport.submit(task, stage, body)
         if stage == ENCRYPT_STAGE:
-            self.agent._report_privacy(task)
+            self.agent.reporter.report_round(task)
         return True

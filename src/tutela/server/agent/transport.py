@@ -1,0 +1,90 @@
+"""A site agent's connection to the coordinator: outbound HTTPS over mutual TLS.
+
+Every request is retried with backoff while the coordinator is unreachable (for example
+while it restarts) or answers 502/503/504, until the stage deadline (a minute when the
+caller names none).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from tutela.errors import ProtocolAbort, TransportError
+from tutela.server.agent.settings import AgentSettings
+from tutela.server.tls import client_context
+
+
+def detail(response: httpx.Response) -> str:
+    """The coordinator's reason for a refusal (its ``detail``, else the body's start)."""
+    try:
+        return str(response.json().get("detail"))
+    except (ValueError, AttributeError):
+        return response.text[:200]
+
+
+class SiteTransport:
+    """One site's HTTP client to the coordinator, with retries until a deadline.
+
+    Attributes:
+        site: the site's name (the certificate's subject; for logs and tests).
+        client: the underlying client (mutual TLS against the deployment's CA).
+    """
+
+    def __init__(self, settings: AgentSettings, *, site: str) -> None:
+        self.site = site
+        ctx = client_context(
+            settings.ca_file, certfile=settings.cert_file, keyfile=settings.key_file
+        )
+        self.client = httpx.Client(base_url=settings.coordinator, verify=ctx, timeout=30.0)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.client.close()
+
+    def request(
+        self, method: str, path: str, *, deadline: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """Send one request, retrying while the coordinator is unreachable.
+
+        Raises:
+            TransportError: still unreachable at ``deadline``.
+        """
+        give_up = deadline if deadline is not None else time.time() + 60.0
+        delay = 0.1
+        while True:
+            try:
+                response = self.client.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                if time.time() + delay > give_up:
+                    raise TransportError(f"coordinator unreachable: {exc}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if response.status_code in (502, 503, 504) and time.time() + delay <= give_up:
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            return response
+
+    def submit(self, task: dict[str, Any], stage: str, body: bytes) -> None:
+        """Upload this site's answer to a round's stage, exactly once (idempotency key).
+
+        Raises:
+            ProtocolAbort: the coordinator refused it.
+        """
+        study_id, round_no = task["study_id"], int(task["round"])
+        key = f"{study_id}-r{round_no}-a{task.get('attempt', 1)}-{stage}"
+        response = self.request(
+            "POST",
+            f"/v1/site/studies/{study_id}/rounds/{round_no}/stages/{stage}",
+            content=body,
+            headers={"Idempotency-Key": key, "Content-Type": "application/octet-stream"},
+            deadline=float(task["deadline"]),
+        )
+        if response.status_code != 200:
+            raise ProtocolAbort(
+                f"submission refused: HTTP {response.status_code}: {detail(response)}"
+            )

@@ -1,5 +1,5 @@
 """``tutela comply`` verifies every site report under a key it pinned: the auditor's
-(``--trusted-keys``) when given, else the key each site registered at join that the run
+(``--site-keys``) when given, else the key each site registered at join that the run
 records apart from the reports; never the key a report carries."""
 
 from __future__ import annotations
@@ -118,17 +118,17 @@ def test_comply_command_takes_trusted_keys(tmp_path: Path) -> None:
     run = _run(tmp_path)
     runner = CliRunner()
     good = _keys_file(tmp_path, {s: _site_key_hex(s) for s in SITE_KEYS})
-    ok = runner.invoke(app, ["comply", str(run), "--trusted-keys", str(good), "--json"])
+    ok = runner.invoke(app, ["comply", str(run), "--site-keys", str(good), "--json"])
     doc = json.loads(ok.stdout)
     (check,) = [c for c in doc["checks"] if c["id"] == CHECK]
     assert check["status"] == "pass" and check["evidence"]["pinned_by"] == "auditor's trusted keys"
     other = Ed25519PrivateKey.generate().public_key().public_bytes_raw().hex()
     bad = _keys_file(tmp_path, {"a": other, "b": _site_key_hex("b")})
-    failed = runner.invoke(app, ["comply", str(run), "--trusted-keys", str(bad)])
+    failed = runner.invoke(app, ["comply", str(run), "--site-keys", str(bad)])
     assert failed.exit_code == 1
     assert "| site-reports-verified | fail |" in failed.stdout
     assert "a's report signed by key" in failed.stdout
     malformed = _keys_file(tmp_path, {"a": "zz"})
-    refused = runner.invoke(app, ["comply", str(run), "--trusted-keys", str(malformed)])
+    refused = runner.invoke(app, ["comply", str(run), "--site-keys", str(malformed)])
     assert isinstance(refused.exception, DataError)  # `tutela` prints it as one line
     assert "the key for site 'a' is not 64 hex digits" in str(refused.exception)

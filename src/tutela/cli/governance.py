@@ -492,7 +492,7 @@ def comply(
     trusted_keys: Annotated[
         Path | None,
         typer.Option(
-            "--trusted-keys",
+            "--site-keys",
             help="JSON object mapping each site to the hex Ed25519 key you pinned for it; "
             "site reports are then verified against these keys only (default: the keys the "
             "sites registered at join, as the run records them).",

@@ -29,7 +29,7 @@ Checks (id: what passes):
 - ``secure-aggregation``: when the policy requires it, SecAgg+ or CKKS ran and reported.
 - ``site-reports-verified``: every site report (``sites``) verifies under the key pinned
   for its site, and every site that contributed to a round sent one. The pinned keys are
-  the auditor's (``trusted_keys``, e.g. ``tutela comply --trusted-keys FILE``) when given,
+  the auditor's (``trusted_keys``, e.g. ``tutela comply --site-keys FILE``) when given,
   else the identity keys the sites registered when they joined (``site_keys``, recorded by
   the coordinator apart from the reports); never the key a report carries (not applicable
   while the run carries neither reports nor registered keys).

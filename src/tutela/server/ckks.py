@@ -41,9 +41,9 @@ from tutela.fl.privacy import ClientLevelDP
 from tutela.fl.records import Parameters, ParameterSpec
 from tutela.fl.strategy import FitAggregate
 from tutela.he.aggregation import CONTRIBUTOR_TAGS
-from tutela.server.core import COORDINATOR, ConflictError, Core, DeploymentSettings, dumps
+from tutela.server.core import ConflictError, Core, DeploymentSettings, dumps
 from tutela.server.protocol import Closing, Step
-from tutela.server.store import ParticipationRow, RelayRow, RoundRow, StudyRow, digest
+from tutela.server.store import ParticipationRow, RoundRow, StudyRow
 from tutela.server.wire import parse_tensors
 
 ENCRYPT_STAGE = "ckks-encrypt"
@@ -337,19 +337,4 @@ class CkksProtocol:
         state.weights[site] = float(num_examples)
 
     def _post(self, s: Session, study_id: str, rr: RoundRow, site: str, body: bytes) -> None:
-        s.add(
-            RelayRow(
-                study_id=study_id,
-                round_no=rr.round_no,
-                attempt=rr.attempt,
-                stage=rr.stage,
-                sender=COORDINATOR,
-                recipient=site,
-                idempotency_key=f"{rr.round_no}-{rr.attempt}-{rr.stage}-{site}",
-                digest=digest(body),
-                blob=self.core.store.seal(
-                    body, f"relay/{study_id}/{rr.round_no}/{rr.stage}/{COORDINATOR}/{site}"
-                ),
-                created_at=self.core.clock(),
-            )
-        )
+        self.core.post_to_site(s, study_id, rr, site, body)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from tutela.errors import ConfigError, DataError, ServiceError
 from tutela.fl.records import Parameters, check_compatible
-from tutela.server.store import AuditRow, Store, StudyRow
+from tutela.server.store import AuditRow, RelayRow, RoundRow, Store, StudyRow, digest
 from tutela.server.wire import parse_tensors
 
 Clock = Callable[[], float]
@@ -292,3 +292,23 @@ class Core:
             metadata={"study": study_id, "version": str(version)},
         )
         return self.store.seal(body, f"model/{study_id}")
+
+    def post_to_site(self, s: Session, study_id: str, rr: RoundRow, site: str, body: bytes) -> None:
+        """Queue the coordinator's protocol message for ``site`` in the round's current stage
+        (sealed at rest; the site fetches it through the relay)."""
+        s.add(
+            RelayRow(
+                study_id=study_id,
+                round_no=rr.round_no,
+                attempt=rr.attempt,
+                stage=rr.stage,
+                sender=COORDINATOR,
+                recipient=site,
+                idempotency_key=f"{rr.round_no}-{rr.attempt}-{rr.stage}-{site}",
+                digest=digest(body),
+                blob=self.store.seal(
+                    body, f"relay/{study_id}/{rr.round_no}/{rr.stage}/{COORDINATOR}/{site}"
+                ),
+                created_at=self.clock(),
+            )
+        )

@@ -41,8 +41,8 @@ from tutela.fl.privacy import ClientLevelDP
 from tutela.fl.records import Parameters, ParameterSpec
 from tutela.fl.standardisation import StandardisationPlan, count_bound
 from tutela.fl.strategy import FitAggregate
-from tutela.server.core import COORDINATOR, ConflictError, Core, DeploymentSettings, dumps
-from tutela.server.store import ParticipationRow, RelayRow, RoundRow, StudyRow, digest
+from tutela.server.core import ConflictError, Core, DeploymentSettings, dumps
+from tutela.server.store import ParticipationRow, RoundRow, StudyRow
 from tutela.server.wire import parse_tensors
 
 
@@ -253,23 +253,7 @@ class SecAggProtocol:
         site_of = self._rounds[study_id].site_of()
         for cid, message in outbox.items():
             site = site_of[cid]
-            body = encode_message(message)
-            s.add(
-                RelayRow(
-                    study_id=study_id,
-                    round_no=rr.round_no,
-                    attempt=rr.attempt,
-                    stage=rr.stage,
-                    sender=COORDINATOR,
-                    recipient=site,
-                    idempotency_key=f"{rr.round_no}-{rr.attempt}-{rr.stage}-{site}",
-                    digest=digest(body),
-                    blob=self.core.store.seal(
-                        body, f"relay/{study_id}/{rr.round_no}/{rr.stage}/{COORDINATOR}/{site}"
-                    ),
-                    created_at=self.core.clock(),
-                )
-            )
+            self.core.post_to_site(s, study_id, rr, site, encode_message(message))
 
     @staticmethod
     def _report(

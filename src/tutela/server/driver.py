@@ -286,17 +286,7 @@ class RoundDriver:
     def _restart_round(self, s: Session, row: StudyRow, rr: RoundRow, now: float) -> None:
         """The protocol's secrets were lost with the process that held them: start the round
         again as a new attempt with the same sites and settings."""
-        rr.status = "restarted"
-        rr.closed_at = now
-        rr.outcome_json = dumps(
-            {"outcome": "restarted", "reason": "coordinator restarted mid-protocol"}
-        )
-        retry = round_row(row.id, round_plan(rr).restarted(now, 0.0))
-        s.add(retry)
-        s.flush()
-        self.core.audit(
-            COORDINATOR, "round.restart", f"study/{row.id}/round/{rr.round_no}", session=s
-        )
+        retry = restart_attempt(self.core, s, rr, now, f"study/{row.id}/round/{rr.round_no}")
         self._start_protocol(s, row, retry, self.core.global_model(row), now)
 
     # closing ----------------------------------------------------------------------------
@@ -396,3 +386,18 @@ def round_row(study_id: str, plan: RoundPlan) -> RoundRow:
         stage_deadline=plan.deadline,
         outcome_json="{}",
     )
+
+
+def restart_attempt(core: Core, s: Session, rr: RoundRow, now: float, resource: str) -> RoundRow:
+    """Close ``rr`` as restarted (its protocol secrets died with a restarted coordinator) and
+    open the same round, same sites and settings, as the next attempt; audited."""
+    rr.status = "restarted"
+    rr.closed_at = now
+    rr.outcome_json = dumps(
+        {"outcome": "restarted", "reason": "coordinator restarted mid-protocol"}
+    )
+    retry = round_row(rr.study_id, round_plan(rr).restarted(now, 0.0))
+    s.add(retry)
+    s.flush()
+    core.audit(COORDINATOR, "round.restart", resource, session=s)
+    return retry

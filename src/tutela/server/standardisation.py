@@ -108,19 +108,9 @@ class StandardisationStage:
         """Take the open standardisation round one step; True if anything moved."""
         step = self.secagg.advance(s, row, rr)
         if step is Step.LOST:  # its secrets died with a restarted coordinator: start again
-            from tutela.server.driver import round_plan, round_row
+            from tutela.server.driver import restart_attempt
 
-            rr.status = "restarted"
-            rr.closed_at = now
-            rr.outcome_json = dumps(
-                {"outcome": "restarted", "reason": "coordinator restarted mid-protocol"}
-            )
-            retry = round_row(row.id, round_plan(rr).restarted(now, 0.0))
-            s.add(retry)
-            s.flush()
-            self.core.audit(
-                COORDINATOR, "round.restart", f"study/{row.id}/standardisation", session=s
-            )
+            retry = restart_attempt(self.core, s, rr, now, f"study/{row.id}/standardisation")
             self._start(s, row, retry, plan_of(parse_study(json.loads(row.config_json))), now)
             return True
         if isinstance(step, Closing):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save as st_save
 
+from tests.server.test_agent_peers import bound_peer
 from tests.server.test_agent_policy import (  # noqa: F401 - fixtures
     NAME,
     STUDY_ID,
@@ -35,11 +36,11 @@ from tutela.fl.privacy import (
     central_round_event,
     client_level_dp,
 )
-from tutela.hazmat.kex import ed25519_public_bytes, generate_ed25519
 from tutela.secagg import encode_message
 from tutela.secagg.config import RoundParams
 from tutela.secagg.messages import AdvertiseKeysRequest
 from tutela.server.agent import SiteAgent
+from tutela.server.agent.peers import bind_identity
 from tutela.server.wire import parse_tensors
 
 IDS = (0, 1, 2, 3, 4)
@@ -62,8 +63,12 @@ def _coordinator_dp(config: dict[str, Any], tmp_path: Path) -> ClientLevelDP:
 def _secagg_task(agent: SiteAgent, fake: FakeCoordinator, dp: ClientLevelDP, params: RoundParams):
     message = np.frombuffer(encode_message(AdvertiseKeysRequest(params)), np.uint8).copy()
     fake.relay = st_save({"coordinator": message})
-    peers = {i: ed25519_public_bytes(generate_ed25519()).hex() for i in IDS[1:]}
-    registry = {0: agent.identity_public.hex(), **peers}
+    root = Path(agent.settings.ca_file).parent  # the fixture's deployment PKI
+    peers = {i: bound_peer(root, f"peer-{i}", STUDY_ID) for i in IDS[1:]}
+    own = bind_identity(
+        agent.settings.cert_file, agent.settings.key_file, STUDY_ID, NAME, agent.identity_public
+    )
+    registry = {0: {"site": NAME, "identity": agent.identity_public.hex(), **own}, **peers}
     return {
         **_round(1, kind="advertise_keys", **dp.round_config()),
         "client_id": 0,

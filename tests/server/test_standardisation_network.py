@@ -129,7 +129,13 @@ def test_under_secagg_no_site_statistic_leaves_in_the_clear(
             assert b'"moments"' not in body and b'"noised"' not in body
         joined = [b for name, path, b in capture.sent if name == site and "participation" in path]
         assert len(joined) == 1
-        assert set(json.loads(joined[0])) == {"accept", "num_examples", "identity"}
+        assert set(json.loads(joined[0])) == {
+            "accept",
+            "num_examples",
+            "identity",
+            "certificate",
+            "binding",
+        }
     # The seam would find them: the plain study's join answer carries them in the clear.
     plain = [m.total[0] for m in capture.moments["hospital-1"]]
     assert _in_the_clear(json.dumps({"moments": {"total": plain}}).encode(), plain) != []

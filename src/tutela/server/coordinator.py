@@ -209,6 +209,8 @@ class Coordinator:
         num_examples: int = 0,
         moments: FeatureMoments | None = None,
         identity: str | None = None,
+        certificate: str | None = None,
+        binding: str | None = None,
         noised: list[float] | None = None,
     ) -> str:
         """See :meth:`Participation.answer_invitation`."""
@@ -220,6 +222,8 @@ class Coordinator:
             num_examples=num_examples,
             moments=moments,
             identity=identity,
+            certificate=certificate,
+            binding=binding,
             noised=noised,
         )
 

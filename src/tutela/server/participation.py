@@ -66,6 +66,8 @@ class Participation:
         num_examples: int = 0,
         moments: FeatureMoments | None = None,
         identity: str | None = None,
+        certificate: str | None = None,
+        binding: str | None = None,
         noised: list[float] | None = None,
     ) -> str:
         """Record a site's accept/refuse answer (refusals are audited with their reason).
@@ -73,6 +75,12 @@ class Participation:
         An acceptance carries what the study's standardisation mode asks for and nothing
         else: exact ``moments`` (plain), a ``noised`` moment vector (DP without secure
         aggregation), or neither (secure: the sums travel through SecAgg+ before round 1).
+
+        Under secure aggregation it also carries the site's ``identity`` key and, so that
+        peers can check that key against the deployment CA rather than trust this
+        coordinator, its client ``certificate`` and the ``binding`` its TLS key made over the
+        study, the site name and the key; the coordinator keeps both and relays them with
+        the key (:mod:`tutela.server.agent.peers`).
         """
         with self.core.store.session() as s:
             study = self.core.study(s, study_id, lock=True)
@@ -94,7 +102,8 @@ class Participation:
                     _check_identity(identity)
                 p.status = "accepted"
                 p.num_examples = num_examples
-                p.join_json = dumps({**statistics, "identity": identity})
+                bound = {"certificate": certificate, "binding": binding} if binding else {}
+                p.join_json = dumps({**statistics, "identity": identity, **bound})
             else:
                 p.status = "refused"
                 p.reason = reason[:2000] or "refused by site policy"

@@ -165,9 +165,17 @@ class SecAggProtocol:
         self._rounds[row.id] = _SecAggRound(server, rr.round_no, rr.attempt, ids, spec, examples)
         rr.stage = server.stage.value if server.stage is not None else "aborted"
         rr.stage_deadline = server.deadline
-        rr.protocol_state = dumps(
-            {"client_ids": ids, "registry": {str(i): registry[i].hex() for i in registry}}
-        ).encode()
+        joined = {site: json.loads(parts[site].join_json) for site in ids}
+        peers = {  # what each site checks against the deployment CA before the round
+            str(ids[site]): {
+                "site": site,
+                "identity": registry[ids[site]].hex(),
+                "certificate": joined[site].get("certificate"),
+                "binding": joined[site].get("binding"),
+            }
+            for site in ids
+        }
+        rr.protocol_state = dumps({"client_ids": ids, "registry": peers}).encode()
         self._post_outbox(s, row.id, rr, outbox)
         return None
 

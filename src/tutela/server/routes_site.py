@@ -114,6 +114,8 @@ def add_site_routes(app: FastAPI) -> None:
                 num_examples=body.num_examples,
                 moments=moments,
                 identity=body.identity,
+                certificate=body.certificate,
+                binding=body.binding,
                 noised=body.noised,
             )
         )

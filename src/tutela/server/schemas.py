@@ -80,6 +80,10 @@ class ParticipationIn(_Model):
     noised: list[float] | None = Field(default=None, max_length=200_001)
     """The site's noised moment vector (DP without secure aggregation)."""
     identity: str | None = Field(default=None, min_length=64, max_length=64)
+    certificate: str | None = Field(default=None, min_length=1, max_length=16384)
+    """The site's client certificate (PEM), which its ``binding`` ties to ``identity``."""
+    binding: str | None = Field(default=None, pattern=r"^[0-9a-f]{2,512}$")
+    """Its TLS key's signature over the study, the site name and ``identity`` (hex)."""
 
 
 class ParticipationOut(_Model):

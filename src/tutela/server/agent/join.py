@@ -37,6 +37,7 @@ from tutela.governance.minimisation import minimise
 from tutela.secagg import SecAggClient
 from tutela.secagg.config import RoundParams
 from tutela.server.agent import privacy
+from tutela.server.agent.peers import bind_identity
 from tutela.server.agent.settings import load_site_table
 from tutela.server.agent.state import StudyState
 from tutela.server.agent.transport import detail
@@ -169,6 +170,9 @@ class StudyJoining:
             "accept": True,
             "num_examples": site.num_examples,
             "identity": agent.identity_public.hex(),
+            **bind_identity(
+                settings.cert_file, settings.key_file, study_id, agent.name, agent.identity_public
+            ),
         }
         plan = StandardisationPlan.of(study, columns)
         if plan.mode is StandardisationMode.PLAIN:  # no secure aggregation, no DP

@@ -8,7 +8,9 @@
   A round whose threshold is below the policy's ``min_secagg_threshold`` is refused before
   the site trains or spends anything. Round 0 of a study under SecAgg+ is its
   standardisation round (:meth:`~tutela.server.agent.join.StudyJoining.
-  standardisation_input`).
+  standardisation_input`). Before a SecAgg+ round the site checks every peer's identity key
+  against the deployment CA it holds (:mod:`tutela.server.agent.peers`); a key the
+  coordinator substituted refuses the round before anything is sent.
 
 Before each round's training the site checks the round against its policy's limits and
 charges its own ledger (:mod:`tutela.server.agent.privacy`); a round beyond its limits or
@@ -34,6 +36,7 @@ from tutela.secagg.messages import (
     ShareKeysRequest,
     UnmaskRequest,
 )
+from tutela.server.agent.peers import verified_registry
 from tutela.server.agent.transport import detail
 from tutela.server.standardisation import STANDARDISATION_CONFIG
 from tutela.server.wire import parse_tensors
@@ -116,7 +119,13 @@ class SiteRounds:
             floor.check(message.params)
         except ProtocolAbort as exc:
             raise PolicyViolation(f"SecAgg+ round refused: {exc}") from None
-        registry = {int(cid): bytes.fromhex(pub) for cid, pub in task["registry"].items()}
+        try:  # every peer's key checked against the deployment CA, before anything is sent
+            registry = verified_registry(agent.ca, task["study_id"], task["registry"])
+            if registry.get(int(task["client_id"])) != agent.identity_public:
+                raise ProtocolAbort("the coordinator lists another identity key for this site")
+        except ProtocolAbort as exc:
+            agent.refused_rounds[(str(task["study_id"]), int(task["round"]))] = str(exc)
+            raise
         if task["config"].get(STANDARDISATION_CONFIG):  # round 0: the moment vector
             client = SecAggClient(int(task["client_id"]), agent.identity, registry, policy=floor)
             return agent.joining.standardisation_input(task, message.params, client)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tutela.errors import (
@@ -77,6 +78,12 @@ class SiteAgent:
         self.rounds = SiteRounds(self)
         self.reporter = SiteReporter(self)
         self.ckks = CkksAgent(self)
+
+    @property
+    def ca(self) -> x509.Certificate:
+        """The deployment's CA certificate, read from this site's own file (what it checks
+        its SecAgg+ peers' keys against)."""
+        return x509.load_pem_x509_certificate(Path(self.settings.ca_file).read_bytes())
 
     @property
     def state_dir(self) -> Path:

@@ -240,8 +240,10 @@ def test_faults_killed_coordinator_killed_site_and_refusing_policy(tmp_path: Pat
 
     - hospital-3's policy demands DP, SecAgg+ and fewer columns: it refuses at join, with
       every reason sent to the coordinator and audited; the study goes on without it;
-    - hospital-4 (its own process) is killed after round 1: round 2 closes at its deadline
-      with the two live sites (quorum 2) and names it as failed;
+    - hospital-4 (its own process) is killed once round 1 is aggregated: the last round
+      closes at its deadline with the two live sites (quorum 2) and names it as failed
+      (three rounds, so that this holds even when hospital-4 got its round-2 update in
+      before the kill landed);
     - the coordinator is SIGKILLed mid-round and restarted: the study resumes from the
       store and completes; no round loses or double-counts an accepted update.
     """
@@ -249,7 +251,7 @@ def test_faults_killed_coordinator_killed_site_and_refusing_policy(tmp_path: Pat
         {
             "study": {"seed": 1},
             "data": {"dataset": "pima-diabetes", "sites": 4},
-            "training": {"rounds": 2, "local_epochs": 1, "min_quorum": 2, "min_fit_sites": 2},
+            "training": {"rounds": 3, "local_epochs": 1, "min_quorum": 2, "min_fit_sites": 2},
         }
     )
     dep = Deployment(tmp_path, config)
@@ -290,9 +292,10 @@ def test_faults_killed_coordinator_killed_site_and_refusing_policy(tmp_path: Pat
     refused = [e for e in audit if e["action"] == "study.refuse"]
     assert refused and refused[0]["actor"] == "site:hospital-3"
     rounds = status["rounds"]
-    assert [r["round"] for r in rounds] == [1, 2]
+    assert [r["round"] for r in rounds] == [1, 2, 3]
     assert all(r["status"] == "aggregated" for r in rounds)
     assert rounds[0]["sites"] == ["hospital-1", "hospital-2", "hospital-4"]
     assert rounds[-1]["failed"] == ["hospital-4"]
+    assert rounds[-1]["sites"] == ["hospital-1", "hospital-2"]
     for r in rounds:  # nothing lost, nothing counted twice
         assert r["num_examples"] == sum(rows[s] for s in r["sites"])

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from tutela.errors import ConfigError, DataError, ServiceError
 from tutela.fl.records import Parameters, check_compatible
+from tutela.fl.rounds import RoundStatus
 from tutela.server.store import AuditRow, RelayRow, RoundRow, Store, StudyRow, digest
 from tutela.server.wire import parse_tensors
 
@@ -296,19 +297,42 @@ class Core:
     def post_to_site(self, s: Session, study_id: str, rr: RoundRow, site: str, body: bytes) -> None:
         """Queue the coordinator's protocol message for ``site`` in the round's current stage
         (sealed at rest; the site fetches it through the relay)."""
+        key = f"{rr.round_no}-{rr.attempt}-{rr.stage}-{site}"
+        self.relay(s, study_id, rr, rr.stage, COORDINATOR, site, key, body)
+
+    def relay(
+        self,
+        s: Session,
+        study_id: str,
+        rr: RoundRow,
+        stage: str,
+        sender: str,
+        recipient: str,
+        idempotency_key: str,
+        body: bytes,
+    ) -> None:
+        """Store one relayed message of round ``rr``, sealed at rest and bound to its
+        study, round, stage, sender and recipient."""
         s.add(
             RelayRow(
                 study_id=study_id,
                 round_no=rr.round_no,
                 attempt=rr.attempt,
-                stage=rr.stage,
-                sender=COORDINATOR,
-                recipient=site,
-                idempotency_key=f"{rr.round_no}-{rr.attempt}-{rr.stage}-{site}",
+                stage=stage,
+                sender=sender,
+                recipient=recipient,
+                idempotency_key=idempotency_key,
                 digest=digest(body),
                 blob=self.store.seal(
-                    body, f"relay/{study_id}/{rr.round_no}/{rr.stage}/{COORDINATOR}/{site}"
+                    body, f"relay/{study_id}/{rr.round_no}/{stage}/{sender}/{recipient}"
                 ),
                 created_at=self.clock(),
             )
         )
+
+
+def open_round_row(s: Session, study_id: str) -> RoundRow | None:
+    """The study's open round (at most one round of a study is open at a time)."""
+    return s.scalar(
+        select(RoundRow).where(RoundRow.study_id == study_id, RoundRow.status == RoundStatus.OPEN)
+    )

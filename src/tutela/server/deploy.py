@@ -32,6 +32,7 @@ from tutela.fl.ckks import ckks_report, min_contributions
 from tutela.fl.config import StudyConfig
 from tutela.fl.models import get_parameters
 from tutela.fl.records import parameters_to_bytes
+from tutela.fl.rounds import RoundStatus
 from tutela.fl.study import (
     PreparedStudy,
     StudyData,
@@ -157,7 +158,7 @@ def evaluate_rounds(
     history: list[dict[str, Any]] = []
     final: dict[str, np.ndarray] | None = None
     for r in status["rounds"]:
-        if r["status"] not in ("aggregated", "quorum-not-met"):
+        if r["status"] not in (RoundStatus.AGGREGATED, RoundStatus.QUORUM_NOT_MET):
             continue
         body = client.get(
             f"/v1/admin/studies/{study_id}/rounds/{r['round']}/model", headers=headers

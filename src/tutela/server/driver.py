@@ -48,6 +48,7 @@ from tutela.server.core import (
     DeploymentSettings,
     StudyStatus,
     dumps,
+    open_round_row,
 )
 from tutela.server.protocol import Closing, Step
 from tutela.server.protocols import RoundProtocols
@@ -79,7 +80,7 @@ class RoundDriver:
         now = self.core.clock()
         resumed = 0
         with self.core.lock, self.core.store.session() as s:
-            for rr in s.scalars(select(RoundRow).where(RoundRow.status == "open")):
+            for rr in s.scalars(select(RoundRow).where(RoundRow.status == RoundStatus.OPEN)):
                 study = self.core.study(s, rr.study_id, lock=True)
                 settings = DeploymentSettings.of(study)
                 plan = round_plan(rr).extended(now, settings.stage_timeout_s)
@@ -113,9 +114,7 @@ class RoundDriver:
                 return self._close_recruiting(s, row, now)
             if row.status not in (StudyStatus.RUNNING, StudyStatus.PAUSED):
                 return False
-            rr = s.scalar(
-                select(RoundRow).where(RoundRow.study_id == study_id, RoundRow.status == "open")
-            )
+            rr = open_round_row(s, study_id)
             if rr is None:
                 if row.current_round > row.total_rounds:
                     row.status = StudyStatus.COMPLETED
@@ -377,7 +376,7 @@ def round_row(study_id: str, plan: RoundPlan) -> RoundRow:
         round_no=plan.server_round,
         attempt=plan.attempt,
         stage=FIT_STAGE,
-        status="open",
+        status=RoundStatus.OPEN,
         participants_json=dumps(list(plan.participants)),
         survivors_json="[]",
         quorum=plan.quorum,
@@ -391,7 +390,7 @@ def round_row(study_id: str, plan: RoundPlan) -> RoundRow:
 def restart_attempt(core: Core, s: Session, rr: RoundRow, now: float, resource: str) -> RoundRow:
     """Close ``rr`` as restarted (its protocol secrets died with a restarted coordinator) and
     open the same round, same sites and settings, as the next attempt; audited."""
-    rr.status = "restarted"
+    rr.status = "restarted"  # a stored attempt, not a round outcome
     rr.closed_at = now
     rr.outcome_json = dumps(
         {"outcome": "restarted", "reason": "coordinator restarted mid-protocol"}

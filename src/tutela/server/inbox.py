@@ -41,6 +41,7 @@ from tutela.server.core import (
     StudyStatus,
     check_update,
     dumps,
+    open_round_row,
 )
 from tutela.server.participation import Participation
 from tutela.server.protocols import RoundProtocols
@@ -263,9 +264,7 @@ class Inbox:
         s: Session, study_id: str, current_round: int, round_no: int, stage: str
     ) -> RoundRow:
         """The open round ``round_no`` in ``stage``, or a ConflictError saying why not."""
-        rr = s.scalar(
-            select(RoundRow).where(RoundRow.study_id == study_id, RoundRow.status == "open")
-        )
+        rr = open_round_row(s, study_id)
         if rr is None or rr.round_no != round_no:
             current = rr.round_no if rr is not None else current_round
             if round_no < current or (rr is None and round_no <= current_round - 1):
@@ -403,9 +402,7 @@ class Inbox:
                     raise PayloadTooLargeError(
                         f"message of {len(body)} bytes exceeds the {settings.max_relay_bytes} limit"
                     )
-                rr = s.scalar(
-                    select(RoundRow).where(RoundRow.study_id == study_id, RoundRow.status == "open")
-                )
+                rr = open_round_row(s, study_id)
                 if rr is None or rr.round_no != round_no:
                     raise ConflictError(f"round {round_no} of study {study_id} is not open")
                 if self.core.clock() > rr.stage_deadline:
@@ -419,22 +416,7 @@ class Inbox:
                     raise DataError(
                         f"recipient {recipient!r} is not another participant of round {round_no}"
                     )
-                s.add(
-                    RelayRow(
-                        study_id=study_id,
-                        round_no=round_no,
-                        attempt=rr.attempt,
-                        stage=stage,
-                        sender=sender,
-                        recipient=recipient,
-                        idempotency_key=idempotency_key,
-                        digest=body_digest,
-                        blob=self.core.store.seal(
-                            body, f"relay/{study_id}/{round_no}/{stage}/{sender}/{recipient}"
-                        ),
-                        created_at=self.core.clock(),
-                    )
-                )
+                self.core.relay(s, study_id, rr, stage, sender, recipient, idempotency_key, body)
 
             return self.accept(s, envelope, body, store)
 

@@ -20,8 +20,16 @@ from tutela.errors import DataError, PermissionDenied
 from tutela.fl.client import FeatureMoments
 from tutela.fl.config import parse_study
 from tutela.fl.standardisation import StandardisationMode, standardisation_mode
-from tutela.server.core import COORDINATOR, FIT_STAGE, ConflictError, Core, StudyStatus, dumps
-from tutela.server.store import ParticipationRow, RelayRow, RoundRow, StudyRow, UpdateRow
+from tutela.server.core import (
+    COORDINATOR,
+    FIT_STAGE,
+    ConflictError,
+    Core,
+    StudyStatus,
+    dumps,
+    open_round_row,
+)
+from tutela.server.store import ParticipationRow, RelayRow, StudyRow, UpdateRow
 
 MAX_SITE_ROWS = 10**9
 """The most rows one site may declare (a site's weight in every round is capped at its
@@ -145,9 +153,7 @@ class Participation:
                     continue
                 if p.status != "accepted":
                     continue
-                rr = s.scalar(
-                    select(RoundRow).where(RoundRow.study_id == study.id, RoundRow.status == "open")
-                )
+                rr = open_round_row(s, study.id)
                 if (
                     rr is None
                     or site not in json.loads(rr.participants_json)

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from tutela.errors import DataError
 from tutela.fl.client import FeatureMoments, global_standardisation
 from tutela.fl.config import StudyConfig, parse_study
-from tutela.fl.rounds import RoundPlan
+from tutela.fl.rounds import RoundPlan, RoundStatus
 from tutela.fl.standardisation import (
     STANDARDISATION_ROUND,
     StandardisationMode,
@@ -144,7 +144,7 @@ class StandardisationStage:
                 error = str(exc)
         else:
             error = error or "the secure round revealed no sum"
-        rr.status = "failed" if error else "aggregated"
+        rr.status = "failed" if error else RoundStatus.AGGREGATED
         rr.outcome_json = dumps(
             {"outcome": "failed" if error else "standardised", "sites": closing.responded,
              **closing.extra}

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from tutela.errors import ConfigError, DataError
 from tutela.fl.config import StudyConfig
+from tutela.fl.rounds import RoundStatus
 from tutela.fl.standardisation import STANDARDISATION_ROUND
 from tutela.fl.study import build_strategy
 from tutela.server.authz import Principal
@@ -196,7 +197,7 @@ class Studies:
             row.updated_at = now
             s.execute(
                 update(RoundRow)
-                .where(RoundRow.study_id == study_id, RoundRow.status == "open")
+                .where(RoundRow.study_id == study_id, RoundRow.status == RoundStatus.OPEN)
                 .values(status="cancelled", closed_at=now)
             )
             self.core.audit(actor.label, "study.cancel", f"study/{study_id}", session=s)
@@ -332,7 +333,7 @@ class Studies:
                 select(RoundRow).where(
                     RoundRow.study_id == study_id,
                     RoundRow.round_no == round_no,
-                    RoundRow.status.in_(("aggregated", "quorum-not-met")),
+                    RoundRow.status.in_((RoundStatus.AGGREGATED, RoundStatus.QUORUM_NOT_MET)),
                 )
             )
             if rr is None or rr.model_blob is None:

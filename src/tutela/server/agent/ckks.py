@@ -154,17 +154,9 @@ class CkksAgent:
         """Answer the coordinator's request for the task's stage; True if anything was sent."""
         study_id, round_no = str(task["study_id"]), int(task["round"])
         attempt, stage = int(task.get("attempt", 1)), str(task["stage"])
-        response = self.agent.transport.request(
-            "GET",
-            f"/v1/site/studies/{study_id}/rounds/{round_no}/relay/{stage}",
-            deadline=float(task["deadline"]),
-        )
-        if response.status_code != 200:
-            raise ProtocolAbort(f"cannot fetch the {stage} request: {response.status_code}")
-        messages, _ = parse_tensors(response.content)
-        if "coordinator" not in messages:
+        request = self.agent.transport.coordinator_message(task)
+        if request is None:
             return False
-        request = messages["coordinator"].tobytes()
         site = self.site(study_id)
         key = (study_id, round_no, attempt, stage)
         body = self._sent.get(key)

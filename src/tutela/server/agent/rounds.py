@@ -160,17 +160,10 @@ class SiteRounds:
         state = agent.studies[study_id]
         key = (round_no, attempt)
         client = state.secagg.get(key)
-        response = agent.transport.request(
-            "GET",
-            f"/v1/site/studies/{study_id}/rounds/{round_no}/relay/{stage}",
-            deadline=float(task["deadline"]),
-        )
-        if response.status_code != 200:
-            raise ProtocolAbort(f"cannot fetch the {stage} message: {detail(response)}")
-        messages, _ = parse_tensors(response.content)
-        if "coordinator" not in messages:
+        raw = agent.transport.coordinator_message(task)
+        if raw is None:
             return False
-        message = decode_message(messages["coordinator"].tobytes())
+        message = decode_message(raw)
         if not isinstance(
             message, AdvertiseKeysRequest | ShareKeysRequest | MaskedInputRequest | UnmaskRequest
         ):

@@ -15,6 +15,10 @@ import httpx
 from tutela.errors import ProtocolAbort, TransportError
 from tutela.server.agent.settings import AgentSettings
 from tutela.server.tls import client_context
+from tutela.server.wire import parse_tensors
+
+COORDINATOR = "coordinator"
+"""The relay sender name of the coordinator's own messages."""
 
 
 def detail(response: httpx.Response) -> str:
@@ -88,3 +92,23 @@ class SiteTransport:
             raise ProtocolAbort(
                 f"submission refused: HTTP {response.status_code}: {detail(response)}"
             )
+
+    def coordinator_message(self, task: dict[str, Any]) -> bytes | None:
+        """The coordinator's request to this site for the task's stage, from the relay
+        (``None`` while there is none, e.g. a site dropped in an earlier stage).
+
+        Raises:
+            ProtocolAbort: the relay could not be read.
+        """
+        study_id, round_no, stage = task["study_id"], int(task["round"]), task["stage"]
+        response = self.request(
+            "GET",
+            f"/v1/site/studies/{study_id}/rounds/{round_no}/relay/{stage}",
+            deadline=float(task["deadline"]),
+        )
+        if response.status_code != 200:
+            raise ProtocolAbort(f"cannot fetch the {stage} message: {detail(response)}")
+        messages, _ = parse_tensors(response.content)
+        if COORDINATOR not in messages:
+            return None
+        return bytes(messages[COORDINATOR].tobytes())

@@ -21,12 +21,11 @@ import tenseal as ts
 from tests.server.test_store import ADMIN, Clock, open_coordinator
 from tutela.errors import CryptoError, IntegrityError, PolicyViolation
 from tutela.fl.ckks import CkksAggregator, CkksCoordinator, CkksSite, ckks_round_id
-from tutela.fl.client import LocalSite
 from tutela.fl.config import StudyConfig, parse_study
 from tutela.fl.engine import RoundEngine
 from tutela.fl.models import get_parameters
 from tutela.fl.records import FitIns, parameters_from_bytes, parameters_to_bytes, subtract
-from tutela.fl.study import _model_factory, _training, build_strategy, prepare_data, prepare_sites
+from tutela.fl.study import build_sites, build_strategy, prepare_data, prepare_sites
 from tutela.he import _wire
 from tutela.he.aggregation import SiteKeyring
 from tutela.he.ckks import CkksParams, make_context
@@ -72,18 +71,7 @@ class _Sites:
 
     def __init__(self, config: StudyConfig, keyring: SiteKeyring) -> None:
         data = prepare_data(config)
-        factory = _model_factory(config, len(data.columns))
-        self.local = {
-            name: LocalSite(
-                name,
-                data.x[rows],
-                data.y[rows],
-                factory,
-                _training(config),
-                seed=config.study.seed * 1000 + i,
-            )
-            for i, (name, rows) in enumerate(zip(data.site_names, data.site_rows, strict=True))
-        }
+        self.local, _ = build_sites(config, data)
         self.ckks = {name: CkksSite(name, keyring, 3) for name in self.local}
         self.standardised: set[str] = set()
 

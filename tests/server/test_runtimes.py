@@ -16,7 +16,6 @@ import pytest
 
 from tests.server.test_store import ADMIN, Clock, open_coordinator
 from tutela.errors import TransportError
-from tutela.fl.client import LocalSite
 from tutela.fl.config import parse_study
 from tutela.fl.engine import RoundEngine
 from tutela.fl.models import get_parameters
@@ -26,7 +25,7 @@ from tutela.fl.records import (
     parameters_to_bytes,
     subtract,
 )
-from tutela.fl.study import _model_factory, _training, build_strategy, prepare_data, prepare_sites
+from tutela.fl.study import build_sites, build_strategy, prepare_data, prepare_sites
 from tutela.server.coordinator import DeploymentSettings
 
 STRATEGIES = ["fedavg", "fedprox", "fedadam", "fedyogi", "fedmedian", "trimmed-mean"]
@@ -85,18 +84,7 @@ def _through_coordinator(config, initial, db_url: str, tmp_path: Path):
     data = prepare_data(config)
     # Fresh site objects built as prepare_sites builds them, but never standardised: the
     # coordinator computes the pooled moments and sends the standardisation with the task.
-    factory = _model_factory(config, len(data.columns))
-    sites = {
-        name: LocalSite(
-            name,
-            data.x[rows],
-            data.y[rows],
-            factory,
-            _training(config),
-            seed=config.study.seed * 1000 + i,
-        )
-        for i, (name, rows) in enumerate(zip(data.site_names, data.site_rows, strict=True))
-    }
+    sites, _ = build_sites(config, data)
     for name in sites:
         co.activate_site(ADMIN, name)
     study = co.create_study(

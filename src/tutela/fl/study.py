@@ -206,22 +206,17 @@ SiteLedger = Callable[[str], Mapping[str, Any]]
 """``site -> ledger summary`` of a site's own ledger (see ``tutela.fl.privacy``)."""
 
 
-def prepare_sites(
+def build_sites(
     config: StudyConfig,
     data: StudyData,
     privatize: PrivatizeFactory | None = None,
     policy: SitePolicy | None = None,
-    ledger: PrivacyLedger | None = None,
-) -> PreparedStudy:
-    """Build one :class:`LocalSite` per hospital and standardise features federatedly.
+) -> tuple[dict[str, LocalSite], dict[str, str]]:
+    """One :class:`LocalSite` per hospital over its raw (not yet standardised) rows, each
+    with its own fresh identity key; returns the sites and each one's public key (hex).
 
-    Standardisation uses only per-site sums (count, sum, sum of squares), never rows, and
-    they travel as the deployed sites send them (:mod:`tutela.fl.standardisation`): through
-    a SecAgg+ round under secure aggregation, noised in a private study, where each site's
-    own scope in ``ledger`` is charged its release first (``None``: nothing is charged, for
-    comparison runs). With a site ``policy`` every site enforces it (a round beyond its
-    limits is refused before training) and can sign what it enforced; each site holds its
-    own fresh identity key, whose public half is kept in :attr:`PreparedStudy.site_keys`.
+    Every runtime builds its sites here, so the same study trains the same sites (model,
+    training settings, data order seeds) in process and behind the coordinator.
     """
     factory = _model_factory(config, len(data.columns))
     sites: dict[str, LocalSite] = {}
@@ -240,6 +235,28 @@ def prepare_sites(
             policy=policy,
             identity=identity,
         )
+    return sites, keys
+
+
+def prepare_sites(
+    config: StudyConfig,
+    data: StudyData,
+    privatize: PrivatizeFactory | None = None,
+    policy: SitePolicy | None = None,
+    ledger: PrivacyLedger | None = None,
+) -> PreparedStudy:
+    """Build one :class:`LocalSite` per hospital and standardise features federatedly.
+
+    Standardisation uses only per-site sums (count, sum, sum of squares), never rows, and
+    they travel as the deployed sites send them (:mod:`tutela.fl.standardisation`): through
+    a SecAgg+ round under secure aggregation, noised in a private study, where each site's
+    own scope in ``ledger`` is charged its release first (``None``: nothing is charged, for
+    comparison runs). With a site ``policy`` every site enforces it (a round beyond its
+    limits is refused before training) and can sign what it enforced; each site holds its
+    own fresh identity key, whose public half is kept in :attr:`PreparedStudy.site_keys`.
+    """
+    sites, keys = build_sites(config, data, privatize, policy)
+    factory = _model_factory(config, len(data.columns))
     mean, std = standardise_in_process(
         StandardisationPlan.of(config, data.columns), sites, study=config.study.name, ledger=ledger
     )

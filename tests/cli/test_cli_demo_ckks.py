@@ -2,22 +2,10 @@
 who can decrypt what."""
 
 import stat
-import subprocess
-import sys
 import time
 
+from tests.cli.run import tutela
 from tutela.governance.results import CkksReport, RunResults
-
-
-def tutela(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "tutela", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
 
 
 def test_demo_with_ckks_runs_over_the_network_and_validates(tmp_path):
@@ -25,7 +13,7 @@ def test_demo_with_ckks_runs_over_the_network_and_validates(tmp_path):
     r = tutela(
         "demo", "--secure-aggregation", "ckks", "--quick",
         "--out", "ckks.json", "--run-dir", "run",
-        cwd=tmp_path,
+        cwd=tmp_path, timeout=900,
     )  # fmt: skip
     elapsed = time.monotonic() - started
     assert r.returncode == 0, r.stderr[-3000:]

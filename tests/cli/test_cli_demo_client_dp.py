@@ -1,22 +1,10 @@
 """``tutela demo --privacy client``: DP-FedAvg over the network by default, valid results."""
 
 import json
-import subprocess
-import sys
 import time
 
+from tests.cli.run import tutela
 from tutela.governance.results import RunResults
-
-
-def tutela(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "tutela", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
 
 
 def test_demo_with_client_level_dp_runs_over_the_network_and_validates(tmp_path):
@@ -24,7 +12,7 @@ def test_demo_with_client_level_dp_runs_over_the_network_and_validates(tmp_path)
     r = tutela(
         "demo", "--privacy", "client", "--epsilon", "3", "--quick",
         "--out", "client.json", "--run-dir", "run",
-        cwd=tmp_path,
+        cwd=tmp_path, timeout=900,
     )  # fmt: skip
     elapsed = time.monotonic() - started
     assert r.returncode == 0, r.stderr[-3000:]

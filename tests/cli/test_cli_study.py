@@ -1,22 +1,11 @@
 """End-to-end tests through the real ``tutela`` command (subprocesses)."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.cli.run import tutela
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def tutela(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "tutela", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 def test_version(tmp_path):

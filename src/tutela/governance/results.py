@@ -232,10 +232,10 @@ class SitePrivacy(_Strict):
     budget_left: float | None = None
 
 
-class SampleLevelPrivacy(_Strict):
-    """Record-level DP: DP-SGD at every site; ``epsilon`` is the largest site's spend."""
+class _PrivacyClaim(_Strict):
+    """What every private run states: its level, mechanism and neighbouring relation, the
+    accountant, the spend against the target, and the ledger it was charged to."""
 
-    mode: Literal[PrivacyMode.SAMPLE]
     level: str
     mechanism: str
     neighbouring: str
@@ -243,9 +243,15 @@ class SampleLevelPrivacy(_Strict):
     epsilon: float
     target_epsilon: float
     delta: float
+    ledger: str | None
+
+
+class SampleLevelPrivacy(_PrivacyClaim):
+    """Record-level DP: DP-SGD at every site; ``epsilon`` is the largest site's spend."""
+
+    mode: Literal[PrivacyMode.SAMPLE]
     max_grad_norm: float
     per_site: dict[str, SitePrivacy]
-    ledger: str | None
 
 
 class ClientRoundPrivacy(_Strict):
@@ -257,24 +263,16 @@ class ClientRoundPrivacy(_Strict):
     count_noise_std: float | None = None
 
 
-class ClientLevelPrivacy(_Strict):
+class ClientLevelPrivacy(_PrivacyClaim):
     """Site-level DP (DP-FedAvg): one study-wide budget, noise on the sum of updates."""
 
     mode: Literal[PrivacyMode.CLIENT]
-    level: str
-    mechanism: str
-    neighbouring: str
-    accountant: Accountant
-    epsilon: float
-    target_epsilon: float
-    delta: float
     budget_left: float
     noise_multiplier: float
     clip_norm: float
     adaptive_clipping: bool
     expected_sites: int
     rounds: list[ClientRoundPrivacy]
-    ledger: str | None
 
 
 PrivacyReport = Annotated[SampleLevelPrivacy | ClientLevelPrivacy, Field(discriminator="mode")]

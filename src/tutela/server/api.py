@@ -208,6 +208,32 @@ async def _limit_anonymous(state: AppState, address: str) -> None:
         )
 
 
+async def _deny(
+    state: AppState,
+    address: str,
+    principal: Principal | None,
+    resource: str,
+    permission: Permission,
+    reason: str,
+) -> None:
+    """Audit a denial; an anonymous one first counts against its address's rate limit
+    (past the limit it is answered 429 and not audited)."""
+    if principal is None:
+        await _limit_anonymous(state, address)
+        state.limiter.failed(address, state.coordinator.core.clock())
+    actor = principal.label if principal is not None else ANONYMOUS_LABEL
+    await anyio.to_thread.run_sync(
+        functools.partial(
+            state.coordinator.audit,
+            actor,
+            "access.denied",
+            resource,
+            "denied",
+            {"permission": permission.value, "reason": reason},
+        )
+    )
+
+
 async def authorize(request: Request) -> AsyncIterator[Principal]:
     """Authenticate the caller and check the route's declared audience and permission.
 
@@ -229,37 +255,14 @@ async def authorize(request: Request) -> AsyncIterator[Principal]:
     try:
         principal = await anyio.to_thread.run_sync(_authenticate, request, state)
     except (UnauthenticatedError, PermissionDenied) as exc:
-        await _limit_anonymous(state, address)
-        state.limiter.failed(address, state.coordinator.core.clock())
-        why = str(exc)
-        await anyio.to_thread.run_sync(
-            lambda: state.coordinator.audit(
-                ANONYMOUS_LABEL,
-                "access.denied",
-                resource,
-                "denied",
-                {"permission": permission.value, "reason": why},
-            )
-        )
+        await _deny(state, address, None, resource, permission, str(exc))
         raise
     reason = decide(principal, audience, permission, resource, state.policy)
     if reason is None:
         assert principal is not None
         yield principal
         return
-    if principal is None:
-        await _limit_anonymous(state, address)
-        state.limiter.failed(address, state.coordinator.core.clock())
-    actor = principal.label if principal is not None else ANONYMOUS_LABEL
-    await anyio.to_thread.run_sync(
-        lambda: state.coordinator.audit(
-            actor,
-            "access.denied",
-            resource,
-            "denied",
-            {"permission": permission.value, "reason": reason},
-        )
-    )
+    await _deny(state, address, principal, resource, permission, reason)
     if principal is None:
         raise UnauthenticatedError(
             "credentials required: a bearer token for people, a site client certificate for sites"

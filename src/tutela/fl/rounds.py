@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -102,6 +102,11 @@ class RoundPlan:
             opened_at=float(data["opened_at"]),
             deadline=float(data["deadline"]),
         )
+
+    def is_due(self, now: float, answered: Collection[str]) -> bool:
+        """True once every participant is in ``answered`` (replied or failed), or the
+        deadline passed."""
+        return not set(self.participants) - set(answered) or now > self.deadline
 
     def restarted(self, now: float, timeout: float) -> RoundPlan:
         """The same round, same sites and config, as a fresh attempt."""
@@ -271,7 +276,7 @@ class RoundState:
 
     def is_due(self, now: float) -> bool:
         """True once every participant answered or failed, or the deadline passed."""
-        return not self.pending() or now > self.plan.deadline
+        return self.plan.is_due(now, {*self._replies, *self._failures})
 
     def has_quorum(self) -> bool:
         return len(self._replies) >= self.plan.quorum

@@ -222,25 +222,26 @@ class RoundDriver:
             self._start_protocol(s, row, rr, params, now)
 
     def _advance_fit(self, s: Session, row: StudyRow, rr: RoundRow, now: float) -> bool:
+        this_stage = (
+            UpdateRow.study_id == row.id,
+            UpdateRow.round_no == rr.round_no,
+            UpdateRow.attempt == rr.attempt,
+            UpdateRow.stage == rr.stage,
+        )
+        # Every tick asks whether the round is due; only a due round's updates are opened.
+        if not round_plan(rr).is_due(
+            now, set(s.scalars(select(UpdateRow.site).where(*this_stage)))
+        ):
+            return False
         params = self.core.global_model(row)
         state = self._state(s, row, rr, params)
-        rows = s.scalars(
-            select(UpdateRow).where(
-                UpdateRow.study_id == row.id,
-                UpdateRow.round_no == rr.round_no,
-                UpdateRow.attempt == rr.attempt,
-                UpdateRow.stage == rr.stage,
-            )
-        ).all()
-        for u in rows:
+        for u in s.scalars(select(UpdateRow).where(*this_stage)).all():
             body = self.core.store.unseal(
                 u.blob, f"update/{row.id}/{rr.round_no}/{rr.stage}/{u.site}"
             )
             arrays, meta = parse_tensors(body)
             metrics = {WITHIN_CLIP: float(meta[WITHIN_CLIP] == "1")} if WITHIN_CLIP in meta else {}
             state.accept(u.site, arrays, u.num_examples, metrics, is_update=True)
-        if not state.is_due(now):
-            return False
         aggregate = None
         if state.has_quorum():
             privacy = self.runtimes.get(row).privacy

@@ -20,10 +20,10 @@ from tutela.dp.sgd import (
     Clipping,
     PoissonDataLoader,
     UnsupportedModuleError,
-    _Engine,
     make_private,
     validate,
 )
+from tutela.dp.sgd.engine import _Engine
 from tutela.hazmat.noise import rounded_gaussian32_granularity
 from tutela.hazmat.rng import SecureRandom
 

@@ -206,6 +206,7 @@ def test_network_and_in_process_runs_write_the_same_results(tmp_path):
         "advertise_keys",
         "share_keys",
         "masked_input",
+        "consistency_check",
         "unmask",
     }
     assert [h.status for h in net.history] == [h.status for h in local.history]

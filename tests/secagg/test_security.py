@@ -18,19 +18,27 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare
 
-from tests.secagg.helpers import Round, make_round, plain_sum, run
+from tests.secagg.helpers import (
+    Round,
+    adversary_shares,
+    make_round,
+    masked_words,
+    plain_sum,
+    recover_input,
+    run,
+    secret_of,
+    split_view_attack,
+    split_views,
+)
 from tutela.errors import ProtocolAbort
 from tutela.hazmat.kex import (
     ed25519_public_bytes,
     ed25519_sign,
     generate_ed25519,
     x25519_agree,
-    x25519_from_bytes,
 )
 from tutela.hazmat.masks import add_masks, expand_mask, mask_dtype, reduce_mod
-from tutela.hazmat.quantize import from_modular, unpack
 from tutela.hazmat.rng import SecureRandom
-from tutela.hazmat.shamir import Share, reconstruct_field
 from tutela.secagg import (
     AdvertisementRejected,
     ClientPolicy,
@@ -47,21 +55,14 @@ from tutela.secagg.client import pair_mask_key, self_mask_key
 from tutela.secagg.config import majority_threshold
 from tutela.secagg.messages import (
     AdvertiseKeysRequest,
+    ConsistencyCheckRequest,
     KeyAdvertisement,
-    MaskedInput,
     ShareKeysRequest,
     UnmaskReply,
     UnmaskRequest,
 )
 
 ALPHA = 1e-4  # each chi-square test: false-failure rate 1e-4 for a truly uniform source
-
-
-def _masked_words(rnd: Round, cid: int) -> np.ndarray:
-    for direction, sender, msg in rnd.transcript:
-        if direction == "up" and sender == cid and isinstance(msg, MaskedInput):
-            return unpack(msg.payload, rnd.params.vector_length, rnd.params.modulus_bits)
-    raise AssertionError("no masked input")
 
 
 def test_single_masked_input_is_uniform_chi_square() -> None:
@@ -71,7 +72,7 @@ def test_single_masked_input_is_uniform_chi_square() -> None:
     xs = {i: np.full(dim, 0.5) for i in range(5)}
     rnd = make_round(5, dim, SecAggConfig(modulus_bits=8, clip=1.0), seed=11, inputs=xs)
     run(rnd)
-    words = _masked_words(rnd, 0)[:dim].astype(np.int64)
+    words = masked_words(rnd, 0)[:dim].astype(np.int64)
     assert chisquare(np.bincount(words, minlength=256)).pvalue > ALPHA
     plain = np.round(xs[0] * rnd.params.scale).astype(np.int64) % 256
     assert chisquare(np.bincount(plain, minlength=256)).pvalue < ALPHA
@@ -97,7 +98,7 @@ def test_without_dropouts_a_survivors_input_stays_uniform_to_the_server() -> Non
         rnd.params.quantization_error_bound(n)
     )
     for cid in range(n):
-        self_sh, key_sh = _adversary_shares(rnd, set(), cid)
+        self_sh, key_sh = adversary_shares(rnd, set(), cid)
         assert len(self_sh) >= rnd.params.threshold and key_sh == {}  # the server's view
         residual = _residual(rnd, set(), cid)[:dim].astype(np.int64)
         for low_bits in (residual & 0xFF, residual >> 24):
@@ -174,58 +175,14 @@ def test_a_plan_at_the_floor_completes_and_a_site_minimum_above_it_refuses() -> 
 # -- collusion ----------------------------------------------------------------------------
 
 
-def _adversary_shares(rnd: Round, colluders: set[int], target: int) -> tuple[dict, dict]:
-    """Shares of the target's self-mask seed and mask key the adversary can see."""
-    self_sh: dict[int, Share] = {}
-    key_sh: dict[int, Share] = {}
-    for c in colluders:
-        share = rnd.clients[c]._peer_shares.get(target)
-        if share is not None:
-            self_sh[c] = Share(share.x, share.values[:2])
-            key_sh[c] = Share(share.x, share.values[2:])
-    for direction, sender, msg in rnd.transcript:
-        if direction == "up" and isinstance(msg, UnmaskReply):
-            for r in msg.self_mask_shares:
-                if r.owner == target:
-                    self_sh[sender] = Share.from_bytes(r.share)
-            for r in msg.mask_key_shares:
-                if r.owner == target:
-                    key_sh[sender] = Share.from_bytes(r.share)
-    return self_sh, key_sh
-
-
-def _secret(shares: dict[int, Share], t: int) -> bytes:
-    values = reconstruct_field(list(shares.values()), t)
-    return b"".join(v.to_bytes(16, "big") for v in values)
-
-
-def _attack(rnd: Round, colluders: set[int], target: int) -> np.ndarray | None:
-    """Try to recover the target's update from the server view plus the colluders' state."""
-    p = rnd.params
-    self_sh, key_sh = _adversary_shares(rnd, colluders, target)
-    if len(self_sh) < p.threshold or len(key_sh) < p.threshold:
-        return None
-    seed = _secret(self_sh, p.threshold)
-    mask_sk = x25519_from_bytes(_secret(key_sh, p.threshold))
-    words = _masked_words(rnd, target).copy()
-    ads = rnd.clients[target]._ads
-    plus, minus = [], [self_mask_key(p.round_id, target, seed)]
-    for j in rnd.clients[target]._peer_shares:
-        key = pair_mask_key(p.round_id, target, j, x25519_agree(mask_sk, ads[j].mask_key))
-        (minus if target < j else plus).append(key)
-    add_masks(words, plus, minus, p.modulus_bits)
-    reduce_mod(words, p.modulus_bits)
-    return from_modular(words, p.modulus_bits)[: p.dim] * (p.max_weight / p.scale)
-
-
 def _residual(rnd: Round, colluders: set[int], target: int) -> np.ndarray:
     """The target's masked input minus every mask the adversary can compute."""
     p = rnd.params
-    words = _masked_words(rnd, target).copy()
-    self_sh, _ = _adversary_shares(rnd, colluders, target)
+    words = masked_words(rnd, target).copy()
+    self_sh, _ = adversary_shares(rnd, colluders, target)
     minus = []
     if len(self_sh) >= p.threshold:
-        minus.append(self_mask_key(p.round_id, target, _secret(self_sh, p.threshold)))
+        minus.append(self_mask_key(p.round_id, target, secret_of(self_sh, p.threshold)))
     plus = []
     for c in colluders & set(rnd.clients[target]._peer_shares):
         shared = x25519_agree(rnd.clients[c]._mask_key, rnd.clients[c]._ads[target].mask_key)
@@ -253,12 +210,12 @@ def test_server_with_t_minus_1_colluders_learns_no_update() -> None:
     colluders = set(near[: t - 1])  # worst case: t - 1 of the target's own neighbours
     honest = [i for i in rnd.clients if i not in colluders and i != 9]
     for victim in honest:
-        assert _attack(rnd, colluders, victim) is None
+        assert recover_input(rnd, colluders, victim) is None
     # what the adversary can strip leaves a uniform vector (the honest pairwise masks)
     residual = _residual(rnd, colluders, target)[: rnd.params.dim].astype(np.int64)
     assert chisquare(np.bincount(residual, minlength=256)).pvalue > ALPHA
     # the dropped client's masked input was never sent, and its self-mask seed never revealed
-    self_sh, key_sh = _adversary_shares(rnd, colluders, 9)
+    self_sh, key_sh = adversary_shares(rnd, colluders, 9)
     assert len(key_sh) >= t and len(self_sh) < t
 
 
@@ -266,7 +223,7 @@ def test_same_attack_with_t_colluders_recovers_the_update() -> None:
     # positive control: the attack above is real, so its failure means something
     rnd, target, near = _collusion_round()
     t = rnd.params.threshold
-    recovered = _attack(rnd, set(near[:t]), target)
+    recovered = recover_input(rnd, set(near[:t]), target)
     assert recovered is not None
     assert np.abs(recovered - rnd.inputs[target]).max() <= rnd.params.max_weight / rnd.params.scale
 
@@ -323,16 +280,18 @@ def test_one_request_listing_a_peer_twice_is_refused() -> None:
         rnd.clients[1].handle(replace(request, dropped=(*request.dropped, peer)))
 
 
-def test_client_refuses_unmask_below_min_survivors_or_when_listed_dropped() -> None:
-    rnd, outbox = _at_unmask()
+def test_client_refuses_to_sign_below_min_survivors_or_when_listed_dropped() -> None:
+    rnd = make_round(6, 4, SecAggConfig(neighbors=4, dropout_tolerance=0.34), seed=31)
+    outbox = run(rnd, until=Stage.CONSISTENCY_CHECK)
     request = outbox[2]
-    assert isinstance(request, UnmaskRequest)
+    assert isinstance(request, ConsistencyCheckRequest)
     few = request.survivors[: rnd.params.min_survivors - 1]
     if 2 not in few:
         few = (*few[:-1], 2)
+    rest = tuple(sorted({*request.survivors, *request.dropped} - set(few)))
     with pytest.raises(RequestRefused, match="min_survivors"):
-        rnd.clients[2].handle(replace(request, survivors=few))
-    with pytest.raises(RequestRefused):
+        rnd.clients[2].handle(replace(request, survivors=few, dropped=rest))
+    with pytest.raises(RequestRefused, match="not listed as a survivor"):
         rnd.clients[3].handle(
             replace(
                 request,
@@ -340,6 +299,8 @@ def test_client_refuses_unmask_below_min_survivors_or_when_listed_dropped() -> N
                 dropped=(*request.dropped, 3),
             )
         )
+    for cid in (2, 3):  # nothing was signed, and the clients have left the round
+        assert rnd.clients[cid].stage is Stage.ABORTED
 
 
 def test_honest_repeat_of_the_same_request_is_answered() -> None:
@@ -432,27 +393,27 @@ def test_mask_words_come_from_seeded_aes_not_a_short_seed() -> None:
 
 def test_split_view_server_cannot_collect_both_when_t_exceeds_k_over_2() -> None:
     # A malicious server tells half of the target's neighbours "the target survived" and the
-    # other half "the target dropped". With t > k/2 and no colluders neither half has t.
+    # other half "the target dropped", and forwards to each the signatures over its own set.
+    # With t > k/2 and no colluders neither half has t shares (and with the consistency
+    # check neither half even holds t signatures, so nobody reveals anything).
     rnd = make_round(9, 4, SecAggConfig(neighbors=6, dropout_tolerance=0.2), seed=81)
-    outbox = run(rnd, until=Stage.UNMASK)
+    run(rnd, until=Stage.CONSISTENCY_CHECK)
     target = 0
     near = sorted(rnd.clients[target]._peer_shares)
     t = rnd.params.threshold
     assert len(near) == 6 and t == 4
-    got = {"self": 0, "key": 0}
-    for idx, cid in enumerate(near):
-        request = outbox[cid]
-        assert isinstance(request, UnmaskRequest)
-        if idx % 2:
-            request = replace(
-                request,
-                survivors=tuple(i for i in request.survivors if i != target),
-                dropped=(*request.dropped, target),
-            )
-        reply = rnd.clients[cid].handle(request)
-        got["self"] += any(r.owner == target for r in reply.self_mask_shares)
-        got["key"] += any(r.owner == target for r in reply.mask_key_shares)
-    assert got["self"] < t and got["key"] < t
+    told = {cid: ("key" if idx % 2 else "self") for idx, cid in enumerate(near)}
+    views = split_views(rnd, target, told)
+    replies, refused = split_view_attack(rnd, views, colluders=set())
+    got = {
+        kind: sum(
+            any(r.owner == target for r in getattr(reply, f"{kind}_shares"))
+            for reply in replies.values()
+        )
+        for kind in ("self_mask", "mask_key")
+    }
+    assert got["self_mask"] < t and got["mask_key"] < t
+    assert set(refused) >= set(near)  # every neighbour of the target refused to unmask
 
 
 def test_site_policy_floor_refuses_weaker_rounds() -> None:

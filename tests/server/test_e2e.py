@@ -58,6 +58,7 @@ def test_flagship_over_tls_with_secagg_matches_in_process(tmp_path: Path) -> Non
         "advertise_keys": 0,
         "share_keys": 0,
         "masked_input": 0,
+        "consistency_check": 0,
         "unmask": 0,
     }
     # The mean update differs from the plain one by at most the quantisation bound over the

@@ -4,19 +4,29 @@ A :class:`SecAggClient` answers each server message with exactly one client mess
 raises :class:`~tutela.errors.ProtocolAbort` (and stays aborted) when the server misbehaves
 or the round cannot be completed safely.
 
-Security (threat model): the server is honest-but-curious and may collude with up to t - 1
-clients; the transport is the server. Every key advertisement a client uses (its own and its
-neighbours') is checked against the long-term Ed25519 registry and the round id, so forged,
-altered or replayed advertisements are rejected (the server checks all of them too, and
-every advertisement is some client's neighbour). The client never reveals, for one peer,
-both its self-mask share and its mask-key share (in one request or across requests): a
-server that asks is refused and the client aborts. The client also refuses to unmask when
-fewer than ``min_survivors`` clients are reported alive, so the distributed-DP noise in the
-sum never falls below its target. It does not defend against a malicious server that shows
-different clients different survivor lists; but the client refuses any round with
-t <= k/2 (a floor no server, study or site policy can lower), so such a split still needs
-at least 2t - k colluding neighbours of the victim, and it refuses t below its site's own
-minimum (:class:`ClientPolicy`). Both checks run on the first message, before any key or
+Security (threat model): the server may deviate from the protocol (it is the transport, it
+may drop, reorder, alter or invent messages) and may collude with up to t - 1 clients. Every
+key advertisement a client uses (its own and its neighbours') is checked against the
+long-term Ed25519 registry and the round id, so forged, altered or replayed advertisements
+are rejected (the server checks all of them too, and every advertisement is some client's
+neighbour). The client never reveals, for one peer, both its self-mask share and its
+mask-key share (in one request or across requests): a server that asks is refused and the
+client aborts. The client also refuses to unmask when fewer than ``min_survivors`` clients
+are reported alive, so the distributed-DP noise in the sum never falls below its target.
+
+Consistency check (Bonawitz et al. 2017, round 3). After the masked inputs the server tells
+each survivor the survivor set and the dropped set; the client checks them against what it
+holds and signs ``(round id, survivors, dropped)`` with its identity key, once per round (a
+second, different set is refused). It then reveals shares only if the unmask request names
+exactly the sets it signed and carries valid signatures over them from at least t distinct
+neighbours of its own and, for every peer whose share it reveals, from at least t distinct
+members of that peer's neighbourhood (the peer included, the client itself not). A forged,
+unknown or repeated signature refuses the request. So a server that shows a target's
+neighbours different survivor sets (to collect self-mask shares from some and mask-key
+shares from others) needs at least ``2t - k + 1`` colluding neighbours of the target, one
+more than without the check; the client also refuses any round with t <= k/2 (a floor no
+server, study or site policy can lower) and t below its site's own minimum
+(:class:`ClientPolicy`). Both floors are checked on the first message, before any key or
 share leaves the client.
 """
 
@@ -54,6 +64,8 @@ from tutela.secagg.graph import graph_seed, neighbours
 from tutela.secagg.messages import (
     AdvertiseKeysRequest,
     ClientMessage,
+    ConsistencyCheckRequest,
+    ConsistencySignature,
     EncryptedShare,
     KeyAdvertisement,
     MaskedInput,
@@ -64,6 +76,7 @@ from tutela.secagg.messages import (
     ShareKeysRequest,
     UnmaskReply,
     UnmaskRequest,
+    consistency_bytes,
 )
 
 __all__ = [
@@ -231,6 +244,8 @@ class SecAggClient:
         self._weight = 1.0
         self._revealed: dict[int, str] = {}
         self._peer_shares: dict[int, Share] = {}
+        self._signed: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
+        self._signature: ConsistencySignature | None = None
 
     @property
     def stage(self) -> Stage | None:
@@ -272,6 +287,8 @@ class SecAggClient:
                 return self._share_keys(message)
             if isinstance(message, MaskedInputRequest):
                 return self._masked_input(message)
+            if isinstance(message, ConsistencyCheckRequest):
+                return self._consistency(message)
             if isinstance(message, UnmaskRequest):
                 return self._unmask(message)
             raise ProtocolAbort(f"unexpected message {type(message).__name__}")
@@ -358,7 +375,8 @@ class SecAggClient:
         if not set(ids) <= set(params.client_ids):
             raise AdvertisementRejected("advertisement from a client not invited to the round")
         seed = graph_seed(params.round_id, (a.signed_bytes() for a in ads))
-        mine = neighbours(ids, params.neighbors, seed)[self.client_id]
+        self._graph = neighbours(ids, params.neighbors, seed)
+        mine = self._graph[self.client_id]
         if len(mine) < params.threshold:
             raise ProtocolAbort("fewer neighbours than the threshold")
         self._ads = {a.client_id: a for a in ads}
@@ -455,32 +473,103 @@ class SecAggClient:
             z[: params.dim] += sample_discrete_gaussian(sigma, params.dim, rng=self._rng)
         return to_modular(z, params.modulus_bits)
 
-    # -- stage 4: unmask --------------------------------------------------------------------
+    # -- stage 4: consistency check --------------------------------------------------------
+
+    def _consistency(self, message: ConsistencyCheckRequest) -> ConsistencySignature:
+        survivors, dropped = message.survivors, message.dropped
+        if self._stage is Stage.CONSISTENCY_CHECK:  # an honest repeat: the same signature
+            params = self._expect(Stage.CONSISTENCY_CHECK, message.round_id)
+            if (survivors, dropped) != self._signed:
+                raise RequestRefused(
+                    "the server sent a second, different survivor set; this client signs "
+                    "one survivor set per round"
+                )
+            assert self._signature is not None
+            return self._signature
+        params = self._expect(Stage.MASKED_INPUT, message.round_id)
+        for ids in (survivors, dropped):
+            if list(ids) != sorted(set(ids)):
+                raise RequestRefused("survivor and dropped sets must be sorted without repeats")
+        if set(survivors) & set(dropped):
+            raise RequestRefused("a client is listed both as survivor and as dropped")
+        if self.client_id not in survivors:
+            raise RequestRefused(
+                "this client sent its masked input but is not listed as a survivor"
+            )
+        if not set(survivors) | set(dropped) <= set(self._ads):
+            raise RequestRefused("the survivor set names clients that never advertised")
+        if not set(self._peer_shares) <= set(survivors) | set(dropped):
+            raise RequestRefused(
+                "the survivor set omits a neighbour that shared keys with this client"
+            )
+        if len(survivors) < params.min_survivors:
+            raise RequestRefused(
+                f"only {len(survivors)} survivors, below min_survivors={params.min_survivors}"
+            )
+        signed = consistency_bytes(params.round_id, survivors, dropped)
+        self._signed = (survivors, dropped)
+        signature = ConsistencySignature(
+            params.round_id, self.client_id, ed25519_sign(self._identity, signed)
+        )
+        self._signature = signature
+        self._stage = Stage.CONSISTENCY_CHECK
+        return signature
+
+    def _check_signatures(self, params: RoundParams, message: UnmaskRequest) -> None:
+        """Refuse unless the request names the signed sets and carries enough valid signatures
+        over them (see the module docstring)."""
+        survivors, dropped = self._signed
+        if (message.survivors, message.dropped) != (survivors, dropped):
+            raise RequestRefused(
+                "the unmask request's survivor or dropped set differs from the set this "
+                "client signed"
+            )
+        signed = consistency_bytes(params.round_id, survivors, dropped)
+        valid: set[int] = set()
+        for sig in message.signatures:
+            if sig.signer in valid:
+                raise RequestRefused(f"two signatures of client {sig.signer}")
+            public = self._registry.get(sig.signer)
+            if public is None or sig.signer not in self._ads:
+                raise RequestRefused(f"a signature of unknown client {sig.signer}")
+            try:
+                ed25519_verify(public, signed, sig.signature)
+            except IntegrityError:
+                raise RequestRefused(
+                    f"the signature of client {sig.signer} does not verify over the survivor "
+                    "set this client signed"
+                ) from None
+            valid.add(sig.signer)
+        valid.discard(self.client_id)
+        own = len(valid & self._neighbours)
+        if own < params.threshold:
+            raise RequestRefused(
+                f"only {own} of this client's neighbours signed the survivor set it was told; "
+                f"t={params.threshold} are required"
+            )
+        for j in sorted(self._peer_shares):
+            pool = (self._graph[j] | {j}) - {self.client_id}
+            if len(valid & pool) < params.threshold:
+                raise RequestRefused(
+                    f"only {len(valid & pool)} of client {j}'s neighbourhood signed the survivor "
+                    f"set this client was told; t={params.threshold} are required"
+                )
+
+    # -- stage 5: unmask --------------------------------------------------------------------
 
     def _unmask(self, message: UnmaskRequest) -> UnmaskReply:
         if self._stage is Stage.UNMASK:
             params = self._expect(Stage.UNMASK, message.round_id)
         else:
-            params = self._expect(Stage.MASKED_INPUT, message.round_id)
+            params = self._expect(Stage.CONSISTENCY_CHECK, message.round_id)
         survivors, dropped = set(message.survivors), set(message.dropped)
-        if len(survivors) != len(message.survivors) or len(dropped) != len(message.dropped):
-            raise RequestRefused("repeated ids in the unmask request")
-        if survivors & dropped:
-            raise RequestRefused("a client is listed both as survivor and as dropped")
-        if self.client_id not in survivors:
-            raise RequestRefused("this client is alive but not listed as a survivor")
-        if not (survivors | dropped) <= set(self._ads):
-            raise RequestRefused("unmask request names clients that never advertised")
-        if len(survivors) < params.min_survivors:
-            raise RequestRefused(
-                f"only {len(survivors)} survivors, below min_survivors={params.min_survivors}"
-            )
-        for j in self._peer_shares:
+        for j in self._peer_shares:  # kept apart from the signed-set check: either refuses
             kind = "self" if j in survivors else "key" if j in dropped else None
             if kind is not None and self._revealed.get(j, kind) != kind:
                 raise RequestRefused(
                     f"refusing to reveal both the self-mask and the mask-key share of client {j}"
                 )
+        self._check_signatures(params, message)
         self_shares, key_shares = [], []
         for j, share in sorted(self._peer_shares.items()):
             if j in survivors:

@@ -45,7 +45,8 @@ __all__ = [
     "robustness_failure_bound",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""Version 2 added the consistency-check stage (clients sign the survivor set)."""
 MAX_CLIENT_ID = (1 << 32) - 2
 """Client ids are integers in [0, 2**32 - 2] (the Shamir x-coordinate is id + 1)."""
 _MAX_DDP_STEPS = 2.0**12  # per-client noise std cap in quantisation steps (finer is useless)
@@ -57,12 +58,19 @@ class Stage(enum.Enum):
     ADVERTISE_KEYS = "advertise_keys"
     SHARE_KEYS = "share_keys"
     MASKED_INPUT = "masked_input"
+    CONSISTENCY_CHECK = "consistency_check"
     UNMASK = "unmask"
     DONE = "done"
     ABORTED = "aborted"
 
 
-ACTIVE_STAGES = (Stage.ADVERTISE_KEYS, Stage.SHARE_KEYS, Stage.MASKED_INPUT, Stage.UNMASK)
+ACTIVE_STAGES = (
+    Stage.ADVERTISE_KEYS,
+    Stage.SHARE_KEYS,
+    Stage.MASKED_INPUT,
+    Stage.CONSISTENCY_CHECK,
+    Stage.UNMASK,
+)
 
 
 def majority_threshold(neighbors: int) -> int:

@@ -11,9 +11,12 @@ trailing bytes raise :class:`MalformedMessage`. A transport only moves the bytes
 machines never see anything but these dataclasses.
 
 Server to client: :class:`AdvertiseKeysRequest`, :class:`ShareKeysRequest`,
-:class:`MaskedInputRequest`, :class:`UnmaskRequest`. Client to server:
-:class:`KeyAdvertisement`, :class:`ShareKeysReply`, :class:`MaskedInput`,
-:class:`UnmaskReply`.
+:class:`MaskedInputRequest`, :class:`ConsistencyCheckRequest`, :class:`UnmaskRequest`.
+Client to server: :class:`KeyAdvertisement`, :class:`ShareKeysReply`, :class:`MaskedInput`,
+:class:`ConsistencySignature`, :class:`UnmaskReply`.
+
+Lists of client ids and of signatures hold at most :data:`MAX_LIST` entries (the most
+clients a round can hold), and every id is in the client-id range.
 """
 
 from __future__ import annotations
@@ -26,11 +29,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from tutela.errors import ProtocolAbort
-from tutela.secagg.config import PROTOCOL_VERSION, RoundParams
+from tutela.secagg.config import MAX_CLIENT_ID, PROTOCOL_VERSION, RoundParams
 
 __all__ = [
+    "MAX_LIST",
     "AdvertiseKeysRequest",
     "ClientMessage",
+    "ConsistencyCheckRequest",
+    "ConsistencySignature",
     "EncryptedShare",
     "KeyAdvertisement",
     "MalformedMessage",
@@ -41,8 +47,10 @@ __all__ = [
     "ServerMessage",
     "ShareKeysReply",
     "ShareKeysRequest",
+    "SurvivorSignature",
     "UnmaskReply",
     "UnmaskRequest",
+    "consistency_bytes",
     "decode_message",
     "encode_message",
 ]
@@ -50,6 +58,9 @@ __all__ = [
 _MAGIC = b"TSA"
 _PREFIX = len(_MAGIC) + 2 + 4
 _ADVERTISE_DOMAIN = b"tutela.secagg.advertise/v1|"
+_CONSISTENCY_DOMAIN = b"tutela.secagg.consistency/v1|"
+MAX_LIST = 1 << 20
+"""The most entries a list of ids or signatures may hold in a decoded message."""
 
 
 class MalformedMessage(ProtocolAbort):
@@ -93,6 +104,8 @@ def _float(value: Any) -> float:
 def _list(value: Any) -> list[Any]:
     if not isinstance(value, list):
         raise MalformedMessage("expected a list")
+    if len(value) > MAX_LIST:
+        raise MalformedMessage(f"a list longer than {MAX_LIST} entries")
     return value
 
 
@@ -103,7 +116,20 @@ def _fields(header: Any, keys: set[str]) -> dict[str, Any]:
 
 
 def _ids(value: Any) -> tuple[int, ...]:
-    return tuple(_int(v) for v in _list(value))
+    return tuple(_int(v, 0, MAX_CLIENT_ID) for v in _list(value))
+
+
+def consistency_bytes(
+    round_id: bytes, survivors: tuple[int, ...], dropped: tuple[int, ...]
+) -> bytes:
+    """The exact bytes a client signs in the consistency check: the round id, then the
+    survivors and the dropped clients (each sorted, count-prefixed, 8-byte ids)."""
+    out = bytearray(_CONSISTENCY_DOMAIN + round_id)
+    for ids in (survivors, dropped):
+        out += len(ids).to_bytes(8, "big")
+        for i in sorted(ids):
+            out += i.to_bytes(8, "big")
+    return bytes(out)
 
 
 # -- messages -------------------------------------------------------------------------------
@@ -330,10 +356,12 @@ class MaskedInput:
 
 
 @dataclass(frozen=True, slots=True)
-class UnmaskRequest:
-    """Server to each client that sent a masked input: who survived and who dropped."""
+class ConsistencyCheckRequest:
+    """Server to each client that sent a masked input: the survivors (the clients whose masked
+    inputs it will unmask) and the dropped clients (those that shared keys but sent no masked
+    input), for the client to sign."""
 
-    TYPE: ClassVar[int] = 7
+    TYPE: ClassVar[int] = 9
     round_id: bytes
     survivors: tuple[int, ...]
     dropped: tuple[int, ...]
@@ -346,9 +374,80 @@ class UnmaskRequest:
         }
 
     @classmethod
-    def _parse(cls, header: Any, tail: bytes) -> UnmaskRequest:
+    def _parse(cls, header: Any, tail: bytes) -> ConsistencyCheckRequest:
         h = _fields(header, {"round_id", "survivors", "dropped"})
         return cls(_unb64(h["round_id"], 32), _ids(h["survivors"]), _ids(h["dropped"]))
+
+
+@dataclass(frozen=True, slots=True)
+class ConsistencySignature:
+    """Client to server: the client's Ed25519 identity-key signature over
+    :func:`consistency_bytes` of the survivor and dropped sets it was told."""
+
+    TYPE: ClassVar[int] = 10
+    round_id: bytes
+    client_id: int
+    signature: bytes
+
+    def _header(self) -> dict[str, Any]:
+        return {
+            "round_id": _b64(self.round_id),
+            "client_id": self.client_id,
+            "signature": _b64(self.signature),
+        }
+
+    @classmethod
+    def _parse(cls, header: Any, tail: bytes) -> ConsistencySignature:
+        h = _fields(header, {"round_id", "client_id", "signature"})
+        return cls(_unb64(h["round_id"], 32), _int(h["client_id"]), _unb64(h["signature"], 64))
+
+
+@dataclass(frozen=True, slots=True)
+class SurvivorSignature:
+    """One client's consistency-check signature, as the server forwards it."""
+
+    signer: int
+    signature: bytes
+
+    def _header(self) -> list[Any]:
+        return [self.signer, _b64(self.signature)]
+
+    @classmethod
+    def _from_header(cls, value: Any) -> SurvivorSignature:
+        pair = _list(value)
+        if len(pair) != 2:
+            raise MalformedMessage("expected [signer, signature]")
+        return cls(_int(pair[0], 0, MAX_CLIENT_ID), _unb64(pair[1], 64))
+
+
+@dataclass(frozen=True, slots=True)
+class UnmaskRequest:
+    """Server to each client that signed: who survived and who dropped (the signed sets),
+    with the signatures over them that the server collected."""
+
+    TYPE: ClassVar[int] = 7
+    round_id: bytes
+    survivors: tuple[int, ...]
+    dropped: tuple[int, ...]
+    signatures: tuple[SurvivorSignature, ...] = ()
+
+    def _header(self) -> dict[str, Any]:
+        return {
+            "round_id": _b64(self.round_id),
+            "survivors": list(self.survivors),
+            "dropped": list(self.dropped),
+            "signatures": [s._header() for s in self.signatures],
+        }
+
+    @classmethod
+    def _parse(cls, header: Any, tail: bytes) -> UnmaskRequest:
+        h = _fields(header, {"round_id", "survivors", "dropped", "signatures"})
+        return cls(
+            _unb64(h["round_id"], 32),
+            _ids(h["survivors"]),
+            _ids(h["dropped"]),
+            tuple(SurvivorSignature._from_header(v) for v in _list(h["signatures"])),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,8 +501,14 @@ class UnmaskReply:
         )
 
 
-ServerMessage = AdvertiseKeysRequest | ShareKeysRequest | MaskedInputRequest | UnmaskRequest
-ClientMessage = KeyAdvertisement | ShareKeysReply | MaskedInput | UnmaskReply
+ServerMessage = (
+    AdvertiseKeysRequest
+    | ShareKeysRequest
+    | MaskedInputRequest
+    | ConsistencyCheckRequest
+    | UnmaskRequest
+)
+ClientMessage = KeyAdvertisement | ShareKeysReply | MaskedInput | ConsistencySignature | UnmaskReply
 Message = ServerMessage | ClientMessage
 
 _TYPES: dict[int, type[Message]] = {
@@ -415,6 +520,8 @@ _TYPES: dict[int, type[Message]] = {
         ShareKeysReply,
         MaskedInputRequest,
         MaskedInput,
+        ConsistencyCheckRequest,
+        ConsistencySignature,
         UnmaskRequest,
         UnmaskReply,
     )

@@ -3,7 +3,10 @@
 The server relays messages between clients and, at the end, removes the masks from the sum
 of the masked inputs it received. It never holds enough to unmask a single client's input:
 for each survivor it learns only the self-mask seed, for each dropped client only its mask
-key (see :mod:`tutela.secagg.client` for the threat model).
+key (see :mod:`tutela.secagg.client` for the threat model). Between the masked inputs and
+the unmasking it runs the consistency check: it sends every survivor the survivor and
+dropped sets, collects the survivors' signatures over them and forwards them with the
+unmask request (the clients, not this server, enforce the check).
 
 Driving it::
 
@@ -41,6 +44,8 @@ from tutela.secagg.graph import graph_seed, neighbours
 from tutela.secagg.messages import (
     AdvertiseKeysRequest,
     ClientMessage,
+    ConsistencyCheckRequest,
+    ConsistencySignature,
     EncryptedShare,
     KeyAdvertisement,
     MaskedInput,
@@ -48,8 +53,10 @@ from tutela.secagg.messages import (
     ServerMessage,
     ShareKeysReply,
     ShareKeysRequest,
+    SurvivorSignature,
     UnmaskReply,
     UnmaskRequest,
+    consistency_bytes,
 )
 
 __all__ = ["AggregateResult", "SecAggServer"]
@@ -183,6 +190,8 @@ class SecAggServer:
                 return self._check_shares(sender, message)
             if self._stage is Stage.MASKED_INPUT:
                 return self._check_masked(sender, message)
+            if self._stage is Stage.CONSISTENCY_CHECK:
+                return self._check_consistency(sender, message)
             return self._check_unmask(sender, message)
         except (ValueError, ShareValidationError) as exc:
             return f"malformed: {exc}"
@@ -213,6 +222,15 @@ class SecAggServer:
             message.payload, self.params.vector_length, self.params.modulus_bits, copy=False
         )
         np.add(self._sum, words, out=self._sum)
+        return None
+
+    def _check_consistency(self, sender: int, message: ClientMessage) -> str | None:
+        if not isinstance(message, ConsistencySignature):
+            return "expected a ConsistencySignature"
+        try:
+            ed25519_verify(self._registry[sender], self._signed_sets, message.signature)
+        except IntegrityError:
+            return "consistency signature does not verify over the survivor set"
         return None
 
     def _check_unmask(self, sender: int, message: ClientMessage) -> str | None:
@@ -269,6 +287,8 @@ class SecAggServer:
             return self._close_share_keys(alive)
         if stage is Stage.MASKED_INPUT:
             return self._close_masked(alive)
+        if stage is Stage.CONSISTENCY_CHECK:
+            return self._close_consistency(alive)
         return self._close_unmask(alive)
 
     def _close_advertise(self, alive: frozenset[int]) -> dict[int, ServerMessage]:
@@ -312,11 +332,48 @@ class SecAggServer:
     def _close_masked(self, alive: frozenset[int]) -> dict[int, ServerMessage]:
         self._survivors = alive
         self._dropped_u2 = self._alive[Stage.SHARE_KEYS] - alive
-        request = UnmaskRequest(
-            self.params.round_id, tuple(sorted(alive)), tuple(sorted(self._dropped_u2))
-        )
+        survivors, dropped = tuple(sorted(alive)), tuple(sorted(self._dropped_u2))
+        self._signed_sets = consistency_bytes(self.params.round_id, survivors, dropped)
+        request = ConsistencyCheckRequest(self.params.round_id, survivors, dropped)
+        self._open(Stage.CONSISTENCY_CHECK, alive)
+        return dict.fromkeys(survivors, request)
+
+    def _close_consistency(self, alive: frozenset[int]) -> dict[int, ServerMessage]:
+        t = self.params.threshold
+        # a client accepts the unmask request only with t signatures from its neighbours and,
+        # for each peer whose share it holds, from t of that peer's neighbourhood (itself
+        # excluded; see tutela.secagg.client): say so here rather than let it refuse
+        short = []
+        for u in sorted(alive):
+            pools = [self._graph[u]] + [
+                (self._graph[v] | {v}) - {u}
+                for v in self._graph[u]
+                if u in self._delivered.get(v, ())
+            ]
+            if any(len(pool & alive) < t for pool in pools):
+                short.append(u)
+        if short:
+            raise self._abort(
+                ProtocolAbort(
+                    f"secure aggregation aborted at consistency_check: clients {short[:5]} "
+                    f"hold fewer than t={t} signatures of the survivor set from their "
+                    "neighbourhood"
+                )
+            )
+        signatures: dict[int, SurvivorSignature] = {}
+        for sender in sorted(alive):
+            reply = self._replies[sender]
+            assert isinstance(reply, ConsistencySignature)
+            signatures[sender] = SurvivorSignature(sender, reply.signature)
+        survivors, dropped = tuple(sorted(self._survivors)), tuple(sorted(self._dropped_u2))
+        out: dict[int, ServerMessage] = {}
+        for u in sorted(alive):
+            # the signatures u checks: its neighbours' and its neighbours' neighbours'
+            near = set(self._graph[u]).union(*(self._graph[v] for v in self._graph[u]))
+            forwarded = tuple(signatures[v] for v in sorted(near - {u}) if v in signatures)
+            out[u] = UnmaskRequest(self.params.round_id, survivors, dropped, forwarded)
         self._open(Stage.UNMASK, alive)
-        return dict.fromkeys(sorted(alive), request)
+        return out
 
     def _collect(
         self, alive: frozenset[int]

@@ -55,16 +55,19 @@ class DropoutPlan:
         advertise_keys: never advertise keys.
         share_keys: advertise, then go silent.
         masked_input: share keys, then go silent (their pairwise masks must be removed).
-        unmask: send their masked input, then go silent (their input still counts).
+        consistency_check: send their masked input, then go silent (their input still
+            counts; they do not sign the survivor set).
+        unmask: sign the survivor set, then go silent (their input still counts).
     """
 
     advertise_keys: frozenset[int] = frozenset()
     share_keys: frozenset[int] = frozenset()
     masked_input: frozenset[int] = frozenset()
+    consistency_check: frozenset[int] = frozenset()
     unmask: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
-        sets = [self.advertise_keys, self.share_keys, self.masked_input, self.unmask]
+        sets = [getattr(self, name) for name in _STAGE_NAMES]
         if sum(len(s) for s in sets) != len(frozenset().union(*sets)):
             raise ValueError("a client can drop at one stage only")
 

@@ -10,7 +10,10 @@
   standardisation round (:meth:`~tutela.server.agent.join.StudyJoining.
   standardisation_input`). Before a SecAgg+ round the site checks every peer's identity key
   against the deployment CA it holds (:mod:`tutela.server.agent.peers`); a key the
-  coordinator substituted refuses the round before anything is sent.
+  coordinator substituted refuses the round before anything is sent. After the masked
+  inputs the site signs the survivor set the coordinator names (the consistency check) and
+  reveals shares only for a set that enough of its neighbours signed too
+  (:mod:`tutela.secagg.client`); the signatures verify under the CA-checked keys.
 
 Before each round's training the site checks the round against its policy's limits and
 charges its own ledger (:mod:`tutela.server.agent.privacy`); a round beyond its limits or
@@ -32,6 +35,7 @@ from tutela.secagg import SecAggClient, decode_message, encode_message
 from tutela.secagg.client import ClientPolicy
 from tutela.secagg.messages import (
     AdvertiseKeysRequest,
+    ConsistencyCheckRequest,
     MaskedInputRequest,
     ShareKeysRequest,
     UnmaskRequest,
@@ -165,7 +169,12 @@ class SiteRounds:
             return False
         message = decode_message(raw)
         if not isinstance(
-            message, AdvertiseKeysRequest | ShareKeysRequest | MaskedInputRequest | UnmaskRequest
+            message,
+            AdvertiseKeysRequest
+            | ShareKeysRequest
+            | MaskedInputRequest
+            | ConsistencyCheckRequest
+            | UnmaskRequest,
         ):
             raise ProtocolAbort(f"unexpected {type(message).__name__} from the coordinator")
         if client is None:

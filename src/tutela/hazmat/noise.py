@@ -416,7 +416,8 @@ def sample_rounded_gaussian32(
     g = rounded_gaussian32_granularity(s)
     for lo in range(0, m, _GRID32_BLOCK):  # cache-sized blocks
         hi = min(m, lo + _GRID32_BLOCK)
-        _box_muller_block(gen, s, g, out[lo:hi], out[m + lo : m + hi], unit == "value")
+        raw = gen.bytes(12 * (hi - lo))
+        _box_muller_block(raw, s, g, out[lo:hi], out[m + lo : m + hi], unit == "value")
     return out[:n]
 
 
@@ -424,15 +425,14 @@ _GRID32_BLOCK = 1 << 14
 
 
 def _box_muller_block(
-    gen: SecureRandom,
+    raw: bytes | bytearray | memoryview,
     sigma: float,
     g: float,
     out_cos: npt.NDArray[np.float32],
     out_sin: npt.NDArray[np.float32],
     scale_to_value: bool,
 ) -> None:
-    k = out_cos.shape[0]
-    raw = gen.bytes(12 * k)
+    k = out_cos.shape[0]  # raw: exactly 12 * k bytes of CSPRNG output
     # radius: a 53-bit uniform (2j + 1) * 2**-54, kept in float32's exponent range
     k53 = np.frombuffer(raw, dtype="<u8", count=k) >> np.uint64(10)
     k53 |= np.uint64(1)

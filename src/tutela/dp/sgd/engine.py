@@ -21,6 +21,16 @@ _NORM_EPS = 1e-6
 
 
 @dataclass
+class _StepGradients:
+    """One step's per-example norms and what the clipped sums are formed from: (layer, input,
+    output gradient) for ghost layers, materialised per-example gradients for the rest."""
+
+    norms: torch.Tensor
+    ghost: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    per_param: list[tuple[nn.Parameter, torch.Tensor]] = field(default_factory=list)
+
+
+@dataclass
 class _Capture:
     args: tuple[Any, ...]
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -217,6 +227,14 @@ class _Engine:
                 dimension of the same size), or the engine was detached.
             DataError: an example's gradient is not finite.
         """
+        step = self.per_example_norms()
+        return self.clip(step, max_grad_norm), step.norms
+
+    def per_example_norms(self) -> _StepGradients:
+        """Check the captured batch and compute each example's gradient norm.
+
+        Raises: as :meth:`clipped_sums`.
+        """
         if self.detached:
             raise PrivacyError(
                 "this PrivateTraining was detached (by detach() or by a later make_private "
@@ -224,7 +242,7 @@ class _Engine:
             )
         self.active = False  # torch.func re-runs modules; do not capture those calls
         try:
-            return self._clipped_sums(max_grad_norm)
+            return self._per_example_norms()
         finally:
             self.active = True
             if self.loader is not None:
@@ -298,21 +316,19 @@ class _Engine:
                 "sequence length. Nothing was released"
             )
 
-    def _clipped_sums(
-        self, max_grad_norm: float
-    ) -> tuple[dict[nn.Parameter, torch.Tensor], torch.Tensor]:
+    def _per_example_norms(self) -> _StepGradients:
         live = []
         for module, plan in self.layers:
             caps = [c for c in self.captures.get(id(module), []) if c.grad is not None]
             if caps:
                 live.append((module, plan, caps))
         if not live:
-            return {}, torch.zeros(0)
+            return _StepGradients(torch.zeros(0))
         batch, source = self._batch_size(live)
         for module, plan, caps in live:
             self._check_layout(module, plan, caps, batch, source)
         if batch == 0:
-            return {}, torch.zeros(0)
+            return _StepGradients(torch.zeros(0))
         scale = float(batch) if self.loss_reduction == "mean" else 1.0
         norm2: torch.Tensor | None = None
         ghost: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
@@ -346,12 +362,18 @@ class _Engine:
                 "Nothing was released; repair or drop those records, then call "
                 "optimizer.zero_grad() and go on"
             )
-        c = (max_grad_norm / (norms + _NORM_EPS)).clamp(max=1.0)
+        return _StepGradients(norms, ghost, list(per_param.values()))
+
+    def clip(self, step: _StepGradients, max_grad_norm: float) -> dict[nn.Parameter, torch.Tensor]:
+        """sum_i c_i grad_i per parameter, c_i = min(1, C / ||grad_i||), from ``step``."""
+        if step.norms.numel() == 0:
+            return {}
+        c = (max_grad_norm / (step.norms + _NORM_EPS)).clamp(max=1.0)
         sums: dict[nn.Parameter, torch.Tensor] = {}
-        for module, a, g in ghost:
+        for module, a, g in step.ghost:
             params = self.param_names[id(module)]
             for n, v in ghost_sum(module, a, g, c).items():
                 sums[params[n]] = v
-        for p, v in per_param.values():
+        for p, v in step.per_param:
             sums[p] = torch.einsum("b...,b->...", v, c.to(v.dtype))
-        return sums, norms
+        return sums

@@ -13,7 +13,8 @@ from tutela.dp.accounting import PLDAccountant, RDPAccountant
 from tutela.dp.events import GaussianEvent, PoissonSampledEvent
 from tutela.dp.sgd.engine import _Engine
 from tutela.dp.sgd.plan import UnsupportedModuleError
-from tutela.hazmat.noise import rounded_gaussian32_granularity, sample_rounded_gaussian32
+from tutela.hazmat.noise import rounded_gaussian32_granularity
+from tutela.hazmat.noise_buffer import RoundedGaussian32Buffer
 from tutela.hazmat.rng import SecureRandom
 
 __all__ = ["DPOptimizer"]
@@ -53,6 +54,7 @@ class DPOptimizer:
         self.loss_reduction = loss_reduction
         self.accountant = accountant
         self._rng = rng
+        self._noise_buffer: RoundedGaussian32Buffer | None = None
         self.steps_taken = 0
         self.last_norms: torch.Tensor = torch.zeros(0)
         sigma = self.noise_multiplier * self.max_grad_norm
@@ -93,12 +95,47 @@ class DPOptimizer:
         self._engine.clear()
 
     def _noise(self, numel: int) -> torch.Tensor:
-        """Noise for ``numel`` coordinates: in grid units (secure) or in value units."""
-        sigma = self.noise_multiplier * self.max_grad_norm
+        """Fresh noise for ``numel`` coordinates: in grid units (secure) or value units.
+
+        The secure noise lives in a buffer that the next call overwrites.
+        """
         if isinstance(self._rng, torch.Generator):
+            sigma = self.noise_multiplier * self.max_grad_norm
             return torch.normal(0.0, sigma, (numel,), generator=self._rng)
-        units = sample_rounded_gaussian32(sigma, numel, rng=self._rng, unit="grid")
-        return torch.from_numpy(units)
+        if self._noise_buffer is None:
+            sigma = self.noise_multiplier * self.max_grad_norm
+            largest = max(p.numel() for p in self._params)
+            self._noise_buffer = RoundedGaussian32Buffer(sigma, largest, rng=self._rng)
+        return torch.from_numpy(self._noise_buffer.draw(numel))
+
+    def _check_covered(self) -> None:
+        covered = {id(p) for p in self._params}
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is not None and id(p) not in covered:
+                    raise UnsupportedModuleError(
+                        f"{self._engine.name_of(p)} has a gradient but no per-example rule "
+                        "(it was frozen, or not in the module, when make_private ran); call "
+                        "make_private again after changing which parameters are trainable"
+                    )
+
+    def _release(self, p: nn.Parameter, s: torch.Tensor | None) -> torch.Tensor:
+        """The noised (and averaged) gradient of ``p`` from its clipped sum ``s`` (reused)."""
+        g = self.granularity
+        divisor = self.expected_batch_size if self.loss_reduction == "mean" else 1.0
+        s = torch.zeros_like(p) if s is None else s.detach()
+        z = self._noise(p.numel()).view_as(p)
+        if g == 0:  # torch.Generator: plain float noise (not hardened)
+            return s.to(p.dtype).add_(z.to(p.dtype)).div_(divisor)
+        if s.dtype == torch.float32:
+            lo, hi = torch.aminmax(s)  # no temporary as large as s
+            if max(-float(lo), float(hi)) < 2.0**22 * g:
+                # grid arithmetic in float32 is exact here: |s/g| < 2**22, |noise/g| < 2**20,
+                # and g is a power of two, so s * (1/g) is s / g exactly
+                return s.mul_(1.0 / g).round_().add_(z).mul_(g / divisor)
+        # float64 keeps the grid exact for any magnitude
+        exact = torch.round(s.double() / g).add_(z.double()).mul_(g)
+        return exact.to(p.dtype).div_(divisor)
 
     def privatise_gradients(self) -> None:
         """Replace every ``p.grad`` by the clipped, noised (and averaged) gradient.
@@ -110,32 +147,11 @@ class DPOptimizer:
 
         Nothing is changed (no gradient, no noise drawn) when it raises.
         """
-        covered = {id(p) for p in self._params}
-        for group in self.optimizer.param_groups:
-            for p in group["params"]:
-                if p.grad is not None and id(p) not in covered:
-                    raise UnsupportedModuleError(
-                        f"{self._engine.name_of(p)} has a gradient but no per-example rule "
-                        "(it was frozen, or not in the module, when make_private ran); call "
-                        "make_private again after changing which parameters are trainable"
-                    )
+        self._check_covered()
         sums, norms = self._engine.clipped_sums(self.max_grad_norm)
         self.last_norms = norms
-        g = self.granularity
-        divisor = self.expected_batch_size if self.loss_reduction == "mean" else 1.0
         for p in self._params:  # one parameter at a time keeps the peak memory low
-            z = self._noise(p.numel()).view_as(p)
-            s = sums.pop(p, None)
-            s = torch.zeros_like(p) if s is None else s.detach()
-            if g == 0:  # torch.Generator: plain float noise (not hardened)
-                noisy = s.to(p.dtype).add_(z.to(p.dtype)).div_(divisor)
-            elif s.dtype == torch.float32 and float(s.abs().max()) < 2.0**22 * g:
-                # grid arithmetic in float32 is exact here: |s/g| < 2**22, |noise/g| < 2**20
-                noisy = s.div_(g).round_().add_(z).mul_(g / divisor)
-            else:  # float64 keeps the grid exact for any magnitude
-                exact = torch.round(s.double() / g).add_(z.double()).mul_(g)
-                noisy = exact.to(p.dtype).div_(divisor)
-            p.grad = noisy
+            p.grad = self._release(p, sums.pop(p, None))
         self._engine.clear()
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:

@@ -8,6 +8,9 @@ which secrets are tried are resolved in :mod:`tutela.governance.home`.
 
 Audit logs are trusted only under keys the auditor pinned (``tutela audit trust add``; the
 trust store is resolved in :mod:`tutela.governance.home`), never a key the evidence names.
+Witness keys (the sites' cosigning keys, type 0x04) are pinned the same way;
+``tutela audit verify --witnesses DIR --witness-quorum K`` then requires K of them to have
+cosigned the checkpoint that covers the whole log.
 
 Exit codes: 0 success; 1 an expected failure (one ``error: ...`` line, e.g. a log that
 does not verify, naming the first bad record) or a failed compliance check.
@@ -252,25 +255,61 @@ def audit_verify(
     checkpoint: CheckpointOpt = None,
     trusted_key: TrustedOpt = None,
     trust_store: TrustStoreOpt = None,
+    witnesses: Annotated[
+        Path | None,
+        typer.Option(
+            "--witnesses",
+            help="Cosigned checkpoints (a file, or a directory of *.checkpoint files): require "
+            "a quorum of cosignatures by pinned witness keys on the checkpoint covering the "
+            "whole log.",
+            show_default=False,
+        ),
+    ] = None,
+    witness_quorum: Annotated[
+        int | None,
+        typer.Option(
+            "--witness-quorum",
+            min=1,
+            help="Cosignatures by distinct pinned witness keys required (default 1).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify every record and require a checkpoint of the whole log signed by a pinned key.
 
-    Exits 1 naming the first bad record; a log no trusted checkpoint covers fails too.
+    Exits 1 naming the first bad record; a log no trusted checkpoint covers fails too, and
+    so, with --witnesses, does one that too few pinned witnesses cosigned.
     """
     from tutela.errors import AuditVerificationError
-    from tutela.governance.audit import verify_log
+    from tutela.governance.witness import load_cosigned, verify_witnessed
 
+    if witness_quorum is not None and witnesses is None:
+        raise typer.BadParameter("--witness-quorum needs --witnesses", param_hint="--witnesses")
     keys = _audit_keys(trusted_key, trust_store)
-    report = verify_log(log, keys, _load_checkpoints(checkpoint))
+    cosigned = load_cosigned(witnesses) if witnesses is not None else []
+    report, witnessed = verify_witnessed(
+        log, keys, cosigned, witness_quorum or 1, _load_checkpoints(checkpoint)
+    )
+    if witnesses is None:
+        witnessed = None
+    failed = report.problem if not report.ok else None
+    if failed is None and witnessed is not None and not witnessed.ok:
+        failed = witnessed.problem
     if as_json:
-        typer.echo(json.dumps(report.to_json(), indent=2))
-        if not report.ok:
+        doc = report.to_json()
+        if witnesses is not None:
+            doc["witnesses"] = witnessed.to_json() if witnessed is not None else None
+        doc["ok"] = failed is None
+        typer.echo(json.dumps(doc, indent=2))
+        if failed is not None:
             raise typer.Exit(1)
         return
-    if not report.ok:
-        raise AuditVerificationError(f"audit log {log} does not verify: {report.problem}")
+    if failed is not None:
+        raise AuditVerificationError(f"audit log {log} does not verify: {failed}")
     typer.echo(f"{log}: {report.describe()}")
+    if witnessed is not None:
+        typer.echo(f"witnesses: {witnessed.describe()}")
 
 
 @audit_app.command("show")

@@ -14,9 +14,12 @@ standard transparency-log tooling (Go's ``golang.org/x/mod/sumdb/note``, witness
     verifier key = <key name>+<hex key ID>+<base64(0x01 || public key)>
 
 The verifier key is the fingerprint an auditor pins out of band (see
-:mod:`tutela.governance.trust`). A checkpoint counts only for the verifier keys the caller
-passes: signatures from other keys are ignored, as the note specification requires, and a
-signature from a known key that does not verify rejects the whole note.
+:mod:`tutela.governance.trust`). A witness's key has the same form with signature type
+``0x04`` (https://c2sp.org/tlog-cosignature, :mod:`tutela.governance.witness`): it names a
+cosigner, never a checkpoint signer, and :meth:`SignedNote.signers` ignores it. A
+checkpoint counts only for the verifier keys the caller passes: signatures from other keys
+are ignored, as the note specification requires, and a signature from a known key that
+does not verify rejects the whole note.
 
 Security:
     Authenticates a tree head against keys the verifier chose; it never trusts a key the
@@ -46,6 +49,7 @@ from tutela.errors import AuditError, AuditVerificationError
 from tutela.governance._files import atomic_write
 
 __all__ = [
+    "COSIGNATURE_V1",
     "ED25519",
     "Checkpoint",
     "NoteSignature",
@@ -57,6 +61,9 @@ __all__ = [
 
 ED25519 = 0x01
 """Signature type byte of Ed25519 note signatures."""
+COSIGNATURE_V1 = 0x04
+"""Signature type byte of Ed25519 tlog cosignatures (``cosignature/v1``)."""
+_ALGORITHMS = (ED25519, COSIGNATURE_V1)
 EM_DASH = "\u2014"
 MAX_SIGNATURES = 100
 """Signature lines accepted in one note (the specification requires at least 16)."""
@@ -102,9 +109,16 @@ def check_key_name(name: str) -> str:
     return name
 
 
-def key_id(name: str, public_key: Ed25519PrivateKey | Ed25519PublicKey | bytes) -> bytes:
-    """The 4-byte key ID: ``SHA-256(name || 0x0A || 0x01 || public key)[:4]``."""
-    material = check_key_name(name).encode("utf-8") + b"\n" + bytes([ED25519])
+def key_id(
+    name: str,
+    public_key: Ed25519PrivateKey | Ed25519PublicKey | bytes,
+    algorithm: int = ED25519,
+) -> bytes:
+    """The 4-byte key ID: ``SHA-256(name || 0x0A || algorithm || public key)[:4]``
+    (``algorithm`` 0x01 for note signatures, 0x04 for cosignatures)."""
+    if algorithm not in _ALGORITHMS:
+        raise ValueError(f"unsupported signature type {algorithm:#04x}")
+    material = check_key_name(name).encode("utf-8") + b"\n" + bytes([algorithm])
     return hashlib.sha256(material + _raw_public(public_key)).digest()[:4]
 
 
@@ -119,31 +133,44 @@ def default_key_name(key: Ed25519PrivateKey | Ed25519PublicKey | bytes) -> str:
 
 @dataclass(frozen=True)
 class VerifierKey:
-    """A public note-verification key: a name and an Ed25519 public key."""
+    """A public verification key: a name, an Ed25519 public key and its signature type
+    (:data:`ED25519` for checkpoint signers, :data:`COSIGNATURE_V1` for witnesses)."""
 
     name: str
     public_key: bytes
+    algorithm: int = ED25519
 
     def __post_init__(self) -> None:
         check_key_name(self.name)
         _raw_public(self.public_key)
+        if self.algorithm not in _ALGORITHMS:
+            raise ValueError(f"unsupported signature type {self.algorithm:#04x}")
 
     @classmethod
     def of(
-        cls, key: Ed25519PrivateKey | Ed25519PublicKey | bytes, name: str | None = None
+        cls,
+        key: Ed25519PrivateKey | Ed25519PublicKey | bytes,
+        name: str | None = None,
+        algorithm: int = ED25519,
     ) -> VerifierKey:
         """The verifier key of ``key`` under ``name`` (default :func:`default_key_name`)."""
         raw = _raw_public(key)
-        return cls(name if name is not None else default_key_name(raw), raw)
+        return cls(name if name is not None else default_key_name(raw), raw, algorithm)
+
+    @property
+    def is_cosigner(self) -> bool:
+        """Whether this is a witness's cosignature key (type 0x04), not a checkpoint signer."""
+        return self.algorithm == COSIGNATURE_V1
 
     @property
     def key_id(self) -> bytes:
         """The 4-byte key ID (see :func:`key_id`)."""
-        return key_id(self.name, self.public_key)
+        return key_id(self.name, self.public_key, self.algorithm)
 
     def encode(self) -> str:
-        """``<name>+<hex key ID>+<base64(0x01 || public key)>``: the fingerprint to pin."""
-        return f"{self.name}+{self.key_id.hex()}+{_b64(bytes([ED25519]) + self.public_key)}"
+        """``<name>+<hex key ID>+<base64(type || public key)>``: the fingerprint to pin."""
+        material = _b64(bytes([self.algorithm]) + self.public_key)
+        return f"{self.name}+{self.key_id.hex()}+{material}"
 
     def __str__(self) -> str:
         return self.encode()
@@ -167,9 +194,9 @@ class VerifierKey:
         if hex_id != wanted.hex():
             raise ValueError(f"not a note verifier key (key ID is not lowercase hex): {text!r}")
         raw = _unb64(material, "verifier key material")
-        if len(raw) != 33 or raw[0] != ED25519:
-            raise ValueError(f"not an Ed25519 note verifier key: {text!r}")
-        key = cls(name, raw[1:])
+        if len(raw) != 33 or raw[0] not in _ALGORITHMS:
+            raise ValueError(f"not an Ed25519 note verifier or cosigner key: {text!r}")
+        key = cls(name, raw[1:], raw[0])
         if key.key_id != wanted:
             raise ValueError(f"verifier key ID does not match its name and key: {text!r}")
         return key
@@ -278,13 +305,15 @@ class SignedNote:
     def signers(self, trusted: Iterable[VerifierKey]) -> tuple[VerifierKey, ...]:
         """The trusted keys whose signature on the text verifies (possibly none).
 
-        Signatures from keys not in ``trusted`` are ignored.
+        Signatures from keys not in ``trusted`` are ignored, and so are cosigner keys
+        (type 0x04: witnesses cosign, they do not sign; see
+        :mod:`tutela.governance.witness`).
 
         Raises:
             AuditVerificationError: a signature claiming a trusted key (same name and key
                 ID) does not verify: the whole note is rejected.
         """
-        keys = list(trusted)
+        keys = [key for key in trusted if key.algorithm == ED25519]
         message = self.text.encode("utf-8")
         found: list[VerifierKey] = []
         for sig in self.signatures:

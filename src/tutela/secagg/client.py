@@ -541,19 +541,22 @@ class SecAggClient:
                 ) from None
             valid.add(sig.signer)
         valid.discard(self.client_id)
-        own = len(valid & self._neighbours)
-        if own < params.threshold:
-            raise RequestRefused(
-                f"only {own} of this client's neighbours signed the survivor set it was told; "
-                f"t={params.threshold} are required"
-            )
-        for j in sorted(self._peer_shares):
-            pool = (self._graph[j] | {j}) - {self.client_id}
+        for who, pool in self._signature_pools():
             if len(valid & pool) < params.threshold:
                 raise RequestRefused(
-                    f"only {len(valid & pool)} of client {j}'s neighbourhood signed the survivor "
-                    f"set this client was told; t={params.threshold} are required"
+                    f"only {len(valid & pool)} of {who} signed the survivor set this client "
+                    f"was told; t={params.threshold} are required"
                 )
+
+    def _signature_pools(self) -> list[tuple[str, frozenset[int]]]:
+        """Whose signatures count, and where t of them are needed: this client's neighbours,
+        and for each peer whose share it holds, that peer's neighbourhood and the peer
+        (never this client itself)."""
+        pools = [("this client's neighbours", self._neighbours)]
+        for j in sorted(self._peer_shares):
+            pool = (self._graph[j] | {j}) - {self.client_id}
+            pools.append((f"client {j}'s neighbourhood", pool))
+        return pools
 
     # -- stage 5: unmask --------------------------------------------------------------------
 

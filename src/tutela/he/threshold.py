@@ -19,10 +19,13 @@ headroom, so sums never carry between slots: error only from rounding, at most
 ``2**-(frac_bits+1)`` per value per contribution (times its weight).
 
 Security:
-    Who holds what. The public key ``n`` is public. Site ``i`` holds ``d_i``. The dealer is
-    a trust assumption: it sees the whole key while dealing and must erase it (run it
-    inside a key ceremony, or let a site that also contributes data act as dealer and
-    accept that it could decrypt). Nobody else ever holds a decryption key.
+    Who holds what. The public key ``n`` is public. Site ``i`` holds ``d_i``. Keys come
+    either from :func:`tutela.he.keygen.generate_threshold_keys` (the key holders generate
+    ``n`` and the ``d_i`` among themselves; nobody ever holds ``p``, ``q`` or ``d``) or from
+    a dealer (:func:`deal_threshold_keys`, wrapped by the role
+    :class:`tutela.he.dealer.ThresholdKeyDealer`, never the coordinator): a trust
+    assumption, since it sees the whole key while dealing and must erase it. Each way
+    reports itself (:class:`tutela.he.keyreport.KeyGeneration`).
 
     What the coordinator learns. Ciphertexts are IND-CPA under the decisional composite
     residuosity assumption (``key_bits=3072`` for about 128-bit security, 2048 for
@@ -200,6 +203,9 @@ def deal_threshold_keys(
     n_parties: int, *, key_bits: int = 3072, rng: SecureRandom | None = None
 ) -> tuple[PaillierPublicKey, tuple[KeyShare, ...]]:
     """Generate a Paillier key and split its decryption exponent n-of-n (trusted dealer).
+
+    Prefer :func:`tutela.he.keygen.generate_threshold_keys` (no dealer), or run this as the
+    named role :class:`tutela.he.dealer.ThresholdKeyDealer`, which reports that it saw the key.
 
     Args:
         n_parties: number of share holders (>= 2); all are needed to decrypt.

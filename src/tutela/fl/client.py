@@ -26,9 +26,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from torch import nn
 
 from tutela.errors import DataError, PolicyViolation
-from tutela.fl.metrics import binary_metrics
+from tutela.fl.bounds import clip_to_bound, round_norm_bound
 from tutela.fl.models import get_parameters, set_parameters
 from tutela.fl.records import ConfigRecord, EvaluateIns, EvaluateRes, FitIns, FitRes, Parameters
+from tutela.fl.task import Task, predict
 from tutela.governance.minimisation import SitePolicy
 from tutela.governance.site_report import sign_site_report
 
@@ -121,8 +122,10 @@ class LocalSite:
 
     Args:
         site_id: the site's name.
-        features: float32 matrix, already restricted to the columns the study may use.
-        outcome: 0/1 labels.
+        features: float32 array with one row per example (a matrix restricted to the
+            columns the study may use, or any per-example shape the model takes, e.g.
+            images).
+        outcome: labels (0/1 for a binary task, class indices for a multiclass one).
         model_factory: builds the (untrained) model architecture.
         training: local training settings.
         seed: seeds the site's data order (not privacy noise).
@@ -134,11 +137,17 @@ class LocalSite:
             baselines a simulation trains for comparison).
         identity: the site's Ed25519 key for :meth:`signed_report` (a fresh one if
             ``None``).
+        task: what the model predicts (:class:`~tutela.fl.task.Task`): the loss, the
+            label encoding and the metrics follow from it.
 
     Privacy: the round's batch size is the site's own (``training.batch_size``), never the
     round config's; the round config may set ``local_epochs`` (checked against the policy
     and charged in full by the hook), ``learning_rate`` and ``proximal_mu``, which change
     what is computed but not what a record can influence.
+
+    Security: with ``max_update_norm`` in the round config the site clips its own update
+    (local minus global parameters) to that L2 bound before returning it
+    (:mod:`tutela.fl.bounds`), so the coordinator's check of the bound never refuses it.
     """
 
     def __init__(
@@ -153,8 +162,9 @@ class LocalSite:
         privatize: PrivatizeHook | None = None,
         policy: SitePolicy | None = None,
         identity: Ed25519PrivateKey | None = None,
+        task: Task = Task.BINARY,
     ) -> None:
-        if features.ndim != 2 or len(features) != len(outcome):
+        if features.ndim < 2 or len(features) != len(outcome):
             raise DataError(
                 f"site {site_id}: features {features.shape} and outcome {outcome.shape} disagree"
             )
@@ -164,7 +174,8 @@ class LocalSite:
             raise DataError(f"site {site_id}: features contain NaN or infinite values")
         self.site_id = site_id
         self._x = features.astype(np.float32, copy=True)
-        self._y = outcome.astype(np.float32)
+        self.task = Task(task)
+        self._y = self.task.labels(outcome)
         self._model_factory = model_factory
         self._training = training
         self._privatize = privatize
@@ -230,6 +241,7 @@ class LocalSite:
         """
         epochs = _round_epochs(ins.config, self._training.epochs)
         lr = _round_learning_rate(ins.config, self._training.learning_rate)
+        bound = round_norm_bound(ins.config)
         mu = float(ins.config.get("proximal_mu", 0.0))
         server_round = int(ins.config.get("server_round", 0))
         loader = self._loader()
@@ -244,7 +256,7 @@ class LocalSite:
                 model, optimizer, loader, server_round, epochs
             )
         anchor = [p.detach().clone() for p in model.parameters()]
-        loss_fn = nn.BCEWithLogitsLoss()
+        loss_fn = self.task.loss()
         model.train()
         seen = 0
         steps = 0
@@ -257,7 +269,7 @@ class LocalSite:
                         optimizer.step()
                         steps += 1
                     continue
-                loss = loss_fn(model(xb).squeeze(-1), yb)
+                loss = loss_fn(self.task.outputs(model(xb)), yb)
                 loss.backward()
                 optimizer.step()
                 if mu > 0:
@@ -267,6 +279,8 @@ class LocalSite:
                 seen += len(yb)
         self.steps_run = steps
         params = get_parameters(_unwrap(model))
+        if bound is not None:  # the study's update-norm bound, enforced here before sending
+            params = clip_to_bound(params, ins.parameters, bound)
         return FitRes(params, self.num_examples, {"train_loss": running / max(seen, 1)})
 
     def signed_report(self, ledger: Mapping[str, Any]) -> dict[str, Any]:
@@ -284,11 +298,11 @@ class LocalSite:
     ) -> npt.NDArray[np.float64]:
         model = self._model_factory()
         set_parameters(model, params)
-        return predict_proba(model, self._x if features is None else features)
+        return predict(model, self._x if features is None else features, self.task)
 
     def evaluate(self, ins: EvaluateIns) -> EvaluateRes:
         prob = self.predict_proba(ins.parameters)
-        metrics = binary_metrics(self._y, prob)
+        metrics = self.task.metrics(self._y, prob)
         return EvaluateRes(metrics["log_loss"], self.num_examples, metrics)
 
 

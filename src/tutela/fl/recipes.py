@@ -29,7 +29,7 @@ from tutela.errors import ConfigError, PolicyViolation
 from tutela.fl.ckks import CkksAggregator, min_contributions
 from tutela.fl.config import StudyConfig, parse_study
 from tutela.fl.engine import RoundRecord, UpdateAggregator
-from tutela.fl.models import build_model, get_parameters
+from tutela.fl.models import get_parameters
 from tutela.fl.privacy import (
     SampleLevelDP,
     SecureAggregator,
@@ -47,6 +47,7 @@ from tutela.fl.study import (
     prepare_sites,
     run_study,
     study_columns,
+    study_model_factory,
 )
 from tutela.fl.summary import StudyRun, network_run, summarise
 from tutela.governance._files import atomic_write
@@ -221,6 +222,7 @@ def build_privacy(
     scratch: Path,
     aggregator: UpdateAggregator | None,
     data: StudyData | None = None,
+    model_factory: Callable[[], Any] | None = None,
 ) -> PrivacyPlan:
     """Compose the configured DP mode with the ledger and the aggregation.
 
@@ -234,7 +236,7 @@ def build_privacy(
     if p.mode == "sample":
         data = data if data is not None else prepare_data(config)
         rows = {n: len(r) for n, r in zip(data.site_names, data.site_rows, strict=True)}
-        model = build_model(config.model.kind, len(data.columns), hidden=config.model.hidden)
+        model = (model_factory or study_model_factory(config, len(data.columns)))()
         common: dict[str, Any] = {
             "dimension": sum(int(v.numel()) for v in model.parameters()),
             "grid": LEDGER_PLD_GRID,
@@ -344,6 +346,8 @@ def study_request(config: StudyConfig, columns: list[str]) -> StudyRequest:
         secure_aggregation=config.secure_aggregation.protocol,
         local_epochs=config.training.local_epochs,
         secagg_threshold=config.secure_aggregation.threshold,
+        model_factory=config.model.factory,
+        model_sha256=config.model.source_sha256,
     )
 
 
@@ -357,6 +361,9 @@ def run_configured_study(
     run_dir: Path | None = None,
     policy: SitePolicy | None = None,
     network: NetworkRunner | None = None,
+    data: StudyData | None = None,
+    model_factory: Callable[[], Any] | None = None,
+    with_baselines: bool = True,
 ) -> RunResults:
     """Run a study with every configured protection; write ``run_dir`` if given.
 
@@ -369,6 +376,11 @@ def run_configured_study(
             process (the deployment layer passes its runner; see
             :func:`tutela.fl.summary.network_run` for what it returns). Baselines, the audit
             log and encryption at rest are composed here either way.
+        data: the study's data, already split by site (a library caller's own data;
+            default: the configured dataset, loaded and split here).
+        model_factory: the model every site trains (a library caller's own builder;
+            default: the configured one). In process only.
+        with_baselines: also train the centralised and local-only baselines.
 
     Returns:
         The run's results, as written to ``RUN_DIR/results.json``.
@@ -381,7 +393,9 @@ def run_configured_study(
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _run(config, progress, run_dir, policy, audit, network)
+        return _run(
+            config, progress, run_dir, policy, audit, network, data, model_factory, with_baselines
+        )
     finally:
         if audit is not None:
             audit.close()
@@ -419,6 +433,9 @@ def _run(
     policy: SitePolicy,
     audit: AuditLog | None,
     network: NetworkRunner | None = None,
+    given: StudyData | None = None,
+    model_factory: Callable[[], Any] | None = None,
+    with_baselines: bool = True,
 ) -> RunResults:
     def log(action: str, resource: str, outcome: str = "success", **details: Any) -> None:
         if audit is not None:
@@ -428,16 +445,18 @@ def _run(
     log("study:start", study, config=config.resolved())
     # The run is prepared once: the data is loaded and split here, and every later step
     # (DP calibration, the rounds, the baselines) reads this one copy.
-    dataset = load_study_dataset(config)
-    if config.data.columns is None:  # record exactly which columns the study used
-        config = config.with_overrides(data={"columns": study_columns(config, dataset)})
-    columns = list(config.data.columns or [])
+    dataset = None
+    if given is None:
+        dataset = load_study_dataset(config)
+        if config.data.columns is None:  # record exactly which columns the study used
+            config = config.with_overrides(data={"columns": study_columns(config, dataset)})
+    columns = list(config.data.columns or (given.columns if given is not None else []))
     decision = policy.evaluate(study_request(config, columns))
     if not decision.allowed:
         log("study:refused", study, "denied", reasons=list(decision.reasons))
         raise PolicyViolation("site policy refuses the study: " + "; ".join(decision.reasons))
     log("policy:accepted", study, findings=[f.message for f in decision.findings])
-    data = prepare_data(config, policy, dataset=dataset)
+    data = given if given is not None else prepare_data(config, policy, dataset=dataset)
 
     def on_round(record: RoundRecord) -> None:
         log(
@@ -460,6 +479,7 @@ def _run(
             Path(scratch),
             aggregator,
             data,
+            model_factory,
         )
         if plan.description:
             log("privacy:configured", study, **plan.description)
@@ -475,6 +495,8 @@ def _run(
                 site_ledger=plan.site_ledger,
                 ledger=plan.ledger,
                 data=data,
+                model_factory=model_factory,
+                with_baselines=with_baselines,
             )
             privacy = plan.report() if plan.report is not None else None
         else:

@@ -15,21 +15,23 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from torch import nn
 
 from tutela.data.datasets import Dataset, DatasetName, load_dataset
 from tutela.data.partition import partition, train_test_split_indices
 from tutela.dp.ledger import PrivacyLedger
 from tutela.errors import DataError
-from tutela.fl.client import (
-    LocalSite,
-    LocalTraining,
-    PrivatizeHook,
-    predict_proba,
-)
-from tutela.fl.config import StudyConfig
+from tutela.fl.client import LocalSite, LocalTraining, PrivatizeHook
+from tutela.fl.bounds import MAX_UPDATE_NORM
+from tutela.fl.config import StudyConfig, update_norm_bound
 from tutela.fl.engine import RoundEngine, RoundRecord, UpdateAggregator
-from tutela.fl.metrics import binary_metrics
-from tutela.fl.models import build_model, get_parameters, set_parameters
+from tutela.fl.models import (
+    build_model,
+    get_parameters,
+    load_factory,
+    seeded_factory,
+    set_parameters,
+)
 from tutela.fl.records import Metrics, Parameters
 from tutela.fl.standardisation import StandardisationPlan, standardise_in_process
 from tutela.fl.strategy import (
@@ -42,6 +44,7 @@ from tutela.fl.strategy import (
     Strategy,
 )
 from tutela.fl.summary import StudyRun
+from tutela.fl.task import Task, predict
 from tutela.governance.minimisation import SitePolicy, minimise
 from tutela.governance.results import DatasetSummary
 
@@ -52,6 +55,7 @@ def build_strategy(config: StudyConfig) -> Strategy:
     local = {
         "local_epochs": t.local_epochs,
         "learning_rate": t.learning_rate,
+        MAX_UPDATE_NORM: update_norm_bound(config),  # every site clips to it; checked
     }
     common: dict[str, Any] = {
         "fraction_fit": t.fraction_fit,
@@ -147,8 +151,16 @@ def prepare_data(
     return StudyData(dataset, columns, parts, test, x, y, names, minimisation)
 
 
-def _model_factory(config: StudyConfig, n_features: int) -> Callable[[], Any]:
-    kind, hidden, seed = config.model.kind, tuple(config.model.hidden), config.study.seed
+def study_model_factory(config: StudyConfig, n_features: int) -> Callable[[], nn.Module]:
+    """The study's model builder: a built-in kind, or the named factory after its source
+    was checked against the declared hash (:func:`~tutela.fl.models.load_factory`; only a
+    site runs this, after its policy allowed the factory)."""
+    m, seed = config.model, config.study.seed
+    if m.factory is not None:
+        assert m.source_sha256 is not None  # the config requires it with a factory
+        fn = load_factory(m.factory, m.source_sha256)
+        return seeded_factory(fn, seed, m.options, n_features=n_features)
+    kind, hidden = m.kind, tuple(m.hidden)
     return lambda: build_model(kind, n_features, hidden=hidden, seed=seed)
 
 
@@ -177,11 +189,12 @@ class PreparedStudy:
     model_factory: Callable[[], Any]
     site_keys: dict[str, str] = field(default_factory=dict)
     """Site -> the public half (hex) of the identity key the run gave the site."""
+    task: Task = Task.BINARY
 
     def evaluate(self, params: Parameters) -> Metrics:
         model = self.model_factory()
         set_parameters(model, params)
-        return binary_metrics(self.y_test, predict_proba(model, self.x_test))
+        return self.task.metrics(self.y_test, predict(model, self.x_test, self.task))
 
     def standardise_test_set(
         self, mean: npt.NDArray[np.float64], std: npt.NDArray[np.float64]
@@ -190,6 +203,13 @@ class PreparedStudy:
         network evaluates with the statistics its coordinator released)."""
         self.mean, self.std = mean, std
         self.x_test = ((self.data.x[self.data.test_rows] - mean) / std).astype(np.float32)
+
+    def pooled(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """Every site's training rows together, as the sites hold them (the centralised
+        baseline's data)."""
+        xs = [s._x for s in self.sites.values()]
+        ys = [np.asarray(s._y).astype(np.int64) for s in self.sites.values()]
+        return np.concatenate(xs), np.concatenate(ys)
 
     def signed_reports(self, ledger: SiteLedger) -> list[dict[str, Any]]:
         """Each site's signed report: the policy it enforced and ``ledger(site)``, its ledger
@@ -211,14 +231,16 @@ def build_sites(
     data: StudyData,
     privatize: PrivatizeFactory | None = None,
     policy: SitePolicy | None = None,
+    model_factory: Callable[[], nn.Module] | None = None,
 ) -> tuple[dict[str, LocalSite], dict[str, str]]:
     """One :class:`LocalSite` per hospital over its raw (not yet standardised) rows, each
     with its own fresh identity key; returns the sites and each one's public key (hex).
 
     Every runtime builds its sites here, so the same study trains the same sites (model,
     training settings, data order seeds) in process and behind the coordinator.
+    ``model_factory`` replaces the study's model (a library caller's own builder).
     """
-    factory = _model_factory(config, len(data.columns))
+    factory = model_factory or study_model_factory(config, len(data.columns))
     sites: dict[str, LocalSite] = {}
     keys: dict[str, str] = {}
     for i, (name, rows) in enumerate(zip(data.site_names, data.site_rows, strict=True)):
@@ -234,6 +256,7 @@ def build_sites(
             privatize=privatize(name) if privatize is not None else None,
             policy=policy,
             identity=identity,
+            task=config.model.task,
         )
     return sites, keys
 
@@ -244,6 +267,7 @@ def prepare_sites(
     privatize: PrivatizeFactory | None = None,
     policy: SitePolicy | None = None,
     ledger: PrivacyLedger | None = None,
+    model_factory: Callable[[], nn.Module] | None = None,
 ) -> PreparedStudy:
     """Build one :class:`LocalSite` per hospital and standardise features federatedly.
 
@@ -255,15 +279,33 @@ def prepare_sites(
     limits is refused before training) and can sign what it enforced; each site holds its
     own fresh identity key, whose public half is kept in :attr:`PreparedStudy.site_keys`.
     """
-    sites, keys = build_sites(config, data, privatize, policy)
-    factory = _model_factory(config, len(data.columns))
-    mean, std = standardise_in_process(
-        StandardisationPlan.of(config, data.columns), sites, study=config.study.name, ledger=ledger
+    factory = model_factory or study_model_factory(config, len(data.columns))
+    sites, keys = build_sites(config, data, privatize, policy, factory)
+    if config.data.standardise:
+        mean, std = standardise_in_process(
+            StandardisationPlan.of(config, data.columns),
+            sites,
+            study=config.study.name,
+            ledger=ledger,
+        )
+        for s in sites.values():
+            s.standardise(mean, std)
+    else:  # the caller's features are used as they are
+        mean, std = np.zeros(len(data.columns)), np.ones(len(data.columns))
+    x_test = data.x[data.test_rows]
+    if config.data.standardise:
+        x_test = ((x_test - mean) / std).astype(np.float32)
+    return PreparedStudy(
+        data,
+        sites,
+        x_test.astype(np.float32),
+        data.y[data.test_rows],
+        mean,
+        std,
+        factory,
+        keys,
+        config.model.task,
     )
-    for s in sites.values():
-        s.standardise(mean, std)
-    x_test = ((data.x[data.test_rows] - mean) / std).astype(np.float32)
-    return PreparedStudy(data, sites, x_test, data.y[data.test_rows], mean, std, factory, keys)
 
 
 class _DroppingSite:
@@ -306,12 +348,11 @@ def baselines(
     epochs = config.training.rounds * config.training.local_epochs
     lr = config.training.learning_rate
     training = _training(config)
-    pooled_x = np.concatenate([s._x for s in prepared.sites.values()])
-    pooled_y = np.concatenate([s._y for s in prepared.sites.values()]).astype(np.int64)
+    pooled_x, pooled_y = prepared.pooled()
     hook = privatize("pooled") if privatize is not None else None
     pooled = LocalSite(
         "pooled", pooled_x, pooled_y, prepared.model_factory, training,
-        seed=config.study.seed, privatize=hook,
+        seed=config.study.seed, privatize=hook, task=prepared.task,
     )  # fmt: skip
     centralized = prepared.evaluate(train_alone(pooled, initial, epochs, lr))
     local: list[Metrics] = []
@@ -320,6 +361,7 @@ def baselines(
             name, site._x, site._y.astype(np.int64), prepared.model_factory, training,
             seed=config.study.seed * 1000 + i,
             privatize=privatize(name) if privatize is not None else None,
+            task=prepared.task,
         )  # fmt: skip
         local.append(prepared.evaluate(train_alone(alone, initial, epochs, lr)))
     keys = local[0].keys()
@@ -361,6 +403,7 @@ def run_study(
     site_ledger: SiteLedger | None = None,
     ledger: PrivacyLedger | None = None,
     data: StudyData | None = None,
+    model_factory: Callable[[], nn.Module] | None = None,
 ) -> StudyRun:
     """Run the study in process: rounds, the final model's metrics, and the baselines.
 
@@ -370,11 +413,12 @@ def run_study(
     In a private study ``ledger`` holds the sites' own scopes, charged the standardisation
     release before round 1 (:func:`prepare_sites`). ``data`` is the study's data when the
     caller already loaded and split it (:func:`prepare_data`; a run prepares it once).
+    ``model_factory`` replaces the study's model (a library caller's own builder).
     """
     started = time.perf_counter()
     if data is None:
         data = prepare_data(config, policy)
-    prepared = prepare_sites(config, data, privatize, policy, ledger)
+    prepared = prepare_sites(config, data, privatize, policy, ledger, model_factory)
     initial = get_parameters(prepared.model_factory())
     rng = np.random.default_rng(config.study.seed + 7)
     clients: dict[str, Any] = (

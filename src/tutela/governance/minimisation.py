@@ -28,6 +28,10 @@ Site policy file (TOML)::
     max_local_epochs = 5                       # local epochs per round (5)
     max_steps_per_round = 10000                # optimiser steps per round (10000)
 
+    [[models]]                                 # your own model factories this site runs
+    factory = "clinic_models.tabular:build"    # package.module:function
+    sha256 = "<64 hex digits>"                 # of that module's source (tutela model hash)
+
 Every default is the protective one: a policy file that only lists purposes requires DP and
 secure aggregation, caps epsilon at 3 and delta at 1e-5, and caps the work per round. A
 purpose not listed is refused; nothing is allowed by default.
@@ -157,6 +161,10 @@ class StudyRequest:
     k: int | None = None
     local_epochs: int | None = None
     secagg_threshold: int | None = None
+    model_factory: str | None = None
+    """``package.module:function`` of the study's own model (``None``: a built-in kind)."""
+    model_sha256: str | None = None
+    """The SHA-256 the study declares for that factory's module source."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "columns", tuple(self.columns))
@@ -217,9 +225,30 @@ class MinimisationRecord:
 
 
 _TOP_KEYS = frozenset(
-    {"site", "never_share", "block_direct_identifiers", "purposes", "floor", "limits"}
+    {"site", "never_share", "block_direct_identifiers", "purposes", "floor", "limits", "models"}
 )
 _FLOOR_BOOLS = ("dp_required", "secure_aggregation_required")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def _allowed_models(raw: Any, source: str) -> frozenset[tuple[str, str]]:
+    """The ``[[models]]`` entries of a policy file: ``factory`` and ``sha256`` each."""
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source}: models must be an array of tables ([[models]])")
+    out: set[tuple[str, str]] = set()
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, dict) or set(entry) != {"factory", "sha256"}:
+            raise ConfigError(f"{source}: models[{i}] needs exactly factory and sha256")
+        factory, digest = entry["factory"], entry["sha256"]
+        if not isinstance(factory, str) or not _FACTORY.match(factory):
+            raise ConfigError(f"{source}: models[{i}].factory must be 'package.module:function'")
+        if not isinstance(digest, str) or not _SHA256.match(digest):
+            raise ConfigError(f"{source}: models[{i}].sha256 must be 64 lower-case hex digits")
+        out.add((factory, digest))
+    return frozenset(out)
+
+
 _FLOOR_NUMBERS = ("max_epsilon", "max_delta")
 _FLOOR_INTS = ("min_k", "min_secagg_threshold")
 _LIMIT_INTS = ("max_local_epochs", "max_steps_per_round")
@@ -244,6 +273,9 @@ class SitePolicy:
     max_local_epochs: int = DEFAULT_MAX_LOCAL_EPOCHS
     max_steps_per_round: int = DEFAULT_MAX_STEPS_PER_ROUND
     site: str | None = None
+    models: frozenset[tuple[str, str]] = frozenset()
+    """Model factories this site runs: ``(package.module:function, source SHA-256)`` pairs
+    (the built-in kinds need no entry; nothing else runs by default)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -313,7 +345,7 @@ class SitePolicy:
         site = doc.get("site")
         if site is not None and not isinstance(site, str):
             raise ConfigError(f"{source}: site must be a string")
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"models": _allowed_models(doc.get("models", []), source)}
         for table, bools, numbers, ints in (
             ("floor", _FLOOR_BOOLS, _FLOOR_NUMBERS, _FLOOR_INTS),
             ("limits", (), (), _LIMIT_INTS),
@@ -364,6 +396,7 @@ class SitePolicy:
                 "max_local_epochs": self.max_local_epochs,
                 "max_steps_per_round": self.max_steps_per_round,
             },
+            "models": [{"factory": f, "sha256": h} for f, h in sorted(self.models)],
         }
 
     def never_leaves(self, column: str) -> str | None:
@@ -424,6 +457,8 @@ class SitePolicy:
             )
         findings.extend(self._dp_findings(request))
         findings.extend(self._secagg_findings(request))
+        if request.model_factory is not None:
+            findings.append(self._model_finding(request.model_factory, request.model_sha256))
         if request.local_epochs is not None:
             ok = request.local_epochs <= self.max_local_epochs
             findings.append(
@@ -473,6 +508,37 @@ class SitePolicy:
             )
         if reasons:
             raise PolicyViolation("task refused: " + "; ".join(reasons))
+
+    def _model_finding(self, factory: str, sha256: str | None) -> Finding:
+        if sha256 is not None and (factory, sha256) in self.models:
+            return Finding("model", True, f"model factory {factory!r} is allow-listed")
+        if any(f == factory for f, _ in self.models):
+            return Finding(
+                "model",
+                False,
+                f"model factory {factory!r} is allow-listed with another source hash, not {sha256}",
+            )
+        return Finding("model", False, f"model factory {factory!r} is not on this site's list")
+
+    @classmethod
+    def accepting(cls, request: StudyRequest) -> SitePolicy:
+        """The least protective policy that accepts ``request`` and still blocks direct
+        identifiers: a simulation of the caller's own data uses it when no site policy is
+        given (deployed sites always load their own, :meth:`from_toml`)."""
+        models = (
+            frozenset({(request.model_factory, request.model_sha256)})
+            if request.model_factory is not None and request.model_sha256 is not None
+            else frozenset()
+        )
+        return cls(
+            purposes={request.purpose: frozenset(request.columns)},
+            dp_required=request.dp_mode != "none",
+            max_epsilon=max(DEFAULT_MAX_EPSILON, request.epsilon or 0.0),
+            max_delta=max(DEFAULT_MAX_DELTA, request.delta or 0.0),
+            secure_aggregation_required=request.secure_aggregation != "none",
+            max_local_epochs=max(DEFAULT_MAX_LOCAL_EPOCHS, request.local_epochs or 0),
+            models=models,
+        )
 
     def _secagg_findings(self, request: StudyRequest) -> list[Finding]:
         out: list[Finding] = []

@@ -148,6 +148,7 @@ class Participation:
                             "study_id": study.id,
                             "config": json.loads(study.config_json),
                             "deadline": json.loads(study.prep_json).get("join_deadline"),
+                            "parameters": json.loads(study.prep_json).get("parameters"),
                         }
                     )
                     continue

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from tutela.errors import ConfigError, DataError
 from tutela.fl.config import StudyConfig
+from tutela.fl.models import parameter_spec
 from tutela.fl.rounds import RoundStatus
 from tutela.fl.standardisation import STANDARDISATION_ROUND
 from tutela.fl.study import build_strategy
@@ -145,7 +146,15 @@ class Studies:
                         )
                     )
                 row.status = StudyStatus.RECRUITING
-                row.prep_json = dumps({"join_deadline": now + settings.join_timeout_s})
+                # the model's parameter names and shapes go with the invitation: a site
+                # whose model differs refuses before training (the coordinator never
+                # builds or imports a model; it only reads the uploaded tensors)
+                row.prep_json = dumps(
+                    {
+                        "join_deadline": now + settings.join_timeout_s,
+                        "parameters": parameter_spec(self.core.global_model(row)),
+                    }
+                )
             else:
                 raise ConflictError(
                     f"study {study_id} is {row.status}; only created or paused studies start"

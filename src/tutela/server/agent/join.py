@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tutela.errors import BudgetExceeded, ConfigError, PolicyViolation
+from tutela.errors import BudgetExceeded, ConfigError, DataError, PolicyViolation
 from tutela.fl.client import LocalSite, LocalTraining, OptimizerKind
 from tutela.fl.config import StudyConfig, parse_study
-from tutela.fl.models import build_model
+from tutela.fl.models import check_parameter_spec, get_parameters
 from tutela.fl.recipes import study_request
 from tutela.fl.standardisation import StandardisationMode, StandardisationPlan
 from tutela.fl.standardisation import secure_input as secure_moments
+from tutela.fl.study import study_model_factory
 from tutela.governance.minimisation import minimise
 from tutela.secagg import SecAggClient
 from tutela.secagg.config import RoundParams
@@ -104,8 +105,10 @@ class StudyJoining:
             body: dict[str, Any] = {"accept": False, "reason": reason}
         else:
             try:
-                body = self._accept(study_id, config, parse_study(config))
-            except (PolicyViolation, BudgetExceeded) as exc:  # nothing was sent or charged
+                body = self._accept(task, config, parse_study(config))
+            except (PolicyViolation, BudgetExceeded, ConfigError, DataError) as exc:
+                # nothing was sent or charged; a model that cannot be built or does not
+                # match the study's is refused before any training
                 agent.studies.pop(study_id, None)
                 agent.refused[study_id] = str(exc)
                 body = {"accept": False, "reason": str(exc)}
@@ -121,9 +124,18 @@ class StudyJoining:
             agent.reporter.send(study_id, task.get("deadline"))
         return True
 
-    def _accept(self, study_id: str, config: dict[str, Any], study: StudyConfig) -> dict[str, Any]:
-        """Load the accepted columns (and nothing else), build the site, sign its report."""
+    def _accept(
+        self, task: dict[str, Any], config: dict[str, Any], study: StudyConfig
+    ) -> dict[str, Any]:
+        """Load the accepted columns (and nothing else), build the site, sign its report.
+
+        Raises:
+            ConfigError: the study's model factory is missing here or its source differs
+                from the declared hash (nothing imported).
+            DataError: the model's parameter names or shapes differ from the study's.
+        """
         agent = self.agent
+        study_id = task["study_id"]
         settings = agent.settings
         columns = self.columns(config)
         policy = settings.policy
@@ -133,14 +145,15 @@ class StudyJoining:
         )
         features = kept.to_numpy(dtype=np.float32)
         outcome = frame[settings.outcome].to_numpy(dtype=np.int64)
-        model = study.model
-        seed = study.study.seed
-        n_features = len(columns)
-
-        def factory() -> Any:
-            return build_model(model.kind, n_features, hidden=tuple(model.hidden), seed=seed)
-
-        dimension = sum(int(p.numel()) for p in factory().parameters())
+        # the factory's source is checked against the study's hash before it is imported
+        # (the policy allow-listed that pair in refusals()), and the model it builds must
+        # have the parameter names and shapes of the study's initial model
+        factory = study_model_factory(study, len(columns))
+        built = get_parameters(factory())
+        expected = task.get("parameters")
+        if expected is not None:
+            check_parameter_spec(built, expected)
+        dimension = sum(int(v.size) for v in built.values())
         site_name, state_dir = agent.name, agent.state_dir
         privatize, dp = privacy.sample_level(
             study_id,
@@ -164,6 +177,7 @@ class StudyJoining:
             privatize=privatize,
             policy=policy,
             identity=agent.identity,
+            task=study.model.task,
         )
         agent.studies[study_id] = StudyState(site, columns, config, dp=dp, client_dp=client_dp)
         body: dict[str, Any] = {

@@ -19,8 +19,11 @@ Lifecycle::
 
 Security: the state machine is where a lying site is bounded. A reply is accepted only from a
 site the round invited, only with the global model's parameter names and shapes and finite
-values, and only with a positive row count that is capped at what the site declared when it
-joined (``declared_examples``): a site that claims 10^15 rows cannot outweigh the others.
+values, only with a positive row count that is capped at what the site declared when it
+joined (``declared_examples``): a site that claims 10^15 rows cannot outweigh the others,
+and only with an update (local minus global) no longer than the round's ``max_update_norm``
+(:mod:`tutela.fl.bounds`): a site that sends 3e38 everywhere is refused, and the reason is
+kept with the round's failures (:attr:`RoundState.failures`, the record's ``detail``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from tutela.errors import ConfigError, DataError, ProtocolAbort
+from tutela.fl.bounds import UpdateNormExceeded, check_update_norm, round_norm_bound
 from tutela.fl.records import (
     ConfigRecord,
     Metrics,
@@ -217,6 +221,8 @@ class RoundState:
             ProtocolAbort: the site was not invited to this round.
             RoundConflict: the site already sent a different reply.
             DataError: wrong names or shapes, non-finite values, or a row count below 1.
+            UpdateNormExceeded: the update's L2 norm is above the round's ``max_update_norm``
+                (:mod:`tutela.fl.bounds`); the site is counted as failed with that reason.
         """
         if site not in self.plan.participants:
             raise ProtocolAbort(
@@ -241,6 +247,11 @@ class RoundState:
         update = arrays if is_update else subtract(arrays, self.reference)
         if not is_update:
             check_compatible(update, self.reference)  # a huge difference can overflow float32
+        try:
+            check_update_norm(update, round_norm_bound(self.plan.config), site)
+        except UpdateNormExceeded as exc:  # the reason stays with the round's failures
+            self._failures[site] = str(exc)
+            raise
         clean = {k: float(v) for k, v in (metrics or {}).items() if math.isfinite(float(v))}
         self._replies[site] = Reply(site, update, weight, clean, key, int(num_examples))
         return True
@@ -345,7 +356,8 @@ def close_round(
         survivors: the sites inside the aggregate when the aggregation protocol dropped
             some replies (SecAgg+ dropouts); defaults to every accepted reply.
         evaluate: centralised evaluation of the resulting model.
-        detail: protocol reports kept with the record (e.g. SecAgg+ dropouts).
+        detail: protocol reports kept with the record (e.g. SecAgg+ dropouts); the
+            state's failure reasons are added as ``failures`` (site -> reason).
     """
     inside = tuple(survivors) if survivors is not None else state.responded
     failed = tuple(s for s in state.plan.participants if s not in inside)
@@ -356,8 +368,11 @@ def close_round(
         check_compatible(new, parameters)
         status, count = RoundStatus.AGGREGATED, aggregate.num_examples
     metrics = evaluate(new) if evaluate is not None else {}
+    kept = dict(detail or {})
+    if state.failures:  # why sites failed, refused updates included
+        kept.setdefault("failures", state.failures)
     record = RoundRecord(
         state.plan.server_round, status, inside, failed, count, metrics,
-        state.plan.attempt, dict(detail or {}),
+        state.plan.attempt, kept,
     )  # fmt: skip
     return RoundClosure(new, record)

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tutela.errors import DataError, PermissionDenied
+from tutela.fl.bounds import UpdateNormExceeded, check_update_norm, round_norm_bound
 from tutela.governance.site_report import verify_site_report
 from tutela.server.core import (
     COORDINATOR,
@@ -174,8 +175,24 @@ class Inbox:
         A retry with the same idempotency key and body gets the original receipt
         (``duplicate=True``); the same key with another body, a second submission for the
         same stage, a closed or future round, or a stale ``round`` in the body's metadata
-        are refused.
+        are refused. A fit update longer (L2) than the round's ``max_update_norm`` is refused
+        (:class:`~tutela.fl.bounds.UpdateNormExceeded`) and the refusal, with its reason, is
+        audited in its own transaction: the site counts as not having replied.
         """
+        try:
+            return self._submit(site, study_id, round_no, stage, idempotency_key, body)
+        except UpdateNormExceeded as exc:
+            self.core.audit_denial(
+                f"site:{site}",
+                "round.submit",
+                f"study/{study_id}/round/{round_no}/{stage}",
+                {"reason": str(exc)},
+            )
+            raise
+
+    def _submit(
+        self, site: str, study_id: str, round_no: int, stage: str, idempotency_key: str, body: bytes
+    ) -> Receipt:
         check_key(idempotency_key)
         envelope = Envelope(Kind.STAGE, study_id, site, round_no, stage, idempotency_key)
         # Lock order: the coordinator lock, then the database (as in the driver's tick).
@@ -229,7 +246,9 @@ class Inbox:
                             f"num_examples {num_examples} exceeds the {p.num_examples} rows "
                             f"site {site} declared when it joined"
                         )
-                    check_update(arrays, self.core.global_model(study))
+                    update = check_update(arrays, self.core.global_model(study))
+                    bound = round_norm_bound(json.loads(rr.fit_config_json))
+                    check_update_norm(update, bound, site)
                     name = f"update/{study_id}/{round_no}/{stage}/{site}"
                     sealed = self.core.store.seal(body, name)
                 else:

@@ -4,7 +4,9 @@ The round driver (:mod:`tutela.server.driver`) opens and closes rounds; when a s
 under secure aggregation, it hands the round to :class:`SecAggProtocol`, which runs a
 :class:`~tutela.secagg.SecAggServer` stage by stage: the server's messages to each site are
 posted to the relay, the sites' replies arrive through the inbox, and at the end only the
-masked sum is revealed, which the driver turns into the round's aggregate.
+masked sum is revealed, which the driver turns into the round's aggregate. The stages are the
+server's own (:class:`~tutela.secagg.Stage`), the consistency check included: the sites sign
+the survivor set and refuse to unmask a set they did not sign, whatever this driver relays.
 
 Under client-level DP (:class:`~tutela.fl.privacy.ClientLevelDP`) the round is planned by
 the study's DP-FedAvg as in process (weight 1 per site, the clip norm as the coordinate

@@ -253,6 +253,12 @@ def site_run(
     max_runtime: float = typer.Option(
         3600.0, "--max-runtime", help="Stop after this many seconds."
     ),
+    audit_key: str | None = typer.Option(
+        None,
+        "--audit-key",
+        help="The coordinator's audit key as `tutela server start` printed it (compare it out "
+        "of band); pinned on first use, the site witnesses (cosigns) the audit log under it.",
+    ),
 ) -> None:
     """Run the site agent: enrol if needed, then serve studies (outbound HTTPS only)."""
     from tutela.server.agent import run_site
@@ -271,6 +277,7 @@ def site_run(
         outcome=outcome,
         max_runtime_s=max_runtime,
         log=lambda msg: typer.echo(msg, err=True),
+        audit_key=audit_key,
     )
     typer.echo(
         f"site {name}: joined {len(summary['joined'])} study(ies), "

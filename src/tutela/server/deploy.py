@@ -8,15 +8,21 @@
 3. registers every hospital and hands each agent a one-time enrolment token; each agent
    enrols (CSR -> certificate), checks the study against its local policy and joins;
 4. runs the study's rounds (with SecAgg+ between the sites, or CKKS under a keyring the
-   sites hold and the coordinator never sees, when the study asks for it);
+   sites hold and the coordinator never sees, when the study asks for it); every site pins
+   the coordinator's audit key (handed to it as an operator would, out of band) and
+   witnesses the coordinator's audit log each round and once more when the study ended;
 5. evaluates each round's global model on the held-out test set with the same code as the
-   in-process engine and returns the same results mapping.
+   in-process engine and returns the same results mapping;
+6. copies the sites' cosignatures into ``RUN_DIR/cosignatures`` and names the log, the
+   audit key and the witness keys in ``RUN_DIR/witnesses.json``
+   (:class:`~tutela.governance.witness.WitnessManifest`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -27,7 +33,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from tutela.errors import ServiceError
+from tutela.errors import AuditError, ServiceError, TransportError
 from tutela.fl.ckks import ckks_report, min_contributions
 from tutela.fl.config import StudyConfig
 from tutela.fl.models import get_parameters
@@ -41,11 +47,18 @@ from tutela.fl.study import (
     prepare_data,
     prepare_sites,
 )
+from tutela.governance.witness import WitnessManifest, WitnessRefusal
 from tutela.he.aggregation import SiteKeyring
 from tutela.server import pki
 from tutela.server.agent import run_site
 from tutela.server.agent.ckks import provision_keyring
-from tutela.server.serve import BackgroundServer, ServerSettings
+from tutela.server.agent.witness import WITNESS_DIR, witness_now
+from tutela.server.serve import (
+    AUDIT_LOG,
+    BackgroundServer,
+    ServerSettings,
+    coordinator_verifier_key,
+)
 from tutela.server.tls import client_context
 from tutela.server.wire import parse_tensors
 
@@ -95,7 +108,7 @@ def _site_policy(config: StudyConfig, columns: list[str]) -> str:
 
 
 def _site_kwargs(
-    url: str, ca: Path, site_dir: Path, name: str, token: str, seed: int
+    url: str, ca: Path, site_dir: Path, name: str, token: str, seed: int, audit_key: str
 ) -> dict[str, Any]:
     return {
         "coordinator": url,
@@ -108,6 +121,7 @@ def _site_kwargs(
         "policy_file": site_dir / "site-policy.toml",
         "state_dir": site_dir / "state",
         "seed": seed,
+        "audit_key": audit_key,
     }
 
 
@@ -124,6 +138,7 @@ def site_command(kwargs: dict[str, Any]) -> list[str]:
         "policy_file": "--policy",
         "state_dir": "--state-dir",
         "seed": "--seed",
+        "audit_key": "--audit-key",
     }
     cmd = [sys.executable, "-m", "tutela", "site", "run"]
     for key, flag in flags.items():
@@ -225,6 +240,8 @@ def run_study_over_network(
     site_dirs = write_site_files(config, data, run_dir / "sites")
 
     server = BackgroundServer(ServerSettings(run_dir / "coordinator", pki_dir, port=0)).start()
+    # What the coordinator's operator prints and every site operator pins, compared out of band.
+    audit_key = coordinator_verifier_key(run_dir / "coordinator").encode()
     procs: list[subprocess.Popen[bytes]] = []
     threads: list[threading.Thread] = []
     logs: list[Any] = []
@@ -262,7 +279,9 @@ def run_study_over_network(
 
         for i, name in enumerate(data.site_names):
             seed = config.study.seed * 1000 + i
-            kwargs = _site_kwargs(server.url, ca, site_dirs[name], name, tokens[name], seed)
+            kwargs = _site_kwargs(
+                server.url, ca, site_dirs[name], name, tokens[name], seed, audit_key
+            )
             if sites_as_processes:
                 log = (site_dirs[name] / "agent.log").open("wb")
                 logs.append(log)
@@ -285,6 +304,7 @@ def run_study_over_network(
         history, final = evaluate_rounds(client, study_id, headers, status, prepared)
         ledger = client.get(f"/v1/admin/studies/{study_id}/privacy", headers=headers).json()
         signed = _site_reports(client, study_id, headers, procs, threads)
+        _witness_end(server.url, ca, site_dirs, audit_key)
     finally:
         for proc in procs:
             try:
@@ -301,6 +321,7 @@ def run_study_over_network(
         server.stop()
     if status["status"] != "completed":
         raise ServiceError(f"the study ended {status['status']}: {status.get('error')}")
+    witnesses = _copy_cosignatures(run_dir, site_dirs, audit_key)
     secagg_reports = [
         r["secure_aggregation"] for r in status["rounds"] if "secure_aggregation" in r
     ]
@@ -323,7 +344,8 @@ def run_study_over_network(
             "study_id": study_id,
             "sites_as_processes": sites_as_processes,
             "store": "sqlite (blobs sealed with the governance envelope)",
-            "audit_log": str(run_dir / "coordinator" / "audit.jsonl"),
+            "audit_log": str(run_dir / "coordinator" / AUDIT_LOG),
+            "witnesses": witnesses,
             "run_dir": str(run_dir),
             "rounds": [
                 {k: r.get(k) for k in ("round", "status", "sites", "failed", "num_examples")}
@@ -366,6 +388,60 @@ def _site_reports(
     r.raise_for_status()
     signed: dict[str, Any] = r.json()
     return signed
+
+
+def _witness_end(url: str, ca: Path, site_dirs: dict[str, Path], audit_key: str) -> None:
+    """Each site witnesses the coordinator's log once more, now that the study has ended and
+    its agent has left (what each site operator's agent does at the end of a study), so the
+    checkpoint covering the whole log carries every site's cosignature."""
+    for name, site_dir in site_dirs.items():
+        kwargs = _site_kwargs(url, ca, site_dir, name, "", 0, audit_key)
+        if not Path(kwargs["cert_file"]).exists():
+            continue  # never enrolled: no witness
+        try:
+            witness_now(
+                coordinator=url,
+                name=name,
+                ca_file=ca,
+                cert_file=kwargs["cert_file"],
+                key_file=kwargs["key_file"],
+                state_dir=kwargs["state_dir"],
+                audit_key=audit_key,
+            )
+        except (WitnessRefusal, TransportError, AuditError):
+            continue  # its refusal and evidence stay in its state directory
+
+
+def _copy_cosignatures(run_dir: Path, site_dirs: dict[str, Path], audit_key: str) -> dict[str, Any]:
+    """Copy the coordinator's cosigned checkpoints to ``run_dir/cosignatures`` and write the
+    witness manifest (the log, the audit key, each site's witness key)."""
+    source = run_dir / "coordinator" / (AUDIT_LOG + ".cosigned")
+    target = run_dir / "cosignatures"
+    if target.exists():
+        shutil.rmtree(target)
+    if source.is_dir():
+        shutil.copytree(source, target)
+    else:
+        target.mkdir(parents=True)
+    keys = []
+    for site_dir in site_dirs.values():
+        vkey = site_dir / "state" / WITNESS_DIR / "witness.vkey"
+        if vkey.is_file():
+            keys.append(vkey.read_text(encoding="utf-8").strip())
+    manifest = WitnessManifest(
+        log=f"coordinator/{AUDIT_LOG}",
+        cosigned="cosignatures",
+        audit_key=audit_key,
+        witnesses=tuple(keys),
+    )
+    path = manifest.save(run_dir)
+    return {
+        "manifest": str(path),
+        "audit_key": audit_key,
+        "keys": keys,
+        "cosignatures": str(target),
+        "cosigned_checkpoints": len(list(target.glob("*.checkpoint"))),
+    }
 
 
 def _privacy_summary(

@@ -4,20 +4,26 @@ enrolment (``/v1/enrol``), which exchanges a one-time token and a CSR for a cert
 Sites poll for tasks, fetch the global model, submit updates and protocol messages as
 binary safetensors bodies, relay opaque messages to each other, report metrics, and send
 their signed site reports (the policy they enforced and their own ledger summary).
+
+Sites also witness the coordinator's audit log (:mod:`tutela.governance.witness`): they fetch
+its latest checkpoint with a consistency proof (``GET /v1/site/audit/checkpoint``) and post
+their cosignature back (``POST /v1/site/audit/cosignature``), each under its own name only.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+from typing import Annotated, Any, Protocol, runtime_checkable
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from safetensors.numpy import save as st_save
 
 from tutela.errors import DataError
 from tutela.fl.client import FeatureMoments
+from tutela.governance.checkpoint import Checkpoint
 from tutela.server.api import (
     MAX_BINARY_BYTES,
     SAFETENSORS,
@@ -31,6 +37,7 @@ from tutela.server.api import (
     wake,
 )
 from tutela.server.authz import Audience, Permission
+from tutela.server.core import NotFoundError
 from tutela.server.inbox import MAX_SITE_REPORT_BYTES
 from tutela.server.schemas import (
     EnrolIn,
@@ -42,8 +49,45 @@ from tutela.server.schemas import (
     SiteReportIn,
 )
 
+MAX_COSIGNATURE_BYTES = 16 * 1024
+"""Largest cosignature body (a checkpoint body and one signature line)."""
 
-def _json_body(kwargs: dict[str, Any], model: type[SiteReportIn]) -> dict[str, Any]:
+
+@runtime_checkable
+class WitnessedLog(Protocol):
+    """An audit hook whose checkpoints sites can witness (see ``serve.MerkleAuditHook``)."""
+
+    def witness_view(self, from_size: int) -> tuple[Checkpoint, list[bytes]]:
+        """The latest checkpoint and a consistency proof from ``from_size``."""
+
+    def add_cosignature(self, site: str, body: str, line: str) -> Checkpoint:
+        """Keep ``site``'s cosignature of the checkpoint with note body ``body``."""
+
+
+class WitnessViewOut(BaseModel):
+    """The coordinator's latest audit checkpoint and the consistency proof a witness asked for."""
+
+    checkpoint: str = Field(description="C2SP signed checkpoint note.")
+    proof: list[str] = Field(description="RFC 9162 consistency proof, base64 hashes.")
+
+
+class CosignatureIn(BaseModel):
+    """A site's cosignature of one checkpoint the coordinator issued."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    checkpoint: str = Field(max_length=4096, description="The cosigned checkpoint's note body.")
+    cosignature: str = Field(max_length=1024, description="The cosignature/v1 line.")
+
+
+def _witnessed(request: Request) -> WitnessedLog:
+    hook = coordinator_of(request).core.audit_hook
+    if not isinstance(hook, WitnessedLog):
+        raise NotFoundError("this coordinator keeps no witnessed audit log")
+    return hook
+
+
+def _json_body(kwargs: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
     """Document a JSON body that the route reads itself (bounded, kept byte for byte)."""
     kwargs["openapi_extra"]["requestBody"] = {
         "required": True,
@@ -213,3 +257,40 @@ def add_site_routes(app: FastAPI) -> None:
             raise DataError(f"malformed site report: {where}: {first['msg']}") from None
         receipt = await run(coordinator_of(request).report_site, p.name, study_id, body)
         return ReceiptOut(**receipt.as_dict())
+
+    # witnesses of the audit log
+    @app.get(
+        "/v1/site/audit/checkpoint",
+        response_model=WitnessViewOut,
+        **declared(Audience.SITES, Permission.ROUND_SUBMIT),
+    )
+    async def audit_checkpoint(
+        request: Request,
+        _p: Caller,
+        from_size: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    ) -> WitnessViewOut:
+        """The audit log's latest checkpoint (signed now if the log grew) and a consistency
+        proof from the size the site last cosigned."""
+        checkpoint, proof = await run(_witnessed(request).witness_view, from_size)
+        return WitnessViewOut(
+            checkpoint=checkpoint.encode(),
+            proof=[base64.b64encode(h).decode("ascii") for h in proof],
+        )
+
+    @app.post(
+        "/v1/site/audit/cosignature",
+        status_code=204,
+        **_json_body(declared(Audience.SITES, Permission.ROUND_SUBMIT), CosignatureIn),
+    )
+    async def audit_cosignature(request: Request, p: Caller) -> Response:
+        """Keep this site's cosignature beside the checkpoint it cosigned (its own name only)."""
+        body = await read_body(request, MAX_COSIGNATURE_BYTES)
+        try:
+            cosigned = CosignatureIn.model_validate_json(body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "body"
+            raise DataError(f"malformed cosignature: {where}: {first['msg']}") from None
+        witnessed = _witnessed(request)
+        await run(witnessed.add_cosignature, p.name, cosigned.checkpoint, cosigned.cosignature)
+        return Response(status_code=204)

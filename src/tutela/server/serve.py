@@ -6,6 +6,7 @@ A coordinator's data directory holds::
     keyring, keyring.key  encryption at rest for models, updates and messages
     audit.jsonl           the tamper-evident (Merkle) audit log: `tutela audit verify`
     audit.jsonl.checkpoints  its C2SP checkpoints: one when each round closes, one at shutdown
+    audit.jsonl.cosigned/    checkpoints with the sites' cosignatures (sites are witnesses)
     audit-signing.key     the Ed25519 key that signs them (mode 0600); its verifier key is
                           printed at start, for auditors to pin (`tutela audit trust add`)
     admin.token           the first admin's bearer token (mode 0600, written once)
@@ -25,7 +26,7 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
-from tutela.errors import ConfigError, ServiceError
+from tutela.errors import AuditError, ConfigError, DataError, ServiceError
 from tutela.governance._files import atomic_write, private_dir
 from tutela.governance.audit import (
     AuditLog,
@@ -34,9 +35,16 @@ from tutela.governance.audit import (
     generate_signing_key,
     load_signing_key,
 )
+from tutela.governance.witness import (
+    Cosignature,
+    cosigned_path,
+    with_cosignature,
+    witness_name,
+)
 from tutela.server.app import create_app
 from tutela.server.authz import Role
 from tutela.server.coordinator import Coordinator
+from tutela.server.core import NotFoundError
 from tutela.server.pki import PkiLayout, load_ca, load_cert, sign_csr
 from tutela.server.sealing import open_sealer
 from tutela.server.store import Store, TokenRow, sqlite_url
@@ -93,6 +101,8 @@ def build_coordinator(settings: ServerSettings) -> tuple[Coordinator, bytes | No
 
 AUDIT_LOG = "audit.jsonl"
 AUDIT_SIGNING_KEY = "audit-signing.key"
+COSIGNED_DIR = AUDIT_LOG + ".cosigned"
+"""Beside the audit log: each checkpoint the sites cosigned, with their cosignatures."""
 
 
 def coordinator_signing_key(data_dir: Path) -> Ed25519PrivateKey:
@@ -110,10 +120,16 @@ def coordinator_verifier_key(data_dir: Path) -> VerifierKey:
 
 class MerkleAuditHook:
     """Appends every coordinator audit event to the governance Merkle log at ``path`` and
-    signs its tree head on request (each closed round, shutdown).
+    signs its tree head on request (each closed round, shutdown, a witness asking).
+
+    Sites are its witnesses: :meth:`witness_view` hands one the latest checkpoint and a
+    consistency proof from the last one it saw, and :meth:`add_cosignature` keeps its
+    cosignature beside the checkpoint (``audit.jsonl.cosigned/``).
 
     Security: the checkpoints are only as good as the pinning of the key; a coordinator that
-    cuts its log back to an earlier checkpoint is caught by whoever holds a later one.
+    cuts its log back to an earlier checkpoint is caught by whoever holds a later one, and
+    the sites hold every checkpoint they cosigned. Cosignatures are kept as sent (each site
+    under its own witness name only); auditors verify them under the witness keys they pinned.
     """
 
     def __init__(self, path: Path, signing_key: Ed25519PrivateKey) -> None:
@@ -122,6 +138,9 @@ class MerkleAuditHook:
         self._lock = threading.Lock()
         stored = self._log.checkpoints()
         self._signed_size = stored[-1].size if stored else -1
+        self._issued: dict[str, Checkpoint] = {cp.body(): cp for cp in stored}
+        self._latest = stored[-1] if stored else None
+        self.cosigned_dir = path.with_name(path.name + ".cosigned")
 
     def __call__(
         self, actor: str, action: str, resource: str, outcome: str, detail: dict[str, Any]
@@ -132,11 +151,56 @@ class MerkleAuditHook:
     def checkpoint(self) -> Checkpoint | None:
         """Sign and store a checkpoint of the log; None if nothing was added since the last."""
         with self._lock:
-            if self._log.size == self._signed_size:
-                return None
-            cp = self._log.checkpoint(self._key)
-            self._signed_size = cp.size
-            return cp
+            return self._sign()
+
+    def _sign(self) -> Checkpoint | None:
+        if self._log.size == self._signed_size:
+            return None
+        cp = self._log.checkpoint(self._key)
+        self._signed_size = cp.size
+        self._issued[cp.body()] = self._latest = cp
+        return cp
+
+    def witness_view(self, from_size: int) -> tuple[Checkpoint, list[bytes]]:
+        """The latest checkpoint (signed now if the log grew since the last) and the RFC 9162
+        consistency proof from size ``from_size`` to it (empty when there is none to give:
+        ``from_size`` 0, the same size, or larger than the log)."""
+        with self._lock:
+            self._sign()
+            latest = self._latest
+            assert latest is not None  # _sign() signs a log that was never checkpointed
+            proof: list[bytes] = []
+            if 0 < from_size < latest.size:
+                proof = list(self._log.prove_consistency(from_size, latest.size).path)
+            return latest, proof
+
+    def add_cosignature(self, site: str, body: str, line: str) -> Checkpoint:
+        """Keep ``site``'s cosignature line of the issued checkpoint whose note body is
+        ``body`` (replacing that site's earlier one); returns the cosigned checkpoint.
+
+        Raises:
+            DataError: a malformed line, or one under another name than the site's own.
+            NotFoundError: this coordinator issued no checkpoint with that body.
+        """
+        try:
+            cosignature = Cosignature.parse_line(line)
+        except ValueError as exc:
+            raise DataError(f"malformed cosignature: {exc}") from None
+        if cosignature.name != witness_name(site):
+            raise DataError(f"site {site} cosigns under the name {witness_name(site)} only")
+        with self._lock:
+            issued = self._issued.get(body)
+            if issued is None:
+                raise NotFoundError("no checkpoint this coordinator issued has that body")
+            path = cosigned_path(self.cosigned_dir, issued)
+            current = Checkpoint.load(path) if path.exists() else issued
+            try:
+                updated = with_cosignature(current, cosignature)
+            except AuditError as exc:
+                raise DataError(str(exc)) from None
+            private_dir(self.cosigned_dir)
+            updated.save(path)
+            return updated
 
 
 def bootstrap_admin(coordinator: Coordinator, data_dir: Path) -> str | None:

@@ -12,6 +12,12 @@ and, for each task:
 A round the site's policy or privacy plan refuses is recorded in
 :attr:`SiteAgent.refused_rounds` and skipped thereafter; a round the site gives up on (the
 coordinator unreachable until the deadline, a protocol failure) goes on without it.
+
+The site also witnesses the coordinator's audit log (:mod:`~tutela.server.agent.witness`):
+whenever a study's round or status changes, and before it stops, it checks and cosigns the
+latest checkpoint. If the coordinator's log does not extend what the site cosigned before
+(rewritten, truncated, forked, or signed by another key), the site records the evidence and
+stops taking part in every study, with the reason (:attr:`SiteAgent.witness_refused`).
 """
 
 from __future__ import annotations
@@ -25,13 +31,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tutela.errors import (
+    AuditError,
     BudgetExceeded,
     ConfigError,
     PolicyViolation,
     ProtocolAbort,
     TransportError,
 )
+from tutela.governance.checkpoint import VerifierKey
 from tutela.governance.minimisation import SitePolicy
+from tutela.governance.witness import WitnessRefusal
 from tutela.server.agent.ckks import CkksAgent
 from tutela.server.agent.enrol import enrol
 from tutela.server.agent.join import StudyJoining
@@ -40,6 +49,7 @@ from tutela.server.agent.rounds import FIT_STAGE, SiteRounds
 from tutela.server.agent.settings import AgentSettings, identity_key, read_site_header
 from tutela.server.agent.state import StudyState
 from tutela.server.agent.transport import SiteTransport, detail
+from tutela.server.agent.witness import SiteWitness, parse_audit_key
 from tutela.server.ckks import STAGES as CKKS_STAGES
 
 
@@ -55,10 +65,18 @@ class SiteAgent:
         refused_rounds: the rounds it refused, by (study, round), with the reason.
         reports: the latest signed site report per joined study.
         finished: the studies that ended.
+        witness: the site as a witness of the coordinator's audit log.
+        witness_refused: why the site stopped, if the coordinator's log did not extend what
+            it cosigned before.
     """
 
     def __init__(
-        self, settings: AgentSettings, *, name: str, log: Callable[[str], None] | None = None
+        self,
+        settings: AgentSettings,
+        *,
+        name: str,
+        log: Callable[[str], None] | None = None,
+        audit_key: VerifierKey | None = None,
     ) -> None:
         self.settings = settings
         self.name = name
@@ -78,6 +96,11 @@ class SiteAgent:
         self.rounds = SiteRounds(self)
         self.reporter = SiteReporter(self)
         self.ckks = CkksAgent(self)
+        self.witness = SiteWitness(
+            lambda: self.transport.client, site=name, state_dir=self.state_dir, audit_key=audit_key
+        )
+        self.witness_refused: str | None = None
+        self._witnessed: object = None
 
     @property
     def ca(self) -> x509.Certificate:
@@ -102,6 +125,13 @@ class SiteAgent:
             for study_id, status in active.items():
                 if status in ("completed", "failed", "cancelled"):
                     self.finished.add(study_id)
+            progress = (
+                sorted(active.items()),
+                sorted({(str(t.get("study_id")), str(t.get("round"))) for t in payload["tasks"]}),
+            )
+            if progress != self._witnessed and not self.witness_checks():
+                break
+            self._witnessed = progress
             joined = set(self.studies) | set(self.refused)
             if (
                 self.settings.exit_when_done
@@ -109,6 +139,7 @@ class SiteAgent:
                 and all(s in self.finished or s in self.refused for s in joined)
                 and not payload["tasks"]
             ):
+                self.witness_checks()  # the log as the site leaves it
                 break
             if not worked:
                 time.sleep(self.settings.poll_interval)
@@ -120,7 +151,31 @@ class SiteAgent:
             },
             "finished": sorted(self.finished),
             "site_reports": dict(self.reports),
+            "witness_refused": self.witness_refused,
         }
+
+    def witness_checks(self) -> bool:
+        """Witness the coordinator's audit log once; False if the site must stop.
+
+        A log that does not extend what this site cosigned stops the site: every study it
+        joined is recorded as refused with the reason. A coordinator that cannot be reached
+        is retried at the next change.
+        """
+        if self.witness_refused is not None:
+            return False
+        try:
+            self.witness.witness_once()
+        except WitnessRefusal as exc:
+            self.witness_refused = exc.reason
+            reason = f"stopped: the coordinator's audit log cannot be witnessed: {exc.reason}"
+            for study_id in self.studies:
+                if study_id not in self.finished:
+                    self.refused[study_id] = reason
+            self.log(f"{self.name}: {reason} (evidence in {exc.evidence})")
+            return False
+        except (TransportError, AuditError) as exc:
+            self.log(f"{self.name}: audit checkpoint not witnessed this time: {exc}")
+        return True
 
     def poll(self) -> dict[str, Any]:
         """Fetch the current tasks."""
@@ -172,14 +227,18 @@ def run_site(
     outcome: str = "outcome",
     max_runtime_s: float = 3600.0,
     log: Callable[[str], None] | None = None,
+    audit_key: str | VerifierKey | None = None,
 ) -> dict[str, Any]:
     """Enrol if needed (``enrol_token`` and no certificate yet), then run the agent.
 
-    This is what ``tutela site run`` does.
+    This is what ``tutela site run`` does. ``audit_key`` is the coordinator's audit key as
+    the operator received it out of band: pinned on first use, the site witnesses the
+    coordinator's audit log under it (see :mod:`~tutela.server.agent.witness`).
     """
     from tutela.server.pki import validate_site_name
 
     validate_site_name(name)
+    pinned = parse_audit_key(audit_key)
     policy = SitePolicy.from_toml(policy_file)
     if not cert_file.exists():
         if enrol_token is None:
@@ -197,7 +256,7 @@ def run_site(
         state_dir=state_dir,
         max_runtime_s=max_runtime_s,
     )
-    agent = SiteAgent(settings, name=name, log=log)
+    agent = SiteAgent(settings, name=name, log=log, audit_key=pinned)
     try:
         return agent.run()
     finally:

@@ -1,0 +1,188 @@
+"""The site as a witness of the coordinator's audit log (:mod:`tutela.governance.witness`).
+
+Each round, and when its studies end, the agent fetches the coordinator's latest checkpoint
+and a consistency proof from the last checkpoint it cosigned, checks the coordinator's
+signature under the audit key it pinned, checks the proof, cosigns (C2SP tlog-cosignature)
+and posts the cosignature back. Its state lives in ``STATE_DIR/witness`` (see
+:class:`~tutela.governance.witness.Witness`): the pinned audit key, every checkpoint it
+cosigned, and the evidence of any refusal. Its cosigning key is ``STATE_DIR/witness.key``
+(mode 0600); the public key auditors pin is written to ``STATE_DIR/witness/witness.vkey``.
+
+The audit key is pinned once, from the operator (``tutela site run --audit-key``, the key
+``tutela server start`` prints, compared out of band): never from the coordinator, so a
+coordinator that later signs with another key is refused.
+
+Security:
+    A coordinator that rewrites, truncates or forks its log, or signs with another key,
+    gets no cosignature from this site: the site records the evidence and stops taking part
+    (:class:`~tutela.governance.witness.WitnessRefusal`). The site vouches only for the
+    checkpoints it was shown; it cannot tell whether records were made up before it first
+    looked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tutela.errors import AuditError, ConfigError, TransportError
+from tutela.governance._files import atomic_write
+from tutela.governance.audit import generate_signing_key, load_signing_key
+from tutela.governance.checkpoint import COSIGNATURE_V1, Checkpoint, VerifierKey
+from tutela.governance.witness import Cosignature, Witness, decode_proof, witness_name
+from tutela.server.agent.transport import detail
+from tutela.server.tls import client_context
+
+WITNESS_DIR = "witness"
+WITNESS_KEY = "witness.key"
+
+
+def witness_key(state_dir: Path) -> Ed25519PrivateKey:
+    """The site's cosigning key in ``state_dir`` (created once, mode 0600)."""
+    path = state_dir / WITNESS_KEY
+    if path.exists():
+        return load_signing_key(path)
+    return generate_signing_key(path)
+
+
+def parse_audit_key(value: str | VerifierKey | None) -> VerifierKey | None:
+    """The operator's audit key (``<name>+<key ID>+<key>``, as the coordinator printed it).
+
+    Raises:
+        ConfigError: not a checkpoint-signing verifier key.
+    """
+    if value is None or isinstance(value, VerifierKey):
+        return value
+    try:
+        key = VerifierKey.parse(value)
+    except ValueError as exc:
+        raise ConfigError(f"--audit-key: {exc}") from None
+    if key.is_cosigner:
+        raise ConfigError("--audit-key is a witness key; give the coordinator's audit key")
+    return key
+
+
+class SiteWitness:
+    """One site's witness of the coordinator it talks to.
+
+    Args:
+        client: the HTTP client to the coordinator (authenticated by the site's certificate)
+            as the agent holds it now.
+        site: the site's name (its cosigner name is ``tutela.witness/<site>``).
+        state_dir: the agent's state directory.
+        audit_key: the coordinator's audit key from the operator; pinned on first use.
+            Without one and none pinned, the site does not witness (:attr:`enabled`).
+        clock: seconds since the epoch (cosignature timestamps).
+
+    Raises:
+        ConfigError: an audit key that differs from the one pinned earlier.
+    """
+
+    def __init__(
+        self,
+        client: Callable[[], httpx.Client],
+        *,
+        site: str,
+        state_dir: Path,
+        audit_key: VerifierKey | None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        directory = state_dir / WITNESS_DIR
+        self.witness: Witness | None = None
+        if audit_key is None and not (directory / "log.vkey").exists():
+            return
+        key = witness_key(state_dir)
+        self.witness = Witness(directory, witness_name(site), key, audit_key, clock)
+        public = VerifierKey.of(key, witness_name(site), COSIGNATURE_V1).encode() + "\n"
+        atomic_write(directory / "witness.vkey", public.encode("utf-8"), mode=0o644)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this site witnesses (an audit key is pinned)."""
+        return self.witness is not None
+
+    @property
+    def verifier_key(self) -> VerifierKey | None:
+        """The site's witness key (what auditors pin), if it witnesses."""
+        return self.witness.verifier_key if self.witness is not None else None
+
+    def witness_once(self) -> Cosignature | None:
+        """Fetch, check and cosign the coordinator's latest checkpoint; post the cosignature.
+
+        Returns:
+            The cosignature, or ``None`` when this site does not witness.
+
+        Raises:
+            WitnessRefusal: the checkpoint does not extend what this site saw (the evidence
+                is recorded; the site must stop taking part).
+            TransportError: the coordinator could not be reached or refused a request, or
+                sent something that is not a checkpoint (retried next time).
+        """
+        if self.witness is None:
+            return None
+        latest = self.witness.latest
+        data = self._call(
+            "GET", "/v1/site/audit/checkpoint", params={"from_size": latest.size if latest else 0}
+        )
+        try:
+            note, items = data["checkpoint"], data["proof"]
+            if not isinstance(note, str) or not isinstance(items, list):
+                raise AuditError("the coordinator's answer is not a checkpoint and a proof")
+            proof = decode_proof(str(item) for item in items)
+            checkpoint = Checkpoint.parse(note)
+        except (KeyError, TypeError, AuditError) as exc:
+            raise TransportError(f"the coordinator sent no usable checkpoint: {exc}") from None
+        cosignature = self.witness.observe(note, proof)
+        body = {"checkpoint": checkpoint.body(), "cosignature": cosignature.line().rstrip("\n")}
+        self._call("POST", "/v1/site/audit/cosignature", json=body)
+        return cosignature
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self.client().request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise TransportError(f"coordinator unreachable: {exc}") from None
+        if response.status_code not in (200, 204):
+            raise TransportError(
+                f"{method} {path} refused: HTTP {response.status_code}: {detail(response)}"
+            )
+        if response.status_code == 204:
+            return {}
+        try:
+            data = response.json()
+        except ValueError:
+            raise TransportError(f"{method} {path}: the answer is not JSON") from None
+        if not isinstance(data, dict):
+            raise TransportError(f"{method} {path}: the answer is not a JSON object")
+        return data
+
+
+def witness_now(
+    *,
+    coordinator: str,
+    name: str,
+    ca_file: Path,
+    cert_file: Path,
+    key_file: Path,
+    state_dir: Path,
+    audit_key: str | VerifierKey | None = None,
+) -> Cosignature | None:
+    """Witness the coordinator's log once, as site ``name`` with its own files (what an agent
+    does each round; a deployment calls it when a study has ended).
+
+    Raises:
+        WitnessRefusal: the checkpoint does not extend what this site saw.
+        TransportError: the coordinator could not be reached or refused.
+    """
+    ctx = client_context(ca_file, certfile=cert_file, keyfile=key_file)
+    with httpx.Client(base_url=coordinator, verify=ctx, timeout=30.0) as client:
+        witness = SiteWitness(
+            lambda: client, site=name, state_dir=state_dir, audit_key=parse_audit_key(audit_key)
+        )
+        return witness.witness_once()

@@ -343,3 +343,38 @@ def test_audit_verify_requires_the_witness_quorum(tmp_path: Path) -> None:
     none = runner.invoke(app, [*base, "--witnesses", str(cosigned), "--json"])
     assert none.exit_code == 1
     assert json.loads(none.output)["witnesses"]["untrusted"] == 3
+
+
+# what comply reports ----------------------------------------------------------------------------
+
+
+def test_comply_reports_the_witnesses_of_the_coordinators_log(tmp_path: Path) -> None:
+    from tutela.governance.comply import check_run
+    from tutela.governance.witness import WitnessManifest
+
+    from .test_comply import AUDIT_KEY, GOOD, _make_run
+
+    run = _make_run(tmp_path / "run", GOOD)
+    deployment = run / "deployment"
+    log, ws, (cp,) = _cosigned_by(2, deployment)
+    log.log.close()
+    (deployment / "cosignatures").mkdir()
+    cp.save(deployment / "cosignatures" / "5.checkpoint")
+    WitnessManifest(
+        "audit.jsonl",
+        "cosignatures",
+        VerifierKey.of(log.key).encode(),
+        tuple(w.verifier_key.encode() for w in ws),
+    ).save(deployment)
+    pinned = [VerifierKey.of(AUDIT_KEY), VerifierKey.of(log.key)]
+
+    def audit_result(keys: list[VerifierKey]) -> tuple[str, dict[str, object]]:
+        report = check_run(run, "gdpr", audit_keys=keys)
+        result = next(r for r in report.results if r.id == "audit-log-verified")
+        return result.reason, dict(result.evidence["witnesses"])
+
+    reason, evidence = audit_result([*pinned, *(w.verifier_key for w in ws)])
+    assert evidence["ok"] and "witnesses: 2 of 2 required" in reason
+    reason, evidence = audit_result([*pinned, ws[0].verifier_key])  # one witness unpinned
+    assert not evidence["ok"] and "witness quorum not met" in reason
+    assert evidence["untrusted"] == 1

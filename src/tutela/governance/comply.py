@@ -76,6 +76,7 @@ from tutela.governance.results import (
 )
 from tutela.governance.site_report import verify_site_report
 from tutela.governance.trust import TrustStore
+from tutela.governance.witness import witness_status
 
 __all__ = [
     "CHECKS",
@@ -643,11 +644,15 @@ def _audit(run: _Run) -> CheckResult:
     ev.update(report.to_json())
     if not report.ok:
         return _result(cid, Status.FAIL, f"audit log does not verify: {report.problem}", ev)
+    witnessed = witness_status(run.path, run.audit_keys)  # the coordinator's log, if witnessed
+    if witnessed is not None:
+        ev["witnesses"] = witnessed
+    note = f"; witnesses: {witnessed.get('describe') or witnessed['problem']}" if witnessed else ""
     return _result(
         cid,
         Status.PASS,
         f"{report.size} records verified, all covered by a checkpoint signed by a pinned key "
-        f"({', '.join(report.covered_by)})",
+        f"({', '.join(report.covered_by)}){note}",
         ev,
     )
 

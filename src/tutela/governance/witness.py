@@ -635,11 +635,12 @@ class WitnessManifest:
 
 
 def witness_status(
-    run_dir: Path, trusted: Iterable[VerifierKey], quorum: int = 1
+    run_dir: Path, trusted: Iterable[VerifierKey], quorum: int | None = None
 ) -> dict[str, Any] | None:
     """The witnesses' view of a run's coordinator log, for reports (``None`` if the run
     keeps no cosignatures): whether the log verifies under the pinned keys, and which pinned
-    witnesses cosigned the checkpoint that covers all of it.
+    witnesses cosigned the checkpoint that covers all of it (``quorum``: by default every
+    witness the run names).
     """
     found = WitnessManifest.find(run_dir)
     if found is None:
@@ -652,7 +653,8 @@ def witness_status(
     }
     try:
         cosigned = load_cosigned(directory / manifest.cosigned)
-        report, witnesses = verify_witnessed(directory / manifest.log, trusted, cosigned, quorum)
+        wanted = quorum if quorum is not None else max(1, len(manifest.witnesses))
+        report, witnesses = verify_witnessed(directory / manifest.log, trusted, cosigned, wanted)
     except (OSError, AuditError) as exc:
         return {**status, "ok": False, "problem": str(exc)}
     status["checkpoints_cosigned"] = len(cosigned)

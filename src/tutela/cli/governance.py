@@ -473,7 +473,8 @@ def trust_add(
     key: Annotated[str, typer.Argument(help="Verifier key as printed: <name>+<key ID>+<key>.")],
     trust_store: TrustStoreOpt = None,
 ) -> None:
-    """Trust checkpoints signed by KEY (compare it with the one printed where it was made)."""
+    """Trust checkpoints signed by KEY, or cosigned by it if KEY is a site's witness key
+    (compare it with the one printed where it was made)."""
     from tutela.governance.trust import TrustStore, parse_verifier_keys
 
     (verifier,) = parse_verifier_keys([key])

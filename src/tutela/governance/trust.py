@@ -10,7 +10,9 @@ format Go's ``sumdb/note`` and transparency-log witnesses use::
 
 A signing key's verifier key (its fingerprint) is printed where the key is created
 (``tutela audit keygen``, ``tutela demo``, ``tutela server start``) and added here with
-``tutela audit trust add``. The file is written by the one private atomic writer.
+``tutela audit trust add``. Witness keys (the sites' cosigning keys, signature type 0x04,
+:mod:`tutela.governance.witness`) are pinned here too: they count only as cosigners, never
+as checkpoint signers. The file is written by the one private atomic writer.
 
 Security:
     Protects against evidence re-signed with a fresh key: such a key is not in the store.

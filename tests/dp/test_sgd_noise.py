@@ -123,3 +123,29 @@ def test_the_replay_key_helper_matches_secure_random_seeding() -> None:
     # _keyed must mirror SecureRandom's key derivation, or the equality tests prove nothing
     seed_key = hashlib.sha256(b"tutela.hazmat.rng.SecureRandom/v1\x00" + bytes([5])).digest()
     assert _keyed(seed_key).bytes(64) == SecureRandom(5).bytes(64)
+
+
+@pytest.mark.parametrize("size", [1, 7, 32769, 65541])
+def test_adding_on_the_grid_equals_rounding_then_adding_a_draw(size: int) -> None:
+    x = (np.random.default_rng(size).standard_normal(size) * 3).astype(np.float32)
+    fused = RoundedGaussian32Buffer(1.1, 70_000, rng=SecureRandom(5))
+    separate = RoundedGaussian32Buffer(1.1, 70_000, rng=SecureRandom(5))
+    g = fused.granularity
+    y = x.copy()
+    assert fused.add_on_grid(y, g / 7)
+    want = (np.rint(x * np.float32(1 / g)) + separate.draw(size)) * np.float32(g / 7)
+    assert np.array_equal(y, want)
+
+
+def test_adding_on_the_grid_refuses_values_float32_cannot_hold_exactly() -> None:
+    buffer = RoundedGaussian32Buffer(1.0, 100, rng=SecureRandom(6))
+    x = np.zeros(100, dtype=np.float32)
+    x[17] = np.float32(2.0**22 * buffer.granularity)  # |x/g| = 2**22: sums would round
+    before = x.copy()
+    assert not buffer.add_on_grid(x, 1.0)
+    assert np.array_equal(x, before)
+    # nothing was drawn: the next draw is the first key's
+    want = sample_rounded_gaussian32(1.0, 100, rng=_keyed(SecureRandom(6).bytes(32)), unit="grid")
+    assert np.array_equal(buffer.draw(100), want)
+    with pytest.raises(ValueError, match="contiguous 1-D float32"):
+        buffer.add_on_grid(np.zeros(10), 1.0)

@@ -54,7 +54,16 @@ class RoundedGaussian32Buffer:
     Security: see the module docstring.
     """
 
-    __slots__ = ("_out", "_plain", "_rng", "_sigma", "_stream", "capacity", "granularity")
+    __slots__ = (
+        "_out",
+        "_plain",
+        "_rng",
+        "_scratch",
+        "_sigma",
+        "_stream",
+        "capacity",
+        "granularity",
+    )
 
     def __init__(self, sigma: float, capacity: int, *, rng: SecureRandom | None = None) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
@@ -68,6 +77,47 @@ class RoundedGaussian32Buffer:
         block = _BYTES_PER_PAIR * min(pairs, _GRID32_BLOCK)
         self._plain = bytes(block)
         self._stream = bytearray(block + 15)  # update_into wants a cipher block of slack
+        self._scratch = np.empty(2 * min(pairs, _GRID32_BLOCK), dtype=np.float32)
+
+    def add_on_grid(self, values: npt.NDArray[np.float32], out_scale: float) -> bool:
+        """In place: ``values <- (round(values / g) + noise) * out_scale``, one fresh draw.
+
+        The same values as rounding, adding :meth:`draw`'s noise and scaling, computed block
+        by block while the block is in cache. Returns False, changing nothing and drawing
+        nothing, when some ``|values / g|`` reaches 2**22 (float32 could then not hold the
+        sum exactly; do that arithmetic in float64 with :meth:`draw` instead).
+
+        Raises:
+            ValueError: ``values`` is not a contiguous 1-D float32 array within the capacity.
+        """
+        size = values.shape[0] if values.ndim == 1 else -1
+        if values.dtype != np.float32 or not values.flags.c_contiguous or size < 0:
+            raise ValueError("values must be a contiguous 1-D float32 array")
+        if size > self.capacity:
+            raise ValueError(f"values must hold at most {self.capacity} entries")
+        g = self.granularity
+        if size == 0:
+            return True
+        if not max(-float(values.min()), float(values.max())) < 2.0**22 * g:
+            return False
+        m = (size + 1) // 2
+        key = self._rng.bytes(KEY_BYTES)
+        encryptor = Cipher(algorithms.AES(key), modes.CTR(_ZERO_COUNTER)).encryptor()
+        plain, stream = memoryview(self._plain), memoryview(self._stream)
+        inv_g, scale = np.float32(1.0 / g), np.float32(out_scale)
+        for lo in range(0, m, _GRID32_BLOCK):
+            hi = min(m, lo + _GRID32_BLOCK)
+            k = hi - lo
+            encryptor.update_into(plain[: _BYTES_PER_PAIR * k], self._stream)
+            cos, sin = self._scratch[:k], self._scratch[k : 2 * k]
+            _box_muller_block(stream[: _BYTES_PER_PAIR * k], self._sigma, g, cos, sin, False)
+            # the noise for index j is what draw() would put at j: cos at lo.., sin at m + lo..
+            for part, noise in ((values[lo:hi], cos), (values[m + lo : m + hi], sin)):
+                np.multiply(part, inv_g, out=part)  # exact: g is a power of two
+                np.rint(part, out=part)
+                np.add(part, noise[: part.shape[0]], out=part)  # an odd size drops a sine
+                np.multiply(part, scale, out=part)
+        return True
 
     def draw(self, size: int) -> npt.NDArray[np.float32]:
         """``size`` fresh values in grid units (integers stored as float32), under a new key.

@@ -94,6 +94,14 @@ class DPOptimizer:
         self.optimizer.zero_grad(set_to_none=set_to_none)
         self._engine.clear()
 
+    def _buffer(self) -> RoundedGaussian32Buffer:
+        if self._noise_buffer is None:
+            assert not isinstance(self._rng, torch.Generator)
+            sigma = self.noise_multiplier * self.max_grad_norm
+            largest = max(p.numel() for p in self._params)
+            self._noise_buffer = RoundedGaussian32Buffer(sigma, largest, rng=self._rng)
+        return self._noise_buffer
+
     def _noise(self, numel: int) -> torch.Tensor:
         """Fresh noise for ``numel`` coordinates: in grid units (secure) or value units.
 
@@ -102,11 +110,7 @@ class DPOptimizer:
         if isinstance(self._rng, torch.Generator):
             sigma = self.noise_multiplier * self.max_grad_norm
             return torch.normal(0.0, sigma, (numel,), generator=self._rng)
-        if self._noise_buffer is None:
-            sigma = self.noise_multiplier * self.max_grad_norm
-            largest = max(p.numel() for p in self._params)
-            self._noise_buffer = RoundedGaussian32Buffer(sigma, largest, rng=self._rng)
-        return torch.from_numpy(self._noise_buffer.draw(numel))
+        return torch.from_numpy(self._buffer().draw(numel))
 
     def _check_covered(self) -> None:
         covered = {id(p) for p in self._params}
@@ -124,16 +128,16 @@ class DPOptimizer:
         g = self.granularity
         divisor = self.expected_batch_size if self.loss_reduction == "mean" else 1.0
         s = torch.zeros_like(p) if s is None else s.detach()
-        z = self._noise(p.numel()).view_as(p)
         if g == 0:  # torch.Generator: plain float noise (not hardened)
+            z = self._noise(p.numel()).view_as(p)
             return s.to(p.dtype).add_(z.to(p.dtype)).div_(divisor)
-        if s.dtype == torch.float32:
-            lo, hi = torch.aminmax(s)  # no temporary as large as s
-            if max(-float(lo), float(hi)) < 2.0**22 * g:
-                # grid arithmetic in float32 is exact here: |s/g| < 2**22, |noise/g| < 2**20,
-                # and g is a power of two, so s * (1/g) is s / g exactly
-                return s.mul_(1.0 / g).round_().add_(z).mul_(g / divisor)
+        # round to the grid, add the noise and scale, block by block in cache; float32 is
+        # exact there (|s/g| < 2**22 is checked, |noise/g| < 2**20)
+        fused = s.dtype == torch.float32 and s.device.type == "cpu" and s.is_contiguous()
+        if fused and self._buffer().add_on_grid(s.view(-1).numpy(), g / divisor):
+            return s
         # float64 keeps the grid exact for any magnitude
+        z = self._noise(p.numel()).view_as(p).to(s.device)
         exact = torch.round(s.double() / g).add_(z.double()).mul_(g)
         return exact.to(p.dtype).div_(divisor)
 

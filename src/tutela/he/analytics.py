@@ -15,8 +15,11 @@ change no sum):
 
 Error bounds (stated by :func:`finish` from the result's metadata): every slot carries at
 most ``batches * E + F`` of error, ``E = 2**-(scale_bits - 16)`` per operation and ``F`` the
-flooding half-width; a squared column adds ``2 M E`` per batch, where ``M`` bounds
-``|x|`` (the owner knows its data; :func:`finish` uses the decrypted maximum magnitude).
+flooding half-width; every multiplication adds a relative error of
+:data:`~tutela.he.network.RELATIVE_ERROR` of its product, so a squared column adds
+``2 M E + RELATIVE_ERROR x^2`` (``M`` bounds ``|x|``; :func:`finish` takes both from the
+decrypted sums of squares) and a linear score ``RELATIVE_ERROR sum_j |w_j| max|x_j|``, which
+only the owner can state (it passes its columns' largest magnitudes to :func:`finish`).
 
 Security: the service learns the operation, the column names, the row count and, for a
 linear score, the weights (they are plaintext multipliers); never a value of the table.
@@ -35,6 +38,7 @@ import numpy as np
 from tutela.errors import DataError, IntegrityError
 from tutela.he import messages
 from tutela.he.evaluation import EncryptedColumns, Noise, PublicKey, seal
+from tutela.he.network import RELATIVE_ERROR
 from tutela.he.owner import DecryptedResult
 
 __all__ = ["AnalyticsQuery", "Operation", "analyse", "bin_column", "finish", "indicator_name"]
@@ -159,8 +163,13 @@ def analyse(
     return seal(key, sums, meta, flooding, noise)
 
 
-def finish(result: DecryptedResult) -> dict[str, Any]:
+def finish(
+    result: DecryptedResult, magnitudes: Mapping[str, float] | None = None
+) -> dict[str, Any]:
     """The owner's last step: reduce the decrypted slots and state each value's error bound.
+
+    ``magnitudes`` (column -> largest ``|x|``, known to the owner only) completes the bound
+    of a linear score; without it the bound is ``None`` and the relative part is stated.
 
     Raises:
         IntegrityError: the result's metadata is not an analytics result.
@@ -178,7 +187,22 @@ def finish(result: DecryptedResult) -> dict[str, Any]:
     per_slot = batches * op_error + flooding
     v = result.values
     if op is Operation.LINEAR:
-        return {"op": op.value, "rows": rows, "scores": v[:rows], "error_bound": per_slot}
+        weights = {str(k): float(w) for k, w in (meta.get("weights") or {}).items()}
+        absolute = per_slot + op_error * (len(weights) + 1)
+        bound: float | None = None
+        if magnitudes is not None:
+            if not set(weights) <= set(magnitudes):
+                raise DataError("give the largest magnitude of every weighted column")
+            weighted = sum(abs(w) * abs(float(magnitudes[c])) for c, w in weights.items())
+            bound = absolute + (batches * op_error + RELATIVE_ERROR) * weighted
+        return {
+            "op": op.value,
+            "rows": rows,
+            "scores": v[:rows],
+            "error_bound": bound,
+            "error_bound_absolute": absolute,
+            "relative_error": RELATIVE_ERROR,
+        }
     if op is Operation.HISTOGRAM:
         k = v.size // slots
         counts = v[: k * slots].reshape(k, slots).sum(axis=1)
@@ -200,7 +224,9 @@ def finish(result: DecryptedResult) -> dict[str, Any]:
         return {"op": op.value, "rows": rows, "value": total / rows, "error_bound": bound / rows}
     squares = float(v[slots : 2 * slots].sum())
     magnitude = math.sqrt(max(float(np.max(np.abs(v[slots : 2 * slots]))), 0.0))
-    sq_bound = slots * (batches * op_error * (2 * magnitude + 1) + flooding)
+    sq_bound = slots * (batches * op_error * (2 * magnitude + 1) + flooding) + RELATIVE_ERROR * (
+        abs(squares) + slots * per_slot
+    )
     mean = total / rows
     if rows < 2:
         raise DataError("the variance needs at least two rows")

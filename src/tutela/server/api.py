@@ -284,7 +284,12 @@ def declared(
             "required": True,
             "content": {
                 SAFETENSORS: {
-                    "schema": {"type": "string", "format": "binary", "title": binary_body}
+                    "schema": {
+                        "type": "string",
+                        "format": "binary",
+                        "title": binary_body,
+                        "maxLength": MAX_BINARY_BYTES,
+                    }
                 }
             },
         }

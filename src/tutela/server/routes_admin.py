@@ -6,9 +6,9 @@ trail, each route allowed by the permission it declares.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 
 from tutela.errors import DataError
@@ -27,9 +27,12 @@ from tutela.server.authz import Audience, Permission, Role
 from tutela.server.core import DeploymentSettings
 from tutela.server.schemas import (
     EnrolmentTokenOut,
+    RoundNo,
     SiteIn,
+    SiteName,
     StatusOut,
     StudyCreated,
+    StudyId,
     StudyIn,
     TokenIn,
     TokenOut,
@@ -65,7 +68,7 @@ def add_admin_routes(app: FastAPI) -> None:
         status_code=204,
         **declared(Audience.PEOPLE, Permission.STUDY_CREATE, binary_body="model"),
     )
-    async def set_model(study_id: str, request: Request, p: Caller) -> Response:
+    async def set_model(study_id: StudyId, request: Request, p: Caller) -> Response:
         """Upload the initial global model (safetensors, float32)."""
         body = await read_body(request, MAX_BINARY_BYTES)
         await run(coordinator_of(request).set_initial_model, p, study_id, body)
@@ -76,7 +79,7 @@ def add_admin_routes(app: FastAPI) -> None:
         response_model=StatusOut,
         **declared(Audience.PEOPLE, Permission.STUDY_CONTROL),
     )
-    async def start(study_id: str, request: Request, p: Caller) -> StatusOut:
+    async def start(study_id: StudyId, request: Request, p: Caller) -> StatusOut:
         """Start a created study (invites the sites) or resume a paused one."""
         status = await run(coordinator_of(request).start, p, study_id)
         wake(request)
@@ -87,7 +90,7 @@ def add_admin_routes(app: FastAPI) -> None:
         response_model=StatusOut,
         **declared(Audience.PEOPLE, Permission.STUDY_CONTROL),
     )
-    async def pause(study_id: str, request: Request, p: Caller) -> StatusOut:
+    async def pause(study_id: StudyId, request: Request, p: Caller) -> StatusOut:
         """Pause a running study after its open round."""
         return StatusOut(id=study_id, status=await run(coordinator_of(request).pause, p, study_id))
 
@@ -96,7 +99,7 @@ def add_admin_routes(app: FastAPI) -> None:
         response_model=StatusOut,
         **declared(Audience.PEOPLE, Permission.STUDY_CONTROL),
     )
-    async def cancel(study_id: str, request: Request, p: Caller) -> StatusOut:
+    async def cancel(study_id: StudyId, request: Request, p: Caller) -> StatusOut:
         """Cancel a study for good."""
         return StatusOut(id=study_id, status=await run(coordinator_of(request).cancel, p, study_id))
 
@@ -107,7 +110,7 @@ def add_admin_routes(app: FastAPI) -> None:
         return result
 
     @app.get("/v1/admin/studies/{study_id}", **declared(Audience.PEOPLE, Permission.STUDY_READ))
-    async def study_status(study_id: str, request: Request, _p: Caller) -> dict[str, Any]:
+    async def study_status(study_id: StudyId, request: Request, _p: Caller) -> dict[str, Any]:
         """Status, participation and rounds of a study."""
         result: dict[str, Any] = await run(coordinator_of(request).study_status, study_id)
         return result
@@ -115,7 +118,7 @@ def add_admin_routes(app: FastAPI) -> None:
     @app.get(
         "/v1/admin/studies/{study_id}/privacy", **declared(Audience.PEOPLE, Permission.LEDGER_READ)
     )
-    async def privacy(study_id: str, request: Request, _p: Caller) -> dict[str, Any]:
+    async def privacy(study_id: StudyId, request: Request, _p: Caller) -> dict[str, Any]:
         """The study's privacy ledger."""
         result: dict[str, Any] = await run(coordinator_of(request).privacy_ledger, study_id)
         return result
@@ -124,7 +127,7 @@ def add_admin_routes(app: FastAPI) -> None:
         "/v1/admin/studies/{study_id}/site-reports",
         **declared(Audience.PEOPLE, Permission.LEDGER_READ),
     )
-    async def site_reports(study_id: str, request: Request, _p: Caller) -> dict[str, Any]:
+    async def site_reports(study_id: StudyId, request: Request, _p: Caller) -> dict[str, Any]:
         """Each site's latest signed report, verbatim, and the identity keys the sites
         registered when they joined (``site_keys``: what to verify the reports against)."""
         result: dict[str, Any] = await run(coordinator_of(request).site_reports, study_id)
@@ -134,7 +137,7 @@ def add_admin_routes(app: FastAPI) -> None:
         "/v1/admin/studies/{study_id}/model",
         **declared(Audience.PEOPLE, Permission.MODEL_READ, binary_response=True),
     )
-    async def study_model(study_id: str, request: Request, _p: Caller) -> Response:
+    async def study_model(study_id: StudyId, request: Request, _p: Caller) -> Response:
         """The current global model (safetensors)."""
         return Response(
             await run(coordinator_of(request).final_model, study_id), media_type=SAFETENSORS
@@ -144,7 +147,9 @@ def add_admin_routes(app: FastAPI) -> None:
         "/v1/admin/studies/{study_id}/rounds/{round_no}/model",
         **declared(Audience.PEOPLE, Permission.MODEL_READ, binary_response=True),
     )
-    async def round_model(study_id: str, round_no: int, request: Request, _p: Caller) -> Response:
+    async def round_model(
+        study_id: StudyId, round_no: RoundNo, request: Request, _p: Caller
+    ) -> Response:
         """The global model after one round (safetensors)."""
         return Response(
             await run(coordinator_of(request).round_model, study_id, round_no),
@@ -153,10 +158,12 @@ def add_admin_routes(app: FastAPI) -> None:
 
     @app.get("/v1/admin/audit", **declared(Audience.PEOPLE, Permission.AUDIT_READ))
     async def audit(
-        request: Request, _p: Caller, after_id: int = 0, limit: int = 1000
+        request: Request,
+        _p: Caller,
+        after_id: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> list[dict[str, Any]]:
         """Audit events in order (page with ``after_id``)."""
-        limit = max(1, min(limit, 10_000))
         result: list[dict[str, Any]] = await run(
             lambda: coordinator_of(request).audit_events(limit=limit, after_id=max(after_id, 0))
         )
@@ -179,7 +186,7 @@ def add_admin_routes(app: FastAPI) -> None:
         status_code=204,
         **declared(Audience.PEOPLE, Permission.SITE_MANAGE),
     )
-    async def activate_site(name: str, request: Request, p: Caller) -> Response:
+    async def activate_site(name: SiteName, request: Request, p: Caller) -> Response:
         """Accept a site whose certificate was issued offline."""
         await run(coordinator_of(request).activate_site, p, name)
         return Response(status_code=204)

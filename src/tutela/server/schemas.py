@@ -1,13 +1,34 @@
-"""Request and response bodies of the coordinator's HTTP API (pydantic at the edge only)."""
+"""Request and response bodies of the coordinator's HTTP API (pydantic at the edge only).
+
+Every input is bounded in the schema: integers have a minimum and a maximum, strings a
+maximum length, lists a maximum number of items, mappings a maximum number of entries
+(``tests/server/test_bounds_schema.py`` walks the OpenAPI schema for it). Path parameters
+use the aliases below (:data:`StudyId`, :data:`RoundNo`, :data:`StageName`,
+:data:`SiteName`), so a round number of 2**70 is a 422, never a 500.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from tutela.server.api import MAX_BINARY_BYTES
 from tutela.server.authz import Role
+
+MAX_ROUND = 100_000
+"""The largest round number (a study runs at most 100,000 rounds; round 0 standardises)."""
+MAX_SITES = 100_000
+"""The most sites a study may name (``data.sites`` is at most this too)."""
+MAX_VECTOR = 100_000
+"""The most entries of a per-feature vector a site sends (feature moments)."""
+
+StudyId = Annotated[str, Path(min_length=1, max_length=64)]
+RoundNo = Annotated[int, Path(ge=0, le=MAX_ROUND)]
+StageName = Annotated[str, Path(min_length=1, max_length=64)]
+SiteName = Annotated[str, Path(min_length=1, max_length=63)]
+SiteNameField = Annotated[str, Field(min_length=1, max_length=63)]
 
 
 class _Model(BaseModel):
@@ -19,7 +40,7 @@ class DeploymentIn(_Model):
     stage_timeout_s: float = Field(default=120.0, gt=0, le=86400)
     max_update_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=MAX_BINARY_BYTES)
     max_relay_bytes: int = Field(default=1024 * 1024, ge=64, le=64 * 1024 * 1024)
-    sites: list[str] | None = None
+    sites: list[SiteNameField] | None = Field(default=None, max_length=MAX_SITES)
 
 
 class StudyIn(_Model):
@@ -68,8 +89,8 @@ class EnrolOut(_Model):
 
 class MomentsIn(_Model):
     count: int = Field(ge=0, le=10**9)
-    total: list[float]
-    total_sq: list[float]
+    total: list[float] = Field(max_length=MAX_VECTOR)
+    total_sq: list[float] = Field(max_length=MAX_VECTOR)
 
 
 class ParticipationIn(_Model):
@@ -102,7 +123,7 @@ class ReceiptOut(_Model):
 
 
 class MetricsIn(_Model):
-    metrics: dict[str, float]
+    metrics: dict[Annotated[str, Field(max_length=64)], float] = Field(max_length=256)
 
 
 class SiteReportIn(_Model):

@@ -11,7 +11,7 @@ A model file (``*.safetensors``, written by :func:`save_model_file`) holds the l
 features, their ranges, the standardisation and the activation.
 
 Feature ranges: the study's declared ``data.feature_bounds`` where it has one, else the
-mean plus or minus ten standard deviations of the standardisation.
+mean plus or minus twenty standard deviations of the standardisation.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ __all__ = [
 
 MODEL_META = "tutela.he"
 STANDARDISATION_META = "tutela.standardisation"
-RANGE_DEVIATIONS = 10.0
+RANGE_DEVIATIONS = 20.0
 _LAYER = re.compile(r"^(?:layers\.)?(\d+)\.(weight|bias)$")
 _MAX_MODEL_BYTES = 256 << 20
 

@@ -33,7 +33,10 @@ where z_eff = z C / (C + g sqrt(d)) accounts for rounding the sum to the noise g
 (d = number of trainable parameters); z_eff = z with a ``torch.Generator`` (which is
 reproducible but not secure). The secure noise is
 :func:`~tutela.hazmat.noise.sample_rounded_gaussian32`: the Gaussian rounded to g, with
-its tail cut at 8.65 sigma (about 5e-18 of mass per coordinate, not added to delta).
+its tail cut at 8.65 sigma (about 5e-18 of mass per coordinate, not added to delta), drawn
+value for value as that function would through
+:class:`~tutela.hazmat.noise_buffer.RoundedGaussian32Buffer` under a fresh CSPRNG key per
+parameter and step (never from torch's generator, whose state is predictable).
 
 The bound C holds only if example i's gradient is what is read at index i of dimension 0
 of every layer's input and output gradient, so a step is refused, before anything is

@@ -17,7 +17,9 @@ from typing import Annotated, Any
 import typer
 
 he_app = typer.Typer(
-    help="Homomorphic encryption demos (CKKS, threshold Paillier).", no_args_is_help=True
+    help="Homomorphic encryption: CKKS as a service (keygen, encrypt, serve, predict, decrypt, "
+    "score, upload, query) and demos (CKKS, threshold Paillier).",
+    no_args_is_help=True,
 )
 
 

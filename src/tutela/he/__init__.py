@@ -7,6 +7,9 @@
   :mod:`tutela.he.dealer`: the dealer role, apart from the coordinator.
 - :mod:`tutela.he.inference`: encrypted logistic-regression scoring.
 - :mod:`tutela.he.ckks`: parameters (128-bit security) and the error bound.
+- HE as a service: :mod:`tutela.he.network` (logistic and polynomial MLPs, depth, error
+  bound), :mod:`tutela.he.owner` (the data owner's key and encryption), :mod:`tutela.he.evaluation`
+  and :mod:`tutela.he.analytics` (what the service computes on ciphertexts).
 
 Each module's docstring states its security model.
 """

@@ -112,6 +112,7 @@ def execute(
     console: Console,
     network: bool = False,
     sites_as_processes: bool = True,
+    policy: Any = None,
 ) -> RunResults:
     """Run a study with a progress bar, print the summary, write the run directory."""
     from tutela.fl.recipes import run_configured_study, write_json_atomic
@@ -148,6 +149,7 @@ def execute(
             progress=on_round,
             run_dir=run_dir,
             network=_network_runner(sites_as_processes) if network else None,
+            policy=policy,
         )
     _print_summary(console, results)
     if out is not None:
@@ -156,6 +158,7 @@ def execute(
     if run_dir is not None:
         console.print(f"run directory: {run_dir}")
         _pin_audit_key(console)
+        _pin_witnessed_log(console, results)
     return results
 
 
@@ -176,6 +179,29 @@ def _pin_audit_key(console: Console) -> None:
         soft_wrap=True,
         highlight=False,
     )
+
+
+def _pin_witnessed_log(console: Console, results: RunResults) -> None:
+    """Name the coordinator's audit key and its site witnesses (the deployment ran them);
+    pin them like the run's key, and say how to check the cosignatures."""
+    from tutela.governance.checkpoint import VerifierKey
+    from tutela.governance.trust import pin
+
+    extra = (results.deployment.model_extra if results.deployment is not None else None) or {}
+    witnessed = extra.get("witnesses")
+    if not witnessed:
+        return
+    keys = [VerifierKey.parse(k) for k in (witnessed["audit_key"], *witnessed["keys"])]
+    where = [pin(key) for key in keys][-1]
+    lines = [
+        f"coordinator audit log signed by {keys[0].encode()} (pinned in {where})",
+        f"witnessed by {len(keys) - 1} site(s), their keys pinned in {where}:",
+        *(f"  {key.encode()}" for key in keys[1:]),
+        f"  check: tutela audit verify {extra.get('audit_log')} --witnesses "
+        f"{witnessed['cosignatures']} --witness-quorum {len(keys) - 1}",
+    ]
+    for line in lines:
+        console.print(line, soft_wrap=True, highlight=False)
 
 
 def _default_run_dir(name: str) -> Path:
@@ -247,13 +273,24 @@ def study_run(
     path: Path = typer.Argument(..., help="Study TOML file."),
     out: Path | None = typer.Option(None, "--out", help="Write results JSON here."),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Run directory."),
+    policy: Path | None = typer.Option(
+        None,
+        "--policy",
+        help="Site policy TOML every simulated site enforces (default: the flagship's).",
+    ),
 ) -> None:
-    """Run the study described by a TOML file."""
+    """Run the study described by a TOML file (in process; each simulated site enforces
+    the site policy)."""
     from tutela.fl.config import load_study
+    from tutela.governance.minimisation import SitePolicy
 
     config = load_study(path)
     execute(
-        config, out=out, run_dir=run_dir or _default_run_dir(config.study.name), console=Console()
+        config,
+        out=out,
+        run_dir=run_dir or _default_run_dir(config.study.name),
+        console=Console(),
+        policy=SitePolicy.from_toml(policy) if policy is not None else None,
     )
 
 
@@ -265,7 +302,22 @@ def study_validate(path: Path = typer.Argument(..., help="Study TOML file.")) ->
     typer.echo(json.dumps(load_study(path).resolved(), indent=2))
 
 
+model_app = typer.Typer(help="Models named by a factory: print what a study and a site pin.")
+
+
+@model_app.command("hash")
+def model_hash(
+    factory: str = typer.Argument(..., help="package.module:function"),
+) -> None:
+    """Print the SHA-256 of a factory's module source (without importing it): the
+    ``model.source_sha256`` of a study and the ``sha256`` of a site policy's ``[[models]]``."""
+    from tutela.fl.models import factory_source_path, factory_source_sha256
+
+    typer.echo(f"{factory_source_sha256(factory)}  {factory_source_path(factory)}")
+
+
 def register(app: typer.Typer) -> None:
-    """Attach ``demo`` and ``study`` to the root app."""
+    """Attach ``demo``, ``study`` and ``model`` to the root app."""
     app.command("demo")(demo)
     app.add_typer(study_app, name="study")
+    app.add_typer(model_app, name="model")

@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tutela.data.datasets import DatasetName
 from tutela.data.partition import PartitionScheme
-from tutela.errors import ConfigError
+from tutela.data.tables import ColumnRoles
+from tutela.errors import ConfigError, DataError
 from tutela.fl.client import OptimizerKind
 from tutela.fl.models import ModelKind
 from tutela.fl.task import Task
@@ -25,22 +26,45 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
 
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+"""A column, category or study name (every string of a study is bounded)."""
+Bound = Annotated[float, Field(ge=-1e300, le=1e300)]
+"""A finite declared number (a feature range end)."""
+
+
 class StudySection(_Section):
-    name: str = "hospital-outcome-study"
-    purpose: str = "disease-outcome-prediction"
-    seed: int = 0
+    name: str = Field(default="hospital-outcome-study", min_length=1, max_length=200)
+    purpose: str = Field(default="disease-outcome-prediction", min_length=1, max_length=200)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
 
 
 class DataSection(_Section):
-    dataset: DatasetName = DatasetName.BREAST_CANCER
-    columns: list[str] | None = None
-    rows: int | None = Field(default=None, ge=10, description="synthetic-ehr only")
+    """Where the study's rows come from and how they are split.
+
+    Either a shipped ``dataset``, or your own table (``path``: CSV or Parquet) with its
+    column roles: the ``outcome`` column, ``numeric`` and ``categorical`` feature columns,
+    the declared ``categories`` of each categorical column and their ``encoding``
+    (``one-hot`` or ``ordinal``; see :mod:`tutela.data.tables`). In a deployment each site
+    reads its own file with the same roles.
+    """
+
+    dataset: DatasetName | None = DatasetName.BREAST_CANCER
+    path: str | None = Field(default=None, max_length=4096)
+    outcome: str | None = Field(default=None, max_length=200)
+    numeric: list[Name] = Field(default_factory=list, max_length=10_000)
+    categorical: list[Name] = Field(default_factory=list, max_length=1_000)
+    categories: dict[Name, Annotated[list[Name], Field(max_length=10_000)]] = Field(
+        default_factory=dict, max_length=1_000
+    )
+    encoding: Literal["one-hot", "ordinal"] = "one-hot"
+    columns: list[Name] | None = Field(default=None, max_length=10_000)
+    rows: int | None = Field(default=None, ge=10, le=10**9, description="synthetic-ehr only")
     test_fraction: float = Field(default=0.25, gt=0.0, lt=1.0)
     sites: int = Field(default=5, ge=1, le=100_000)
     partition: PartitionScheme = PartitionScheme.DIRICHLET
-    alpha: float = Field(default=0.5, gt=0.0)
-    min_site_rows: int = Field(default=20, ge=1)
-    feature_bounds: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    alpha: float = Field(default=0.5, gt=0.0, le=1e6)
+    min_site_rows: int = Field(default=20, ge=1, le=10**9)
+    feature_bounds: dict[Name, tuple[Bound, Bound]] = Field(default_factory=dict, max_length=10_000)
     """Declared range ``[low, high]`` of a feature column. Under SecAgg+ or DP,
     sites clip each feature to its range before computing standardisation statistics (the
     rows they train on are not clipped), and DP noise scales with the range: declare tight
@@ -51,15 +75,53 @@ class DataSection(_Section):
     (``false``: the features are used as the sites hold them, e.g. images already scaled;
     in process only for now)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _table_replaces_dataset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("path") is not None:
+            if data.get("dataset") is not None:
+                raise ValueError("name either data.dataset or data.path, not both")
+            return {**data, "dataset": None}
+        return data
+
+    def roles(self) -> ColumnRoles | None:
+        """The declared column roles of a study over your own table (``None``: a shipped
+        dataset, or a caller's data without declared roles)."""
+        if self.outcome is None or not (self.numeric or self.categorical):
+            return None
+        cats = {k: tuple(v) for k, v in self.categories.items()}
+        return ColumnRoles(
+            self.outcome, tuple(self.numeric), tuple(self.categorical), cats, self.encoding
+        )
+
+    def model_columns(self) -> list[str] | None:
+        """The model's input columns: the encoded columns of a table with declared roles,
+        else the declared ``columns`` (``None``: not declared)."""
+        roles = self.roles()
+        if roles is not None:
+            return roles.encoded_columns
+        return list(self.columns) if self.columns is not None else None
+
     @model_validator(mode="after")
     def _bounds_ordered(self) -> DataSection:
+        if self.path is not None and self.roles() is None:
+            raise ValueError("data.path needs data.outcome and numeric or categorical columns")
+        try:
+            self.roles()
+        except DataError as exc:
+            raise ValueError(str(exc)) from None
         for name, (low, high) in self.feature_bounds.items():
             if not (math.isfinite(low) and math.isfinite(high) and low < high):
                 raise ValueError(f"feature_bounds.{name}: need finite low < high")
         return self
 
 
-ModelOption = bool | int | float | str
+ModelOption = (
+    bool
+    | Annotated[int, Field(ge=-(2**53), le=2**53)]
+    | Annotated[float, Field(ge=-1e300, le=1e300)]
+    | Annotated[str, Field(max_length=1000)]
+)
 
 
 class ModelSection(_Section):
@@ -74,7 +136,9 @@ class ModelSection(_Section):
     """
 
     kind: ModelKind = ModelKind.LOGISTIC
-    hidden: list[int] = Field(default_factory=lambda: [32], max_length=64)
+    hidden: list[Annotated[int, Field(ge=1, le=1_000_000)]] = Field(
+        default_factory=lambda: [32], max_length=64
+    )
     task: Task = Task.BINARY
     factory: str | None = Field(
         default=None, max_length=300, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
@@ -93,8 +157,6 @@ class ModelSection(_Section):
             )
         if self.factory is None and (self.source_sha256 is not None or self.options):
             raise ValueError("model.source_sha256 and model.options need model.factory")
-        if self.factory is None and self.task is not Task.BINARY:
-            raise ValueError("the built-in model kinds are binary; name a model.factory")
         return self
 
 
@@ -150,10 +212,10 @@ class PrivacySection(_Section):
     """
 
     mode: PrivacyMode = "none"
-    epsilon: float | None = Field(default=None, gt=0.0)
+    epsilon: float | None = Field(default=None, gt=0.0, le=100.0)
     delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
-    max_grad_norm: float = Field(default=1.0, gt=0.0, description="sample mode clip")
-    clip_norm: float = Field(default=1.0, gt=0.0, description="client mode clip")
+    max_grad_norm: float = Field(default=1.0, gt=0.0, le=1e6, description="sample mode clip")
+    clip_norm: float = Field(default=1.0, gt=0.0, le=1e6, description="client mode clip")
     adaptive_clipping: bool = False
     target_quantile: float = Field(default=0.5, gt=0.0, lt=1.0)
     accountant: Literal["pld", "rdp"] = "pld"
@@ -167,10 +229,10 @@ class PrivacySection(_Section):
 
 class SecureAggregationSection(_Section):
     protocol: Literal["none", "secagg+", "ckks"] = "none"
-    neighbors: int | None = Field(default=None, ge=1)
-    threshold: int | None = Field(default=None, ge=1)
+    neighbors: int | None = Field(default=None, ge=1, le=100_000)
+    threshold: int | None = Field(default=None, ge=1, le=100_000)
     modulus_bits: int = Field(default=32, ge=16, le=62)
-    clip_range: float = Field(default=8.0, gt=0.0)
+    clip_range: float = Field(default=8.0, gt=0.0, le=1e6)
 
     @model_validator(mode="after")
     def _majority_threshold(self) -> SecureAggregationSection:
@@ -289,4 +351,8 @@ def load_study(path: str | Path) -> StudyConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"study file {p} is not valid TOML: {exc}") from None
+    table = data.get("data", {}).get("path") if isinstance(data.get("data"), dict) else None
+    if isinstance(table, str) and not Path(table).is_absolute():
+        # a table named by the study file is found next to it, wherever the command runs
+        data["data"]["path"] = str(p.parent / table)
     return parse_study(data)

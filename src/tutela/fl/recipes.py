@@ -39,6 +39,7 @@ from tutela.fl.privacy import (
 )
 from tutela.fl.records import parameters_to_bytes
 from tutela.fl.rounds import RoundStatus
+from tutela.fl.strategy import Strategy
 from tutela.fl.study import (
     StudyData,
     baselines,
@@ -364,6 +365,8 @@ def run_configured_study(
     data: StudyData | None = None,
     model_factory: Callable[[], Any] | None = None,
     with_baselines: bool = True,
+    strategy: Strategy | None = None,
+    on_complete: Callable[[StudyRun], None] | None = None,
 ) -> RunResults:
     """Run a study with every configured protection; write ``run_dir`` if given.
 
@@ -381,6 +384,10 @@ def run_configured_study(
         model_factory: the model every site trains (a library caller's own builder;
             default: the configured one). In process only.
         with_baselines: also train the centralised and local-only baselines.
+        strategy: the strategy instance to run (default: the configured one). In process
+            only.
+        on_complete: called with the finished run (its final parameters included) before
+            the results are summarised.
 
     Returns:
         The run's results, as written to ``RUN_DIR/results.json``.
@@ -393,12 +400,22 @@ def run_configured_study(
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _run(
-            config, progress, run_dir, policy, audit, network, data, model_factory, with_baselines
-        )
+        extras = _Extras(data, model_factory, with_baselines, strategy, on_complete)
+        return _run(config, progress, run_dir, policy, audit, network, extras)
     finally:
         if audit is not None:
             audit.close()
+
+
+@dataclass(frozen=True)
+class _Extras:
+    """What a library caller brings to a run instead of the configured parts."""
+
+    data: StudyData | None = None
+    model_factory: Callable[[], Any] | None = None
+    with_baselines: bool = True
+    strategy: Strategy | None = None
+    on_complete: Callable[[StudyRun], None] | None = None
 
 
 def _governance(
@@ -433,10 +450,11 @@ def _run(
     policy: SitePolicy,
     audit: AuditLog | None,
     network: NetworkRunner | None = None,
-    given: StudyData | None = None,
-    model_factory: Callable[[], Any] | None = None,
-    with_baselines: bool = True,
+    extras: _Extras | None = None,
 ) -> RunResults:
+    extras = extras if extras is not None else _Extras()
+    given, model_factory = extras.data, extras.model_factory
+
     def log(action: str, resource: str, outcome: str = "success", **details: Any) -> None:
         if audit is not None:
             audit.append(ACTOR, action, resource, outcome, json_ready(details))
@@ -446,11 +464,14 @@ def _run(
     # The run is prepared once: the data is loaded and split here, and every later step
     # (DP calibration, the rounds, the baselines) reads this one copy.
     dataset = None
+    roles = config.data.roles() if config.data.path is not None else None
     if given is None:
         dataset = load_study_dataset(config)
-        if config.data.columns is None:  # record exactly which columns the study used
+        if config.data.columns is None and roles is None:  # record the columns it used
             config = config.with_overrides(data={"columns": study_columns(config, dataset)})
     columns = list(config.data.columns or (given.columns if given is not None else []))
+    if roles is not None:  # the policy judges the table's own columns
+        columns = roles.source_columns
     decision = policy.evaluate(study_request(config, columns))
     if not decision.allowed:
         log("study:refused", study, "denied", reasons=list(decision.reasons))
@@ -496,7 +517,8 @@ def _run(
                 ledger=plan.ledger,
                 data=data,
                 model_factory=model_factory,
-                with_baselines=with_baselines,
+                with_baselines=extras.with_baselines,
+                strategy=extras.strategy,
             )
             privacy = plan.report() if plan.report is not None else None
         else:
@@ -509,6 +531,8 @@ def _run(
             log("privacy:spend", spend.scope, **spend.to_dict())
         if plan.secure_report is not None and network is None:
             run = replace(run, secure_aggregation=plan.secure_report())
+    if extras.on_complete is not None:
+        extras.on_complete(run)
     log("data:minimise", study, **(run.minimisation or {}))
     if run_dir is not None and audit is not None:
         envelope = Envelope(open_keyring())

@@ -14,15 +14,17 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from torch import nn
 
 from tutela.data.datasets import Dataset, DatasetName, load_dataset
 from tutela.data.partition import partition, train_test_split_indices
+from tutela.data.tables import table_dataset
 from tutela.dp.ledger import PrivacyLedger
-from tutela.errors import DataError
-from tutela.fl.client import LocalSite, LocalTraining, PrivatizeHook
+from tutela.errors import ConfigError, DataError
 from tutela.fl.bounds import MAX_UPDATE_NORM
+from tutela.fl.client import LocalSite, LocalTraining, PrivatizeHook
 from tutela.fl.config import StudyConfig, update_norm_bound
 from tutela.fl.engine import RoundEngine, RoundRecord, UpdateAggregator
 from tutela.fl.models import (
@@ -98,12 +100,20 @@ class StudyData:
 def load_study_dataset(config: StudyConfig) -> Dataset:
     """The study's dataset, loaded once per run (offline; see :mod:`tutela.data`)."""
     c = config.data
+    roles = c.roles()
+    if c.path is not None and roles is not None:
+        return table_dataset(c.path, roles)
+    if c.dataset is None:
+        raise ConfigError("the study names no data: set data.dataset or data.path")
     return load_dataset(c.dataset, rows=c.rows, seed=config.study.seed)
 
 
 def study_columns(config: StudyConfig, dataset: Dataset) -> list[str]:
     """The feature columns the study uses: declared, else the dataset's model features."""
     c = config.data
+    roles = c.roles()
+    if c.path is not None and roles is not None:
+        return roles.encoded_columns
     if c.columns is not None:
         unknown = sorted(set(c.columns) - set(dataset.features.columns))
         if unknown:
@@ -131,7 +141,13 @@ def prepare_data(
         dataset = load_study_dataset(config)
     columns = study_columns(config, dataset)
     minimisation = None
-    if policy is not None:
+    roles = c.roles() if c.path is not None else None
+    if policy is not None and roles is not None:
+        # the policy judges the table's own columns; the encoded ones derive from them
+        source = pd.DataFrame(columns=roles.source_columns)
+        _, record = minimise(source, config.study.purpose, roles.source_columns, policy)
+        minimisation = record.to_json()
+    elif policy is not None:
         kept, record = minimise(dataset.features, config.study.purpose, columns, policy)
         minimisation = record.to_json()
         dataset = replace(dataset, features=kept)
@@ -404,6 +420,7 @@ def run_study(
     ledger: PrivacyLedger | None = None,
     data: StudyData | None = None,
     model_factory: Callable[[], nn.Module] | None = None,
+    strategy: Strategy | None = None,
 ) -> StudyRun:
     """Run the study in process: rounds, the final model's metrics, and the baselines.
 
@@ -413,7 +430,8 @@ def run_study(
     In a private study ``ledger`` holds the sites' own scopes, charged the standardisation
     release before round 1 (:func:`prepare_sites`). ``data`` is the study's data when the
     caller already loaded and split it (:func:`prepare_data`; a run prepares it once).
-    ``model_factory`` replaces the study's model (a library caller's own builder).
+    ``model_factory`` replaces the study's model and ``strategy`` the configured strategy
+    (a library caller's own).
     """
     started = time.perf_counter()
     if data is None:
@@ -427,7 +445,7 @@ def run_study(
         else dict(prepared.sites)
     )
     engine = RoundEngine(
-        build_strategy(config),
+        strategy if strategy is not None else build_strategy(config),
         clients,
         aggregator=aggregator,
         min_quorum=config.training.min_quorum,

@@ -191,7 +191,8 @@ class ConfigStudy(_Open):
 
 
 class ConfigData(_Open):
-    dataset: str
+    dataset: str | None
+    """The shipped dataset's name (``None``: your own table or the caller's data)."""
     columns: list[str] | None
     sites: int
 

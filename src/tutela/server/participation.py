@@ -212,8 +212,9 @@ def _join_statistics(
 ) -> dict[str, Any]:
     """What an acceptance of the study ``cfg`` keeps for standardisation, checked against
     the study's standardisation mode (a statistic the mode does not ask for is refused)."""
-    mode = standardisation_mode(parse_study(cfg))
-    columns = cfg["data"].get("columns")
+    study = parse_study(cfg)
+    mode = standardisation_mode(study)
+    columns = study.data.model_columns()
     if mode is StandardisationMode.SECURE:
         if moments is not None or noised is not None:
             raise DataError(

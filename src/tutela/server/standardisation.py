@@ -47,7 +47,7 @@ STANDARDISATION_CONFIG = "standardisation"
 def plan_of(config: StudyConfig) -> StandardisationPlan:
     """The study's standardisation plan (its declared columns; a study under secure
     aggregation or DP must declare them, so every party agrees on the vector length)."""
-    columns = config.data.columns
+    columns = config.data.model_columns()
     if columns is None:
         raise DataError("standardisation under SecAgg+ or DP needs data.columns in the study")
     return StandardisationPlan.of(config, list(columns))
@@ -69,7 +69,7 @@ class StandardisationStage:
             DataError: the answers cannot be pooled (the caller fails the study).
         """
         config = parse_study(json.loads(row.config_json))
-        plan = StandardisationPlan.of(config, list(config.data.columns or []))
+        plan = StandardisationPlan.of(config, list(config.data.model_columns() or []))
         answers = [json.loads(p.join_json) for p in sorted(accepted, key=lambda q: q.site)]
         if plan.mode is StandardisationMode.PLAIN:
             moments = [

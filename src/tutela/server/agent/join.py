@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tutela.data.tables import ColumnRoles
 from tutela.errors import BudgetExceeded, ConfigError, DataError, PolicyViolation
 from tutela.fl.client import LocalSite, LocalTraining, OptimizerKind
 from tutela.fl.config import StudyConfig, parse_study
@@ -67,7 +68,12 @@ class StudyJoining:
         self.agent = agent
 
     def columns(self, config: dict[str, Any]) -> list[str]:
-        """The feature columns the study asks for (every non-outcome column if unnamed)."""
+        """The feature columns the study asks for, as the site's file holds them (a study
+        with declared column roles: its numeric and categorical columns; else its
+        ``columns``, or every non-outcome column if unnamed)."""
+        roles = _roles(config)
+        if roles is not None:
+            return roles.source_columns
         cols = config.get("data", {}).get("columns")
         if cols is not None:
             return [str(c) for c in cols]
@@ -85,6 +91,9 @@ class StudyJoining:
         columns = self.columns(config)
         policy = self.agent.settings.policy
         reasons = list(policy.evaluate(study_request(study, columns)).reasons)
+        roles = study.data.roles()
+        if roles is not None and roles.outcome not in self.agent.header:
+            reasons.append(f"this site has no outcome column {roles.outcome!r}")
         missing = [c for c in columns if c not in self.agent.header]
         if missing:
             reasons.append(f"this site has no column(s) {', '.join(missing)}")
@@ -139,12 +148,19 @@ class StudyJoining:
         settings = agent.settings
         columns = self.columns(config)
         policy = settings.policy
-        frame = load_site_table(settings.data, settings.outcome, columns)
+        roles = study.data.roles()
+        outcome_column = roles.outcome if roles is not None else settings.outcome
+        frame = load_site_table(settings.data, outcome_column, columns)
         kept, _ = minimise(
-            frame.drop(columns=[settings.outcome]), study.study.purpose, columns, policy
+            frame.drop(columns=[outcome_column]), study.study.purpose, columns, policy
         )
-        features = kept.to_numpy(dtype=np.float32)
-        outcome = frame[settings.outcome].to_numpy(dtype=np.int64)
+        if roles is not None:  # encoded over the study's declared categories
+            encoded, outcome = roles.encode(frame, where=f"site {agent.name}")
+            features = encoded.to_numpy(dtype=np.float32)
+            columns = roles.encoded_columns
+        else:
+            features = kept.to_numpy(dtype=np.float32)
+            outcome = frame[outcome_column].to_numpy(dtype=np.int64)
         # the factory's source is checked against the study's hash before it is imported
         # (the policy allow-listed that pair in refusals()), and the model it builds must
         # have the parameter names and shapes of the study's initial model
@@ -229,3 +245,12 @@ class StudyJoining:
         vector, weight = secure_moments(moments)
         client.set_input(vector, weight=weight)
         return client
+
+
+def _roles(config: dict[str, Any]) -> ColumnRoles | None:
+    """The study's declared column roles (``None``: none declared or the study is invalid;
+    :meth:`StudyJoining.refusals` reports the latter)."""
+    try:
+        return parse_study(config).data.roles()
+    except ConfigError:
+        return None

@@ -15,6 +15,7 @@ import pandas as pd
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tutela.data.tables import read_header, read_table
 from tutela.errors import ConfigError, DataError
 from tutela.governance.minimisation import SitePolicy
 
@@ -28,7 +29,7 @@ class AgentSettings:
         ca_file: the deployment's CA certificate.
         cert_file: this site's certificate (from enrolment or ``tutela pki issue --site``).
         key_file: its private key.
-        data: CSV file with the site's rows (a header row; one outcome column).
+        data: CSV or Parquet file with the site's rows (one outcome column).
         policy: the site policy (the last word on what this site runs and shares).
         outcome: name of the outcome column.
         seed: seeds local data order (not privacy noise).
@@ -53,32 +54,21 @@ class AgentSettings:
     max_runtime_s: float = 3600.0
 
 
-def _read_csv(
-    path: Path, *, nrows: int | None = None, usecols: list[str] | None = None
-) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, nrows=nrows, usecols=usecols)
-    except FileNotFoundError:
-        raise DataError(f"site data not found: {path}") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"cannot read site data {path}: {exc}") from None
-
-
 def read_site_header(path: Path, outcome: str) -> list[str]:
-    """The column names of the site's CSV (no row is read); checks the outcome column."""
-    columns = [str(c) for c in _read_csv(path, nrows=0).columns]
+    """The column names of the site's CSV or Parquet file (no row is read); checks the
+    outcome column."""
+    columns = read_header(path)
     if outcome not in columns:
         raise DataError(f"site data {path} has no outcome column {outcome!r}")
     return columns
 
 
 def load_site_table(path: Path, outcome: str, columns: list[str]) -> pd.DataFrame:
-    """Read only ``columns`` and the outcome column of the site's CSV.
+    """Read only ``columns`` and the outcome column of the site's CSV or Parquet file.
 
     Call it after the site policy accepted ``columns``: no other column is ever parsed.
     """
-    frame = _read_csv(path, usecols=[*columns, outcome])
-    return frame.loc[:, [*columns, outcome]]
+    return read_table(path, [*columns, outcome])
 
 
 def identity_key(state_dir: Path | None) -> Ed25519PrivateKey:

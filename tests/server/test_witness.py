@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from tests.server.conftest import Live, small_config
 from tutela.governance.audit import AuditLog, generate_signing_key
@@ -248,3 +249,55 @@ def test_the_network_deployment_leaves_cosignatures_that_audit_verify_accepts(
     # a fourth witness nobody has cannot be asked for
     short = CliRunner().invoke(app, [*args, "--witness-quorum", "4"])
     assert short.exit_code != 0 and "quorum not met" in str(short.exception)
+
+
+# the audit key, pinned once ----------------------------------------------------------------
+
+
+def test_a_site_pins_the_ca_certified_audit_key_once_and_refuses_a_later_swap(
+    tmp_path: Path, pki_dir: Path
+) -> None:
+    from tests.server.conftest import start_live
+    from tutela.errors import ConfigError
+    from tutela.server.audit_key import AUDIT_KEY_CERT, certify_audit_key, verify_audit_certificate
+
+    ca = pki.load_cert(pki.PkiLayout(pki_dir).ca.cert)
+    live = start_live(tmp_path, pki_dir)
+    data_dir = live.server.settings.data_dir
+    client = live.client(site="hospital-1")
+    w = SiteWitness(
+        lambda: client, site="hospital-1", state_dir=tmp_path / "site", audit_key=None, ca=ca
+    )
+    try:
+        assert w.witness is None and w.enabled
+        assert w.witness_once() is not None  # pinned the key the CA certified, then cosigned
+        assert w.witness is not None
+        assert w.witness.pinned == coordinator_verifier_key(data_dir)
+        # what is not an audit key certificate by this CA is refused
+        other_ca = tmp_path / "other-ca"
+        pki.init_ca(other_ca)
+        foreign = certify_audit_key(*pki.load_ca(other_ca), generate_signing_key())
+        with pytest.raises(ConfigError, match="not issued by the deployment CA"):
+            verify_audit_certificate(foreign.public_bytes(serialization.Encoding.PEM), ca)
+        site_cert = pki.PkiLayout(pki_dir).site("hospital-2").cert.read_bytes()
+        with pytest.raises(ConfigError, match="Ed25519"):
+            verify_audit_certificate(site_cert, ca)
+    finally:
+        client.close()
+        live.server.stop()
+    # the coordinator swaps its key and has the same CA certify the new one
+    _swap_key(data_dir)
+    again = BackgroundServer(
+        ServerSettings(data_dir, pki_dir, port=live.server.port, tick_interval=0.05)
+    ).start()
+    try:
+        new_key = verify_audit_certificate((data_dir / AUDIT_KEY_CERT).read_bytes(), ca)
+        assert new_key == coordinator_verifier_key(data_dir) != w.witness.pinned
+        assert again.coordinator is not None
+        again.coordinator.create_token(Role.AUDITOR, "mallory", actor="admin")
+        with live.client(site="hospital-1") as fresh:
+            w.client = lambda: fresh
+            with pytest.raises(WitnessRefusal, match="not signed by the pinned audit key"):
+                w.witness_once()
+    finally:
+        again.stop()

@@ -46,7 +46,11 @@ from tutela.server.schemas import (
     ParticipationIn,
     ParticipationOut,
     ReceiptOut,
+    RoundNo,
+    SiteName,
     SiteReportIn,
+    StageName,
+    StudyId,
 )
 
 MAX_COSIGNATURE_BYTES = 16 * 1024
@@ -56,6 +60,9 @@ MAX_COSIGNATURE_BYTES = 16 * 1024
 @runtime_checkable
 class WitnessedLog(Protocol):
     """An audit hook whose checkpoints sites can witness (see ``serve.MerkleAuditHook``)."""
+
+    certificate: bytes | None
+    """The audit key's certificate by the deployment CA (PEM), if there is one."""
 
     def witness_view(self, from_size: int) -> tuple[Checkpoint, list[bytes]]:
         """The latest checkpoint and a consistency proof from ``from_size``."""
@@ -69,6 +76,12 @@ class WitnessViewOut(BaseModel):
 
     checkpoint: str = Field(description="C2SP signed checkpoint note.")
     proof: list[str] = Field(description="RFC 9162 consistency proof, base64 hashes.")
+
+
+class AuditKeyOut(BaseModel):
+    """The coordinator's audit-signing key as the deployment CA certified it."""
+
+    certificate_pem: str = Field(description="X.509 certificate of the Ed25519 audit key.")
 
 
 class CosignatureIn(BaseModel):
@@ -120,7 +133,7 @@ def add_site_routes(app: FastAPI) -> None:
         "/v1/site/studies/{study_id}/model",
         **declared(Audience.SITES, Permission.ROUND_SUBMIT, binary_response=True),
     )
-    async def site_model(study_id: str, request: Request, p: Caller) -> Response:
+    async def site_model(study_id: StudyId, request: Request, p: Caller) -> Response:
         """The current global model (safetensors)."""
         return Response(
             await run(coordinator_of(request).model_for_site, p.name, study_id),
@@ -133,7 +146,7 @@ def add_site_routes(app: FastAPI) -> None:
         **declared(Audience.SITES, Permission.ROUND_SUBMIT),
     )
     async def participate(
-        study_id: str, body: ParticipationIn, request: Request, p: Caller
+        study_id: StudyId, body: ParticipationIn, request: Request, p: Caller
     ) -> ParticipationOut:
         """Accept (with what the study's standardisation takes: exact feature moments, a
         noised moment vector, or none) or refuse (with the reason) a study invitation."""
@@ -172,7 +185,12 @@ def add_site_routes(app: FastAPI) -> None:
         **declared(Audience.SITES, Permission.ROUND_SUBMIT, binary_body="submission"),
     )
     async def submit(
-        study_id: str, round_no: int, stage: str, request: Request, p: Caller, key: IdemKey
+        study_id: StudyId,
+        round_no: RoundNo,
+        stage: StageName,
+        request: Request,
+        p: Caller,
+        key: IdemKey,
     ) -> ReceiptOut:
         """Submit this site's message for a round stage (safetensors; exactly once per key)."""
         body = await read_body(request, MAX_BINARY_BYTES)
@@ -188,10 +206,10 @@ def add_site_routes(app: FastAPI) -> None:
         **declared(Audience.SITES, Permission.ROUND_SUBMIT, binary_body="message"),
     )
     async def relay_post(
-        study_id: str,
-        round_no: int,
-        stage: str,
-        recipient: str,
+        study_id: StudyId,
+        round_no: RoundNo,
+        stage: StageName,
+        recipient: SiteName,
         request: Request,
         p: Caller,
         key: IdemKey,
@@ -215,7 +233,7 @@ def add_site_routes(app: FastAPI) -> None:
         **declared(Audience.SITES, Permission.ROUND_SUBMIT, binary_response=True),
     )
     async def relay_get(
-        study_id: str, round_no: int, stage: str, request: Request, p: Caller
+        study_id: StudyId, round_no: RoundNo, stage: StageName, request: Request, p: Caller
     ) -> Response:
         """Messages addressed to this site, as safetensors (one uint8 tensor per sender)."""
         messages: dict[str, bytes] = await run(
@@ -231,7 +249,7 @@ def add_site_routes(app: FastAPI) -> None:
         **declared(Audience.SITES, Permission.ROUND_SUBMIT),
     )
     async def metrics(
-        study_id: str, round_no: int, body: MetricsIn, request: Request, p: Caller
+        study_id: StudyId, round_no: RoundNo, body: MetricsIn, request: Request, p: Caller
     ) -> Response:
         """Report this site's metrics for a round."""
         await run(coordinator_of(request).report_metrics, p.name, study_id, round_no, body.metrics)
@@ -242,7 +260,7 @@ def add_site_routes(app: FastAPI) -> None:
         response_model=ReceiptOut,
         **_json_body(declared(Audience.SITES, Permission.ROUND_SUBMIT), SiteReportIn),
     )
-    async def site_report(study_id: str, request: Request, p: Caller) -> ReceiptOut:
+    async def site_report(study_id: StudyId, request: Request, p: Caller) -> ReceiptOut:
         """Send this site's signed report (JSON, stored verbatim; a resend is kept once).
 
         It must name this site and verify under the identity key the site registered when
@@ -259,6 +277,19 @@ def add_site_routes(app: FastAPI) -> None:
         return ReceiptOut(**receipt.as_dict())
 
     # witnesses of the audit log
+    @app.get(
+        "/v1/site/audit/key",
+        response_model=AuditKeyOut,
+        **declared(Audience.SITES, Permission.ROUND_SUBMIT),
+    )
+    async def audit_key(request: Request, _p: Caller) -> AuditKeyOut:
+        """The audit-signing key's certificate by the deployment CA (a site that was given
+        no key pins this one, after checking it against the CA it holds)."""
+        pem = _witnessed(request).certificate
+        if pem is None:
+            raise NotFoundError("this coordinator has no CA-certified audit key")
+        return AuditKeyOut(certificate_pem=pem.decode("ascii"))
+
     @app.get(
         "/v1/site/audit/checkpoint",
         response_model=WitnessViewOut,

@@ -9,6 +9,8 @@ A coordinator's data directory holds::
     audit.jsonl.cosigned/    checkpoints with the sites' cosignatures (sites are witnesses)
     audit-signing.key     the Ed25519 key that signs them (mode 0600); its verifier key is
                           printed at start, for auditors to pin (`tutela audit trust add`)
+    audit-signing.pem     that key certified by the deployment CA (when the CA key is at
+                          hand), for sites that pin it at their first run
     admin.token           the first admin's bearer token (mode 0600, written once)
 """
 
@@ -42,6 +44,7 @@ from tutela.governance.witness import (
     witness_name,
 )
 from tutela.server.app import create_app
+from tutela.server.audit_key import AUDIT_KEY_CERT, ensure_audit_certificate
 from tutela.server.authz import Role
 from tutela.server.coordinator import Coordinator
 from tutela.server.core import NotFoundError
@@ -96,6 +99,12 @@ def build_coordinator(settings: ServerSettings) -> tuple[Coordinator, bytes | No
     hook = MerkleAuditHook(
         settings.data_dir / AUDIT_LOG, coordinator_signing_key(settings.data_dir)
     )
+    if signer is not None and settings.pki_dir is not None:
+        hook.certificate = ensure_audit_certificate(
+            settings.data_dir / AUDIT_KEY_CERT,
+            coordinator_signing_key(settings.data_dir),
+            *load_ca(settings.pki_dir),
+        )
     return Coordinator(store, signer=signer, audit_hook=hook), ca_pem
 
 
@@ -141,6 +150,8 @@ class MerkleAuditHook:
         self._issued: dict[str, Checkpoint] = {cp.body(): cp for cp in stored}
         self._latest = stored[-1] if stored else None
         self.cosigned_dir = path.with_name(path.name + ".cosigned")
+        self.certificate: bytes | None = None
+        """The signing key's certificate by the deployment CA (PEM), if there is one."""
 
     def __call__(
         self, actor: str, action: str, resource: str, outcome: str, detail: dict[str, Any]

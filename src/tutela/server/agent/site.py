@@ -97,7 +97,11 @@ class SiteAgent:
         self.reporter = SiteReporter(self)
         self.ckks = CkksAgent(self)
         self.witness = SiteWitness(
-            lambda: self.transport.client, site=name, state_dir=self.state_dir, audit_key=audit_key
+            lambda: self.transport.client,
+            site=name,
+            state_dir=self.state_dir,
+            audit_key=audit_key,
+            ca=self.ca,
         )
         self.witness_refused: str | None = None
         self._witnessed: object = None

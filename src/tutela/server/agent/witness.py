@@ -8,9 +8,12 @@ and posts the cosignature back. Its state lives in ``STATE_DIR/witness`` (see
 cosigned, and the evidence of any refusal. Its cosigning key is ``STATE_DIR/witness.key``
 (mode 0600); the public key auditors pin is written to ``STATE_DIR/witness/witness.vkey``.
 
-The audit key is pinned once, from the operator (``tutela site run --audit-key``, the key
-``tutela server start`` prints, compared out of band): never from the coordinator, so a
-coordinator that later signs with another key is refused.
+The audit key is pinned once, at the site's first run: from the operator (``tutela site run
+--audit-key``, the key ``tutela server start`` prints, compared out of band) or, when the
+operator gave none, from the certificate the deployment CA issued for it
+(:mod:`tutela.server.audit_key`), checked against the CA file the site holds. It is never
+taken from the coordinator's word alone, and never replaced: a coordinator that later signs
+with another key is refused.
 
 Security:
     A coordinator that rewrites, truncates or forks its log, or signs with another key,
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tutela.errors import AuditError, ConfigError, TransportError
@@ -36,6 +40,7 @@ from tutela.governance.audit import generate_signing_key, load_signing_key
 from tutela.governance.checkpoint import COSIGNATURE_V1, Checkpoint, VerifierKey
 from tutela.governance.witness import Cosignature, Witness, decode_proof, witness_name
 from tutela.server.agent.transport import detail
+from tutela.server.audit_key import verify_audit_certificate
 from tutela.server.tls import client_context
 
 WITNESS_DIR = "witness"
@@ -76,7 +81,9 @@ class SiteWitness:
         site: the site's name (its cosigner name is ``tutela.witness/<site>``).
         state_dir: the agent's state directory.
         audit_key: the coordinator's audit key from the operator; pinned on first use.
-            Without one and none pinned, the site does not witness (:attr:`enabled`).
+        ca: the deployment CA the site holds: without an audit key and none pinned, the
+            site pins the key the CA certified (``GET /v1/site/audit/key``) at its first
+            witnessing; without that either, it does not witness (:attr:`enabled`).
         clock: seconds since the epoch (cosignature timestamps).
 
     Raises:
@@ -90,22 +97,30 @@ class SiteWitness:
         site: str,
         state_dir: Path,
         audit_key: VerifierKey | None,
+        ca: x509.Certificate | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
-        directory = state_dir / WITNESS_DIR
+        self.site = site
+        self.state_dir = state_dir
+        self.ca = ca
+        self.clock = clock
         self.witness: Witness | None = None
-        if audit_key is None and not (directory / "log.vkey").exists():
-            return
-        key = witness_key(state_dir)
-        self.witness = Witness(directory, witness_name(site), key, audit_key, clock)
-        public = VerifierKey.of(key, witness_name(site), COSIGNATURE_V1).encode() + "\n"
+        if audit_key is not None or (state_dir / WITNESS_DIR / "log.vkey").exists():
+            self._start(audit_key)
+
+    def _start(self, audit_key: VerifierKey | None) -> Witness:
+        key = witness_key(self.state_dir)
+        directory = self.state_dir / WITNESS_DIR
+        self.witness = Witness(directory, witness_name(self.site), key, audit_key, self.clock)
+        public = VerifierKey.of(key, witness_name(self.site), COSIGNATURE_V1).encode() + "\n"
         atomic_write(directory / "witness.vkey", public.encode("utf-8"), mode=0o644)
+        return self.witness
 
     @property
     def enabled(self) -> bool:
-        """Whether this site witnesses (an audit key is pinned)."""
-        return self.witness is not None
+        """Whether this site witnesses (an audit key is pinned, or the CA can vouch for one)."""
+        return self.witness is not None or self.ca is not None
 
     @property
     def verifier_key(self) -> VerifierKey | None:
@@ -116,7 +131,8 @@ class SiteWitness:
         """Fetch, check and cosign the coordinator's latest checkpoint; post the cosignature.
 
         Returns:
-            The cosignature, or ``None`` when this site does not witness.
+            The cosignature, or ``None`` when this site does not witness (no key pinned,
+            and the coordinator has no key the site's CA certified).
 
         Raises:
             WitnessRefusal: the checkpoint does not extend what this site saw (the evidence
@@ -124,11 +140,17 @@ class SiteWitness:
             TransportError: the coordinator could not be reached or refused a request, or
                 sent something that is not a checkpoint (retried next time).
         """
-        if self.witness is None:
+        witness = self.witness or self._pin_certified()
+        if witness is None:
             return None
-        latest = self.witness.latest
-        data = self._call(
-            "GET", "/v1/site/audit/checkpoint", params={"from_size": latest.size if latest else 0}
+        latest = witness.latest
+        data = (
+            self._call(
+                "GET",
+                "/v1/site/audit/checkpoint",
+                params={"from_size": latest.size if latest else 0},
+            )
+            or {}
         )
         try:
             note, items = data["checkpoint"], data["proof"]
@@ -138,16 +160,36 @@ class SiteWitness:
             checkpoint = Checkpoint.parse(note)
         except (KeyError, TypeError, AuditError) as exc:
             raise TransportError(f"the coordinator sent no usable checkpoint: {exc}") from None
-        cosignature = self.witness.observe(note, proof)
+        cosignature = witness.observe(note, proof)
         body = {"checkpoint": checkpoint.body(), "cosignature": cosignature.line().rstrip("\n")}
         self._call("POST", "/v1/site/audit/cosignature", json=body)
         return cosignature
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _pin_certified(self) -> Witness | None:
+        """Pin the audit key the deployment CA certified (first run, no key from the operator)."""
+        if self.ca is None:
+            return None
+        data = self._call("GET", "/v1/site/audit/key", missing_ok=True)
+        if data is None:
+            return None  # no certified key: this site cannot witness
+        pem = data.get("certificate_pem")
+        if not isinstance(pem, str):
+            raise TransportError("the coordinator sent no audit key certificate")
+        try:
+            key = verify_audit_certificate(pem.encode("ascii", "replace"), self.ca)
+        except ConfigError as exc:
+            raise TransportError(f"audit key not pinned: {exc}") from None
+        return self._start(key)
+
+    def _call(
+        self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any
+    ) -> dict[str, Any] | None:
         try:
             response = self.client().request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise TransportError(f"coordinator unreachable: {exc}") from None
+        if missing_ok and response.status_code == 404:
+            return None
         if response.status_code not in (200, 204):
             raise TransportError(
                 f"{method} {path} refused: HTTP {response.status_code}: {detail(response)}"
@@ -181,8 +223,13 @@ def witness_now(
         TransportError: the coordinator could not be reached or refused.
     """
     ctx = client_context(ca_file, certfile=cert_file, keyfile=key_file)
+    ca = x509.load_pem_x509_certificate(ca_file.read_bytes())
     with httpx.Client(base_url=coordinator, verify=ctx, timeout=30.0) as client:
         witness = SiteWitness(
-            lambda: client, site=name, state_dir=state_dir, audit_key=parse_audit_key(audit_key)
+            lambda: client,
+            site=name,
+            state_dir=state_dir,
+            audit_key=parse_audit_key(audit_key),
+            ca=ca,
         )
         return witness.witness_once()

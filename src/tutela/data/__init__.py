@@ -1,4 +1,5 @@
-"""Datasets that ship inside packages, a synthetic EHR generator, and partitioners.
+"""Datasets that ship inside packages, your own CSV and Parquet tables, a synthetic EHR
+generator, and partitioners.
 
 Nothing here downloads: every dataset is read from files installed with a package.
 """
@@ -6,8 +7,10 @@ Nothing here downloads: every dataset is read from files installed with a packag
 from tutela.data.datasets import Dataset, DatasetName, dataset_catalog, load_dataset
 from tutela.data.partition import PartitionScheme, partition, train_test_split_indices
 from tutela.data.synthetic import generate_ehr
+from tutela.data.tables import ColumnRoles, read_header, read_table, table_dataset
 
 __all__ = [
+    "ColumnRoles",
     "Dataset",
     "DatasetName",
     "PartitionScheme",
@@ -15,5 +18,8 @@ __all__ = [
     "generate_ehr",
     "load_dataset",
     "partition",
+    "read_header",
+    "read_table",
+    "table_dataset",
     "train_test_split_indices",
 ]

@@ -470,8 +470,9 @@ class Study:
         """
         data, task, standardise = self._data()
         config = self._config(data, task, standardise)
-        factory = seeded_factory(self.model, self.seed)
-        factory()  # fail here, clearly, if the factory cannot build a model
+        context: dict[str, Any] = {"n_features": len(data.columns)} if data.x.ndim == 2 else {}
+        factory = seeded_factory(self.model, self.seed, None, **context)
+        _check_model(factory, data.x[:2], task)
         policy = self.policy or SitePolicy.accepting(study_request(config, data.columns))
         runs: list[StudyRun] = []
         results = run_configured_study(
@@ -486,6 +487,23 @@ class Study:
             on_complete=runs.append,
         )
         return StudyResult(results, runs[0].final_parameters, factory, task)
+
+
+def _check_model(
+    factory: Callable[[], nn.Module], sample: npt.NDArray[np.float32], task: Task
+) -> None:
+    """Build the model and run it on two rows, so a model that cannot take the sites'
+    features (or returns the wrong shape for the task) fails before any site trains."""
+    model = factory()
+    try:
+        with torch.no_grad():
+            out = model(torch.from_numpy(sample))
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise DataError(
+            f"the model cannot take the sites' features of shape {tuple(sample.shape[1:])}: "
+            f"{str(exc).splitlines()[0]}"
+        ) from None
+    task.outputs(out)  # DataError: one logit per row (binary) or per class (multiclass)
 
 
 def simulate(

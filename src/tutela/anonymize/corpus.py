@@ -16,291 +16,30 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from tutela.anonymize.recognizers import luhn_valid
+from tutela.anonymize import corpus_values as v
+from tutela.anonymize.corpus_values import (
+    CITIES,
+    FIRST_NAMES,
+    HOSPITAL_KINDS,
+    HOSPITAL_PARTS,
+    LAST_NAMES,
+    STREETS,
+    SUFFIXES,
+)
+from tutela.anonymize.scoring import DetectionScores, LabelledNote, score_detections
 from tutela.anonymize.spans import PiiLabel, Span
 
-
-@dataclass(frozen=True)
-class LabelledNote:
-    """A note and the gold spans of every identifier in it."""
-
-    text: str
-    spans: tuple[Span, ...]
-
-
-FIRST_NAMES = [
-    "James",
-    "Mary",
-    "Robert",
-    "Patricia",
-    "John",
-    "Jennifer",
-    "Michael",
-    "Linda",
-    "David",
-    "Elizabeth",
-    "William",
-    "Barbara",
-    "Richard",
-    "Susan",
-    "Joseph",
-    "Jessica",
-    "Thomas",
-    "Sarah",
-    "Charles",
-    "Karen",
-    "Christopher",
-    "Lisa",
-    "Daniel",
-    "Nancy",
-    "Matthew",
-    "Betty",
-    "Anthony",
-    "Margaret",
-    "Mark",
-    "Sandra",
-    "Donald",
-    "Ashley",
-    "Steven",
-    "Kimberly",
-    "Paul",
-    "Emily",
-    "Andrew",
-    "Donna",
-    "Joshua",
-    "Michelle",
-    "Kenneth",
-    "Carol",
-    "Kevin",
-    "Amanda",
-    "Brian",
-    "Melissa",
-    "George",
-    "Deborah",
-    "Aisha",
-    "Mohammed",
-    "Wei",
-    "Mei",
-    "Carlos",
-    "Sofia",
-    "Raj",
-    "Priya",
-    "Olga",
-    "Dmitri",
-    "Fatima",
-    "Hiroshi",
-    "Yuki",
-    "Kwame",
-    "Amara",
-    "Mateo",
-    "Lucia",
-    "Tariq",
-    "Leila",
-    "Jamal",
-    "Ngozi",
-    "Arjun",
-    "Ingrid",
-    "Sven",
-    "Chloe",
-    "Liam",
-    "Noah",
-    "Emma",
-    "Olivia",
-]
-LAST_NAMES = [
-    "Smith",
-    "Johnson",
-    "Williams",
-    "Brown",
-    "Jones",
-    "Garcia",
-    "Miller",
-    "Davis",
-    "Rodriguez",
-    "Martinez",
-    "Hernandez",
-    "Lopez",
-    "Gonzalez",
-    "Wilson",
-    "Anderson",
-    "Thomas",
-    "Taylor",
-    "Moore",
-    "Jackson",
-    "Martin",
-    "Lee",
-    "Perez",
-    "Thompson",
-    "White",
-    "Harris",
-    "Sanchez",
-    "Clark",
-    "Ramirez",
-    "Lewis",
-    "Robinson",
-    "Walker",
-    "Young",
-    "Allen",
-    "King",
-    "Wright",
-    "Scott",
-    "Torres",
-    "Nguyen",
-    "Hill",
-    "Flores",
-    "Green",
-    "Adams",
-    "Nelson",
-    "Baker",
-    "Hall",
-    "Rivera",
-    "Campbell",
-    "Mitchell",
-    "Carter",
-    "Roberts",
-    "Okafor",
-    "Chen",
-    "Patel",
-    "Kowalski",
-    "Ivanova",
-    "Haddad",
-    "Tanaka",
-    "Mensah",
-    "Okonkwo",
-    "Silva",
-    "Novak",
-    "Schmidt",
-    "Larsen",
-    "Dubois",
-    "Rossi",
-    "Kim",
-    "Park",
-    "Singh",
-    "Khan",
-    "Cohen",
-    "Murphy",
-    "O'Brien",
-    "Fitzgerald",
-]
-CITIES = (
-    ("Boston", "MA", "02114"),
-    ("Springfield", "IL", "62701"),
-    ("Worcester", "MA", "01608"),
-    ("Portland", "OR", "97205"),
-    ("Austin", "TX", "78701"),
-    ("Denver", "CO", "80203"),
-    ("Columbus", "OH", "43215"),
-    ("Madison", "WI", "53703"),
-    ("Raleigh", "NC", "27601"),
-    ("Tucson", "AZ", "85701"),
-    ("Albany", "NY", "12207"),
-    ("Burlington", "VT", "05401"),
-    ("San Diego", "CA", "92101"),
-    ("Salt Lake City", "UT", "84111"),
-    ("New Haven", "CT", "06510"),
-    ("Ann Arbor", "MI", "48104"),
-)
-STREETS = [
-    "Elm",
-    "Maple",
-    "Oak",
-    "Cedar",
-    "Pine",
-    "Washington",
-    "Lincoln",
-    "Jefferson",
-    "Highland",
-    "Park",
-    "Lake",
-    "Hill",
-    "Main",
-    "Church",
-    "Spring",
-    "Walnut",
-    "Chestnut",
-    "Sunset",
-    "River",
-    "Meadow",
-    "Forest",
-    "Cambridge",
-    "Beacon",
-    "Harbor",
-]
-SUFFIXES = [
-    "Street",
-    "St",
-    "Avenue",
-    "Ave",
-    "Road",
-    "Rd",
-    "Lane",
-    "Drive",
-    "Court",
-    "Boulevard",
-    "Way",
-    "Place",
-    "Terrace",
-]
-HOSPITAL_PARTS = [
-    "Riverside",
-    "Lakeview",
-    "Mercy",
-    "Hillcrest",
-    "Northside",
-    "Valley",
-    "Providence",
-    "Summit",
-    "Fairview",
-    "Bayview",
-    "Greenfield",
-    "Westbrook",
-    "Oakwood",
-    "Pinecrest",
-    "Brookdale",
-]
-HOSPITAL_KINDS = (
-    "General Hospital",
-    "Medical Center",
-    "Memorial Hospital",
-    "Community Clinic",
-    "Regional Medical Center",
-    "Family Health Center",
-)
-AREA_CODES = [
-    "617",
-    "212",
-    "415",
-    "312",
-    "713",
-    "206",
-    "303",
-    "404",
-    "305",
-    "602",
-    "508",
-    "978",
-    "720",
-    "503",
-    "919",
-    "520",
-    "801",
-    "734",
-    "203",
-    "608",
-]
-MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
+__all__ = [
+    "CLINICAL_SENTENCES",
+    "HELDOUT_TEMPLATES",
+    "TEMPLATES",
+    "DetectionScores",
+    "LabelledNote",
+    "clinical_only_notes",
+    "generate_corpus",
+    "generate_note",
+    "generate_patients",
+    "score_detections",
 ]
 
 CLINICAL_SENTENCES = (
@@ -332,94 +71,6 @@ CLINICAL_SENTENCES = (
 )
 
 
-def _phone(rng: random.Random) -> str:
-    area = rng.choice(AREA_CODES)
-    exchange = f"{rng.randint(2, 9)}{rng.randint(0, 9)}{rng.randint(1, 9)}"
-    line = f"{rng.randint(0, 9999):04d}"
-    fmt = rng.randrange(5)
-    if fmt == 0:
-        return f"({area}) {exchange}-{line}"
-    if fmt == 1:
-        return f"{area}-{exchange}-{line}"
-    if fmt == 2:
-        return f"{area}.{exchange}.{line}"
-    if fmt == 3:
-        return f"+1 {area} {exchange} {line}"
-    return f"{area} {exchange} {line}"
-
-
-def _date(rng: random.Random) -> str:
-    y, m, d = rng.randint(1935, 2024), rng.randint(1, 12), rng.randint(1, 28)
-    month = MONTHS[m - 1]
-    fmt = rng.randrange(9)
-    return [
-        f"{m:02d}/{d:02d}/{y}",
-        f"{m}/{d}/{y % 100:02d}",
-        f"{y}-{m:02d}-{d:02d}",
-        f"{d:02d}.{m:02d}.{y}",
-        f"{month} {d}, {y}",
-        f"{d} {month} {y}",
-        f"{month[:3]} {d}, {y}",
-        f"{d:02d}-{month[:3]}-{y}",
-        f"{month} {y}",
-    ][fmt]
-
-
-def _ssn(rng: random.Random) -> str:
-    area = rng.choice([a for a in range(1, 900) if a != 666])
-    return f"{area:03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
-
-
-def _luhn_complete(prefix: str, length: int, rng: random.Random) -> str:
-    body = prefix + "".join(str(rng.randint(0, 9)) for _ in range(length - len(prefix) - 1))
-    for check in "0123456789":
-        if luhn_valid(body + check):
-            return body + check
-    raise AssertionError("unreachable: one check digit always completes a Luhn number")
-
-
-def _card(rng: random.Random) -> str:
-    digits = _luhn_complete(rng.choice(["4", "51", "55"]), 16, rng)
-    return " ".join(digits[i : i + 4] for i in range(0, 16, 4))
-
-
-def _iban(rng: random.Random) -> str:
-    bban = "".join(str(rng.randint(0, 9)) for _ in range(18))
-    numeric = "".join(str(int(c, 36)) for c in bban + "DE00")
-    check = 98 - int(numeric) % 97
-    raw = f"DE{check:02d}{bban}"
-    return " ".join(raw[i : i + 4] for i in range(0, len(raw), 4))
-
-
-_VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
-
-
-def _vin(rng: random.Random) -> str:
-    from tutela.anonymize.recognizers import vin_valid
-
-    while True:
-        chars = [rng.choice(_VIN_CHARS) for _ in range(17)]
-        for check in "0123456789X":
-            chars[8] = check
-            vin = "".join(chars)
-            if vin_valid(vin):
-                return vin
-
-
-def _upper(rng: random.Random, n: int) -> str:
-    return "".join(rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(n))
-
-
-def _digits(rng: random.Random, n: int) -> str:
-    return "".join(str(rng.randint(0, 9)) for _ in range(n))
-
-
-def _ip(rng: random.Random) -> str:
-    if rng.random() < 0.25:
-        return "2001:db8:" + ":".join(f"{rng.randint(0, 65535):x}" for _ in range(6))
-    return ".".join(str(rng.randint(1, 254)) for _ in range(4))
-
-
 @dataclass
 class _Person:
     first: str
@@ -437,35 +88,35 @@ def _fillers() -> dict[str, Filler]:
         "LAST": lambda r, p: (p.last, L.PERSON),
         "OTHER": lambda r, p: (f"{r.choice(FIRST_NAMES)} {r.choice(LAST_NAMES)}", L.PERSON),
         "DOCTOR": lambda r, p: (r.choice(LAST_NAMES), L.PERSON),
-        "DATE": lambda r, p: (_date(r), L.DATE),
+        "DATE": lambda r, p: (v.date(r), L.DATE),
         "AGE": lambda r, p: (str(r.randint(90, 104)), L.AGE),
-        "PHONE": lambda r, p: (_phone(r), L.PHONE),
+        "PHONE": lambda r, p: (v.phone(r), L.PHONE),
         "EMAIL": lambda r, p: (
             f"{p.first.lower()}.{p.last.lower().replace(chr(39), '')}"
             f"{r.randint(1, 99)}@{r.choice(['example.com', 'mail.example.org', 'example.net'])}",
             L.EMAIL,
         ),
-        "SSN": lambda r, p: (_ssn(r), L.SSN),
-        "MRN": lambda r, p: (r.choice(["", "", "A", "MR"]) + _digits(r, r.randint(6, 9)), L.MRN),
-        "PLAN": lambda r, p: (_upper(r, 3) + _digits(r, 9), L.HEALTH_PLAN),
-        "ACCOUNT": lambda r, p: (_digits(r, r.randint(8, 12)), L.ACCOUNT),
-        "LICENSE": lambda r, p: (_upper(r, 1) + _digits(r, 8), L.LICENSE),
-        "VIN": lambda r, p: (_vin(r), L.VEHICLE),
-        "PLATE": lambda r, p: (f"{_digits(r, 1)}{_upper(r, 3)}-{_digits(r, 3)}", L.VEHICLE),
-        "DEVICE": lambda r, p: (f"{_upper(r, 2)}{_digits(r, 6)}{_upper(r, 1)}", L.DEVICE),
+        "SSN": lambda r, p: (v.ssn(r), L.SSN),
+        "MRN": lambda r, p: (r.choice(["", "", "A", "MR"]) + v.digits(r, r.randint(6, 9)), L.MRN),
+        "PLAN": lambda r, p: (v.upper(r, 3) + v.digits(r, 9), L.HEALTH_PLAN),
+        "ACCOUNT": lambda r, p: (v.digits(r, r.randint(8, 12)), L.ACCOUNT),
+        "LICENSE": lambda r, p: (v.upper(r, 1) + v.digits(r, 8), L.LICENSE),
+        "VIN": lambda r, p: (v.vin(r), L.VEHICLE),
+        "PLATE": lambda r, p: (f"{v.digits(r, 1)}{v.upper(r, 3)}-{v.digits(r, 3)}", L.VEHICLE),
+        "DEVICE": lambda r, p: (f"{v.upper(r, 2)}{v.digits(r, 6)}{v.upper(r, 1)}", L.DEVICE),
         "URL": lambda r, p: (
             r.choice(
                 [
-                    f"https://portal.example.org/patients/{_digits(r, 6)}",
+                    f"https://portal.example.org/patients/{v.digits(r, 6)}",
                     f"www.{p.last.lower().replace(chr(39), '')}-family.example.com",
-                    f"http://mychart.example.net/u/{p.first.lower()}{_digits(r, 3)}",
+                    f"http://mychart.example.net/u/{p.first.lower()}{v.digits(r, 3)}",
                 ]
             ),
             L.URL,
         ),
-        "IP": lambda r, p: (_ip(r), L.IP_ADDRESS),
-        "CARD": lambda r, p: (_card(r), L.CREDIT_CARD),
-        "IBAN": lambda r, p: (_iban(r), L.IBAN),
+        "IP": lambda r, p: (v.ip(r), L.IP_ADDRESS),
+        "CARD": lambda r, p: (v.card(r), L.CREDIT_CARD),
+        "IBAN": lambda r, p: (v.iban(r), L.IBAN),
         "STREET": lambda r, p: (
             f"{r.randint(1, 9999)} {r.choice(STREETS)} {r.choice(SUFFIXES)}"
             + (f", Apt {r.randint(1, 40)}{r.choice('ABCD')}" if r.random() < 0.3 else ""),
@@ -608,67 +259,6 @@ def clinical_only_notes(n: int, seed: int = 0) -> list[str]:
     return ["\n".join(rng.sample(CLINICAL_SENTENCES, 6)) for _ in range(n)]
 
 
-@dataclass(frozen=True)
-class DetectionScores:
-    """Identifier-level precision, recall and F2 of a detector on labelled notes.
-
-    A gold span counts as found when at least ``min_coverage`` of its characters are
-    covered by predictions of any label (what matters for de-identification is that the
-    characters are removed); a prediction counts as correct when at least ``min_coverage``
-    of its characters fall inside gold spans.
-    """
-
-    precision: float
-    recall: float
-    f2: float
-    per_label_recall: dict[PiiLabel, float]
-    gold: int
-    predicted: int
-
-
-def _covered(ranges: list[tuple[int, int]], length: int) -> list[bool]:
-    mask = [False] * length
-    for a, b in ranges:
-        for i in range(max(0, a), min(length, b)):
-            mask[i] = True
-    return mask
-
-
-def score_detections(
-    notes: list[LabelledNote],
-    predictions: list[list[tuple[int, int]]],
-    min_coverage: float = 0.5,
-) -> DetectionScores:
-    """Score predicted character ranges against the notes' gold spans (see the class)."""
-    if len(notes) != len(predictions):
-        raise ValueError("one prediction list per note is required")
-    found: dict[PiiLabel, list[int]] = {}
-    correct = n_pred = 0
-    for note, pred in zip(notes, predictions, strict=True):
-        pred_mask = _covered(pred, len(note.text))
-        gold_mask = _covered([(s.start, s.end) for s in note.spans], len(note.text))
-        for span in note.spans:
-            hit = sum(pred_mask[span.start : span.end]) >= min_coverage * len(span)
-            found.setdefault(span.label, [0, 0])
-            found[span.label][0] += int(hit)
-            found[span.label][1] += 1
-        for a, b in pred:
-            n_pred += 1
-            correct += int(sum(gold_mask[a:b]) >= min_coverage * (b - a))
-    n_gold = sum(v[1] for v in found.values())
-    recall = sum(v[0] for v in found.values()) / n_gold if n_gold else 1.0
-    precision = correct / n_pred if n_pred else 1.0
-    f2 = 5 * precision * recall / (4 * precision + recall) if precision + recall else 0.0
-    return DetectionScores(
-        precision=precision,
-        recall=recall,
-        f2=f2,
-        per_label_recall={k: v[0] / v[1] for k, v in sorted(found.items())},
-        gold=n_gold,
-        predicted=n_pred,
-    )
-
-
 DIAGNOSES = (
     "E11.9 type 2 diabetes",
     "I10 hypertension",
@@ -699,9 +289,9 @@ def generate_patients(n: int, seed: int = 0) -> pd.DataFrame:
             {
                 "patient_id": f"P{100000 + i}",
                 "name": f"{person.first} {person.last}",
-                "ssn": _ssn(rng),
-                "mrn": _digits(rng, 8),
-                "phone": _phone(rng),
+                "ssn": v.ssn(rng),
+                "mrn": v.digits(rng, 8),
+                "phone": v.phone(rng),
                 "email": f"{person.first.lower()}{i}@example.org",
                 "address": f"{rng.randint(1, 9999)} {rng.choice(STREETS)} {rng.choice(SUFFIXES)}",
                 "city": city,
@@ -711,7 +301,7 @@ def generate_patients(n: int, seed: int = 0) -> pd.DataFrame:
                 "age": age,
                 "sex": rng.choice(["F", "M"]),
                 "race": rng.choice(RACES),
-                "admit_date": _date(rng)
+                "admit_date": v.date(rng)
                 if rng.random() < 0.5
                 else f"2024-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}",
                 "diagnosis": rng.choice(DIAGNOSES),

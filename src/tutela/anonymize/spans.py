@@ -14,7 +14,8 @@ class PiiLabel(StrEnum):
     The set follows the 18 HIPAA Safe Harbor identifiers that can occur in free text
     (names, geography below state level, dates, ages over 89, contact details, record and
     account numbers, licences, vehicle and device identifiers, URLs, IPs) plus financial
-    identifiers.
+    identifiers. ``PROFESSION`` and ``BIOMETRIC`` follow the i2b2 2014 de-identification
+    categories (a job, a fingerprint or voiceprint reference).
     """
 
     PERSON = "PERSON"
@@ -37,6 +38,8 @@ class PiiLabel(StrEnum):
     DEVICE = "DEVICE"
     CREDIT_CARD = "CREDIT_CARD"
     IBAN = "IBAN"
+    PROFESSION = "PROFESSION"
+    BIOMETRIC = "BIOMETRIC"
 
 
 @dataclass(frozen=True, order=True)

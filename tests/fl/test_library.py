@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,8 @@ def test_files_and_split_table(tmp_path: Path) -> None:
         run_dir=tmp_path / "run",
     )  # fmt: skip
     assert (tmp_path / "run" / "results.json").exists()
+    released = json.loads((tmp_path / "run" / "standardisation.json").read_text())
+    assert len(released["mean"]) == len(result.results.dataset.features) == 5
     assert result.results.governance is not None and result.results.governance.audit_log
 
 

@@ -8,6 +8,7 @@ writes the run directory that ``tutela comply`` and an auditor read:
 
     RUN_DIR/results.json             the typed results (tutela.governance.results.RunResults)
     RUN_DIR/model.safetensors.enc    the global model, AES-256-GCM envelope (name-bound)
+    RUN_DIR/standardisation.json     the mean and std the sites standardised features with
     RUN_DIR/audit.sqlite             RFC 6962 Merkle audit log of everything the run did
     RUN_DIR/audit.checkpoint         C2SP signed checkpoint (origin, tree size, root)
     RUN_DIR/ledger.sqlite            the privacy ledger (when DP is on)
@@ -540,6 +541,8 @@ def _run(
             parameters_to_bytes(run.final_parameters), name="model.safetensors.enc"
         )
         (run_dir / "model.safetensors.enc").write_bytes(blob)
+        if run.standardisation is not None:  # what serving the model must apply first
+            write_json_atomic(run_dir / "standardisation.json", run.standardisation)
         log("model:stored", f"{study}/model", encrypted=True, bytes=len(blob))
         log("study:complete", study, federated=run.federated)
     governance = _governance(config, run, policy, audit)

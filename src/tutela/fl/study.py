@@ -471,4 +471,7 @@ def run_study(
         sites=reports,
         site_keys=dict(prepared.site_keys) if reports is not None else None,
         elapsed_s=time.perf_counter() - started,
+        standardisation={"mean": prepared.mean.tolist(), "std": prepared.std.tolist()}
+        if config.data.standardise
+        else None,
     )

@@ -48,6 +48,8 @@ class StudyRun:
             the reports (the coordinator's join records, or the keys the in-process run
             gave its sites).
         deployment: how the deployment layer ran the study (``None`` in process).
+        standardisation: the ``mean`` and ``std`` the sites standardised their features
+            with (``None`` when the study does not standardise), for serving the model.
     """
 
     dataset: DatasetSummary
@@ -61,6 +63,7 @@ class StudyRun:
     sites: Sequence[Mapping[str, Any]] | None = None
     site_keys: Mapping[str, str] | None = None
     deployment: Mapping[str, Any] | None = None
+    standardisation: Mapping[str, list[float]] | None = None
 
 
 def round_outcome(status: RoundStatus) -> RoundOutcome:
@@ -178,4 +181,12 @@ def network_run(results: Mapping[str, Any]) -> StudyRun:
         sites=results.get("sites"),
         site_keys=results.get("site_keys"),
         deployment=results.get("deployment"),
+        standardisation=_released_standardisation(results.get("standardisation")),
     )
+
+
+def _released_standardisation(released: Any) -> dict[str, list[float]] | None:
+    """The mean and std the coordinator released (``None`` if it released none)."""
+    if not isinstance(released, Mapping) or released.get("mean") is None:
+        return None
+    return {"mean": list(map(float, released["mean"])), "std": list(map(float, released["std"]))}

@@ -356,6 +356,7 @@ def run_study_over_network(
     if with_baselines:
         results.update(baselines(config, prepared, initial))
     results["final_parameters"] = final
+    results["standardisation"] = released  # the statistics the sites trained with
     results["elapsed_s"] = time.perf_counter() - started
     return results
 

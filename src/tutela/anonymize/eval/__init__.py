@@ -4,3 +4,38 @@ Each set has its own templates for eleven kinds of clinical note, its own value 
 identifier formats, and PII-free notes (every tenth) to measure false positives. The
 held-out set (:mod:`.heldout`) is kept out of development; only final reports score it.
 """
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tutela.anonymize.eval import development, heldout
+from tutela.anonymize.eval.render import NoteKind, NoteStyle, generate_notes
+from tutela.anonymize.scoring import LabelledNote
+
+__all__ = ["EvalSet", "NoteKind", "evaluation_notes"]
+
+
+class EvalSet(StrEnum):
+    """Which evaluation set to draw notes from."""
+
+    DEVELOPMENT = "development"
+    HELDOUT = "heldout"
+
+
+_STYLES: dict[EvalSet, tuple[NoteStyle, int]] = {
+    EvalSet.DEVELOPMENT: (development.STYLE, development.SEED),
+    EvalSet.HELDOUT: (heldout.STYLE, heldout.SEED),
+}
+
+
+def evaluation_notes(which: EvalSet, n: int, seed: int | None = None) -> list[LabelledNote]:
+    """``n`` labelled notes from one evaluation set (every tenth is PII-free).
+
+    Args:
+        which: the set.
+        n: number of notes (cycling through the eleven note kinds).
+        seed: RNG seed; default the set's own seed.
+    """
+    style, default_seed = _STYLES[EvalSet(which)]
+    return generate_notes(style, n, default_seed if seed is None else seed)

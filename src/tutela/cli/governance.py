@@ -521,7 +521,10 @@ def trust_remove(
 
 
 def comply(
-    run_dir: Annotated[Path, typer.Argument(help="Run directory (with results.json).")],
+    run_dir: Annotated[
+        Path | None,
+        typer.Argument(help="Run directory (with results.json); omit with --study."),
+    ] = None,
     framework: Annotated[
         str, typer.Option("--framework", "-f", help="gdpr, hipaa or ccpa.")
     ] = "gdpr",
@@ -541,8 +544,33 @@ def comply(
     ] = None,
     trusted_key: TrustedOpt = None,
     trust_store: TrustStoreOpt = None,
+    study: Annotated[
+        Path | None,
+        typer.Option(
+            "--study",
+            help="Check a study file before it runs, against --policy (a CI gate): exit 0 "
+            "if the site would accept it, 1 with every reason if not.",
+            show_default=False,
+        ),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", help="Site policy TOML for --study.", show_default=False),
+    ] = None,
 ) -> None:
-    """Check what a run actually did against GDPR/HIPAA/CCPA controls; exit 1 if any fails."""
+    """Check what a run actually did against GDPR/HIPAA/CCPA controls; exit 1 if any fails.
+
+    With ``--study S --policy P`` instead, check a study before it runs: would a site with
+    that policy accept it (purpose, columns, identifiers, DP floor, secure aggregation,
+    model allow-list, limits)? Exit 0 if so, 1 with every reason if not.
+    """
+    if study is not None or policy is not None:
+        if study is None or policy is None or run_dir is not None:
+            raise typer.BadParameter("check a study with both --study and --policy, no RUN_DIR")
+        _precheck(study, policy, as_json, out)
+        return
+    if run_dir is None:
+        raise typer.BadParameter("give a RUN_DIR, or --study and --policy")
     from tutela.governance.comply import Framework, check_run, load_trusted_keys
 
     try:
@@ -565,6 +593,42 @@ def comply(
     typer.echo(text, nl=False)
     if not report.passed:
         typer.echo(f"failed checks: {', '.join(report.failed)}", err=True)
+        raise typer.Exit(1)
+
+
+def _precheck(study: Path, policy: Path, as_json: bool, out: Path | None) -> None:
+    """``comply --study S --policy P``: the site's verdict on a study, before it runs."""
+    from tutela.fl.config import load_study
+    from tutela.fl.recipes import precheck
+    from tutela.governance.minimisation import SitePolicy
+
+    config = load_study(study)
+    decision = precheck(config, SitePolicy.from_toml(policy))
+    doc = {
+        "study": config.study.name,
+        "study_file": str(study),
+        "policy_file": str(policy),
+        "allowed": decision.allowed,
+        "findings": [
+            {"rule": f.rule, "passed": f.passed, "message": f.message} for f in decision.findings
+        ],
+    }
+    if as_json:
+        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    else:
+        verdict = "accepted" if decision.allowed else "REFUSED"
+        lines = [f"# Study {config.study.name!r} against {policy}: {verdict}", ""]
+        lines += ["| rule | result | finding |", "|---|---|---|"]
+        lines += [
+            f"| {f.rule} | {'pass' if f.passed else 'FAIL'} | {f.message} |"
+            for f in decision.findings
+        ]
+        text = "\n".join(lines) + "\n"
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    typer.echo(text, nl=False)
+    if not decision.allowed:
+        typer.echo("refused: " + "; ".join(decision.reasons), err=True)
         raise typer.Exit(1)
 
 

@@ -57,7 +57,7 @@ from tutela.governance.audit import RUN_CHECKPOINT, AuditLog
 from tutela.governance.envelope import Envelope
 from tutela.governance.home import open_keyring
 from tutela.governance.home import signing_key as _signing_key
-from tutela.governance.minimisation import SitePolicy, StudyRequest
+from tutela.governance.minimisation import PolicyDecision, SitePolicy, StudyRequest
 from tutela.governance.results import GovernanceReport, MinimisationReport, PolicyFloor, RunResults
 
 FLAGSHIP: dict[str, Any] = {
@@ -351,6 +351,23 @@ def study_request(config: StudyConfig, columns: list[str]) -> StudyRequest:
         model_factory=config.model.factory,
         model_sha256=config.model.source_sha256,
     )
+
+
+def precheck(config: StudyConfig, policy: SitePolicy) -> PolicyDecision:
+    """What a site with ``policy`` would say to ``config``, before anything runs (the
+    compliance gate of a development workflow: ``tutela comply --study S --policy P``).
+
+    The columns judged are the table's own columns of a study with declared roles, the
+    declared ``data.columns``, or the shipped dataset's model features.
+    """
+    roles = config.data.roles() if config.data.path is not None else None
+    if roles is not None:
+        columns = roles.source_columns
+    elif config.data.columns is not None:
+        columns = list(config.data.columns)
+    else:
+        columns = study_columns(config, load_study_dataset(config))
+    return policy.evaluate(study_request(config, columns))
 
 
 NetworkRunner = Callable[[StudyConfig, Path], Mapping[str, Any]]

@@ -20,8 +20,9 @@ so ``import tutela`` (and the CLI's start-up) stays fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tutela._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -84,7 +85,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'tutela' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -16,8 +16,9 @@ The names below import lazily: ``import tutela.dp`` loads nothing heavy (no PyTo
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tutela._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from tutela.dp.accounting import (
@@ -90,7 +91,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'tutela.dp' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -15,11 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from tutela.hazmat.ring import RingArray, additive_share, random_ring
 from tutela.hazmat.rng import SecureRandom
 
-__all__ = ["MatrixMask", "TruncationPair", "TrustedDealer"]
+__all__ = ["MatrixMask", "ShuffleCorrelation", "ShuffleMask", "TruncationPair", "TrustedDealer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,38 @@ class MatrixMask:
 
     mask_id: int
     shares: tuple[RingArray, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ShuffleMask:
+    """The requester's half of a shuffle correlation: random ``u`` and ``z`` (length n)."""
+
+    u: RingArray
+    z: RingArray
+
+
+@dataclass(frozen=True, slots=True)
+class ShuffleCorrelation:
+    """The responder's half: a random permutation ``perm`` and ``e = u[argsort(perm)] + z``.
+
+    With it the responder un-shuffles a vector the requester masked with ``u`` into additive
+    shares (``z`` on the requester's side) without either party seeing the other's half.
+    """
+
+    perm: npt.NDArray[np.int64]
+    e: RingArray
+
+
+def random_permutation(rng: SecureRandom, n: int) -> npt.NDArray[np.int64]:
+    """A uniformly random permutation of ``range(n)`` (Fisher-Yates with exact draws)."""
+    perm = np.arange(n, dtype=np.int64)
+    if n < 2:
+        return perm
+    draws = rng.integers(np.arange(n, 1, -1, dtype=np.int64))  # j_i uniform in [0, n - i)
+    for i, j in enumerate(draws.tolist()):
+        k = n - 1 - i
+        perm[k], perm[j] = perm[j], perm[k]
+    return perm
 
 
 class TrustedDealer:
@@ -86,6 +119,23 @@ class TrustedDealer:
         mask_id = len(self._masks)
         self._masks[mask_id] = a
         return MatrixMask(mask_id, self._share(a))
+
+    def shuffle_correlation(self, n: int) -> tuple[ShuffleMask, ShuffleCorrelation]:
+        """A shuffle correlation of length ``n`` for two parties (see :class:`ShuffleCorrelation`).
+
+        Used by :mod:`tutela.smpc.psi` to turn a membership vector that the requester sees
+        only in the responder's shuffled order into shares in the requester's row order.
+        The dealer knows the permutation; it must not collude with the requester.
+        """
+        if self.n_parties != 2:
+            raise ValueError("a shuffle correlation is for two parties")
+        if n < 0:
+            raise ValueError("n must be non-negative")
+        self.issued += 2 * n
+        perm = random_permutation(self._rng, n)
+        u = random_ring(self._rng, n)
+        z = random_ring(self._rng, n)
+        return ShuffleMask(u, z), ShuffleCorrelation(perm, u[np.argsort(perm)] + z)
 
     def matmul_triple(
         self, mask: MatrixMask, rhs_shape: tuple[int, int], *, transpose: bool = False

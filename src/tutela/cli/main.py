@@ -19,6 +19,7 @@ from tutela.cli import data as data_cli
 from tutela.cli import dp as dp_cli
 from tutela.cli import governance as governance_cli
 from tutela.cli import he as he_cli
+from tutela.cli import report as report_cli
 from tutela.cli import secagg as secagg_cli
 from tutela.cli import server as server_cli
 from tutela.cli import smpc as smpc_cli
@@ -59,6 +60,7 @@ for _module in (
     governance_cli,
     anonymize_cli,
     server_cli,
+    report_cli,
 ):
     _module.register(app)
 

@@ -159,6 +159,11 @@ def execute(
         console.print(f"run directory: {run_dir}")
         _pin_audit_key(console)
         _pin_witnessed_log(console, results)
+        from tutela.governance.report import write_report
+
+        report = write_report([run_dir])  # after pinning: verified under the user's keys
+        made = f"{report.html}" + (f" and {report.pdf}" if report.pdf else "")
+        console.print(f"report: {made}", soft_wrap=True, highlight=False)
     return results
 
 

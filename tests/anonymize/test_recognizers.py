@@ -168,3 +168,94 @@ def test_numbers_inside_decimals_are_not_identifiers():
     t = '"ncp": 0.4111111111111111, "x": 2.5'
     assert recognize_credit_card(t) == []
     assert recognize_ssn("ratio 0.536-22-1234") == []
+
+
+# Regression cases from the development evaluation set (issue 17): identifiers in formats
+# and phrasings the first recognisers missed, and clinical text they flagged.
+
+
+@pytest.mark.parametrize(
+    ("text", "label", "value"),
+    [
+        ("MRN: 000-577-49 Pacemaker", PiiLabel.MRN, "000-577-49"),
+        ("Medical record number A00917723", PiiLabel.MRN, "A00917723"),
+        ("Record MR796966 reviewed", PiiLabel.MRN, "MR796966"),
+        ("Unit No.: 7731902", PiiLabel.MRN, "7731902"),
+        ("billing account 269 519 725.", PiiLabel.ACCOUNT, "269 519 725"),
+        ("Account #: PA-995514", PiiLabel.ACCOUNT, "PA-995514"),
+        ("Guarantor acct 4402-118-93;", PiiLabel.ACCOUNT, "4402-118-93"),
+        ("driver's license L 007 928 434 174.", PiiLabel.LICENSE, "L 007 928 434 174"),
+        ("his license is 26 209 163.", PiiLabel.LICENSE, "26 209 163"),
+        ("Sincerely, Dr. Oyelowo, NPI 1234567893", PiiLabel.LICENSE, "1234567893"),
+        ("Medicaid number M68 921 591 confirmed", PiiLabel.HEALTH_PLAN, "M68 921 591"),
+        ("car keys (plate KR 30497).", PiiLabel.VEHICLE, "KR 30497"),
+        ("tag no. HGF 2231", PiiLabel.VEHICLE, "HGF 2231"),
+        ("Atrial lead SN 2532RS, ok", PiiLabel.DEVICE, "2532RS"),
+        (
+            "serial # (01)01137626785729(11)123708(21)M6177 kept",
+            PiiLabel.DEVICE,
+            "(01)01137626785729(11)123708(21)M6177",
+        ),
+        ("Fingerprint ID BIO989109 enrolled", PiiLabel.BIOMETRIC, "BIO989109"),
+        ("verified by voice ID IR-10-83646 and", PiiLabel.BIOMETRIC, "IR-10-83646"),
+        ("Pt is a 98 y.o. carpenter", PiiLabel.AGE, "98"),
+        ("aged 93, independent", PiiLabel.AGE, "93"),
+        ("Emergency: 93 yo male", PiiLabel.AGE, "93"),
+        ("Patient age: 101 years.", PiiLabel.AGE, "101"),
+        ("Pt is a 98 y.o. carpenter", PiiLabel.PROFESSION, "carpenter"),
+        ("She works as a dental hygienist.", PiiLabel.PROFESSION, "dental hygienist"),
+        ("Occupation: truck driver (retired)", PiiLabel.PROFESSION, "truck driver"),
+        ("Employer: Brightwater Staffing Inc.", PiiLabel.ORGANIZATION, "Brightwater Staffing Inc."),
+        ("moved here from Ukraine in", PiiLabel.LOCATION, "Ukraine"),
+        ("Received 14th of October", PiiLabel.DATE, "14th of October"),
+        ("Patient message (7/27) from", PiiLabel.DATE, "7/27"),
+        ("cell 517/787-2533.", PiiLabel.PHONE, "517/787-2533"),
+    ],
+)
+def test_regressions_found(text, label, value):
+    from tutela.anonymize.recognizers import run_patterns
+
+    assert (label, value) in texts(list(run_patterns(text)), text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Known Wolff-Parkinson-White pattern on prior ECG.",
+        "She has a history of Graves disease and Hashimoto encephalopathy was considered.",
+        "Neutrophils 2 x 10^9/L, lymphocytes 0.9 x 10^9/L.",
+        "Grade 2/6 murmur; strength 4/5 in the left leg.",
+        "Model W1DR01 generator functioning normally.",
+        "Lot 4471B exp 09/2026 dispensed.",
+        "BIBA after MVC; restrained driver, GCS 15.",
+        "CrCl 38 mL/min by Cockcroft-Gault; CAM-ICU negative.",
+        "Holter showed 3 pauses, longest 3.4 s.",
+        "Dear Colleague,\nPlease see the enclosed report.",
+    ],
+)
+def test_regressions_clinical_text_stays_unflagged(text, ner_detector, rules_detector):
+    assert rules_detector.detect(text) == []
+    assert ner_detector.detect(text) == []
+
+
+def test_npi_known_answers():
+    from tutela.anonymize.recognizers import npi_valid
+
+    assert npi_valid("1234567893")
+    assert not npi_valid("1234567890")
+    assert not npi_valid("123456789")
+
+
+def test_ner_names_lose_field_labels_and_never_cross_lines(ner_detector):
+    text = "Prescriber Ogunbanjo reviewed.\nHoratio\nDisposition: home."
+    spans = ner_detector.detect(text)
+    found = [text[s.start : s.end] for s in spans]
+    assert all("\n" not in f for f in found)
+    assert "Prescriber" not in " ".join(found)
+
+
+def test_rule_name_outranks_a_shorter_model_span(ner_detector):
+    # the model tags only the given name (as an organisation); the rule span must win so
+    # the surname does not leak
+    text = "Pt: Hawthorne, Isidore"
+    assert [text[s.start : s.end] for s in ner_detector.detect(text)] == ["Hawthorne, Isidore"]

@@ -12,6 +12,7 @@ import bisect
 import itertools
 import re
 
+from tutela.anonymize.clinical_lexicon import CLINICAL_LEXICON
 from tutela.anonymize.spans import PiiLabel, Span
 
 _UNITS = (
@@ -46,239 +47,17 @@ _CLINICAL_PATTERNS = (
     # Dosing schedules and durations.
     re.compile(r"(?i)\b(?:x|for)\s?\d+\s?(?:days?|weeks?|months?|hours?|doses?)\b"),
     re.compile(r"(?i)\bq\d{1,2}h\b"),
-)
-
-CLINICAL_LEXICON: frozenset[str] = frozenset(
-    [
-        "metformin",
-        "lisinopril",
-        "atorvastatin",
-        "simvastatin",
-        "rosuvastatin",
-        "amlodipine",
-        "losartan",
-        "hydrochlorothiazide",
-        "furosemide",
-        "spironolactone",
-        "metoprolol",
-        "carvedilol",
-        "warfarin",
-        "apixaban",
-        "rivaroxaban",
-        "heparin",
-        "enoxaparin",
-        "aspirin",
-        "clopidogrel",
-        "insulin",
-        "glargine",
-        "lispro",
-        "glipizide",
-        "levothyroxine",
-        "prednisone",
-        "methylprednisolone",
-        "dexamethasone",
-        "albuterol",
-        "tiotropium",
-        "fluticasone",
-        "montelukast",
-        "omeprazole",
-        "pantoprazole",
-        "ondansetron",
-        "acetaminophen",
-        "ibuprofen",
-        "naproxen",
-        "oxycodone",
-        "hydrocodone",
-        "morphine",
-        "tramadol",
-        "gabapentin",
-        "pregabalin",
-        "sertraline",
-        "fluoxetine",
-        "citalopram",
-        "escitalopram",
-        "bupropion",
-        "trazodone",
-        "quetiapine",
-        "olanzapine",
-        "haloperidol",
-        "lorazepam",
-        "alprazolam",
-        "diazepam",
-        "zolpidem",
-        "amoxicillin",
-        "azithromycin",
-        "ceftriaxone",
-        "cephalexin",
-        "doxycycline",
-        "ciprofloxacin",
-        "levofloxacin",
-        "vancomycin",
-        "piperacillin",
-        "tazobactam",
-        "metronidazole",
-        "nitrofurantoin",
-        "fluconazole",
-        "acyclovir",
-        "valacyclovir",
-        "tamsulosin",
-        "finasteride",
-        "allopurinol",
-        "colchicine",
-        "methotrexate",
-        "hydroxychloroquine",
-        "bid",
-        "tid",
-        "qid",
-        "qd",
-        "qhs",
-        "prn",
-        "po",
-        "iv",
-        "im",
-        "sc",
-        "sq",
-        "npo",
-        "stat",
-        "mg",
-        "mcg",
-        "ml",
-        "prn",
-        "copd",
-        "chf",
-        "htn",
-        "dm",
-        "dm2",
-        "t2dm",
-        "ckd",
-        "cad",
-        "afib",
-        "mi",
-        "cva",
-        "tia",
-        "dvt",
-        "pe",
-        "uti",
-        "uri",
-        "gerd",
-        "osa",
-        "bph",
-        "ards",
-        "sepsis",
-        "mri",
-        "ct",
-        "ekg",
-        "ecg",
-        "cxr",
-        "echo",
-        "tte",
-        "tee",
-        "eeg",
-        "emg",
-        "pet",
-        "us",
-        "cbc",
-        "bmp",
-        "cmp",
-        "lft",
-        "ua",
-        "abg",
-        "inr",
-        "ptt",
-        "hba1c",
-        "a1c",
-        "wbc",
-        "hgb",
-        "hct",
-        "plt",
-        "bun",
-        "egfr",
-        "tsh",
-        "ldl",
-        "hdl",
-        "bnp",
-        "crp",
-        "esr",
-        "icu",
-        "ed",
-        "er",
-        "or",
-        "pacu",
-        "nicu",
-        "picu",
-        "ccu",
-        "snf",
-        "ltac",
-        "hpi",
-        "ros",
-        "pmh",
-        "psh",
-        "fh",
-        "sh",
-        "a&p",
-        "assessment",
-        "plan",
-        "impression",
-        "diagnosis",
-        "history",
-        "exam",
-        "pt",
-        "ot",
-        "slp",
-        "rn",
-        "np",
-        "md",
-        "do",
-        "pa",
-        "pneumonia",
-        "diabetes",
-        "hypertension",
-        "asthma",
-        "cancer",
-        "carcinoma",
-        "lymphoma",
-        "leukemia",
-        "anemia",
-        "cellulitis",
-        "bronchitis",
-        "influenza",
-        "covid",
-        "covid-19",
-        "sars-cov-2",
-        "hiv",
-        "hepatitis",
-        "cirrhosis",
-        "medicare",
-        "medicaid",
-        "insurance",
-        "billing",
-        "driver",
-        "vehicle",
-        "patient",
-        "pt",
-        "contact",
-        "home",
-        "card",
-        "portal",
-        "emergency",
-        "records",
-        "social",
-        "security",
-        "registration",
-        "pacemaker",
-        "device",
-        "serial",
-        "account",
-        "vitals",
-        "labs",
-        "medications",
-        "allergies",
-        "discharge",
-        "admission",
-        "follow-up",
-        "followup",
-        "plan",
-    ]
+    # Eponyms before the disease, sign, test or device they name ("Graves disease",
+    # "Wolff-Parkinson-White pattern", "Bell's palsy", "Foley catheter").
+    re.compile(
+        r"\b[A-Z][a-z]+(?:[-'][A-Z][a-z]+)*(?:'s)?[ \t]+(?:disease|syndrome|pattern|phenomenon"
+        r"|sign|test|score|criteria|scale|classification|formula|equation|catheter|procedure"
+        r"|operation|maneuver|manoeuvre|palsy|lymphoma|sarcoma|tumou?r|encephalopathy|thyroiditis"
+        r"|esophagus|oesophagus|ulcer|fracture|disorder|anomaly|reflex|node|stage|class|monitor"
+        r"|block|repair|fundoplication|tube|sheath|position|cycle|equation|law|line)\b"
+    ),
+    # Lab values in SI units ("2 x 10^9/L") and ranges ("4.0-5.6").
+    re.compile(r"\b\d+(?:\.\d+)?\s?x\s?10\^?\d+(?:/[a-zA-Z]+)?"),
 )
 
 # Labels that only context, NER or weak patterns support; validated identifiers (Luhn,
@@ -300,6 +79,7 @@ _GUARDED: frozenset[PiiLabel] = frozenset(
 )
 _CONTEXT_SOURCES = frozenset(
     {"mrn", "health_plan", "account", "license", "plate", "device", "zip", "title"}
+    | {"npi", "udi", "biometric"}
 )
 _WORD = re.compile(r"[A-Za-z0-9&][A-Za-z0-9&\-]*")
 
@@ -317,16 +97,59 @@ def _lexicon_only(fragment: str) -> bool:
     return bool(words) and all(w in CLINICAL_LEXICON for w in words)
 
 
+_PARTICLES = frozenset(
+    {"van", "von", "de", "der", "den", "da", "del", "della", "la", "le", "bin", "ibn"}
+    | {"al", "el", "di", "du", "dos", "das", "y", "of", "and", "the", "for", "on", "&"}
+)
+_MODEL_SOURCES = frozenset({"ner"})
+_TRIMMED = frozenset({PiiLabel.PERSON, PiiLabel.LOCATION, PiiLabel.ORGANIZATION})
+_TOKEN = re.compile(r"\S+")
+
+
 def _model_noise(span: Span, fragment: str) -> bool:
-    """NER spans that cannot be a name or place: digits, short all-caps abbreviations."""
-    if span.label not in {PiiLabel.PERSON, PiiLabel.ORGANIZATION, PiiLabel.LOCATION}:
+    """NER spans that cannot be a name or place: digits, short all-caps abbreviations,
+    lower-case words (other than particles such as ``van`` or ``of``)."""
+    if span.label not in _TRIMMED:
         return False
     if any(c.isdigit() for c in fragment):
         return True
     stripped = fragment.strip(" .,'")
     if stripped.isupper() and len(stripped) <= 5:
         return True
+    if stripped.isupper() and "-" in stripped and all(len(p) <= 4 for p in stripped.split("-")):
+        return True
+    words = stripped.split()
+    if span.source in _MODEL_SOURCES and any(
+        w[0].islower() and w.lower() not in _PARTICLES for w in words
+    ):
+        return True
     return not any(c.isupper() for c in stripped)
+
+
+def _is_lexical(token: str) -> bool:
+    word = token.strip(".,:;()'\"-").lower()
+    return not word or word in CLINICAL_LEXICON or token.endswith(":")
+
+
+def _trim(text: str, span: Span) -> Span | None:
+    """A model-found name, place or organisation without the field labels, headers and
+    clinical words at its ends ("Impression: Acute", "Prescriber Ogunbanjo")."""
+    tokens = [(m.start(), m.end()) for m in _TOKEN.finditer(text, span.start, span.end)]
+    lead = 0
+    while lead < len(tokens) and _is_lexical(text[tokens[lead][0] : tokens[lead][1]]):
+        lead += 1
+    tail = len(tokens)
+    if span.label is not PiiLabel.ORGANIZATION:
+        while tail > lead and _is_lexical(text[tokens[tail - 1][0] : tokens[tail - 1][1]]):
+            tail -= 1
+    if lead >= tail:
+        return None
+    start, end = tokens[lead][0], tokens[tail - 1][1]
+    while end > start and text[end - 1] in ".,:;":
+        end -= 1
+    if (start, end) == (span.start, span.end):
+        return span
+    return Span(start, end, span.label, span.score, span.source) if end > start else None
 
 
 def guard_clinical(text: str, spans: list[Span]) -> list[Span]:
@@ -334,8 +157,9 @@ def guard_clinical(text: str, spans: list[Span]) -> list[Span]:
 
     A span is dropped when its label is one of the weakly-supported kinds and either it lies
     entirely inside a clinical expression, consists only of drug/abbreviation lexicon words,
-    or (for model-based names, places and organisations) contains digits or is a short
-    all-capitals abbreviation. Context-anchored detections (``MRN: ...``) are kept.
+    or (for model-based names, places and organisations) contains digits, lower-case words
+    or is a short all-capitals abbreviation. Model-found names first lose the field labels
+    and clinical words at their ends. Context-anchored detections (``MRN: ...``) are kept.
 
     Args:
         text: the analysed text.
@@ -348,9 +172,14 @@ def guard_clinical(text: str, spans: list[Span]) -> list[Span]:
     region_starts = [a for a, _ in regions]
     reach = list(itertools.accumulate((b for _, b in regions), max))  # furthest end so far
     kept: list[Span] = []
-    for span in spans:
-        if span.label not in _GUARDED or span.source in _CONTEXT_SOURCES:
-            kept.append(span)
+    for original in spans:
+        if original.label not in _GUARDED or original.source in _CONTEXT_SOURCES:
+            kept.append(original)
+            continue
+        span: Span | None = original
+        if original.source in _MODEL_SOURCES and original.label in _TRIMMED:
+            span = _trim(text, original)
+        if span is None:
             continue
         fragment = text[span.start : span.end]
         i = bisect.bisect_right(region_starts, span.start)

@@ -82,8 +82,17 @@ class SpacyNer:
         out: list[Span] = []
         for ent in doc.ents:
             label = _LABELS.get(ent.label_)
-            if label is not None:
-                out.append(Span(ent.start_char, ent.end_char, label, _NER_SCORE, "ner"))
+            if label is None:
+                continue
+            # An entity never spans a line break: headers and field labels on the next line
+            # are not part of a name.
+            start = ent.start_char
+            for piece in ent.text.split("\n"):
+                stripped = piece.strip()
+                if stripped:
+                    lead = start + piece.index(stripped)
+                    out.append(Span(lead, lead + len(stripped), label, _NER_SCORE, "ner"))
+                start += len(piece) + 1
         return out
 
     def detect(self, text: str) -> list[Span]:

@@ -121,6 +121,12 @@ def letters(rng: random.Random, n: int) -> str:
     return "".join(rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(n))
 
 
+def _ordinal(d: int) -> str:
+    if d % 10 in (1, 2, 3) and d not in (11, 12, 13):
+        return ("st", "nd", "rd")[d % 10 - 1]
+    return "th"
+
+
 def date(rng: random.Random) -> str:
     y, m, d = rng.randint(1929, 2026), rng.randint(1, 12), rng.randint(1, 28)
     month = MONTHS[m - 1]
@@ -132,7 +138,7 @@ def date(rng: random.Random) -> str:
             f"{d}-{month[:3]}-{y % 100:02d}",
             f"{y}/{m:02d}/{d:02d}",
             f"{month[:3]} {d}",
-            f"{d}{'th' if d > 3 else ''} of {month}",
+            f"{d}{_ordinal(d)} of {month}",
             f"{month} {y}",
             f"{m}/{d}",
         )
@@ -303,7 +309,8 @@ def url(rng: random.Random, p: Patient) -> str:
 
 def city(rng: random.Random, with_zip: bool) -> list[Piece]:
     name, state, zipcode = rng.choice(CITIES)
-    pieces: list[Piece] = [(name, L.LOCATION), (", ", None), (state, L.LOCATION)]
+    # The state is not an identifier under Safe Harbor (i2b2 would label it).
+    pieces: list[Piece] = [(name, L.LOCATION), (", ", None), (state, None)]
     if with_zip:
         pieces += [(" ", None), (zipcode, L.ZIP)]
     return pieces

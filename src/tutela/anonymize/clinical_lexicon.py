@@ -1,0 +1,82 @@
+"""Words that are clinical content, never identifiers: drugs (generic and brand names),
+abbreviations, diagnoses, note section headers and field labels.
+
+The clinical guard (:mod:`.clinical`) drops a weakly-supported detection made only of these
+words, and trims them from the ends of model-found names ("Impression: Acute" is not an
+organisation, "Prescriber Ogunbanjo" is a name after a field label).
+"""
+
+from __future__ import annotations
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.lower().split())
+
+
+CLINICAL_LEXICON: frozenset[str] = (
+    _words(
+        "metformin lisinopril atorvastatin simvastatin rosuvastatin amlodipine losartan "
+        "hydrochlorothiazide furosemide spironolactone metoprolol carvedilol warfarin "
+        "apixaban rivaroxaban heparin enoxaparin aspirin clopidogrel insulin glargine lispro "
+        "glipizide levothyroxine prednisone methylprednisolone dexamethasone albuterol "
+        "tiotropium fluticasone montelukast omeprazole pantoprazole ondansetron acetaminophen "
+        "ibuprofen naproxen oxycodone hydrocodone morphine tramadol gabapentin pregabalin "
+        "sertraline fluoxetine citalopram escitalopram bupropion trazodone quetiapine "
+        "olanzapine haloperidol lorazepam alprazolam diazepam zolpidem amoxicillin "
+        "azithromycin ceftriaxone cephalexin doxycycline ciprofloxacin levofloxacin "
+        "vancomycin piperacillin tazobactam metronidazole nitrofurantoin fluconazole "
+        "acyclovir valacyclovir tamsulosin finasteride allopurinol colchicine methotrexate "
+        "hydroxychloroquine bid tid qid qd qhs prn po iv im sc sq npo stat mg mcg ml copd chf "
+        "htn dm dm2 t2dm ckd cad afib mi cva tia dvt pe uti uri gerd osa bph ards sepsis mri "
+        "ct ekg ecg cxr echo tte tee eeg emg pet us cbc bmp cmp lft ua abg inr ptt hba1c a1c "
+        "wbc hgb hct plt bun egfr tsh ldl hdl bnp crp esr icu ed er or pacu nicu picu ccu snf "
+        "ltac hpi ros pmh psh fh sh a&p assessment plan impression diagnosis history exam pt "
+        "ot slp rn np md do pa pneumonia diabetes hypertension asthma cancer carcinoma "
+        "lymphoma leukemia anemia cellulitis bronchitis influenza covid covid-19 sars-cov-2 "
+        "hiv hepatitis cirrhosis medicare medicaid insurance billing driver vehicle patient "
+        "contact home card portal emergency records social security registration pacemaker "
+        "device serial account vitals labs medications allergies discharge admission "
+        "follow-up followup "
+    )
+    | _words(
+        # brand-name drugs and contrast agents
+        "tylenol advil motrin aleve lasix coumadin eliquis xarelto pradaxa plavix lipitor "
+        "crestor zocor norvasc toprol lopressor coreg entresto jardiance farxiga januvia "
+        "ozempic trulicity victoza lantus humalog novolog levemir tresiba glucophage synthroid "
+        "prilosec nexium protonix pepcid zofran reglan keppra dilantin depakote lamictal "
+        "neurontin lyrica zoloft prozac lexapro celexa wellbutrin seroquel zyprexa haldol "
+        "ativan xanax valium ambien flomax proscar zyloprim augmentin zithromax keflex cipro "
+        "levaquin bactrim flagyl diflucan valtrex tamiflu narcan norco percocet vicodin "
+        "dilaudid ultram toradol solumedrol medrol decadron spiriva advair symbicort ventolin "
+        "proair singulair flonase omnipaque isovue visipaque gadavist zosyn unasyn rocephin "
+        "vanco lovenox heparin"
+    )
+    | _words(
+        # eponymous tests, devices, scores and signs (without a disease word after them)
+        "holter foley doppler swan-ganz picc port-a-cath mychart epic cerner glasgow apgar "
+        "braden cockcroft-gault fleischner gleason mallampati nexus curb-65 "
+        "chads2 cha2ds2-vasc has-bled killip child-pugh meld ranson bi-rads li-rads ti-rads "
+        "pi-rads cam-icu rass crcl hba1c"
+    )
+    | _words(
+        # note sections, field labels and words that start lines in notes
+        "impression findings comparison indication technique history hpi assessment plan "
+        "disposition diagnosis diagnoses medications meds allergies vitals labs results "
+        "report summary note notes known noted identity sender recipient subject received "
+        "sent manufacturer rep representative performed collected reviewed verified signed "
+        "dictated transcribed ordering attending resident fellow intern consult consultant "
+        "prescriber pharmacist nurse physician provider clinician therapist interpreter "
+        "department emergency radiology laboratory pharmacy cardiology neurology oncology "
+        "nephrology urology surgery medicine clinic unit floor ward room bed acute chronic "
+        "atrial ventricular lead full code status dnr dni pending follow followup "
+        "follow-up return precautions counseling counseled patient pt client caller "
+        "insurance billing account amount date time dob dos mrn admission discharge "
+        "transfer triage chief complaint complaints course hospital exam examination "
+        "procedure procedures specimen accession source culture cultures stat routine "
+        "critical value values reference range ref high low normal abnormal positive "
+        "negative left right bilateral anterior posterior superior inferior mild moderate "
+        "severe stable unstable improved improving worse worsening new old prior previous "
+        "current daily weekly monthly nightly morning evening night am pm today tomorrow "
+        "yesterday hello hi thanks thank dear re regards sincerely please name"
+    )
+)

@@ -1,0 +1,123 @@
+"""Record, plan, account, licence, vehicle, device and biometric identifiers.
+
+Numbers like these are everywhere in clinical notes (doses, lab values, lot numbers), so
+each recogniser needs either a context word just before the value (``MRN``, ``acct``,
+``lic``, ``serial``, ``plate``, ``fingerprint ID``...) or a format with a checksum (VIN
+check digit, DEA checksum, NPI Luhn, GS1 UDI, Medicare beneficiary identifier).
+"""
+
+from __future__ import annotations
+
+import re
+
+from tutela.anonymize.matching import contextual, spans_of
+from tutela.anonymize.spans import PiiLabel, Span
+from tutela.anonymize.validators import dea_valid, npi_valid, vin_valid
+
+# An identifier value: an optional short letter prefix ("PA-", "L "), a token holding a
+# digit, then more groups joined by "-", ".", "/" or by single spaces when the next group
+# holds a digit too ("26 209 163", "S123-456-78-901-0", "1EG4-TE5-MK73").
+_VALUE = (
+    r"(?:[A-Z]{1,4}[- ])?[A-Z0-9]*\d[A-Z0-9]*"
+    r"(?:[-./][A-Z0-9]+|[ ](?=[A-Z0-9]*\d)[A-Z0-9]+)*"
+)
+_UDI = r"\(01\)\d{14}(?:\(\d{2,4}\)[A-Z0-9]+)*"
+
+_MRN_WORDS = (
+    r"(?i:\bMRN|\bMR\s?#|\bMR\s?No\b\.?|\bmed(?:ical)?\.?\s+rec(?:ord)?\b\.?"
+    r"(?:\s+(?:number|no\.?|#))?|\bchart\s+(?:number|no\.?|#)|\bhospital\s+(?:number|no\.?|id|#)"
+    r"|\bunit\s+(?:number|no\.?|#)|\b(?:patient|pt\.?)\s+id\b|\bE[MH]R\s+(?:id|#|number)"
+    r"|\brecord\s+(?:number|no\.?|#)|\brecord\b)"
+)
+_PLAN_WORDS = (
+    r"(?i:\bmember\s*(?:id|#|number|no\.?)|\bsubscriber(?:\s+(?:id|number|#))?"
+    r"|\bpolicy(?:\s+(?:id|number|no\.?|#))?|\bhealth\s+plan(?:\s+(?:id|number|#))?"
+    r"|\bplan\s+(?:id|number|#)|\binsured\s+id|\binsurance(?:\s+(?:id|number|no\.?|#))?"
+    r"|\bmedicaid(?:\s+(?:id|number|no\.?|#))?|\bmedicare(?:\s+(?:beneficiary\s+)?(?:id|number|#))?"
+    r"|\bMBI|\bbeneficiary\s+(?:id|number)|\bgroup\s+(?:number|no\.?|#))"
+)
+_ACCOUNT_WORDS = (
+    r"(?i:\b(?:bank\s+|billing\s+|guarantor\s+|patient\s+|hospital\s+)?"
+    r"(?:account|acct|acc't|a/c)\b\.?(?:\s+(?:number|no\.?|#))?)"
+)
+_LICENSE_WORDS = (
+    r"(?i:\bdriver'?s?\s+licen[cs]e|\b(?:state\s+|medical\s+|nursing\s+|RN\s+|professional\s+)?"
+    r"licen[cs]e\b(?!\s+plate)(?:\s+(?:number|no\.?|#))?|\blic\b\.?(?:\s*#)?|\bDL\b\s*#?"
+    r"|\bDEA\b(?:\s+(?:number|#))?|\bNPI\b|\bcertificate\s+(?:number|no\.?|#))"
+)
+_PLATE_WORDS = (
+    r"(?i:\blicen[cs]e\s+plate(?:\s+(?:number|no\.?|#))?|\bplate(?:\s+(?:number|no\.?|#))?"
+    r"|\btag(?:\s+(?:number|no\.?|#))?|\bregistration\s+(?:plate|number|no\.?))"
+)
+_DEVICE_WORDS = (
+    r"(?i:\bserial(?:\s+(?:number|no\.?|#))?|\bdevice\s+(?:id|identifier|serial)|\bUDI|\bIMEI"
+    r"|\bMEID|\bimplant\s+(?:id|serial)"
+    r"|\b(?:pump|monitor|transmitter|receiver|sensor|generator|hearing\s+aids?)\s+(?:id|serial))"
+    r"|\bS/?N\b"
+)
+_BIOMETRIC_WORDS = (
+    r"(?i:\b(?:finger|thumb|voice|iris|retina|palm|facial|face|biometric)\w*"
+    r"[^\n\d]{0,40}?\b(?:ID|identifier|ref(?:erence)?|template|enrol\w*))"
+)
+
+
+def _min_digits(n: int) -> re.Pattern[str]:
+    return re.compile(rf"(?:\D*\d){{{n}}}")
+
+
+def _value(pattern: str) -> re.Pattern[str]:
+    # Separators on the same line only: a label at the end of one line and a number at the
+    # start of the next are usually unrelated.
+    return contextual(pattern, rf"{_UDI}|{_VALUE}")
+
+
+_RULES: tuple[tuple[re.Pattern[str], PiiLabel, float, str, re.Pattern[str]], ...] = (
+    (_value(_MRN_WORDS), PiiLabel.MRN, 0.9, "mrn", _min_digits(5)),
+    (_value(_PLAN_WORDS), PiiLabel.HEALTH_PLAN, 0.85, "health_plan", _min_digits(4)),
+    (_value(_ACCOUNT_WORDS), PiiLabel.ACCOUNT, 0.85, "account", _min_digits(4)),
+    (_value(_LICENSE_WORDS), PiiLabel.LICENSE, 0.85, "license", _min_digits(4)),
+    (_value(_PLATE_WORDS), PiiLabel.VEHICLE, 0.8, "plate", _min_digits(2)),
+    (_value(_DEVICE_WORDS), PiiLabel.DEVICE, 0.85, "device", _min_digits(4)),
+    (_value(_BIOMETRIC_WORDS), PiiLabel.BIOMETRIC, 0.85, "biometric", _min_digits(4)),
+)
+
+_MR_PREFIXED = re.compile(r"\bMR\d{6,10}\b")
+_MBI = re.compile(
+    r"\b[1-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d-?[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d-?"
+    r"[AC-HJKMNP-RT-Y]{2}\d{2}\b"
+)
+_DEA = re.compile(r"\b[ABFGMPRX][A-Z9]\d{7}\b")
+_NPI = re.compile(r"(?i:\bNPI\b)[ \t]*(?:[:#]|no\.?|number)?[ \t]*(?P<v>\d{10})\b")
+_VIN = re.compile(r"\b[A-HJ-NPR-Z0-9]{17}\b")
+_UDI_ALONE = re.compile(_UDI)
+
+
+def recognize_ids(text: str) -> list[Span]:
+    """Record, plan, account, licence, vehicle, device and biometric numbers.
+
+    Context words are required, except for values whose format carries a check: VINs
+    (check digit), DEA numbers (checksum), GS1 UDIs, Medicare beneficiary identifiers and
+    ``MR``-prefixed record numbers. A contextual value needs at least four digits (five
+    for record numbers, two for plates).
+    """
+    out: list[Span] = []
+    for pattern, label, score, source, digits in _RULES:
+        for m in pattern.finditer(text):
+            if digits.match(m.group("v")):
+                out.append(Span(m.start("v"), m.end("v"), label, score, source))
+    out += spans_of(_MR_PREFIXED, text, PiiLabel.MRN, 0.8, "mrn")
+    out += spans_of(_MBI, text, PiiLabel.HEALTH_PLAN, 0.7, "mbi")
+    out += spans_of(_DEA, text, PiiLabel.LICENSE, 0.7, "dea", validate=lambda m: dea_valid(m[0]))
+    out += spans_of(
+        _NPI, text, PiiLabel.LICENSE, 0.9, "npi", group="v", validate=lambda m: npi_valid(m["v"])
+    )
+    out += spans_of(
+        _VIN,
+        text,
+        PiiLabel.VEHICLE,
+        0.9,
+        "vin",
+        validate=lambda m: vin_valid(m[0]) and not m[0].isdigit(),
+    )
+    out += spans_of(_UDI_ALONE, text, PiiLabel.DEVICE, 0.85, "udi")
+    return out

@@ -1,0 +1,120 @@
+"""Places: street addresses, cities before a US state, states, countries and ZIP codes."""
+
+from __future__ import annotations
+
+import re
+
+from tutela.anonymize.matching import contextual, spans_of
+from tutela.anonymize.spans import PiiLabel, Span
+
+US_STATES = [
+    "AL",
+    "AK",
+    "AZ",
+    "AR",
+    "CA",
+    "CO",
+    "CT",
+    "DE",
+    "DC",
+    "FL",
+    "GA",
+    "HI",
+    "ID",
+    "IL",
+    "IN",
+    "IA",
+    "KS",
+    "KY",
+    "LA",
+    "ME",
+    "MD",
+    "MA",
+    "MI",
+    "MN",
+    "MS",
+    "MO",
+    "MT",
+    "NE",
+    "NV",
+    "NH",
+    "NJ",
+    "NM",
+    "NY",
+    "NC",
+    "ND",
+    "OH",
+    "OK",
+    "OR",
+    "PA",
+    "RI",
+    "SC",
+    "SD",
+    "TN",
+    "TX",
+    "UT",
+    "VT",
+    "VA",
+    "WA",
+    "WV",
+    "WI",
+    "WY",
+    "PR",
+]
+_STATE_NAMES = (
+    "Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|Florida|Georgia|"
+    "Hawaii|Idaho|Illinois|Indiana|Iowa|Kansas|Kentucky|Louisiana|Maine|Maryland|Massachusetts|"
+    "Michigan|Minnesota|Mississippi|Missouri|Montana|Nebraska|Nevada|New Hampshire|New Jersey|"
+    "New Mexico|New York|North Carolina|North Dakota|Ohio|Oklahoma|Oregon|Pennsylvania|"
+    "Rhode Island|South Carolina|South Dakota|Tennessee|Texas|Utah|Vermont|Virginia|Washington|"
+    "West Virginia|Wisconsin|Wyoming"
+)
+_STATE = rf"(?:{'|'.join(US_STATES)}|{_STATE_NAMES})"
+_ZIP_AFTER_STATE = re.compile(rf"\b{_STATE}\.?,?\s+(?P<v>\d{{5}}(?:-\d{{4}})?)\b")
+_ZIP_CONTEXT = contextual(r"(?i:\bzip(?:\s*code)?|\bpostal\s+code)", r"\d{5}(?:-\d{4})?\b")
+# The city before its state ("Spokane, WA"); the state itself stays, as Safe Harbor allows.
+_CITY_STATE = re.compile(
+    rf"\b(?P<v>(?:[A-Z][a-z]+|St\.)(?:[ -][A-Z][a-z]+){{0,2}}),[ \t]+{_STATE}\b"
+    r"(?=\.?,?[ \t]*(?:\d{5}|$|[^\w]))"
+)
+_COUNTRIES = (
+    "Afghanistan|Albania|Algeria|Angola|Argentina|Armenia|Australia|Austria|Bangladesh|"
+    "Belarus|Belgium|Bolivia|Bosnia|Brazil|Bulgaria|Burma|Cambodia|Cameroon|Canada|Chile|"
+    "China|Colombia|Congo|Costa Rica|Croatia|Cuba|Czechia|Czech Republic|Denmark|"
+    "Dominican Republic|Ecuador|Egypt|El Salvador|England|Eritrea|Estonia|Ethiopia|Fiji|"
+    "Finland|France|Germany|Ghana|Greece|Guatemala|Guinea|Guyana|Haiti|Honduras|Hungary|"
+    "Iceland|India|Indonesia|Iran|Iraq|Ireland|Israel|Italy|Ivory Coast|Jamaica|Japan|"
+    "Jordan|Kazakhstan|Kenya|Korea|Kosovo|Kuwait|Laos|Latvia|Lebanon|Liberia|Libya|"
+    "Lithuania|Malaysia|Mali|Mexico|Moldova|Mongolia|Morocco|Mozambique|Myanmar|Nepal|"
+    "Netherlands|New Zealand|Nicaragua|Niger|Nigeria|Norway|Pakistan|Panama|Paraguay|Peru|"
+    "Philippines|Poland|Portugal|Puerto Rico|Romania|Russia|Rwanda|Saudi Arabia|Scotland|"
+    "Senegal|Serbia|Sierra Leone|Singapore|Slovakia|Somalia|South Africa|Spain|Sri Lanka|"
+    "Sudan|Sweden|Switzerland|Syria|Taiwan|Tanzania|Thailand|Tunisia|Turkey|Uganda|Ukraine|"
+    "United Kingdom|Uruguay|Uzbekistan|Venezuela|Vietnam|Wales|Yemen|Zambia|Zimbabwe"
+)
+_COUNTRY = re.compile(rf"\b(?:{_COUNTRIES})\b")
+_STREET_SUFFIX = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl"
+    r"|Terrace|Ter|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Square|Sq|Trail|Trl)"
+)
+_ADDRESS = re.compile(
+    r"\b\d{1,6}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]+|\d{1,3}(?:st|nd|rd|th))(?:\s+[A-Z][a-z]+){0,3}"
+    rf"\s+{_STREET_SUFFIX}\b\.?"
+    r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|#)\.?\s*[A-Z0-9-]+\b)?"
+    r"|\bP\.?\s?O\.?\s+Box\s+\d+\b"
+)
+
+
+def recognize_location(text: str) -> list[Span]:
+    """Street addresses, cities written before a US state, countries and ZIP codes."""
+    out: list[Span] = []
+    for m in _ADDRESS.finditer(text):
+        end = m.end()
+        if text[end - 1] == "." and not re.search(rf"{_STREET_SUFFIX}\.$", m.group(0)):
+            end -= 1
+        out.append(Span(m.start(), end, PiiLabel.ADDRESS, 0.85, "address"))
+    out += spans_of(_ZIP_AFTER_STATE, text, PiiLabel.ZIP, 0.9, "zip", group="v")
+    out += spans_of(_ZIP_CONTEXT, text, PiiLabel.ZIP, 0.9, "zip", group="v")
+    out += spans_of(_CITY_STATE, text, PiiLabel.LOCATION, 0.8, "city_state", group="v")
+    out += spans_of(_COUNTRY, text, PiiLabel.LOCATION, 0.75, "country")
+    return out

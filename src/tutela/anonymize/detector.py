@@ -49,9 +49,10 @@ class PiiDetector:
         clinical_guard: apply the clinical false-positive guard.
         model: spaCy model package to load.
 
-    Privacy: detection is best-effort; recall is measured per label on a generated corpus
-    (see ``benchmarks/pii.py``) and is below 1, so redacted text is pseudonymised, not
-    anonymous, unless combined with review.
+    Privacy: detection is best-effort; recall is measured per label on generated notes,
+    including a held-out set written apart from the recognisers (``tutela.anonymize.eval``,
+    ``benchmarks/pii.py``), and is below 1, so redacted text is pseudonymised, not
+    anonymous, unless combined with review. US states are kept, as Safe Harbor allows.
     """
 
     def __init__(

@@ -61,7 +61,7 @@ US_STATES = [
     "WY",
     "PR",
 ]
-_STATE_NAMES = (
+STATE_NAMES = (
     "Alabama|Alaska|Arizona|Arkansas|California|Colorado|Connecticut|Delaware|Florida|Georgia|"
     "Hawaii|Idaho|Illinois|Indiana|Iowa|Kansas|Kentucky|Louisiana|Maine|Maryland|Massachusetts|"
     "Michigan|Minnesota|Mississippi|Missouri|Montana|Nebraska|Nevada|New Hampshire|New Jersey|"
@@ -69,7 +69,7 @@ _STATE_NAMES = (
     "Rhode Island|South Carolina|South Dakota|Tennessee|Texas|Utah|Vermont|Virginia|Washington|"
     "West Virginia|Wisconsin|Wyoming"
 )
-_STATE = rf"(?:{'|'.join(US_STATES)}|{_STATE_NAMES})"
+_STATE = rf"(?:{'|'.join(US_STATES)}|{STATE_NAMES})"
 _ZIP_AFTER_STATE = re.compile(rf"\b{_STATE}\.?,?\s+(?P<v>\d{{5}}(?:-\d{{4}})?)\b")
 _ZIP_CONTEXT = contextual(r"(?i:\bzip(?:\s*code)?|\bpostal\s+code)", r"\d{5}(?:-\d{4})?\b")
 # The city before its state ("Spokane, WA"); the state itself stays, as Safe Harbor allows.

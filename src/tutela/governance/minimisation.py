@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from tutela.errors import ConfigError, DataError, PolicyViolation
+from tutela.governance.analytics import AnalyticsPolicy
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -226,7 +227,7 @@ class MinimisationRecord:
 
 _TOP_KEYS = frozenset(
     {"site", "never_share", "block_direct_identifiers", "purposes", "floor", "limits", "models"}
-)
+) | {"analytics"}
 _FLOOR_BOOLS = ("dp_required", "secure_aggregation_required")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -276,6 +277,8 @@ class SitePolicy:
     models: frozenset[tuple[str, str]] = frozenset()
     """Model factories this site runs: ``(package.module:function, source SHA-256)`` pairs
     (the built-in kinds need no entry; nothing else runs by default)."""
+    analytics: AnalyticsPolicy = field(default_factory=AnalyticsPolicy)
+    """What DP queries this site answers (``[analytics]``, :mod:`tutela.governance.analytics`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -346,6 +349,7 @@ class SitePolicy:
         if site is not None and not isinstance(site, str):
             raise ConfigError(f"{source}: site must be a string")
         kwargs: dict[str, Any] = {"models": _allowed_models(doc.get("models", []), source)}
+        kwargs["analytics"] = AnalyticsPolicy.from_mapping(doc.get("analytics", {}), source=source)
         for table, bools, numbers, ints in (
             ("floor", _FLOOR_BOOLS, _FLOOR_NUMBERS, _FLOOR_INTS),
             ("limits", (), (), _LIMIT_INTS),

@@ -36,6 +36,7 @@ from tutela.server.api import AppState, Caller, UnauthenticatedError, declared
 from tutela.server.authz import Audience, Permission, RbacPolicy
 from tutela.server.coordinator import Coordinator
 from tutela.server.core import ConflictError, NotFoundError, PayloadTooLargeError
+from tutela.server.dashboard import add_dashboard_routes
 from tutela.server.limits import BodyLimit, validation_error
 from tutela.server.routes_admin import add_admin_routes
 from tutela.server.routes_site import add_site_routes
@@ -118,6 +119,7 @@ def create_app(
 
     add_admin_routes(app)
     add_site_routes(app)
+    add_dashboard_routes(app)
     return app
 
 

@@ -172,14 +172,23 @@ def server_submit(
     from tutela.fl.records import parameters_to_bytes
 
     config = load_study(study_file)
-    columns = config.data.columns
+    columns = config.data.model_columns()
     if not columns:
         raise ValueError(
-            "data.columns must list the features: the coordinator never sees the sites' data"
+            "data.columns (or data.numeric/categorical) must list the features: "
+            "the coordinator never sees the sites' data"
         )
-    model = build_model(
-        config.model.kind, len(columns), hidden=tuple(config.model.hidden), seed=config.study.seed
-    )
+    if config.model.factory is not None:  # built here, by the submitter, never by the coordinator
+        from tutela.fl.study import study_model_factory
+
+        model = study_model_factory(config, len(columns))()
+    else:
+        model = build_model(
+            config.model.kind,
+            len(columns),
+            hidden=tuple(config.model.hidden),
+            seed=config.study.seed,
+        )
     deployment: dict[str, object] = {"stage_timeout_s": stage_timeout}
     if site:
         deployment["sites"] = list(site)

@@ -17,6 +17,7 @@ from tutela import __version__
 from tutela.cli import anonymize as anonymize_cli
 from tutela.cli import data as data_cli
 from tutela.cli import dp as dp_cli
+from tutela.cli import dp_sql as dp_sql_cli
 from tutela.cli import governance as governance_cli
 from tutela.cli import he as he_cli
 from tutela.cli import report as report_cli
@@ -54,6 +55,7 @@ for _module in (
     study_cli,
     data_cli,
     dp_cli,
+    dp_sql_cli,
     secagg_cli,
     he_cli,
     smpc_cli,

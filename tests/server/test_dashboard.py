@@ -82,8 +82,9 @@ def test_page_and_assets_ship_inside_the_package_and_load_nothing_else(live: Liv
         assert "connect-src 'self'" in r.headers["content-security-policy"]
     html = check_html(page.text)
     assert html.problems == []
-    # same-origin paths and in-page anchors only
-    assert all(v.startswith(("/dashboard/static/", "#")) for _, _, v in html.urls), html.urls
+    # same-origin paths, in-page anchors, and an empty icon (no request for /favicon.ico)
+    urls = [v for _, _, v in html.urls]
+    assert all(v.startswith(("/dashboard/static/", "#")) or v == "data:," for v in urls), urls
     assert not re.search(r"https?://", page.text + css.text)
     # the only URL in the script is the SVG namespace, which is a name, not a load
     assert set(re.findall(r"https?://[^\s\"']+", js.text)) == {"http://www.w3.org/2000/svg"}

@@ -198,6 +198,7 @@ async function live() {
           else if (line.startsWith("data: ")) data += line.slice(6);
           else if (line.startsWith("retry: ")) retry = Number(line.slice(7));
         }
+        if (kind === "snapshot" && current === "studies") showStudies(); // catch up after a reconnect
         if (kind === "round" || kind === "study") {
           const ev = JSON.parse(data);
           const counter = document.getElementById((kind === "round" ? "round-" : "state-") + ev.study);

@@ -12,13 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from tutela.errors import ConfigError, QuorumNotMet, TutelaError
 from tutela.fl.client import SiteClient
-from tutela.fl.records import FitIns, Parameters
+from tutela.fl.records import FitIns, FitRes, Parameters
 from tutela.fl.rounds import (
     EvaluateFn,
     RoundRecord,
@@ -29,12 +29,14 @@ from tutela.fl.rounds import (
 from tutela.fl.strategy import ClientUpdate, FitAggregate, Strategy
 
 __all__ = [
+    "DeferredFit",
     "EvaluateFn",
     "PlainAggregator",
     "ProgressFn",
     "RoundEngine",
     "RoundRecord",
     "UpdateAggregator",
+    "fit_all",
     "weighted_mean",
 ]
 
@@ -86,6 +88,43 @@ class PlainAggregator:
 
 
 ProgressFn = Callable[[RoundRecord], None]
+
+
+@runtime_checkable
+class DeferredFit(Protocol):
+    """A site whose fit can start now and be collected later (a remote worker, e.g. Ray):
+    ``start_fit`` returns a function that waits for the result."""
+
+    def start_fit(self, ins: FitIns) -> Callable[[], FitRes]: ...
+
+
+def _ready(res: FitRes) -> Callable[[], FitRes]:
+    return lambda: res
+
+
+def fit_all(
+    sites: Mapping[str, SiteClient], participants: Sequence[str], ins: FitIns
+) -> list[tuple[str, FitRes | TutelaError]]:
+    """Every participant's fit result (or its error), in the participants' order. Deferred
+    sites all start before any is collected, so remote fits run in parallel; in-process
+    sites fit one after another, as before."""
+    started: list[tuple[str, Callable[[], FitRes] | TutelaError]] = []
+    for site_id in participants:
+        site = sites[site_id]
+        try:
+            if isinstance(site, DeferredFit):
+                started.append((site_id, site.start_fit(ins)))
+            else:
+                started.append((site_id, _ready(site.fit(ins))))
+        except TutelaError as exc:
+            started.append((site_id, exc))
+    out: list[tuple[str, FitRes | TutelaError]] = []
+    for site_id, pending in started:
+        try:
+            out.append((site_id, pending if isinstance(pending, TutelaError) else pending()))
+        except TutelaError as exc:
+            out.append((site_id, exc))
+    return out
 
 
 class RoundEngine:
@@ -142,9 +181,10 @@ class RoundEngine:
         )  # fmt: skip
         state = RoundState(plan, parameters, self.declared_examples)
         ins = FitIns(parameters, dict(plan.config))
-        for site_id in plan.participants:
+        for site_id, res in fit_all(self.sites, plan.participants, ins):
             try:
-                res = self.sites[site_id].fit(ins)
+                if isinstance(res, TutelaError):
+                    raise res
                 state.accept(site_id, res.parameters, res.num_examples, res.metrics)
             except TutelaError as exc:
                 state.fail(site_id, str(exc))

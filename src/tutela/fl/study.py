@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,9 +24,9 @@ from tutela.data.tables import table_dataset
 from tutela.dp.ledger import PrivacyLedger
 from tutela.errors import ConfigError, DataError
 from tutela.fl.bounds import MAX_UPDATE_NORM
-from tutela.fl.client import LocalSite, LocalTraining, PrivatizeHook
+from tutela.fl.client import LocalSite, LocalTraining, PrivatizeHook, SiteClient
 from tutela.fl.config import StudyConfig, update_norm_bound
-from tutela.fl.engine import RoundEngine, RoundRecord, UpdateAggregator
+from tutela.fl.engine import DeferredFit, RoundEngine, RoundRecord, UpdateAggregator
 from tutela.fl.models import (
     build_model,
     get_parameters,
@@ -49,6 +49,9 @@ from tutela.fl.summary import StudyRun
 from tutela.fl.task import Task, predict
 from tutela.governance.minimisation import SitePolicy, minimise
 from tutela.governance.results import DatasetSummary
+
+if TYPE_CHECKING:
+    from tutela.fl.ray_backend import RayBackend
 
 
 def build_strategy(config: StudyConfig) -> Strategy:
@@ -327,16 +330,27 @@ def prepare_sites(
 class _DroppingSite:
     """Wraps a site so that it fails to reply with a given probability (dropout simulation)."""
 
-    def __init__(self, site: LocalSite, rate: float, rng: np.random.Generator) -> None:
+    def __init__(self, site: SiteClient, rate: float, rng: np.random.Generator) -> None:
         self.site_id = site.site_id
         self._site, self._rate, self._rng = site, rate, rng
 
-    def fit(self, ins: Any) -> Any:
+    def _drop(self) -> None:
         from tutela.errors import TransportError
 
         if self._rng.random() < self._rate:
             raise TransportError(f"{self.site_id} dropped out")
+
+    def fit(self, ins: Any) -> Any:
+        self._drop()
         return self._site.fit(ins)
+
+    def start_fit(self, ins: Any) -> Any:
+        """Drop (or not) now, in the participants' order; fit here or on a remote worker."""
+        self._drop()
+        if isinstance(self._site, DeferredFit):
+            return self._site.start_fit(ins)
+        result = self._site.fit(ins)
+        return lambda: result
 
     def evaluate(self, ins: Any) -> Any:
         return self._site.evaluate(ins)
@@ -421,6 +435,7 @@ def run_study(
     data: StudyData | None = None,
     model_factory: Callable[[], nn.Module] | None = None,
     strategy: Strategy | None = None,
+    backend: RayBackend | None = None,
 ) -> StudyRun:
     """Run the study in process: rounds, the final model's metrics, and the baselines.
 
@@ -431,7 +446,8 @@ def run_study(
     release before round 1 (:func:`prepare_sites`). ``data`` is the study's data when the
     caller already loaded and split it (:func:`prepare_data`; a run prepares it once).
     ``model_factory`` replaces the study's model and ``strategy`` the configured strategy
-    (a library caller's own).
+    (a library caller's own). With a ``backend`` the sites train on Ray workers
+    (:class:`~tutela.fl.ray_backend.RayBackend`) while this process drives the same rounds.
     """
     started = time.perf_counter()
     if data is None:
@@ -439,10 +455,11 @@ def run_study(
     prepared = prepare_sites(config, data, privatize, policy, ledger, model_factory)
     initial = get_parameters(prepared.model_factory())
     rng = np.random.default_rng(config.study.seed + 7)
+    placed = backend.place(prepared.sites) if backend is not None else dict(prepared.sites)
     clients: dict[str, Any] = (
-        {n: _DroppingSite(s, config.training.dropout, rng) for n, s in prepared.sites.items()}
+        {n: _DroppingSite(s, config.training.dropout, rng) for n, s in placed.items()}
         if config.training.dropout > 0
-        else dict(prepared.sites)
+        else placed
     )
     engine = RoundEngine(
         strategy if strategy is not None else build_strategy(config),
@@ -452,7 +469,11 @@ def run_study(
         evaluate_fn=prepared.evaluate,
         seed=config.study.seed,
     )
-    final = engine.run(config.training.rounds, initial, progress=progress)
+    try:
+        final = engine.run(config.training.rounds, initial, progress=progress)
+    finally:
+        if backend is not None:
+            backend.release()
     reports = (
         prepared.signed_reports(site_ledger)
         if policy is not None and site_ledger is not None

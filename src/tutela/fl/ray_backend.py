@@ -1,0 +1,409 @@
+"""The Ray simulation backend: a study's sites train on a Ray cluster, the rounds stay here.
+
+:class:`RayBackend` places a study's :class:`~tutela.fl.client.LocalSite` objects on a local
+Ray instance, or on an existing cluster by address, and hands the round engine one
+:class:`RaySite` per site. This process keeps driving the same
+:class:`~tutela.fl.engine.RoundEngine` and round state machine (sampling, quorum, failures,
+the aggregator: plain, DP-FedAvg, SecAgg+), so a study run on Ray gives the same result as
+in process: bit-identical parameters for the same seed.
+
+How the work is laid out:
+
+- Each site's rows, labels, model builder, training settings and policy are put in the
+  object store once (:meth:`RayBackend.place`); each round's global parameters are put once
+  and referenced by every task of the round.
+- Sites are stateless tasks: a pool of actors, one per CPU of the cluster, runs fits in
+  chunks of sites. What a site carries from one round to the next (the state of its
+  data-order generator) comes back from the task as its own object and stays in the
+  object store, referenced by the next task for that site.
+- The pool keeps at most ``in_flight`` chunks per actor, so the driver holds a bounded
+  number of pending results beyond the round's accepted updates (which the round state
+  machine holds in every runtime).
+- A worker that dies mid-task (a killed actor, a lost node) fails the sites of its chunk
+  with :class:`~tutela.errors.TransportError`: the round closes under its quorum as with
+  any dropout, and a fresh actor takes the dead one's place for the next chunks.
+
+Security: the driver and its Ray workers are one party (the simulator's own machines); Ray
+moves arrays and the site specs between them with its own serialisation. Nothing here
+crosses a trust boundary or is stored: a deployment's sites run the site agent instead.
+
+Sample-level DP (DP-SGD at the sites) charges each site's ledger from the site's privatize
+hook, which lives with the ledger in this process; such studies run in process or through
+the coordinator, and :meth:`RayBackend.place` refuses them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from tutela import errors
+from tutela.errors import ConfigError, TransportError, TutelaError
+from tutela.fl.client import LocalSite, LocalTraining, ModelFactory
+from tutela.fl.records import ConfigRecord, EvaluateIns, EvaluateRes, FitIns, FitRes, Parameters
+from tutela.fl.task import Task
+from tutela.governance.minimisation import SitePolicy
+
+__all__ = ["RayBackend", "RaySite"]
+
+MAX_CHUNK = 32
+"""Sites per task at most (a dead worker fails at most ``in_flight`` chunks)."""
+
+
+def _ray() -> Any:
+    """The ``ray`` module, or a clear error when the extra is missing."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError(
+            "the Ray backend needs Ray: pip install 'tutela[ray]' (ray>=2.55,<2.61)"
+        ) from exc
+    return ray
+
+
+@dataclass(frozen=True)
+class _SiteSpec:
+    """What a worker needs to rebuild a site: its rows, model, settings and policy."""
+
+    site_id: str
+    features: npt.NDArray[np.float32]
+    labels: npt.NDArray[np.int64]
+    model_factory: ModelFactory
+    training: LocalTraining
+    policy: SitePolicy | None
+    task: Task
+    data_order: npt.NDArray[np.uint8]
+
+    @classmethod
+    def of(cls, site: LocalSite) -> _SiteSpec:
+        if site._privatize is not None:
+            raise ConfigError(
+                f"site {site.site_id} trains with sample-level DP, whose ledger stays with "
+                "this process: run it in process or through the coordinator, or use "
+                "client-level DP (privacy.mode = 'client') on Ray"
+            )
+        return cls(
+            site.site_id,
+            site._x,
+            np.asarray(site._y).astype(np.int64),
+            site._model_factory,
+            site._training,
+            site._policy,
+            site.task,
+            site._generator.get_state().numpy().copy(),
+        )
+
+    def site(self, state: npt.NDArray[np.uint8] | None) -> LocalSite:
+        """The site as it stands after its last round (``state``: its data order)."""
+        site = LocalSite(
+            self.site_id, self.features, self.labels, self.model_factory, self.training,
+            policy=self.policy, task=self.task,
+        )  # fmt: skip
+        order = self.data_order if state is None else state
+        site._generator.set_state(torch.from_numpy(np.array(order, np.uint8)))
+        return site
+
+
+def _error_outcome(exc: TutelaError) -> tuple[str, str]:
+    return type(exc).__name__, str(exc)
+
+
+def _rebuild_error(name: str, message: str) -> TutelaError:
+    """The site's error as the same Tutela class (its message is what the round records)."""
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, TutelaError):
+        try:
+            return cls(message)
+        except TypeError:  # pragma: no cover - every Tutela error takes a message
+            pass
+    return TutelaError(message)
+
+
+class _FitWorker:
+    """One actor of the pool: runs chunks of site fits, keeps nothing between them."""
+
+    def __init__(self) -> None:
+        torch.set_num_threads(1)
+
+    def node(self) -> str:
+        return str(_ray().get_runtime_context().get_node_id())
+
+    def fit(
+        self, parameters: Parameters, config: ConfigRecord, count: int, *refs: Any
+    ) -> tuple[Any, ...]:
+        specs: tuple[_SiteSpec, ...] = refs[:count]
+        states = refs[count:]
+        ins = FitIns({k: np.array(v, np.float32) for k, v in parameters.items()}, config)
+        results: list[Any] = []
+        orders: list[npt.NDArray[np.uint8]] = []
+        for spec, state in zip(specs, states, strict=True):
+            site = spec.site(state)
+            try:
+                res = site.fit(ins)
+                results.append((res.parameters, res.num_examples, dict(res.metrics), None))
+            except TutelaError as exc:
+                results.append((None, 0, {}, _error_outcome(exc)))
+            orders.append(site._generator.get_state().numpy().copy())
+        return (results, *orders)
+
+    def evaluate(
+        self, spec: _SiteSpec, state: npt.NDArray[np.uint8] | None, parameters: Parameters
+    ) -> tuple[float, int, dict[str, float]]:
+        res = spec.site(state).evaluate(EvaluateIns(dict(parameters), {}))
+        return res.loss, res.num_examples, dict(res.metrics)
+
+
+@dataclass
+class _Job:
+    site_id: str
+    ins: FitIns
+    outcome: FitRes | TutelaError | None = None
+
+
+@dataclass
+class _Chunk:
+    jobs: list[_Job]
+    actor: Any = None
+    slot: int = -1
+    refs: list[Any] = field(default_factory=list)
+
+
+class _Pool:
+    """Actors sized to the cluster, fed chunks of sites, replaced when they die."""
+
+    def __init__(self, ray: Any, size: int, in_flight: int, chunk_size: int | None) -> None:
+        self._ray = ray
+        self._remote = ray.remote(num_cpus=1, max_restarts=0)(_FitWorker)
+        self.actors = [self._spawn() for _ in range(size)]
+        self._load = [0] * size
+        self._in_flight = in_flight
+        self._chunk_size = chunk_size
+        self.specs: dict[str, Any] = {}
+        self.states: dict[str, Any] = {}
+        self._queued: list[_Job] = []
+        self._ready: deque[_Chunk] = deque()
+        self._running: dict[Any, _Chunk] = {}
+        self._round: tuple[FitIns, Any] | None = None
+        self.replaced = 0
+
+    def _spawn(self) -> Any:
+        return self._remote.options(scheduling_strategy="SPREAD").remote()
+
+    def nodes(self) -> set[str]:
+        return set(self._ray.get([a.node.remote() for a in self.actors]))
+
+    def submit(self, site_id: str, ins: FitIns) -> Callable[[], FitRes]:
+        job = _Job(site_id, ins)
+        self._queued.append(job)
+        return lambda: self._wait(job)
+
+    def _parameters_ref(self, ins: FitIns) -> Any:
+        if self._round is None or self._round[0] is not ins:  # put once per round
+            self._round = (ins, self._ray.put(dict(ins.parameters)))
+        return self._round[1]
+
+    def _chunk_queued(self) -> None:
+        jobs, self._queued = self._queued, []
+        size = self._chunk_size or min(
+            MAX_CHUNK, max(1, math.ceil(len(jobs) / (4 * len(self.actors))))
+        )
+        for i in range(0, len(jobs), size):
+            self._ready.append(_Chunk(jobs[i : i + size]))
+
+    def _dispatch(self) -> None:
+        while self._ready:
+            slot = min(range(len(self.actors)), key=self._load.__getitem__)
+            if self._load[slot] >= self._in_flight:
+                return
+            chunk = self._ready.popleft()
+            ins = chunk.jobs[0].ins
+            n = len(chunk.jobs)
+            args = [self.specs[j.site_id] for j in chunk.jobs]
+            args += [self.states.get(j.site_id) for j in chunk.jobs]
+            chunk.actor, chunk.slot = self.actors[slot], slot
+            chunk.refs = list(
+                chunk.actor.fit.options(num_returns=1 + n).remote(
+                    self._parameters_ref(ins), dict(ins.config), n, *args
+                )
+            )
+            self._load[slot] += 1
+            self._running[chunk.refs[0]] = chunk
+
+    def _wait(self, job: _Job) -> FitRes:
+        if any(j is job for j in self._queued):
+            self._chunk_queued()
+        while job.outcome is None:
+            self._dispatch()
+            if not self._running:  # pragma: no cover - a queued job is always dispatched
+                raise TransportError(f"{job.site_id}: its fit was never dispatched")
+            done, _ = self._ray.wait(list(self._running), num_returns=1)
+            self._collect(self._running.pop(done[0]))
+        if isinstance(job.outcome, TutelaError):
+            raise job.outcome
+        return job.outcome
+
+    def _collect(self, chunk: _Chunk) -> None:
+        ray = self._ray
+        alive = self.actors[chunk.slot] is chunk.actor
+        if alive:
+            self._load[chunk.slot] -= 1
+        try:
+            results = ray.get(chunk.refs[0])
+        except ray.exceptions.RayTaskError:
+            raise  # the site's code failed with a non-Tutela error: as in process
+        except ray.exceptions.RayError as exc:  # the worker or its node died mid-task
+            for job in chunk.jobs:
+                job.outcome = TransportError(
+                    f"{job.site_id}: its Ray worker stopped mid-task ({type(exc).__name__})"
+                )
+            if alive:
+                self.actors[chunk.slot] = self._spawn()
+                self._load[chunk.slot] = 0
+                self.replaced += 1
+            return
+        for i, (job, (params, count, metrics, error)) in enumerate(
+            zip(chunk.jobs, results, strict=True)
+        ):
+            self.states[job.site_id] = chunk.refs[1 + i]
+            job.outcome = (
+                _rebuild_error(*error) if error is not None else FitRes(params, count, metrics)
+            )
+
+    def evaluate(self, site_id: str, ins: EvaluateIns) -> EvaluateRes:
+        ref = self.actors[0].evaluate.remote(
+            self.specs[site_id], self.states.get(site_id), dict(ins.parameters)
+        )
+        loss, count, metrics = self._ray.get(ref)
+        return EvaluateRes(loss, count, metrics)
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self._ray.kill(actor)
+        self.actors.clear()
+        self.specs.clear()
+        self.states.clear()
+        self._round = None
+
+
+class RaySite:
+    """A site that trains on the Ray pool (a :class:`~tutela.fl.engine.DeferredFit`)."""
+
+    def __init__(self, site_id: str, pool: _Pool) -> None:
+        self.site_id = site_id
+        self._pool = pool
+
+    def start_fit(self, ins: FitIns) -> Callable[[], FitRes]:
+        return self._pool.submit(self.site_id, ins)
+
+    def fit(self, ins: FitIns) -> FitRes:
+        return self.start_fit(ins)()
+
+    def evaluate(self, ins: EvaluateIns) -> EvaluateRes:
+        return self._pool.evaluate(self.site_id, ins)
+
+
+@dataclass
+class RayBackend:
+    """Run a study's sites on Ray: ``run_study(config, backend=RayBackend())``.
+
+    Args:
+        address: an existing cluster (``"ray://host:10001"``, ``"host:6379"`` or
+            ``"auto"``); ``None`` starts a local instance (or uses the one this process
+            already started).
+        num_cpus: CPUs of the local instance (default: all); ignored with ``address``.
+        workers: actors in the pool (default: the cluster's CPUs).
+        in_flight: chunks queued per actor at most.
+        chunk_size: sites per task (default: the round's sites over four tasks per actor,
+            at most :data:`MAX_CHUNK`).
+    """
+
+    address: str | None = None
+    num_cpus: int | None = None
+    workers: int | None = None
+    in_flight: int = 2
+    chunk_size: int | None = None
+    _pool: _Pool | None = field(default=None, init=False, repr=False)
+    _started: bool = field(default=False, init=False, repr=False)
+    _replaced: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("num_cpus", "workers", "chunk_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"RayBackend.{name} must be at least 1")
+        if self.in_flight < 1:
+            raise ConfigError("RayBackend.in_flight must be at least 1")
+
+    def _connect(self) -> Any:
+        ray = _ray()
+        if not ray.is_initialized():
+            try:
+                if self.address is None:
+                    ray.init(num_cpus=self.num_cpus, include_dashboard=False)
+                else:
+                    ray.init(address=self.address, include_dashboard=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = self.address or "a local instance"
+                raise ConfigError(f"cannot start or reach Ray ({where}): {exc}") from exc
+            self._started = True
+        return ray
+
+    def place(self, sites: Mapping[str, LocalSite]) -> dict[str, RaySite]:
+        """Put each site's data in the object store and return the sites the engine drives.
+
+        Raises:
+            ConfigError: Ray is not installed or not reachable, or a site trains with
+                sample-level DP.
+        """
+        specs = {name: _SiteSpec.of(site) for name, site in sites.items()}
+        ray = self._connect()
+        size = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.release_pool()
+        pool = _Pool(ray, size, self.in_flight, self.chunk_size)
+        pool.specs = {name: ray.put(spec) for name, spec in specs.items()}
+        self._pool = pool
+        return {name: RaySite(name, pool) for name in specs}
+
+    @property
+    def nodes(self) -> set[str]:
+        """The Ray nodes the pool's actors run on."""
+        if self._pool is None:
+            return set()
+        return self._pool.nodes()
+
+    @property
+    def actors(self) -> list[Any]:
+        """The pool's actor handles (tests kill one to play a device that dies)."""
+        return list(self._pool.actors) if self._pool is not None else []
+
+    @property
+    def busy_actors(self) -> list[Any]:
+        """Actors with a chunk of sites running or queued right now."""
+        if self._pool is None:
+            return []
+        return [c.actor for c in list(self._pool._running.values())]
+
+    @property
+    def replaced_workers(self) -> int:
+        """Actors that died and were replaced (during this backend's runs)."""
+        return self._replaced + (self._pool.replaced if self._pool is not None else 0)
+
+    def release_pool(self) -> None:
+        if self._pool is not None:
+            self._replaced += self._pool.replaced
+            self._pool.close()
+            self._pool = None
+
+    def release(self) -> None:
+        """Stop the pool's actors; shut Ray down if this backend started it."""
+        self.release_pool()
+        if self._started:
+            _ray().shutdown()
+            self._started = False

@@ -16,6 +16,8 @@ from typing import Any
 
 import typer
 
+from tutela.cli.dp_audit import audit_cmd
+
 dp_app = typer.Typer(
     help="Differential privacy: accounting, calibration, DP queries.", no_args_is_help=True
 )
@@ -214,6 +216,9 @@ def _fmt(answer: object) -> str:
     if isinstance(answer, float):
         return f"{answer:.6g}"
     return str(answer)
+
+
+dp_app.command("audit")(audit_cmd)
 
 
 def register(app: typer.Typer) -> None:

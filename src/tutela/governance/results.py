@@ -32,6 +32,7 @@ Top-level shape (see the sub-models for each section)::
     sites               each site's signed report, verbatim (null when no site signed one)
     site_keys           site -> the identity key the site registered (see RunResults.site_keys)
     deployment          null in process; how the coordinator ran the study
+    empirical_audit     absent or null unless audited; else the one-run audit's lower bound
     elapsed_s           wall-clock seconds
 """
 
@@ -61,6 +62,7 @@ __all__ = [
     "DatasetSummary",
     "DeploymentReport",
     "DistributedNoise",
+    "EmpiricalAudit",
     "GovernanceReport",
     "KeyHolder",
     "Metrics",
@@ -418,6 +420,26 @@ class DeploymentReport(_Open):
     study_id: str
 
 
+class EmpiricalAudit(_Strict):
+    """An empirical lower bound on epsilon beside the accounted one (``tutela dp audit``):
+    one-run auditing (Steinke, Nasr and Jagielski 2023) of the study's configuration, with
+    ``canaries`` canaries each included with probability 1/2, ``guesses`` guesses of which
+    ``correct`` were right. A ``epsilon_lower_bound`` above ``accounted_epsilon`` means the
+    accounting or its implementation is wrong, at the stated ``confidence``."""
+
+    method: Literal["one-run"]
+    mode: Literal["white-box", "black-box"]
+    canary_kind: str
+    canaries: int = Field(ge=1)
+    included: int = Field(ge=0)
+    guesses: int = Field(ge=0)
+    correct: int = Field(ge=0)
+    confidence: float = Field(gt=0, lt=1)
+    delta: float = Field(ge=0, le=1)
+    epsilon_lower_bound: float = Field(ge=0)
+    accounted_epsilon: float | None
+
+
 # the document ------------------------------------------------------------------------------
 
 
@@ -449,6 +471,7 @@ class RunResults(_Strict):
     )
     deployment: DeploymentReport | None
     elapsed_s: float = Field(ge=0)
+    empirical_audit: EmpiricalAudit | None = None
 
 
 # reading -----------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -57,6 +57,9 @@ class DPOptimizer:
         self._noise_buffer: RoundedGaussian32Buffer | None = None
         self.steps_taken = 0
         self.last_norms: torch.Tensor = torch.zeros(0)
+        # auditing only (tutela.dp.audit): canary gradients, each of norm at most C and
+        # sampled like a record, added to the clipped sum before the noise
+        self.canary_gradients: Callable[[], Mapping[nn.Parameter, torch.Tensor]] | None = None
         sigma = self.noise_multiplier * self.max_grad_norm
         d = sum(p.numel() for p in params)
         if isinstance(rng, torch.Generator):
@@ -154,6 +157,9 @@ class DPOptimizer:
         self._check_covered()
         sums, norms = self._engine.clipped_sums(self.max_grad_norm)
         self.last_norms = norms
+        if self.canary_gradients is not None:
+            for p, g in self.canary_gradients().items():
+                sums[p] = g if p not in sums else sums[p] + g
         for p in self._params:  # one parameter at a time keeps the peak memory low
             p.grad = self._release(p, sums.pop(p, None))
         self._engine.clear()

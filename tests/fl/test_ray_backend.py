@@ -161,3 +161,23 @@ def test_two_node_cluster_on_loopback_runs_a_study(local_ray):
         ray.shutdown()
         cluster.shutdown()
         ray.init(num_cpus=2, include_dashboard=False)  # the module's instance, for later tests
+
+
+@pytest.mark.slow
+def test_cli_study_run_on_ray(tmp_path):
+    """``tutela study run --backend ray`` starts its own local instance and writes the run;
+    ``--ray-address`` without ``--backend ray`` is a one-line error."""
+    import json
+    from pathlib import Path
+
+    from tests.cli.run import tutela
+
+    root = Path(__file__).resolve().parents[2]
+    study = (root / "examples/healthcare/study.toml").read_text()
+    (tmp_path / "s.toml").write_text(study.replace("rounds = 30", "rounds = 2"))
+    r = tutela("study", "run", "s.toml", "--backend", "ray", "--out", "o.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "o.json").read_text())["rounds"] == 2
+    r = tutela("study", "run", "s.toml", "--ray-address", "auto", cwd=tmp_path)
+    assert r.returncode != 0 and "--ray-address needs --backend ray" in r.stderr
+    assert "Traceback" not in r.stderr

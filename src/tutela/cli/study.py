@@ -22,6 +22,13 @@ study_app = typer.Typer(help="Run federated studies from study files.", no_args_
 QUICK_ROUNDS = 10
 
 
+class BackendChoice(StrEnum):
+    """``tutela study run --backend``: where the simulated sites train."""
+
+    IN_PROCESS = "in-process"
+    RAY = "ray"
+
+
 class PrivacyChoice(StrEnum):
     """``tutela demo --privacy``: the study's differential-privacy mode."""
 
@@ -113,6 +120,7 @@ def execute(
     network: bool = False,
     sites_as_processes: bool = True,
     policy: Any = None,
+    backend: Any = None,
 ) -> RunResults:
     """Run a study with a progress bar, print the summary, write the run directory."""
     from tutela.fl.recipes import run_configured_study, write_json_atomic
@@ -150,6 +158,7 @@ def execute(
             run_dir=run_dir,
             network=_network_runner(sites_as_processes) if network else None,
             policy=policy,
+            backend=backend,
         )
     _print_summary(console, results)
     if out is not None:
@@ -283,12 +292,21 @@ def study_run(
         "--policy",
         help="Site policy TOML every simulated site enforces (default: the flagship's).",
     ),
+    backend: BackendChoice = typer.Option(
+        BackendChoice.IN_PROCESS, "--backend", help="Where the simulated sites train."
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="An existing Ray cluster (default: a local instance)."
+    ),
 ) -> None:
-    """Run the study described by a TOML file (in process; each simulated site enforces
-    the site policy)."""
+    """Run the study described by a TOML file (in process or on Ray; each simulated site
+    enforces the site policy)."""
     from tutela.fl.config import load_study
+    from tutela.fl.ray_backend import RayBackend
     from tutela.governance.minimisation import SitePolicy
 
+    if ray_address is not None and backend is not BackendChoice.RAY:
+        raise typer.BadParameter("--ray-address needs --backend ray")
     config = load_study(path)
     execute(
         config,
@@ -296,6 +314,7 @@ def study_run(
         run_dir=run_dir or _default_run_dir(config.study.name),
         console=Console(),
         policy=SitePolicy.from_toml(policy) if policy is not None else None,
+        backend=RayBackend(address=ray_address) if backend is BackendChoice.RAY else None,
     )
 
 

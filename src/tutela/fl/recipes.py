@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tutela.dp.ledger import PrivacyLedger
 from tutela.errors import ConfigError, PolicyViolation
@@ -59,6 +59,9 @@ from tutela.governance.home import open_keyring
 from tutela.governance.home import signing_key as _signing_key
 from tutela.governance.minimisation import PolicyDecision, SitePolicy, StudyRequest
 from tutela.governance.results import GovernanceReport, MinimisationReport, PolicyFloor, RunResults
+
+if TYPE_CHECKING:
+    from tutela.fl.ray_backend import RayBackend
 
 FLAGSHIP: dict[str, Any] = {
     "study": {"name": "hospital-diabetes", "purpose": "disease-outcome-prediction", "seed": 0},
@@ -385,6 +388,7 @@ def run_configured_study(
     with_baselines: bool = True,
     strategy: Strategy | None = None,
     on_complete: Callable[[StudyRun], None] | None = None,
+    backend: RayBackend | None = None,
 ) -> RunResults:
     """Run a study with every configured protection; write ``run_dir`` if given.
 
@@ -406,6 +410,8 @@ def run_configured_study(
             only.
         on_complete: called with the finished run (its final parameters included) before
             the results are summarised.
+        backend: train the sites on Ray (:class:`~tutela.fl.ray_backend.RayBackend`); the
+            rounds, privacy and secure aggregation stay here. In process only.
 
     Returns:
         The run's results, as written to ``RUN_DIR/results.json``.
@@ -418,7 +424,9 @@ def run_configured_study(
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        extras = _Extras(data, model_factory, with_baselines, strategy, on_complete)
+        if backend is not None and network is not None:
+            raise ConfigError("a study runs through the coordinator or on Ray, not both")
+        extras = _Extras(data, model_factory, with_baselines, strategy, on_complete, backend)
         return _run(config, progress, run_dir, policy, audit, network, extras)
     finally:
         if audit is not None:
@@ -434,6 +442,7 @@ class _Extras:
     with_baselines: bool = True
     strategy: Strategy | None = None
     on_complete: Callable[[StudyRun], None] | None = None
+    backend: RayBackend | None = None
 
 
 def _governance(
@@ -537,6 +546,7 @@ def _run(
                 model_factory=model_factory,
                 with_baselines=extras.with_baselines,
                 strategy=extras.strategy,
+                backend=extras.backend,
             )
             privacy = plan.report() if plan.report is not None else None
         else:

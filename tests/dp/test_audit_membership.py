@@ -76,6 +76,9 @@ def test_lira_recovers_the_optimal_test_on_gaussian_confidences() -> None:
     assert result.auc == pytest.approx(stats.norm.cdf(2 / math.sqrt(2)), abs=0.04)
     with pytest.raises(ValueError, match="both in and out"):
         lira_scores(target, phi, np.ones_like(inside))
+    # a record every shadow trained on borrows the others' in-out gap
+    inside[:, 0] = True
+    assert np.isfinite(lira_scores(target, phi, inside)).all()
 
 
 def test_lira_uses_each_records_own_offset() -> None:

@@ -11,7 +11,8 @@ argue matter.
   population give, for each record, the logit-scaled confidence phi = log(p / (1 - p)) of
   its true label when it was in and when it was out; a Gaussian fitted to each side gives
   the score log N(phi; mu_in, s_in) - log N(phi; mu_out, s_out). With few shadows the
-  variances are pooled over records (the paper's "global variance").
+  variances are pooled over records (the paper's "global variance"), and a record that no
+  shadow left out (or took in) borrows the average in-out gap of the others.
 
 Everything here is arithmetic over arrays; training the target and shadow models is the
 caller's (any runtime: DP-SGD, a federated study).
@@ -122,22 +123,20 @@ def logit_confidence(prob_true_label: npt.ArrayLike) -> npt.NDArray[np.float64]:
 
 def _side(
     phi: npt.NDArray[np.float64], mask: npt.NDArray[np.bool_]
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Per-record mean and standard deviation of ``phi`` where ``mask``, and which records
+    have at least one observation (the mean of the others is NaN)."""
     counts = mask.sum(0)
-    if (counts == 0).any():
-        raise ValueError(
-            "LiRA needs every record both in and out of some shadow model; train more "
-            "shadows (each on a random half of the population)"
-        )
+    seen = counts > 0
     total = np.where(mask, phi, 0.0).sum(0)
-    mean = total / counts
-    dev2 = np.where(mask, (phi - mean) ** 2, 0.0).sum(0)
+    mean = np.where(seen, total / np.maximum(counts, 1), np.nan)
+    dev2 = np.where(mask, (phi - np.nan_to_num(mean)) ** 2, 0.0).sum(0)
     if counts.min() < _GLOBAL_VARIANCE_BELOW:
-        pooled = dev2.sum() / max(1, int(counts.sum()) - len(counts))
-        std = np.full_like(mean, math.sqrt(max(pooled, _MIN_STD**2)))
+        pooled = dev2.sum() / max(1, int(counts.sum()) - int(seen.sum()))
+        std = np.full_like(total, math.sqrt(max(pooled, _MIN_STD**2)))
     else:
         std = np.sqrt(np.maximum(dev2 / np.maximum(counts - 1, 1), _MIN_STD**2))
-    return mean, std
+    return mean, std, seen
 
 
 def lira_scores(
@@ -151,7 +150,7 @@ def lira_scores(
         shadow_in: (shadows, records) whether each record trained each shadow.
 
     Raises:
-        ValueError: shapes disagree, or some record is never in (or never out of) a shadow.
+        ValueError: shapes disagree, or no record is both in some shadow and out of another.
     """
     t = _scores(target_phi, "target confidences")
     phi = np.asarray(shadow_phi, dtype=np.float64)
@@ -163,8 +162,20 @@ def lira_scores(
         )
     if not np.isfinite(phi).all():
         raise ValueError("shadow confidences must be finite")
-    mu_in, s_in = _side(phi, inside)
-    mu_out, s_out = _side(phi, ~inside)
+    mu_in, s_in, has_in = _side(phi, inside)
+    mu_out, s_out, has_out = _side(phi, ~inside)
+    both = has_in & has_out
+    if not both.any():
+        raise ValueError(
+            "LiRA needs records both in and out of some shadow models; train more shadows "
+            "(each on a random half of the population)"
+        )
+    # a record no shadow saw on one side gets that side's mean from the other side and the
+    # average in-out gap over the records seen on both (with few shadows a few records are
+    # in all of them, or in none)
+    gap = float(np.mean(mu_in[both] - mu_out[both]))
+    mu_in = np.where(has_in, mu_in, mu_out + gap)
+    mu_out = np.where(has_out, mu_out, mu_in - gap)
 
     def log_normal(
         x: npt.NDArray[np.float64], mu: npt.NDArray[np.float64], s: npt.NDArray[np.float64]

@@ -1,8 +1,15 @@
-"""``tutela smpc`` commands: joint statistics and secure logistic regression demos."""
+"""``tutela smpc`` commands.
+
+Run by each party against the coordinator (mutual TLS, end-to-end encrypted relay):
+``psi`` (record linkage), ``stats`` with ``--coordinator`` (joint statistics), ``dealer``
+(the correlated-randomness service). In one process, as demos: ``stats`` without
+``--coordinator`` and ``logreg``.
+"""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -10,8 +17,217 @@ import typer
 from tutela.cli.he import emit_result
 
 smpc_app = typer.Typer(
-    help="Secure multi-party computation demos (additive sharing).", no_args_is_help=True
+    help="Secure multi-party computation between sites (and in-process demos).",
+    no_args_is_help=True,
 )
+
+_KEY_KINDS = {"id": "IDENTIFIER", "name+dob": "NAME_DOB", "phonetic+dob": "PHONETIC_DOB"}
+
+
+def _csv_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _channel(
+    *,
+    coordinator: str,
+    ca: Path,
+    cert: Path,
+    key: Path,
+    session: str,
+    function: str,
+    parties: list[str],
+    timeout: float,
+) -> Any:
+    from tutela.server.agent.smpc import SmpcChannel, SmpcEndpoint
+
+    for path in (ca, cert, key):
+        if not path.is_file():
+            raise ValueError(f"no such file: {path}")
+    return SmpcChannel(
+        SmpcEndpoint(coordinator, ca, cert, key),
+        session=session,
+        function=function,
+        parties=parties,
+        timeout_s=timeout,
+    )
+
+
+def run_psi_party(
+    *,
+    coordinator: str,
+    ca: Path,
+    cert: Path,
+    key: Path,
+    session: str,
+    parties: list[str],
+    data: Path,
+    mode: str,
+    keys: list[str],
+    name_columns: list[str],
+    dob_column: str,
+    id_column: str | None,
+    day_first: bool,
+    out: Path | None,
+    timeout: float,
+) -> dict[str, Any]:
+    """One party of a PSI session: read its table, link, write its linked rows or shares."""
+    import numpy as np
+    import pandas as pd
+
+    from tutela.server.agent.smpc_jobs import psi_function, run_psi
+    from tutela.smpc.linkage import BlockingKey, blocking_keys
+    from tutela.smpc.psi import PsiMode
+
+    try:
+        psi_mode = PsiMode(mode)
+    except ValueError:
+        raise ValueError(f"--mode must be one of {[m.value for m in PsiMode]}") from None
+    if len(parties) != (3 if psi_mode is PsiMode.SHARES else 2):
+        raise ValueError(
+            "--party: give the requester and the responder"
+            + (", then the dealer" if psi_mode is PsiMode.SHARES else "")
+        )
+    unknown = [k for k in keys if k not in _KEY_KINDS]
+    if unknown or not keys:
+        raise ValueError(f"--keys: choose from {sorted(_KEY_KINDS)}")
+    kinds = [BlockingKey[_KEY_KINDS[k]] for k in keys]
+    if not data.is_file():
+        raise ValueError(f"no such file: {data}")
+    table = pd.read_csv(data, dtype=str, keep_default_na=False)
+    needed = [*name_columns, dob_column] if set(keys) - {"id"} else []
+    needed += [id_column] if "id" in keys and id_column else []
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise ValueError(f"{data}: no column {missing[0]!r}")
+    rows: list[dict[str, object]] = [
+        {str(k): v for k, v in r.items()} for r in table.to_dict("records")
+    ]
+    linkage = blocking_keys(
+        rows, kinds, name=name_columns, dob=dob_column, identifier=id_column, day_first=day_first
+    )
+    with _channel(
+        coordinator=coordinator, ca=ca, cert=cert, key=key, session=session,
+        function=psi_function(psi_mode), parties=parties, timeout=timeout,
+    ) as channel:  # fmt: skip
+        channel.open()
+        result = run_psi(channel, linkage, psi_mode)
+        summary: dict[str, Any] = {
+            "session": session,
+            "party": channel.site,
+            "mode": psi_mode.value,
+            "rows": len(rows),
+            "size": result.size,
+            "bytes": {"sent": channel.bytes_sent, "received": channel.bytes_received},
+        }
+    if out is not None:
+        if psi_mode is PsiMode.INTERSECTION:
+            linked = table.iloc[result.rows].copy()
+            linked.insert(0, "link", np.arange(len(linked)))
+            linked.to_csv(out, index=False)
+        elif psi_mode is PsiMode.SHARES:
+            assert result.shares is not None
+            pd.DataFrame({"row": np.arange(result.shares.size), "share": result.shares}).to_csv(
+                out, index=False
+            )
+        summary["written"] = str(out)
+    return summary
+
+
+def run_dealer(
+    *,
+    coordinator: str,
+    ca: Path,
+    cert: Path,
+    key: Path,
+    session: str,
+    parties: list[str],
+    function: str,
+    timeout: float,
+) -> dict[str, Any]:
+    """The dealer of one session: correlated randomness for the parties, nothing else."""
+    from tutela.server.agent.smpc_jobs import psi_function, serve_psi_dealer
+    from tutela.smpc.psi import PsiMode
+
+    if function != psi_function(PsiMode.SHARES):
+        raise ValueError(f"--function: the dealer serves {psi_function(PsiMode.SHARES)!r}")
+    with _channel(
+        coordinator=coordinator, ca=ca, cert=cert, key=key, session=session,
+        function=function, parties=parties, timeout=timeout,
+    ) as channel:  # fmt: skip
+        channel.open()
+        n = serve_psi_dealer(channel)
+        return {"session": session, "dealer": channel.site, "correlation_length": n}
+
+
+_COORD = typer.Option(..., "--coordinator", help="Coordinator URL (https://...).")
+_CA = typer.Option(..., "--ca", help="The deployment CA certificate.")
+_CERT = typer.Option(..., "--cert", help="This site's certificate.")
+_KEY = typer.Option(..., "--key", help="This site's private key.")
+_SESSION = typer.Option(..., "--session", help="Session id the parties agreed on.")
+_PARTY = typer.Option(..., "--party", help="Every party, in order (repeat the option).")
+_TIMEOUT = typer.Option(600.0, "--timeout", help="Seconds to wait for any peer.")
+
+
+@smpc_app.command("psi")
+def psi(
+    coordinator: str = _COORD,
+    ca: Path = _CA,
+    cert: Path = _CERT,
+    key: Path = _KEY,
+    session: str = _SESSION,
+    party: list[str] = _PARTY,
+    data: Path = typer.Option(..., "--data", help="This party's table (CSV)."),
+    mode: str = typer.Option("intersection", "--mode", help="intersection, cardinality or shares."),
+    keys: str = typer.Option(
+        "name+dob,phonetic+dob", "--keys", help="Blocking keys: id, name+dob, phonetic+dob."
+    ),
+    name_columns: str = typer.Option(
+        "given_name,family_name", "--name-columns", help="Columns of the name."
+    ),
+    dob_column: str = typer.Option("date_of_birth", "--dob-column", help="Date-of-birth column."),
+    id_column: str | None = typer.Option(
+        None, "--id-column", help="Identifier column (for --keys id)."
+    ),
+    month_first: bool = typer.Option(False, "--month-first", help="Read 01/02/1980 as 2 January."),
+    out: Path | None = typer.Option(None, "--out", help="Write the linked rows (or shares) here."),
+    timeout: float = _TIMEOUT,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Private set intersection with another site, through the coordinator's relay."""
+    emit_result(
+        run_psi_party(
+            coordinator=coordinator, ca=ca, cert=cert, key=key, session=session, parties=party,
+            data=data, mode=mode, keys=_csv_list(keys), name_columns=_csv_list(name_columns),
+            dob_column=dob_column, id_column=id_column, day_first=not month_first, out=out,
+            timeout=timeout,
+        ),
+        as_json,
+        f"PSI session {session}",
+    )  # fmt: skip
+
+
+@smpc_app.command("dealer")
+def dealer(
+    coordinator: str = _COORD,
+    ca: Path = _CA,
+    cert: Path = _CERT,
+    key: Path = _KEY,
+    session: str = _SESSION,
+    party: list[str] = _PARTY,
+    function: str = typer.Option("psi-shares", "--function", help="The session's function."),
+    timeout: float = _TIMEOUT,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Serve one session's correlated randomness (a separate service, never a party)."""
+    emit_result(
+        run_dealer(
+            coordinator=coordinator, ca=ca, cert=cert, key=key, session=session, parties=party,
+            function=function, timeout=timeout,
+        ),
+        as_json,
+        f"dealer for session {session}",
+    )  # fmt: skip
 
 
 def _breast_cancer() -> tuple[Any, Any, list[str]]:

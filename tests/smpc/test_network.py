@@ -1,0 +1,220 @@
+"""SMPC between sites as separate processes, through a real coordinator's relay.
+
+Each party is ``python -m tutela smpc ...`` in its own process with its own site certificate;
+the coordinator is the real service (TLS, SQLite). The tests play a curious coordinator
+(reading everything it stored), a missing party, and a party that is not in the session.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import select
+
+from tutela.server.smpc_sessions import SmpcMessageRow
+
+from .linkage_data import two_hospitals
+from .network import Deployment, finish, make_pki, party, start, write_csv
+
+
+@pytest.fixture(scope="module")
+def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, pki_dir: Path) -> Iterator[Deployment]:
+    handle = start(tmp_path, pki_dir)
+    try:
+        yield handle
+    finally:
+        handle.server.stop()
+
+
+def _psi(
+    d: Deployment, site: str, session: str, parties: list[str], data: Path, *extra: str
+) -> list[str]:
+    args = ["psi", *d.credentials(site), "--session", session, "--data", str(data), "--json"]
+    for p in parties:
+        args += ["--party", p]
+    return args + list(extra)
+
+
+def _stored_relay(d: Deployment, session: str) -> list[bytes]:
+    """Everything the coordinator can read of the session's relayed traffic."""
+    assert d.server.coordinator is not None
+    store = d.server.coordinator.store
+    with store.read() as s:
+        rows = s.scalars(select(SmpcMessageRow).filter_by(session_id=session)).all()
+        return [
+            store.unseal(r.blob, f"smpc/{session}/{r.step}/{r.sender}/{r.recipient}") for r in rows
+        ]
+
+
+def test_psi_between_two_processes_links_the_true_pairs(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    a_rows, b_rows, truth = two_hospitals(80, 70, 30, seed=11)
+    a_csv = write_csv(tmp_path / "a.csv", a_rows)
+    b_csv = write_csv(tmp_path / "b.csv", b_rows)
+    parties = ["hospital-a", "hospital-b"]
+    procs = [
+        party(_psi(deployment, site, "link-1", parties, data, "--out", str(tmp_path / out)))
+        for site, data, out in (
+            ("hospital-a", a_csv, "a-linked.csv"),
+            ("hospital-b", b_csv, "b-linked.csv"),
+        )
+    ]
+    results = finish(procs)
+    for code, out, err in results:
+        assert code == 0, err
+        assert json.loads(out)["size"] == len(truth) == 30
+    a_linked = pd.read_csv(tmp_path / "a-linked.csv", dtype=str)
+    b_linked = pd.read_csv(tmp_path / "b-linked.csv", dtype=str)
+    assert list(a_linked["link"]) == list(b_linked["link"])
+    index_a = {tuple(r.values()): i for i, r in enumerate(a_rows)}
+    index_b = {tuple(r.values()): i for i, r in enumerate(b_rows)}
+    pairs = {
+        (
+            index_a[tuple(ra[["given_name", "family_name", "date_of_birth"]].fillna(""))],
+            index_b[tuple(rb[["given_name", "family_name", "date_of_birth"]].fillna(""))],
+        )
+        for (_, ra), (_, rb) in zip(a_linked.iterrows(), b_linked.iterrows(), strict=True)
+    }
+    assert pairs == truth
+
+    # the audit record of the computation: who, what, what was released
+    events = [e for e in deployment.audit() if str(e["resource"]) == "smpc/link-1"]
+    actions = [e["action"] for e in events]
+    assert actions[0] == "smpc.open" and actions.count("smpc.join") == 2
+    complete = [e for e in events if e["action"] == "smpc.complete"]
+    assert len(complete) == 1
+    detail = complete[0]["detail"]
+    assert isinstance(detail, dict)
+    assert detail["function"] == "psi-intersection" and detail["parties"] == parties
+    assert {site: r["size"] for site, r in detail["released"].items()} == {
+        "hospital-a": 30,
+        "hospital-b": 30,
+    }
+
+
+def test_coordinator_stores_no_plaintext_of_shares_or_keys(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """SHARES mode with the dealer as a third process: the shares add up to the membership
+    bits, and nothing the coordinator stored (unsealed with its own keys) contains a PSI
+    message header, a blocking key, a share, or the dealer's correlation."""
+    a_rows, b_rows, truth = two_hospitals(40, 40, 15, seed=12)
+    a_csv = write_csv(tmp_path / "a.csv", a_rows)
+    b_csv = write_csv(tmp_path / "b.csv", b_rows)
+    parties = ["hospital-a", "hospital-b", "dealer"]
+    extra = ["--mode", "shares", "--keys", "phonetic+dob"]
+    dealer_args = ["dealer", *deployment.credentials("dealer"), "--session", "shares-1", "--json"]
+    for p in parties:
+        dealer_args += ["--party", p]
+    procs = [
+        party(_psi(deployment, site, "shares-1", parties, data, *extra, "--out", str(out)))
+        for site, data, out in (
+            ("hospital-a", a_csv, tmp_path / "a.csv.shares"),
+            ("hospital-b", b_csv, tmp_path / "b.csv.shares"),
+        )
+    ]
+    procs.append(party(dealer_args))
+    results = finish(procs)
+    for code, _out, err in results:
+        assert code == 0, err
+    share_a = pd.read_csv(tmp_path / "a.csv.shares", dtype={"share": "uint64"})["share"].to_numpy()
+    share_b = pd.read_csv(tmp_path / "b.csv.shares", dtype={"share": "uint64"})["share"].to_numpy()
+    member = np.zeros(40, np.uint64)
+    member[[i for i, _ in truth]] = 1
+    assert np.array_equal(share_a + share_b, member)
+    assert json.loads(results[1][1])["size"] is None  # the responder learns nothing
+
+    stored = _stored_relay(deployment, "shares-1")
+    assert len(stored) == 6  # size, mask, correlation, request, response, finish
+    blob = b"".join(stored)
+    assert b"TUPS" not in blob
+    from tutela.smpc.linkage import BlockingKey, blocking_keys
+
+    for rows in (a_rows, b_rows):
+        for (key,) in blocking_keys(rows, (BlockingKey.PHONETIC_DOB,)):
+            assert key is not None and key not in blob
+            assert key.split(b"\x00")[1].split(b"|")[1] not in blob  # not even the birth date
+    for share in (*share_a.tolist(), *share_b.tolist()):
+        assert int(share).to_bytes(8, "little") not in blob
+
+
+def test_a_missing_party_aborts_cleanly_naming_it(deployment: Deployment, tmp_path: Path) -> None:
+    a_csv = write_csv(tmp_path / "a.csv", two_hospitals(5, 5, 2)[0])
+    parties = ["hospital-a", "hospital-c"]
+    args = _psi(deployment, "hospital-a", "lonely", parties, a_csv, "--timeout", "2")
+    ((code, out, err),) = finish([party(args)])
+    assert code == 1 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "hospital-c" in lines[0] and "did not join" in lines[0]
+    aborts = [e for e in deployment.audit() if e["action"] == "smpc.abort"]
+    assert len(aborts) == 1
+    detail = aborts[0]["detail"]
+    assert isinstance(detail, dict) and detail["missing"] == ["hospital-c"]
+    assert aborts[0]["resource"] == "smpc/lonely" and aborts[0]["outcome"] == "failed"
+
+
+def test_a_party_that_stops_mid_protocol_is_named(deployment: Deployment, tmp_path: Path) -> None:
+    """The responder joins and verifies, then never answers: the requester aborts naming it
+    and the responder, polling later, sees the abort too."""
+    from tutela.errors import ProtocolAbort
+    from tutela.server import pki
+    from tutela.server.agent.smpc import SmpcChannel, SmpcEndpoint
+
+    a_csv = write_csv(tmp_path / "a.csv", two_hospitals(5, 5, 2)[0])
+    parties = ["hospital-a", "hospital-b"]
+    paths = pki.PkiLayout(deployment.pki_dir).site("hospital-b")
+    quiet = SmpcChannel(
+        SmpcEndpoint(deployment.url, deployment.ca, paths.cert, paths.key),
+        session="stall",
+        function="psi-intersection",
+        parties=parties,
+        timeout_s=600,  # generous: the other party is a fresh process on a shared machine
+    )
+    proc = party(_psi(deployment, "hospital-a", "stall", parties, a_csv, "--timeout", "3"))
+    quiet.open()  # joins and verifies hospital-a's key, then sends nothing
+    ((code, _out, err),) = finish([proc])
+    assert code == 1
+    assert "hospital-b" in err and "sent nothing for step psi-response" in err
+    with pytest.raises(ProtocolAbort, match="missing: hospital-b"):
+        quiet.receive("psi-request", "hospital-a")
+    quiet.close()
+
+
+def test_only_parties_use_a_session(deployment: Deployment, tmp_path: Path) -> None:
+    """A site that is not a party can neither read the session nor post to it, and a party
+    cannot join with another function or party list."""
+    from tutela.errors import ProtocolAbort, TransportError
+    from tutela.server import pki
+    from tutela.server.agent.smpc import SmpcChannel, SmpcEndpoint
+
+    def channel(site: str, parties: list[str], function: str = "psi-intersection") -> SmpcChannel:
+        paths = pki.PkiLayout(deployment.pki_dir).site(site)
+        return SmpcChannel(
+            SmpcEndpoint(deployment.url, deployment.ca, paths.cert, paths.key),
+            session="private",
+            function=function,
+            parties=parties,
+            timeout_s=1,
+        )
+
+    first = channel("hospital-a", ["hospital-a", "hospital-b"])
+    with pytest.raises(ProtocolAbort, match="hospital-b"):
+        first.open()  # hospital-b never joins
+    other = channel("hospital-c", ["hospital-c", "hospital-a"])
+    with pytest.raises(TransportError, match="403"):
+        other._request("GET", "")
+    wrong = channel("hospital-b", ["hospital-a", "hospital-b"], function="psi-cardinality")
+    with pytest.raises(ProtocolAbort, match="runs 'psi-intersection'"):
+        wrong.open()

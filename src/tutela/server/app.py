@@ -120,6 +120,7 @@ def create_app(
 
     add_admin_routes(app)
     add_site_routes(app)
+    add_smpc_routes(app)
     add_dashboard_routes(app)
     return app
 

@@ -218,7 +218,8 @@ def test_pii_redact_and_reveal(tmp_path):
     result = runner.invoke(
         app,
         ["pii", "redact", str(path), "--operator", "pseudonymize", "--no-ner"],
-        env={"TUTELA_PSEUDONYM_KEY": ""},
+        # no key anywhere: none in the environment and an empty home (no keyring)
+        env={"TUTELA_PSEUDONYM_KEY": "", "TUTELA_HOME": str(tmp_path / "empty-home")},
     )
     assert isinstance(result.exception, ConfigError)
 

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from tutela.anonymize import PiiDetector, Redact, anonymize_table, apply_operator, generate_patients
+import tutela
+from tutela.anonymize import PiiDetector, Redact, apply_operator, generate_patients
 
 K = 5
 
@@ -72,7 +73,7 @@ def table_demo() -> None:
     shown = ["name", "ssn", "zip", "dob", "age", "sex", "race", "diagnosis"]
     print("table before (3 of 400 rows):")
     print(patients[shown].head(3).to_string(index=False))
-    result = anonymize_table(patients, k=K)
+    result = tutela.anonymize_table(patients, k=K)
     print(f"\ntable after (k={K}, HIPAA Safe Harbor):")
     kept = [c for c in shown if c in result.table.columns]
     print(result.table[kept].head(3).to_string(index=False))

@@ -9,7 +9,7 @@ accuracy of each run and the epsilon the DP run spent.
 
 Run it::
 
-    python examples/digits_cnn.py            # about 30 s on two cores
+    python examples/digits_cnn.py            # under a minute on two cores
     python examples/digits_cnn.py --quick    # fewer DP rounds, for CI
 
 A fifth of the images (360) is held out as the test set; the rest is split evenly (IID)
@@ -26,7 +26,7 @@ import torch
 from sklearn.datasets import load_digits
 from torch import nn
 
-from tutela.fl.library import SampleDP, Study
+import tutela
 
 SITES = 10
 TEST_IMAGES = 360
@@ -80,7 +80,7 @@ def main() -> None:
     print(f"{SITES} sites, {sum(len(y) for _, y in sites.values())} training images, "
           f"{len(test[1])} test images")  # fmt: skip
 
-    plain = Study(
+    plain = tutela.Study(
         model=DigitsCNN,
         sites=sites,
         test=test,
@@ -94,7 +94,7 @@ def main() -> None:
     ).run()
     print(f"without DP: test accuracy {plain.metrics['accuracy']:.4f}")
 
-    private = Study(
+    private = tutela.Study(
         model=DigitsCNN,
         sites=sites,
         test=test,
@@ -104,7 +104,7 @@ def main() -> None:
         batch_size=64,
         optimizer="sgd",
         learning_rate=0.5,
-        privacy=SampleDP(epsilon=args.epsilon, delta=1e-5, max_grad_norm=1.0),
+        privacy=tutela.SampleDP(epsilon=args.epsilon, delta=1e-5, max_grad_norm=1.0),
         secure_aggregation="secagg+",
         name="digits-cnn-dp",
     ).run()

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tutela.dp.analytics import PrivateTable, fingerprint, parse_query
-from tutela.dp.ledger import PrivacyLedger
+import tutela
+from tutela.dp.analytics import fingerprint, parse_query
 from tutela.errors import BudgetExceeded
 
 BUDGET = 1.0  # the table's total epsilon (the queries are pure DP; the ledger needs a delta > 0)
@@ -45,9 +45,9 @@ def main() -> None:
     frame = patients()
     scope = fingerprint(frame)
     with tempfile.TemporaryDirectory() as tmp:
-        ledger = PrivacyLedger(Path(tmp) / "ledger.sqlite")
+        ledger = tutela.PrivacyLedger(Path(tmp) / "ledger.sqlite")
         ledger.create_scope(scope, epsilon=BUDGET, delta=1e-6)
-        table = PrivateTable(frame, name=scope, ledger=ledger)
+        table = tutela.PrivateTable(frame, name=scope, ledger=ledger)
         print(f"table of {len(frame)} rows, ledger scope {scope[:30]}..., budget epsilon {BUDGET}")
 
         queries = [

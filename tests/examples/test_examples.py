@@ -101,3 +101,21 @@ def test_anonymise_leaves_no_planted_identifier_in_the_redacted_notes(tmp_path: 
     assert re.search(r"k achieved ([5-9]|\d\d+) \(requested 5, verified True\)", out), out
     assert "re-identification risk: prosecutor max" in out
     assert "dropped: address, city, email, mrn, name, patient_id, phone, ssn" in out
+
+
+def test_the_custom_tabular_study_and_policy_pin_the_shipped_models_source(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Editing clinic_models.py without updating its hash would make every site refuse the
+    study; say so here, with the hash to paste, rather than in a network run."""
+    import tomllib
+
+    from tutela.fl.models import factory_source_sha256
+
+    here = EXAMPLES / "custom_tabular"
+    monkeypatch.syspath_prepend(str(here))
+    study = tomllib.loads((here / "study.toml").read_text())["model"]
+    policy = tomllib.loads((here / "site-policy.toml").read_text())["models"]
+    actual = factory_source_sha256(study["factory"])
+    assert study["source_sha256"] == actual, f"update study.toml: source_sha256 = {actual!r}"
+    assert policy == [{"factory": study["factory"], "sha256": actual}]

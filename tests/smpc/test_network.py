@@ -218,3 +218,99 @@ def test_only_parties_use_a_session(deployment: Deployment, tmp_path: Path) -> N
     wrong = channel("hospital-b", ["hospital-a", "hospital-b"], function="psi-cardinality")
     with pytest.raises(ProtocolAbort, match="runs 'psi-intersection'"):
         wrong.open()
+
+
+def _tables(seed: int) -> list[pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    return [
+        pd.DataFrame({"age": rng.uniform(18, 95, n).round(1), "sbp": rng.uniform(90, 190, n)})
+        for n in (60, 90, 45)
+    ]
+
+
+def test_joint_statistics_across_three_processes(deployment: Deployment, tmp_path: Path) -> None:
+    tables = _tables(3)
+    parties = ["hospital-a", "hospital-b", "hospital-c"]
+    procs = []
+    for site, table in zip(parties, tables, strict=True):
+        data = tmp_path / f"{site}.csv"
+        table.to_csv(data, index=False)
+        args = ["stats", *deployment.credentials(site), "--session", "stats-1", "--data", str(data)]
+        args += ["--columns", "age,sbp", "--bounds", "128,256", "--histogram", "age"]
+        args += ["--edges", "0,40,65,128", "--json"]
+        for p in parties:
+            args += ["--party", p]
+        procs.append(party(args))
+    results = finish(procs)
+    pooled = pd.concat(tables)
+    for code, out, err in results:
+        assert code == 0, err
+        got = json.loads(out)
+        assert got["count"] == pytest.approx(195, abs=1e-4)
+        assert got["mean"]["sbp"] == pytest.approx(pooled["sbp"].mean(), abs=1e-3)
+        assert got["variance"]["age"] == pytest.approx(pooled["age"].var(), rel=1e-4)
+        assert np.allclose(got["covariance"], np.cov(pooled.to_numpy().T), rtol=1e-4, atol=1e-2)
+        counts = np.histogram(pooled["age"], bins=[0, 40, 65, 128])[0]
+        assert np.allclose(got["histogram"]["counts"], counts, atol=1e-4)
+    complete = [e for e in deployment.audit() if e["action"] == "smpc.complete"]
+    assert len(complete) == 1 and complete[0]["resource"] == "smpc/stats-1"
+
+
+def test_dp_statistics_charge_each_party_ledger_before_sending(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """Each party charges its own ledger before anything leaves it; a party whose budget
+    is spent refuses the next release without joining or sending anything."""
+    import threading
+
+    from tutela.dp.ledger import PrivacyLedger
+    from tutela.errors import BudgetExceeded
+    from tutela.server import pki
+    from tutela.server.agent.smpc import SmpcChannel, SmpcEndpoint
+    from tutela.server.agent.smpc_jobs import StatsPrivacy, run_stats, stats_function
+    from tutela.smpc.joint import StatsSpec
+
+    spec = StatsSpec(("age", "sbp"), (128.0, 256.0))
+    tables = _tables(4)[:2]
+    parties = ["hospital-a", "hospital-b"]
+
+    def plan(site: str) -> StatsPrivacy:
+        return StatsPrivacy(1.0, 1e-6, tmp_path / site, budget=1.2)
+
+    def channel(site: str, session: str) -> SmpcChannel:
+        paths = pki.PkiLayout(deployment.pki_dir).site(site)
+        return SmpcChannel(
+            SmpcEndpoint(deployment.url, deployment.ca, paths.cert, paths.key),
+            session=session,
+            function=stats_function(spec, plan(site)),
+            parties=parties,
+            timeout_s=120,
+        )
+
+    results: dict[str, dict] = {}
+
+    def work(site: str, table: pd.DataFrame) -> None:
+        with channel(site, "dp-1") as c:
+            results[site] = run_stats(
+                c, {k: table[k].to_numpy() for k in table}, spec, privacy=plan(site)
+            )
+
+    threads = [threading.Thread(target=work, args=a) for a in zip(parties, tables, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert set(results) == set(parties)
+    assert results["hospital-a"]["count"] == results["hospital-b"]["count"]  # one noised total
+    assert results["hospital-a"]["count"] != pytest.approx(150, abs=1e-3)  # noised
+    assert results["hospital-a"]["count"] == pytest.approx(150, abs=60)  # sigma about 6
+    for site in parties:
+        ledger = PrivacyLedger(tmp_path / site / "ledger-smpc.sqlite")
+        assert [r.label for r in ledger.records("smpc")] == ["smpc joint statistics, session dp-1"]
+        assert 0.9 < ledger.spent("smpc") <= 1.0 + 1e-6
+    # a second release would pass hospital-a's budget of 1.2: refused before joining
+    with channel("hospital-a", "dp-2") as c, pytest.raises(BudgetExceeded):
+        run_stats(
+            c, {k: tables[0][k].to_numpy() for k in tables[0]}, spec, privacy=plan("hospital-a")
+        )
+    assert not [e for e in deployment.audit() if e["resource"] == "smpc/dp-2"]

@@ -320,18 +320,113 @@ def run_logreg_demo(*, parties: int, iterations: int, learning_rate: float) -> d
     }
 
 
+def run_stats_party(
+    *,
+    coordinator: str,
+    ca: Path,
+    cert: Path,
+    key: Path,
+    session: str,
+    parties: list[str],
+    data: Path,
+    columns: list[str],
+    bounds: list[float],
+    histogram: str | None,
+    edges: list[float],
+    epsilon: float | None,
+    delta: float,
+    state_dir: Path | None,
+    budget: float | None,
+    timeout: float,
+) -> dict[str, Any]:
+    """One party of a joint-statistics session over its own table."""
+    import pandas as pd
+
+    from tutela.server.agent.smpc_jobs import StatsPrivacy, run_stats, stats_function
+    from tutela.smpc.joint import StatsSpec
+
+    if len(bounds) != len(columns):
+        raise ValueError("--bounds: give one bound per column in --columns")
+    spec = StatsSpec(tuple(columns), tuple(bounds), histogram, tuple(edges))
+    privacy = None
+    if epsilon is not None:
+        if state_dir is None:
+            raise ValueError("--epsilon needs --state-dir (where this site keeps its ledger)")
+        privacy = StatsPrivacy(epsilon, delta, state_dir, budget if budget is not None else epsilon)
+    if not data.is_file():
+        raise ValueError(f"no such file: {data}")
+    frame = pd.read_csv(data)
+    table = {c: frame[c].to_numpy(dtype=float) for c in frame.columns if c in {*columns, histogram}}
+    for name in [*columns, *([histogram] if histogram else [])]:
+        if name not in table:
+            raise ValueError(f"{data}: no column {name!r}")
+    with _channel(
+        coordinator=coordinator, ca=ca, cert=cert, key=key, session=session,
+        function=stats_function(spec, privacy), parties=parties, timeout=timeout,
+    ) as channel:  # fmt: skip
+        result = run_stats(channel, table, spec, privacy=privacy)
+        result["session"] = session
+        result["party"] = channel.site
+        result["bytes"] = {"sent": channel.bytes_sent, "received": channel.bytes_received}
+    return result
+
+
 @smpc_app.command("stats")
 def stats(
-    parties: int = typer.Option(3, "--parties", help="Number of parties holding rows."),
-    columns: int = typer.Option(5, "--columns", help="How many columns to analyse."),
+    parties: int = typer.Option(3, "--parties", help="Demo: number of in-process parties."),
+    columns: str = typer.Option("5", "--columns", help="Demo: how many columns; else their names."),
+    coordinator: str | None = typer.Option(
+        None, "--coordinator", help="Run as one party against this coordinator."
+    ),
+    ca: Path | None = typer.Option(None, "--ca", help="The deployment CA certificate."),
+    cert: Path | None = typer.Option(None, "--cert", help="This site's certificate."),
+    key: Path | None = typer.Option(None, "--key", help="This site's private key."),
+    session: str | None = typer.Option(None, "--session", help="Session id the parties agreed on."),
+    party: list[str] = typer.Option([], "--party", help="Every party, in order (repeat)."),
+    data: Path | None = typer.Option(None, "--data", help="This party's table (CSV)."),
+    bounds: str = typer.Option("", "--bounds", help="Public bound per column (|x| <= bound)."),
+    histogram: str | None = typer.Option(None, "--histogram", help="Column for a histogram."),
+    edges: str = typer.Option("", "--edges", help="Histogram bin edges."),
+    epsilon: float | None = typer.Option(None, "--epsilon", help="DP: epsilon of the release."),
+    delta: float = typer.Option(1e-6, "--delta", help="DP: delta of the release."),
+    state_dir: Path | None = typer.Option(
+        None, "--state-dir", help="DP: this site's ledger directory."
+    ),
+    budget: float | None = typer.Option(None, "--budget", help="DP: the ledger's total epsilon."),
+    timeout: float = _TIMEOUT,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Joint count/mean/std/covariance of a table split among N parties."""
+    """Joint count, sum, mean, variance, covariance and histogram.
+
+    With --coordinator: one party of a session over its own file (each party runs this).
+    Without: a demo that splits a table among --parties in this process.
+    """
+    if coordinator is None:
+        if not columns.isdigit():
+            raise ValueError("--columns: a number of columns for the demo")
+        emit_result(
+            run_stats_demo(parties=parties, columns=int(columns)),
+            as_json,
+            f"joint statistics, {parties} parties",
+        )
+        return
+    if ca is None or cert is None or key is None or session is None or data is None:
+        raise ValueError("--coordinator needs --ca, --cert, --key, --session and --data")
+    try:
+        numbers = [float(b) for b in _csv_list(bounds)]
+        cuts = [float(e) for e in _csv_list(edges)]
+    except ValueError:
+        raise ValueError("--bounds and --edges take comma-separated numbers") from None
     emit_result(
-        run_stats_demo(parties=parties, columns=columns),
+        run_stats_party(
+            coordinator=coordinator, ca=ca, cert=cert, key=key, session=session, parties=party,
+            data=data, columns=_csv_list(columns), bounds=numbers, histogram=histogram,
+            edges=cuts, epsilon=epsilon, delta=delta, state_dir=state_dir, budget=budget,
+            timeout=timeout,
+        ),
         as_json,
-        f"joint statistics, {parties} parties",
-    )
+        f"joint statistics, session {session}",
+    )  # fmt: skip
 
 
 @smpc_app.command("logreg")

@@ -1,4 +1,5 @@
-"""What a party runs over its :class:`~tutela.server.agent.smpc.SmpcChannel`: PSI, the dealer.
+"""What a party runs over its :class:`~tutela.server.agent.smpc.SmpcChannel`: PSI, the dealer,
+joint statistics.
 
 Each function drives one party's side of a protocol from :mod:`tutela.smpc` (pure message
 objects) over the session's end-to-end encrypted relay, and reports what it released to the
@@ -8,22 +9,47 @@ PSI parties are ``parties[0]`` (the requester) and ``parties[1]`` (the responder
 ``SHARES`` mode ``parties[2]`` is the dealer, a separate service that holds no data, sees no
 message between the two parties (it holds no key for them) and sends each its half of the
 shuffle correlation.
+
+Joint statistics (:func:`run_stats`) are a secure sum among all parties
+(:mod:`tutela.smpc.joint`). With a :class:`StatsPrivacy` plan the party charges its own
+ledger for the release before anything is sent, then adds its share of discrete Gaussian
+noise (standard deviation ``sigma / sqrt(N)`` on the fixed-point grid, ``sigma`` calibrated
+by the analytic Gaussian mechanism to the plan's epsilon and delta for the aggregate
+vector's L2 sensitivity) to its local vector, so only the noised total is reconstructed.
+The guarantee assumes every party adds its share (semi-honest parties); a party that wants
+its guarantee regardless of the others can ask for ``N`` times the variance.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from tutela.errors import ProtocolAbort
+from tutela.hazmat.ring import FixedPoint64
 from tutela.hazmat.rng import SecureRandom
 from tutela.server.agent.smpc import SmpcChannel
 from tutela.smpc.dealer import ShuffleCorrelation, ShuffleMask, TrustedDealer
+from tutela.smpc.joint import SecureSum, StatsSpec, local_vector, statistics_from_total
 from tutela.smpc.psi import PsiMode, PsiRequester, PsiResponder, PsiResult
 
-__all__ = ["psi_function", "run_psi", "serve_psi_dealer"]
+__all__ = [
+    "StatsPrivacy",
+    "psi_function",
+    "run_psi",
+    "run_stats",
+    "serve_psi_dealer",
+    "stats_function",
+]
 
 _U64 = np.dtype("<u8")
 
@@ -131,3 +157,112 @@ def serve_psi_dealer(channel: SmpcChannel, *, rng: SecureRandom | None = None) -
     channel.send("dealer-correlation", parties[1], _words(corr.perm.astype(np.uint64), corr.e))
     channel.finish({"function": channel.function, "released_to_this_party": "nothing"})
     return n
+
+
+@dataclass(frozen=True)
+class StatsPrivacy:
+    """A party's DP plan for a joint-statistics release.
+
+    Attributes:
+        epsilon, delta: the release's guarantee (add/remove one row of the union).
+        state_dir: where this site keeps its SMPC ledger (``ledger-smpc.sqlite``).
+        budget: the ledger scope's total epsilon budget (at ``delta``).
+    """
+
+    epsilon: float
+    delta: float
+    state_dir: Path
+    budget: float
+
+    def __post_init__(self) -> None:
+        if not (self.epsilon > 0 and 0 < self.delta < 1 and self.budget >= self.epsilon):
+            raise ValueError("need epsilon > 0, 0 < delta < 1 and a budget >= epsilon")
+
+
+def stats_function(spec: StatsSpec, privacy: StatsPrivacy | None) -> str:
+    """The session function name: every party must agree on the spec and the DP parameters."""
+    public = {
+        "columns": spec.columns,
+        "bounds": spec.bounds,
+        "histogram": spec.histogram,
+        "edges": spec.edges,
+        "dp": None if privacy is None else [privacy.epsilon, privacy.delta],
+    }
+    return "stats-" + hashlib.sha256(json.dumps(public).encode()).hexdigest()[:16]
+
+
+def _charge_and_draw(
+    privacy: StatsPrivacy, spec: StatsSpec, session: str, n_parties: int, fxp: FixedPoint64
+) -> tuple[np.ndarray, float]:
+    """Charge this site's ledger for the release, then draw its noise share (grid units)."""
+    from tutela.dp.events import GaussianEvent
+    from tutela.dp.ledger import PrivacyLedger
+    from tutela.dp.mechanisms import analytic_gaussian_sigma
+    from tutela.hazmat.noise import sample_discrete_gaussian
+
+    sigma = analytic_gaussian_sigma(privacy.epsilon, privacy.delta, spec.sensitivity)
+    privacy.state_dir.mkdir(parents=True, exist_ok=True)
+    ledger = PrivacyLedger(privacy.state_dir / "ledger-smpc.sqlite")
+    ledger.create_scope("smpc", privacy.budget, privacy.delta, exist_ok=True)
+    ledger.charge(
+        "smpc",
+        GaussianEvent(noise_multiplier=sigma / spec.sensitivity),
+        label=f"smpc joint statistics, session {session}",
+        idempotency_key=f"smpc-stats/{session}",
+    )
+    grid_sigma = sigma / math.sqrt(n_parties) * 2.0**fxp.frac_bits
+    noise = sample_discrete_gaussian(grid_sigma, spec.length).view(np.uint64)
+    return noise, sigma
+
+
+def run_stats(
+    channel: SmpcChannel,
+    table: Mapping[str, npt.ArrayLike],
+    spec: StatsSpec,
+    *,
+    privacy: StatsPrivacy | None = None,
+    rng: SecureRandom | None = None,
+) -> dict[str, Any]:
+    """This party's side of the joint statistics (every party runs the same).
+
+    Call it before :meth:`SmpcChannel.open`: with a privacy plan the ledger is charged
+    first (a refusal sends nothing), then the channel is opened.
+
+    Raises:
+        BudgetExceeded: the release would pass this site's budget; nothing was sent.
+        ProtocolAbort: a party went missing or sent something malformed.
+        ValueError: this party's table does not fit the spec.
+    """
+    fxp = FixedPoint64()
+    vector = fxp.encode(local_vector(table, spec))
+    parties = list(channel.parties)
+    sigma = None
+    if privacy is not None:
+        noise, sigma = _charge_and_draw(privacy, spec, channel.session, len(parties), fxp)
+        vector = vector + noise
+    channel.open()
+    me = channel.index
+    others = [p for p in parties if p != channel.site]
+    summer = SecureSum(me, len(parties), spec.length, rng=rng)
+    for j, message in summer.share(vector).items():
+        channel.send("sum-shares", parties[j], message)
+    received = channel.receive_all("sum-shares", others)
+    for j, message in summer.combine({parties.index(p): m for p, m in received.items()}).items():
+        channel.send("sum-total", parties[j], message)
+    received = channel.receive_all("sum-total", others)
+    total = summer.reveal({parties.index(p): m for p, m in received.items()})
+    result = statistics_from_total(total, spec, fxp)
+    result["dp"] = (
+        None
+        if privacy is None
+        else {"epsilon": privacy.epsilon, "delta": privacy.delta, "sigma_u_units": sigma}
+    )
+    channel.finish(
+        {
+            "function": channel.function,
+            "released_to_this_party": "count, sums, means, variances, covariance"
+            + (", histogram" if spec.histogram else ""),
+            "dp_epsilon": None if privacy is None else privacy.epsilon,
+        }
+    )
+    return result

@@ -24,6 +24,35 @@ from tutela.fl.records import Parameters, check_compatible
 class ModelKind(StrEnum):
     LOGISTIC = "logistic"
     MLP = "mlp"
+    POLY_MLP = "poly-mlp"
+    """Hidden layers with the quadratic activation an HE service evaluates exactly."""
+
+
+class QuadraticActivation(nn.Module):
+    """``a0 + a1 h + a2 h^2`` elementwise: the activation of the ``poly-mlp`` kind.
+
+    Its default coefficients are :data:`tutela.he.network.QUADRATIC_RELU`, the polynomial
+    the HE service evaluates under CKKS, which reads them back from this module
+    (:attr:`coefficients`) so the two cannot diverge. It holds no parameters (DP-SGD clips
+    only the affine layers around it).
+    """
+
+    def __init__(self, coefficients: tuple[float, float, float] | None = None) -> None:
+        super().__init__()
+        if coefficients is None:
+            from tutela.he.network import QUADRATIC_RELU  # imported here: it pulls in TenSEAL
+
+            coefficients = QUADRATIC_RELU
+        a0, a1, a2 = (float(c) for c in coefficients)
+        self.coefficients: tuple[float, float, float] = (a0, a1, a2)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        a0, a1, a2 = self.coefficients
+        return a0 + h * (a1 + a2 * h)
+
+    def extra_repr(self) -> str:
+        a0, a1, a2 = self.coefficients
+        return f"{a0:g} + {a1:g} h + {a2:g} h^2"
 
 
 def build_model(
@@ -32,7 +61,8 @@ def build_model(
     """Build a binary classifier returning one logit per row.
 
     Args:
-        kind: ``logistic`` (one linear layer) or ``mlp`` (ReLU hidden layers).
+        kind: ``logistic`` (one linear layer), ``mlp`` (ReLU hidden layers) or
+            ``poly-mlp`` (hidden layers with :class:`QuadraticActivation`, servable under HE).
         n_features: input width.
         hidden: hidden layer widths for the MLP.
         seed: initial weights are a deterministic function of this seed.
@@ -48,7 +78,8 @@ def build_model(
         layers: list[nn.Module] = []
         width = n_features
         for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
+            act = QuadraticActivation() if kind is ModelKind.POLY_MLP else nn.ReLU()
+            layers += [nn.Linear(width, h), act]
             width = h
         layers.append(nn.Linear(width, 1))
         return nn.Sequential(*layers)

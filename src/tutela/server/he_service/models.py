@@ -1,10 +1,11 @@
 """The model an HE service evaluates, loaded from a run directory or a model file.
 
-A run directory (``tutela demo``, ``tutela run``) holds ``results.json`` and the global model
-encrypted at rest (``model.safetensors.enc``, under the governance keyring of whoever ran the
-study). The standardisation the sites trained with is read from the model file's safetensors
-metadata (``tutela.standardisation``) or ``standardisation.json`` beside it, and folded into
-the first layer, so data owners encrypt raw values.
+A run directory (``tutela demo``, ``tutela run``) of a ``logistic`` or ``poly-mlp`` study
+(the latter's activation read from the module the sites trained) holds ``results.json`` and
+the global model encrypted at rest (``model.safetensors.enc``, under the governance keyring
+of whoever ran the study). The standardisation the sites trained with is read from the model
+file's safetensors metadata (``tutela.standardisation``) or ``standardisation.json`` beside
+it, and folded into the first layer, so data owners encrypt raw values.
 
 A model file (``*.safetensors``, written by :func:`save_model_file`) holds the layers as
 ``layers.{i}.weight`` / ``layers.{i}.bias`` and, in its metadata under ``tutela.he``, the
@@ -24,8 +25,17 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from torch import nn
 
 from tutela.errors import ConfigError, DataError
+from tutela.fl.models import (
+    ModelKind,
+    QuadraticActivation,
+    build_model,
+    check_parameter_spec,
+    get_parameters,
+    parameter_spec,
+)
 from tutela.fl.records import parameters_from_bytes, parameters_to_bytes
 from tutela.governance.envelope import Envelope
 from tutela.governance.home import open_keyring
@@ -98,12 +108,7 @@ def _load_run(run_dir: Path, keyring: Path | None) -> tuple[PolyNetwork, str]:
     results = load_results(run_dir / "results.json")
     features = list(results.dataset.features)
     extra = results.config.model_extra or {}
-    kind = (extra.get("model") or {}).get("kind", "logistic")
-    if kind != "logistic":
-        raise ConfigError(
-            f"the run's model is a {kind!r}: its ReLU activations cannot be evaluated exactly "
-            "under CKKS; serve a logistic model or a polynomial MLP file"
-        )
+    built = _run_module(extra.get("model") or {}, len(features))
     blob_path = run_dir / "model.safetensors.enc"
     try:
         blob = blob_path.read_bytes()
@@ -111,6 +116,12 @@ def _load_run(run_dir: Path, keyring: Path | None) -> tuple[PolyNetwork, str]:
         raise DataError(f"no model.safetensors.enc in {run_dir}") from None
     raw = Envelope(open_keyring(keyring, create=False)).decrypt(blob, name="model.safetensors.enc")
     params = parameters_from_bytes(raw, max_bytes=_MAX_MODEL_BYTES)
+    try:  # the stored layers are those of the model kind the run declares
+        check_parameter_spec(params, parameter_spec(get_parameters(built)))
+    except DataError as exc:
+        raise DataError(f"{run_dir}: {exc}") from None
+    acts = {m.coefficients for m in built.modules() if isinstance(m, QuadraticActivation)}
+    activation = acts.pop() if acts else QUADRATIC_RELU
     meta = _safetensors_metadata(raw)
     if STANDARDISATION_META in meta:
         doc = json.loads(meta[STANDARDISATION_META])
@@ -125,10 +136,36 @@ def _load_run(run_dir: Path, keyring: Path | None) -> tuple[PolyNetwork, str]:
     bounds = (
         dict(getattr(results.config.data, "model_extra", None) or {}).get("feature_bounds") or {}
     )
-    network = PolyNetwork.from_standardised(
-        features, _layers(params), mean, std, _ranges(features, mean, std, bounds)
-    )
+    try:
+        network = PolyNetwork.from_standardised(
+            features, _layers(params), mean, std, _ranges(features, mean, std, bounds), activation
+        )
+    except ValueError as exc:
+        raise DataError(f"{run_dir}: {exc}") from None
     return network, results.config.study.name
+
+
+def _run_module(model: Mapping[str, Any], n_features: int) -> nn.Module:
+    """The built-in module a run's sites trained (its declared kind and widths): the service
+    checks the stored layers against it and reads its activation from it
+    (:class:`~tutela.fl.models.QuadraticActivation`), so the served polynomial is the trained
+    one. A kind with non-polynomial activations, or a model factory, is refused."""
+    if model.get("factory"):
+        raise ConfigError(
+            "the run trained its own model factory, whose layers the service cannot verify; "
+            "export it as a polynomial MLP model file"
+        )
+    try:
+        kind = ModelKind(model.get("kind", "logistic"))
+        hidden = tuple(int(h) for h in model.get("hidden", (32,)))
+    except (TypeError, ValueError):
+        raise ConfigError(f"the run's model {dict(model)!r} is not a built-in kind") from None
+    if kind not in (ModelKind.LOGISTIC, ModelKind.POLY_MLP):
+        raise ConfigError(
+            f"the run's model is a {kind.value!r}: its ReLU activations cannot be evaluated "
+            "exactly under CKKS; train a 'poly-mlp' (or 'logistic') model to serve it"
+        )
+    return build_model(kind, n_features, hidden=hidden)
 
 
 def _safetensors_metadata(raw: bytes) -> dict[str, str]:

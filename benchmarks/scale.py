@@ -297,12 +297,12 @@ def main() -> None:
     print(f"cpus={args.cpus} rounds={args.rounds} (round 1 starts the workers)")
     print("| system | devices | per round | round 1 s | s/round | peak RSS MB | vs Flower |")
     print("|---|---|---|---|---|---|---|")
-    baseline = {d: r for name, d, _s, r, _p in rows if name.startswith("flower") and r}
+    baseline = {(d, s): r for name, d, s, r, _p in rows if name.startswith("flower") and r}
     for name, devices, sampled, res, peak in rows:
         if res is None:
             print(f"| {name} | {devices} | {sampled} | failed | | {peak / 2**20:.0f} | |")
             continue
-        base = baseline.get(devices)
+        base = baseline.get((devices, sampled))  # the same study on Flower, if it ran
         ratio = f"{res['round_s'] / base['round_s']:.2f}x" if base and name != "flower" else ""
         print(
             f"| {name} | {devices} | {sampled} | {res['first_s']:.1f} | {res['round_s']:.2f} | "

@@ -145,19 +145,109 @@ def run_dealer(
     function: str,
     timeout: float,
 ) -> dict[str, Any]:
-    """The dealer of one session: correlated randomness for the parties, nothing else."""
-    from tutela.server.agent.smpc_jobs import psi_function, serve_psi_dealer
+    """The dealer of one session: correlated randomness for the parties, nothing else.
+
+    ``function`` is ``psi-shares`` or a training function
+    (``train-vertical-i<iterations>-lr<rate>-l2<l2>``, as :func:`train_function` names it).
+    """
+    import re
+
+    from tutela.server.agent.smpc_jobs import (
+        psi_function,
+        serve_psi_dealer,
+        serve_train_dealer,
+        train_function,
+    )
     from tutela.smpc.psi import PsiMode
 
-    if function != psi_function(PsiMode.SHARES):
-        raise ValueError(f"--function: the dealer serves {psi_function(PsiMode.SHARES)!r}")
+    train = re.fullmatch(r"train-vertical-i(\d+)-lr([0-9.e+-]+)-l2([0-9.e+-]+)", function)
+    if function != psi_function(PsiMode.SHARES) and train is None:
+        raise ValueError(
+            f"--function: the dealer serves {psi_function(PsiMode.SHARES)!r} or "
+            "'train-vertical-i<iterations>-lr<rate>-l2<l2>'"
+        )
     with _channel(
         coordinator=coordinator, ca=ca, cert=cert, key=key, session=session,
         function=function, parties=parties, timeout=timeout,
     ) as channel:  # fmt: skip
         channel.open()
-        n = serve_psi_dealer(channel)
-        return {"session": session, "dealer": channel.site, "correlation_length": n}
+        if train is None:
+            n = serve_psi_dealer(channel)
+        else:
+            iterations, rate, l2 = int(train[1]), float(train[2]), float(train[3])
+            if train_function(iterations, rate, l2) != function:
+                raise ValueError(
+                    f"--function: write it as {train_function(iterations, rate, l2)!r}"
+                )
+            n = serve_train_dealer(channel, iterations=iterations, learning_rate=rate, l2=l2)
+        return {"session": session, "dealer": channel.site, "ring_elements_per_party": n}
+
+
+def run_train_party(
+    *,
+    coordinator: str,
+    ca: Path,
+    cert: Path,
+    key: Path,
+    session: str,
+    parties: list[str],
+    data: Path,
+    features: list[str],
+    label: str | None,
+    iterations: int,
+    learning_rate: float,
+    l2: float,
+    out: Path | None,
+    timeout: float,
+) -> dict[str, Any]:
+    """One party of vertical training over its linked rows (``tutela smpc psi --out``)."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from tutela.server.agent.smpc_jobs import run_train, train_function
+
+    if len(parties) < 3:
+        raise ValueError("--party: give every data party in order, then the dealer")
+    if not data.is_file():
+        raise ValueError(f"no such file: {data}")
+    frame = pd.read_csv(data)
+    if "link" in frame.columns:
+        frame = frame.sort_values("link")
+    missing = [c for c in [*features, *([label] if label else [])] if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{data}: no column {missing[0]!r}")
+    x = frame[features].to_numpy(dtype=float) if features else np.zeros((len(frame), 0))
+    mean, sd = x.mean(axis=0), x.std(axis=0)
+    sd[sd == 0] = 1.0
+    x = (x - mean) / sd  # this party's columns over all linked rows: its own, exact
+    y = frame[label].to_numpy(dtype=float) if label else None
+    with _channel(
+        coordinator=coordinator, ca=ca, cert=cert, key=key, session=session,
+        function=train_function(iterations, learning_rate, l2), parties=parties,
+        timeout=timeout,
+    ) as channel:  # fmt: skip
+        channel.open()
+        weights = run_train(
+            channel, x, y, iterations=iterations, learning_rate=learning_rate, l2=l2
+        )
+        result: dict[str, Any] = {
+            "session": session,
+            "party": channel.site,
+            "rows": len(frame),
+            "weights": weights.tolist(),
+            "own_columns": {
+                "names": features,
+                "standardisation_mean": mean.tolist(),
+                "standardisation_sd": sd.tolist(),
+            },
+            "bytes": {"sent": channel.bytes_sent, "received": channel.bytes_received},
+        }
+    if out is not None:
+        out.write_text(json.dumps(result, indent=2))
+        result["written"] = str(out)
+    return result
 
 
 _COORD = typer.Option(..., "--coordinator", help="Coordinator URL (https://...).")
@@ -204,6 +294,38 @@ def psi(
         ),
         as_json,
         f"PSI session {session}",
+    )  # fmt: skip
+
+
+@smpc_app.command("train")
+def train(
+    coordinator: str = _COORD,
+    ca: Path = _CA,
+    cert: Path = _CERT,
+    key: Path = _KEY,
+    session: str = _SESSION,
+    party: list[str] = _PARTY,
+    data: Path = typer.Option(
+        ..., "--data", help="This party's linked rows (from smpc psi --out)."
+    ),
+    features: str = typer.Option("", "--features", help="This party's feature columns."),
+    label: str | None = typer.Option(None, "--label", help="The label column (one party only)."),
+    iterations: int = typer.Option(100, "--iterations", help="Gradient steps."),
+    learning_rate: float = typer.Option(0.5, "--learning-rate", help="Step size."),
+    l2: float = typer.Option(0.0, "--l2", help="Ridge penalty."),
+    out: Path | None = typer.Option(None, "--out", help="Write the model (JSON) here."),
+    timeout: float = _TIMEOUT,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Logistic regression on linked rows whose columns the parties hold apart (vertical)."""
+    emit_result(
+        run_train_party(
+            coordinator=coordinator, ca=ca, cert=cert, key=key, session=session, parties=party,
+            data=data, features=_csv_list(features), label=label, iterations=iterations,
+            learning_rate=learning_rate, l2=l2, out=out, timeout=timeout,
+        ),
+        as_json,
+        f"vertical training, session {session}",
     )  # fmt: skip
 
 

@@ -19,20 +19,20 @@ from tutela.governance.rbac import (
 
 # The intended matrix, written out independently of DEFAULT_GRANTS (x = allowed).
 MATRIX = """
-permission      admin data-scientist site auditor
-study:create      x         x         .     .
-study:read        x         x         x     x
-study:control     x         x         .     .
-site:enroll       x         .         x     .
-site:manage       x         .         .     .
-round:submit      .         .         x     .
-model:read        x         x         x     .
-query:run         .         x         .     .
-ledger:read       x         x         .     x
-audit:read        x         .         .     x
-keys:manage       x         .         .     .
-config:write      x         .         .     .
-users:manage      x         .         .     .
+permission      admin data-scientist site auditor analyst
+study:create      x         x         .     .     .
+study:read        x         x         x     x     .
+study:control     x         x         .     .     .
+site:enroll       x         .         x     .     .
+site:manage       x         .         .     .     .
+round:submit      .         .         x     .     .
+model:read        x         x         x     .     .
+query:run         .         x         .     .     x
+ledger:read       x         x         .     x     .
+audit:read        x         .         .     x     .
+keys:manage       x         .         .     .     .
+config:write      x         .         .     .     .
+users:manage      x         .         .     .     .
 """
 
 

@@ -82,7 +82,7 @@ def sql_cmd(
         typer.echo(json.dumps(payload, sort_keys=True))
         return
     with pd.option_context("display.width", 200, "display.max_columns", 50):
-        typer.echo(_table(frame).to_string(index=False))
+        typer.echo(answer_table(frame).to_string(index=False))
     typer.echo(
         f"epsilon spent: {answer.epsilon:.4g} (delta {answer.delta:g}); noise std "
         f"{answer.sigma:.4g} per statistic; 95% intervals cover the noise only; "
@@ -90,7 +90,7 @@ def sql_cmd(
     )
 
 
-def _table(frame: Any) -> Any:
+def answer_table(frame: Any) -> Any:
     """The answer with each value shown as ``value [low, high]``."""
     out = frame.loc[:, [c for c in frame.columns if not str(c).endswith(("_ci_low", "_ci_high"))]]
     out = out.copy()

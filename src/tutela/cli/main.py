@@ -20,6 +20,7 @@ from tutela.cli import dp as dp_cli
 from tutela.cli import dp_sql as dp_sql_cli
 from tutela.cli import governance as governance_cli
 from tutela.cli import he as he_cli
+from tutela.cli import query as query_cli
 from tutela.cli import report as report_cli
 from tutela.cli import secagg as secagg_cli
 from tutela.cli import server as server_cli
@@ -56,6 +57,7 @@ for _module in (
     data_cli,
     dp_cli,
     dp_sql_cli,
+    query_cli,
     secagg_cli,
     he_cli,
     smpc_cli,

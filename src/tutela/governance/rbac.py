@@ -2,7 +2,7 @@
 
 Built-in roles and what they may do (:data:`DEFAULT_GRANTS`)::
 
-    permission       admin  data-scientist  site  auditor
+    permission       admin  data-scientist  site  auditor  analyst
     study:create       x          x
     study:read         x          x          x       x
     study:control      x          x
@@ -10,7 +10,7 @@ Built-in roles and what they may do (:data:`DEFAULT_GRANTS`)::
     site:manage        x
     round:submit                             x
     model:read         x          x          x
-    query:run                     x
+    query:run                     x                          x
     ledger:read        x          x                  x
     audit:read         x                             x
     keys:manage        x
@@ -105,6 +105,7 @@ class Role(StrEnum):
     DATA_SCIENTIST = "data-scientist"
     SITE = "site"
     AUDITOR = "auditor"
+    ANALYST = "analyst"
 
 
 P = Permission
@@ -129,6 +130,7 @@ DEFAULT_GRANTS: Mapping[str, frozenset[str]] = {
     ),
     Role.SITE: frozenset({P.SITE_ENROLL, P.ROUND_SUBMIT, P.STUDY_READ, P.MODEL_READ}),
     Role.AUDITOR: frozenset({P.STUDY_READ, P.LEDGER_READ, P.AUDIT_READ}),
+    Role.ANALYST: frozenset({P.QUERY_RUN}),
 }
 """The built-in role → permission table (see the module docstring)."""
 

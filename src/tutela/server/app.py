@@ -39,6 +39,7 @@ from tutela.server.core import ConflictError, NotFoundError, PayloadTooLargeErro
 from tutela.server.dashboard import add_dashboard_routes
 from tutela.server.limits import BodyLimit, validation_error
 from tutela.server.routes_admin import add_admin_routes
+from tutela.server.routes_query import add_query_routes
 from tutela.server.routes_site import add_site_routes
 from tutela.server.routes_smpc import add_smpc_routes
 
@@ -120,6 +121,7 @@ def create_app(
 
     add_admin_routes(app)
     add_site_routes(app)
+    add_query_routes(app)
     add_smpc_routes(app)
     add_dashboard_routes(app)
     return app

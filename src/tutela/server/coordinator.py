@@ -40,6 +40,7 @@ from tutela.server.identity import Identity, Signer
 from tutela.server.inbox import Inbox
 from tutela.server.participation import Participation
 from tutela.server.protocols import RoundProtocols
+from tutela.server.queries import Queries
 from tutela.server.runtime import Runtimes
 from tutela.server.smpc_sessions import SmpcSessions
 from tutela.server.store import ParticipationRow, Store
@@ -83,6 +84,7 @@ class Coordinator:
         self.participants = Participation(self.core)
         self.inbox = Inbox(self.core, protocol, self.participants)
         self.driver = RoundDriver(self.core, runtimes, protocol)
+        self.queries = Queries(self.core)
         self.smpc = SmpcSessions(self.core)
 
     @property
@@ -191,7 +193,8 @@ class Coordinator:
 
     def tasks_for(self, site: str) -> dict[str, Any]:
         """See :meth:`Participation.tasks_for`."""
-        return self.participants.tasks_for(site)
+        tasks = self.participants.tasks_for(site)
+        return {**tasks, "tasks": [*tasks["tasks"], *self.queries.tasks_for(site)]}
 
     def participation(self, site: str, study_id: str) -> ParticipationRow:
         """See :meth:`Participation.participation`."""
@@ -276,4 +279,4 @@ class Coordinator:
 
     def tick(self) -> bool:
         """See :meth:`RoundDriver.tick`."""
-        return self.driver.tick()
+        return self.queries.tick() | self.driver.tick()

@@ -44,6 +44,7 @@ from tutela.governance.witness import WitnessRefusal
 from tutela.server.agent.ckks import CkksAgent
 from tutela.server.agent.enrol import enrol
 from tutela.server.agent.join import StudyJoining
+from tutela.server.agent.query import QUERY_TASK, SiteQueries
 from tutela.server.agent.reports import SiteReporter
 from tutela.server.agent.rounds import FIT_STAGE, SiteRounds
 from tutela.server.agent.settings import AgentSettings, identity_key, read_site_header
@@ -96,6 +97,7 @@ class SiteAgent:
         self.rounds = SiteRounds(self)
         self.reporter = SiteReporter(self)
         self.ckks = CkksAgent(self)
+        self.queries = SiteQueries(self)
         self.witness = SiteWitness(
             lambda: self.transport.client,
             site=name,
@@ -194,6 +196,8 @@ class SiteAgent:
         kind = task["kind"]
         if kind == "join":
             return self.joining.handle(task)
+        if kind == QUERY_TASK:
+            return self.queries.handle(task)
         round_key = (str(task["study_id"]), int(task["round"]))
         if round_key in self.refused_rounds:
             return False

@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 from tutela.errors import CryptoError, IntegrityError
 from tutela.hazmat.rng import SecureRandom
 from tutela.he import _wire
-from tutela.he.aggregation import AggregationServer, SiteKeyring
+from tutela.he.aggregation import (
+    AGGREGATION_PARAMS,
+    MULTIPLICATION_PARAMS,
+    AggregationServer,
+    SiteKeyring,
+)
 from tutela.he.ckks import CkksParams
 
 PER_CHUNK = 16 * 255  # values per ciphertext at N = 8192
@@ -47,17 +52,50 @@ def test_sum_equals_plain_sum_within_bound(keyring, server, n_sites, size, seed)
     assert np.max(np.abs(result.values - np.sum(xs, axis=0))) <= result.error_bound
 
 
-def test_weighted_sum_within_bound_at_full_range(keyring, server) -> None:
-    xs = _updates(7, 3, 1000, scale=keyring.params.max_abs)
-    weights = [0.25, 1.5, -2.0]
+@pytest.mark.parametrize(
+    ("params", "weights"),
+    [
+        (AGGREGATION_PARAMS, [3.0, 150.0, -20.0]),  # integer weights: doubling and adding
+        (MULTIPLICATION_PARAMS, [0.25, 1.5, -2.0]),  # plaintext multiplications
+    ],
+)
+def test_weighted_sum_within_bound_at_full_range(params, weights) -> None:
+    keyring = SiteKeyring.generate(params)
+    server = AggregationServer(keyring.public_context())
+    assert server.params == params  # read from the context itself
+    scale = params.max_result_abs / sum(abs(w) for w in weights) / 1.01
+    xs = _updates(7, 3, 1000, scale=min(params.max_abs, scale))
     agg = server.aggregate([keyring.encrypt_update(x) for x in xs], weights)
     result = keyring.decrypt_sum(agg)
     expected = sum(w * x for w, x in zip(weights, xs, strict=True))
     err = np.max(np.abs(result.values - expected))
     assert err <= result.error_bound
-    assert result.total_weight == pytest.approx(3.75)
+    assert result.total_weight == pytest.approx(sum(abs(w) for w in weights))
     # the bound is not vacuous: within 1000x of what was measured
     assert result.error_bound < 1000 * max(err, 1e-12)
+
+
+def test_parameters_are_chosen_by_purpose(keyring, server) -> None:
+    """Aggregation defaults to the addition-only chain: half the bytes, same range and
+    error bound; fractional weights need the multiplication preset and are refused, with a
+    clear error, rather than evaluated wrongly."""
+    assert keyring.params == AGGREGATION_PARAMS and AGGREGATION_PARAMS.depth == 0
+    assert AGGREGATION_PARAMS.max_result_abs == MULTIPLICATION_PARAMS.max_result_abs
+    x = _updates(1, 1, 4 * PER_CHUNK)[0]
+    mult = SiteKeyring.generate(MULTIPLICATION_PARAMS)
+    small, large = len(keyring.encrypt_update(x)), len(mult.encrypt_update(x))
+    assert small < 0.6 * large
+    payload = keyring.encrypt_update(x)
+    with pytest.raises(ValueError, match="integer weights"):
+        server.aggregate([payload, payload], [0.5, 1.0])
+    with pytest.raises(ValueError, match="integer weights"):
+        server.aggregate([payload], [2.0**41])
+    # a coordinator told other parameters than the context's refuses the context
+    with pytest.raises(CryptoError, match="was not made with"):
+        AggregationServer(mult.public_context(), AGGREGATION_PARAMS)
+    other = SiteKeyring.generate(CkksParams(16384, (60, 60), 40))
+    with pytest.raises(CryptoError, match="aggregation preset"):
+        AggregationServer(other.public_context())
 
 
 def test_release_is_rounded_to_a_grid(keyring, server) -> None:
@@ -146,7 +184,9 @@ def test_malformed_and_oversized_payloads(keyring, server) -> None:
         with pytest.raises(IntegrityError):
             server.aggregate([bad])
     small = AggregationServer(keyring.public_context(), max_values=100)
-    with pytest.raises(IntegrityError, match="limit"):
+    with pytest.raises(IntegrityError, match="limit"):  # refused by size before parsing
+        small.aggregate([keyring.encrypt_update(np.ones(3 * PER_CHUNK))])
+    with pytest.raises(IntegrityError, match="too many blocks"):
         small.aggregate([good])
     with pytest.raises(IntegrityError):  # an aggregate is not a contribution
         server.aggregate([server.aggregate([good])])

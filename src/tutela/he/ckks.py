@@ -8,6 +8,10 @@ The middle 40-bit prime gives one rescale, enough for one multiplication by a pl
 weight. After that rescale the 60-bit prime q0 is left, so decrypted values must stay below
 ``2**(60 - 40 - 1) = 2**19`` in magnitude.
 
+Encrypted aggregation has its own addition-only preset (60 + 60 bits, no rescale level:
+:data:`tutela.he.aggregation.AGGREGATION_PARAMS`), half the ciphertext size at the same
+scale and range.
+
 Error model (measured on this stack; ``tests/he`` re-checks it): each fresh encryption
 adds at most about ``2**-27`` of absolute error per slot; multiplying by a plaintext weight
 adds a relative error below ``2**-22`` of the weighted value. :meth:`CkksParams.error_bound`
@@ -91,10 +95,13 @@ class CkksParams:
         Returns:
             ``(n_terms + total_weight) * 2**-(scale_bits - 16) + weighted_magnitude * 2**-20``
             (default scale: about 6e-8 per ciphertext, plus about 1e-6 times the weighted
-            magnitude for plaintext weights).
+            magnitude for plaintext weights). Without a rescale level (:attr:`depth` 0)
+            weights are integers applied by exact doubling and adding, which multiplies
+            each contribution's encryption error by ``|w_i|`` (the first term) and adds no
+            encoding error, so the second term is dropped.
         """
         fresh = (n_terms + total_weight) * 2.0 ** -(self.scale_bits - 16)
-        return fresh + weighted_magnitude * 2.0**-20
+        return fresh + (weighted_magnitude * 2.0**-20 if self.depth > 0 else 0.0)
 
 
 def make_context(params: CkksParams) -> Any:

@@ -127,7 +127,8 @@ ModelOption = (
 class ModelSection(_Section):
     """The model every site trains.
 
-    A built-in ``kind`` (``logistic`` or ``mlp`` with ``hidden`` widths), or your own
+    A built-in ``kind`` (``logistic``, ``mlp`` or ``poly-mlp`` (quadratic activations, servable
+    under CKKS) with ``hidden`` widths), or your own
     PyTorch model named by an importable ``factory`` (``package.module:function``) with the
     SHA-256 of its module's source (``source_sha256``; ``tutela model hash
     package.module:function`` prints it) and keyword ``options`` for the factory (it also

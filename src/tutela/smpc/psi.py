@@ -374,7 +374,8 @@ def private_set_intersection(
     """Run both parties in this process (tests, benchmarks, one-machine demos).
 
     Args:
-        requester, responder: each party's keys per row.
+        requester: the requester's keys per row.
+        responder: the responder's keys per row.
         mode: what the parties learn.
         session: the session identifier.
         dealer: ``SHARES`` mode: the two-party dealer (default: a fresh one).

@@ -62,3 +62,52 @@ def test_loopback_demo_runs_every_computation_between_processes(tmp_path) -> Non
     assert sorted(e["resource"] for e in completed) == [
         "smpc/count", "smpc/link", "smpc/stats", "smpc/train"
     ]  # fmt: skip
+
+
+def _one_line_error(args: list[str]) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tutela", "smpc", *args],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+def test_party_commands_refuse_bad_input_in_one_line(tmp_path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    creds = ["--coordinator", "https://127.0.0.1:9", "--ca", str(ca), "--cert", str(ca),
+             "--key", str(ca), "--session", "s"]  # fmt: skip
+    data = tmp_path / "t.csv"
+    data.write_text("given_name,family_name,date_of_birth\nA,B,1980-01-01\n")
+    pair = ["--party", "hospital-a", "--party", "hospital-b"]
+    assert "--mode must be one of" in _one_line_error(
+        ["psi", *creds, *pair, "--data", str(data), "--mode", "everything"]
+    )
+    assert "--keys: choose from" in _one_line_error(
+        ["psi", *creds, *pair, "--data", str(data), "--keys", "ssn"]
+    )
+    assert "then the dealer" in _one_line_error(
+        ["psi", *creds, *pair, "--data", str(data), "--mode", "shares"]
+    )
+    assert "no such file" in _one_line_error(["psi", *creds, *pair, "--data", str(tmp_path / "x")])
+    assert "no column 'date_of_birth'" in _one_line_error(
+        ["psi", *creds, *pair, "--data", str(_without_dob(tmp_path))]
+    )
+    assert "one bound per column" in _one_line_error(
+        ["stats", *creds, *pair, "--data", str(data), "--columns", "a,b", "--bounds", "1"]
+    )
+    assert "--epsilon needs --state-dir" in _one_line_error(
+        ["stats", *creds, *pair, "--data", str(data), "--columns", "a", "--bounds", "1",
+         "--epsilon", "1"]
+    )  # fmt: skip
+    assert "the dealer serves" in _one_line_error(["dealer", *creds, *pair, "--function", "x"])
+    assert "then the dealer" in _one_line_error(["train", *creds, *pair, "--data", str(data)])
+
+
+def _without_dob(tmp_path) -> object:
+    path = tmp_path / "nodob.csv"
+    path.write_text("given_name,family_name\nA,B\n")
+    return path

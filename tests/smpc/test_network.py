@@ -380,3 +380,106 @@ def test_vertical_training_on_psi_linked_records_matches_plaintext(
     assert np.max(np.abs(weights[0] - reference)) < 1e-3
     complete = [e for e in deployment.audit() if e["resource"] == "smpc/train-1"]
     assert [e["action"] for e in complete][-1] == "smpc.complete"
+
+
+def _channels(d: Deployment, session: str, sites: list[str], timeout: float = 120) -> list:
+    from tutela.server import pki
+    from tutela.server.agent.smpc import SmpcChannel, SmpcEndpoint
+
+    out = []
+    for site in sites:
+        paths = pki.PkiLayout(d.pki_dir).site(site)
+        endpoint = SmpcEndpoint(d.url, d.ca, paths.cert, paths.key)
+        out.append(SmpcChannel(endpoint, session, "test-relay", sites, timeout_s=timeout))
+    return out
+
+
+def _open_all(channels: list) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run(c) -> None:  # type: ignore[no-untyped-def]
+        try:
+            c.open()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in channels]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    if errors:
+        raise errors[0]
+
+
+def test_a_coordinator_that_replays_a_message_into_another_step_is_caught(
+    deployment: Deployment,
+) -> None:
+    """The coordinator copies a party's sealed message to another step: the recipient's
+    decryption fails (the step is in the associated data) and it aborts naming the sender."""
+    from tutela.errors import ProtocolAbort
+    from tutela.server.smpc_sessions import SmpcMessageRow
+
+    a, b = _channels(deployment, "replay", ["hospital-a", "hospital-b"], timeout=3)
+    _open_all([a, b])
+    a.send("step-1", "hospital-b", b"first")
+    assert b.receive("step-1", "hospital-a") == b"first"
+    assert deployment.server.coordinator is not None
+    store = deployment.server.coordinator.store
+    with store.session() as s:
+        row = s.scalars(select(SmpcMessageRow).filter_by(session_id="replay")).one()
+        body = store.unseal(row.blob, "smpc/replay/step-1/hospital-a/hospital-b")
+        s.add(
+            SmpcMessageRow(
+                session_id="replay", step="step-2", sender="hospital-a", recipient="hospital-b",
+                digest=row.digest, created_at=row.created_at,
+                blob=store.seal(body, "smpc/replay/step-2/hospital-a/hospital-b"),
+            )
+        )  # fmt: skip
+    with pytest.raises(ProtocolAbort, match="hospital-a: its message for step step-2 does not"):
+        b.receive("step-2", "hospital-a")
+    a.close()
+    b.close()
+
+
+def test_a_key_swapped_by_the_coordinator_is_refused(deployment: Deployment) -> None:
+    """The coordinator replaces hospital-a's registered session key with one of its own: the
+    peer refuses the session before sending anything (the key is not bound to hospital-a's
+    certificate), and the abort names hospital-a."""
+    from tutela.errors import ProtocolAbort
+    from tutela.hazmat.kex import generate_x25519, x25519_public_bytes
+    from tutela.server.agent.peers import bind_identity
+    from tutela.server.smpc_sessions import SmpcMemberRow
+
+    a, b = _channels(deployment, "swap", ["hospital-a", "hospital-b"], timeout=30)
+    # hospital-a joins honestly (its key bound to its certificate) without waiting for b
+    public = x25519_public_bytes(a._key)
+    bound = bind_identity(
+        a.endpoint.cert_file, a.endpoint.key_file, "smpc-session/swap", "hospital-a", public
+    )
+    a._request(
+        "POST",
+        "/join",
+        json={
+            "function": "test-relay",
+            "parties": ["hospital-a", "hospital-b"],
+            "timeout_s": 30,
+            "key": {"public_key": public.hex(), **bound},
+        },
+    )
+    assert deployment.server.coordinator is not None
+    store = deployment.server.coordinator.store
+    with store.session() as s:
+        member = s.get(SmpcMemberRow, ("swap", "hospital-a"))
+        assert member is not None
+        entry = json.loads(member.join_json)
+        entry["public_key"] = x25519_public_bytes(generate_x25519()).hex()
+        member.join_json = json.dumps(entry)
+    with pytest.raises(ProtocolAbort, match="hospital-a: its session key was refused"):
+        b.open()
+    aborts = [e for e in deployment.audit() if e["resource"] == "smpc/swap"]
+    assert aborts[-1]["action"] == "smpc.abort"
+    a.close()
+    b.close()

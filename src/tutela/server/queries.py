@@ -58,6 +58,9 @@ INVITE_STAGE = "invite"
 """The stage of a query's invitation."""
 MIN_SITES = 3
 """SecAgg+ needs at least 3 sites."""
+MAX_KEPT = 1000
+"""Finished queries kept in memory (their answers readable); older ones are forgotten (the
+audit log keeps every query and its cost)."""
 MAX_ROWS = 2**24
 """The coordinate range of a query round: the most rows one site's counts may reach (each
 site checks it against its own ``analytics.max_rows``)."""
@@ -70,6 +73,9 @@ class QueryStatus(StrEnum):
     AGGREGATING = "aggregating"
     DONE = "done"
     FAILED = "failed"
+
+
+_FINISHED = (QueryStatus.DONE, QueryStatus.FAILED)
 
 
 @dataclass
@@ -145,6 +151,9 @@ class Queries:
             self._queries[query_id] = _Query(
                 query_id, request, invited, principal.name, now + timeout_s, timeout_s
             )
+            finished = [k for k, v in self._queries.items() if v.status in _FINISHED]
+            for old in finished[: max(0, len(finished) - MAX_KEPT)]:
+                del self._queries[old]
         self.core.audit(
             principal.label,
             "query.submit",

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from tutela.server.api import Caller, app_state, coordinator_of, declared, run
@@ -68,6 +68,9 @@ def _event(kind: str, data: dict[str, Any]) -> bytes:
     return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
+AssetName = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[a-z0-9_.-]+$")]
+
+
 def add_dashboard_routes(app: FastAPI) -> None:
     """Mount the dashboard on the coordinator app (``/dashboard``, ``/v1/dashboard/...``)."""
 
@@ -77,10 +80,10 @@ def add_dashboard_routes(app: FastAPI) -> None:
         return Response(_asset("index.html"), media_type="text/html", headers=_headers())
 
     @app.get("/dashboard/static/{name}", **declared(Audience.ANYONE, Permission.STUDY_READ))
-    async def asset(name: str, _p: Caller) -> Response:
+    async def asset(name: AssetName, _p: Caller) -> Response:
         """The page's script and style, shipped inside the package."""
         if name not in ASSETS:
-            raise NotFoundError(f"no dashboard asset {name!r}")
+            raise NotFoundError("no such dashboard asset")  # never echo the input
         return Response(_asset(name), media_type=ASSETS[name], headers=_headers())
 
     @app.get("/v1/dashboard/me", **declared(Audience.PEOPLE, Permission.STUDY_READ))

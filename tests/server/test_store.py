@@ -42,7 +42,7 @@ def running_study(
         co.activate_site(ADMIN, site)
     study = co.create_study(
         ADMIN,
-        small_config(rounds=rounds),
+        small_config(rounds=rounds, max_update_norm=1e6),  # these updates are synthetic
         DeploymentSettings(join_timeout_s=10, stage_timeout_s=stage_timeout),
     )
     co.set_initial_model(ADMIN, study, parameters_to_bytes(model_params()))

@@ -27,17 +27,15 @@ import logging
 from collections.abc import AsyncIterator
 
 import anyio
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from tutela.errors import ConfigError, DataError, PermissionDenied, ProtocolAbort, TutelaError
+from tutela.errors import ConfigError, DataError, PermissionDenied, ProtocolAbort
 from tutela.server.api import AppState, Caller, UnauthenticatedError, declared
 from tutela.server.authz import Audience, Permission, RbacPolicy
 from tutela.server.coordinator import Coordinator
 from tutela.server.core import ConflictError, NotFoundError, PayloadTooLargeError
 from tutela.server.dashboard import add_dashboard_routes
-from tutela.server.limits import BodyLimit, validation_error
+from tutela.server.limits import BodyLimit, register_errors
 from tutela.server.routes_admin import add_admin_routes
 from tutela.server.routes_query import add_query_routes
 from tutela.server.routes_site import add_site_routes
@@ -46,38 +44,21 @@ from tutela.server.routes_smpc import add_smpc_routes
 _log = logging.getLogger("tutela.server")
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"detail": message}, status_code=status)
-
-
 def _register_errors(app: FastAPI) -> None:
-    mapping: list[tuple[type[Exception], int]] = [
-        (UnauthenticatedError, 401),
-        (PermissionDenied, 403),
-        (NotFoundError, 404),
-        (ConflictError, 409),
-        (PayloadTooLargeError, 413),
-        (DataError, 422),
-        (ConfigError, 422),
-        (ProtocolAbort, 409),
-    ]
-    for exc_type, status in mapping:
-
-        def handler(_request: Request, exc: Exception, status: int = status) -> JSONResponse:
-            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-            response = _error(status, str(exc) or type(exc).__name__)
-            if headers:
-                response.headers.update(headers)
-            return response
-
-        app.add_exception_handler(exc_type, handler)
-
-    def fallback(_request: Request, exc: Exception) -> JSONResponse:
-        return _error(400, str(exc) or type(exc).__name__)
-
-    app.add_exception_handler(TutelaError, fallback)
-    app.add_exception_handler(ValueError, fallback)
-    app.add_exception_handler(RequestValidationError, validation_error)
+    register_errors(
+        app,
+        [
+            (UnauthenticatedError, 401),
+            (PermissionDenied, 403),
+            (NotFoundError, 404),
+            (ConflictError, 409),
+            (PayloadTooLargeError, 413),
+            (DataError, 422),
+            (ConfigError, 422),
+            (ProtocolAbort, 409),
+        ],
+        bearer=True,
+    )
 
 
 # ---- the application --------------------------------------------------------------------

@@ -17,12 +17,14 @@ body is read by FastAPI's dependency resolution for JSON routes).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+
+from tutela.errors import TutelaError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -130,3 +132,33 @@ def validation_error(_request: Request, exc: Exception) -> JSONResponse:
         for e in errors[:20]
     ]
     return JSONResponse({"detail": detail}, status_code=422)
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    """``{"detail": message}`` with ``status``."""
+    return JSONResponse({"detail": message}, status_code=status)
+
+
+def register_errors(
+    app: FastAPI, statuses: Sequence[tuple[type[Exception], int]], *, bearer: bool = False
+) -> None:
+    """Answer each exception type with its status and its own message (one line, never the
+    request); any other Tutela error or ``ValueError`` is a 400, and a validation error a
+    422 naming the fields (:func:`validation_error`). With ``bearer``, a 401 tells the client
+    to authenticate with a bearer token (``WWW-Authenticate``)."""
+    for exc_type, status in statuses:
+
+        def handler(_request: Request, exc: Exception, status: int = status) -> JSONResponse:
+            response = error_response(status, str(exc) or type(exc).__name__)
+            if bearer and status == 401:
+                response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+
+        app.add_exception_handler(exc_type, handler)
+
+    def fallback(_request: Request, exc: Exception) -> JSONResponse:
+        return error_response(400, str(exc) or type(exc).__name__)
+
+    app.add_exception_handler(TutelaError, fallback)
+    app.add_exception_handler(ValueError, fallback)
+    app.add_exception_handler(RequestValidationError, validation_error)

@@ -31,8 +31,6 @@ from typing import Any, cast
 
 import anyio
 from fastapi import FastAPI, Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tutela.errors import (
@@ -54,7 +52,7 @@ from tutela.server.authz import Audience, Permission, Principal, RbacPolicy, Rol
 from tutela.server.coordinator import Coordinator
 from tutela.server.core import PayloadTooLargeError
 from tutela.server.he_service.state import ServiceState
-from tutela.server.limits import BodyLimit, validation_error
+from tutela.server.limits import BodyLimit, register_errors
 from tutela.server.serve import MerkleAuditHook
 
 __all__ = ["HeAuthority", "HeService", "create_he_app"]
@@ -125,34 +123,20 @@ class AnalyticsBody(BaseModel):
     bias: float = 0.0
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"detail": message}, status_code=status)
-
-
 def _register_errors(app: FastAPI) -> None:
-    mapping: list[tuple[type[Exception], int]] = [
-        (UnauthenticatedError, 401),
-        (PermissionDenied, 403),
-        (PayloadTooLargeError, 413),
-        (BudgetExceeded, 429),
-        (IntegrityError, 400),
-        (CryptoError, 400),
-        (DataError, 422),
-        (ConfigError, 422),
-    ]
-    for exc_type, status in mapping:
-
-        def handler(_request: Request, exc: Exception, status: int = status) -> JSONResponse:
-            return _error(status, str(exc) or type(exc).__name__)
-
-        app.add_exception_handler(exc_type, handler)
-
-    def fallback(_request: Request, exc: Exception) -> JSONResponse:
-        return _error(400, str(exc) or type(exc).__name__)
-
-    app.add_exception_handler(TutelaError, fallback)
-    app.add_exception_handler(ValueError, fallback)
-    app.add_exception_handler(RequestValidationError, validation_error)
+    register_errors(
+        app,
+        [
+            (UnauthenticatedError, 401),
+            (PermissionDenied, 403),
+            (PayloadTooLargeError, 413),
+            (BudgetExceeded, 429),
+            (IntegrityError, 400),
+            (CryptoError, 400),
+            (DataError, 422),
+            (ConfigError, 422),
+        ],
+    )
 
 
 def _service(request: Request) -> HeService:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from tutela.anonymize.eval.render import Filler, Patient, Piece
-from tutela.anonymize.recognizers import luhn_valid, vin_valid
+from tutela.anonymize.eval.render import Filler, Patient, Piece, random_vin
+from tutela.anonymize.recognizers import luhn_valid
 from tutela.anonymize.spans import PiiLabel
 
 L = PiiLabel
@@ -225,16 +225,6 @@ def license_number(rng: random.Random) -> str:
     )
 
 
-def vin(rng: random.Random) -> str:
-    chars = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
-    while True:
-        v = [rng.choice(chars) for _ in range(17)]
-        for c in "0123456789X":
-            v[8] = c
-            if vin_valid("".join(v)):
-                return "".join(v)
-
-
 def plate(rng: random.Random) -> str:
     return rng.choice(
         (
@@ -380,7 +370,7 @@ def fillers() -> dict[str, Filler]:
         "LIC": one(L.LICENSE, license_number),
         "DEA": one(L.LICENSE, dea),
         "NPI": one(L.LICENSE, npi),
-        "VIN": one(L.VEHICLE, vin),
+        "VIN": one(L.VEHICLE, random_vin),
         "PLATE": one(L.VEHICLE, plate),
         "DEV": one(L.DEVICE, device),
         "BIO": one(L.BIOMETRIC, biometric),

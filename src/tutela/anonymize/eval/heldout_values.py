@@ -14,8 +14,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from tutela.anonymize.eval.render import Filler, NoteKind, Patient, Piece
-from tutela.anonymize.recognizers import luhn_valid, vin_valid
+from tutela.anonymize.eval.render import Filler, NoteKind, Patient, Piece, random_vin
+from tutela.anonymize.recognizers import luhn_valid
 from tutela.anonymize.spans import PiiLabel
 
 L = PiiLabel
@@ -309,16 +309,6 @@ def _license(rng: random.Random) -> str:
     )
 
 
-def _vin(rng: random.Random) -> str:
-    chars = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
-    while True:
-        v = [rng.choice(chars) for _ in range(17)]
-        for c in "0123456789X":
-            v[8] = c
-            if vin_valid("".join(v)):
-                return "".join(v)
-
-
 def _plate(rng: random.Random) -> str:
     return rng.choice(
         (
@@ -468,7 +458,7 @@ def fillers() -> dict[str, Filler]:
         "LIC": one(L.LICENSE, _license),
         "DEA": one(L.LICENSE, _dea),
         "NPI": one(L.LICENSE, _npi),
-        "VIN": one(L.VEHICLE, _vin),
+        "VIN": one(L.VEHICLE, random_vin),
         "PLATE": one(L.VEHICLE, _plate),
         "DEV": one(L.DEVICE, _device),
         "BIO": one(L.BIOMETRIC, _biometric),

@@ -53,17 +53,15 @@ Checks (id: what passes):
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tutela.errors import AuditError, DataError
 from tutela.governance.audit import RUN_CHECKPOINT, Checkpoint, VerifierKey, verify_log
+from tutela.governance.comply_report import CheckResult, ComplianceReport, Framework, Status
 from tutela.governance.minimisation import is_direct_identifier
 from tutela.governance.results import (
     AggregationProtocol,
@@ -71,10 +69,14 @@ from tutela.governance.results import (
     PrivacyMode,
     RunResults,
     SampleLevelPrivacy,
-    SignedSiteReport,
     load_results,
 )
-from tutela.governance.site_report import verify_site_report
+from tutela.governance.site_evidence import (
+    StudyClaim,
+    load_trusted_keys,
+    policy_shortfalls,
+    site_report_problems,
+)
 from tutela.governance.trust import TrustStore
 from tutela.governance.witness import witness_status
 
@@ -90,269 +92,6 @@ __all__ = [
     "policy_shortfalls",
     "site_report_problems",
 ]
-
-
-class Framework(StrEnum):
-    """Regulatory frameworks the checks are mapped to."""
-
-    GDPR = "gdpr"
-    HIPAA = "hipaa"
-    CCPA = "ccpa"
-
-
-class Status(StrEnum):
-    """Outcome of one check."""
-
-    PASS = "pass"  # noqa: S105 - a check outcome, not a password
-    FAIL = "fail"
-    NOT_APPLICABLE = "not-applicable"
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One check's verdict, with the evidence it read and the provisions it maps to."""
-
-    id: str
-    title: str
-    status: Status
-    reason: str
-    evidence: Mapping[str, Any] = field(default_factory=dict)
-    references: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return {
-            "id": self.id,
-            "title": self.title,
-            "status": self.status.value,
-            "reason": self.reason,
-            "references": list(self.references),
-            "evidence": dict(self.evidence),
-        }
-
-
-@dataclass(frozen=True)
-class ComplianceReport:
-    """All checks of one framework on one run."""
-
-    framework: Framework
-    run_dir: str
-    results: tuple[CheckResult, ...]
-    record_of_processing: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        """True when no check failed."""
-        return all(r.status is not Status.FAIL for r in self.results)
-
-    @property
-    def failed(self) -> tuple[str, ...]:
-        """Ids of failed checks."""
-        return tuple(r.id for r in self.results if r.status is Status.FAIL)
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        counts = {s.value: sum(r.status is s for r in self.results) for s in Status}
-        return {
-            "framework": self.framework.value,
-            "run_dir": self.run_dir,
-            "passed": self.passed,
-            "summary": counts,
-            "checks": [r.to_json() for r in self.results],
-            "record_of_processing": dict(self.record_of_processing),
-        }
-
-    def to_markdown(self) -> str:
-        """A Markdown report."""
-        name = self.framework.value.upper()
-        verdict = (
-            "all evidenced controls passed" if self.passed else "FAILED: " + ", ".join(self.failed)
-        )
-        lines = [
-            f"# {name} controls report",
-            "",
-            f"Run: `{self.run_dir}`  ",
-            f"Result: **{verdict}**",
-            "",
-            "Technical controls evidenced by the run; this is not a legal opinion.",
-            "",
-            "| Check | Status | Provisions | Reason |",
-            "|---|---|---|---|",
-        ]
-        for r in self.results:
-            reason = r.reason.replace("|", "\\|")
-            lines.append(f"| {r.id} | {r.status.value} | {'; '.join(r.references)} | {reason} |")
-        lines += ["", "## Evidence", ""]
-        for r in self.results:
-            lines.append(f"- **{r.id}**: `{json.dumps(dict(r.evidence), sort_keys=True)}`")
-        if self.record_of_processing:
-            lines += [
-                "",
-                "## Record of processing (generated)",
-                "",
-                "```json",
-                json.dumps(dict(self.record_of_processing), indent=2, sort_keys=True),
-                "```",
-            ]
-        return "\n".join(lines) + "\n"
-
-
-# evidence access ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StudyClaim:
-    """The protections a study states it gives (read from its configuration).
-
-    ``epsilon`` and ``delta`` are ``None`` when the study claims no DP.
-    """
-
-    dp: bool
-    epsilon: float | None
-    delta: float | None
-    secure_aggregation: bool
-
-    @classmethod
-    def of(cls, results: RunResults) -> StudyClaim:
-        """What ``results.config`` claims."""
-        p = results.config.privacy
-        dp = p.mode is not PrivacyMode.NONE
-        return cls(
-            dp=dp,
-            epsilon=p.epsilon if dp else None,
-            delta=p.delta if dp else None,
-            secure_aggregation=results.config.secure_aggregation.protocol
-            is not AggregationProtocol.NONE,
-        )
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def _ledger_enforces(ledger: Mapping[str, Any] | None, claim: StudyClaim) -> bool:
-    """True when a site's signed ledger shows it enforced the study's DP claim itself: a
-    private budget no looser than the claim, with no more spent than that budget."""
-    if not isinstance(ledger, Mapping) or ledger.get("private") is not True:
-        return False
-    budget = _number(ledger.get("budget_epsilon"))
-    delta = _number(ledger.get("delta"))
-    spent = _number(ledger.get("spent_epsilon"))
-    if budget is None or delta is None or spent is None:
-        return False
-    if claim.epsilon is not None and budget > claim.epsilon * (1 + 1e-9):
-        return False
-    if claim.delta is not None and delta > claim.delta * (1 + 1e-9):
-        return False
-    return spent <= budget * (1 + 1e-9)
-
-
-def policy_shortfalls(
-    policy: Mapping[str, Any], claim: StudyClaim, ledger: Mapping[str, Any] | None = None
-) -> list[str]:
-    """Where a site's enforced policy is weaker than what the study claims.
-
-    ``policy`` is the policy a site signed (``SitePolicy.to_json()``: its ``floor`` table
-    holds ``dp_required``, ``max_epsilon``, ``max_delta`` and
-    ``secure_aggregation_required``). A policy is weaker when it would have let the study
-    run with less protection than it claims: DP not required, or an epsilon or delta bound
-    that is missing or looser than the study's, or secure aggregation not required while
-    the study claims it. A floor that is missing or unreadable is weaker in every respect
-    the study claims (fail closed).
-
-    A site whose signed ``ledger`` shows it enforced the claimed budget itself (a private
-    ledger with a budget no looser than the study's epsilon and delta, and no more spent)
-    meets the DP claim for this study even when its standing floor is lower.
-
-    Returns:
-        One reason per shortfall; empty when the policy is at least as strong as the claim.
-    """
-    raw = policy.get("floor")
-    floor: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
-    problems: list[str] = []
-    if claim.dp and not _ledger_enforces(ledger, claim):
-        if floor.get("dp_required") is not True:
-            problems.append("does not require DP")
-        for key, claimed, what in (
-            ("max_epsilon", claim.epsilon, "epsilon"),
-            ("max_delta", claim.delta, "delta"),
-        ):
-            bound = _number(floor.get(key))
-            if bound is None:
-                problems.append(f"sets no {what} bound")
-            elif claimed is not None and bound > claimed:
-                problems.append(f"allows {what} up to {bound:g} (the study claims {claimed:g})")
-    if claim.secure_aggregation and floor.get("secure_aggregation_required") is not True:
-        problems.append("does not require secure aggregation")
-    return problems
-
-
-def load_trusted_keys(path: str | os.PathLike[str]) -> dict[str, bytes]:
-    """Site keys an auditor pinned: a JSON object mapping each site to its raw 32-byte
-    Ed25519 public key in hex.
-
-    Raises:
-        DataError: unreadable, not such an object, or a key that is not 64 hex digits (one
-            line naming the site).
-    """
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"trusted keys file {p} not found") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"cannot read trusted keys file {p}: {exc}") from None
-    if not isinstance(data, dict):
-        raise DataError(f"trusted keys file {p} must hold a JSON object: site -> hex key")
-    keys: dict[str, bytes] = {}
-    for site, value in data.items():
-        key = _raw_key(value)
-        if key is None:
-            raise DataError(
-                f"trusted keys file {p}: the key for site {site!r} is not 64 hex digits "
-                "(a raw Ed25519 public key)"
-            )
-        keys[str(site)] = key
-    return keys
-
-
-def _raw_key(value: Any) -> bytes | None:
-    if not isinstance(value, str) or len(value) != 64:
-        return None
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        return None
-
-
-def site_report_problems(
-    reports: list[SignedSiteReport], pinned: Mapping[str, bytes]
-) -> dict[str, str]:
-    """Why each site report that fails verification fails, by site (empty: all verify).
-
-    A report verifies when a key is pinned for the site it names, the report is signed by
-    that key (not merely by the key it carries), and its signature covers exactly its site,
-    policy and ledger. A site that sent two reports fails if either does.
-    """
-    problems: dict[str, str] = {}
-    for report in reports:
-        site = report.site
-        key = pinned.get(site)
-        if key is None:
-            problem = "no key is pinned for this site"
-        elif report.public_key != key.hex():
-            problem = (
-                f"signed by key {report.public_key[:16]}..., not the key pinned for the site "
-                f"({key.hex()[:16]}...)"
-            )
-        elif not verify_site_report(report.model_dump(mode="json"), trusted_keys=[key]):
-            problem = "its signature does not cover its content (altered after signing)"
-        else:
-            continue
-        problems.setdefault(site, problem)
-    return problems
 
 
 @dataclass(frozen=True)

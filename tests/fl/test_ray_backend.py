@@ -59,8 +59,12 @@ def test_ray_and_in_process_agree_bit_for_bit(local_ray):
 @pytest.mark.slow
 def test_cross_device_study_with_dp_fedavg_and_secagg_on_ray(tmp_path, local_ray):
     """Devices sampled per round, client-level DP-FedAvg with adaptive clipping inside
-    SecAgg+: the rounds aggregate and the model learns the digits above chance."""
-    config = cross_device_config(200, 20, rounds=3, epsilon=8.0, secure_aggregation=True)
+    SecAgg+: the rounds aggregate and the model learns the digits above chance.
+
+    The noise comes from a CSPRNG, so the accuracy varies run to run: 40 devices a round for
+    five rounds gave 0.32-0.57 over 16 runs here, against chance at 0.1 (20 devices for three
+    rounds gave 0.13-0.26, too close to chance to test)."""
+    config = cross_device_config(200, 40, rounds=5, epsilon=8.0, secure_aggregation=True)
     data = digits_devices(200, seed=0)
     from tutela.dp.ledger import PrivacyLedger
     from tutela.fl.privacy import client_level_dp
@@ -70,11 +74,11 @@ def test_cross_device_study_with_dp_fedavg_and_secagg_on_ray(tmp_path, local_ray
         config, data=data, model_factory=digits_model(0), aggregator=dp,
         with_baselines=False, backend=RayBackend(),
     )  # fmt: skip
-    assert [r.status for r in run.history] == [RoundStatus.AGGREGATED] * 3
-    assert all(len(r.sites) == 20 for r in run.history)
-    assert run.federated["accuracy"] > 0.15  # ten classes: chance is 0.1
+    assert [r.status for r in run.history] == [RoundStatus.AGGREGATED] * 5
+    assert all(len(r.sites) == 40 for r in run.history)
+    assert run.federated["accuracy"] > 0.2  # ten classes: chance is 0.1
     rounds = dp.report()["rounds"]
-    assert [r["distributed"] for r in rounds] == [True] * 3
+    assert [r["distributed"] for r in rounds] == [True] * 5
     assert rounds[-1]["clip_norm"] != rounds[0]["clip_norm"]  # adaptive clipping moved
 
 

@@ -1,6 +1,10 @@
 """End-to-end tests through the real ``tutela`` command (subprocesses)."""
 
+import hashlib
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.cli.run import tutela
@@ -137,3 +141,30 @@ def test_demo_over_network_with_dp_reports_every_site_spend(tmp_path):
     assert set(privacy["per_site"]) == {f"hospital-{i}" for i in range(1, 6)}
     assert all(0 < s["epsilon"] <= 3.0 for s in privacy["per_site"].values())
     assert 0 < privacy["epsilon"] <= 3.0
+
+
+def test_model_hash_finds_a_module_in_the_working_directory(tmp_path):
+    """The console script has no current directory on its path: ``model hash`` looks there
+    (or in ``--path``) first, and prints the file it hashed."""
+    script = Path(sys.executable).parent / "tutela"
+    if not script.exists():
+        script = Path(shutil.which("tutela") or "tutela")
+    source = "import torch\n\ndef build():\n    return torch.nn.Linear(3, 1)\n"
+    (tmp_path / "mymodel.py").write_text(source)
+    expected = hashlib.sha256(source.encode()).hexdigest()
+
+    def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(script), "model", "hash", *args], cwd=cwd,
+                              capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+
+    here = run("mymodel:build", cwd=tmp_path)
+    assert here.returncode == 0, here.stderr
+    assert here.stdout.split() == [expected, str(tmp_path / "mymodel.py")]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    there = run("mymodel:build", "--path", str(tmp_path), cwd=elsewhere)
+    assert there.returncode == 0 and there.stdout.split()[0] == expected
+    missing = run("mymodel:build", cwd=elsewhere)
+    assert missing.returncode != 0
+    assert "is not installed here" in missing.stderr and "Traceback" not in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1

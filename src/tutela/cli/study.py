@@ -332,12 +332,20 @@ model_app = typer.Typer(help="Models named by a factory: print what a study and 
 @model_app.command("hash")
 def model_hash(
     factory: str = typer.Argument(..., help="package.module:function"),
+    path: list[Path] = typer.Option(
+        [],
+        "--path",
+        help="Directory to look in before the installed packages (repeatable; "
+        "default: the current directory).",
+    ),
 ) -> None:
     """Print the SHA-256 of a factory's module source (without importing it): the
-    ``model.source_sha256`` of a study and the ``sha256`` of a site policy's ``[[models]]``."""
+    ``model.source_sha256`` of a study and the ``sha256`` of a site policy's ``[[models]]``.
+    The file hashed is printed beside the hash: check it is the one the sites will import."""
     from tutela.fl.models import factory_source_path, factory_source_sha256
 
-    typer.echo(f"{factory_source_sha256(factory)}  {factory_source_path(factory)}")
+    search = path or [Path.cwd()]
+    typer.echo(f"{factory_source_sha256(factory, search)}  {factory_source_path(factory, search)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ import hmac
 import importlib
 import importlib.machinery
 import inspect
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -119,11 +120,14 @@ def _split_factory(spec: str) -> tuple[str, str]:
     return module, attr
 
 
-def factory_source_path(spec: str) -> Path:
-    """The source file of the factory's module, found without importing (executing) it."""
+def factory_source_path(spec: str, search: Sequence[Path] = ()) -> Path:
+    """The source file of the factory's module, found without importing (executing) it.
+
+    ``search`` directories are looked in before ``sys.path`` (``tutela model hash`` passes
+    the current directory, which a console script does not have on its path)."""
     module, _ = _split_factory(spec)
     parts = module.split(".")
-    locations: list[str] | None = None
+    locations: list[str] | None = [str(d) for d in search] + sys.path if search else None
     found = None
     for i in range(len(parts)):
         name = ".".join(parts[: i + 1])
@@ -139,13 +143,13 @@ def factory_source_path(spec: str) -> Path:
     return Path(found.origin)
 
 
-def factory_source_sha256(spec: str) -> str:
+def factory_source_sha256(spec: str, search: Sequence[Path] = ()) -> str:
     """SHA-256 (hex) of the factory module's source file, computed without importing it.
 
     Security: the hash covers that one file, not the modules it imports; pin those with
     the site's environment (a locked, reviewed install).
     """
-    return hashlib.sha256(factory_source_path(spec).read_bytes()).hexdigest()
+    return hashlib.sha256(factory_source_path(spec, search).read_bytes()).hexdigest()
 
 
 def load_factory(spec: str, source_sha256: str) -> ModelFactoryFn:

@@ -1,4 +1,4 @@
-"""The evaluation sets (development and held-out) and the detector's floors on the
+"""The evaluation sets (development, held-out and fresh held-out) and the detector's floors on the
 development set: per-label recall, precision, and the share of PII-free notes flagged."""
 
 from __future__ import annotations
@@ -14,9 +14,17 @@ from tutela.anonymize.eval import (
     development,
     development_values,
     evaluation_notes,
+    fresh,
+    fresh_values,
     heldout,
     heldout_values,
 )
+
+STYLES = {
+    EvalSet.DEVELOPMENT: development.STYLE,
+    EvalSet.HELDOUT: heldout.STYLE,
+    EvalSet.FRESH: fresh.STYLE,
+}
 
 I2B2_LABELS = {
     PiiLabel.PERSON,
@@ -48,13 +56,14 @@ def test_sets_are_seeded_labelled_and_cover_every_kind(which):
     assert a == evaluation_notes(which, 44)
     assert a != evaluation_notes(which, 44, seed=1)
     notes = evaluation_notes(which, 330)
+    style = STYLES[which]
     assert {s.label for n in notes for s in n.spans} == I2B2_LABELS
-    assert sum(1 for n in notes if not n.spans) == 33  # every tenth note is PII-free
+    # every tenth note is PII-free (every eighth in the fresh set)
+    assert sum(1 for n in notes if not n.spans) == 330 // style.pii_free_every
     for note in notes:
         for s in note.spans:
             value = note.text[s.start : s.end]
             assert value == value.strip() and value
-    style = development.STYLE if which is EvalSet.DEVELOPMENT else heldout.STYLE
     assert set(style.headers) == set(style.bodies) == set(style.clinical) == set(NoteKind)
     assert len(NoteKind) == 11
 
@@ -69,6 +78,26 @@ def test_heldout_set_shares_no_templates_or_names_with_development():
     assert not set(development_values.LAST) & set(heldout_values.LAST)
     assert not set(development_values.ORGS) & set(heldout_values.ORGS)
     assert development.SEED != heldout.SEED
+
+
+def test_fresh_set_shares_no_templates_names_or_seed_with_the_others():
+    def templates(style):
+        return {t for group in (style.headers, style.bodies) for ts in group.values() for t in ts}
+
+    def clinical(style):
+        return {line for lines in style.clinical.values() for line in lines}
+
+    for other, values in ((development, development_values), (heldout, heldout_values)):
+        assert not templates(fresh.STYLE) & templates(other.STYLE)
+        assert not clinical(fresh.STYLE) & clinical(other.STYLE)
+        assert not set(fresh_values.FIRST) & set(values.FIRST)
+        assert not set(fresh_values.LAST) & set(values.LAST)
+        assert not set(fresh_values.ORGS) & set(values.ORGS)
+        assert not set(fresh_values.HOSPITALS) & set(values.HOSPITALS)
+        assert not {c for c, _, _ in fresh_values.CITIES} & {c for c, _, _ in values.CITIES}
+        assert fresh.SEED != other.SEED
+    # at least 60 PII-free notes in the 600 the benchmark scores
+    assert sum(1 for n in evaluation_notes(EvalSet.FRESH, 600) if not n.spans) >= 60
 
 
 def test_value_formats_vary_within_a_set():

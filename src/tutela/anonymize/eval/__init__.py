@@ -1,15 +1,17 @@
 """Evaluation sets for the PII detector, written independently of the recognisers.
 
 Each set has its own templates for eleven kinds of clinical note, its own value lists and
-identifier formats, and PII-free notes (every tenth) to measure false positives. The
-held-out set (:mod:`.heldout`) is kept out of development; only final reports score it.
+identifier formats, and PII-free notes (every tenth, every eighth in the fresh set) to
+measure false positives. The held-out sets (:mod:`.heldout`, and :mod:`.fresh`, written
+after the first one's misses were read) are kept out of development; only final reports
+score them.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from tutela.anonymize.eval import development, heldout
+from tutela.anonymize.eval import development, fresh, heldout
 from tutela.anonymize.eval.render import NoteKind, NoteStyle, generate_notes
 from tutela.anonymize.scoring import LabelledNote
 
@@ -21,16 +23,18 @@ class EvalSet(StrEnum):
 
     DEVELOPMENT = "development"
     HELDOUT = "heldout"
+    FRESH = "fresh"
 
 
 _STYLES: dict[EvalSet, tuple[NoteStyle, int]] = {
     EvalSet.DEVELOPMENT: (development.STYLE, development.SEED),
     EvalSet.HELDOUT: (heldout.STYLE, heldout.SEED),
+    EvalSet.FRESH: (fresh.STYLE, fresh.SEED),
 }
 
 
 def evaluation_notes(which: EvalSet, n: int, seed: int | None = None) -> list[LabelledNote]:
-    """``n`` labelled notes from one evaluation set (every tenth is PII-free).
+    """``n`` labelled notes from one evaluation set (a share of them PII-free).
 
     Args:
         which: the set.

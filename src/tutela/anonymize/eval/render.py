@@ -102,6 +102,7 @@ class NoteStyle:
             the only content of PII-free notes).
         fillers: slot name to value generator.
         new_patient: draws the patient of one note.
+        pii_free_every: every this many notes, one holds clinical lines only.
     """
 
     headers: Mapping[NoteKind, Sequence[str]]
@@ -109,13 +110,17 @@ class NoteStyle:
     clinical: Mapping[NoteKind, Sequence[str]]
     fillers: Mapping[str, Filler]
     new_patient: Callable[[random.Random], Patient]
+    pii_free_every: int = 10
 
 
 def generate_notes(
-    style: NoteStyle, n: int, seed: int, *, pii_free_every: int = 10
+    style: NoteStyle, n: int, seed: int, *, pii_free_every: int | None = None
 ) -> list[LabelledNote]:
     """``n`` notes in ``style``, cycling through the note kinds; every
-    ``pii_free_every``-th note holds clinical lines only (no gold spans)."""
+    ``pii_free_every``-th note (default: the style's) holds clinical lines only (no
+    gold spans)."""
+    if pii_free_every is None:
+        pii_free_every = style.pii_free_every
     if n < 0:
         raise ValueError("n must be non-negative")
     if pii_free_every < 2:

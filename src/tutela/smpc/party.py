@@ -96,6 +96,7 @@ class Masked:
     mask: RingArray
     opened: RingArray
     dealer_mask: MatrixMask | None = None
+    index: int = -1  # the mask's number in a dealer-free run (tutela.smpc.pairwise)
 
 
 class PartyRuntime:
@@ -210,6 +211,12 @@ class PartyRuntime:
         rows = m.value.shape[1] if transpose else m.value.shape[0]
         b = self._material.take(y.shape)
         c = self._material.take((rows, y.shape[1]))
+        return self._beaver_matmul(m, y, b, c, transpose=transpose)
+
+    def _beaver_matmul(
+        self, m: Masked, y: RingArray, b: RingArray, c: RingArray, *, transpose: bool
+    ) -> RingArray:
+        """``X @ y`` from shares of a triple ``(A, b, c = A @ b)`` (``A.T`` if transposed)."""
         f = self.open_ring(y - b)
         e = m.opened.T if transpose else m.opened
         a = m.mask.T if transpose else m.mask

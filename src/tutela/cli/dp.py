@@ -1,10 +1,13 @@
-"""``tutela dp`` commands: epsilon of DP-SGD, calibration, and DP queries over a CSV.
+"""``tutela dp`` commands: epsilon of DP-SGD, calibration, and DP queries over a table.
 
-``tutela dp query`` charges the privacy ledger (SQLite) before it prints anything; past the
-budget it exits non-zero with one line and spends nothing, also when several processes
-race for the last of the budget (the ledger serialises them). The budget belongs to the
-data's content (its fingerprint), not to the file's path: a copy, rename or hard link of the
-file draws on the same budget.
+``tutela dp query`` is a front end over the DP SQL engine of ``tutela dp sql``
+(:mod:`tutela.cli.dp_sql`): the function form (``mean(age)``, ``histogram(sex)`` with
+declared bounds, categories or equal-width bins) is written as one restricted-SQL query.
+It charges the privacy ledger (SQLite) before it prints anything; past the budget it exits
+non-zero with one line and spends nothing, also when several processes race for the last of
+the budget (the ledger serialises them). The budget belongs to the data's content (its
+fingerprint), not to the file's path: a copy, rename or hard link of the file draws on the
+same budget.
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ def _split_list(text: str | None) -> list[str] | None:
 
 @dp_app.command("query")
 def query_cmd(
-    data: Path = typer.Argument(..., help="CSV file (one row per individual)."),
+    data: Path = typer.Argument(..., help="CSV or Parquet file (one row per individual)."),
     query: str = typer.Option(..., "--query", help='e.g. "mean(age)", "quantile(age, 0.5)".'),
     epsilon: float = typer.Option(..., "--epsilon", help="Epsilon of this query."),
     ledger: Path = typer.Option(..., "--ledger", help="Privacy ledger (SQLite file)."),
@@ -107,7 +110,7 @@ def query_cmd(
         None, "--categories", help="Declared categories for histogram, e.g. F,M."
     ),
     bins: str | None = typer.Option(
-        None, "--bins", help="Declared bin edges for histogram, e.g. 0,18,65,120."
+        None, "--bins", help="Equal-width bin edges for histogram, e.g. 0,30,60,90,120."
     ),
     budget: float | None = typer.Option(
         None, "--budget", help="Total epsilon of the dataset (sets it on first use)."
@@ -121,83 +124,44 @@ def query_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the cost; spend nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Answer one DP query over a CSV, charging the dataset's budget first.
+    """Answer one DP query over a local table, charging the dataset's budget first.
 
-    Privacy: pure epsilon-DP (add/remove one row); the cost depends on the query only.
+    The function form (``mean(age)`` with ``--bounds``) is written as one query of the
+    restricted SQL and answered by the same engine as ``tutela dp sql``: DuckDB evaluates
+    it, the ledger is charged, then Gaussian noise is added and 95% intervals are given.
+
+    Privacy: (epsilon, delta)-DP under adding or removing one row, delta the budget's.
     """
-    import sqlite3
+    from tutela.cli.dp_sql import function_sql, run_local_query
+    from tutela.dp.query_model import parse_query
+    from tutela.dp.sql import SqlPolicy
 
-    from tutela.dp.analytics import Bounds, PrivateTable, fingerprint, parse_query, read_csv
-    from tutela.dp.ledger import LedgerError, PrivacyLedger
-    from tutela.errors import DataError
-
+    if query.strip().lower().startswith("select"):
+        raise ValueError(
+            "tutela dp query takes the function form (e.g. 'mean(age)'); for SQL use "
+            'tutela dp sql DATA "SELECT ..." --policy POLICY --purpose PURPOSE'
+        )
     q = parse_query(
         query,
-        bounds=Bounds.parse(bounds) if bounds is not None else None,
+        bounds=_bounds(bounds),
         categories=_split_list(categories),
         bins=_floats(bins, "--bins"),
     )
-    frame = read_csv(data)
-    scope = fingerprint(frame)
-    try:
-        book = PrivacyLedger(ledger)
-        existing = {b.scope: b for b in book.scopes()}
-        table = PrivateTable(frame, name=scope, ledger=book)
-        plan = table.plan(q, epsilon)
-        if scope not in existing:
-            if budget is None and not dry_run:
-                raise LedgerError(
-                    f"{data} has no privacy budget in {ledger}; pass --budget EPSILON to set it"
-                )
-            if budget is not None and not dry_run:
-                book.create_scope(
-                    scope, budget, _DEFAULT_DELTA if delta is None else delta, exist_ok=True
-                )
-        else:
-            known = existing[scope]
-            if delta is not None and delta != known.delta:
-                raise LedgerError(
-                    f"{data} has a privacy budget with delta={known.delta:g} in {ledger}; "
-                    f"--delta {delta:g} conflicts with it (a budget is never changed)"
-                )
-            if budget is not None:
-                book.create_scope(scope, budget, known.delta, exist_ok=True)  # must agree
-        cost = [{"step": s.name, "epsilon": s.epsilon} for s in plan.steps]
-        if dry_run:
-            total = existing[scope].epsilon if scope in existing else budget
-            after = table.preview(plan) if scope in existing else plan.epsilon
-            budget_text = "no budget set yet" if total is None else f"budget {total:g}"
-            _emit(
-                {"query": str(q), "epsilon": plan.epsilon, "cost": cost, "epsilon_after": after,
-                 "budget": total},
-                as_json,
-                f"cost: {plan.describe()}\nwould bring the dataset to epsilon {after:.6g} "
-                f"({budget_text}); nothing was spent",
-            )  # fmt: skip
-            return
-        if not as_json:
-            typer.echo(f"cost: {plan.describe()}")
-        result = table.query(plan)
-        left = book.remaining(scope)
-        total = book.budget(scope).epsilon
-    except sqlite3.Error as exc:
-        raise DataError(f"cannot use ledger {ledger}: {exc}") from None
-    answer = result.answer
-    _emit(
-        {
-            "answer": answer,
-            "query": str(q),
-            "scope": scope,
-            "epsilon_spent": result.epsilon,
-            "scope_epsilon": result.record.epsilon_after,
-            "budget": total,
-            "budget_left": left,
-            "cost": cost,
-        },
-        as_json,
-        f"answer: {_fmt(answer)}\nepsilon spent: {result.epsilon:.6g}; "
-        f"budget left: {left:.6g} of {total:g}",
-    )
+    sql, grouping = function_sql(q)
+    run_local_query(
+        data, sql, epsilon, ledger,
+        policy=SqlPolicy(categories=grouping), budget=budget, delta=delta,
+        new_delta=_DEFAULT_DELTA, dry_run=dry_run, as_json=as_json, label=f"dp query {q}",
+    )  # fmt: skip
+
+
+def _bounds(text: str | None) -> tuple[float, float] | None:
+    items = _floats(text, "--bounds")
+    if items is None:
+        return None
+    if len(items) != 2:
+        raise ValueError(f"--bounds must be 'LOWER,UPPER', got {text!r}")
+    return items[0], items[1]
 
 
 def _floats(text: str | None, option: str) -> list[float] | None:
@@ -208,14 +172,6 @@ def _floats(text: str | None, option: str) -> list[float] | None:
         return [float(t) for t in items]
     except ValueError:
         raise ValueError(f"{option} must be comma-separated numbers, got {text!r}") from None
-
-
-def _fmt(answer: object) -> str:
-    if isinstance(answer, dict):
-        return ", ".join(f"{k}: {v}" for k, v in answer.items())
-    if isinstance(answer, float):
-        return f"{answer:.6g}"
-    return str(answer)
 
 
 dp_app.command("audit")(audit_cmd)

@@ -28,19 +28,19 @@ Privacy: every query is pure epsilon-DP under add/remove one row, epsilon =
 names and types are treated as public schema: a query that needs numbers (sum, mean,
 variance, quantile, binned histogram) refuses a column holding any non-numeric value before
 anything is charged, rather than answering over the numeric part of it.
+
+The query model (:class:`Query`, :class:`Bounds`, :func:`parse_query`) lives in
+:mod:`tutela.dp.query_model` and the table's ledger scope (:func:`fingerprint`) in
+:mod:`tutela.dp.fingerprint`; both are re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import math
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeAlias, get_args
+from typing import TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -48,13 +48,22 @@ import pandas as pd
 
 from tutela.dp.accounting import DEFAULT_PLD_DISCRETIZATION
 from tutela.dp.events import ComposedEvent, Event
+from tutela.dp.fingerprint import fingerprint, read_csv
 from tutela.dp.ledger import PrivacyLedger, SpendRecord
 from tutela.dp.mechanisms import (
     DiscreteLaplaceMechanism,
     ExponentialMechanism,
     LaplaceMechanism,
 )
-from tutela.errors import DataError
+from tutela.dp.query_model import (
+    ALL_ROWS,
+    NEEDS_BOUNDS,
+    Bounds,
+    Query,
+    QueryError,
+    QueryKind,
+    parse_query,
+)
 from tutela.hazmat.rng import SecureRandom
 
 __all__ = [
@@ -72,219 +81,10 @@ __all__ = [
     "read_csv",
 ]
 
-QueryKind: TypeAlias = Literal["count", "sum", "mean", "variance", "histogram", "quantile"]
-_KINDS: tuple[str, ...] = get_args(QueryKind)
-_NEEDS_BOUNDS = frozenset({"sum", "mean", "variance", "quantile"})
-_FINGERPRINT_PREFIX = "table:sha256:"
 _SPLIT_GRID = round(1 / DEFAULT_PLD_DISCRETIZATION)  # parts are multiples of 1 / this
-_ALL_ROWS = "*"
 
 Answer: TypeAlias = int | float | dict[str, int]
 Mechanism: TypeAlias = DiscreteLaplaceMechanism | LaplaceMechanism | ExponentialMechanism
-
-
-class QueryError(ValueError):
-    """A query is malformed: unknown function or column, missing bounds, bad parameters."""
-
-
-def _finite(name: str, value: float) -> float:
-    v = float(value)
-    if not math.isfinite(v):
-        raise QueryError(f"{name} must be finite, got {value!r}")
-    return v
-
-
-@dataclass(frozen=True, slots=True)
-class Bounds:
-    """Declared value range [lower, upper] of a numeric column (never read from data)."""
-
-    lower: float
-    upper: float
-
-    def __post_init__(self) -> None:
-        lo, hi = _finite("lower bound", self.lower), _finite("upper bound", self.upper)
-        if not lo < hi:
-            raise QueryError(f"bounds need lower < upper, got {self.lower}, {self.upper}")
-        object.__setattr__(self, "lower", lo)
-        object.__setattr__(self, "upper", hi)
-
-    @classmethod
-    def parse(cls, text: str) -> Bounds:
-        """Parse ``"LOWER,UPPER"`` (e.g. ``"0,120"``)."""
-        parts = [p.strip() for p in text.split(",")]
-        if len(parts) != 2:
-            raise QueryError(f"bounds must be 'LOWER,UPPER', got {text!r}")
-        try:
-            return cls(float(parts[0]), float(parts[1]))
-        except ValueError as exc:
-            if isinstance(exc, QueryError):
-                raise
-            raise QueryError(f"bounds must be two numbers 'LOWER,UPPER', got {text!r}") from None
-
-    @property
-    def centre(self) -> float:
-        """(lower + upper) / 2."""
-        return (self.lower + self.upper) / 2
-
-    @property
-    def half_width(self) -> float:
-        """(upper - lower) / 2."""
-        return (self.upper - self.lower) / 2
-
-    def clamp(self, values: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        """Values clipped into [lower, upper]."""
-        return np.clip(np.asarray(values, dtype=np.float64), self.lower, self.upper)
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """One DP query over a column.
-
-    Args:
-        kind: count, sum, mean, variance, histogram or quantile.
-        column: the column; ``"*"`` for ``count(*)`` (all rows).
-        bounds: declared range; required for sum, mean, variance and quantile.
-        quantile: the quantile q in [0, 1] (quantile queries only).
-        bins: strictly increasing numeric bin edges (histogram; values are clamped to
-            [first edge, last edge], bins are [e_i, e_i+1) and the last one is closed).
-        categories: declared categories (histogram; values compared as strings, rows with
-            other values are not counted).
-
-    Privacy: each kind at total epsilon e is pure e-DP under add/remove one row, values
-    clamped to the declared bounds [L, U] (h = (U - L) / 2):
-
-    - count: discrete Laplace of scale 1/e on the number of non-missing values (``*``:
-      rows); sensitivity 1.
-    - sum: grid-rounded Laplace of scale max(|L|, |U|)/e on the clamped sum.
-    - mean: centred sum (sensitivity h) at e/2 and count at e/2; the answer
-      (L + U)/2 + sum / max(1, count), clipped to [L, U], is post-processing.
-    - variance: centred sum (h) at e/3, centred sum of squares (h**2 / 2) at e/3 and count
-      at e/3; the population variance, clipped to [0, h**2], is post-processing.
-    - histogram: discrete Laplace of scale 1/e on every bin count; one row is in at most
-      one bin, so the L1 sensitivity is 1.
-    - quantile: exponential mechanism with utility -|rank - q n| (sensitivity 1) over
-      [L, U], density proportional to exp(e u / 2) (Smith 2011).
-    """
-
-    kind: QueryKind
-    column: str
-    bounds: Bounds | None = None
-    quantile: float | None = None
-    bins: tuple[float, ...] | None = None
-    categories: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in _KINDS:
-            raise QueryError(f"unknown function {self.kind!r}; expected one of {', '.join(_KINDS)}")
-        if not isinstance(self.column, str) or not self.column:
-            raise QueryError("a query needs a column name")
-        if self.column == _ALL_ROWS and self.kind != "count":
-            raise QueryError(f"{self.kind}(*) is not defined; name a column")
-        if self.kind in _NEEDS_BOUNDS and self.bounds is None:
-            raise QueryError(
-                f"{self.kind}({self.column}) needs declared bounds (e.g. --bounds 0,120); "
-                "they are never read from the data"
-            )
-        if self.kind == "quantile":
-            if self.quantile is None:
-                raise QueryError("quantile needs q, e.g. quantile(age, 0.5)")
-            q = _finite("quantile", self.quantile)
-            if not 0 <= q <= 1:
-                raise QueryError(f"quantile must be in [0, 1], got {self.quantile}")
-        elif self.quantile is not None:
-            raise QueryError(f"{self.kind} takes no quantile")
-        if self.kind == "histogram":
-            if (self.bins is None) == (self.categories is None):
-                raise QueryError(
-                    f"histogram({self.column}) needs declared bins or categories (exactly one)"
-                )
-            if self.bins is not None:
-                edges = tuple(_finite("bin edge", e) for e in self.bins)
-                if len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges)):
-                    raise QueryError("bins must be at least two strictly increasing edges")
-                object.__setattr__(self, "bins", edges)
-            if self.categories is not None:
-                cats = tuple(str(c) for c in self.categories)
-                if not cats or len(set(cats)) != len(cats):
-                    raise QueryError("categories must be non-empty and distinct")
-                object.__setattr__(self, "categories", cats)
-        elif self.bins is not None or self.categories is not None:
-            raise QueryError(f"{self.kind} takes no bins or categories")
-
-    def __str__(self) -> str:
-        if self.kind == "quantile":
-            return f"quantile({self.column}, {self.quantile:g})"
-        return f"{self.kind}({self.column})"
-
-
-_CALL = re.compile(r"^\s*([A-Za-z_]\w*)\s*\((.*)\)\s*$", re.DOTALL)
-
-
-def _unquote(text: str) -> str:
-    t = text.strip()
-    if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"`":
-        t = t[1:-1]
-    return t
-
-
-def parse_query(
-    text: str,
-    *,
-    bounds: Bounds | tuple[float, float] | None = None,
-    bins: Sequence[float] | None = None,
-    categories: Sequence[str] | None = None,
-) -> Query:
-    """Parse ``"mean(age)"``, ``"count(*)"``, ``"histogram(sex)"``, ``"quantile(age, 0.5)"``.
-
-    Bounds, bins and categories are declared by the caller (not in the string). Bounds are
-    ignored by ``count`` and ``histogram``, so one ``--bounds`` can serve several queries.
-
-    Raises:
-        QueryError: malformed text, unknown function, missing bounds or parameters.
-    """
-    if not isinstance(text, str):
-        raise QueryError("a query must be a string like 'mean(age)'")
-    match = _CALL.match(text)
-    if match is None:
-        raise QueryError(f"cannot parse query {text!r}; expected e.g. 'mean(age)'")
-    name, args_text = match.group(1).lower(), match.group(2)
-    if name not in _KINDS:
-        raise QueryError(
-            f"unknown function {match.group(1)!r} in {text.strip()!r}; "
-            f"expected one of {', '.join(_KINDS)}"
-        )
-    kind: QueryKind = name  # type: ignore[assignment]
-    args = [_unquote(a) for a in args_text.split(",")] if args_text.strip() else []
-    if kind == "quantile":
-        if len(args) != 2:
-            raise QueryError(
-                f"quantile takes a column and q, e.g. quantile(age, 0.5); got {text!r}"
-            )
-        try:
-            q: float | None = float(args[1])
-        except ValueError:
-            raise QueryError(f"quantile q must be a number, got {args[1]!r}") from None
-    else:
-        if len(args) != 1:
-            raise QueryError(f"{kind} takes one column, e.g. {kind}(age); got {text!r}")
-        q = None
-    if not args[0]:
-        raise QueryError(f"{kind} needs a column name")
-    declared: Bounds | None
-    if bounds is None or kind in ("count", "histogram"):
-        declared = None
-    elif isinstance(bounds, Bounds):
-        declared = bounds
-    else:
-        declared = Bounds(*bounds)
-    return Query(
-        kind,
-        args[0],
-        bounds=declared,
-        quantile=q,
-        bins=tuple(bins) if bins is not None and kind == "histogram" else None,
-        categories=tuple(categories) if categories is not None and kind == "histogram" else None,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,7 +219,7 @@ class _Exact:
 
 
 def _needs_numbers(query: Query) -> bool:
-    return query.kind in _NEEDS_BOUNDS or (query.kind == "histogram" and query.bins is not None)
+    return query.kind in NEEDS_BOUNDS or (query.kind == "histogram" and query.bins is not None)
 
 
 def _numeric(frame: pd.DataFrame, column: str) -> npt.NDArray[np.float64]:
@@ -442,7 +242,7 @@ def _numeric(frame: pd.DataFrame, column: str) -> npt.NDArray[np.float64]:
 def _check_column(query: Query, frame: pd.DataFrame) -> None:
     """The column exists and, where the query needs numbers, holds only numbers."""
     col = query.column
-    if col == _ALL_ROWS:
+    if col == ALL_ROWS:
         return
     if col not in frame.columns:
         raise QueryError(_unknown_column(col, frame))
@@ -452,10 +252,10 @@ def _check_column(query: Query, frame: pd.DataFrame) -> None:
 
 def _exact(query: Query, frame: pd.DataFrame) -> _Exact:
     col = query.column
-    if col != _ALL_ROWS and col not in frame.columns:
+    if col != ALL_ROWS and col not in frame.columns:
         raise QueryError(_unknown_column(col, frame))
     if query.kind == "count":
-        n = len(frame) if col == _ALL_ROWS else int(frame[col].notna().sum())
+        n = len(frame) if col == ALL_ROWS else int(frame[col].notna().sum())
         return _Exact(count=n)
     if query.kind == "histogram":
         if query.categories is not None:
@@ -563,69 +363,6 @@ class QueryResult:
     answer: Answer
     epsilon: float
     record: SpendRecord
-
-
-def _canonical_cell(value: object) -> object:
-    """A JSON value that two parses of the same table agree on (1 and 1.0 alike)."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        f = float(value)
-        if math.isnan(f):
-            return None
-        if f.is_integer() and abs(f) < 2**53:
-            return int(f)
-        return f  # repr round-trips; infinities become JSON Infinity, never a string
-    return str(value)
-
-
-def fingerprint(data: pd.DataFrame) -> str:
-    """The ledger scope of a table: SHA-256 over a canonical form of its content.
-
-    The canonical form is the column names in sorted order, then every row (cells in that
-    column order, numbers normalised so that ``1`` and ``1.0`` agree, missing values as
-    null) as JSON, the rows sorted. The scope therefore follows the data, not its name: a
-    copy, rename or hard link of a file, a re-encoded CSV, or the same rows and columns in
-    another order all get the same fingerprint and share one budget.
-
-    Privacy: this stops the budget being reset by copying the data. It cannot tell an
-    edited table (a row added or dropped, a column added) from new data; who may bring a
-    table to the ledger is a matter for access control, not for the ledger.
-
-    Returns:
-        ``"table:sha256:<64 hex digits>"``.
-    """
-    if not isinstance(data, pd.DataFrame):
-        raise TypeError("data must be a pandas DataFrame")
-    names = [str(c) for c in data.columns]
-    order = sorted(range(len(names)), key=lambda i: names[i])
-    digest = hashlib.sha256()
-    digest.update(json.dumps([names[i] for i in order]).encode() + b"\n")
-    rows = sorted(
-        json.dumps([_canonical_cell(v) for v in row], separators=(",", ":"))
-        for row in data.iloc[:, order].astype(object).itertuples(index=False, name=None)
-    )
-    for row in rows:
-        digest.update(row.encode() + b"\n")
-    return _FINGERPRINT_PREFIX + digest.hexdigest()
-
-
-def read_csv(path: str | Path) -> pd.DataFrame:
-    """Read a CSV file; any failure is one :class:`~tutela.errors.DataError` line."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"cannot read {p}: no such file")
-    try:
-        return pd.read_csv(p)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"cannot read {p}: the file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
-        detail = " ".join(str(exc).split())
-        raise DataError(f"cannot read {p} as CSV: {detail}") from None
 
 
 class PrivateTable:

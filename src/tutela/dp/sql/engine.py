@@ -48,7 +48,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from tutela.dp.analytics import Bounds
+from tutela.dp.query_model import Bounds
 from tutela.dp.sql.parse import (
     Aggregate,
     AggregateKind,
@@ -251,7 +251,8 @@ def check(query: SelectQuery, policy: SqlPolicy, header: Mapping[str, str]) -> Q
             kind = header[a.column].upper()
             if not kind.startswith(_NUMERIC_TYPES):
                 raise SqlError(
-                    f"{a.kind.value}({a.column}) needs a numeric column; {a.column!r} is {kind}"
+                    f"column {a.column!r} is not numeric ({kind}): {a.kind.value}({a.column}) "
+                    "needs a numeric column"
                 )
     return shape_of(query, policy)
 

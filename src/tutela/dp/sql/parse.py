@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeAlias
 
-from tutela.dp.analytics import Bounds, QueryError
+from tutela.dp.query_model import Bounds, QueryError
 
 __all__ = [
     "Aggregate",

@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from scipy.stats import chisquare
 
+from tutela.hazmat import masks
 from tutela.hazmat.masks import add_masks, derive_mask_key, expand_mask, mask_dtype, reduce_mod
 
 SEED = bytes(range(32))
@@ -22,8 +23,9 @@ def _hkdf_reference(ikm: bytes, info: bytes) -> bytes:
 
 
 def _ctr_reference(key: bytes, nbytes: int) -> bytes:
+    # GCTR with a zero 96-bit nonce (SP 800-38D): counter blocks 0^96 || i for i = 2, 3, ...
     ecb = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
-    blocks = b"".join(i.to_bytes(16, "big") for i in range(-(-nbytes // 16)))
+    blocks = b"".join(bytes(12) + (i + 2).to_bytes(4, "big") for i in range(-(-nbytes // 16)))
     return ecb.update(blocks)[:nbytes]
 
 
@@ -36,9 +38,9 @@ def test_mask_key_known_answer_and_reference() -> None:
 def test_expand_known_answer_32_and_64_bit() -> None:
     words32 = expand_mask(PINNED_KEY, 4, 32)
     assert words32.dtype == np.uint32
-    assert [int(w) for w in words32] == [0x3184992D, 0xC4389535, 0x88F170F3, 0x3055C559]
+    assert [int(w) for w in words32] == [0x498ACAE2, 0x810D35B2, 0x6960F24F, 0x778DEA24]
     words64 = expand_mask(PINNED_KEY, 2, 64)
-    assert [int(w) for w in words64] == [0xC43895353184992D, 0x3055C55988F170F3]
+    assert [int(w) for w in words64] == [0x810D35B2498ACAE2, 0x778DEA246960F24F]
     raw = _ctr_reference(PINNED_KEY, 4000)
     assert expand_mask(PINNED_KEY, 1000, 32).tobytes() == raw
     assert expand_mask(PINNED_KEY, 500, 64).tobytes() == raw
@@ -64,6 +66,28 @@ def test_add_then_subtract_cancels_modulo_word() -> None:
         add_masks(acc, [], [keys[2]], bits)
         reduce_mod(acc, bits)
         assert np.array_equal(acc, reduce_mod(base.copy(), bits))
+
+
+def test_add_masks_in_blocks_equals_whole_masks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the keystream goes through a bounded buffer: blocks of 3 words over 10 words must give
+    # the whole masks (the stream continues across blocks, the last block is short)
+    monkeypatch.setattr(masks, "_BLOCK_BYTES", 12)
+    keys = [derive_mask_key(SEED, context=bytes([i])) for i in range(3)]
+    acc = np.zeros(10, dtype=np.uint32)
+    add_masks(acc, keys[:2], keys[2:], 32)
+    want = (
+        expand_mask(keys[0], 10, 32) + expand_mask(keys[1], 10, 32) - expand_mask(keys[2], 10, 32)
+    )
+    assert np.array_equal(acc, want)
+
+
+def test_mask_longer_than_the_counter_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(masks, "_MAX_BYTES", 16 * 4)  # as if the counter held four blocks
+    assert expand_mask(PINNED_KEY, 16, 32).shape == (16,)
+    with pytest.raises(ValueError, match="at most"):
+        expand_mask(PINNED_KEY, 17, 32)
+    with pytest.raises(ValueError, match="at most"):
+        add_masks(np.zeros(9, dtype=np.uint64), [PINNED_KEY], [], 64)
 
 
 def test_reduce_mod_keeps_low_bits() -> None:

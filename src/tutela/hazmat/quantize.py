@@ -147,8 +147,8 @@ def from_modular(u: MaskArray, modulus_bits: int) -> IntArray:
         shift = np.uint64(64 - modulus_bits)
         out: IntArray = np.left_shift(words, shift).view(np.int64) >> np.int64(64 - modulus_bits)
         return out
-    z = words.astype(np.int64)
-    z[z >= (1 << (modulus_bits - 1))] -= 1 << modulus_bits
+    top = np.left_shift(words, np.uint32(32 - modulus_bits)).view(np.int32)  # the same in 32 bits
+    z: IntArray = (top >> np.int32(32 - modulus_bits)).astype(np.int64)
     return z
 
 
@@ -241,7 +241,9 @@ def pack(words: MaskArray, modulus_bits: int) -> bytes:
     return np.ascontiguousarray(arr.view(np.uint8).reshape(-1, dtype.itemsize)[:, :width]).tobytes()
 
 
-def unpack(data: bytes, size: int, modulus_bits: int, *, copy: bool = True) -> MaskArray:
+def unpack(
+    data: bytes | memoryview, size: int, modulus_bits: int, *, copy: bool = True
+) -> MaskArray:
     """Inverse of :func:`pack`; raises ``ValueError`` on a wrong length or a word >= 2**b.
 
     With ``copy=False`` and whole-word packing the result may be a read-only view of ``data``.

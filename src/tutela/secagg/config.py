@@ -45,8 +45,10 @@ __all__ = [
     "robustness_failure_bound",
 ]
 
-PROTOCOL_VERSION = 2
-"""Version 2 added the consistency-check stage (clients sign the survivor set)."""
+PROTOCOL_VERSION = 3
+"""Version 2 added the consistency-check stage (clients sign the survivor set); version 3
+expands masks with the GCTR keystream (:mod:`tutela.hazmat.masks`), so a version-2 party's
+masks would not cancel and its messages are refused."""
 MAX_CLIENT_ID = (1 << 32) - 2
 """Client ids are integers in [0, 2**32 - 2] (the Shamir x-coordinate is id + 1)."""
 _MAX_DDP_STEPS = 2.0**12  # per-client noise std cap in quantisation steps (finer is useless)

@@ -335,22 +335,23 @@ class MaskedInput:
     """Client to server: the masked vector (update words then the weight word), packed.
 
     ``payload`` holds ``ceil(b / 8)`` little-endian bytes per word (see
-    :func:`tutela.hazmat.quantize.pack`); it travels as the raw tail, not base64.
+    :func:`tutela.hazmat.quantize.pack`); it travels as the raw tail, not base64. A parsed
+    message's payload is a read-only view into the received bytes (the vector is not copied).
     """
 
     TYPE: ClassVar[int] = 6
     round_id: bytes
     client_id: int
-    payload: bytes
+    payload: bytes | memoryview
 
     def _header(self) -> dict[str, Any]:
         return {"round_id": _b64(self.round_id), "client_id": self.client_id}
 
-    def _tail(self) -> bytes:
+    def _tail(self) -> bytes | memoryview:
         return self.payload
 
     @classmethod
-    def _parse(cls, header: Any, tail: bytes) -> MaskedInput:
+    def _parse(cls, header: Any, tail: bytes | memoryview) -> MaskedInput:
         h = _fields(header, {"round_id", "client_id"})
         return cls(_unb64(h["round_id"], 32), _int(h["client_id"]), tail)
 
@@ -582,7 +583,9 @@ def decode_message(data: bytes) -> Message:
         header = json.loads(data[_PREFIX:end].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedMessage("header is not JSON") from exc
-    tail = bytes(data[end:])
-    if tail and cls is not MaskedInput:
+    if cls is MaskedInput:  # the masked vector stays where it arrived: a read-only view
+        whole = data if isinstance(data, bytes) else bytes(data)
+        return MaskedInput._parse(header, memoryview(whole)[end:])
+    if end != len(data):
         raise MalformedMessage("unexpected trailing bytes")
-    return cls._parse(header, tail)
+    return cls._parse(header, b"")

@@ -110,6 +110,7 @@ class SecAggServer:
         self._expected: frozenset[int] = frozenset(params.client_ids)
         self._replies: dict[int, ClientMessage] = {}
         self._alive: dict[Stage, frozenset[int]] = {}
+        self._revealed: dict[int, list[tuple[int, Share]]] = {}
         self.rejected: list[tuple[int, str]] = []
         self.abort_reason: str | None = None
         self._result: AggregateResult | None = None
@@ -246,10 +247,13 @@ class SecAggServer:
             for owner in owners:
                 if owner not in allowed or sender not in self._delivered.get(owner, ()):
                     return "share of a client the sender holds no share of"
+        parsed: list[tuple[int, Share]] = []
         for revealed in (*message.self_mask_shares, *message.mask_key_shares):
             share = Share.from_bytes(revealed.share)
             if share.x != sender + 1 or len(share.values) != 2:
                 return "revealed share is malformed"
+            parsed.append((revealed.owner, share))
+        self._revealed[sender] = parsed  # kept parsed for the close (each share parsed once)
         return None
 
     # -- advancing --------------------------------------------------------------------------
@@ -375,34 +379,32 @@ class SecAggServer:
         self._open(Stage.UNMASK, alive)
         return out
 
-    def _collect(
-        self, alive: frozenset[int]
-    ) -> tuple[dict[int, list[Share]], dict[int, list[Share]]]:
-        self_shares: dict[int, list[Share]] = {u: [] for u in self._survivors}
-        key_shares: dict[int, list[Share]] = {v: [] for v in self._dropped_u2}
+    def _collect(self, alive: frozenset[int]) -> dict[int, list[Share]]:
+        """Per owner, the shares revealed of its secret, in sender order."""
+        shares: dict[int, list[Share]] = {u: [] for u in self._survivors | self._dropped_u2}
         for sender in sorted(alive):
-            reply = self._replies[sender]
-            assert isinstance(reply, UnmaskReply)
-            for r in reply.self_mask_shares:
-                self_shares[r.owner].append(Share.from_bytes(r.share))
-            for r in reply.mask_key_shares:
-                key_shares[r.owner].append(Share.from_bytes(r.share))
-        return self_shares, key_shares
+            for owner, share in self._revealed[sender]:
+                shares[owner].append(share)
+        return shares
 
     def _close_unmask(self, alive: frozenset[int]) -> dict[int, ServerMessage]:
+        # Each secret is rebuilt from the first t shares and checked against what its owner
+        # signed (the self-mask commitment, the mask public key), so extra shares need no
+        # consistency check: a wrong share among the first t fails the check and aborts, a
+        # wrong one beyond them is never used.
         p = self.params
-        self_shares, key_shares = self._collect(alive)
+        shares = self._collect(alive)
         plus: list[bytes] = []
         minus: list[bytes] = []
         try:
             for u in sorted(self._survivors):
-                seed = _secret_bytes(reconstruct_field(self_shares[u], p.threshold))
+                seed = _secret_bytes(reconstruct_field(shares[u], p.threshold, validate=False))
                 if self_mask_commitment(p.round_id, u, seed) != self._ads[u].self_mask_commitment:
                     raise ShareValidationError(f"self-mask seed of client {u} does not verify")
                 minus.append(self_mask_key(p.round_id, u, seed))
             for v in sorted(self._dropped_u2):
                 secret = x25519_from_bytes(
-                    _secret_bytes(reconstruct_field(key_shares[v], p.threshold))
+                    _secret_bytes(reconstruct_field(shares[v], p.threshold, validate=False))
                 )
                 if x25519_public_bytes(secret) != self._ads[v].mask_key:
                     raise ShareValidationError(f"mask key of client {v} does not verify")

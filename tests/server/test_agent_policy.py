@@ -37,6 +37,7 @@ NAME = "hospital-1"
 STUDY_ID = "st-1"
 POLICY = """
 never_share = ["nickname"]
+report_metrics = false  # every row trains, so the charges below count all 64
 
 [purposes.disease-outcome-prediction]
 columns = ["glucose", "bmi", "nickname"]

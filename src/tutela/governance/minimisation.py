@@ -227,7 +227,7 @@ class MinimisationRecord:
 
 _TOP_KEYS = frozenset(
     {"site", "never_share", "block_direct_identifiers", "purposes", "floor", "limits", "models"}
-) | {"analytics"}
+) | {"analytics", "report_metrics"}
 _FLOOR_BOOLS = ("dp_required", "secure_aggregation_required")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -279,6 +279,9 @@ class SitePolicy:
     (the built-in kinds need no entry; nothing else runs by default)."""
     analytics: AnalyticsPolicy = field(default_factory=AnalyticsPolicy)
     """What DP queries this site answers (``[analytics]``, :mod:`tutela.governance.analytics`)."""
+    report_metrics: bool = True
+    """Whether the site sends the coordinator its evaluation of each global model on its own
+    held-out rows (loss, accuracy, AUC, row count); ``report_metrics = false`` keeps them home."""
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -350,6 +353,10 @@ class SitePolicy:
             raise ConfigError(f"{source}: site must be a string")
         kwargs: dict[str, Any] = {"models": _allowed_models(doc.get("models", []), source)}
         kwargs["analytics"] = AnalyticsPolicy.from_mapping(doc.get("analytics", {}), source=source)
+        if not isinstance(
+            kwargs.setdefault("report_metrics", doc.get("report_metrics", True)), bool
+        ):
+            raise ConfigError(f"{source}: report_metrics must be true or false")
         for table, bools, numbers, ints in (
             ("floor", _FLOOR_BOOLS, _FLOOR_NUMBERS, _FLOOR_INTS),
             ("limits", (), (), _LIMIT_INTS),
@@ -401,6 +408,7 @@ class SitePolicy:
                 "max_steps_per_round": self.max_steps_per_round,
             },
             "models": [{"factory": f, "sha256": h} for f, h in sorted(self.models)],
+            "report_metrics": self.report_metrics,
         }
 
     def never_leaves(self, column: str) -> str | None:

@@ -100,6 +100,9 @@ def _site_policy(config: StudyConfig, columns: list[str]) -> str:
         floor += [f"max_epsilon = {p.epsilon!r}", f"max_delta = {p.delta!r}"]
     return (
         "# What this hospital allows, whatever a study asks.\n"
+        "# (The demo evaluates each round on the study's own test set: its sites train on all\n"
+        "# their rows, as in process, and hold none out to report metrics on.)\n"
+        "report_metrics = false\n\n"
         f"[purposes.{json.dumps(config.study.purpose)}]\n"
         f"columns = [{', '.join(json.dumps(c) for c in columns)}]\n\n"
         "[floor]\n" + "\n".join(floor) + "\n\n"

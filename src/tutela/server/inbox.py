@@ -46,6 +46,7 @@ from tutela.server.core import (
 )
 from tutela.server.participation import Participation
 from tutela.server.protocols import RoundProtocols
+from tutela.server.round_metrics import check_evaluation
 from tutela.server.store import (
     MetricRow,
     ParticipationRow,
@@ -309,6 +310,10 @@ class Inbox:
             if not isinstance(value, int | float) or not math.isfinite(float(value)):
                 raise DataError(f"metric {key!r} must be a finite number")
             clean[str(key)[:64]] = float(value)
+        try:
+            check_evaluation(clean)
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
         text = dumps(clean)
         body = text.encode()
         envelope = Envelope(Kind.REPORT, study_id, site, round_no, METRICS_STAGE, digest(body))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tutela.errors import DataError, PermissionDenied
 from tutela.fl.client import FeatureMoments
@@ -25,10 +26,12 @@ from tutela.server.core import (
     FIT_STAGE,
     ConflictError,
     Core,
+    DeploymentSettings,
     StudyStatus,
     dumps,
     open_round_row,
 )
+from tutela.server.round_metrics import EVALUATE_TASK, evaluated_rounds
 from tutela.server.store import ParticipationRow, RelayRow, StudyRow, UpdateRow
 
 MAX_SITE_ROWS = 10**9
@@ -139,6 +142,10 @@ class Participation:
                 if study is None:  # pragma: no cover - foreign key
                     continue
                 studies[study.id] = study.status
+                if study.status == StudyStatus.COMPLETED and p.status == "accepted":
+                    final = _final_evaluation(s, study, site, now)
+                    if final is not None:
+                        tasks.append(final)
                 if study.status in StudyStatus.TERMINAL:
                     continue
                 if p.status == "invited" and study.status == StudyStatus.RECRUITING:
@@ -202,6 +209,28 @@ class Participation:
                     task["registry"] = proto["registry"]
                 tasks.append(task)
         return {"tasks": tasks, "studies": studies}
+
+
+def _final_evaluation(s: Session, study: StudyRow, site: str, now: float) -> dict[str, Any] | None:
+    """The ``evaluate`` task of a completed study for ``site``: evaluate the final model, for
+    a site that reported evaluations during the study and not yet this one, until one stage
+    timeout after the study completed (a site whose policy keeps its metrics home is never
+    asked)."""
+    done = evaluated_rounds(s, study.id, site)
+    if not done or study.total_rounds in done:
+        return None
+    deadline = study.updated_at + DeploymentSettings.of(study).stage_timeout_s
+    if now > deadline:
+        return None
+    prep = json.loads(study.prep_json)
+    return {
+        "kind": EVALUATE_TASK,
+        "study_id": study.id,
+        "round": study.total_rounds,
+        "deadline": deadline,
+        "model_version": study.model_version,
+        "standardisation": {"mean": prep.get("mean"), "std": prep.get("std")},
+    }
 
 
 def _join_statistics(

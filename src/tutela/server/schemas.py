@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tutela.server.api import MAX_BINARY_BYTES
 from tutela.server.authz import Role
+from tutela.server.round_metrics import check_evaluation
 
 MAX_ROUND = 100_000
 """The largest round number (a study runs at most 100,000 rounds; round 0 standardises)."""
@@ -123,7 +124,17 @@ class ReceiptOut(_Model):
 
 
 class MetricsIn(_Model):
-    metrics: dict[Annotated[str, Field(max_length=64)], float] = Field(max_length=256)
+    """A site's numbers for a round: privacy figures, and its evaluation of a global model
+    (range-checked here, :func:`tutela.server.round_metrics.check_evaluation`)."""
+
+    metrics: dict[
+        Annotated[str, Field(max_length=64)], Annotated[float, Field(allow_inf_nan=False)]
+    ] = Field(max_length=256)
+
+    @model_validator(mode="after")
+    def _evaluation_in_range(self) -> MetricsIn:
+        check_evaluation(self.metrics)
+        return self
 
 
 class SiteReportIn(_Model):

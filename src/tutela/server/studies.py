@@ -37,6 +37,7 @@ from tutela.server.core import (
     StudyStatus,
     dumps,
 )
+from tutela.server.round_metrics import evaluations
 from tutela.server.runtime import Runtimes
 from tutela.server.store import (
     MetricRow,
@@ -227,6 +228,7 @@ class Studies:
                 .where(RoundRow.study_id == study_id)
                 .order_by(RoundRow.round_no, RoundRow.attempt)
             ).all()
+            evaluated = evaluations(s, study_id)  # the sites' evaluations of each model
             return {
                 "id": row.id,
                 "name": row.name,
@@ -249,10 +251,12 @@ class Studies:
                         "status": r.status,
                         "participants": json.loads(r.participants_json),
                         **json.loads(r.outcome_json),
+                        "evaluation": evaluated.get(r.round_no),
                     }
                     for r in rounds
                     if r.round_no != STANDARDISATION_ROUND
                 ],
+                "initial_evaluation": evaluated.get(0),
                 "standardisation": {  # the pooled statistics every fit task carries
                     "mean": json.loads(row.prep_json).get("mean"),
                     "std": json.loads(row.prep_json).get("std"),

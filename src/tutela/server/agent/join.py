@@ -40,6 +40,7 @@ from tutela.secagg import SecAggClient
 from tutela.secagg.config import RoundParams
 from tutela.server.agent import privacy
 from tutela.server.agent.peers import bind_identity
+from tutela.server.agent.reports import split_holdout
 from tutela.server.agent.settings import load_site_table
 from tutela.server.agent.state import StudyState
 from tutela.server.agent.transport import detail
@@ -161,6 +162,11 @@ class StudyJoining:
         else:
             features = kept.to_numpy(dtype=np.float32)
             outcome = frame[outcome_column].to_numpy(dtype=np.int64)
+        holdout = None
+        if policy.report_metrics:  # rows kept out of training, to evaluate each model on
+            features, outcome, holdout = split_holdout(
+                features, outcome, study.data.test_fraction, seed=settings.seed
+            )
         # the factory's source is checked against the study's hash before it is imported
         # (the policy allow-listed that pair in refusals()), and the model it builds must
         # have the parameter names and shapes of the study's initial model
@@ -195,7 +201,9 @@ class StudyJoining:
             identity=agent.identity,
             task=study.model.task,
         )
-        agent.studies[study_id] = StudyState(site, columns, config, dp=dp, client_dp=client_dp)
+        agent.studies[study_id] = StudyState(
+            site, columns, config, dp=dp, client_dp=client_dp, holdout=holdout
+        )
         body: dict[str, Any] = {
             "accept": True,
             "num_examples": site.num_examples,

@@ -15,6 +15,10 @@
   reveals shares only for a set that enough of its neighbours signed too
   (:mod:`tutela.secagg.client`); the signatures verify under the CA-checked keys.
 
+Before training, the site evaluates the model it received on its held-out rows and reports
+it as the previous round's metrics; after the last round, the ``evaluate`` task does the
+same for the final model (:mod:`tutela.server.agent.reports`).
+
 Before each round's training the site checks the round against its policy's limits and
 charges its own ledger (:mod:`tutela.server.agent.privacy`); a round beyond its limits or
 its privacy plan is refused (logged, not trained, nothing sent). After each round it signs
@@ -28,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from safetensors.numpy import save as st_save
 
-from tutela.errors import PolicyViolation, ProtocolAbort
+from tutela.errors import PolicyViolation, ProtocolAbort, TransportError
 from tutela.fl.privacy import WITHIN_CLIP, clip_for_round, secure_input
 from tutela.fl.records import FitIns, Parameters, ParameterSpec, parameters_to_bytes, subtract
 from tutela.secagg import SecAggClient, decode_message, encode_message
@@ -42,6 +46,7 @@ from tutela.secagg.messages import (
 )
 from tutela.server.agent.peers import verified_registry
 from tutela.server.agent.transport import detail
+from tutela.server.round_metrics import EVALUATE_TASK
 from tutela.server.standardisation import STANDARDISATION_CONFIG
 from tutela.server.wire import parse_tensors
 
@@ -77,6 +82,8 @@ class SiteRounds:
             raise ProtocolAbort(f"cannot fetch the model: {detail(response)}")
         arrays, _ = parse_tensors(response.content)
         global_params: Parameters = {k: np.asarray(v, np.float32) for k, v in arrays.items()}
+        # the model this round starts from is the global model after the round before
+        agent.reporter.report_evaluation(task, global_params, round_no - 1)
         result = state.site.fit(FitIns(global_params, dict(task["config"])))
         update = subtract(result.parameters, global_params)
         state.updates = {round_no: (global_params, update, result.num_examples)}
@@ -103,6 +110,30 @@ class SiteRounds:
         body = parameters_to_bytes(update, metadata=metadata)
         agent.transport.submit(task, FIT_STAGE, body)
         agent.reporter.report_round(task)
+        return True
+
+    def evaluate(self, task: dict[str, Any]) -> bool:
+        """Answer an ``evaluate`` task (the study completed): fetch the final global model
+        and send its evaluation on the held-out rows as round ``task["round"]``'s metrics."""
+        agent = self.agent
+        state = agent.studies.get(task["study_id"])
+        if state is None or int(task["round"]) in state.evaluated:
+            return False
+        state.evaluated.add(int(task["round"]))  # asked once, answered at most once
+        try:
+            response = agent.transport.request(
+                "GET", f"/v1/site/studies/{task['study_id']}/model", deadline=task["deadline"]
+            )
+        except TransportError as exc:
+            agent.log(f"{agent.name}: final model of {task['study_id']} not fetched: {exc}")
+            return False
+        if response.status_code != 200:
+            agent.log(f"{agent.name}: final model not fetched: {detail(response)}")
+            return False
+        arrays, _ = parse_tensors(response.content)
+        final: Parameters = {k: np.asarray(v, np.float32) for k, v in arrays.items()}
+        state.evaluated.discard(int(task["round"]))
+        agent.reporter.report_evaluation(task, final, int(task["round"]))
         return True
 
     def _start_secagg(self, task: dict[str, Any], message: object) -> SecAggClient:
@@ -153,7 +184,11 @@ class SiteRounds:
         return client
 
     def secagg(self, task: dict[str, Any]) -> bool:
-        """Answer a SecAgg+ stage's message from the coordinator; True if anything was sent."""
+        """Answer a SecAgg+ stage's message from the coordinator; True if anything was sent
+        (the agent hands every task that is not a join, a query, a fit or a CKKS stage here,
+        so the ``evaluate`` task of a completed study goes to :meth:`evaluate`)."""
+        if task["kind"] == EVALUATE_TASK:  # not a stage: the final model of a completed study
+            return self.evaluate(task)
         agent = self.agent
         study_id, round_no, attempt = (
             task["study_id"],

@@ -63,7 +63,10 @@ def _numbers(values: Mapping[str, Any]) -> dict[str, float]:
 
 
 def studies_view(coordinator: Coordinator) -> list[dict[str, Any]]:
-    """Every study: state, progress, participation (refusals with their reasons), rounds."""
+    """Every study: state, progress, participation (refusals with their reasons), rounds
+    with their metrics (``loss``, ``accuracy``, ``auc``: the sites' evaluations of the model
+    after the round on their held-out rows, weighted by rows; see
+    :mod:`tutela.server.round_metrics`)."""
     out = []
     for study in coordinator.list_studies():
         status = coordinator.study_status(study["id"])
@@ -71,6 +74,11 @@ def studies_view(coordinator: Coordinator) -> list[dict[str, Any]]:
         for r in status["rounds"]:
             metrics = _numbers(r.get("metrics") or {}) | _numbers(r)
             metrics.pop("round", None)
+            # the sites' evaluation of the model after this round, weighted by their rows
+            evaluation = (r.get("evaluation") or {}).get("aggregate") or {}
+            metrics |= _numbers({k: evaluation.get(k) for k in ("loss", "accuracy", "auc")})
+            if evaluation:
+                metrics["evaluated_rows"] = float(evaluation["rows"])
             rounds.append(
                 {
                     "round": r["round"],

@@ -36,6 +36,7 @@ import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -204,6 +205,44 @@ def _chunks(secret: bytes) -> list[int]:
     return [int.from_bytes(secret[i : i + _CHUNK], "big") for i in range(0, len(secret), _CHUNK)]
 
 
+_RoundView = tuple[Mapping[int, KeyAdvertisement], Mapping[int, frozenset[int]]]
+_VIEWS: dict[tuple[int, int], tuple[RoundParams, tuple[KeyAdvertisement, ...], _RoundView]] = {}
+_MAX_VIEWS = 4
+
+
+def _round_view(params: RoundParams, ads: tuple[KeyAdvertisement, ...]) -> _RoundView:
+    """The advertisements by id and the round's neighbour graph, after checking that the ids
+    are sorted, distinct and invited.
+
+    A pure function of its (immutable) arguments, memoised by identity: every client of an
+    in-process simulation parses the same request, and this O(n log n) work then runs once
+    per round rather than once per client. An entry keeps its arguments alive, so an id
+    cannot be reused while it is cached.
+
+    Raises:
+        ProtocolAbort: unsorted or repeated ids.
+        AdvertisementRejected: an advertisement from a client not invited to the round.
+    """
+    key = (id(params), id(ads))
+    hit = _VIEWS.get(key)
+    if hit is not None and hit[0] is params and hit[1] is ads:
+        return hit[2]
+    ids = [a.client_id for a in ads]
+    if ids != sorted(set(ids)):
+        raise ProtocolAbort("advertisements must be sorted by id without repeats")
+    if not set(ids) <= set(params.client_ids):
+        raise AdvertisementRejected("advertisement from a client not invited to the round")
+    seed = graph_seed(params.round_id, (a.signed_bytes() for a in ads))
+    view: _RoundView = (
+        MappingProxyType({a.client_id: a for a in ads}),
+        MappingProxyType(dict(neighbours(ids, params.neighbors, seed))),
+    )
+    if len(_VIEWS) >= _MAX_VIEWS:
+        del _VIEWS[next(iter(_VIEWS))]
+    _VIEWS[key] = (params, ads, view)
+    return view
+
+
 class SecAggClient:
     """One client's side of a SecAgg+ round.
 
@@ -365,21 +404,15 @@ class SecAggClient:
     def _share_keys(self, message: ShareKeysRequest) -> ShareKeysReply:
         params = self._expect(Stage.ADVERTISE_KEYS, message.round_id)
         ads = message.advertisements
-        ids = [a.client_id for a in ads]
-        if ids != sorted(set(ids)):
-            raise ProtocolAbort("advertisements must be sorted by id without repeats")
-        if self._own_ad not in ads:
+        by_id, self._graph = _round_view(params, ads)
+        if by_id.get(self.client_id) != self._own_ad:
             raise AdvertisementRejected("this client's own advertisement is missing or altered")
         if len(ads) < params.min_survivors:
             raise ProtocolAbort("fewer advertisements than min_survivors")
-        if not set(ids) <= set(params.client_ids):
-            raise AdvertisementRejected("advertisement from a client not invited to the round")
-        seed = graph_seed(params.round_id, (a.signed_bytes() for a in ads))
-        self._graph = neighbours(ids, params.neighbors, seed)
         mine = self._graph[self.client_id]
         if len(mine) < params.threshold:
             raise ProtocolAbort("fewer neighbours than the threshold")
-        self._ads = {a.client_id: a for a in ads}
+        self._ads = by_id
         # Every advertisement this client uses (its neighbours') is verified here; the
         # others only feed the graph hash and are verified by their own neighbours (every
         # client has k of them), so a forged or replayed one aborts the round anyway.

@@ -315,10 +315,9 @@ class SecAggServer:
             for share in reply.shares:
                 if share.receiver in alive:
                     inbox[share.receiver].append(share)
-        # _delivered[v] = clients that received v's share (and so mask with v)
-        self._delivered: dict[int, frozenset[int]] = {
-            v: frozenset(u for u in alive if v in self._graph[u]) for v in alive
-        }
+        # _delivered[v] = clients that received v's share (and so mask with v): v's live
+        # neighbours (the graph is symmetric), O(k) per client
+        self._delivered: dict[int, frozenset[int]] = {v: self._graph[v] & alive for v in alive}
         short = [u for u in alive if len(inbox[u]) < self.params.threshold]
         if short:
             raise self._abort(

@@ -344,18 +344,25 @@ def secure_sum(
     for stage in ACTIVE_STAGES:
         silent |= plan.drops_at(stage)
         spent = 0.0
+        # The server sends one message object to many clients (the advertisements, the
+        # survivor set): it is serialised and parsed once, each client is charged the parse
+        # and handed the parsed (immutable) message, so the driver's cost stays O(n k).
+        wire: dict[int, tuple[bytes, Any, float]] = {}
         for cid, message in outbox.items():
-            t0 = time.process_time()
-            raw = encode_message(message)
-            spent += time.process_time() - t0
+            if id(message) not in wire:
+                t0 = time.process_time()
+                raw = encode_message(message)
+                t1 = time.process_time()
+                wire[id(message)] = (raw, decode_message(raw), time.process_time() - t1)
+                spent += t1 - t0
+            raw, request, parse_s = wire[id(message)]
             down[cid] += len(raw)
             if cid in silent:
                 continue
             t0 = time.process_time()
-            request = decode_message(raw)
-            reply = clients[cid].handle(request)  # type: ignore[arg-type]
+            reply = clients[cid].handle(request)
             raw_reply = encode_message(reply)
-            took = time.process_time() - t0
+            took = time.process_time() - t0 + parse_s
             stage_cpu[stage.value][cid] = took
             cpu[cid] += took
             up[cid] += len(raw_reply)

@@ -242,6 +242,28 @@ def server_status(
     typer.echo(json.dumps(status, indent=2, sort_keys=True))
 
 
+@server_app.command("results")
+def server_results(
+    coordinator: CoordinatorOpt,
+    study_id: str = typer.Argument(..., help="Study id (from `tutela server submit`)."),
+    out: Path = typer.Option(..., "--out", help="Run directory to write the results to."),
+    ca: CaOpt = Path("pki/ca.pem"),
+    token: TokenOpt = None,
+    data_dir: DataDirOpt = Path("coordinator"),
+) -> None:
+    """Fetch a completed study's results into a run directory: the final model, each
+    round's metrics as the sites reported them, the privacy ledger, the sites' signed
+    reports, the audit log with its checkpoints and the sites' cosignatures. Then
+    `tutela report OUT`, `tutela comply OUT` and `tutela audit verify OUT/audit.jsonl` work
+    as on the demo (the token's role needs study, model, ledger and audit read)."""
+    from tutela.server.results import fetch_results
+
+    client = _admin_client(coordinator, ca, token, data_dir)
+    with client:
+        results = fetch_results(client, study_id, out)
+    typer.echo(f"results of study {study_id} written to {out} ({len(results.history)} rounds)")
+
+
 @site_app.command("run")
 def site_run(
     coordinator: str = typer.Option(..., "--coordinator", help="Coordinator URL (https://...)."),

@@ -24,7 +24,7 @@ from tutela.server.api import (
     wake,
 )
 from tutela.server.authz import Audience, Permission, Role
-from tutela.server.core import DeploymentSettings
+from tutela.server.core import DeploymentSettings, NotFoundError
 from tutela.server.schemas import (
     EnrolmentTokenOut,
     RoundNo,
@@ -37,6 +37,15 @@ from tutela.server.schemas import (
     TokenIn,
     TokenOut,
 )
+
+
+def _merkle_log(request: Request) -> Any:
+    """The coordinator's tamper-evident log (:class:`tutela.server.serve.MerkleAuditHook`);
+    NotFoundError for a coordinator built without one (tests of the bare core)."""
+    hook = coordinator_of(request).core.audit_hook
+    if not hasattr(hook, "export"):
+        raise NotFoundError("this coordinator keeps no tamper-evident audit log")
+    return hook
 
 
 def add_admin_routes(app: FastAPI) -> None:
@@ -167,6 +176,25 @@ def add_admin_routes(app: FastAPI) -> None:
         result: list[dict[str, Any]] = await run(
             lambda: coordinator_of(request).audit_events(limit=limit, after_id=max(after_id, 0))
         )
+        return result
+
+    @app.get("/v1/admin/audit/export", **declared(Audience.PEOPLE, Permission.AUDIT_READ))
+    async def audit_export(request: Request, _p: Caller) -> dict[str, Any]:
+        """The tamper-evident audit log as stored, with its checkpoints and the sites'
+        cosignatures (``tutela server results`` keeps them beside the results)."""
+        result: dict[str, Any] = await run(_merkle_log(request).export)
+        return result
+
+    @app.get("/v1/admin/audit/proofs", **declared(Audience.PEOPLE, Permission.AUDIT_READ))
+    async def audit_proofs(
+        request: Request,
+        _p: Caller,
+        start: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> dict[str, Any]:
+        """Records of the tamper-evident log (default: the newest), each with its leaf and
+        its inclusion proof against the latest cosigned checkpoint, for the reader to check."""
+        result: dict[str, Any] = await run(_merkle_log(request).inclusion_proofs, start, limit)
         return result
 
     # admin: sites and tokens

@@ -37,9 +37,11 @@ from tutela.governance.audit import (
     generate_signing_key,
     load_signing_key,
 )
+from tutela.governance.merkle import inclusion_proof
 from tutela.governance.witness import (
     Cosignature,
     cosigned_path,
+    load_cosigned,
     with_cosignature,
     witness_name,
 )
@@ -142,6 +144,7 @@ class MerkleAuditHook:
     """
 
     def __init__(self, path: Path, signing_key: Ed25519PrivateKey) -> None:
+        self.path = path
         self._log = AuditLog.open(path)
         self._key = signing_key
         self._lock = threading.Lock()
@@ -184,6 +187,76 @@ class MerkleAuditHook:
             if 0 < from_size < latest.size:
                 proof = list(self._log.prove_consistency(from_size, latest.size).path)
             return latest, proof
+
+    def export(self) -> dict[str, Any]:
+        """The whole log as stored, for an auditor to keep: ``log`` (the JSON-lines file,
+        exactly the records the ``checkpoint`` covers, which is signed now if the log grew),
+        ``checkpoints`` (every checkpoint issued, signed notes), ``cosigned`` (file name ->
+        the cosigned checkpoint note) and ``audit_key`` (the verifier key, which an auditor
+        compares with the one pinned out of band, never trusts from here)."""
+        with self._lock:
+            self._sign()
+            latest = self._latest
+            assert latest is not None  # _sign() signs a log that was never checkpointed
+            with self.path.open("r", encoding="utf-8") as handle:
+                lines = [handle.readline() for _ in range(latest.size + 1)]
+            checkpoints = [cp.encode() for cp in self._log.checkpoints()]
+            cosigned = (
+                {
+                    cosigned_path(self.cosigned_dir, cp).name: cp.encode()
+                    for cp in load_cosigned(self.cosigned_dir)
+                }
+                if self.cosigned_dir.is_dir()
+                else {}
+            )
+        return {
+            "log": "".join(lines),
+            "size": latest.size,
+            "checkpoint": latest.encode(),
+            "checkpoints": checkpoints,
+            "cosigned": cosigned,
+            "audit_key": VerifierKey.of(self._key).encode(),
+        }
+
+    def inclusion_proofs(self, start: int | None, limit: int) -> dict[str, Any]:
+        """Records ``start`` to ``start + limit`` of the log as stored (``None``: the newest
+        ``limit``), each with its leaf
+        (the canonical bytes its hash covers, rebuilt from the stored fields) and its RFC 9162
+        inclusion proof against the latest checkpoint the sites cosigned (else the latest
+        signed one), so a reader checks each record on its own: a record edited in the store
+        no longer hashes into the signed root. Records the checkpoint does not cover yet come
+        without a proof (``pending``).
+
+        Security: the proofs are built from the stored leaf hashes, the leaf from the stored
+        fields; neither is trusted: the check is the reader's, against the signed root.
+        """
+        with self._lock:
+            cosigned = load_cosigned(self.cosigned_dir) if self.cosigned_dir.is_dir() else []
+            anchor = cosigned[-1] if cosigned else self._latest
+            if start is None:
+                start = max(0, self._log.size - limit)
+            records = list(self._log.records(start, start + limit))
+            size = anchor.size if anchor is not None else 0
+            leaves = self._log.leaf_hashes(size) if size else []
+        out = []
+        for record in records:
+            entry: dict[str, Any] = {**record.to_json(), "leaf": record.leaf().decode("utf-8")}
+            if record.index < size:
+                entry["proof"] = [p.hex() for p in inclusion_proof(leaves, record.index, size)]
+            out.append(entry)
+        return {
+            "checkpoint": None
+            if anchor is None
+            else {
+                "size": anchor.size,
+                "root": anchor.root.hex(),
+                "origin": anchor.origin,
+                "cosigned": bool(cosigned),
+                "signed_by": list(anchor.signer_names),
+            },
+            "log_size": self._log.size,
+            "records": out,
+        }
 
     def add_cosignature(self, site: str, body: str, line: str) -> Checkpoint:
         """Keep ``site``'s cosignature line of the issued checkpoint whose note body is

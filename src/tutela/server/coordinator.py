@@ -278,5 +278,8 @@ class Coordinator:
         return self.driver.resume()
 
     def tick(self) -> bool:
-        """See :meth:`RoundDriver.tick`."""
-        return self.queries.tick() | self.driver.tick()
+        """See :meth:`RoundDriver.tick` (and :meth:`Queries.tick`)."""
+        if self.queries.tick():  # queries live in memory: the store does not ring for them
+            self.core.bell.ring()
+            return self.driver.tick() or True
+        return self.driver.tick()

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from tutela.errors import ConfigError, DataError, ServiceError
 from tutela.fl.records import Parameters, check_compatible
 from tutela.fl.rounds import RoundStatus
+from tutela.server.push import COORDINATOR_SENDER, TaskBell, watch_store
 from tutela.server.store import AuditRow, RelayRow, RoundRow, Store, StudyRow, digest
 from tutela.server.wire import parse_tensors
 
@@ -46,7 +47,7 @@ class CheckpointingAuditHook(Protocol):
         """Sign a checkpoint of everything appended so far (returns it, or None)."""
 
 
-COORDINATOR = "coordinator"
+COORDINATOR = COORDINATOR_SENDER
 ANON = "anonymous"
 FIT_STAGE = "fit"
 
@@ -182,12 +183,19 @@ class Core:
 
     ``lock`` serialises every change to round state (the round driver and submissions that
     feed the in-memory SecAgg+ servers). Lock order: this lock, then the database.
+
+    ``bell`` wakes the sites' held task requests (:mod:`~tutela.server.push`): every
+    committed write to the store rings the sites it concerns.
     """
 
     store: Store
     clock: Clock = time.time
     audit_hook: AuditHook | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
+    bell: TaskBell = field(default_factory=TaskBell)
+
+    def __post_init__(self) -> None:
+        watch_store(self.store, self.bell)
 
     # audit -----------------------------------------------------------------------------
 

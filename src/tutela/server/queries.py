@@ -154,6 +154,7 @@ class Queries:
             finished = [k for k, v in self._queries.items() if v.status in _FINISHED]
             for old in finished[: max(0, len(finished) - MAX_KEPT)]:
                 del self._queries[old]
+        self.core.bell.ring(invited)  # their waiting task requests see the invitation now
         self.core.audit(
             principal.label,
             "query.submit",

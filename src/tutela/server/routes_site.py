@@ -1,9 +1,10 @@
 """The sites' side of the coordinator's HTTP API (``/v1/site/...``, mutual TLS), and
 enrolment (``/v1/enrol``), which exchanges a one-time token and a CSR for a certificate.
 
-Sites poll for tasks, fetch the global model, submit updates and protocol messages as
-binary safetensors bodies, relay opaque messages to each other, report metrics, and send
-their signed site reports (the policy they enforced and their own ledger summary).
+Sites ask for their tasks (long polling, :mod:`~tutela.server.push`), fetch the global
+model, submit updates and protocol messages as binary safetensors bodies, relay opaque
+messages to each other, report metrics, and send their signed site reports (the policy
+they enforced and their own ledger summary).
 
 Sites also witness the coordinator's audit log (:mod:`tutela.governance.witness`): they fetch
 its latest checkpoint with a consistency proof (``GET /v1/site/audit/checkpoint``) and post
@@ -16,7 +17,7 @@ import base64
 from typing import Annotated, Any, Protocol, runtime_checkable
 
 import numpy as np
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from safetensors.numpy import save as st_save
@@ -39,6 +40,7 @@ from tutela.server.api import (
 from tutela.server.authz import Audience, Permission
 from tutela.server.core import NotFoundError
 from tutela.server.inbox import MAX_SITE_REPORT_BYTES
+from tutela.server.push import TooManyWaiting, disconnect_of
 from tutela.server.schemas import (
     EnrolIn,
     EnrolOut,
@@ -52,6 +54,9 @@ from tutela.server.schemas import (
     StageName,
     StudyId,
 )
+
+MAX_WAIT_S = 300.0
+"""Largest ``wait`` a site may ask for (the coordinator holds at most its own limit)."""
 
 MAX_COSIGNATURE_BYTES = 16 * 1024
 """Largest cosignature body (a checkpoint body and one signature line)."""
@@ -124,10 +129,36 @@ def add_site_routes(app: FastAPI) -> None:
 
     # site API
     @app.get("/v1/site/tasks", **declared(Audience.SITES, Permission.ROUND_SUBMIT))
-    async def tasks(request: Request, p: Caller) -> dict[str, Any]:
-        """What this site should do now, and the status of its studies."""
-        result: dict[str, Any] = await run(coordinator_of(request).tasks_for, p.name)
-        return result
+    async def tasks(
+        request: Request,
+        p: Caller,
+        wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0.0,
+        seen: Annotated[str | None, Query(pattern="^[0-9a-f]{32}$")] = None,
+    ) -> dict[str, Any]:
+        """What this site should do now, the status of its studies, and the answer's
+        ``version``.
+
+        Long polling: with ``wait`` (seconds) and ``seen`` (the version last acted on), the
+        request is held until the answer differs from ``seen`` or the wait (at most the
+        coordinator's limit) runs out. Over the bound on held requests it is refused at
+        once: 429 when this site holds too many, 503 when the coordinator does.
+        """
+        coordinator = coordinator_of(request)
+
+        async def compute() -> dict[str, Any]:
+            result: dict[str, Any] = await run(coordinator.tasks_for, p.name)
+            return result
+
+        try:
+            return await coordinator.core.bell.long_poll(
+                p.name,
+                compute,
+                seen=seen,
+                wait=wait,
+                disconnected=lambda: disconnect_of(request.receive),
+            )
+        except TooManyWaiting as exc:
+            raise HTTPException(exc.status, str(exc), headers={"Retry-After": "1"}) from None
 
     @app.get(
         "/v1/site/studies/{study_id}/model",

@@ -301,6 +301,11 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._readers = sessionmaker(self.read_engine, expire_on_commit=False)
 
+    @property
+    def write_sessions(self) -> sessionmaker[Session]:
+        """The factory of write sessions (for listeners of committed changes)."""
+        return self._sessions
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A write transaction: committed on success, rolled back on any exception."""

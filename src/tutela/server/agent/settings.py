@@ -35,7 +35,10 @@ class AgentSettings:
         seed: seeds local data order (not privacy noise).
         state_dir: where the agent keeps its SecAgg+ identity key, its privacy ledgers and
             its signed reports (the data file's directory if ``None``).
-        poll_interval: seconds between polls when idle.
+        poll_interval: seconds between polls when idle and the coordinator cannot hold
+            requests (an older one), or after a task the agent gave up on.
+        long_poll_s: how long the coordinator may hold a task request until something
+            changes (0: never held, plain polling every ``poll_interval``).
         exit_when_done: stop once every study this site joined has ended.
         max_runtime_s: stop after this long regardless.
     """
@@ -50,6 +53,7 @@ class AgentSettings:
     seed: int = 0
     state_dir: Path | None = None
     poll_interval: float = 0.2
+    long_poll_s: float = 25.0
     exit_when_done: bool = True
     max_runtime_s: float = 3600.0
 

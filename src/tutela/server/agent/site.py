@@ -1,7 +1,12 @@
-"""The site agent's loop: poll the coordinator's tasks and hand each to its part.
+"""The site agent's loop: ask the coordinator for tasks and hand each to its part.
 
-The agent polls ``/v1/site/tasks`` over mutual TLS (:mod:`~tutela.server.agent.transport`)
-and, for each task:
+The agent asks ``/v1/site/tasks`` over mutual TLS (:mod:`~tutela.server.agent.transport`)
+by long polling (:mod:`~tutela.server.push`): it names the version of the answer it last
+acted on and the coordinator holds the request until that answer changes (a round opens, a
+SecAgg+ stage advances, a query arrives) or the wait runs out; the agent asks again at once.
+A coordinator that answers without a version (an older one) is polled every
+``poll_interval`` instead, as is every coordinator after a task the agent gave up on (so the
+task is retried). For each task:
 
 - ``join``: the site policy's verdict, then an acceptance or a refusal
   (:mod:`~tutela.server.agent.join`);
@@ -107,6 +112,7 @@ class SiteAgent:
         )
         self.witness_refused: str | None = None
         self._witnessed: object = None
+        self._gave_up = False
 
     @property
     def ca(self) -> x509.Certificate:
@@ -120,11 +126,13 @@ class SiteAgent:
         return self.settings.state_dir or Path(self.settings.data).parent
 
     def run(self) -> dict[str, Any]:
-        """Poll and work until every joined study has ended (or ``max_runtime_s``)."""
+        """Ask for tasks and work until every joined study has ended (or ``max_runtime_s``)."""
         started = time.time()
+        seen: str | None = None
         while time.time() - started < self.settings.max_runtime_s:
-            payload = self.poll()
+            payload = self.poll(seen)
             worked = False
+            self._gave_up = False
             for task in payload["tasks"]:
                 worked |= self.handle(task)
             active = payload.get("studies", {})
@@ -147,8 +155,13 @@ class SiteAgent:
             ):
                 self.witness_checks()  # the log as the site leaves it
                 break
-            if not worked:
-                time.sleep(self.settings.poll_interval)
+            version = payload.get("version")
+            if isinstance(version, str) and not self._gave_up:
+                seen = version  # the coordinator holds the next request until this changes
+            else:
+                seen = None
+                if not worked or self._gave_up:
+                    time.sleep(self.settings.poll_interval)
         return {
             "joined": sorted(self.studies),
             "refused": dict(self.refused),
@@ -183,13 +196,37 @@ class SiteAgent:
             self.log(f"{self.name}: audit checkpoint not witnessed this time: {exc}")
         return True
 
-    def poll(self) -> dict[str, Any]:
-        """Fetch the current tasks."""
-        response = self.transport.request("GET", "/v1/site/tasks", deadline=time.time() + 600)
-        if response.status_code != 200:
-            raise TransportError(f"polling failed: HTTP {response.status_code}: {detail(response)}")
-        data: dict[str, Any] = response.json()
-        return data
+    def poll(self, seen: str | None = None) -> dict[str, Any]:
+        """Fetch the current tasks; with ``seen``, once they differ from that version (or the
+        long-poll wait ran out).
+
+        A coordinator that refuses to hold the request (429: this site holds too many) is
+        asked again without waiting, after ``poll_interval``; one that fails (a server
+        error, e.g. while it stops) is asked again until the deadline.
+        """
+        wait = self.settings.long_poll_s
+        deadline = time.time() + 600
+        while True:
+            if seen is not None and wait > 0:
+                response = self.transport.request(
+                    "GET",
+                    "/v1/site/tasks",
+                    params={"wait": wait, "seen": seen},
+                    timeout=wait + 30.0,
+                    deadline=deadline,
+                )
+            else:
+                response = self.transport.request("GET", "/v1/site/tasks", deadline=deadline)
+            if response.status_code == 200:
+                data: dict[str, Any] = response.json()
+                return data
+            if response.status_code not in (429, 500) or time.time() > deadline:
+                raise TransportError(
+                    f"polling failed: HTTP {response.status_code}: {detail(response)}"
+                )
+            self.log(f"{self.name}: task request refused, asking again: {detail(response)}")
+            seen = None  # ask without waiting
+            time.sleep(self.settings.poll_interval)
 
     def handle(self, task: dict[str, Any]) -> bool:
         """Do one task; return True if anything was sent."""
@@ -215,7 +252,8 @@ class SiteAgent:
             return False
         except (ProtocolAbort, TransportError) as exc:
             # The round goes on without this site (the coordinator's deadline handles it);
-            # the agent keeps polling for the next task.
+            # the agent keeps polling for the next task (and retries this one meanwhile).
+            self._gave_up = True
             self.log(f"{self.name}: round {task.get('round')} stage {kind} given up: {exc}")
             return False
 

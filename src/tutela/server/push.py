@@ -1,0 +1,293 @@
+"""Tasks pushed to site agents: long polling of ``/v1/site/tasks``.
+
+A site agent asks for its tasks with ``wait`` (seconds) and ``seen`` (the ``version`` of
+the last answer it acted on). The coordinator answers at once when the answer differs from
+``seen``; otherwise it holds the request until the site's tasks may have changed or the
+wait runs out, and then answers (the same version again when nothing changed). The agent
+asks again at once, so a task reaches it as soon as the coordinator creates it, with no
+fixed polling interval. A request without ``wait`` or ``seen`` (an older agent) is
+answered at once, as before.
+
+The wake-up comes from the coordinator's own state changes, never from a timer:
+
+- :func:`watch_store` listens to every write transaction of the store and, once it commits,
+  rings the sites whose tasks it may have changed: the participants of a round that opened,
+  changed stage or closed; a site invited to a study or whose answer changed; the recipient
+  of a coordinator message; every site when a study's status changed.
+- Parts that keep state in memory (federated queries) ring :class:`TaskBell` themselves.
+
+A ring only wakes the held requests; each recomputes its site's answer and goes back to
+waiting if it did not change, so a ring too many costs one read, never a wrong answer.
+
+Security: long polling changes when an answer is sent, not what it holds: a held request is
+authenticated (mutual TLS) and authorised before it is held, and it is answered with its
+own site's tasks only, computed exactly as a plain poll computes them. Held requests are
+bounded per site and in total (:class:`PushLimits`); over a bound the request is refused at
+once with the reason (429 for one site holding too many, 503 when the coordinator holds too
+many in all), so many held requests cannot exhaust the coordinator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session
+
+from tutela.errors import ConfigError, ServiceError
+from tutela.server.store import ParticipationRow, RelayRow, RoundRow, Store, StudyRow, UpdateRow
+
+COORDINATOR_SENDER = "coordinator"
+"""The relay sender name of the coordinator's own protocol messages."""
+
+ALL_SITES = None
+"""Ring every site (a change whose sites are not known at hand)."""
+
+_PENDING = "tutela.push.sites"
+"""Key in ``Session.info`` of the sites a transaction's changes concern."""
+
+
+class TooManyWaiting(ServiceError):
+    """A long poll over a bound on held requests.
+
+    Attributes:
+        status: the HTTP status to answer (429: the site holds too many; 503: the
+            coordinator holds too many in all).
+    """
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class PushLimits:
+    """Bounds on long polls.
+
+    Attributes:
+        max_wait_s: the longest a request is held (a larger ``wait`` is cut to it).
+        max_per_site: held requests one site may have at once (an agent holds one; the
+            second covers a reconnection while the first has not noticed yet).
+        max_total: held requests the coordinator keeps at once, all sites together.
+    """
+
+    max_wait_s: float = 30.0
+    max_per_site: int = 2
+    max_total: int = 1500
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_wait_s <= 300:
+            raise ConfigError("max_wait_s must be in (0, 300]")
+        if self.max_per_site < 1 or self.max_total < 1:
+            raise ConfigError("the bounds on held requests must be positive")
+
+
+@dataclass(eq=False)
+class _Waiter:
+    site: str
+    loop: asyncio.AbstractEventLoop
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def ring(self) -> None:
+        self.loop.call_soon_threadsafe(self.event.set)
+
+
+class TaskBell:
+    """Wakes the long polls of sites whose tasks may have changed (any thread may ring).
+
+    Args:
+        limits: bounds on held requests.
+    """
+
+    def __init__(self, limits: PushLimits | None = None) -> None:
+        self.limits = limits or PushLimits()
+        self._lock = threading.Lock()
+        self._waiters: dict[str, set[_Waiter]] = {}
+        self._total = 0
+        self.rings = 0
+        """How many times the bell rang (for tests and benchmarks)."""
+
+    @property
+    def held(self) -> int:
+        """Requests held now, all sites together."""
+        return self._total
+
+    def held_by(self, site: str) -> int:
+        """Requests ``site`` holds now."""
+        with self._lock:
+            return len(self._waiters.get(site, ()))
+
+    def ring(self, sites: Iterable[str] | None = ALL_SITES) -> None:
+        """Wake the held requests of ``sites`` (every site when None)."""
+        with self._lock:
+            self.rings += 1
+            if sites is None:
+                waiters = [w for ws in self._waiters.values() for w in ws]
+            else:
+                waiters = [w for site in set(sites) for w in self._waiters.get(site, ())]
+        for waiter in waiters:
+            with contextlib.suppress(RuntimeError):  # its loop closed: nobody waits any more
+                waiter.ring()
+
+    @contextlib.contextmanager
+    def _hold(self, site: str) -> Iterator[_Waiter]:
+        waiter = _Waiter(site, asyncio.get_running_loop())
+        with self._lock:
+            mine = self._waiters.setdefault(site, set())
+            if len(mine) >= self.limits.max_per_site:
+                raise TooManyWaiting(
+                    f"site {site} already holds {len(mine)} waiting task request(s) "
+                    f"(at most {self.limits.max_per_site}); ask again without waiting",
+                    429,
+                )
+            if self._total >= self.limits.max_total:
+                raise TooManyWaiting(
+                    f"the coordinator holds {self._total} waiting task requests "
+                    f"(at most {self.limits.max_total}); retry shortly",
+                    503,
+                )
+            mine.add(waiter)
+            self._total += 1
+        try:
+            yield waiter
+        finally:
+            with self._lock:
+                mine.discard(waiter)
+                if not mine:
+                    self._waiters.pop(site, None)
+                self._total -= 1
+
+    async def long_poll(
+        self,
+        site: str,
+        compute: Callable[[], Awaitable[dict[str, Any]]],
+        *,
+        seen: str | None,
+        wait: float,
+        disconnected: Callable[[], Awaitable[None]] | None = None,
+    ) -> dict[str, Any]:
+        """``site``'s tasks (with their ``version``) once they differ from ``seen``, or after
+        ``wait`` seconds (at most ``limits.max_wait_s``), or at once without ``seen``.
+
+        ``compute`` reads the site's tasks; ``disconnected`` returns when the caller hung
+        up (the request then ends early and frees its place).
+
+        Raises:
+            TooManyWaiting: over a bound on held requests (nothing was held).
+        """
+        if seen is None or wait <= 0:
+            return versioned(await compute())
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + min(wait, self.limits.max_wait_s)
+        with self._hold(site) as waiter:
+            gone = asyncio.ensure_future(disconnected()) if disconnected is not None else None
+            try:
+                while True:
+                    # Cleared before reading: a ring after this point is never lost.
+                    waiter.event.clear()
+                    answer = versioned(await compute())
+                    left = give_up - loop.time()
+                    if answer["version"] != seen or left <= 0:
+                        return answer
+                    rung = asyncio.ensure_future(waiter.event.wait())
+                    pending = {rung, gone} if gone is not None else {rung}
+                    try:
+                        done, _ = await asyncio.wait(
+                            pending, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                        )
+                    except asyncio.CancelledError:
+                        # A stopping server cancels what it still serves: answer what the
+                        # site already knows, so it asks again (and reconnects to whichever
+                        # coordinator serves next) instead of reading a server error.
+                        rung.cancel()
+                        task = asyncio.current_task()
+                        if task is not None:
+                            task.uncancel()
+                        return answer
+                    if not rung.done():
+                        rung.cancel()
+                    if gone is not None and gone in done:
+                        return answer  # nobody reads it; the place is freed
+            finally:
+                if gone is not None and not gone.done():
+                    gone.cancel()
+
+
+def versioned(answer: dict[str, Any]) -> dict[str, Any]:
+    """``answer`` with its ``version``: a digest of its canonical JSON."""
+    body = {k: v for k, v in answer.items() if k != "version"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return {**body, "version": hashlib.sha256(text.encode()).hexdigest()[:32]}
+
+
+# ---- the store's changes ------------------------------------------------------------------
+
+
+def _changed(obj: object, *names: str) -> bool:
+    state = inspect(obj)
+    return any(state.attrs[name].history.has_changes() for name in names)
+
+
+def _sites_of(session: Session) -> set[str] | None:
+    """The sites whose tasks this flush may have changed (None: every site)."""
+    sites: set[str] = set()
+    for obj in [*session.new, *session.dirty]:
+        if isinstance(obj, RoundRow):
+            if obj in session.new or _changed(
+                obj, "stage", "status", "attempt", "stage_deadline", "protocol_state"
+            ):
+                sites.update(json.loads(obj.participants_json or "[]"))
+        elif isinstance(obj, StudyRow):
+            if obj not in session.new and _changed(obj, "status", "prep_json"):
+                return None
+        elif isinstance(obj, ParticipationRow):
+            if obj in session.new or _changed(obj, "status"):
+                sites.add(obj.site)
+        elif isinstance(obj, RelayRow):
+            if obj in session.new and obj.sender == COORDINATOR_SENDER:
+                sites.add(obj.recipient)
+        elif isinstance(obj, UpdateRow) and obj in session.new:
+            sites.add(obj.site)
+    return sites
+
+
+def watch_store(store: Store, bell: TaskBell) -> None:
+    """Ring ``bell`` for the sites each committed write transaction of ``store`` concerns."""
+    factory = store.write_sessions
+    key = f"{_PENDING}.{id(bell)}"  # one entry per bell: several may watch one store
+
+    def after_flush(session: Session, _context: object) -> None:
+        pending = session.info.get(key, set())
+        if pending is ALL_SITES:
+            return
+        found = _sites_of(session)
+        session.info[key] = ALL_SITES if found is None else pending | found
+
+    def after_commit(session: Session) -> None:
+        if key not in session.info:
+            return
+        sites = session.info.pop(key)
+        if sites is ALL_SITES or sites:
+            bell.ring(sites)
+
+    def after_rollback(session: Session) -> None:
+        session.info.pop(key, None)
+
+    event.listen(factory, "after_flush", after_flush)
+    event.listen(factory, "after_commit", after_commit)
+    event.listen(factory, "after_soft_rollback", lambda s, _prev: after_rollback(s))
+
+
+async def disconnect_of(receive: Callable[[], Awaitable[MutableMapping[str, Any]]]) -> None:
+    """Return once the ASGI client hung up (for a request whose body was read)."""
+    while True:
+        message = await receive()
+        if message.get("type") == "http.disconnect":
+            return

@@ -161,7 +161,71 @@ async function showAudit() {
       : "No witnessed checkpoint yet.", " · cosigned checkpoints: " + r.body.cosigned_checkpoints),
     el("p", { id: "audit-count", "aria-live": "polite" }, r.body.matches + " matching records"),
     table("Audit records", ["id", "time", "actor", "action", "resource", "outcome", "detail"],
-      r.body.events.map((e) => [e.id, fmt(e.ts ?? e.timestamp), e.actor, e.action, e.resource, e.outcome, JSON.stringify(e.detail ?? e.details ?? {})])));
+      r.body.events.map((e) => [e.id, fmt(e.ts ?? e.timestamp), e.actor, e.action, e.resource, e.outcome, JSON.stringify(e.detail ?? e.details ?? {})])),
+    await proofsTable());
+}
+
+// Inclusion proofs (RFC 9162): each record's leaf hashes into the signed root, checked here.
+const hex = (bytes) => [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
+const unhex = (text) => new Uint8Array(text.match(/../g).map((h) => parseInt(h, 16)));
+
+async function sha256(prefix, ...parts) {
+  const chunks = [new Uint8Array([prefix]), ...parts];
+  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) { all.set(c, at); at += c.length; }
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+}
+
+async function proofHolds(record, checkpoint) {
+  // the leaf must say what the record says, then hash into the checkpoint's root
+  let fields;
+  try { fields = JSON.parse(record.leaf); } catch (e) { return false; }
+  const [, index, ts, actor, action, resource, outcome, details] = fields;
+  let shown;
+  try { shown = JSON.parse(details); } catch (e) { return false; }
+  if (index !== record.index || ts !== record.timestamp || actor !== record.actor || action !== record.action
+    || resource !== record.resource || outcome !== record.outcome
+    || JSON.stringify(shown) !== JSON.stringify(record.details)) return false;
+  let r = await sha256(0, new TextEncoder().encode(record.leaf));
+  let fn = record.index, sn = checkpoint.size - 1;
+  if (fn > sn) return false;
+  for (const step of record.proof) {
+    const p = unhex(step);
+    if (sn === 0) return false;
+    if (fn % 2 === 1 || fn === sn) {
+      r = await sha256(1, p, r);
+      if (fn % 2 === 0) while (fn !== 0 && fn % 2 === 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+    } else {
+      r = await sha256(1, r, p);
+    }
+    fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
+  }
+  return sn === 0 && hex(r) === checkpoint.root;
+}
+
+async function proofsTable() {
+  const r = await api("/v1/admin/audit/proofs?limit=100");
+  if (r.status !== 200) return el("p", { class: "error" }, "Inclusion proofs unavailable (" + r.status + ").");
+  const cp = r.body.checkpoint;
+  if (!cp) return el("p", { class: "note", id: "proof-summary" }, "No checkpoint yet: no record can be proven.");
+  const counts = { verified: 0, failed: 0, pending: 0 };
+  const rows = [];
+  for (const rec of r.body.records) {
+    let verdict;
+    if (!rec.proof) { verdict = "pending"; counts.pending++; }
+    else if (await proofHolds(rec, cp)) { verdict = "verified"; counts.verified++; }
+    else { verdict = "FAILED"; counts.failed++; }
+    const mark = el("span", { class: verdict === "FAILED" ? "bad" : verdict === "verified" ? "ok" : "note",
+      "data-proof": verdict.toLowerCase(), "data-index": String(rec.index) },
+      verdict === "FAILED" ? "proof FAILS: record altered" : verdict === "pending" ? "after the checkpoint" : "verified");
+    rows.push([rec.index, rec.timestamp, rec.actor, rec.action, rec.resource ?? "", rec.outcome, mark]);
+  }
+  return el("div", {},
+    el("p", { id: "proof-summary", class: counts.failed ? "bad" : "ok", role: counts.failed ? "alert" : "status" },
+      "Inclusion proofs against the " + (cp.cosigned ? "cosigned" : "signed") + " checkpoint of " + cp.size + " records (root " + cp.root.slice(0, 16) + "…), checked in this page: "
+      + counts.verified + " verified, " + counts.failed + " failed, " + counts.pending + " after the checkpoint."),
+    table("Tamper-evident log: newest records and their inclusion proofs", ["index", "time", "actor", "action", "resource", "outcome", "proof"], rows));
 }
 
 const SHOW = { studies: showStudies, sites: showSites, privacy: showPrivacy, audit: showAudit };

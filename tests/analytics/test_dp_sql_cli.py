@@ -42,14 +42,13 @@ def test_answers_with_intervals_and_one_budget_per_content(
     second = runner.invoke(app, _args(copy, policy_file, ledger, SQL, "--epsilon", "0.5"))
     assert second.exit_code != 0
     assert "budget" in str(second.exception) or "budget" in second.output
-    assert len(PrivacyLedger(ledger).records()) == 1
+    assert len(PrivacyLedger(ledger).records()) == 2  # the first query's cohort test, release
 
 
 @pytest.mark.parametrize(
     ("sql", "message"),
     [
         ("SELECT count(*) FROM p WHERE postcode = 'AB1'", "outside the site policy"),
-        ("SELECT count(*) FROM p WHERE age > 93 AND bmi > 38", "cohort is below"),
         ("SELECT avg(bmi) FROM p", "needs declared bounds"),
         ("SELECT count(*) FROM p; DELETE FROM p", "expected the end of the query"),
     ],
@@ -63,6 +62,23 @@ def test_refusals_are_one_line_and_charge_nothing(
     )
     assert result.exit_code != 0 and message in str(result.exception)
     assert not PrivacyLedger(ledger).records()
+
+
+def test_a_small_cohort_is_refused_and_only_its_noisy_test_is_charged(
+    table: Path, policy_file: Path, tmp_path: Path
+) -> None:
+    strict = tmp_path / "strict.toml"  # 3,000 rows against a minimum of 100,000: far below
+    strict.write_text(policy_file.read_text().replace("min_cohort = 10", "min_cohort = 100000"))
+    ledger = tmp_path / "ledger.db"
+    sql = "SELECT count(*) FROM p WHERE age > 30"
+    result = runner.invoke(
+        app, _args(table, strict, ledger, sql, "--epsilon", "0.5", "--budget", "2")
+    )
+    assert result.exit_code != 0
+    assert "cohort is below this site's minimum of 100000 rows" in str(result.exception)
+    (record,) = PrivacyLedger(ledger).records()
+    assert record.label.startswith("minimum-cohort test of ")
+    assert record.epsilon_after == pytest.approx(0.05, abs=1e-3)  # 0.1 of the query's 0.5
 
 
 def test_a_refusal_in_a_real_process_is_one_line(

@@ -1,6 +1,8 @@
 """Federated queries in process: the distributed noise has the variance the answer states and
 never less than the query's calibration, the released statistics are unbiased, a site checks
-the round's plan before it charges, and refusals charge nothing.
+the round's plan before it charges, and refusals charge nothing beyond a site's noisy cohort
+test. The cohorts here hold about 330 rows per group against a minimum of 10 at test epsilon
+0.05: a wrongful cohort refusal has probability under 1e-6 per group (fresh OS noise).
 
 Statistical checks use fixed seeds (deterministic) except the SecAgg+ rounds, whose noise
 comes from the OS CSPRNG as in deployment. False-failure rates for a fresh draw: each mean
@@ -19,6 +21,7 @@ import numpy as np
 import pytest
 
 from tests.analytics.conftest import POLICY, ehr
+from tutela.dp.events import DiscreteLaplaceEvent
 from tutela.dp.ledger import PrivacyLedger
 from tutela.dp.sql.engine import SqlPolicy, shape_of
 from tutela.dp.sql.parse import parse_sql
@@ -116,10 +119,15 @@ def test_a_federated_answer_is_read_from_the_noisy_sum_and_charged_at_every_site
         assert abs(row.count - truth) < 5 * answer.sigma
     for ledger in ledgers.values():
         for scope in query_scopes(_request()):
-            assert ledger.spent(scope) == pytest.approx(0.5, abs=1e-3)
+            test, release = ledger.records(scope)  # the cohort test first, then the release
+            assert isinstance(test.event, DiscreteLaplaceEvent)
+            assert test.epsilon_after == pytest.approx(0.05, abs=1e-3)  # 0.1 of 0.5
+            assert release.event == _request().event
 
 
-def test_refusals_carry_their_reason_and_charge_nothing(tmp_path: Path) -> None:
+def test_refusals_carry_their_reason_and_charge_nothing_beyond_the_cohort_test(
+    tmp_path: Path,
+) -> None:
     tables, ledgers = _sites(tmp_path, 5)
     strict = dataclasses.replace(
         SITE_POLICY, analytics=dataclasses.replace(SITE_POLICY.analytics, min_cohort=100_000)
@@ -130,21 +138,26 @@ def test_refusals_carry_their_reason_and_charge_nothing(tmp_path: Path) -> None:
     policies = dict.fromkeys(tables, SITE_POLICY) | {"h3": strict, "h4": poor}
     answer = federated_query(tables, _request(), policies, ledgers)  # type: ignore[arg-type]
     assert answer.sites == ["h0", "h1", "h2"]
-    assert "cohort is below this site's minimum" in answer.refused["h3"]
+    assert "below this site's minimum of 100000 rows" in answer.refused["h3"]
     assert "past its budget" in answer.refused["h4"]
-    assert not ledgers["h3"].records() and not ledgers["h4"].records()
+    # the small cohort (far below: certain within 1e-9) charged its test to both scopes only
+    assert [r.label.startswith("minimum-cohort test") for r in ledgers["h3"].records()] == [
+        True,
+        True,
+    ]
+    assert not ledgers["h4"].records()
     outside = QueryRequest(
         "SELECT count(*) FROM p WHERE postcode = 'AB1'", 0.5, 1e-6, "cohort-discovery", "a"
     )
     with pytest.raises(QuorumNotMet, match="never-share"):
         federated_query(tables, outside, policies, ledgers)  # type: ignore[arg-type]
-    assert [len(ledgers[n].records()) for n in sorted(tables)] == [2, 2, 2, 0, 0]
+    assert [len(ledgers[n].records()) for n in sorted(tables)] == [4, 4, 4, 2, 0]
 
 
 def test_a_site_refuses_a_round_whose_noise_is_below_the_query_calibration(tmp_path: Path) -> None:
     tables, ledgers = _sites(tmp_path, 1)
     request = _request()
-    verdict = site_verdict(tables["h0"], SITE_POLICY, request, ledgers["h0"])  # type: ignore[arg-type]
+    verdict = site_verdict(tables["h0"], SITE_POLICY, request, ledgers["h0"], key="q")  # type: ignore[arg-type]
     assert verdict.stats is not None
     shape = verdict.stats.shape
     honest = secure_config(shape, request.noise_multiplier, 5, 2**24)
@@ -156,4 +169,4 @@ def test_a_site_refuses_a_round_whose_noise_is_below_the_query_calibration(tmp_p
     wide = dataclasses.replace(params, clip=2.0**30)
     with pytest.raises(PolicyViolation, match="row bound"):
         check_secure(wide, verdict.stats, request, 2**24)
-    assert not ledgers["h0"].records()
+    assert len(ledgers["h0"].records()) == 2  # the invitation's cohort test, nothing more

@@ -1,5 +1,5 @@
 """DuckDB evaluation of checked queries: exact statistics equal a pandas reference; the site
-policy refuses columns and groupings before any row is read; small cohorts are refused."""
+policy refuses columns and groupings before any row is read (small cohorts: test_cohort)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tests.analytics.conftest import ehr
-from tutela.dp.sql.engine import SqlPolicy, TableSource, check, check_cohort, evaluate, shape_of
+from tutela.dp.sql.engine import SqlPolicy, TableSource, check, evaluate, shape_of
 from tutela.dp.sql.parse import SqlError, parse_sql
 from tutela.errors import PolicyViolation
 from tutela.fl.queries import sql_policy
@@ -105,28 +105,6 @@ def test_the_site_policy_refuses_every_column_outside_it(policy_file: Path) -> N
         check(parse_sql("SELECT count(*) FROM t GROUP BY age"), policy, header)
     with pytest.raises(PolicyViolation, match="purpose 'marketing' is not accepted"):
         sql_policy(SitePolicy.from_toml(policy_file), "marketing", frame.columns)
-
-
-def test_a_cohort_below_the_minimum_is_refused_overall_and_per_group() -> None:
-    frame = ehr(300, 5)
-    policy = SqlPolicy(categories={"sex": ("F", "M")}, min_cohort=10)
-    source = TableSource.of(frame)
-    header = source.header()
-    few = check(parse_sql("SELECT count(*) FROM t WHERE age > 93"), policy, header)
-    stats = evaluate(few, source)
-    assert 0 < stats.rows < 10
-    with pytest.raises(PolicyViolation, match="below this site's minimum of 10 rows"):
-        check_cohort(stats, policy)
-    frame.loc[frame.sex == "M", "age"] = 20
-    grouped = evaluate(
-        check(parse_sql("SELECT count(*) FROM t WHERE age > 60 GROUP BY sex"), policy, header),
-        TableSource.of(frame),
-    )
-    assert grouped.cohort[1] == 0 and grouped.cohort[0] >= 10
-    with pytest.raises(PolicyViolation, match="group\\(s\\) M are below"):
-        check_cohort(grouped, policy)
-    enough = evaluate(check(parse_sql("SELECT count(*) FROM t"), policy, header), source)
-    check_cohort(enough, policy)
 
 
 def test_the_shape_depends_on_the_query_and_categories_only() -> None:

@@ -3,13 +3,14 @@ five hospital agents, each its own OS process beside its own Parquet file, polic
 
 - an answer is the noisy sum of the accepting sites' statistics: within 5 stated standard
   deviations of the truth (false-failure rate 6e-7 per value for fresh noise), its interval
-  is read from the stated noise, and each accepting site charged exactly the query's epsilon
-  to its analyst and study scopes;
+  is read from the stated noise, and each accepting site charged exactly its noisy cohort
+  test and the query's epsilon to its analyst and study scopes;
 - no site's exact statistics appear in anything the coordinator keeps about a query (its
   answers, every SecAgg+ message it relayed or received, the result) or in its database (the
   audit log included): searched as JSON numbers and as float64/float32 bytes;
-- a query over a column outside the policy, a cohort below a site's minimum and a query past
-  a site's budget are refused with the reason (audited), and nothing is charged there;
+- a query over a column outside the policy and a query past a site's budget are refused with
+  the reason (audited), and nothing is charged there; a cohort far below a site's minimum is
+  refused with the reason and charges only the site's cohort test;
 - ``tutela query`` in its own process answers the same way, and a non-analyst is refused.
 """
 
@@ -30,8 +31,10 @@ import pytest
 
 from tests.cli.run import tutela
 from tutela.dp.ledger import PrivacyLedger
-from tutela.errors import ProtocolAbort, ServiceError
-from tutela.fl.queries import QueryRequest, query_scopes, site_verdict
+from tutela.dp.sql.engine import TableSource, check, evaluate
+from tutela.dp.sql.parse import parse_sql
+from tutela.errors import PolicyViolation, ProtocolAbort, ServiceError
+from tutela.fl.queries import QueryRequest, query_scopes, sql_policy
 from tutela.governance.minimisation import SitePolicy
 from tutela.server import pki
 from tutela.server.agent.query import LEDGER_FILE
@@ -131,18 +134,21 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
 
 
 def _exact_statistics(net: Deployment, sql: str) -> dict[str, list[float]]:
-    """Every site's exact statistics for ``sql`` (computed here, from its own file, with a
-    throwaway ledger: nothing is charged), and derived per-site values (the means)."""
+    """Every answering site's exact statistics for ``sql`` (computed here, from its own
+    file, nothing charged), and derived per-site values (the means)."""
     out = {}
     for site, site_dir in net.sites.items():
         policy = SitePolicy.from_toml(site_dir / "site-policy.toml")
-        request = QueryRequest(sql, 0.01, 1e-6, DEMO_PURPOSE, "probe")
-        scratch = PrivacyLedger(net.root / f"probe-{site}.sqlite")
-        verdict = site_verdict(site_dir / "data.parquet", policy, request, scratch)
-        if verdict.stats is None:
+        source = TableSource.of(site_dir / "data.parquet")
+        try:
+            limits = sql_policy(policy, DEMO_PURPOSE, source.header())
+            stats = evaluate(check(parse_sql(sql), limits, source.header()), source)
+        except PolicyViolation:
             continue
-        v = verdict.stats.vector
-        shape = verdict.stats.shape
+        if stats.rows < policy.analytics.min_cohort:
+            continue  # far below: the site refuses (its noisy test, margins of thousands)
+        v = stats.vector
+        shape = stats.shape
         values = [float(x) for x in v if abs(x) > 1e-9]
         for g in range(len(shape.group_keys)):  # the site's own mean bmi per group
             n, s = v[shape.index(g, 1, "count")], v[shape.index(g, 1, "sum")]
@@ -191,7 +197,7 @@ def test_an_answer_is_the_noisy_sum_of_the_accepting_sites(net: Deployment) -> N
     assert {"hospital-1", "hospital-2", "hospital-3"} <= set(result.sites) <= {
         "hospital-1", "hospital-2", "hospital-3", "hospital-5",
     }  # fmt: skip
-    assert "cohort is below this site's minimum of 100000 rows" in result.refused["hospital-4"]
+    assert "below this site's minimum of 100000 rows" in result.refused["hospital-4"]
     pooled = pd.concat([net.table(s) for s in result.sites])
     kept = pooled[pooled.age > 60]
     for row in result.frame.itertuples():
@@ -202,13 +208,17 @@ def test_an_answer_is_the_noisy_sum_of_the_accepting_sites(net: Deployment) -> N
         assert half == pytest.approx(1.959964 * result.sigma, rel=1e-5)
         assert 10 <= row.avg_bmi <= 60
     after = net.spends()
-    assert after["hospital-4"] == before["hospital-4"] == 0  # refused: nothing charged
+    # refused by its noisy cohort test: that test is charged (to both scopes), nothing more
+    assert after["hospital-4"] == before["hospital-4"] + 2
+    tests = net.ledger("hospital-4").records()[-2:]
+    assert all(r.label.startswith("minimum-cohort test") for r in tests)
     request = QueryRequest(COHORT, 0.5, 1e-6, DEMO_PURPOSE, "alice")
     for site in result.sites:
-        assert after[site] == before[site] + 2  # the analyst's scope and the study's
+        assert after[site] == before[site] + 4  # test and release, analyst's and study's
         records = net.ledger(site).records()
         assert {r.scope for r in records[-2:]} == set(query_scopes(request))
         assert all(r.event == request.event for r in records[-2:])
+        assert all(r.label.startswith("minimum-cohort test") for r in records[-4:-2])
     # the coordinator's audit log names the query, each refusal's reason and the cost
     assert net.server.coordinator is not None
     events = net.server.coordinator.audit_events(limit=100_000)

@@ -20,8 +20,11 @@ which the site checks covers its rows, with weight 1. The noise on the released 
 least ``sqrt(min_survivors)`` shares of per-site std, so the release is ``GaussianEvent(z)``
 under adding or removing one row at one site (the rounding step counted in the sensitivity
 as for training rounds), whoever drops. Every site charges ``GaussianEvent(z)`` for the
-requested epsilon to both of its scopes before it sends its masked input; a site that
-refuses (policy, cohort, budget) charges nothing and takes no part.
+requested epsilon to both of its scopes before it sends its masked input. Before that, at
+the invitation, a site with a minimum cohort charges its noisy cohort test
+(``analytics.cohort_share`` of the epsilon, :mod:`tutela.dp.sql.cohort`) and keeps it
+charged when the test refuses; a site that refuses for any other reason (policy, budget)
+charges nothing and takes no part.
 """
 
 from __future__ import annotations
@@ -36,15 +39,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tutela.dp.events import Event, GaussianEvent
+from tutela.dp.events import ComposedEvent, Event, GaussianEvent
 from tutela.dp.ledger import PrivacyLedger, SpendRecord
+from tutela.dp.sql.cohort import CohortTest, cohort_test
 from tutela.dp.sql.engine import (
     QueryShape,
     SiteStatistics,
     SqlPolicy,
     TableSource,
     check,
-    check_cohort,
     evaluate,
     shape_of,
 )
@@ -59,6 +62,7 @@ from tutela.errors import BudgetExceeded, PolicyViolation, QuorumNotMet
 from tutela.fl.privacy.fedavg import guaranteed_sigma
 from tutela.governance.analytics import AnalyticsPolicy
 from tutela.governance.minimisation import SitePolicy, normalise_column
+from tutela.hazmat.rng import SecureRandom
 from tutela.secagg import DropoutPlan, RoundParams, SecAggConfig, secure_sum
 
 __all__ = [
@@ -67,6 +71,7 @@ __all__ = [
     "SiteVerdict",
     "charge_query",
     "check_secure",
+    "cohort_test_of",
     "federated_query",
     "guaranteed_multiplier",
     "preview_charge",
@@ -113,6 +118,7 @@ def sql_policy(policy: SitePolicy, purpose: str, header: Iterable[str]) -> SqlPo
         columns=frozenset(columns),
         categories=categories,
         min_cohort=analytics.min_cohort,
+        cohort_share=analytics.cohort_share,
         max_query_epsilon=analytics.max_query_epsilon,
         refusals=refusals,
     )
@@ -205,16 +211,27 @@ def _scopes(ledger: PrivacyLedger, request: QueryRequest, analytics: AnalyticsPo
     return [analyst, study]
 
 
+def cohort_test_of(request: QueryRequest, analytics: AnalyticsPolicy) -> CohortTest | None:
+    """A site's minimum-cohort test for ``request`` (``None`` when its minimum is 1)."""
+    return cohort_test(analytics.min_cohort, analytics.cohort_share, request.epsilon)
+
+
 def preview_charge(
-    ledger: PrivacyLedger, request: QueryRequest, analytics: AnalyticsPolicy
+    ledger: PrivacyLedger,
+    request: QueryRequest,
+    analytics: AnalyticsPolicy,
+    *,
+    extra: Event | None = None,
 ) -> None:
-    """Refuse a query that either budget cannot afford (nothing is charged either way).
+    """Refuse a query that either budget cannot afford (nothing is charged either way);
+    ``extra`` is charged with the release (the cohort test, before it is run).
 
     Raises:
         BudgetExceeded: naming the scope.
     """
+    event = request.event if extra is None else ComposedEvent([extra, request.event])
     for scope in _scopes(ledger, request, analytics):
-        after = ledger.preview(scope, request.event)
+        after = ledger.preview(scope, event)
         budget = ledger.budget(scope).epsilon
         if after > budget * (1 + 1e-9):
             raise BudgetExceeded(
@@ -252,11 +269,13 @@ class SiteVerdict:
         categories: the declared categories of the query's grouped and categorical columns
             (public: every site must sum over the same keys).
         reason: why the site refuses (``None`` when it accepts).
+        charged: the ledger records of the minimum-cohort test (empty when no test ran).
     """
 
     stats: SiteStatistics | None
     categories: dict[str, list[str]] = field(default_factory=dict)
     reason: str | None = None
+    charged: tuple[SpendRecord, ...] = ()
 
 
 def site_verdict(
@@ -264,28 +283,46 @@ def site_verdict(
     policy: SitePolicy,
     request: QueryRequest,
     ledger: PrivacyLedger,
+    *,
+    key: str,
+    rng: SecureRandom | None = None,
 ) -> SiteVerdict:
-    """Everything a site checks before it accepts a query, charging nothing: the SQL, the
-    purpose's columns, the epsilon cap, both budgets, the row bound and the cohort minimum.
+    """Everything a site checks before it accepts a query: the SQL, the purpose's columns,
+    the epsilon cap, both budgets (for the cohort test and the release together), the row
+    bound, then the noisy minimum-cohort test (:mod:`tutela.dp.sql.cohort`).
 
-    Malformed queries and refusals come back as a reason, not an exception.
+    Only the cohort test is charged here, to both scopes (idempotency key ``key +
+    "/cohort"``), before it is decided; it stays charged when it refuses. Every other
+    refusal charges nothing. Malformed queries and refusals come back as a reason, not an
+    exception.
     """
+    analytics = policy.analytics
+    charged: tuple[SpendRecord, ...] = ()
     try:
         source = TableSource.of(data)
         limits = sql_policy(policy, request.purpose, source.header())
         shape = check(parse_sql(request.sql), limits, source.header())
-        check_query_epsilon(query_epsilon(request.noise_multiplier, policy.analytics.delta), limits)
-        preview_charge(ledger, request, policy.analytics)
+        check_query_epsilon(query_epsilon(request.noise_multiplier, analytics.delta), limits)
+        test = cohort_test_of(request, analytics)
+        preview_charge(ledger, request, analytics, extra=None if test is None else test.event)
         stats = evaluate(shape, source)
-        if stats.rows > policy.analytics.max_rows or _rows(source) > policy.analytics.max_rows:
+        if stats.rows > analytics.max_rows or _rows(source) > analytics.max_rows:
             raise PolicyViolation(
-                f"query refused: this site answers over at most {policy.analytics.max_rows} rows"
+                f"query refused: this site answers over at most {analytics.max_rows} rows"
             )
-        check_cohort(stats, limits)
+        if test is not None:
+            label = f"minimum-cohort test of query {key} by {request.analyst}: {request.sql}"
+            charged = tuple(
+                ledger.charge(scope, test.event, label=label[:500], idempotency_key=f"{key}/cohort")
+                for scope in _scopes(ledger, request, analytics)
+            )
+            refused = test.decide(stats, rng=rng)
+            if refused is not None:
+                raise PolicyViolation(refused)
     except (PolicyViolation, BudgetExceeded, ValueError) as exc:
-        return SiteVerdict(None, reason=str(exc))
+        return SiteVerdict(None, reason=str(exc), charged=charged)
     used = _categorical(shape)
-    return SiteVerdict(stats, {c: list(limits.categories[c]) for c in used})
+    return SiteVerdict(stats, {c: list(limits.categories[c]) for c in used}, charged=charged)
 
 
 def _rows(source: TableSource) -> int:
@@ -424,7 +461,8 @@ def federated_query(
     Raises:
         QuorumNotMet: fewer than 3 sites accept, or they declare different categories.
     """
-    verdicts = {name: site_verdict(tables[name], policies[name], request, ledgers[name])
+    key = f"in-process/{secrets.token_hex(16)}"
+    verdicts = {name: site_verdict(tables[name], policies[name], request, ledgers[name], key=key)
                 for name in sorted(tables)}  # fmt: skip
     refused = {n: v.reason for n, v in verdicts.items() if v.reason is not None}
     accepted = [n for n, v in verdicts.items() if v.stats is not None]
@@ -439,7 +477,6 @@ def federated_query(
     ids = tuple(range(len(accepted)))
     params = config.plan(ids, shape.dim, max_weight=1.0, round_id=secrets.token_bytes(32))
     inputs = {}
-    key = f"in-process/{secrets.token_hex(16)}"
     for i, name in enumerate(accepted):
         stats = verdicts[name].stats
         assert stats is not None

@@ -4,6 +4,7 @@
 
     [analytics]
     min_cohort = 10              # fewest rows a query's cohort (and each group) may hold (10)
+    cohort_share = 0.1           # share of a query's epsilon its cohort test spends (0.1)
     max_query_epsilon = 1.0      # largest epsilon one query may spend here (1.0)
     analyst_epsilon = 3.0        # total epsilon per analyst, over all studies (3.0)
     study_epsilon = 5.0          # total epsilon per study, over all analysts (5.0)
@@ -19,6 +20,12 @@ direct identifiers refused as for studies); a column without declared categories
 grouped by (the categories are the public keys every site sums over). Every default is the
 protective one; an ``[analytics]`` table that is absent gives exactly these defaults and no
 grouping.
+
+The minimum cohort is decided on noisy counts, never the exact ones: a query at epsilon
+``e`` first spends ``cohort_share * e`` (pure DP, discrete Laplace) on the test, charged to
+the analyst's and the study's budgets before the decision and kept when the query is
+refused; an answered query then spends ``e`` on its release (see
+:mod:`tutela.dp.sql.cohort` for the test's accuracy). ``min_cohort = 1`` runs no test.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from tutela.errors import ConfigError
 
 __all__ = ["AnalyticsPolicy"]
 
-_NUMBERS = ("max_query_epsilon", "analyst_epsilon", "study_epsilon", "delta")
+_NUMBERS = ("max_query_epsilon", "analyst_epsilon", "study_epsilon", "delta", "cohort_share")
 _INTS = ("min_cohort", "max_rows")
 
 
@@ -41,6 +48,7 @@ class AnalyticsPolicy:
     """A site's limits on DP queries (see the module docstring)."""
 
     min_cohort: int = 10
+    cohort_share: float = 0.1
     max_query_epsilon: float = 1.0
     analyst_epsilon: float = 3.0
     study_epsilon: float = 5.0
@@ -59,6 +67,8 @@ class AnalyticsPolicy:
                 raise ValueError(f"{name} must be positive and finite")
         if not 0 < self.delta < 1:
             raise ValueError("delta must be in (0, 1)")
+        if not 0 < self.cohort_share <= 1:
+            raise ValueError("cohort_share must be in (0, 1]")
         cats: dict[str, tuple[str, ...]] = {}
         for name, values in self.categories.items():
             items = tuple(str(v) for v in values)
@@ -109,6 +119,7 @@ class AnalyticsPolicy:
         """JSON-ready form (the shape of the table)."""
         return {
             "min_cohort": self.min_cohort,
+            "cohort_share": self.cohort_share,
             "max_query_epsilon": self.max_query_epsilon,
             "analyst_epsilon": self.analyst_epsilon,
             "study_epsilon": self.study_epsilon,

@@ -29,10 +29,8 @@ Privacy: nothing here is private on its own. :func:`evaluate` computes exact sta
 that only :mod:`tutela.dp.sql.release` (noise added at the site) or a secure sum with
 distributed noise may release. :func:`check` refuses, before any row is read, a column
 outside the site's allowed set and a grouping over a column without declared categories;
-:func:`check_cohort` refuses a cohort (the rows the filter keeps, and each group of them)
-smaller than the site's minimum. That refusal is decided on exact counts: it reveals that
-the cohort is below the minimum (one bit, outside the DP guarantee), as cohort thresholds
-in i2b2/SHRINE do; nothing is charged or released then.
+:mod:`tutela.dp.sql.cohort` decides the site's minimum cohort on noisy counts (a DP
+test charged to the ledger), never on the exact ones computed here.
 """
 
 from __future__ import annotations
@@ -67,12 +65,12 @@ from tutela.dp.sql.parse import (
 from tutela.errors import DataError, PolicyViolation
 
 __all__ = [
+    "DEFAULT_COHORT_SHARE",
     "QueryShape",
     "SiteStatistics",
     "SqlPolicy",
     "TableSource",
     "check",
-    "check_cohort",
     "evaluate",
     "shape_of",
 ]
@@ -81,6 +79,8 @@ _NUMERIC_TYPES = (
     "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
     "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL",
 )  # fmt: skip
+DEFAULT_COHORT_SHARE = 0.1
+"""Share of a query's epsilon a site spends on its minimum-cohort test by default."""
 _SLOTS = {
     AggregateKind.COUNT: ("count",),
     AggregateKind.SUM: ("sum",),
@@ -97,7 +97,9 @@ class SqlPolicy:
         columns: the columns queries may read, as the table names them (``None``: all).
         categories: the columns queries may group by (or take a categorical histogram
             of), each with its declared categories (compared as text).
-        min_cohort: the fewest rows the filter may keep, overall and in every group.
+        min_cohort: the fewest rows the filter may keep, overall and in every group
+            (decided on noisy counts, :mod:`tutela.dp.sql.cohort`; 1: no minimum).
+        cohort_share: the share of a query's epsilon its minimum-cohort test spends.
         max_query_epsilon: the largest epsilon one query may spend (``None``: no cap).
         refusals: why a column outside ``columns`` is refused (column -> reason), for
             clearer messages (e.g. "a direct identifier").
@@ -106,6 +108,7 @@ class SqlPolicy:
     columns: frozenset[str] | None = None
     categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     min_cohort: int = 1
+    cohort_share: float = DEFAULT_COHORT_SHARE
     max_query_epsilon: float | None = None
     refusals: Mapping[str, str] = field(default_factory=dict)
 
@@ -114,6 +117,8 @@ class SqlPolicy:
             isinstance(self.min_cohort, int) and self.min_cohort >= 1
         ):
             raise ValueError("min_cohort must be a positive integer")
+        if not 0 < self.cohort_share <= 1:
+            raise ValueError("cohort_share must be in (0, 1]")
         cats = {str(k): tuple(str(v) for v in vs) for k, vs in self.categories.items()}
         for name, values in cats.items():
             if not values or len(set(values)) != len(values):
@@ -511,21 +516,3 @@ def _run_bins(
     except duckdb.Error as exc:
         raise SqlError(f"the query cannot be evaluated: {_first_line(exc)}") from None
     return rows
-
-
-def check_cohort(stats: SiteStatistics, policy: SqlPolicy) -> None:
-    """Refuse a cohort below the site's minimum, overall or in any group.
-
-    Raises:
-        PolicyViolation: the cohort (or a group of it) holds fewer than
-            ``policy.min_cohort`` rows; the counts are not shown.
-    """
-    m = policy.min_cohort
-    if stats.rows < m:
-        raise PolicyViolation(f"query refused: the cohort is below this site's minimum of {m} rows")
-    small = [k for k, n in zip(stats.shape.group_keys, stats.cohort, strict=True) if n < m]
-    if small and stats.shape.query.group_by:
-        names = ", ".join("/".join(k) for k in small)
-        raise PolicyViolation(
-            f"query refused: group(s) {names} are below this site's minimum of {m} rows"
-        )

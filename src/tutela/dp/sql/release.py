@@ -38,7 +38,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from tutela.dp.accounting import AccountantKind, calibrate_noise_multiplier, compute_epsilon
-from tutela.dp.events import GaussianEvent
+from tutela.dp.events import ComposedEvent, Event, GaussianEvent
 from tutela.dp.ledger import PrivacyLedger, SpendRecord
 from tutela.dp.sql.engine import (
     QueryShape,
@@ -46,11 +46,10 @@ from tutela.dp.sql.engine import (
     SqlPolicy,
     TableSource,
     check,
-    check_cohort,
     evaluate,
 )
 from tutela.dp.sql.parse import Aggregate, AggregateKind, SelectQuery, SqlError, parse_sql
-from tutela.errors import PolicyViolation
+from tutela.errors import BudgetExceeded, PolicyViolation
 from tutela.hazmat.noise import rounded_gaussian64_granularity, sample_rounded_gaussian64
 from tutela.hazmat.rng import SecureRandom
 
@@ -220,6 +219,8 @@ class SqlAnswer:
         delta: the budget's delta.
         record: the ledger record that paid for it (``None`` when a caller charged
             elsewhere).
+        cohort_record: the ledger record of the minimum-cohort test (``None`` without
+            a minimum).
     """
 
     frame: pd.DataFrame
@@ -230,6 +231,7 @@ class SqlAnswer:
     epsilon: float
     delta: float
     record: SpendRecord | None = None
+    cohort_record: SpendRecord | None = None
 
 
 def check_query_epsilon(epsilon: float, policy: SqlPolicy) -> None:
@@ -257,8 +259,11 @@ class SqlTable:
         rng: noise source; the OS CSPRNG by default.
 
     Privacy: each :meth:`query` is ``GaussianEvent(z)`` with ``z`` calibrated to its
-    epsilon at the scope's delta, charged before noise is drawn; a refusal (policy, cohort,
-    budget) charges nothing and releases nothing.
+    epsilon at the scope's delta, charged before noise is drawn. With a minimum cohort the
+    query first runs the noisy cohort test (:mod:`tutela.dp.sql.cohort`) at
+    ``policy.cohort_share`` of its epsilon, charged before it is decided; a cohort refusal
+    charges the test and nothing more. Other refusals (policy, budget: checked for the test
+    and the release together) charge nothing and release nothing.
     """
 
     def __init__(
@@ -294,24 +299,50 @@ class SqlTable:
 
         Raises:
             SqlError: the query is not in the restricted SQL or does not fit the table.
-            PolicyViolation: a column outside the policy, a cohort below its minimum, an
-                epsilon above its cap (nothing charged).
-            BudgetExceeded: the scope cannot afford it (nothing charged).
+            PolicyViolation: a column outside the policy or an epsilon above its cap
+                (nothing charged); a cohort below its minimum by the noisy test (the test
+                charged, nothing more).
+            BudgetExceeded: the scope cannot afford the test and the release (nothing
+                charged).
         """
+        from tutela.dp.sql.cohort import cohort_test
+
         shape = self.shape(sql)
         check_query_epsilon(float(epsilon), self._policy)
         delta = self._ledger.budget(self._scope).delta
         z = noise_multiplier(epsilon, delta)
-        stats = evaluate(shape, self._source)
-        check_cohort(stats, self._policy)
+        policy = self._policy
+        test = cohort_test(policy.min_cohort, policy.cohort_share, float(epsilon))
         event = GaussianEvent(z)
+        self._preview(event if test is None else ComposedEvent([test.event, event]))
+        stats = evaluate(shape, self._source)
         text = sql if isinstance(sql, str) else "query"
-        record = self._ledger.charge(self._scope, event, label=label or f"dp sql: {text}"[:500])
+        text = label or f"dp sql: {text}"
+        cohort_record = None
+        if test is not None:
+            cohort_record = self._ledger.charge(
+                self._scope, test.event, label=f"minimum-cohort test of {text}"[:500]
+            )
+            refused = test.decide(stats, rng=self._rng)
+            if refused is not None:
+                raise PolicyViolation(refused)
+        record = self._ledger.charge(self._scope, event, label=text[:500])
         noisy, sigma = release_local(stats, z, rng=self._rng)
         return SqlAnswer(
             answer_frame(shape, noisy, sigma), shape, noisy, sigma, sigma / shape.sensitivity,
-            query_epsilon(z, delta), delta, record,
+            query_epsilon(z, delta), delta, record, cohort_record,
         )  # fmt: skip
+
+    def _preview(self, event: Event) -> None:
+        """Refuse, charging nothing, what the scope cannot afford."""
+        after = self._ledger.preview(self._scope, event)
+        budget = self._ledger.budget(self._scope)
+        if after > budget.epsilon * (1 + 1e-9):
+            raise BudgetExceeded(
+                f"privacy budget of {self._scope!r} exceeded: this query would bring epsilon "
+                f"to {after:.4g} (delta={budget.delta:g}) but the budget is "
+                f"{budget.epsilon:g}; nothing was spent"
+            )
 
 
 __all__ += ["SqlError", "check_query_epsilon"]

@@ -1,18 +1,19 @@
 """A site's federated DP queries: judge the invitation, then take part in the secure sum.
 
-On a ``query`` task's invitation the site checks everything before it answers, charging
-nothing (:func:`~tutela.fl.queries.site_verdict`): the SQL, the columns its policy allows
-for the query's purpose, its per-query epsilon cap, its budgets for the analyst and for the
-study (both in ``queries.sqlite`` in its state directory), its row bound and its minimum
-cohort. It answers with the reason when it refuses; when it accepts, with the declared
-categories of the query's grouped columns and its SecAgg+ identity key bound to its
-certificate for this query. Its exact statistics stay in memory here.
+On a ``query`` task's invitation the site checks everything before it answers
+(:func:`~tutela.fl.queries.site_verdict`): the SQL, the columns its policy allows for the
+query's purpose, its per-query epsilon cap, its budgets for the analyst and for the study
+(both in ``queries.sqlite`` in its state directory) and its row bound, charging nothing;
+then its minimum cohort by a noisy test, which it charges to both budgets before deciding
+(:mod:`tutela.dp.sql.cohort`). It answers with the reason when it refuses; when it
+accepts, with the declared categories of the query's grouped columns and its SecAgg+
+identity key bound to its certificate for this query. Its exact statistics stay in memory here.
 
 On the round's first SecAgg+ message the site checks the plan against its own floor
 (threshold), every peer's key against the deployment CA it holds, and the plan's noise
 against the query's epsilon (:func:`~tutela.fl.queries.check_secure`); only then does it
 charge both budgets and set its statistics as the masked input (weight 1). A refusal at any
-point sends nothing more and charges nothing.
+point sends nothing more and charges nothing more.
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ class SiteQueries:
             body: dict[str, Any] = {"accept": False, "reason": verdict_reason}
         else:
             policy = agent.settings.policy
-            verdict = site_verdict(agent.settings.data, policy, request, self.ledger)
+            verdict = site_verdict(
+                agent.settings.data, policy, request, self.ledger, key=f"query/{query_id}"
+            )
             if verdict.stats is None:
                 body = {"accept": False, "reason": verdict.reason or "refused"}
             else:

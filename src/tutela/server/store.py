@@ -16,8 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -25,6 +27,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from tutela.errors import ConfigError
 from tutela.server.sealing import BlobSealer
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -238,19 +241,61 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.close()
 
 
-def create_db_engine(url: str, *, immediate: bool = True) -> Engine:
+POOL_SIZE_ENV = "TUTELA_DB_POOL_SIZE"
+POOL_OVERFLOW_ENV = "TUTELA_DB_MAX_OVERFLOW"
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """How many database connections the coordinator keeps and opens at most.
+
+    The default matches the request worker threads (40 at most touch the store at once):
+    ``size`` connections are kept open, up to ``size + overflow`` are opened under load. On
+    PostgreSQL the total over every coordinator process must stay below the server's
+    ``max_connections``.
+
+    Attributes:
+        size: connections kept in the pool.
+        overflow: further connections opened under load (closed when returned).
+    """
+
+    size: int = 8
+    overflow: int = 32
+
+    def __post_init__(self) -> None:
+        if self.size < 1 or self.overflow < 0:
+            raise ConfigError("the connection pool needs size >= 1 and overflow >= 0")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> PoolSettings:
+        """The settings from ``TUTELA_DB_POOL_SIZE`` and ``TUTELA_DB_MAX_OVERFLOW``
+        (each defaulting as above)."""
+        env = os.environ if environ is None else environ
+        try:
+            size = int(env.get(POOL_SIZE_ENV, cls.size))
+            overflow = int(env.get(POOL_OVERFLOW_ENV, cls.overflow))
+        except ValueError:
+            raise ConfigError(f"{POOL_SIZE_ENV} and {POOL_OVERFLOW_ENV} must be integers") from None
+        return cls(size, overflow)
+
+
+def create_db_engine(
+    url: str, *, immediate: bool = True, pool: PoolSettings | None = None
+) -> Engine:
     """An engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``).
 
     For SQLite, ``immediate`` makes every transaction ``BEGIN IMMEDIATE`` (it takes the
     write lock up front, so a read-then-write transaction never fails on a stale snapshot);
-    read-only work uses a second engine with plain ``BEGIN``.
+    read-only work uses a second engine with plain ``BEGIN``. ``pool`` sizes the
+    connection pool (default: :meth:`PoolSettings.from_env`).
     """
+    pool = pool or PoolSettings.from_env()
     if url.startswith("sqlite"):
         engine = sa.create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},
-            pool_size=8,
-            max_overflow=32,
+            pool_size=pool.size,
+            max_overflow=pool.overflow,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
@@ -260,7 +305,9 @@ def create_db_engine(url: str, *, immediate: bool = True) -> Engine:
 
         event.listen(engine, "begin", _begin)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=32)
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=pool.size, max_overflow=pool.overflow
+    )
 
 
 def migrate(engine: Engine) -> None:
@@ -289,14 +336,21 @@ class Store:
     Args:
         url: SQLAlchemy URL; SQLite by default, PostgreSQL by ``postgresql+psycopg://``.
         sealer: encryption at rest for blobs.
+        pool: connection pool sizes (default: from the environment, see
+            :meth:`PoolSettings.from_env`).
     """
 
-    def __init__(self, url: str, sealer: BlobSealer) -> None:
+    def __init__(self, url: str, sealer: BlobSealer, *, pool: PoolSettings | None = None) -> None:
         self.url = url
-        self.engine = create_db_engine(url)
+        self.pool = pool or PoolSettings.from_env()
+        self.engine = create_db_engine(url, pool=self.pool)
         migrate(self.engine)
         self.is_sqlite = url.startswith("sqlite")
-        self.read_engine = create_db_engine(url, immediate=False) if self.is_sqlite else self.engine
+        self.read_engine = (
+            create_db_engine(url, immediate=False, pool=self.pool)
+            if self.is_sqlite
+            else self.engine
+        )
         self.sealer = sealer
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._readers = sessionmaker(self.read_engine, expire_on_commit=False)

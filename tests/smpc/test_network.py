@@ -8,7 +8,6 @@ the coordinator is the real service (TLS, SQLite). The tests play a curious coor
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,21 +18,7 @@ from sqlalchemy import select
 from tutela.server.smpc_sessions import SmpcMessageRow
 
 from .linkage_data import two_hospitals
-from .network import Deployment, finish, make_pki, party, start, write_csv
-
-
-@pytest.fixture(scope="module")
-def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture
-def deployment(tmp_path: Path, pki_dir: Path) -> Iterator[Deployment]:
-    handle = start(tmp_path, pki_dir)
-    try:
-        yield handle
-    finally:
-        handle.server.stop()
+from .network import Deployment, finish, party, write_csv
 
 
 def _psi(

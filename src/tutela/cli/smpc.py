@@ -15,239 +15,22 @@ from typing import Any
 import typer
 
 from tutela.cli.he import emit_result
+from tutela.cli.smpc_parties import (
+    run_dealer,
+    run_horizontal_party,
+    run_psi_party,
+    run_stats_party,
+    run_train_party,
+)
 
 smpc_app = typer.Typer(
     help="Secure multi-party computation between sites (and in-process demos).",
     no_args_is_help=True,
 )
 
-_KEY_KINDS = {"id": "IDENTIFIER", "name+dob": "NAME_DOB", "phonetic+dob": "PHONETIC_DOB"}
-
 
 def _csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _channel(
-    *,
-    coordinator: str,
-    ca: Path,
-    cert: Path,
-    key: Path,
-    session: str,
-    function: str,
-    parties: list[str],
-    timeout: float,
-) -> Any:
-    from tutela.server.agent.smpc import SmpcChannel, SmpcEndpoint
-
-    for path in (ca, cert, key):
-        if not path.is_file():
-            raise ValueError(f"no such file: {path}")
-    return SmpcChannel(
-        SmpcEndpoint(coordinator, ca, cert, key),
-        session=session,
-        function=function,
-        parties=parties,
-        timeout_s=timeout,
-    )
-
-
-def run_psi_party(
-    *,
-    coordinator: str,
-    ca: Path,
-    cert: Path,
-    key: Path,
-    session: str,
-    parties: list[str],
-    data: Path,
-    mode: str,
-    keys: list[str],
-    name_columns: list[str],
-    dob_column: str,
-    id_column: str | None,
-    day_first: bool,
-    out: Path | None,
-    timeout: float,
-) -> dict[str, Any]:
-    """One party of a PSI session: read its table, link, write its linked rows or shares."""
-    import numpy as np
-    import pandas as pd
-
-    from tutela.server.agent.smpc_jobs import psi_function, run_psi
-    from tutela.smpc.linkage import BlockingKey, blocking_keys
-    from tutela.smpc.psi import PsiMode
-
-    try:
-        psi_mode = PsiMode(mode)
-    except ValueError:
-        raise ValueError(f"--mode must be one of {[m.value for m in PsiMode]}") from None
-    if len(parties) != (3 if psi_mode is PsiMode.SHARES else 2):
-        raise ValueError(
-            "--party: give the requester and the responder"
-            + (", then the dealer" if psi_mode is PsiMode.SHARES else "")
-        )
-    unknown = [k for k in keys if k not in _KEY_KINDS]
-    if unknown or not keys:
-        raise ValueError(f"--keys: choose from {sorted(_KEY_KINDS)}")
-    kinds = [BlockingKey[_KEY_KINDS[k]] for k in keys]
-    if not data.is_file():
-        raise ValueError(f"no such file: {data}")
-    table = pd.read_csv(data, dtype=str, keep_default_na=False)
-    needed = [*name_columns, dob_column] if set(keys) - {"id"} else []
-    needed += [id_column] if "id" in keys and id_column else []
-    missing = [c for c in needed if c not in table.columns]
-    if missing:
-        raise ValueError(f"{data}: no column {missing[0]!r}")
-    rows: list[dict[str, object]] = [
-        {str(k): v for k, v in r.items()} for r in table.to_dict("records")
-    ]
-    linkage = blocking_keys(
-        rows, kinds, name=name_columns, dob=dob_column, identifier=id_column, day_first=day_first
-    )
-    with _channel(
-        coordinator=coordinator, ca=ca, cert=cert, key=key, session=session,
-        function=psi_function(psi_mode), parties=parties, timeout=timeout,
-    ) as channel:  # fmt: skip
-        channel.open()
-        result = run_psi(channel, linkage, psi_mode)
-        summary: dict[str, Any] = {
-            "session": session,
-            "party": channel.site,
-            "mode": psi_mode.value,
-            "rows": len(rows),
-            "size": result.size,
-            "bytes": {"sent": channel.bytes_sent, "received": channel.bytes_received},
-        }
-    if out is not None:
-        if psi_mode is PsiMode.INTERSECTION:
-            linked = table.iloc[result.rows].copy()
-            linked.insert(0, "link", np.arange(len(linked)))
-            linked.to_csv(out, index=False)
-        elif psi_mode is PsiMode.SHARES:
-            assert result.shares is not None
-            pd.DataFrame({"row": np.arange(result.shares.size), "share": result.shares}).to_csv(
-                out, index=False
-            )
-        summary["written"] = str(out)
-    return summary
-
-
-def run_dealer(
-    *,
-    coordinator: str,
-    ca: Path,
-    cert: Path,
-    key: Path,
-    session: str,
-    parties: list[str],
-    function: str,
-    timeout: float,
-) -> dict[str, Any]:
-    """The dealer of one session: correlated randomness for the parties, nothing else.
-
-    ``function`` is ``psi-shares`` or a training function
-    (``train-vertical-i<iterations>-lr<rate>-l2<l2>``, as :func:`train_function` names it).
-    """
-    import re
-
-    from tutela.server.agent.smpc_jobs import (
-        psi_function,
-        serve_psi_dealer,
-        serve_train_dealer,
-        train_function,
-    )
-    from tutela.smpc.psi import PsiMode
-
-    train = re.fullmatch(r"train-vertical-i(\d+)-lr([0-9.e+-]+)-l2([0-9.e+-]+)", function)
-    if function != psi_function(PsiMode.SHARES) and train is None:
-        raise ValueError(
-            f"--function: the dealer serves {psi_function(PsiMode.SHARES)!r} or "
-            "'train-vertical-i<iterations>-lr<rate>-l2<l2>'"
-        )
-    with _channel(
-        coordinator=coordinator, ca=ca, cert=cert, key=key, session=session,
-        function=function, parties=parties, timeout=timeout,
-    ) as channel:  # fmt: skip
-        channel.open()
-        if train is None:
-            n = serve_psi_dealer(channel)
-        else:
-            iterations, rate, l2 = int(train[1]), float(train[2]), float(train[3])
-            if train_function(iterations, rate, l2) != function:
-                raise ValueError(
-                    f"--function: write it as {train_function(iterations, rate, l2)!r}"
-                )
-            n = serve_train_dealer(channel, iterations=iterations, learning_rate=rate, l2=l2)
-        return {"session": session, "dealer": channel.site, "ring_elements_per_party": n}
-
-
-def run_train_party(
-    *,
-    coordinator: str,
-    ca: Path,
-    cert: Path,
-    key: Path,
-    session: str,
-    parties: list[str],
-    data: Path,
-    features: list[str],
-    label: str | None,
-    iterations: int,
-    learning_rate: float,
-    l2: float,
-    out: Path | None,
-    timeout: float,
-) -> dict[str, Any]:
-    """One party of vertical training over its linked rows (``tutela smpc psi --out``)."""
-    import json
-
-    import numpy as np
-    import pandas as pd
-
-    from tutela.server.agent.smpc_jobs import run_train, train_function
-
-    if len(parties) < 3:
-        raise ValueError("--party: give every data party in order, then the dealer")
-    if not data.is_file():
-        raise ValueError(f"no such file: {data}")
-    frame = pd.read_csv(data)
-    if "link" in frame.columns:
-        frame = frame.sort_values("link")
-    missing = [c for c in [*features, *([label] if label else [])] if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{data}: no column {missing[0]!r}")
-    x = frame[features].to_numpy(dtype=float) if features else np.zeros((len(frame), 0))
-    mean, sd = x.mean(axis=0), x.std(axis=0)
-    sd[sd == 0] = 1.0
-    x = (x - mean) / sd  # this party's columns over all linked rows: its own, exact
-    y = frame[label].to_numpy(dtype=float) if label else None
-    with _channel(
-        coordinator=coordinator, ca=ca, cert=cert, key=key, session=session,
-        function=train_function(iterations, learning_rate, l2), parties=parties,
-        timeout=timeout,
-    ) as channel:  # fmt: skip
-        channel.open()
-        weights = run_train(
-            channel, x, y, iterations=iterations, learning_rate=learning_rate, l2=l2
-        )
-        result: dict[str, Any] = {
-            "session": session,
-            "party": channel.site,
-            "rows": len(frame),
-            "weights": weights.tolist(),
-            "own_columns": {
-                "names": features,
-                "standardisation_mean": mean.tolist(),
-                "standardisation_sd": sd.tolist(),
-            },
-            "bytes": {"sent": channel.bytes_sent, "received": channel.bytes_received},
-        }
-    if out is not None:
-        out.write_text(json.dumps(result, indent=2))
-        result["written"] = str(out)
-    return result
 
 
 _COORD = typer.Option(..., "--coordinator", help="Coordinator URL (https://...).")
@@ -314,15 +97,52 @@ def train(
     learning_rate: float = typer.Option(0.5, "--learning-rate", help="Step size."),
     l2: float = typer.Option(0.0, "--l2", help="Ridge penalty."),
     out: Path | None = typer.Option(None, "--out", help="Write the model (JSON) here."),
+    partition: str = typer.Option(
+        "vertical", "--partition", help="vertical (linked rows) or horizontal (own rows)."
+    ),
+    model: str = typer.Option("logistic", "--model", help="Horizontal: logistic or linear."),
+    bounds: str = typer.Option("", "--bounds", help="Horizontal: public bound per feature."),
+    label_bound: float = typer.Option(1.0, "--label-bound", help="Horizontal linear: |label|."),
+    epsilon: float | None = typer.Option(None, "--epsilon", help="Horizontal DP: epsilon."),
+    delta: float = typer.Option(1e-6, "--delta", help="Horizontal DP: delta."),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help="DP: this site's ledger."),
+    budget: float | None = typer.Option(None, "--budget", help="DP: the ledger's total epsilon."),
+    triples: str = typer.Option(
+        "dealer", "--triples", help="dealer (last --party is the dealer) or paillier (no dealer)."
+    ),
+    key_bits: int = typer.Option(
+        2048, "--key-bits", help="Paillier key size (--triples paillier)."
+    ),
     timeout: float = _TIMEOUT,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Logistic regression on linked rows whose columns the parties hold apart (vertical)."""
+    """Logistic regression on linked rows whose columns the parties hold apart (vertical), or
+    logistic/linear regression on rows the parties hold apart (horizontal, optional DP)."""
+    if partition == "horizontal":
+        try:
+            numbers = [float(b) for b in _csv_list(bounds)]
+        except ValueError:
+            raise ValueError("--bounds takes comma-separated numbers") from None
+        emit_result(
+            run_horizontal_party(
+                coordinator=coordinator, ca=ca, cert=cert, key=key, session=session,
+                parties=party, data=data, model=model, features=_csv_list(features),
+                bounds=numbers, label=label, label_bound=label_bound, iterations=iterations,
+                learning_rate=learning_rate, l2=l2, epsilon=epsilon, delta=delta,
+                state_dir=state_dir, budget=budget, out=out, timeout=timeout,
+            ),
+            as_json,
+            f"horizontal {model} regression, session {session}",
+        )  # fmt: skip
+        return
+    if partition != "vertical":
+        raise ValueError("--partition: vertical or horizontal")
     emit_result(
         run_train_party(
             coordinator=coordinator, ca=ca, cert=cert, key=key, session=session, parties=party,
             data=data, features=_csv_list(features), label=label, iterations=iterations,
-            learning_rate=learning_rate, l2=l2, out=out, timeout=timeout,
+            learning_rate=learning_rate, l2=l2, out=out, timeout=timeout, triples=triples,
+            key_bits=key_bits,
         ),
         as_json,
         f"vertical training, session {session}",
@@ -461,57 +281,6 @@ def run_logreg_demo(*, parties: int, iterations: int, learning_rate: float) -> d
         "traffic": {"rounds": model.traffic.rounds, "bytes": model.traffic.bytes},
         "seconds": {"secure": secure_s, "plaintext_sklearn": plain_s},
     }
-
-
-def run_stats_party(
-    *,
-    coordinator: str,
-    ca: Path,
-    cert: Path,
-    key: Path,
-    session: str,
-    parties: list[str],
-    data: Path,
-    columns: list[str],
-    bounds: list[float],
-    histogram: str | None,
-    edges: list[float],
-    epsilon: float | None,
-    delta: float,
-    state_dir: Path | None,
-    budget: float | None,
-    timeout: float,
-) -> dict[str, Any]:
-    """One party of a joint-statistics session over its own table."""
-    import pandas as pd
-
-    from tutela.server.agent.smpc_jobs import StatsPrivacy, run_stats, stats_function
-    from tutela.smpc.joint import StatsSpec
-
-    if len(bounds) != len(columns):
-        raise ValueError("--bounds: give one bound per column in --columns")
-    spec = StatsSpec(tuple(columns), tuple(bounds), histogram, tuple(edges))
-    privacy = None
-    if epsilon is not None:
-        if state_dir is None:
-            raise ValueError("--epsilon needs --state-dir (where this site keeps its ledger)")
-        privacy = StatsPrivacy(epsilon, delta, state_dir, budget if budget is not None else epsilon)
-    if not data.is_file():
-        raise ValueError(f"no such file: {data}")
-    frame = pd.read_csv(data)
-    table = {c: frame[c].to_numpy(dtype=float) for c in frame.columns if c in {*columns, histogram}}
-    for name in [*columns, *([histogram] if histogram else [])]:
-        if name not in table:
-            raise ValueError(f"{data}: no column {name!r}")
-    with _channel(
-        coordinator=coordinator, ca=ca, cert=cert, key=key, session=session,
-        function=stats_function(spec, privacy), parties=parties, timeout=timeout,
-    ) as channel:  # fmt: skip
-        result = run_stats(channel, table, spec, privacy=privacy)
-        result["session"] = session
-        result["party"] = channel.site
-        result["bytes"] = {"sent": channel.bytes_sent, "received": channel.bytes_received}
-    return result
 
 
 @smpc_app.command("stats")

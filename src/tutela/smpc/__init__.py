@@ -8,12 +8,23 @@
 - :mod:`tutela.smpc.linkage`: blocking keys (normalised name and date of birth, identifiers).
 - :mod:`tutela.smpc.psi`: two-party ECDH private set intersection (the intersection, its
   size only, or shares of a membership bit per row), as message objects with no I/O.
+- :mod:`tutela.smpc.triples` and :mod:`tutela.smpc.pairwise`: dealer-free Beaver triples
+  (Gilboa products under each party's Paillier key) and a two-party runtime that makes all
+  its correlated randomness that way.
+- :mod:`tutela.smpc.horizontal`: logistic and linear regression on rows the parties hold
+  apart, through secure sums (optionally noised).
 
 Security: semi-honest parties, any coalition of at most N - 1 learns only the opened
-results; the dealer is trusted. Each module states its own model.
+results; the dealer, where there is one, is trusted. Each module states its own model.
 """
 
 from tutela.smpc.dealer import TrustedDealer
+from tutela.smpc.horizontal import (
+    HorizontalModel,
+    HorizontalSpec,
+    plaintext_horizontal,
+    train_horizontal,
+)
 from tutela.smpc.linkage import BlockingKey, blocking_keys
 from tutela.smpc.logreg import (
     SecureLogisticRegression,
@@ -21,6 +32,7 @@ from tutela.smpc.logreg import (
     standardise,
     train_logistic_regression,
 )
+from tutela.smpc.pairwise import PairwiseRuntime
 from tutela.smpc.psi import (
     PsiMode,
     PsiRequester,
@@ -30,13 +42,18 @@ from tutela.smpc.psi import (
 )
 from tutela.smpc.session import Network, Session, Shared, Traffic
 from tutela.smpc.stats import JointStatistics, joint_statistics, public_bounds
+from tutela.smpc.triples import PaillierTriples, Triple
 from tutela.smpc.wire import MessageError
 
 __all__ = [
     "BlockingKey",
+    "HorizontalModel",
+    "HorizontalSpec",
     "JointStatistics",
     "MessageError",
     "Network",
+    "PaillierTriples",
+    "PairwiseRuntime",
     "PsiMode",
     "PsiRequester",
     "PsiResponder",
@@ -46,11 +63,14 @@ __all__ = [
     "Shared",
     "Sigmoid",
     "Traffic",
+    "Triple",
     "TrustedDealer",
     "blocking_keys",
     "joint_statistics",
+    "plaintext_horizontal",
     "private_set_intersection",
     "public_bounds",
     "standardise",
+    "train_horizontal",
     "train_logistic_regression",
 ]

@@ -1,5 +1,5 @@
 """What a party runs over its :class:`~tutela.server.agent.smpc.SmpcChannel`: PSI, the dealer,
-joint statistics.
+joint statistics (training: :mod:`tutela.server.agent.smpc_train`).
 
 Each function drives one party's side of a protocol from :mod:`tutela.smpc` (pure message
 objects) over the session's end-to-end encrypted relay, and reports what it released to the
@@ -44,6 +44,9 @@ from tutela.smpc.psi import PsiMode, PsiRequester, PsiResponder, PsiResult
 
 __all__ = [
     "StatsPrivacy",
+    "channel_sum",
+    "charge_release",
+    "noise_share",
     "psi_function",
     "run_psi",
     "run_stats",
@@ -191,28 +194,61 @@ def stats_function(spec: StatsSpec, privacy: StatsPrivacy | None) -> str:
     return "stats-" + hashlib.sha256(json.dumps(public).encode()).hexdigest()[:16]
 
 
+def charge_release(privacy: StatsPrivacy, event: Any, *, label: str, key: str) -> None:
+    """Charge this site's SMPC ledger for ``event`` before anything is released.
+
+    Raises:
+        BudgetExceeded: the release would pass the budget; nothing was written.
+    """
+    from tutela.dp.ledger import PrivacyLedger
+
+    privacy.state_dir.mkdir(parents=True, exist_ok=True)
+    ledger = PrivacyLedger(privacy.state_dir / "ledger-smpc.sqlite")
+    ledger.create_scope("smpc", privacy.budget, privacy.delta, exist_ok=True)
+    ledger.charge("smpc", event, label=label, idempotency_key=key)
+
+
+def noise_share(sigma: float, n_parties: int, length: int, fxp: FixedPoint64) -> np.ndarray:
+    """This party's share of Gaussian noise of total standard deviation ``sigma`` (in the
+    values' units): discrete Gaussian of ``sigma / sqrt(N)`` on the fixed-point grid."""
+    from tutela.hazmat.noise import sample_discrete_gaussian
+
+    grid_sigma = sigma / math.sqrt(n_parties) * 2.0**fxp.frac_bits
+    return sample_discrete_gaussian(grid_sigma, length).view(np.uint64)
+
+
 def _charge_and_draw(
     privacy: StatsPrivacy, spec: StatsSpec, session: str, n_parties: int, fxp: FixedPoint64
 ) -> tuple[np.ndarray, float]:
     """Charge this site's ledger for the release, then draw its noise share (grid units)."""
     from tutela.dp.events import GaussianEvent
-    from tutela.dp.ledger import PrivacyLedger
     from tutela.dp.mechanisms import analytic_gaussian_sigma
-    from tutela.hazmat.noise import sample_discrete_gaussian
 
     sigma = analytic_gaussian_sigma(privacy.epsilon, privacy.delta, spec.sensitivity)
-    privacy.state_dir.mkdir(parents=True, exist_ok=True)
-    ledger = PrivacyLedger(privacy.state_dir / "ledger-smpc.sqlite")
-    ledger.create_scope("smpc", privacy.budget, privacy.delta, exist_ok=True)
-    ledger.charge(
-        "smpc",
+    charge_release(
+        privacy,
         GaussianEvent(noise_multiplier=sigma / spec.sensitivity),
         label=f"smpc joint statistics, session {session}",
-        idempotency_key=f"smpc-stats/{session}",
+        key=f"smpc-stats/{session}",
     )
-    grid_sigma = sigma / math.sqrt(n_parties) * 2.0**fxp.frac_bits
-    noise = sample_discrete_gaussian(grid_sigma, spec.length).view(np.uint64)
-    return noise, sigma
+    return noise_share(sigma, n_parties, spec.length, fxp), sigma
+
+
+def channel_sum(
+    channel: SmpcChannel, step: str, vector: np.ndarray, *, rng: SecureRandom | None = None
+) -> np.ndarray:
+    """The two-round secure sum (:class:`~tutela.smpc.joint.SecureSum`) of every party's
+    ring ``vector`` over an open channel; ``step`` names this sum's messages."""
+    parties = list(channel.parties)
+    others = [p for p in parties if p != channel.site]
+    summer = SecureSum(channel.index, len(parties), int(vector.size), rng=rng)
+    for j, message in summer.share(vector).items():
+        channel.send(f"{step}-shares", parties[j], message)
+    received = channel.receive_all(f"{step}-shares", others)
+    for j, message in summer.combine({parties.index(p): m for p, m in received.items()}).items():
+        channel.send(f"{step}-total", parties[j], message)
+    received = channel.receive_all(f"{step}-total", others)
+    return summer.reveal({parties.index(p): m for p, m in received.items()})
 
 
 def run_stats(
@@ -241,16 +277,7 @@ def run_stats(
         noise, sigma = _charge_and_draw(privacy, spec, channel.session, len(parties), fxp)
         vector = vector + noise
     channel.open()
-    me = channel.index
-    others = [p for p in parties if p != channel.site]
-    summer = SecureSum(me, len(parties), spec.length, rng=rng)
-    for j, message in summer.share(vector).items():
-        channel.send("sum-shares", parties[j], message)
-    received = channel.receive_all("sum-shares", others)
-    for j, message in summer.combine({parties.index(p): m for p, m in received.items()}).items():
-        channel.send("sum-total", parties[j], message)
-    received = channel.receive_all("sum-total", others)
-    total = summer.reveal({parties.index(p): m for p, m in received.items()})
+    total = channel_sum(channel, "sum", vector, rng=rng)
     result = statistics_from_total(total, spec, fxp)
     result["dp"] = (
         None
@@ -266,146 +293,3 @@ def run_stats(
         }
     )
     return result
-
-
-def train_function(iterations: int, learning_rate: float, l2: float) -> str:
-    """The session function name of vertical training (the parties and the dealer agree on
-    the hyperparameters through it)."""
-    return f"train-vertical-i{iterations}-lr{learning_rate:g}-l2{l2:g}"
-
-
-def _announce(channel: SmpcChannel, rows: int, width: int, label: bool) -> dict[str, list[int]]:
-    """Every party tells every other participant its rows, width and whether it holds the
-    label; returns what each party announced (``[rows, width, label]``)."""
-    mine = [rows, width, int(label)]
-    for other in channel.parties:
-        if other != channel.site:
-            channel.send("plan", other, json.dumps(mine).encode())
-    parties = list(channel.parties)[:-1]
-    heard = channel.receive_all("plan", [p for p in parties if p != channel.site])
-    out = {}
-    for site in parties:
-        try:
-            value = mine if site == channel.site else json.loads(heard[site])
-            if not (
-                isinstance(value, list)
-                and len(value) == 3
-                and all(isinstance(v, int) for v in value)
-            ):
-                raise ValueError
-        except ValueError:
-            channel.abort([site], "its plan announcement is malformed")
-        out[site] = value
-    return out
-
-
-def _plan(
-    channel: SmpcChannel,
-    announced: dict[str, list[int]],
-    iterations: int,
-    learning_rate: float,
-    l2: float,
-) -> Any:
-    from tutela.smpc.vertical import VerticalPlan
-
-    parties = list(channel.parties)[:-1]
-    rows = {a[0] for a in announced.values()}
-    labels = [p for p in parties if announced[p][2]]
-    if len(rows) != 1:
-        channel.abort([], f"the parties hold different numbers of linked rows: {sorted(rows)}")
-    if len(labels) != 1:
-        channel.abort([], f"exactly one party must hold the label; got {labels or 'none'}")
-    return VerticalPlan(
-        rows=rows.pop(),
-        widths=tuple(announced[p][1] for p in parties),
-        label_party=parties.index(labels[0]),
-        iterations=iterations,
-        learning_rate=learning_rate,
-        l2=l2,
-    )
-
-
-def run_train(
-    channel: SmpcChannel,
-    features: np.ndarray,
-    labels: np.ndarray | None,
-    *,
-    iterations: int,
-    learning_rate: float,
-    l2: float = 0.0,
-    rng: SecureRandom | None = None,
-) -> np.ndarray:
-    """This party's side of vertical logistic regression over linked rows (joint order).
-
-    The parties are ``channel.parties[:-1]``; the last is the dealer (:func:`serve_train_dealer`).
-
-    Returns:
-        The opened weights (every party's columns in party order, then the bias).
-    """
-    from tutela.smpc.party import MaterialStream, PartyRuntime
-    from tutela.smpc.vertical import train_vertical
-
-    parties = list(channel.parties)[:-1]
-    dealer = list(channel.parties)[-1]
-    if channel.site == dealer:
-        raise ValueError("the dealer runs serve_train_dealer, not run_train")
-    announced = _announce(channel, features.shape[0], features.shape[1], labels is not None)
-    plan = _plan(channel, announced, iterations, learning_rate, l2)
-    material = MaterialStream.from_bytes(channel.receive("material", dealer))
-
-    def exchange(
-        step: str, outbox: Mapping[int, bytes], senders: Sequence[int]
-    ) -> dict[int, bytes]:
-        for j, message in outbox.items():
-            channel.send(f"t-{step}", parties[j], message)
-        got = channel.receive_all(f"t-{step}", [parties[j] for j in senders])
-        return {parties.index(site): m for site, m in got.items()}
-
-    runtime = PartyRuntime(parties.index(channel.site), len(parties), exchange, material, rng=rng)
-    weights = train_vertical(runtime, plan, features, labels)
-    channel.finish(
-        {
-            "function": channel.function,
-            "released_to_this_party": "model weights (every party's columns and the bias)",
-            "rows": plan.rows,
-        }
-    )
-    return weights
-
-
-def serve_train_dealer(
-    channel: SmpcChannel,
-    *,
-    iterations: int,
-    learning_rate: float,
-    l2: float = 0.0,
-    rng: SecureRandom | None = None,
-) -> int:
-    """The dealer of vertical training: hears the plan, dry-runs the program, sends each
-    party its material. It sees no data and no message between the parties.
-
-    Returns:
-        The number of ring elements it sent each party.
-    """
-    from tutela.smpc.party import ShapeRuntime
-    from tutela.smpc.vertical import train_vertical
-
-    parties = list(channel.parties)[:-1]
-    if channel.site != list(channel.parties)[-1]:
-        raise ValueError("the dealer is the last party of a training session")
-    heard = channel.receive_all("plan", parties)
-    announced = {}
-    for site in parties:
-        try:
-            announced[site] = json.loads(heard[site])
-        except ValueError:
-            channel.abort([site], "its plan announcement is malformed")
-    plan = _plan(channel, announced, iterations, learning_rate, l2)
-    dry = ShapeRuntime(len(parties), rng)
-    train_vertical(dry, plan, None)
-    size = 0
-    for site, stream in zip(parties, dry.streams(), strict=True):
-        channel.send("material", site, stream.to_bytes())
-        size = sum(int(item.size) for item in stream.items)
-    channel.finish({"function": channel.function, "released_to_this_party": "nothing"})
-    return size

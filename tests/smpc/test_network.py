@@ -213,6 +213,9 @@ def _tables(seed: int) -> list[pd.DataFrame]:
     ]
 
 
+EDGES = list(range(0, 129, 8))
+
+
 def test_joint_statistics_across_three_processes(deployment: Deployment, tmp_path: Path) -> None:
     tables = _tables(3)
     parties = ["hospital-a", "hospital-b", "hospital-c"]
@@ -222,7 +225,8 @@ def test_joint_statistics_across_three_processes(deployment: Deployment, tmp_pat
         table.to_csv(data, index=False)
         args = ["stats", *deployment.credentials(site), "--session", "stats-1", "--data", str(data)]
         args += ["--columns", "age,sbp", "--bounds", "128,256", "--histogram", "age"]
-        args += ["--edges", "0,40,65,128", "--json"]
+        args += ["--edges", ",".join(str(e) for e in EDGES), "--quantiles", "0.1,0.5,0.9"]
+        args += ["--json"]
         for p in parties:
             args += ["--party", p]
         procs.append(party(args))
@@ -235,8 +239,10 @@ def test_joint_statistics_across_three_processes(deployment: Deployment, tmp_pat
         assert got["mean"]["sbp"] == pytest.approx(pooled["sbp"].mean(), abs=1e-3)
         assert got["variance"]["age"] == pytest.approx(pooled["age"].var(), rel=1e-4)
         assert np.allclose(got["covariance"], np.cov(pooled.to_numpy().T), rtol=1e-4, atol=1e-2)
-        counts = np.histogram(pooled["age"], bins=[0, 40, 65, 128])[0]
+        counts = np.histogram(pooled["age"], bins=EDGES)[0]
         assert np.allclose(got["histogram"]["counts"], counts, atol=1e-4)
+        expected = np.quantile(pooled["age"], [0.1, 0.5, 0.9])  # within one bin (width 8)
+        assert np.all(np.abs(np.asarray(got["quantiles"]["values"]) - expected) <= 8.0)
     complete = [e for e in deployment.audit() if e["action"] == "smpc.complete"]
     assert len(complete) == 1 and complete[0]["resource"] == "smpc/stats-1"
 

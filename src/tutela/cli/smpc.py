@@ -299,6 +299,9 @@ def stats(
     bounds: str = typer.Option("", "--bounds", help="Public bound per column (|x| <= bound)."),
     histogram: str | None = typer.Option(None, "--histogram", help="Column for a histogram."),
     edges: str = typer.Option("", "--edges", help="Histogram bin edges."),
+    quantiles: str = typer.Option(
+        "", "--quantiles", help="Quantile levels read off the histogram, e.g. 0.25,0.5,0.75."
+    ),
     epsilon: float | None = typer.Option(None, "--epsilon", help="DP: epsilon of the release."),
     delta: float = typer.Option(1e-6, "--delta", help="DP: delta of the release."),
     state_dir: Path | None = typer.Option(
@@ -308,7 +311,7 @@ def stats(
     timeout: float = _TIMEOUT,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Joint count, sum, mean, variance, covariance and histogram.
+    """Joint count, sum, mean, variance, covariance, histogram and quantiles.
 
     With --coordinator: one party of a session over its own file (each party runs this).
     Without: a demo that splits a table among --parties in this process.
@@ -327,14 +330,15 @@ def stats(
     try:
         numbers = [float(b) for b in _csv_list(bounds)]
         cuts = [float(e) for e in _csv_list(edges)]
+        levels = [float(q) for q in _csv_list(quantiles)]
     except ValueError:
-        raise ValueError("--bounds and --edges take comma-separated numbers") from None
+        raise ValueError("--bounds, --edges and --quantiles take comma-separated numbers") from None
     emit_result(
         run_stats_party(
             coordinator=coordinator, ca=ca, cert=cert, key=key, session=session, parties=party,
             data=data, columns=_csv_list(columns), bounds=numbers, histogram=histogram,
-            edges=cuts, epsilon=epsilon, delta=delta, state_dir=state_dir, budget=budget,
-            timeout=timeout,
+            edges=cuts, quantiles=levels, epsilon=epsilon, delta=delta, state_dir=state_dir,
+            budget=budget, timeout=timeout,
         ),
         as_json,
         f"joint statistics, session {session}",

@@ -326,6 +326,7 @@ def run_stats_party(
     histogram: str | None,
     edges: list[float],
     epsilon: float | None,
+    quantiles: list[float] | None = None,
     delta: float,
     state_dir: Path | None,
     budget: float | None,
@@ -339,7 +340,7 @@ def run_stats_party(
 
     if len(bounds) != len(columns):
         raise ValueError("--bounds: give one bound per column in --columns")
-    spec = StatsSpec(tuple(columns), tuple(bounds), histogram, tuple(edges))
+    spec = StatsSpec(tuple(columns), tuple(bounds), histogram, tuple(edges), tuple(quantiles or ()))
     privacy = None
     if epsilon is not None:
         if state_dir is None:

@@ -10,7 +10,10 @@ encodes it in fixed point in Z_{2^64}, and runs a two-round secure sum
 (:class:`SecureSum`): it sends each other party a uniformly random additive share of its
 vector, adds the shares it received into one share of the total, and broadcasts that share.
 Every party then holds the total and nothing else: count, sums, means, variances, the
-covariance matrix and the histogram follow from it (:func:`statistics_from_total`).
+covariance matrix and the histogram follow from it (:func:`statistics_from_total`), and
+quantiles of the histogram's column by linear interpolation within the bin where the
+cumulative count crosses ``q * n`` (:func:`histogram_quantiles`): post-processing of the
+histogram, so they cost no extra privacy and are exact to within one bin width.
 
 An optional noise vector (integers on the fixed-point grid, drawn by the caller, e.g. the
 site agent from its own DP plan) is added to the local vector before sharing, so only the
@@ -28,7 +31,7 @@ rows in total.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +41,13 @@ from tutela.hazmat.ring import FixedPoint64, RingArray, additive_share
 from tutela.hazmat.rng import SecureRandom
 from tutela.smpc import wire
 
-__all__ = ["SecureSum", "StatsSpec", "local_vector", "statistics_from_total"]
+__all__ = [
+    "SecureSum",
+    "StatsSpec",
+    "histogram_quantiles",
+    "local_vector",
+    "statistics_from_total",
+]
 
 FloatArray = npt.NDArray[np.float64]
 _MAX_ROWS = 1 << 20
@@ -54,12 +63,14 @@ class StatsSpec:
         histogram: the histogram's column (None: no histogram).
         edges: its bin edges (increasing; values outside ``[edges[0], edges[-1]]`` are
             refused).
+        quantiles: levels in ``[0, 1]`` to read off the histogram (needs a histogram).
     """
 
     columns: tuple[str, ...]
     bounds: tuple[float, ...]
     histogram: str | None = None
     edges: tuple[float, ...] = ()
+    quantiles: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.columns or len(set(self.columns)) != len(self.columns):
@@ -72,6 +83,10 @@ class StatsSpec:
             e = np.asarray(self.edges, dtype=np.float64)
             if e.size < 2 or not np.all(np.isfinite(e)) or np.any(np.diff(e) <= 0):
                 raise ValueError("histogram edges must be at least two increasing numbers")
+        if self.quantiles and (
+            self.histogram is None or not all(0.0 <= q <= 1.0 for q in self.quantiles)
+        ):
+            raise ValueError("quantiles need a histogram and levels in [0, 1]")
 
     @property
     def bins(self) -> int:
@@ -211,9 +226,49 @@ def statistics_from_total(
         "covariance": cov.tolist(),
     }
     if spec.histogram is not None:
+        counts = v[1 + d + d * d :]
         out["histogram"] = {
             "column": spec.histogram,
             "edges": list(spec.edges),
-            "counts": v[1 + d + d * d :].tolist(),
+            "counts": counts.tolist(),
         }
+        if spec.quantiles:
+            values = histogram_quantiles(spec.edges, counts, spec.quantiles)
+            out["quantiles"] = {
+                "column": spec.histogram,
+                "levels": list(spec.quantiles),
+                "values": values.tolist(),
+                "error_bound": float(np.max(np.diff(spec.edges))),
+            }
+    return out
+
+
+def histogram_quantiles(
+    edges: Sequence[float], counts: npt.ArrayLike, levels: Sequence[float]
+) -> FloatArray:
+    """Quantiles from a histogram: linear interpolation inside the bin where the cumulative
+    count reaches ``q * total``.
+
+    With exact counts each result lies in the bin holding the true ``q``-quantile of the
+    rows, so it is off by less than that bin's width. Noised counts are clipped at zero
+    first (post-processing).
+
+    Raises:
+        ValueError: the shapes do not fit, a level is outside ``[0, 1]`` or the counts are
+            all zero.
+    """
+    e = np.asarray(edges, dtype=np.float64)
+    c = np.maximum(np.asarray(counts, dtype=np.float64), 0.0)
+    q = np.asarray(levels, dtype=np.float64)
+    if c.shape != (e.size - 1,) or np.any((q < 0) | (q > 1)):
+        raise ValueError("need one count per bin and levels in [0, 1]")
+    total = float(c.sum())
+    if total <= 0:
+        raise ValueError("the histogram is empty")
+    cum = np.concatenate([[0.0], np.cumsum(c)])
+    target = np.maximum(q * total, 1e-12 * total)  # level 0: the first non-empty bin
+    k = np.clip(np.searchsorted(cum[1:], target, side="left"), 0, c.size - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(c[k] > 0, (target - cum[k]) / c[k], 0.0)
+    out: FloatArray = e[k] + np.clip(frac, 0.0, 1.0) * (e[k + 1] - e[k])
     return out

@@ -189,6 +189,7 @@ def stats_function(spec: StatsSpec, privacy: StatsPrivacy | None) -> str:
         "bounds": spec.bounds,
         "histogram": spec.histogram,
         "edges": spec.edges,
+        **({"quantiles": spec.quantiles} if spec.quantiles else {}),
         "dp": None if privacy is None else [privacy.epsilon, privacy.delta],
     }
     return "stats-" + hashlib.sha256(json.dumps(public).encode()).hexdigest()[:16]
@@ -288,7 +289,8 @@ def run_stats(
         {
             "function": channel.function,
             "released_to_this_party": "count, sums, means, variances, covariance"
-            + (", histogram" if spec.histogram else ""),
+            + (", histogram" if spec.histogram else "")
+            + (", quantiles" if spec.quantiles else ""),
             "dp_epsilon": None if privacy is None else privacy.epsilon,
         }
     )

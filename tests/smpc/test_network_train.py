@@ -138,3 +138,42 @@ def test_horizontal_regression_across_three_processes_matches_pooled_training(
             "smpc horizontal logistic regression, session h-log"
         ]
         assert 1.9 < ledger.spent("smpc") <= 2.0 + 1e-6
+
+
+def test_a_dp_psi_count_is_charged_to_both_ledgers_and_only_the_noised_count_leaves(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """Cardinality PSI with --epsilon between two processes: each site charges its own
+    ledger before the session opens; both parties, and the coordinator's audit record, hold
+    the same noised count (the responder never receives the exact one)."""
+    from tutela.dp.ledger import PrivacyLedger
+
+    from .linkage_data import two_hospitals
+    from .network import write_csv
+
+    a_rows, b_rows, truth = two_hospitals(80, 70, 30, seed=12)
+    data = {"hospital-a": write_csv(tmp_path / "a.csv", a_rows),
+            "hospital-b": write_csv(tmp_path / "b.csv", b_rows)}  # fmt: skip
+    procs = [
+        party(["psi", *deployment.credentials(site), "--session", "count-dp", "--data",
+               str(path), "--mode", "cardinality", "--keys", "name+dob", "--epsilon", "1",
+               "--state-dir", str(tmp_path / site), "--json", "--party", "hospital-a",
+               "--party", "hospital-b"])
+        for site, path in data.items()
+    ]  # fmt: skip
+    results = finish(procs)
+    for code, _out, err in results:
+        assert code == 0, err
+    sizes = [json.loads(out)["size"] for _, out, _ in results]
+    assert sizes[0] == sizes[1] and abs(sizes[0] - len(truth)) <= 30  # sigma about 4.8
+    for site in data:
+        ledger = PrivacyLedger(tmp_path / site / "ledger-smpc.sqlite")
+        assert [r.label for r in ledger.records("smpc")] == ["smpc PSI count, session count-dp"]
+        assert 0.9 < ledger.spent("smpc") <= 1.0 + 1e-6
+    complete = [
+        e for e in deployment.audit()
+        if e["resource"] == "smpc/count-dp" and e["action"] == "smpc.complete"
+    ]  # fmt: skip
+    detail = complete[0]["detail"]
+    assert isinstance(detail, dict)
+    assert {r["size"] for r in detail["released"].values()} == {sizes[0]}

@@ -231,3 +231,18 @@ def test_modes_check_their_inputs() -> None:
         PsiRequester([(b"a",), (b"a", b"b")], PsiMode.INTERSECTION, session=b"s")
     with pytest.raises(ValueError, match="shuffle mask"):
         PsiRequester([(b"a",)], PsiMode.SHARES, session=b"s")
+
+
+def test_a_noised_count_is_all_the_responder_sees() -> None:
+    """With count noise (the DP release of CARDINALITY mode) the responder's result, the
+    only count it receives, is the true count plus the requester's noise, clipped to the
+    public sizes; other modes refuse noise."""
+    keys_a = _single([f"k{i}" for i in range(30)])
+    keys_b = _single([f"k{i}" for i in range(12)] + [f"other{i}" for i in range(8)])
+    for noise, expected in ((3, 15), (-5, 7), (-40, 0), (50, 20)):
+        a = PsiRequester(keys_a, PsiMode.CARDINALITY, session=b"dp", count_noise=noise)
+        b = PsiResponder(keys_b, PsiMode.CARDINALITY, session=b"dp")
+        final, ra = a.finish(b.respond(a.request()))
+        assert b.finish(final).size == ra.size == expected
+    with pytest.raises(ValueError, match="CARDINALITY"):
+        PsiRequester(keys_a, PsiMode.INTERSECTION, session=b"dp", count_noise=1)

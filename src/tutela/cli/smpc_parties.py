@@ -51,12 +51,25 @@ def run_psi_party(
     day_first: bool,
     out: Path | None,
     timeout: float,
+    epsilon: float | None = None,
+    delta: float = 1e-6,
+    state_dir: Path | None = None,
+    budget: float | None = None,
 ) -> dict[str, Any]:
-    """One party of a PSI session: read its table, link, write its linked rows or shares."""
+    """One party of a PSI session: read its table, link, write its linked rows or shares.
+
+    With ``epsilon`` (cardinality mode only) the released count is DP, charged to this
+    site's ledger before the session opens.
+    """
     import numpy as np
     import pandas as pd
 
-    from tutela.server.agent.smpc_jobs import psi_function, run_psi
+    from tutela.server.agent.smpc_jobs import (
+        StatsPrivacy,
+        charge_psi_count,
+        psi_function,
+        run_psi,
+    )
     from tutela.smpc.linkage import BlockingKey, blocking_keys
     from tutela.smpc.psi import PsiMode
 
@@ -69,6 +82,13 @@ def run_psi_party(
             "--party: give the requester and the responder"
             + (", then the dealer" if psi_mode is PsiMode.SHARES else "")
         )
+    privacy = None
+    if epsilon is not None:
+        if psi_mode is not PsiMode.CARDINALITY:
+            raise ValueError("--epsilon: a DP count is for --mode cardinality")
+        if state_dir is None:
+            raise ValueError("--epsilon needs --state-dir (where this site keeps its ledger)")
+        privacy = StatsPrivacy(epsilon, delta, state_dir, budget if budget is not None else epsilon)
     unknown = [k for k in keys if k not in _KEY_KINDS]
     if unknown or not keys:
         raise ValueError(f"--keys: choose from {sorted(_KEY_KINDS)}")
@@ -89,10 +109,11 @@ def run_psi_party(
     )
     with _channel(
         coordinator=coordinator, ca=ca, cert=cert, key=key, session=session,
-        function=psi_function(psi_mode), parties=parties, timeout=timeout,
+        function=psi_function(psi_mode, privacy), parties=parties, timeout=timeout,
     ) as channel:  # fmt: skip
+        noise = 0 if privacy is None else charge_psi_count(privacy, session)[0]
         channel.open()
-        result = run_psi(channel, linkage, psi_mode)
+        result = run_psi(channel, linkage, psi_mode, count_noise=noise)
         summary: dict[str, Any] = {
             "session": session,
             "party": channel.site,

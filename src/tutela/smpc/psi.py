@@ -186,6 +186,10 @@ class PsiRequester:
         rng: randomness for the scalar and dummies (default: OS-seeded).
         mask: ``SHARES`` mode: this party's half of the dealer's shuffle correlation, of
             length ``len(keys)``.
+        count_noise: ``CARDINALITY`` mode: integer noise (e.g. discrete Gaussian, drawn by
+            the caller for DP) added to the count before it is released; the released
+            count is clipped to ``[0, min(sizes)]``. A still computes the exact count;
+            B, and every output, see only the noised one.
     """
 
     def __init__(
@@ -196,7 +200,11 @@ class PsiRequester:
         session: bytes,
         rng: SecureRandom | None = None,
         mask: ShuffleMask | None = None,
+        count_noise: int = 0,
     ) -> None:
+        if count_noise and mode is not PsiMode.CARDINALITY:
+            raise ValueError("count noise is for CARDINALITY mode")
+        self._count_noise = int(count_noise)
         self.mode, self.session = mode, session
         self._rng = rng or SecureRandom()
         self._items, self.width = _items(keys, mode, self._rng)
@@ -247,6 +255,7 @@ class PsiRequester:
             member = np.fromiter((v in table for v in doubled), dtype=bool, count=len(doubled))
             size = int(member.sum())
             if self.mode is PsiMode.CARDINALITY:
+                size = min(max(size + self._count_noise, 0), len(doubled), len(theirs))
                 words = np.array([size], np.uint64)
             else:
                 assert self._mask is not None

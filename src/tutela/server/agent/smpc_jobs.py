@@ -45,6 +45,7 @@ from tutela.smpc.psi import PsiMode, PsiRequester, PsiResponder, PsiResult
 __all__ = [
     "StatsPrivacy",
     "channel_sum",
+    "charge_psi_count",
     "charge_release",
     "noise_share",
     "psi_function",
@@ -57,9 +58,39 @@ __all__ = [
 _U64 = np.dtype("<u8")
 
 
-def psi_function(mode: PsiMode) -> str:
-    """The session function name of a PSI mode."""
-    return f"psi-{mode.value}"
+def psi_function(mode: PsiMode, privacy: StatsPrivacy | None = None) -> str:
+    """The session function name of a PSI mode (and of a DP count's parameters)."""
+    if privacy is None:
+        return f"psi-{mode.value}"
+    return f"psi-{mode.value}-dp-e{privacy.epsilon:g}-d{privacy.delta:g}"
+
+
+def charge_psi_count(privacy: StatsPrivacy, session: str) -> tuple[int, float]:
+    """Charge this site's ledger for a DP release of the PSI count, before the session
+    opens; return this party's integer noise (discrete Gaussian, used by the requester)
+    and its standard deviation.
+
+    Privacy: the count changes by at most one when a row of either party is added or
+    removed; the noise of the analytic Gaussian mechanism for sensitivity 1 makes the
+    released count (epsilon, delta)-DP for both parties' rows. The requester computes the
+    exact count inside the protocol (ECDH cardinality PSI reveals it to the requester);
+    the responder and every output see only the noised count.
+
+    Raises:
+        BudgetExceeded: past this site's budget; nothing was sent.
+    """
+    from tutela.dp.events import GaussianEvent
+    from tutela.dp.mechanisms import analytic_gaussian_sigma
+    from tutela.hazmat.noise import sample_discrete_gaussian
+
+    sigma = analytic_gaussian_sigma(privacy.epsilon, privacy.delta, 1.0)
+    charge_release(
+        privacy,
+        GaussianEvent(noise_multiplier=sigma),
+        label=f"smpc PSI count, session {session}",
+        key=f"smpc-psi/{session}",
+    )
+    return int(sample_discrete_gaussian(sigma, 1)[0]), sigma
 
 
 def _words(*arrays: np.ndarray) -> bytes:
@@ -90,8 +121,12 @@ def run_psi(
     mode: PsiMode,
     *,
     rng: SecureRandom | None = None,
+    count_noise: int = 0,
 ) -> PsiResult:
     """This party's side of PSI over ``channel`` (requester or responder by its position).
+
+    ``count_noise`` (the requester, ``CARDINALITY`` mode) is added to the count before it
+    is released (:func:`charge_psi_count` draws it).
 
     Raises:
         ProtocolAbort: a peer went missing or sent something malformed (the session is
@@ -108,7 +143,7 @@ def run_psi(
             channel.send("dealer-size", dealer, struct.pack(">Q", len(keys)))
             u, z = _unwords(channel.receive("dealer-mask", dealer), 2)
             mask = ShuffleMask(u, z)
-        a = PsiRequester(keys, mode, session=session, rng=rng, mask=mask)
+        a = PsiRequester(keys, mode, session=session, rng=rng, mask=mask, count_noise=count_noise)
         channel.send("psi-request", responder, a.request())
         final, result = a.finish(channel.receive("psi-response", responder))
         channel.send("psi-finish", responder, final)

@@ -8,7 +8,8 @@ writing its function form as SQL (:func:`function_sql`). The budget belongs to t
 content (its fingerprint), not to the file's path: a copy, rename or hard link of the file
 draws on the same budget. Refusals (a
 column outside the policy, a cohort below its minimum, an epsilon above its cap, the budget
-spent) are one line and a non-zero exit; nothing is charged.
+spent) are one line and a non-zero exit; nothing is charged but a cohort refusal's noisy
+test (:mod:`tutela.dp.sql.cohort`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
-    from tutela.dp.query_model import Query
     from tutela.dp.ledger import Budget, PrivacyLedger
+    from tutela.dp.query_model import Query
     from tutela.dp.sql import SqlPolicy
 
 
@@ -114,18 +115,18 @@ def run_local_query(
     """Check ``sql`` against ``policy``, open the dataset's budget, then (unless a dry
     run) charge the ledger and print the answer. Shared by ``dp sql`` and ``dp query``.
 
-    The budget's scope is the table's content :func:`~tutela.dp.fingerprint.fingerprint`.
+    The budget's scope is the table's content :func:`~tutela.dp.table_fingerprint.fingerprint`.
     A new budget needs ``budget`` (its delta is ``delta`` or ``new_delta``); an existing
     one must agree with both.
     """
     import sqlite3
 
     from tutela.data.tables import read_table
-    from tutela.dp.fingerprint import fingerprint
     from tutela.dp.events import GaussianEvent
     from tutela.dp.ledger import PrivacyLedger
     from tutela.dp.sql import SqlTable
     from tutela.dp.sql.release import noise_multiplier, query_epsilon
+    from tutela.dp.table_fingerprint import fingerprint
     from tutela.errors import DataError
 
     table_scope = fingerprint(read_table(data))

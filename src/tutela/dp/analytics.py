@@ -31,7 +31,7 @@ anything is charged, rather than answering over the numeric part of it.
 
 The query model (:class:`Query`, :class:`Bounds`, :func:`parse_query`) lives in
 :mod:`tutela.dp.query_model` and the table's ledger scope (:func:`fingerprint`) in
-:mod:`tutela.dp.fingerprint`; both are re-exported here.
+:mod:`tutela.dp.table_fingerprint`; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ import pandas as pd
 
 from tutela.dp.accounting import DEFAULT_PLD_DISCRETIZATION
 from tutela.dp.events import ComposedEvent, Event
-from tutela.dp.fingerprint import fingerprint, read_csv
 from tutela.dp.ledger import PrivacyLedger, SpendRecord
 from tutela.dp.mechanisms import (
     DiscreteLaplaceMechanism,
@@ -64,6 +63,7 @@ from tutela.dp.query_model import (
     QueryKind,
     parse_query,
 )
+from tutela.dp.table_fingerprint import fingerprint, read_csv
 from tutela.hazmat.rng import SecureRandom
 
 __all__ = [

@@ -63,6 +63,7 @@ from tutela.errors import AuditError, DataError
 from tutela.governance.audit import RUN_CHECKPOINT, Checkpoint, VerifierKey, verify_log
 from tutela.governance.comply_report import CheckResult, ComplianceReport, Framework, Status
 from tutela.governance.minimisation import is_direct_identifier
+from tutela.governance.query_evidence import analytics_contradictions, log_events
 from tutela.governance.results import (
     AggregationProtocol,
     GovernanceReport,
@@ -349,6 +350,11 @@ def _site_floors(run: _Run) -> CheckResult:
         for s in sites
     }
     weaker = {site: reasons for site, reasons in weaker.items() if reasons}
+    gov = run.governance  # the queries the sites accepted, against the analytics they sign
+    events = log_events(run.path / gov.audit_log) if gov is not None and gov.audit_log else []
+    signed = {s.site: s.policy for s in sites if s.site not in unverified}
+    for site, reasons in analytics_contradictions(signed, events).items():
+        weaker.setdefault(site, []).extend(reasons)
     ev["shortfalls"] = weaker
     if weaker:
         reason = "; ".join(f"{site} {', '.join(r)}" for site, r in sorted(weaker.items()))

@@ -388,7 +388,9 @@ class SitePolicy:
         """The whole enforced policy as JSON-ready data (sorted, so it signs canonically).
 
         The shape mirrors the file: ``site``, ``never_share``, ``block_direct_identifiers``,
-        ``purposes`` ({name: {columns}}), ``floor`` and ``limits``, every default filled in.
+        ``purposes`` ({name: {columns}}), ``floor``, ``limits`` and ``analytics`` (what the
+        site enforces for DP queries, :meth:`AnalyticsPolicy.to_json`: categories by column
+        name, each list in the policy's order), every default filled in.
         """
         return {
             "site": self.site,
@@ -408,6 +410,7 @@ class SitePolicy:
                 "max_steps_per_round": self.max_steps_per_round,
             },
             "models": [{"factory": f, "sha256": h} for f, h in sorted(self.models)],
+            "analytics": self.analytics.to_json(),
             "report_metrics": self.report_metrics,
         }
 

@@ -6,9 +6,9 @@ A query (:class:`~tutela.fl.queries.QueryRequest`) goes through two phases:
 1. **Invitation.** Every invited site gets a ``query`` task with the SQL, the epsilon, the
    delta and the purpose. Each checks it against its own policy and budgets, evaluates it
    locally (nothing leaves) and answers: a refusal with its reason (audited; nothing was
-   charged), or an acceptance with the declared categories of the query's grouped columns
-   (public keys every site must share) and its SecAgg+ identity key bound to its
-   certificate.
+   charged but a site's noisy cohort test), or an acceptance with the declared categories of
+   the query's grouped columns (public keys every site must share) and its SecAgg+ identity
+   key bound to its certificate.
 2. **Secure sum.** With at least 3 acceptances that agree on the categories, the coordinator
    plans a SecAgg+ round (:func:`~tutela.fl.queries.secure_config`: distributed noise sized
    for the round's minimum of survivors) and relays the server's messages in the sites'
@@ -20,7 +20,10 @@ State lives in memory (the SecAgg+ server's secrets must not outlive the process
 restarted coordinator has no running queries (sites that charged keep their charge; the
 analyst submits again). What the coordinator keeps of a query, its request, the sites'
 answers, every message it relayed or received and the answer, is :meth:`Queries.record`:
-none of it holds a site's exact statistics, only masked vectors and the noisy sum.
+none of it holds a site's exact statistics, only masked vectors and the noisy sum. The
+audit log records what each query reads (its columns and grouped columns) and the
+categories each accepting site declared, so an auditor can hold every site's answers against
+the analytics policy it signs (:mod:`tutela.governance.query_evidence`).
 
 Security: the coordinator may be curious and may deviate. It cannot lower the noise (each
 site checks the plan's guaranteed multiplier against the query's epsilon before charging),
@@ -43,7 +46,7 @@ import numpy as np
 from sqlalchemy import select
 
 from tutela.dp.sql.engine import QueryShape
-from tutela.dp.sql.parse import parse_sql
+from tutela.dp.sql.parse import SelectQuery, parse_sql
 from tutela.errors import DataError, PermissionDenied, ProtocolAbort, QuorumNotMet
 from tutela.fl.queries import QueryRequest, released_sigma, secure_config, shape_for
 from tutela.server.authz import Principal, Role
@@ -134,7 +137,7 @@ class Queries:
         """
         try:
             request = QueryRequest(sql, epsilon, delta, purpose, principal.name)
-            parse_sql(sql)
+            parsed = parse_sql(sql)
         except ValueError as exc:
             raise DataError(str(exc)) from None
         with self.core.store.read() as s:
@@ -160,7 +163,7 @@ class Queries:
             "query.submit",
             f"query/{query_id}",
             "ok",
-            {**request.as_dict(), "sites": list(invited)},
+            {**request.as_dict(), "sites": list(invited), "reads": _reads(parsed)},
         )
         return query_id
 
@@ -259,7 +262,7 @@ class Queries:
             "query.accept" if accept else "query.refuse",
             f"query/{query_id}",
             "ok" if accept else "refused",
-            {} if accept else {"reason": entry["reason"]},
+            {"categories": entry["categories"]} if accept else {"reason": entry["reason"]},
         )
 
     def receive(self, site: str, query_id: str, stage: str, body: bytes) -> None:
@@ -418,3 +421,14 @@ class Queries:
             COORDINATOR, "query.fail", f"query/{q.id}", "failed",
             {"error": error, "refused": q.refused},
         )  # fmt: skip
+
+
+def _reads(query: SelectQuery) -> dict[str, list[str]]:
+    """What a query reads, for the audit log: its columns and the columns it groups by (or
+    takes a categorical histogram of)."""
+    grouped = list(query.group_by)
+    for a in query.aggregates:
+        categorical = a.kind.value == "histogram" and a.bounds is None
+        if categorical and a.column is not None and a.column not in grouped:
+            grouped.append(a.column)
+    return {"columns": list(query.columns), "grouped": grouped}

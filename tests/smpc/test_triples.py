@@ -164,3 +164,61 @@ def test_the_pairwise_runtime_is_for_two_parties_and_checks_its_peer() -> None:
     rt = PairwiseRuntime(0, lambda step, out, senders: {1: b"\x00" * 8}, _keys(0))
     with pytest.raises(wire.MessageError, match="party 1 sent a malformed Paillier public key"):
         rt.truncate(np.zeros(2, np.uint64))
+
+
+def _truncation_views(x: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Run one dealer-free truncation of the shared ``x``; return what party 0 can compute
+    from what it receives and its own share (``x + r``) and what party 1 decrypts
+    (``msb(c) msb(r) + mu`` mod 2**64)."""
+    rng = SecureRandom(seed)
+    share0 = rng.uint64(x.size)
+    share1 = x - share0
+    boxes = Mailboxes()
+    seen: dict[str, dict[int, bytes]] = {}
+
+    def recording(me: int):  # type: ignore[no-untyped-def]
+        inner = boxes.exchange_for(me)
+
+        def exchange(step, outbox, senders):  # type: ignore[no-untyped-def]
+            got = inner(step, outbox, senders)
+            seen.setdefault(f"{me}:{step}", {}).update(got)
+            return got
+
+        return exchange
+
+    out: dict[int, np.ndarray] = {}
+
+    def party(i: int) -> None:
+        rt = PairwiseRuntime(i, recording(i), _keys(i), rng=SecureRandom(seed + 1 + i))
+        out[i] = rt.truncate((share0, share1)[i], 20)
+
+    threads = [threading.Thread(target=party, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    expected = (x.view(np.int64) >> 20).view(np.uint64)
+    diff = (out[0] + out[1] - expected).view(np.int64)
+    assert np.all(np.abs(diff) <= 1)  # floor, or one more
+    to_zero = seen["0:s2"][1]  # step 1 swaps keys; step 2 is party 1's masked share
+    (n,) = np.frombuffer(to_zero[:4], dtype=">u4")
+    masked = wire.decode(to_zero[4 : 4 + int(n)], sender=1, step=2, shape=(x.size,))
+    to_one = seen["1:s3"][0]
+    cs = parse_ciphertexts(_keys(1).public, to_one, x.size)
+    decrypted = np.array([_keys(1).decrypt(c) % (1 << 64) for c in cs], dtype=np.uint64)
+    return masked + share0, decrypted
+
+
+def test_each_party_s_view_of_a_dealer_free_truncation_is_uniform_whatever_the_input() -> None:
+    count = 300
+    views = [
+        _truncation_views(np.zeros(count, np.uint64), 30),
+        _truncation_views(np.full(count, 1 << 50, np.uint64), 40),
+    ]
+    for masked, decrypted in views:
+        for words in (masked, decrypted):
+            top = (words >> np.uint64(60)).astype(np.int64)
+            assert stats.chisquare(np.bincount(top, minlength=16)).pvalue > ALPHA
+    for k in range(2):
+        a, b = views[0][k].astype(np.float64), views[1][k].astype(np.float64)
+        assert stats.ks_2samp(a, b).pvalue > ALPHA

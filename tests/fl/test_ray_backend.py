@@ -114,19 +114,99 @@ def test_killed_worker_fails_its_sites_and_the_round_closes_under_quorum(local_r
     assert backend.replaced_workers == 1
 
 
-def test_sample_level_dp_sites_are_refused_with_a_clear_error(tmp_path, local_ray):
-    config = _study()
-    data = prepare_data(config)
+def _sample_dp(tmp_path, data, name):
     from tutela.dp.ledger import PrivacyLedger
 
-    dp = SampleLevelDP(
-        PrivacyLedger(tmp_path / "l.sqlite"), "s", rounds=3, local_epochs=1,
+    return SampleLevelDP(
+        PrivacyLedger(tmp_path / f"{name}.sqlite"), "s", rounds=2, local_epochs=1,
         site_rows={n: len(r) for n, r in zip(data.site_names, data.site_rows, strict=True)},
         dimension=31, epsilon=4.0, delta=1e-5, max_grad_norm=1.0, accountant="rdp",
         batch_size=32,
     )  # fmt: skip
-    prepared = prepare_sites(config, data, dp.hook)
-    with pytest.raises(ConfigError, match="sample-level DP"):
+
+
+def test_sample_level_dp_on_ray_charges_in_the_driver_as_in_process(tmp_path, local_ray):
+    """DP-SGD sites on Ray: the driver charges each site's ledger before dispatch, so Ray and
+    in-process runs report the same epsilon per site, and a site past its budget is refused
+    in the same rounds (nothing charged, nothing dispatched)."""
+    from tutela.dp.events import (
+        ComposedEvent,
+        GaussianEvent,
+        PoissonSampledEvent,
+        SelfComposedEvent,
+    )
+
+    config = _study(rounds=2, local_epochs=1)
+    data = prepare_data(config)
+    victim = data.site_names[0]
+    runs = {}
+    for name, backend in (("here", None), ("there", RayBackend())):
+        dp = _sample_dp(tmp_path, data, name)
+        # the victim spent part of its budget before: what is left pays for one round
+        q = min(1.0, 32 / len(data.site_rows[0]))
+        one_round = SelfComposedEvent(
+            PoissonSampledEvent(q, GaussianEvent(dp._effective(dp.noise_multipliers[victim]))),
+            dp.steps_per_round[victim],
+        )
+        dp.ledger.charge(dp.scope(victim), ComposedEvent([dp.standardisation, one_round]),
+                         label="an earlier study")  # fmt: skip
+        before = dp.ledger.spent(dp.scope(victim))
+        run = run_study(config, data=data, privatize=dp.hook, with_baselines=False,
+                        backend=backend)  # fmt: skip
+        runs[name] = (dp, run, before)
+    (here_dp, here, before), (there_dp, there, _) = runs["here"], runs["there"]
+    assert [r.failed for r in here.history] == [r.failed for r in there.history]
+    refused = [r for r in there.history if victim in r.failed]
+    assert refused, "the victim's budget should have run out"
+    for r in refused:
+        assert "budget" in r.detail["failures"][victim].lower()
+    for record in (*here.history, *there.history):
+        assert len(record.sites) >= 5  # every other site trained every round
+    here_sites, there_sites = here_dp.report()["per_site"], there_dp.report()["per_site"]
+    for site in data.site_names:
+        assert there_sites[site]["epsilon"] == here_sites[site]["epsilon"]
+        assert there_sites[site]["steps"] == here_sites[site]["steps"] > 0
+        assert there_sites[site]["epsilon"] <= 4.0
+    assert there_sites[victim]["rounds_charged"] < config.training.rounds
+    assert there_dp.ledger.spent(there_dp.scope(victim)) > before  # it trained before refusal
+
+
+def test_a_worker_trains_only_the_planned_dp_sgd_and_holds_no_ledger(tmp_path):
+    """What a Ray worker receives for a private site: the planned noise multiplier, no
+    ledger; it refuses more epochs than the driver charged for."""
+    import dataclasses
+
+    import torch
+
+    from tutela.errors import BudgetExceeded
+
+    config = _study()
+    data = prepare_data(config)
+    dp = _sample_dp(tmp_path, data, "w")
+    site = data.site_names[1]
+    training = dp.training(site)
+    assert training.noise_multiplier == dp.noise_multipliers[site]
+    assert not any(
+        isinstance(getattr(training, f.name), type(dp.ledger)) for f in dataclasses.fields(training)
+    )
+    model = torch.nn.Linear(30, 1)
+    x = torch.zeros(40, 30)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, torch.zeros(40)),
+                                         batch_size=32)  # fmt: skip
+    with pytest.raises(BudgetExceeded, match="local epochs"):
+        training(model, torch.optim.SGD(model.parameters(), lr=0.1), loader, 1, 2)
+    assert dp.ledger.spent(dp.scope(site)) == 0.0
+
+
+def test_privatize_hooks_that_cannot_be_split_are_refused():
+    config = _study()
+    data = prepare_data(config)
+
+    def opaque(name):
+        return lambda model, optimizer, loader, server_round, epochs: (model, optimizer, loader)
+
+    prepared = prepare_sites(config, data, opaque)
+    with pytest.raises(ConfigError, match="privatize hook"):
         RayBackend().place(prepared.sites)
 
 

@@ -239,22 +239,10 @@ class LocalSite:
             BudgetExceeded: the privatize hook refused the round (beyond the site's privacy
                 plan or budget); nothing was trained or charged.
         """
-        epochs = _round_epochs(ins.config, self._training.epochs)
-        lr = _round_learning_rate(ins.config, self._training.learning_rate)
+        epochs, lr, model, optimizer, loader = self._start(ins)
         bound = round_norm_bound(ins.config)
         mu = float(ins.config.get("proximal_mu", 0.0))
-        server_round = int(ins.config.get("server_round", 0))
-        loader = self._loader()
-        if self._policy is not None:
-            self._policy.check_task(local_epochs=epochs, steps=epochs * max(1, len(loader)))
-        model = self._model_factory()
-        set_parameters(model, ins.parameters)
-        optimizer = self._optimizer(model, lr)
         private = self._privatize is not None
-        if self._privatize is not None:
-            model, optimizer, loader = self._privatize(
-                model, optimizer, loader, server_round, epochs
-            )
         anchor = [p.detach().clone() for p in model.parameters()]
         loss_fn = self.task.loss()
         model.train()
@@ -282,6 +270,26 @@ class LocalSite:
         if bound is not None:  # the study's update-norm bound, enforced here before sending
             params = clip_to_bound(params, ins.parameters, bound)
         return FitRes(params, self.num_examples, {"train_loss": running / max(seen, 1)})
+
+    def _start(self, ins: FitIns) -> tuple[int, float, nn.Module, Any, Any]:
+        """Check the round against the policy and run the privatize hook (which charges the
+        ledger): ``(epochs, lr, model, optimizer, loader)``, ready to train. The Ray backend
+        calls it alone to charge a private site's round in the driver before dispatch."""
+        epochs = _round_epochs(ins.config, self._training.epochs)
+        lr = _round_learning_rate(ins.config, self._training.learning_rate)
+        round_norm_bound(ins.config)  # a malformed bound is refused before anything is charged
+        server_round = int(ins.config.get("server_round", 0))
+        loader: Any = self._loader()
+        if self._policy is not None:
+            self._policy.check_task(local_epochs=epochs, steps=epochs * max(1, len(loader)))
+        model = self._model_factory()
+        set_parameters(model, ins.parameters)
+        optimizer: Any = self._optimizer(model, lr)
+        if self._privatize is not None:
+            model, optimizer, loader = self._privatize(
+                model, optimizer, loader, server_round, epochs
+            )
+        return epochs, lr, model, optimizer, loader
 
     def signed_report(self, ledger: Mapping[str, Any]) -> dict[str, Any]:
         """This site's signed report of its policy and ``ledger`` (see :func:`site_report`).

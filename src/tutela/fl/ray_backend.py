@@ -27,9 +27,15 @@ Security: the driver and its Ray workers are one party (the simulator's own mach
 moves arrays and the site specs between them with its own serialisation. Nothing here
 crosses a trust boundary or is stored: a deployment's sites run the site agent instead.
 
-Sample-level DP (DP-SGD at the sites) charges each site's ledger from the site's privatize
-hook, which lives with the ledger in this process; such studies run in process or through
-the coordinator, and :meth:`RayBackend.place` refuses them.
+Sample-level DP (DP-SGD at the sites): the ledgers and the accountant stay in this process.
+Before a private site's round is dispatched, this process runs the site's own round preamble
+and privatize hook (:class:`~tutela.fl.privacy.sample.SiteHook`), which refuses a round beyond
+the site's policy, plan or budget and otherwise charges the site's ledger for exactly the
+steps it will run, as in process; the worker then trains with DP-SGD at the noise multiplier
+planned here (:class:`~tutela.fl.privacy.sample.DPSGDTraining`, which holds no ledger and
+refuses more epochs or steps than were planned). A refused round is never dispatched, so the
+epsilon reported on Ray is the one reported in process. Privatize hooks of other kinds cannot
+be split this way and are refused by :meth:`RayBackend.place`.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ import torch
 from tutela import errors
 from tutela.errors import ConfigError, TransportError, TutelaError
 from tutela.fl.client import LocalSite, LocalTraining, ModelFactory
+from tutela.fl.privacy.sample import DPSGDTraining, SiteHook
 from tutela.fl.records import ConfigRecord, EvaluateIns, EvaluateRes, FitIns, FitRes, Parameters
 from tutela.fl.task import Task
 from tutela.governance.minimisation import SitePolicy
@@ -80,14 +87,16 @@ class _SiteSpec:
     policy: SitePolicy | None
     task: Task
     data_order: npt.NDArray[np.uint8]
+    training_dp: DPSGDTraining | None = None
 
     @classmethod
     def of(cls, site: LocalSite) -> _SiteSpec:
-        if site._privatize is not None:
+        hook = site._privatize
+        if hook is not None and not isinstance(hook, SiteHook):
             raise ConfigError(
-                f"site {site.site_id} trains with sample-level DP, whose ledger stays with "
-                "this process: run it in process or through the coordinator, or use "
-                "client-level DP (privacy.mode = 'client') on Ray"
+                f"site {site.site_id} trains with a privatize hook whose charging cannot be "
+                "kept in this process while a worker trains: use SampleLevelDP's hooks, run "
+                "in process, or use client-level DP (privacy.mode = 'client') on Ray"
             )
         return cls(
             site.site_id,
@@ -98,13 +107,14 @@ class _SiteSpec:
             site._policy,
             site.task,
             site._generator.get_state().numpy().copy(),
+            hook.plan.training(hook.site) if hook is not None else None,
         )
 
     def site(self, state: npt.NDArray[np.uint8] | None) -> LocalSite:
         """The site as it stands after its last round (``state``: its data order)."""
         site = LocalSite(
             self.site_id, self.features, self.labels, self.model_factory, self.training,
-            policy=self.policy, task=self.task,
+            policy=self.policy, task=self.task, privatize=self.training_dp,
         )  # fmt: skip
         order = self.data_order if state is None else state
         site._generator.set_state(torch.from_numpy(np.array(order, np.uint8)))
@@ -293,13 +303,26 @@ class _Pool:
 
 
 class RaySite:
-    """A site that trains on the Ray pool (a :class:`~tutela.fl.engine.DeferredFit`)."""
+    """A site that trains on the Ray pool (a :class:`~tutela.fl.engine.DeferredFit`).
 
-    def __init__(self, site_id: str, pool: _Pool) -> None:
+    ``charge``: for a site with sample-level DP, the site as held in this process, whose
+    round preamble and hook charge its ledger here before the round is dispatched.
+    """
+
+    def __init__(self, site_id: str, pool: _Pool, charge: LocalSite | None = None) -> None:
         self.site_id = site_id
         self._pool = pool
+        self._charge = charge
 
     def start_fit(self, ins: FitIns) -> Callable[[], FitRes]:
+        """Charge (a private site) and dispatch the round.
+
+        Raises:
+            PolicyViolation, BudgetExceeded: the round is refused here, as in process;
+                nothing was charged or dispatched.
+        """
+        if self._charge is not None:
+            self._charge._start(ins)  # charges the ledger (or refuses); the drop-ins are unused
         return self._pool.submit(self.site_id, ins)
 
     def fit(self, ins: FitIns) -> FitRes:
@@ -359,8 +382,8 @@ class RayBackend:
         """Put each site's data in the object store and return the sites the engine drives.
 
         Raises:
-            ConfigError: Ray is not installed or not reachable, or a site trains with
-                sample-level DP.
+            ConfigError: Ray is not installed or not reachable, or a site's privatize hook
+                is not one of :class:`~tutela.fl.privacy.SampleLevelDP`'s.
         """
         specs = {name: _SiteSpec.of(site) for name, site in sites.items()}
         ray = self._connect()
@@ -369,7 +392,10 @@ class RayBackend:
         pool = _Pool(ray, size, self.in_flight, self.chunk_size)
         pool.specs = {name: ray.put(spec) for name, spec in specs.items()}
         self._pool = pool
-        return {name: RaySite(name, pool) for name in specs}
+        return {
+            name: RaySite(name, pool, site if site._privatize is not None else None)
+            for name, site in sites.items()
+        }
 
     @property
     def nodes(self) -> set[str]:

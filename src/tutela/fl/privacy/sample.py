@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tutela.dp.accounting import calibrate_noise_multiplier
+from tutela.dp.accounting import AccountantKind, calibrate_noise_multiplier
 from tutela.dp.events import (
     ComposedEvent,
     Event,
@@ -35,6 +35,77 @@ from tutela.hazmat.noise import rounded_gaussian32_granularity
 
 PrivatizeHook = Callable[[Any, Any, Any, int, int], tuple[Any, Any, Any]]
 """``(model, optimizer, loader, server_round, epochs)``, as in :mod:`tutela.fl.client`."""
+
+
+@dataclass(frozen=True)
+class DPSGDTraining:
+    """A site's DP-SGD for one round, as planned: its noise multiplier and clip norm, and
+    the refusal of a round beyond its planned epochs or steps. It charges nothing: the
+    :class:`SiteHook` that wraps it charges the site's ledger, here or, on Ray, in the
+    driver before the round is dispatched.
+
+    Calling it returns the private drop-ins and the steps they will run.
+    """
+
+    site: str
+    noise_multiplier: float
+    max_grad_norm: float
+    accountant: AccountantKind
+    local_epochs: int
+    steps_per_round: int
+
+    def wrap(
+        self, model: Any, optimizer: Any, loader: Any, server_round: int, epochs: int
+    ) -> tuple[Any, int]:
+        """``(private, steps)``; raises :class:`BudgetExceeded` beyond the plan."""
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError("epochs must be a positive int")
+        if epochs > self.local_epochs:
+            raise BudgetExceeded(
+                f"round {server_round} asks {self.site} for {epochs} local epochs but its "
+                f"privacy plan is calibrated for {self.local_epochs} per round; the round "
+                "is refused and nothing was spent"
+            )
+        private = make_private(
+            model,
+            optimizer,
+            loader,
+            noise_multiplier=self.noise_multiplier,
+            max_grad_norm=self.max_grad_norm,
+            accountant=self.accountant,
+        )
+        steps = epochs * len(private.data_loader)
+        if steps > self.steps_per_round:
+            raise BudgetExceeded(
+                f"round {server_round} would run {steps} DP-SGD steps at {self.site} but its "
+                f"privacy plan is calibrated for {self.steps_per_round} per round; "
+                "the round is refused and nothing was spent"
+            )
+        return private, steps
+
+    def __call__(
+        self, model: Any, optimizer: Any, loader: Any, server_round: int, epochs: int
+    ) -> tuple[Any, Any, Any]:
+        private, _ = self.wrap(model, optimizer, loader, server_round, epochs)
+        return private.module, private.optimizer, private.data_loader
+
+
+@dataclass(frozen=True)
+class SiteHook:
+    """The privatize hook of one site: plan the round's DP-SGD, charge the site's ledger for
+    exactly its steps, then hand back the private drop-ins (nothing is trained or charged
+    when the plan or the budget refuses)."""
+
+    plan: SampleLevelDP
+    site: str
+
+    def __call__(
+        self, model: Any, optimizer: Any, loader: Any, server_round: int, epochs: int
+    ) -> tuple[Any, Any, Any]:
+        training = self.plan.training(self.site)
+        private, steps = training.wrap(model, optimizer, loader, server_round, epochs)
+        self.plan._charge(self.site, server_round, private, steps)
+        return private.module, private.optimizer, private.data_loader
 
 
 @dataclass
@@ -113,51 +184,33 @@ class SampleLevelDP:
     def scope(self, site: str) -> str:
         return site_scope(site)
 
-    def hook(self, site: str) -> PrivatizeHook:
+    def hook(self, site: str) -> SiteHook:
         """The privatize hook :class:`~tutela.fl.client.LocalSite` calls each round.
 
         The hook raises :class:`BudgetExceeded` (nothing charged, nothing trained) when the
         round's ``epochs`` exceed the planned ``local_epochs``, its steps exceed the planned
         steps per round, or the ledger cannot pay for them.
         """
+        return SiteHook(self, site)
 
-        def privatize(
-            model: Any, optimizer: Any, loader: Any, server_round: int, epochs: int
-        ) -> tuple[Any, Any, Any]:
-            if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-                raise ValueError("epochs must be a positive int")
-            if epochs > self.local_epochs:
-                raise BudgetExceeded(
-                    f"round {server_round} asks {site} for {epochs} local epochs but its "
-                    f"privacy plan is calibrated for {self.local_epochs} per round; the round "
-                    "is refused and nothing was spent"
-                )
-            private = make_private(
-                model,
-                optimizer,
-                loader,
-                noise_multiplier=self.noise_multipliers[site],
-                max_grad_norm=self.max_grad_norm,
-                accountant=_accountant_kind(self.accountant),
-            )
-            steps = epochs * len(private.data_loader)
-            if steps > self.steps_per_round[site]:
-                raise BudgetExceeded(
-                    f"round {server_round} would run {steps} DP-SGD steps at {site} but its "
-                    f"privacy plan is calibrated for {self.steps_per_round[site]} per round; "
-                    "the round is refused and nothing was spent"
-                )
-            self.ledger.charge(
-                self.scope(site),
-                SelfComposedEvent(private.optimizer.event, steps),
-                label=f"{self.study} round {server_round}: DP-SGD at {site}, {steps} steps",
-                idempotency_key=f"{self.study}/{site}/round-{server_round}/{uuid.uuid4().hex}",
-            )
-            self.rounds_charged[site] = self.rounds_charged.get(site, 0) + 1
-            self.steps_charged[site] = self.steps_charged.get(site, 0) + steps
-            return private.module, private.optimizer, private.data_loader
+    def training(self, site: str) -> DPSGDTraining:
+        """What ``site`` runs once its round is charged: DP-SGD at its planned noise
+        multiplier, checked against its plan, with no ledger (for a worker that trains a
+        round this process has charged, see :class:`~tutela.fl.ray_backend.RayBackend`)."""
+        return DPSGDTraining(
+            site, self.noise_multipliers[site], self.max_grad_norm,
+            _accountant_kind(self.accountant), self.local_epochs, self.steps_per_round[site],
+        )  # fmt: skip
 
-        return privatize
+    def _charge(self, site: str, server_round: int, private: Any, steps: int) -> None:
+        self.ledger.charge(
+            self.scope(site),
+            SelfComposedEvent(private.optimizer.event, steps),
+            label=f"{self.study} round {server_round}: DP-SGD at {site}, {steps} steps",
+            idempotency_key=f"{self.study}/{site}/round-{server_round}/{uuid.uuid4().hex}",
+        )
+        self.rounds_charged[site] = self.rounds_charged.get(site, 0) + 1
+        self.steps_charged[site] = self.steps_charged.get(site, 0) + steps
 
     def ledger_summary(self, site: str) -> dict[str, Any]:
         """``site``'s own ledger scope, as it reports it (:func:`ledger_summary`)."""

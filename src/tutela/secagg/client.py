@@ -32,6 +32,7 @@ share leaves the client.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Mapping
@@ -203,6 +204,15 @@ def share_aad(round_id: bytes, sender: int, receiver: int) -> bytes:
 
 def _chunks(secret: bytes) -> list[int]:
     return [int.from_bytes(secret[i : i + _CHUNK], "big") for i in range(0, len(secret), _CHUNK)]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _verify(public: bytes, message: bytes, signature: bytes) -> None:
+    """:func:`~tutela.hazmat.kex.ed25519_verify`, remembered when it succeeds (a pure function
+    of the three byte strings; a failure raises :class:`IntegrityError` and is not kept).
+    In an in-process simulation each signature is checked by some 2k clients; this checks
+    it once."""
+    ed25519_verify(public, message, signature)
 
 
 _RoundView = tuple[Mapping[int, KeyAdvertisement], Mapping[int, frozenset[int]]]
@@ -395,7 +405,7 @@ class SecAggClient:
         if public is None or ad.client_id not in params.client_ids:
             raise AdvertisementRejected(f"advertisement from unknown client {ad.client_id}")
         try:
-            ed25519_verify(public, ad.signed_bytes(), ad.signature)
+            _verify(public, ad.signed_bytes(), ad.signature)
         except IntegrityError:
             raise AdvertisementRejected(
                 f"advertisement of client {ad.client_id} has an invalid signature"
@@ -566,7 +576,7 @@ class SecAggClient:
             if public is None or sig.signer not in self._ads:
                 raise RequestRefused(f"a signature of unknown client {sig.signer}")
             try:
-                ed25519_verify(public, signed, sig.signature)
+                _verify(public, signed, sig.signature)
             except IntegrityError:
                 raise RequestRefused(
                     f"the signature of client {sig.signer} does not verify over the survivor "

@@ -64,7 +64,7 @@ def update_body(study: str, round_no: int, value: float, n: int) -> bytes:
 
 def test_migrations_run_and_are_idempotent(db_url: str, tmp_path: Path) -> None:
     store = Store(db_url, open_sealer(tmp_path / "keyring"))
-    assert schema_revision(store.engine) == "0003"
+    assert schema_revision(store.engine) == "0004"
     store.close()
     store = Store(db_url, open_sealer(tmp_path / "keyring"))  # second start: no-op upgrade
     tables = set(sa.inspect(store.engine).get_table_names())

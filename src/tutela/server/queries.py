@@ -16,9 +16,14 @@ A query (:class:`~tutela.fl.queries.QueryRequest`) goes through two phases:
    The coordinator learns the noisy sum, reads the answer table and its intervals from it
    (:func:`~tutela.dp.sql.release.answer_frame`) and audits the cost.
 
-State lives in memory (the SecAgg+ server's secrets must not outlive the process); a
-restarted coordinator has no running queries (sites that charged keep their charge; the
-analyst submits again). What the coordinator keeps of a query, its request, the sites'
+A query's lasting state (request, the sites' public answers, status, answer, error) is in
+the coordinator's store (:mod:`tutela.server.query_store`); the SecAgg+ server's secrets
+live in memory only and must not outlive the process, so a restarted coordinator closes the
+queries the previous process left running, with the reason, and tells every site that
+accepted one (a ``closed`` task) so it drops what it held (sites that charged keep their
+charge; the analyst submits again). Every failed query is closed that way.
+
+What the coordinator keeps of a query, its request, the sites'
 answers, every message it relayed or received and the answer, is :meth:`Queries.record`:
 none of it holds a site's exact statistics, only masked vectors and the noisy sum. The
 audit log records what each query reads (its columns and grouped columns) and the
@@ -51,6 +56,7 @@ from tutela.errors import DataError, PermissionDenied, ProtocolAbort, QuorumNotM
 from tutela.fl.queries import QueryRequest, released_sigma, secure_config, shape_for
 from tutela.server.authz import Principal, Role
 from tutela.server.core import COORDINATOR, ConflictError, Core, NotFoundError
+from tutela.server.query_store import RESTART_ERROR, StoredQuery, load_queries, save_query
 from tutela.server.store import SiteRow
 
 __all__ = ["INVITE_STAGE", "QUERY_TASK", "Queries", "QueryStatus"]
@@ -59,6 +65,8 @@ QUERY_TASK = "query"
 """The task kind of every query task a site gets."""
 INVITE_STAGE = "invite"
 """The stage of a query's invitation."""
+CLOSED_STAGE = "closed"
+"""The stage telling an accepting site that a failed query is closed (drop its state)."""
 MIN_SITES = 3
 """SecAgg+ needs at least 3 sites."""
 MAX_KEPT = 1000
@@ -100,6 +108,8 @@ class _Query:
     transcript: list[dict[str, Any]] = field(default_factory=list)
     result: dict[str, Any] | None = None
     error: str | None = None
+    closing: set[str] = field(default_factory=set)
+    """Accepting sites not yet told that this failed query is closed."""
 
     @property
     def refused(self) -> dict[str, str]:
@@ -116,6 +126,32 @@ class Queries:
     def __init__(self, core: Core) -> None:
         self.core = core
         self._queries: dict[str, _Query] = {}
+        self._restore()
+
+    # the store ----------------------------------------------------------------------------
+
+    def _store(self, q: _Query) -> None:
+        """Write ``q``'s lasting state (never the SecAgg+ server's) to the store."""
+        stored = StoredQuery(
+            q.id, q.request.as_dict(), q.sites, q.created_by, q.status.value, q.deadline,
+            q.stage_timeout_s, q.answers, q.result, q.error, tuple(sorted(q.closing)),
+        )  # fmt: skip
+        with self.core.store.session() as s:
+            save_query(s, stored, self.core.clock())
+
+    def _restore(self) -> None:
+        """Load the stored queries; close those a previous process left running."""
+        with self.core.store.read() as s:
+            stored = load_queries(s, limit=MAX_KEPT)
+        for row in stored:
+            q = _Query(
+                row.id, QueryRequest.from_dict(row.request), row.sites, row.created_by,
+                row.deadline, row.stage_timeout_s, QueryStatus(row.status), dict(row.answers),
+                result=row.result, error=row.error, closing=set(row.closing),
+            )  # fmt: skip
+            self._queries[q.id] = q
+            if q.status not in _FINISHED:
+                self._fail(q, RESTART_ERROR)
 
     # analysts ----------------------------------------------------------------------------
 
@@ -154,6 +190,7 @@ class Queries:
             self._queries[query_id] = _Query(
                 query_id, request, invited, principal.name, now + timeout_s, timeout_s
             )
+            self._store(self._queries[query_id])
             finished = [k for k, v in self._queries.items() if v.status in _FINISHED]
             for old in finished[: max(0, len(finished) - MAX_KEPT)]:
                 del self._queries[old]
@@ -210,7 +247,10 @@ class Queries:
                 if site not in q.sites:
                     continue
                 base = {"kind": QUERY_TASK, "query_id": q.id, "request": q.request.as_dict()}
-                if q.status is QueryStatus.INVITING and site not in q.answers:
+                if q.status is QueryStatus.FAILED and site in q.closing:
+                    out.append({**base, "stage": CLOSED_STAGE, "reason": q.error or "failed",
+                                "deadline": self.core.clock() + q.stage_timeout_s})  # fmt: skip
+                elif q.status is QueryStatus.INVITING and site not in q.answers:
                     out.append({**base, "stage": INVITE_STAGE, "deadline": q.deadline})
                 elif q.status is QueryStatus.AGGREGATING and site in q.pending:
                     stage, body = q.pending[site]
@@ -257,6 +297,7 @@ class Queries:
                 entry["reason"] = str(body.get("reason") or "refused")[:2000]
             q.answers[site] = entry
             q.transcript.append({"from": site, "stage": INVITE_STAGE, "json": dict(entry)})
+            self._store(q)
         self.core.audit(
             f"site:{site}",
             "query.accept" if accept else "query.refuse",
@@ -264,6 +305,14 @@ class Queries:
             "ok" if accept else "refused",
             {"categories": entry["categories"]} if accept else {"reason": entry["reason"]},
         )
+
+    def closed(self, site: str, query_id: str) -> None:
+        """``site`` took note that the failed query is closed (it dropped its state)."""
+        q = self._get(query_id)
+        with self.core.lock:
+            if site in q.closing:
+                q.closing.discard(site)
+                self._store(q)
 
     def receive(self, site: str, query_id: str, stage: str, body: bytes) -> None:
         """A site's SecAgg+ message for the query's current stage.
@@ -345,6 +394,7 @@ class Queries:
         q.shape = shape
         q.server = SecAggServer(params, registry, clock=self.core.clock)
         q.status = QueryStatus.AGGREGATING
+        self._store(q)
         self._post(q, q.server.start())
         return True
 
@@ -396,6 +446,7 @@ class Queries:
         q.status = QueryStatus.DONE
         q.pending = {}
         q.server = None
+        self._store(q)
         self.core.audit(
             COORDINATOR,
             "query.answer",
@@ -417,6 +468,8 @@ class Queries:
         q.error = error
         q.pending = {}
         q.server = None
+        q.closing = set(q.accepted)  # they hold state for it: each gets a "closed" task
+        self._store(q)
         self.core.audit(
             COORDINATOR, "query.fail", f"query/{q.id}", "failed",
             {"error": error, "refused": q.refused},

@@ -5,7 +5,8 @@
   and, once done, the answer (its own analyst or an admin).
 - ``POST /v1/site/queries/{id}/answer``: a site accepts (categories, certificate-bound
   identity key) or refuses (reason); ``POST /v1/site/queries/{id}/stages/{stage}``: its
-  SecAgg+ message. The tasks themselves come with the site's other tasks
+  SecAgg+ message; ``POST /v1/site/queries/{id}/closed``: it dropped its state for a
+  failed query (after a ``closed`` task). The tasks themselves come with the site's other tasks
   (``GET /v1/site/tasks``).
 
 The logic is :class:`~tutela.server.queries.Queries`.
@@ -116,6 +117,15 @@ def add_query_routes(app: FastAPI) -> None:
         """Accept (categories, certificate-bound identity key) or refuse (reason) a query."""
         await run(_queries(request).answer, p.name, query_id, body.model_dump())
         wake(request)
+
+    @app.post(
+        "/v1/site/queries/{query_id}/closed",
+        status_code=204,
+        **declared(Audience.SITES, Permission.ROUND_SUBMIT),
+    )
+    async def query_closed(query_id: QueryId, request: Request, p: Caller) -> None:
+        """This site dropped its state for a failed query (its ``closed`` task is done)."""
+        await run(_queries(request).closed, p.name, query_id)
 
     @app.post(
         "/v1/site/queries/{query_id}/stages/{stage}",

@@ -13,7 +13,9 @@ On the round's first SecAgg+ message the site checks the plan against its own fl
 (threshold), every peer's key against the deployment CA it holds, and the plan's noise
 against the query's epsilon (:func:`~tutela.fl.queries.check_secure`); only then does it
 charge both budgets and set its statistics as the masked input (weight 1). A refusal at any
-point sends nothing more and charges nothing more.
+point sends nothing more and charges nothing more. A ``closed`` task (the coordinator failed
+the query, or restarted while it ran) drops the exact statistics and the SecAgg+ client the
+site held for it; what it charged stays charged.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 
 QUERY_TASK = "query"
 INVITE_STAGE = "invite"
+CLOSED_STAGE = "closed"
 LEDGER_FILE = "queries.sqlite"
 
 
@@ -63,6 +66,8 @@ class SiteQueries:
     def handle(self, task: dict[str, Any]) -> bool:
         """Do one query task; True if anything was sent."""
         query_id = str(task["query_id"])
+        if task["stage"] == CLOSED_STAGE:
+            return self._closed(query_id, task)
         if query_id in self.refused:
             return False
         try:
@@ -75,6 +80,22 @@ class SiteQueries:
             self._clients.pop(query_id, None)
             self.agent.log(f"{self.agent.name}: query {query_id} refused: {exc}")
             return False
+
+    def _closed(self, query_id: str, task: dict[str, Any]) -> bool:
+        """The coordinator closed a query this site accepted: drop what it held (the exact
+        statistics, the SecAgg+ client), keep what it charged, and say so."""
+        self._pending.pop(query_id, None)
+        self._clients.pop(query_id, None)
+        reason = str(task.get("reason") or "closed by the coordinator")
+        if query_id not in self.answered:
+            self.refused.setdefault(query_id, f"closed by the coordinator: {reason}")
+        self.agent.log(f"{self.agent.name}: query {query_id} closed: {reason}")
+        response = self.agent.transport.request(
+            "POST", f"/v1/site/queries/{query_id}/closed", deadline=float(task["deadline"])
+        )
+        if response.status_code >= 300:
+            raise ProtocolAbort(f"the close was not taken: {detail(response)}")
+        return True
 
     def _invite(self, query_id: str, task: dict[str, Any]) -> bool:
         agent = self.agent

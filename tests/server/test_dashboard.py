@@ -25,16 +25,26 @@ VIEWS = {
     "audit": "/v1/dashboard/audit?q=study",
 }
 EXPECTED = {  # the built-in RBAC policy
-    "admin": {"studies": 200, "sites": 200, "privacy": 200, "audit": 200},
-    "data-scientist": {"studies": 200, "sites": 403, "privacy": 200, "audit": 403},
-    "auditor": {"studies": 200, "sites": 403, "privacy": 200, "audit": 200},
+    "admin": {"studies": 200, "sites": 200, "privacy": 200, "audit": 200, "compliance": 200},
+    "data-scientist": {
+        "studies": 200,
+        "sites": 403,
+        "privacy": 200,
+        "audit": 403,
+        "compliance": 403,
+    },
+    "auditor": {"studies": 200, "sites": 403, "privacy": 200, "audit": 200, "compliance": 200},
 }
 SITES = ("hospital-1", "hospital-2", "hospital-3")
 
 
 def test_each_role_sees_what_it_may_and_gets_403_otherwise(live: Live) -> None:
     study = live.new_study()
-    paths = {**VIEWS, "privacy": f"/v1/dashboard/studies/{study}/privacy"}
+    paths = {
+        **VIEWS,
+        "privacy": f"/v1/dashboard/studies/{study}/privacy",
+        "compliance": f"/v1/dashboard/studies/{study}/compliance",
+    }
     for role, expected in EXPECTED.items():
         with live.client(role) as c:
             me = c.get("/v1/dashboard/me")
@@ -171,3 +181,63 @@ def test_the_event_stream_ends_when_no_study_is_live(live: Live) -> None:
     assert r.status_code == 200
     assert r.text.startswith("retry: ")
     assert "event: snapshot" in r.text and "event: round" not in r.text
+
+
+def test_compliance_per_framework_for_a_completed_study(live: Live) -> None:
+    co = live.server.coordinator
+    assert co is not None
+    study = live.new_study()
+    with live.client("auditor") as c:  # not run yet: nothing to check, and the page says so
+        early = c.get(f"/v1/dashboard/studies/{study}/compliance").json()
+    assert early["frameworks"] is None and "is created" in early["note"]
+    with live.admin() as c:
+        assert c.post(f"/v1/admin/studies/{study}/start").status_code == 200
+    _join_and_open_round_one(co, study)
+    for round_no in (1, 2):
+        _wait_round_open(co, study, round_no)
+        _submit_round(co, study, round_no)
+    _wait_status(co, study, "completed")
+    with live.client("auditor") as c:
+        got = c.get(f"/v1/dashboard/studies/{study}/compliance")
+        assert got.status_code == 200, got.text
+        result = got.json()
+    assert set(result["frameworks"]) == {"gdpr", "hipaa", "ccpa"}
+    gdpr = {c["id"]: c for c in result["frameworks"]["gdpr"]["checks"]}
+    # the coordinator's own log verifies under its own key; the references name provisions
+    assert gdpr["audit-log-verified"]["status"] == "pass"
+    assert any("Art." in ref for ref in gdpr["audit-log-verified"]["references"])
+    hipaa = {c["id"]: c for c in result["frameworks"]["hipaa"]["checks"]}
+    assert any("CFR" in ref for ref in hipaa["audit-log-verified"]["references"])
+    assert "tutela comply" in result["note"]
+
+    # the log edited on the coordinator's disk: the same view now fails the check
+    log = live.server.settings.data_dir / "audit.jsonl"
+    lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
+    record = json.loads(lines[2])
+    record["actor"] = "someone-else"
+    lines[2] = json.dumps(record, sort_keys=True) + "\n"
+    log.write_text("".join(lines), encoding="utf-8")
+    with live.client("admin") as c:
+        after = c.get(f"/v1/dashboard/studies/{study}/compliance").json()
+    checks = {c["id"]: c for c in after["frameworks"]["gdpr"]["checks"]}
+    assert checks["audit-log-verified"]["status"] == "fail"
+    assert after["frameworks"]["gdpr"]["passed"] is False
+
+
+def _wait_round_open(co: Coordinator, study: str, round_no: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        rounds = co.study_status(study)["rounds"]
+        if any(r["round"] == round_no and r["status"] == "open" for r in rounds):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"round {round_no} never opened")
+
+
+def _wait_status(co: Coordinator, study: str, status: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if co.study_status(study)["status"] == status:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"study never became {status}: {co.study_status(study)['status']}")

@@ -42,6 +42,7 @@ def test_roles_views_and_a_live_round_counter_in_chromium(live: Live, tmp_path: 
             scientist.on("load", lambda _page: loads.append("load"))
             assert scientist.is_disabled("button[data-view=sites]")
             assert scientist.is_disabled("button[data-view=audit]")
+            assert scientist.is_disabled("button[data-view=compliance]")
             assert scientist.is_enabled("button[data-view=privacy]")
             counter = f"#round-{study}"
             scientist.wait_for_selector(counter)
@@ -87,7 +88,11 @@ def test_roles_views_and_a_live_round_counter_in_chromium(live: Live, tmp_path: 
             admin.wait_for_selector("#sites-body table")
             assert "hospital-1" in admin.inner_text("#sites-body")
             admin.screenshot(path=str(tmp_path / "sites-admin.png"), full_page=True)
+            admin.click("button[data-view=compliance]")
+            admin.wait_for_selector("#compliance-body h3")
+            assert "completed" in admin.inner_text("#compliance-body")  # not yet: it says so
+            admin.screenshot(path=str(tmp_path / "compliance-admin.png"), full_page=True)
         finally:
             browser.close()
     assert errors == []
-    assert len(list(tmp_path.glob("*.png"))) == 4
+    assert len(list(tmp_path.glob("*.png"))) == 5

@@ -34,10 +34,12 @@ their held-out rows (:mod:`tutela.server.round_metrics`).
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
@@ -57,11 +59,21 @@ from tutela.governance.results import (
     RunResults,
 )
 from tutela.governance.witness import WitnessManifest, cosigned_path
-from tutela.server.core import ConflictError
+from tutela.server.core import ConflictError, NotFoundError
 from tutela.server.deploy import _ckks_summary, _privacy_summary, _secagg_summary
 from tutela.server.wire import parse_tensors
 
-__all__ = ["AUDIT_LOG", "fetch_results"]
+if TYPE_CHECKING:
+    from tutela.server.coordinator import Coordinator
+
+__all__ = [
+    "AUDIT_LOG",
+    "StudyEvidence",
+    "evidence_of",
+    "fetch_evidence",
+    "fetch_results",
+    "write_results",
+]
 
 AUDIT_LOG = "audit.jsonl"
 COSIGNATURES = "cosignatures"
@@ -139,6 +151,72 @@ def _write_audit(out: Path, export: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class StudyEvidence:
+    """What the coordinator holds about a completed study, as its admin API returns it."""
+
+    study_id: str
+    coordinator: str
+    status: dict[str, Any]
+    ledger: dict[str, Any]
+    signed: dict[str, Any]
+    model: bytes
+    export: dict[str, Any]
+
+
+def _completed(study_id: str, status: dict[str, Any]) -> None:
+    if status["status"] != "completed":
+        raise ConflictError(
+            f"study {study_id} is {status['status']}; its results are fetched once it completed"
+        )
+
+
+def fetch_evidence(client: httpx.Client, study_id: str) -> StudyEvidence:
+    """Fetch a completed study's evidence over the admin API (``client``: base URL and
+    bearer token set).
+
+    Raises:
+        ServiceError: the coordinator refused a request (an unknown study, a role without
+            one of the permissions), with its reason.
+        ConflictError: the study has not completed (its results are not final).
+    """
+    status = _get(client, f"/v1/admin/studies/{study_id}").json()
+    _completed(study_id, status)
+    return StudyEvidence(
+        study_id,
+        str(client.base_url),
+        status,
+        _get(client, f"/v1/admin/studies/{study_id}/privacy").json(),
+        _get(client, f"/v1/admin/studies/{study_id}/site-reports").json(),
+        _get(client, f"/v1/admin/studies/{study_id}/model").content,
+        _get(client, "/v1/admin/audit/export").json(),
+    )
+
+
+def evidence_of(coordinator: Coordinator, study_id: str, url: str = "") -> StudyEvidence:
+    """The same evidence read in process from ``coordinator`` (its dashboard), whose audit
+    hook must keep the tamper-evident log (:class:`tutela.server.serve.MerkleAuditHook`).
+
+    Raises:
+        NotFoundError: no such study, or no tamper-evident log.
+        ConflictError: the study has not completed.
+    """
+    status = coordinator.study_status(study_id)
+    _completed(study_id, status)
+    export = getattr(coordinator.core.audit_hook, "export", None)
+    if export is None:
+        raise NotFoundError("this coordinator keeps no tamper-evident audit log")
+    return StudyEvidence(
+        study_id,
+        url,
+        status,
+        coordinator.privacy_ledger(study_id),
+        coordinator.site_reports(study_id),
+        coordinator.final_model(study_id),
+        export(),
+    )
+
+
 def fetch_results(client: httpx.Client, study_id: str, out: Path) -> RunResults:
     """Fetch a completed study's results from the coordinator ``client`` talks to (base URL
     and bearer token set) into the run directory ``out`` (see the module docstring).
@@ -148,24 +226,23 @@ def fetch_results(client: httpx.Client, study_id: str, out: Path) -> RunResults:
             one of the permissions), with its reason.
         ConflictError: the study has not completed (its results are not final).
     """
-    started = time.perf_counter()
-    status = _get(client, f"/v1/admin/studies/{study_id}").json()
-    if status["status"] != "completed":
-        raise ConflictError(
-            f"study {study_id} is {status['status']}; its results are fetched once it completed"
-        )
-    config = parse_study(status["config"])
-    ledger = _get(client, f"/v1/admin/studies/{study_id}/privacy").json()
-    signed = _get(client, f"/v1/admin/studies/{study_id}/site-reports").json()
-    model = _get(client, f"/v1/admin/studies/{study_id}/model").content
-    export = _get(client, "/v1/admin/audit/export").json()
+    return write_results(fetch_evidence(client, study_id), out)
 
+
+def write_results(evidence: StudyEvidence, out: Path, *, seal_model: bool = True) -> RunResults:
+    """Lay ``evidence`` out as a run directory in ``out`` (see the module docstring);
+    ``seal_model=False`` leaves the model out (a directory only checked, never kept)."""
+    started = time.perf_counter()
+    study_id, status = evidence.study_id, evidence.status
+    config = parse_study(status["config"])
+    ledger, signed, export = evidence.ledger, evidence.signed, evidence.export
     private_dir(out)
     witnesses = _write_audit(out, export)
-    arrays, _ = parse_tensors(model)
+    arrays, _ = parse_tensors(evidence.model)
     final = {k: np.asarray(v, np.float32) for k, v in arrays.items()}
-    blob = Envelope(open_keyring()).encrypt(parameters_to_bytes(final), name=MODEL_FILE)
-    atomic_write(out / MODEL_FILE, blob)
+    if seal_model:
+        blob = Envelope(open_keyring()).encrypt(parameters_to_bytes(final), name=MODEL_FILE)
+        atomic_write(out / MODEL_FILE, blob)
     released = status.get("standardisation") or {}
     if released.get("mean") is not None:
         _write_json(out / "standardisation.json", released)
@@ -201,7 +278,11 @@ def fetch_results(client: httpx.Client, study_id: str, out: Path) -> RunResults:
                     "sites": r.get("sites", []),
                     "failed": r.get("failed", []),
                     "num_examples": r.get("num_examples", 0),
-                    **{k: v for k, v in _metrics(r.get("evaluation")).items() if v is not None},
+                    # no site evaluated this model: NaN, which the results write as null
+                    **{
+                        k: math.nan if v is None else v
+                        for k, v in _metrics(r.get("evaluation")).items()
+                    },
                 }
                 for r in rounds
             ],
@@ -219,7 +300,7 @@ def fetch_results(client: httpx.Client, study_id: str, out: Path) -> RunResults:
             "site_keys": signed["site_keys"] or None,
             "deployment": {
                 "transport": "https (TLS 1.2+, mutual TLS for sites)",
-                "coordinator": str(client.base_url),
+                "coordinator": evidence.coordinator,
                 "study_id": study_id,
                 "audit_log": AUDIT_LOG,
                 "witnesses": witnesses,

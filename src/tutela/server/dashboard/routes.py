@@ -26,6 +26,7 @@ from tutela.server.core import NotFoundError
 from tutela.server.dashboard.views import (
     VIEWS,
     audit_view,
+    compliance_view,
     is_live,
     live_state,
     me_view,
@@ -110,6 +111,15 @@ def add_dashboard_routes(app: FastAPI) -> None:
     async def privacy(study_id: StudyId, request: Request, _p: Caller) -> dict[str, Any]:
         """The study's privacy guarantee and each site's ledger against its budget."""
         result: dict[str, Any] = await run(privacy_view, coordinator_of(request), study_id)
+        return result
+
+    @app.get(
+        "/v1/dashboard/studies/{study_id}/compliance",
+        **declared(Audience.PEOPLE, VIEWS["compliance"]),
+    )
+    async def compliance(study_id: StudyId, request: Request, _p: Caller) -> dict[str, Any]:
+        """A completed study's GDPR, HIPAA and CCPA checks, with the provisions they map to."""
+        result: dict[str, Any] = await run(compliance_view, coordinator_of(request), study_id)
         return result
 
     @app.get("/v1/dashboard/audit", **declared(Audience.PEOPLE, VIEWS["audit"]))

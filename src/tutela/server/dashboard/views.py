@@ -10,10 +10,13 @@ signed report verifies under the key the site registered at join.
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from tutela.fl.rounds import RoundStatus
+from tutela.governance.checkpoint import VerifierKey
 from tutela.governance.comply import site_report_problems
 from tutela.governance.rbac import Permission
 from tutela.governance.results import SignedSiteReport
@@ -25,6 +28,7 @@ from tutela.server.core import StudyStatus
 __all__ = [
     "VIEWS",
     "audit_view",
+    "compliance_view",
     "live_state",
     "me_view",
     "privacy_view",
@@ -37,6 +41,7 @@ VIEWS: Mapping[str, Permission] = {
     "sites": Permission.SITE_MANAGE,
     "privacy": Permission.LEDGER_READ,
     "audit": Permission.AUDIT_READ,
+    "compliance": Permission.AUDIT_READ,  # the checks read the audit log and every ledger
 }
 """Dashboard view -> the permission its route declares."""
 
@@ -198,4 +203,46 @@ def audit_view(coordinator: Coordinator, query: str, limit: int) -> dict[str, An
         "events": events[-limit:],
         "checkpoint": checkpoint,
         "cosigned_checkpoints": len(cosigned),
+    }
+
+
+def compliance_view(coordinator: Coordinator, study_id: str) -> dict[str, Any]:
+    """A completed study's compliance checks per framework (GDPR, HIPAA, CCPA), run on the
+    run directory ``tutela server results`` would fetch (built in a temporary directory,
+    without the model), each check with its status, reason and the provisions it maps to.
+
+    Security: this is the coordinator checking itself: its audit log is verified under its
+    own audit key, the site reports under the keys the sites registered at join. An auditor
+    who trusts neither fetches the results and runs ``tutela comply`` under keys pinned out
+    of band; the page says so.
+    """
+    from tutela.governance.comply import Framework, check_run
+    from tutela.server.core import ConflictError
+    from tutela.server.results import evidence_of, write_results
+
+    try:
+        evidence = evidence_of(coordinator, study_id)
+    except ConflictError as exc:
+        return {"study_id": study_id, "frameworks": None, "note": str(exc)}
+    key = VerifierKey.parse(evidence.export["audit_key"])
+    frameworks: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="tutela-comply-") as tmp:
+        run_dir = Path(tmp) / "run"
+        write_results(evidence, run_dir, seal_model=False)
+        for framework in Framework:
+            report = check_run(run_dir, framework, audit_keys=[key])
+            frameworks[framework.value] = {
+                "passed": report.passed,
+                "checks": [
+                    {k: v for k, v in check.to_json().items() if k != "evidence"}
+                    for check in report.results
+                ],
+            }
+    return {
+        "study_id": study_id,
+        "frameworks": frameworks,
+        "audit_key": evidence.export["audit_key"],
+        "note": "Checked by this coordinator under its own audit key; for an independent "
+        "check, fetch the results (tutela server results) and run tutela comply under the "
+        "keys you pinned.",
     }

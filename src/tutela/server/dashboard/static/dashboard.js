@@ -228,7 +228,31 @@ async function proofsTable() {
     table("Tamper-evident log: newest records and their inclusion proofs", ["index", "time", "actor", "action", "resource", "outcome", "proof"], rows));
 }
 
-const SHOW = { studies: showStudies, sites: showSites, privacy: showPrivacy, audit: showAudit };
+async function showCompliance() {
+  const box = document.getElementById("compliance-body");
+  const list = await api("/v1/dashboard/studies");
+  if (list.status !== 200) return refused(box, list);
+  const out = [];
+  if (!list.body.length) out.push(el("p", { class: "note" }, "No study yet."));
+  for (const s of list.body) {
+    out.push(el("h3", {}, s.name + " (" + s.id + ")"));
+    const r = await api("/v1/dashboard/studies/" + encodeURIComponent(s.id) + "/compliance");
+    if (r.status !== 200) { refused(box, r); return; }
+    if (!r.body.frameworks) { out.push(el("p", { class: "note" }, r.body.note)); continue; }
+    out.push(el("p", { class: "note" }, r.body.note));
+    for (const [fw, result] of Object.entries(r.body.frameworks)) {
+      out.push(el("p", { id: "compliance-" + s.id + "-" + fw }, fw.toUpperCase() + ": ",
+        el("strong", { class: result.passed ? "ok" : "bad" }, result.passed ? "every check passed or does not apply" : "some checks failed")));
+      out.push(table(fw.toUpperCase() + " checks of " + s.name, ["check", "status", "reason", "provisions"],
+        result.checks.map((c) => [c.title + " (" + c.id + ")",
+          el("span", { class: c.status === "fail" ? "bad" : c.status === "pass" ? "ok" : "note" }, c.status),
+          c.reason, c.references.join("; ")])));
+    }
+  }
+  box.replaceChildren(...out);
+}
+
+const SHOW = { studies: showStudies, sites: showSites, privacy: showPrivacy, audit: showAudit, compliance: showCompliance };
 
 function select(view) {
   current = view;

@@ -24,7 +24,7 @@ from tutela.fl.study import prepare_data, prepare_sites
 from tutela.server import pki
 from tutela.server.agent import run_site
 from tutela.server.deploy import write_site_files
-from tutela.server.push import PushLimits, TaskBell, versioned
+from tutela.server.push import PushLimits, TaskBell, is_news, versioned
 from tutela.server.serve import BackgroundServer, ServerSettings
 from tutela.server.tls import client_context
 
@@ -182,12 +182,20 @@ def test_a_site_cannot_receive_another_sites_task_by_long_polling(live: Live) ->
     assert theirs["version"] != invited["version"]
 
 
-def test_the_answer_version_is_a_digest_of_the_answer() -> None:
+def test_the_answer_version_is_a_digest_and_only_news_ends_a_wait() -> None:
     a = versioned({"tasks": [], "studies": {"s": "running"}})
     b = versioned({"studies": {"s": "running"}, "tasks": []})
     c = versioned({"tasks": [], "studies": {"s": "completed"}})
     assert a == b and a["version"] != c["version"]
     assert versioned(a) == a  # an answer's own version is not part of its digest
+    fit = {"kind": "fit", "study_id": "s", "round": 1}
+    working = versioned({"tasks": [fit], "studies": {"s": "running"}})
+    assert not is_news(a, working["version"])  # only the task the agent did is gone
+    assert not is_news(working, working["version"])
+    assert is_news(working, a["version"])  # a task it has not seen
+    assert is_news(versioned({"tasks": [{**fit, "round": 2}], "studies": {"s": "running"}}),
+                   working["version"])  # fmt: skip
+    assert is_news(c, working["version"])  # a study's status changed
     with pytest.raises(Exception, match="max_wait_s"):
         PushLimits(max_wait_s=0)
 

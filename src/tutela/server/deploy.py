@@ -150,6 +150,28 @@ def site_command(kwargs: dict[str, Any]) -> list[str]:
     return cmd
 
 
+def _wait_enrolled(
+    client: httpx.Client,
+    headers: dict[str, str],
+    names: set[str],
+    procs: list[subprocess.Popen[bytes]],
+    timeout: float,
+) -> None:
+    """Wait until every site in ``names`` enrolled (a site process that exits first fails)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = client.get("/v1/admin/sites", headers=headers)
+        r.raise_for_status()
+        enrolled = {s["name"] for s in r.json() if s.get("enrolled_at") is not None}
+        if names <= enrolled:
+            return
+        dead = [p.args for p in procs if p.poll() is not None]
+        if dead or time.monotonic() > deadline:
+            missing = ", ".join(sorted(names - enrolled))
+            raise ServiceError(f"site(s) {missing} did not enrol" + (" (exited)" if dead else ""))
+        time.sleep(0.1)
+
+
 def _wait_terminal(
     client: httpx.Client, study_id: str, headers: dict[str, str], timeout: float
 ) -> dict[str, Any]:
@@ -258,6 +280,27 @@ def run_study_over_network(
             r = client.post("/v1/admin/sites", json={"name": name}, headers=headers)
             r.raise_for_status()
             tokens[name] = r.json()["enrolment_token"]
+        # The agents start now (a process takes seconds to import its stack) and enrol while
+        # the study is set up; it starts once every site is up, so the join deadline is the
+        # sites' time to decide, not their start-up.
+        for i, name in enumerate(data.site_names):
+            seed = config.study.seed * 1000 + i
+            kwargs = _site_kwargs(
+                server.url, ca, site_dirs[name], name, tokens[name], seed, audit_key
+            )
+            if sites_as_processes:
+                log = (site_dirs[name] / "agent.log").open("wb")
+                logs.append(log)
+                env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+                procs.append(
+                    subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+                        site_command(kwargs), stdout=log, stderr=subprocess.STDOUT, env=env
+                    )
+                )
+            else:
+                thread = threading.Thread(target=run_site, kwargs=kwargs, daemon=True)
+                thread.start()
+                threads.append(thread)
         study_cfg = config.with_overrides(data={"columns": list(data.columns)}).resolved()
         r = client.post(
             "/v1/admin/studies",
@@ -278,27 +321,11 @@ def run_study_over_network(
             content=parameters_to_bytes(initial),
             headers={**headers, "Content-Type": "application/octet-stream"},
         ).raise_for_status()
+        _wait_enrolled(client, headers, set(data.site_names), procs, timeout_s)
+        study_started = time.perf_counter()
         client.post(f"/v1/admin/studies/{study_id}/start", headers=headers).raise_for_status()
-
-        for i, name in enumerate(data.site_names):
-            seed = config.study.seed * 1000 + i
-            kwargs = _site_kwargs(
-                server.url, ca, site_dirs[name], name, tokens[name], seed, audit_key
-            )
-            if sites_as_processes:
-                log = (site_dirs[name] / "agent.log").open("wb")
-                logs.append(log)
-                env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-                procs.append(
-                    subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                        site_command(kwargs), stdout=log, stderr=subprocess.STDOUT, env=env
-                    )
-                )
-            else:
-                thread = threading.Thread(target=run_site, kwargs=kwargs, daemon=True)
-                thread.start()
-                threads.append(thread)
         status = _wait_terminal(client, study_id, headers, timeout_s)
+        study_s = time.perf_counter() - study_started
         released = status.get("standardisation", {})
         if released.get("mean") is not None:  # evaluate as the sites were standardised
             prepared.standardise_test_set(
@@ -346,6 +373,7 @@ def run_study_over_network(
             "coordinator": server.url,
             "study_id": study_id,
             "sites_as_processes": sites_as_processes,
+            "study_s": study_s,
             "store": "sqlite (blobs sealed with the governance envelope)",
             "audit_log": str(run_dir / "coordinator" / AUDIT_LOG),
             "witnesses": witnesses,

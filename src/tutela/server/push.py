@@ -1,12 +1,14 @@
 """Tasks pushed to site agents: long polling of ``/v1/site/tasks``.
 
 A site agent asks for its tasks with ``wait`` (seconds) and ``seen`` (the ``version`` of
-the last answer it acted on). The coordinator answers at once when the answer differs from
-``seen``; otherwise it holds the request until the site's tasks may have changed or the
-wait runs out, and then answers (the same version again when nothing changed). The agent
-asks again at once, so a task reaches it as soon as the coordinator creates it, with no
-fixed polling interval. A request without ``wait`` or ``seen`` (an older agent) is
-answered at once, as before.
+the last answer it acted on). The coordinator answers at once when the answer holds news
+for the agent: a study's status changed, or there are tasks other than those it saw.
+Otherwise (nothing changed, or only the tasks the agent has just done are gone) it holds
+the request until the site's tasks may have changed or the wait runs out, and then answers
+(the same answer again when nothing changed). The agent asks again at once, so a task
+reaches it as soon as the coordinator creates it, with no fixed polling interval, and
+finishing a task costs no extra request. A request without ``wait`` or ``seen`` (an older
+agent) is answered at once, as before.
 
 The wake-up comes from the coordinator's own state changes, never from a timer:
 
@@ -173,7 +175,8 @@ class TaskBell:
         wait: float,
         disconnected: Callable[[], Awaitable[None]] | None = None,
     ) -> dict[str, Any]:
-        """``site``'s tasks (with their ``version``) once they differ from ``seen``, or after
+        """``site``'s tasks (with their ``version``) once they are news (:func:`is_news`)
+        to an agent that acted on ``seen``, or after
         ``wait`` seconds (at most ``limits.max_wait_s``), or at once without ``seen``.
 
         ``compute`` reads the site's tasks; ``disconnected`` returns when the caller hung
@@ -194,7 +197,7 @@ class TaskBell:
                     waiter.event.clear()
                     answer = versioned(await compute())
                     left = give_up - loop.time()
-                    if answer["version"] != seen or left <= 0:
+                    if is_news(answer, seen) or left <= 0:
                         return answer
                     rung = asyncio.ensure_future(waiter.event.wait())
                     pending = {rung, gone} if gone is not None else {rung}
@@ -220,11 +223,26 @@ class TaskBell:
                     gone.cancel()
 
 
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def versioned(answer: dict[str, Any]) -> dict[str, Any]:
-    """``answer`` with its ``version``: a digest of its canonical JSON."""
+    """``answer`` with its ``version``: a digest of everything but its tasks, then a digest of
+    its tasks (16 hex digits each)."""
     body = {k: v for k, v in answer.items() if k != "version"}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return {**body, "version": hashlib.sha256(text.encode()).hexdigest()[:32]}
+    rest = {k: v for k, v in body.items() if k != "tasks"}
+    return {**body, "version": _digest(rest) + _digest(body.get("tasks", []))}
+
+
+def is_news(answer: dict[str, Any], seen: str) -> bool:
+    """Whether a :func:`versioned` ``answer`` tells an agent that acted on version ``seen``
+    anything new: something besides the tasks changed, or it has tasks other than those."""
+    version = str(answer["version"])
+    if version[:16] != seen[:16]:
+        return True
+    return bool(answer.get("tasks")) and version[16:] != seen[16:]
 
 
 # ---- the store's changes ------------------------------------------------------------------

@@ -112,6 +112,7 @@ class SiteAgent:
         )
         self.witness_refused: str | None = None
         self._witnessed: object = None
+        self._rounds: dict[str, int] = {}
         self._gave_up = False
 
     @property
@@ -139,10 +140,12 @@ class SiteAgent:
             for study_id, status in active.items():
                 if status in ("completed", "failed", "cancelled"):
                     self.finished.add(study_id)
-            progress = (
-                sorted(active.items()),
-                sorted({(str(t.get("study_id")), str(t.get("round"))) for t in payload["tasks"]}),
-            )
+            for t in payload["tasks"]:
+                if t.get("round") is not None:
+                    study = str(t["study_id"])
+                    self._rounds[study] = max(self._rounds.get(study, -1), int(t["round"]))
+            # A round or a status that changed (not each protocol stage of the same round).
+            progress = (sorted(active.items()), sorted(self._rounds.items()))
             if progress != self._witnessed and not self.witness_checks():
                 break
             self._witnessed = progress

@@ -49,9 +49,12 @@ _CLINICAL_PATTERNS = (
     re.compile(r"(?i)\bq\d{1,2}h\b"),
     # Eponyms before the disease, sign, test or device they name ("Graves disease",
     # "Wolff-Parkinson-White pattern", "Bell's palsy", "Foley catheter").
+    # Several eponyms may share the word ("Kernig and Brudzinski signs").
     re.compile(
-        r"\b[A-Z][a-z]+(?:[-'][A-Z][a-z]+)*(?:'s)?[ \t]+(?:disease|syndrome|pattern|phenomenon"
-        r"|sign|test|score|criteria|scale|classification|formula|equation|catheter|procedure"
+        r"\b[A-Z][a-z]+(?:[-'][A-Z][a-z]+)*(?:'s)?"
+        r"(?:(?:,|[ \t]+(?:and|or))[ \t]+[A-Z][a-z]+(?:[-'][A-Z][a-z]+)*(?:'s)?)*"
+        r"[ \t]+(?:disease|syndrome|pattern|phenomenon|signs?|tests?|maneuvers?"
+        r"|score|criteria|scale|classification|formula|equation|catheter|procedure"
         r"|operation|maneuver|manoeuvre|palsy|lymphoma|sarcoma|tumou?r|encephalopathy|thyroiditis"
         r"|esophagus|oesophagus|ulcer|fracture|disorder|anomaly|reflex|node|stage|class|monitor"
         r"|block|repair|fundoplication|tube|sheath|position|cycle|equation|law|line)\b"
@@ -79,7 +82,7 @@ _GUARDED: frozenset[PiiLabel] = frozenset(
 )
 _CONTEXT_SOURCES = frozenset(
     {"mrn", "health_plan", "account", "license", "plate", "device", "zip", "title"}
-    | {"npi", "udi", "biometric"}
+    | {"npi", "udi", "biometric", "state"}
 )
 _WORD = re.compile(r"[A-Za-z0-9&][A-Za-z0-9&\-]*")
 
@@ -126,9 +129,14 @@ def _model_noise(span: Span, fragment: str) -> bool:
     return not any(c.isupper() for c in stripped)
 
 
+_ARTICLES = frozenset({"the", "a", "an"})
+# A dose right after a model-found "name" makes it a drug ("Vimpat 100 mg").
+_DOSE_AFTER = re.compile(rf"[ \t]+\d+(?:\.\d+)?[ \t]?(?:{_UNITS})(?![A-Za-z])")
+
+
 def _is_lexical(token: str) -> bool:
     word = token.strip(".,:;()'\"-").lower()
-    return not word or word in CLINICAL_LEXICON or token.endswith(":")
+    return not word or word in CLINICAL_LEXICON or word in _ARTICLES or token.endswith(":")
 
 
 def _trim(text: str, span: Span) -> Span | None:
@@ -178,6 +186,8 @@ def guard_clinical(text: str, spans: list[Span]) -> list[Span]:
             continue
         span: Span | None = original
         if original.source in _MODEL_SOURCES and original.label in _TRIMMED:
+            if _DOSE_AFTER.match(text, original.end):
+                continue
             span = _trim(text, original)
         if span is None:
             continue

@@ -56,7 +56,7 @@ CLINICAL_LEXICON: frozenset[str] = (
         "holter foley doppler swan-ganz picc port-a-cath mychart epic cerner glasgow apgar "
         "braden cockcroft-gault fleischner gleason mallampati nexus curb-65 "
         "chads2 cha2ds2-vasc has-bled killip child-pugh meld ranson bi-rads li-rads ti-rads "
-        "pi-rads cam-icu rass crcl hba1c"
+        "pi-rads cam-icu rass crcl hba1c coma scale moca mmse mini-cog slums"
     )
     | _words(
         # note sections, field labels and words that start lines in notes
@@ -78,5 +78,45 @@ CLINICAL_LEXICON: frozenset[str] = (
         "severe stable unstable improved improving worse worsening new old prior previous "
         "current daily weekly monthly nightly morning evening night am pm today tomorrow "
         "yesterday hello hi thanks thank dear re regards sincerely please name"
+    )
+    | _words(
+        # specialties, services, teams and hospital units ("seen by Palliative Care",
+        # "discussed at Tumor Board", "transferred to the Medical ICU")
+        "endocrine endocrinology hematology heme onc pulmonary pulmonology gastroenterology "
+        "gi hepatology rheumatology dermatology psychiatry psychology orthopedics ortho "
+        "anesthesia anesthesiology pathology geriatrics pediatrics obstetrics gynecology ob "
+        "gyn ent ophthalmology audiology podiatry nutrition dietary chaplain chaplaincy "
+        "physical occupational speech therapy rehab rehabilitation palliative hospice care "
+        "infectious disease diseases wound ostomy respiratory hospitalist hospitalists "
+        "internal family general primary critical intensive medical surgical step-down "
+        "telemetry tele micu sicu cvicu neuro icu stepdown rapid response team board tumor "
+        "service services case management cath lab endoscopy dialysis infusion "
+        "heart failure transplant stroke trauma"
+    )
+    | _words(
+        # bedside findings and status words that open lines in notes
+        "alert oriented awake asleep calm agitated confused lethargic speech pupils "
+        "ambulating tolerating denies reports endorses afebrile febrile tachycardic "
+        "completed complete incomplete visit images image battery fall falls fingerprint "
+        "id consent signed witnessed education educated instructions advance planning "
+        "directive directives general appearance heent neck lungs abdomen extremities skin"
+    )
+    | _words(
+        # device makers and product names (not identifiers of a person)
+        "medtronic biotronik dexcom libre freestyle "
+        "omnipod insulet t:slim minimed resmed respironics "
+        "lifevest impella azure surescan micra watchman"
+    )
+    | _words(
+        # more brand-name drugs
+        "vimpat briviact topamax trileptal tegretol aricept namenda sinemet requip mirapex "
+        "xifaxan lactulose creon humira enbrel remicade stelara keytruda opdivo herceptin "
+        "eliquis brilinta effient multaq cordarone pacerone digoxin lanoxin bumex demadex "
+        "aldactone imdur nitrostat ranexa zetia repatha praluent mounjaro wegovy rybelsus "
+        "basaglar toujeo fiasp admelog humulin novolin byetta bydureon glyburide actos "
+        "tradjenta invokana cymbalta effexor pristiq remeron buspar klonopin restoril "
+        "abilify risperdal geodon latuda depakene lithobid suboxone subutex methadone "
+        "oxycontin fentanyl duragesic robaxin flexeril zanaflex mobic celebrex voltaren "
+        "medrol prednisolone kenalog hemoccult guaiac"
     )
 )

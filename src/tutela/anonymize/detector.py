@@ -8,6 +8,7 @@ from typing import Literal
 
 from tutela.anonymize.clinical import guard_clinical
 from tutela.anonymize.ner import DEFAULT_MODEL, NerStatus, SpacyNer, load_ner
+from tutela.anonymize.places import is_us_state, recognize_states
 from tutela.anonymize.recognizers import run_patterns
 from tutela.anonymize.spans import PiiLabel, Span, resolve_overlaps
 from tutela.errors import ConfigError, DataError
@@ -48,11 +49,15 @@ class PiiDetector:
         threshold: minimum score of a reported span.
         clinical_guard: apply the clinical false-positive guard.
         model: spaCy model package to load.
+        redact_states: also report US states (full names anywhere, postal abbreviations
+            after a city or before a ZIP) as LOCATION, as i2b2 2014 labels them. Off by
+            default: Safe Harbor lets states stay, and then no state is reported, whether
+            a rule or the NER model found it.
 
     Privacy: detection is best-effort; recall is measured per label on generated notes,
-    including a held-out set written apart from the recognisers (``tutela.anonymize.eval``,
+    including held-out sets written apart from the recognisers (``tutela.anonymize.eval``,
     ``benchmarks/pii.py``), and is below 1, so redacted text is pseudonymised, not
-    anonymous, unless combined with review. US states are kept, as Safe Harbor allows.
+    anonymous, unless combined with review. US states are kept unless ``redact_states``.
     """
 
     def __init__(
@@ -63,6 +68,7 @@ class PiiDetector:
         threshold: float = 0.5,
         clinical_guard: bool = True,
         model: str = DEFAULT_MODEL,
+        redact_states: bool = False,
     ) -> None:
         if ner not in ("auto", "required", "off"):
             raise ValueError(f"ner must be 'auto', 'required' or 'off', got {ner!r}")
@@ -71,6 +77,7 @@ class PiiDetector:
         self.labels: frozenset[PiiLabel] = frozenset(labels) if labels else frozenset(PiiLabel)
         self.threshold = threshold
         self.clinical_guard = clinical_guard
+        self.redact_states = redact_states
         self._ner: SpacyNer | None = None
         if ner == "off":
             self.status = NerStatus(False, "NER off: names, places and organisations by rules only")
@@ -85,6 +92,14 @@ class PiiDetector:
         return self._ner is not None
 
     def _finish(self, text: str, candidates: list[Span]) -> list[Span]:
+        if self.redact_states:
+            candidates += recognize_states(text)
+        else:
+            candidates = [
+                s
+                for s in candidates
+                if s.label is not PiiLabel.LOCATION or not is_us_state(text[s.start : s.end])
+            ]
         if self.clinical_guard:
             candidates = guard_clinical(text, candidates)
         kept = [s for s in candidates if s.score >= self.threshold and s.label in self.labels]

@@ -55,9 +55,13 @@ _DEVICE_WORDS = (
     r"|\b(?:pump|monitor|transmitter|receiver|sensor|generator|hearing\s+aids?)\s+(?:id|serial))"
     r"|\bS/?N\b"
 )
+# A biometric word, then (within a clause on the same line) the word that introduces the
+# value: "fingerprint badge scan for the narcotics cabinet, template ID", "palm-vein
+# enrolment", "voice biometric reference", "retinal scan record".
 _BIOMETRIC_WORDS = (
-    r"(?i:\b(?:finger|thumb|voice|iris|retina|palm|facial|face|biometric)\w*"
-    r"[^\n\d]{0,40}?\b(?:ID|identifier|ref(?:erence)?|template|enrol\w*))"
+    r"(?i:\b(?:finger|thumb|voice|iris|retina|palm|vein|facial|face|biometric|hand\s+geometry)"
+    r"\w*[^\n\d;]{0,60}?\b(?:ID|identifier|ref(?:erence)?|template|enrol\w*|record|hash"
+    r"|code))"
 )
 
 
@@ -78,7 +82,8 @@ _RULES: tuple[tuple[re.Pattern[str], PiiLabel, float, str, re.Pattern[str]], ...
     (_value(_LICENSE_WORDS), PiiLabel.LICENSE, 0.85, "license", _min_digits(4)),
     (_value(_PLATE_WORDS), PiiLabel.VEHICLE, 0.8, "plate", _min_digits(2)),
     (_value(_DEVICE_WORDS), PiiLabel.DEVICE, 0.85, "device", _min_digits(4)),
-    (_value(_BIOMETRIC_WORDS), PiiLabel.BIOMETRIC, 0.85, "biometric", _min_digits(4)),
+    # above MRN: "retinal scan record 55213" names the kind of record
+    (_value(_BIOMETRIC_WORDS), PiiLabel.BIOMETRIC, 0.92, "biometric", _min_digits(4)),
 )
 
 _MR_PREFIXED = re.compile(r"\bMR\d{6,10}\b")

@@ -142,4 +142,24 @@ def load_ner(
                 False, f"spaCy model {model!r} does not match its pinned SHA-256; NER disabled"
             )
     nlp = spacy.load(model_dir, exclude=_EXCLUDE)
+    use_numpy_blas(nlp)
     return SpacyNer(nlp, model), NerStatus(True, f"NER: spaCy {spacy.about.__version__} {model}")
+
+
+def use_numpy_blas(nlp: Any) -> None:
+    """Run the pipeline's matrix products through numpy's BLAS instead of thinc's bundled
+    BLIS kernels.
+
+    Same weights and the same entities (a test compares them note by note); the
+    convolutional encoder is most of the detector's time, and with this change the whole
+    detector handled 1.22x the notes per CPU-second on one thread (``benchmarks/pii.py
+    --speed``, BENCHMARKS.md).
+    """
+    from thinc.api import NumpyOps
+
+    ops = NumpyOps(use_blis=False)
+    for _, pipe in nlp.pipeline:
+        model = getattr(pipe, "model", None)
+        if model is not None:
+            for node in model.walk():
+                node.ops = ops

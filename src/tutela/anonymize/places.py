@@ -72,11 +72,15 @@ STATE_NAMES = (
 _STATE = rf"(?:{'|'.join(US_STATES)}|{STATE_NAMES})"
 _ZIP_AFTER_STATE = re.compile(rf"\b{_STATE}\.?,?\s+(?P<v>\d{{5}}(?:-\d{{4}})?)\b")
 _ZIP_CONTEXT = contextual(r"(?i:\bzip(?:\s*code)?|\bpostal\s+code)", r"\d{5}(?:-\d{4})?\b")
-# The city before its state ("Spokane, WA"); the state itself stays, as Safe Harbor allows.
+# The city before its state ("Spokane, WA"); the state itself stays, as Safe Harbor allows,
+# unless the detector is asked to redact states (group ``s``).
 _CITY_STATE = re.compile(
-    rf"\b(?P<v>(?:[A-Z][a-z]+|St\.)(?:[ -][A-Z][a-z]+){{0,2}}),[ \t]+{_STATE}\b"
+    rf"\b(?P<v>(?:[A-Z][a-z]+|St\.)(?:[ -][A-Z][a-z]+){{0,2}}),[ \t]+(?P<s>{_STATE})\b"
     r"(?=\.?,?[ \t]*(?:\d{5}|$|[^\w]))"
 )
+_STATE_NAME = re.compile(rf"\b(?:{STATE_NAMES})\b")
+_STATE_BEFORE_ZIP = re.compile(rf"\b(?P<s>{'|'.join(US_STATES)})\.?,?[ \t]+\d{{5}}(?:-\d{{4}})?\b")
+_STATE_ONLY = re.compile(rf"(?:{_STATE})\.?")
 _COUNTRIES = (
     "Afghanistan|Albania|Algeria|Angola|Argentina|Armenia|Australia|Austria|Bangladesh|"
     "Belarus|Belgium|Bolivia|Bosnia|Brazil|Bulgaria|Burma|Cambodia|Cameroon|Canada|Chile|"
@@ -98,10 +102,11 @@ _STREET_SUFFIX = (
     r"|Terrace|Ter|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Square|Sq|Trail|Trl)"
 )
 _ADDRESS = re.compile(
-    r"\b\d{1,6}\s+(?:[NSEW]\.?\s+)?(?:[A-Z][a-z]+|\d{1,3}(?:st|nd|rd|th))(?:\s+[A-Z][a-z]+){0,3}"
-    rf"\s+{_STREET_SUFFIX}\b\.?"
-    r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|#)\.?\s*[A-Z0-9-]+\b)?"
-    r"|\bP\.?\s?O\.?\s+Box\s+\d+\b"
+    # one line only: a house number ending one line and "Dr." opening the next is not one
+    r"\b\d{1,6}[ \t]+(?:[NSEW]\.?[ \t]+)?(?:[A-Z][a-z]+|\d{1,3}(?:st|nd|rd|th))"
+    rf"(?:[ \t]+[A-Z][a-z]+){{0,3}}[ \t]+{_STREET_SUFFIX}\b\.?"
+    r"(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|#)\.?[ \t]*[A-Z0-9-]+\b)?"
+    r"|\bP\.?[ \t]?O\.?[ \t]+Box[ \t]+\d+\b"
 )
 
 
@@ -117,4 +122,21 @@ def recognize_location(text: str) -> list[Span]:
     out += spans_of(_ZIP_CONTEXT, text, PiiLabel.ZIP, 0.9, "zip", group="v")
     out += spans_of(_CITY_STATE, text, PiiLabel.LOCATION, 0.8, "city_state", group="v")
     out += spans_of(_COUNTRY, text, PiiLabel.LOCATION, 0.75, "country")
+    return out
+
+
+def is_us_state(fragment: str) -> bool:
+    """Whether ``fragment`` is exactly a US state's name or postal abbreviation."""
+    return _STATE_ONLY.fullmatch(fragment.strip()) is not None
+
+
+def recognize_states(text: str) -> list[Span]:
+    """US states: full names anywhere, postal abbreviations after a city or before a ZIP.
+
+    Safe Harbor lets states stay, so the detector runs this only when asked to redact
+    them (i2b2 2014 labels them as locations).
+    """
+    out = spans_of(_STATE_NAME, text, PiiLabel.LOCATION, 0.8, "state")
+    out += spans_of(_CITY_STATE, text, PiiLabel.LOCATION, 0.8, "state", group="s")
+    out += spans_of(_STATE_BEFORE_ZIP, text, PiiLabel.LOCATION, 0.8, "state", group="s")
     return out

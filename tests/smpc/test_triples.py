@@ -21,7 +21,7 @@ from tutela.hazmat.paillier import (
 )
 from tutela.hazmat.rng import SecureRandom
 from tutela.smpc import wire
-from tutela.smpc.pairwise import PairwiseRuntime
+from tutela.smpc.pairwise import SLOT_BITS, PairwiseRuntime
 from tutela.smpc.party import MaterialStream, PartyRuntime, ShapeRuntime
 from tutela.smpc.triples import PaillierTriples
 from tutela.smpc.vertical import VerticalPlan, plaintext_reference, train_vertical
@@ -203,9 +203,11 @@ def _truncation_views(x: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]
     to_zero = seen["0:s2"][1]  # step 1 swaps keys; step 2 is party 1's masked share
     (n,) = np.frombuffer(to_zero[:4], dtype=">u4")
     masked = wire.decode(to_zero[4 : 4 + int(n)], sender=1, step=2, shape=(x.size,))
-    to_one = seen["1:s3"][0]
-    cs = parse_ciphertexts(_keys(1).public, to_one, x.size)
-    decrypted = np.array([_keys(1).decrypt(c) % (1 << 64) for c in cs], dtype=np.uint64)
+    to_one = seen["1:s3"][0]  # packed slots of SLOT_BITS bits each
+    per = (_keys(1).public.key_bits - 1) // SLOT_BITS
+    cs = parse_ciphertexts(_keys(1).public, to_one, -(-x.size // per))
+    slots = [(_keys(1).decrypt(c) >> (SLOT_BITS * k)) % (1 << 64) for c in cs for k in range(per)]
+    decrypted = np.array(slots[: x.size], dtype=np.uint64)
     return masked + share0, decrypted
 
 

@@ -12,7 +12,9 @@ no third party. What a dealer would hand out is made between the two parties ins
   Same ring, same format: ``C_0 + C_1 = (A_0 + A_1) @ (B_0 + B_1)`` over Z_{2^64}.
 * Truncation by ``m`` bits: party 1 draws ``r`` and sends ``x_1 + r`` with ``Enc_1(r >> 63)``;
   party 0 learns ``c = x + 2^62 + r`` (uniform, since it never sees ``r``) and returns
-  ``Enc_1(msb(c) * msb(r) + mu)`` (``mu`` uniform below ``2**128``, re-randomised); with
+  ``Enc_1(msb(c) * msb(r) + mu)`` (``mu`` uniform below ``2**128``; one re-randomised
+  ciphertext carries ``(key_bits - 1) // 130`` such slots, so party 1 decrypts once per
+  slot group); with
   that one shared bit product both hold shares of ``floor(x / 2^m)`` or one more, the exact
   formula of :meth:`PartyRuntime.truncate` with ``r`` known to party 1 only.
 
@@ -24,8 +26,8 @@ any intermediate. A malformed ciphertext aborts with
 :class:`~tutela.smpc.wire.MessageError` naming the sender.
 
 Cost: each matrix product costs ``rows * k`` 64-bit exponentiations and ``rows``
-encryptions per party; each truncated element two encryptions and one decryption
-(see ``benchmarks/smpc.py``).
+encryptions per party; each truncated element one encryption by party 1 and a share of
+one packed encryption and decryption (see ``benchmarks/smpc.py``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ import struct
 
 import numpy as np
 
-from tutela.hazmat.paillier import PaillierKeyPair, PaillierPublicKey, serialise_ciphertexts
+from tutela.hazmat.paillier import (
+    PaillierKeyPair,
+    PaillierPublicKey,
+    powmod,
+    serialise_ciphertexts,
+)
 from tutela.hazmat.ring import FixedPoint64, RingArray, random_ring
 from tutela.hazmat.rng import SecureRandom
 from tutela.smpc import wire
@@ -46,6 +53,7 @@ __all__ = ["PairwiseRuntime"]
 _OFFSET = np.uint64(1 << 62)
 _LOW63 = np.uint64((1 << 63) - 1)
 _MU_BYTES = 16
+SLOT_BITS = 8 * _MU_BYTES + 2  # pi + mu < 2**128 + 1: no carry into the next slot
 
 
 class PairwiseRuntime(PartyRuntime):
@@ -153,7 +161,7 @@ class PairwiseRuntime(PartyRuntime):
             )
             got = self._send_receive(None, True)
             assert got is not None
-            pi = decrypt_ring(self._keys, parse_from(self._keys.public, got, size, 0), (size,))
+            pi = self._unpack_products(got, size)
             r_high = (r & _LOW63) >> np.uint64(m)
             y = r_msb * high - r_high - pi * np.uint64(2) * high
             return np.asarray(y, dtype=np.uint64).reshape(shape)
@@ -163,16 +171,47 @@ class PairwiseRuntime(PartyRuntime):
         masked, enc = self._split(got, step, size, peer)
         c = x + masked + _OFFSET
         c_msb = c >> np.uint64(63)
-        out, mu = [], []
-        for e, bit in zip(enc, c_msb.tolist(), strict=True):
-            noise = int.from_bytes(self._rng.bytes(_MU_BYTES), "big")
-            out.append(peer.rerandomise(peer.add_plain(e if bit else 1, noise), self._rng))
-            mu.append(noise % (1 << 64))
+        selected = [e if bit else 1 for e, bit in zip(enc, c_msb.tolist(), strict=True)]
+        out, mu = self._pack_products(peer, selected)
         self._send_receive(serialise_ciphertexts(peer, out), False)
-        pi0 = np.uint64(0) - np.array(mu, dtype=np.uint64)
+        pi0 = np.uint64(0) - mu
         c_high = (c & _LOW63) >> np.uint64(m)
         y = c_high + c_msb * high - pi0 * np.uint64(2) * high - np.uint64(1 << (62 - m))
         return np.asarray(y, dtype=np.uint64).reshape(shape)
+
+    def _slots(self, key: PaillierPublicKey) -> int:
+        return (key.key_bits - 1) // SLOT_BITS
+
+    def _pack_products(
+        self, key: PaillierPublicKey, selected: list[int]
+    ) -> tuple[list[int], RingArray]:
+        """``Enc(pi_k + mu_k)`` packed ``slots`` to a ciphertext (slot ``k`` at bit
+        ``SLOT_BITS * k``), re-randomised; returns them and the ``mu_k`` mod 2**64."""
+        slots, shift = self._slots(key), 1 << SLOT_BITS
+        out: list[int] = []
+        mu: list[int] = []
+        for start in range(0, len(selected), slots):
+            chunk = selected[start : start + slots]
+            acc, packed = 1, 0
+            for e in reversed(chunk):  # Horner: acc = prod_k e_k^(2^(SLOT_BITS k))
+                acc = powmod(acc, shift, key.n_squared) * e % key.n_squared
+            noise = [int.from_bytes(self._rng.bytes(_MU_BYTES), "big") for _ in chunk]
+            for value in reversed(noise):
+                packed = (packed << SLOT_BITS) + value
+            out.append(key.rerandomise(key.add_plain(acc, packed), self._rng))
+            mu.extend(v % (1 << 64) for v in noise)
+        return out, np.array(mu, dtype=np.uint64)
+
+    def _unpack_products(self, data: bytes, size: int) -> RingArray:
+        """Decrypt the peer's packed ``pi_k + mu_k``; each slot modulo 2**64."""
+        slots = self._slots(self._keys.public)
+        count = -(-size // slots)
+        mask = (1 << SLOT_BITS) - 1
+        values: list[int] = []
+        for c in parse_from(self._keys.public, data, count, self.peer):
+            plain = self._keys.decrypt(c)
+            values.extend((plain >> (SLOT_BITS * k)) & mask for k in range(slots))
+        return np.array([v % (1 << 64) for v in values[:size]], dtype=np.uint64)
 
     def _split(
         self, data: bytes, step: int, size: int, key: PaillierPublicKey

@@ -48,6 +48,15 @@ def report(
     ] = None,
     trusted_key: TrustedOpt = None,
     trust_store: TrustStoreOpt = None,
+    tensorboard: Annotated[
+        Path | None,
+        typer.Option(
+            "--tensorboard",
+            help="Also write each run's round metrics and privacy summary as TensorBoard "
+            "events under this directory (needs the tracking extra).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Write the report of a run: curves, baselines, privacy ledger, secure aggregation,
     compliance checks and the audit checkpoint with how to verify it."""
@@ -67,6 +76,11 @@ def report(
         typer.echo(f"PDF written to {files.pdf}")
     elif pdf is PdfChoice.AUTO:
         typer.echo(f"PDF skipped: {files.pdf_skipped}")
+    if tensorboard is not None:
+        from tutela.governance.report_tracking import export_tensorboard
+
+        for run_dir in run_dirs:
+            typer.echo(f"TensorBoard events written to {export_tensorboard(run_dir, tensorboard)}")
 
 
 def register(app: typer.Typer) -> None:

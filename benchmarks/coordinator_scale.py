@@ -171,6 +171,17 @@ class Coordinator:
 # ---- the agents (a separate process: python coordinator_scale.py --agents-of SPEC) ---------
 
 
+async def _send(client: httpx.AsyncClient, method: str, path: str, **kw: Any) -> httpx.Response:
+    """One request, retried (as the site agent's transport does) while the connection fails,
+    e.g. a keep-alive connection the server closed just as it was reused."""
+    for attempt in range(20):
+        try:
+            return await client.request(method, path, **kw)
+        except httpx.TransportError:
+            await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
+    return await client.request(method, path, **kw)
+
+
 async def _agent(spec: dict[str, Any], name: str, rng: np.random.Generator) -> int:
     ctx = ssl.create_default_context(cafile=spec["ca"])
     ctx.load_cert_chain(spec["certs"][name], spec["keys"][name])
@@ -183,7 +194,7 @@ async def _agent(spec: dict[str, Any], name: str, rng: np.random.Generator) -> i
         seen: str | None = None
         while True:
             params = {"wait": WAIT_S, "seen": seen} if push and seen is not None else {}
-            r = await client.get("/v1/site/tasks", params=params)
+            r = await _send(client, "GET", "/v1/site/tasks", params=params)
             requests += 1
             if r.status_code != 200:  # over a bound or busy: ask again without waiting
                 seen = None
@@ -199,17 +210,21 @@ async def _agent(spec: dict[str, Any], name: str, rng: np.random.Generator) -> i
                         "num_examples": 100,
                         "moments": {"count": 100, "total": [0.0] * 7, "total_sq": [100.0] * 7},
                     }
-                    r = await client.post(f"/v1/site/studies/{study}/participation", json=body)
+                    r = await _send(
+                        client, "POST", f"/v1/site/studies/{study}/participation", json=body
+                    )
                     r.raise_for_status()
                 elif task["kind"] == "fit":
-                    got = await client.get(f"/v1/site/studies/{study}/model")
+                    got = await _send(client, "GET", f"/v1/site/studies/{study}/model")
                     model, _ = parse_tensors(got.content)
                     update = {
                         k: (rng.standard_normal(v.shape) * 0.01).astype(np.float32)
                         for k, v in model.items()
                     }
                     meta = {"study": study, "round": str(task["round"]), "num_examples": "100"}
-                    r = await client.post(
+                    r = await _send(
+                        client,
+                        "POST",
                         f"/v1/site/studies/{study}/rounds/{task['round']}/stages/fit",
                         content=parameters_to_bytes(update, metadata=meta),
                         headers={"Idempotency-Key": f"{name}-{task['round']}-{task['attempt']}"},
@@ -266,6 +281,8 @@ def measure(
             )
             series: dict[int, float] = {}
             while _closed(coord.status(study)) < 1:
+                if agents_proc.poll() is not None:
+                    raise RuntimeError("the agents' process exited before round 1 closed")
                 time.sleep(0.1)
             start = time.perf_counter()
             while True:

@@ -21,6 +21,7 @@ inside SecAgg+ among the sampled devices.
 
     .venv/bin/python benchmarks/scale.py [--devices 1000 10000] [--per-round 1000]
         [--rounds 4] [--cpus 2] [--no-flower] [--privacy N]
+    .venv/bin/python benchmarks/scale.py --only-secagg   # SecAgg+ server/plain ratio only
 """
 
 from __future__ import annotations
@@ -260,6 +261,10 @@ def main() -> None:
         "--privacy", type=int, default=0, metavar="N",
         help="also run DP-FedAvg inside SecAgg+ with N devices per round",
     )  # fmt: skip
+    parser.add_argument(
+        "--only-secagg", action="store_true",
+        help="only the SecAgg+ server/plain ratio (benchmarks/secagg_server.py: n=100, d=1e6)",
+    )  # fmt: skip
     parser.add_argument("--tutela-worker", nargs=5, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--flower-worker", nargs=4, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -271,6 +276,9 @@ def main() -> None:
         flower_worker(*args.flower_worker)
         return
 
+    if args.only_secagg:  # the server's unmasking against the plain weighted sum, same run
+        script = str(ROOT / "benchmarks" / "secagg_server.py")
+        sys.exit(subprocess.run([sys.executable, script, "--repeat", "5"], check=False).returncode)
     flower = None if args.no_flower else ensure_flower()
     me = str(Path(__file__).resolve())
     rows: list[tuple[str, int, int, dict[str, Any] | None, int]] = []

@@ -57,6 +57,15 @@ def report(
             show_default=False,
         ),
     ] = None,
+    mlflow: Annotated[
+        str | None,
+        typer.Option(
+            "--mlflow",
+            help="Also log each run's round metrics and privacy summary to MLflow at this "
+            "tracking URI (a server URL or sqlite:///mlflow.db; needs the tracking extra).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Write the report of a run: curves, baselines, privacy ledger, secure aggregation,
     compliance checks and the audit checkpoint with how to verify it."""
@@ -81,6 +90,11 @@ def report(
 
         for run_dir in run_dirs:
             typer.echo(f"TensorBoard events written to {export_tensorboard(run_dir, tensorboard)}")
+    if mlflow is not None:
+        from tutela.governance.report_tracking import export_mlflow
+
+        for run_dir in run_dirs:
+            typer.echo(f"MLflow run {export_mlflow(run_dir, mlflow)} logged to {mlflow}")
 
 
 def register(app: typer.Typer) -> None:

@@ -314,6 +314,17 @@ class LocalSite:
         return EvaluateRes(metrics["log_loss"], self.num_examples, metrics)
 
 
+def warm_up() -> None:
+    """Pay PyTorch's one-time lazy imports now rather than inside a round's deadline.
+
+    The first optimiser a process builds imports ``torch._dynamo`` (several CPU-seconds, more
+    on a loaded host); a site agent calls this while it starts, so its first round costs
+    what its later rounds cost.
+    """
+    weight = torch.zeros(1, requires_grad=True)
+    torch.optim.SGD([weight], lr=0.1).step()
+
+
 def site_report(
     site_id: str, policy: SitePolicy, ledger: Mapping[str, Any], key: Ed25519PrivateKey
 ) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from tutela.errors import (
     ProtocolAbort,
     TransportError,
 )
+from tutela.fl.client import warm_up
 from tutela.governance.checkpoint import VerifierKey
 from tutela.governance.minimisation import SitePolicy
 from tutela.governance.witness import WitnessRefusal
@@ -289,6 +290,7 @@ def run_site(
     validate_site_name(name)
     pinned = parse_audit_key(audit_key)
     policy = SitePolicy.from_toml(policy_file)
+    warm_up()  # before enrolling: a study may start as soon as this site is enrolled
     if not cert_file.exists():
         if enrol_token is None:
             raise ConfigError(f"no site certificate at {cert_file}; pass --enrol-token to enrol")

@@ -12,7 +12,7 @@ from tutela.server.store import PoolSettings, Store
 
 
 def test_pool_settings_come_from_the_environment_and_bad_values_are_refused() -> None:
-    assert PoolSettings.from_env({}) == PoolSettings(8, 32)
+    assert PoolSettings.from_env({}) == PoolSettings(24, 16)
     env = {"TUTELA_DB_POOL_SIZE": "20", "TUTELA_DB_MAX_OVERFLOW": "5"}
     assert PoolSettings.from_env(env) == PoolSettings(20, 5)
     with pytest.raises(ConfigError, match="must be integers"):

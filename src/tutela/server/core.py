@@ -27,7 +27,7 @@ from tutela.errors import ConfigError, DataError, ServiceError
 from tutela.fl.records import Parameters, check_compatible
 from tutela.fl.rounds import RoundStatus
 from tutela.server.push import COORDINATOR_SENDER, TaskBell, watch_store
-from tutela.server.store import AuditRow, RelayRow, RoundRow, Store, StudyRow, digest
+from tutela.server.store import AuditRow, RelayRow, RoundRow, Store, StudyRow, UpdateRow, digest
 from tutela.server.wire import parse_tensors
 
 Clock = Callable[[], float]
@@ -337,6 +337,21 @@ class Core:
                 created_at=self.clock(),
             )
         )
+
+
+def stage_submitters(s: Session, rr: RoundRow, sites: list[str]) -> set[str]:
+    """Which of ``sites`` submitted in the open stage of round ``rr`` (its attempt)."""
+    return set(
+        s.scalars(
+            select(UpdateRow.site).where(
+                UpdateRow.study_id == rr.study_id,
+                UpdateRow.round_no == rr.round_no,
+                UpdateRow.attempt == rr.attempt,
+                UpdateRow.stage == rr.stage,
+                UpdateRow.site.in_(sites),
+            )
+        )
+    )
 
 
 def open_round_row(s: Session, study_id: str) -> RoundRow | None:

@@ -10,11 +10,14 @@ active, and only the certificate issued at enrolment counts.
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from tutela.errors import PermissionDenied, ServiceError
 from tutela.server.authz import Principal, Role
@@ -22,6 +25,13 @@ from tutela.server.core import ANON, Core, token_hash
 from tutela.server.store import SiteRow, TokenRow
 
 Signer = Callable[[bytes, str], bytes]
+
+SITE_CACHE_S = 5.0
+"""How long a verified site certificate is recognised without reading the store again.
+
+Any change to a site written through the coordinator (enrolment, activation, a status
+change) forgets every recognised certificate at once; only a change made to the database
+behind the coordinator's back waits for this long."""
 
 
 @dataclass
@@ -36,6 +46,29 @@ class Identity:
 
     core: Core
     signer: Signer | None = None
+    _recognised: dict[tuple[str, str], float] = field(default_factory=dict, init=False)
+    _generation: int = field(default=0, init=False)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        sessions = self.core.store.write_sessions
+        event.listen(sessions, "after_flush", self._forget_if_sites_changed)
+        event.listen(sessions, "after_commit", self._forget_after_site_change)
+
+    def _forget_if_sites_changed(self, session: Session, _context: object) -> None:
+        changed = (*session.new, *session.dirty, *session.deleted)
+        if any(isinstance(obj, SiteRow) for obj in changed):
+            session.info["tutela.sites.changed"] = True
+            self._forget()
+
+    def _forget_after_site_change(self, session: Session) -> None:
+        if session.info.pop("tutela.sites.changed", False):
+            self._forget()  # again: a read between the flush and the commit saw the old row
+
+    def _forget(self) -> None:
+        with self._cache_lock:
+            self._generation += 1
+            self._recognised.clear()
 
     # tokens and principals --------------------------------------------------------------
 
@@ -84,15 +117,26 @@ class Identity:
 
         Security: the certificate was verified against the CA during the handshake; here
         its common name must be an active site. If the site enrolled by token, only the
-        certificate issued at enrolment (its fingerprint) is accepted.
+        certificate issued at enrolment (its fingerprint) is accepted. A certificate found
+        acceptable is recognised for :data:`SITE_CACHE_S` without another read, unless a
+        site changes through the coordinator first.
         """
+        key = (common_name, fingerprint)
+        now = time.monotonic()
+        with self._cache_lock:
+            if self._recognised.get(key, 0.0) > now:
+                return Principal(common_name, Role.SITE)
+            generation = self._generation
         with self.core.store.read() as s:
             row = s.get(SiteRow, common_name)
             if row is None or row.status != "active":
                 return None
             if row.cert_fingerprint is not None and row.cert_fingerprint != fingerprint:
                 return None
-            return Principal(common_name, Role.SITE)
+        with self._cache_lock:
+            if generation == self._generation:  # no site changed while this read ran
+                self._recognised[key] = now + SITE_CACHE_S
+        return Principal(common_name, Role.SITE)
 
     # sites ------------------------------------------------------------------------------
 

@@ -21,16 +21,18 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tutela.errors import DataError, PermissionDenied
+from tutela.errors import DataError, PermissionDenied, TutelaError
 from tutela.fl.bounds import UpdateNormExceeded, check_update_norm, round_norm_bound
+from tutela.fl.records import Parameters
 from tutela.governance.site_report import verify_site_report
+from tutela.server.batching import Batcher, Slot
 from tutela.server.core import (
     COORDINATOR,
     FIT_STAGE,
@@ -43,6 +45,7 @@ from tutela.server.core import (
     check_update,
     dumps,
     open_round_row,
+    stage_submitters,
 )
 from tutela.server.participation import Participation
 from tutela.server.protocols import RoundProtocols
@@ -53,6 +56,7 @@ from tutela.server.store import (
     RelayRow,
     RoundRow,
     SiteReportRow,
+    StudyRow,
     UpdateRow,
     digest,
 )
@@ -99,6 +103,11 @@ class Inbox:
     core: Core
     protocol: RoundProtocols
     participation: Participation
+    _submissions: Batcher[_Submission, Receipt] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Lock order: the coordinator lock, then the database (as in the driver's tick).
+        self._submissions = Batcher(self._accept_queued, self.core.lock)
 
     def accept(
         self, s: Session, envelope: Envelope, body: bytes, store: Callable[[str], None]
@@ -179,124 +188,133 @@ class Inbox:
         are refused. A fit update longer (L2) than the round's ``max_update_norm`` is refused
         (:class:`~tutela.fl.bounds.UpdateNormExceeded`) and the refusal, with its reason, is
         audited in its own transaction: the site counts as not having replied.
+
+        Submissions are committed in groups: whichever caller holds the coordinator lock
+        accepts every submission queued while it waited, one study at a time, in one
+        transaction (one row lock on the study, one read of the open round, of the
+        participants and of earlier receipts, one commit). Each submission is checked on
+        its own, exactly as alone, and a refused one writes nothing; its caller gets its
+        own receipt or its own refusal.
         """
-        try:
-            return self._submit(site, study_id, round_no, stage, idempotency_key, body)
-        except UpdateNormExceeded as exc:
-            self.core.audit_denial(
-                f"site:{site}",
-                "round.submit",
-                f"study/{study_id}/round/{round_no}/{stage}",
-                {"reason": str(exc)},
-            )
-            raise
-
-    def _submit(
-        self, site: str, study_id: str, round_no: int, stage: str, idempotency_key: str, body: bytes
-    ) -> Receipt:
         check_key(idempotency_key)
-        envelope = Envelope(Kind.STAGE, study_id, site, round_no, stage, idempotency_key)
-        # Lock order: the coordinator lock, then the database (as in the driver's tick).
-        with self.core.lock, self.core.store.session() as s:
-            study = self.core.study(s, study_id, lock=True)
+        return self._submissions(
+            _Submission(site, study_id, round_no, stage, idempotency_key, body)
+        )
 
-            def store(body_digest: str) -> None:
-                settings = DeploymentSettings.of(study)
-                if len(body) > settings.max_update_bytes:
-                    raise PayloadTooLargeError(
-                        f"body of {len(body)} bytes exceeds the {settings.max_update_bytes} limit"
-                    )
-                p = s.get(ParticipationRow, (study_id, site))
-                if p is None or p.status != "accepted":
-                    raise PermissionDenied(f"site {site} does not participate in study {study_id}")
-                if study.status not in (StudyStatus.RUNNING, StudyStatus.PAUSED):
-                    raise ConflictError(
-                        f"study {study_id} is {study.status}; it accepts no submissions"
-                    )
-                rr = self._open_stage(s, study_id, study.current_round, round_no, stage)
-                if site not in json.loads(rr.participants_json):
-                    raise PermissionDenied(f"site {site} was not selected for round {round_no}")
-                if self.core.clock() > rr.stage_deadline:
-                    raise ConflictError(
-                        f"the deadline of round {round_no} stage {stage!r} has passed"
-                    )
-                already = s.scalar(
-                    select(UpdateRow.id).where(
-                        UpdateRow.study_id == study_id,
-                        UpdateRow.round_no == round_no,
-                        UpdateRow.attempt == rr.attempt,
-                        UpdateRow.stage == stage,
-                        UpdateRow.site == site,
-                    )
-                )
-                if already is not None:
-                    raise ConflictError(
-                        f"site {site} already submitted for round {round_no} stage {stage!r}"
-                    )
-                arrays, meta = parse_tensors(body)
-                if meta.get("study") != study_id or meta.get("round") != str(round_no):
-                    raise ConflictError(
-                        f"the body is bound to study {meta.get('study')!r} "
-                        f"round {meta.get('round')!r}, "
-                        f"not study {study_id!r} round {round_no}: replayed or misdirected"
-                    )
-                if stage == FIT_STAGE:
-                    num_examples = _positive_int(meta.get("num_examples"), "num_examples")
-                    if num_examples > p.num_examples:
-                        raise DataError(
-                            f"num_examples {num_examples} exceeds the {p.num_examples} rows "
-                            f"site {site} declared when it joined"
-                        )
-                    update = check_update(arrays, self.core.global_model(study))
-                    bound = round_norm_bound(json.loads(rr.fit_config_json))
-                    check_update_norm(update, bound, site)
-                    name = f"update/{study_id}/{round_no}/{stage}/{site}"
-                    sealed = self.core.store.seal(body, name)
-                else:
-                    self.protocol.receive(study_id, round_no, rr.attempt, stage, site, body)
-                    num_examples = 0
-                    sealed = b""  # SecAgg+ messages live in the in-memory protocol state only
-                s.add(
-                    UpdateRow(
-                        study_id=study_id,
-                        round_no=round_no,
-                        attempt=rr.attempt,
-                        stage=stage,
-                        site=site,
-                        idempotency_key=idempotency_key,
-                        digest=body_digest,
-                        num_examples=num_examples,
-                        blob=sealed,
-                        created_at=self.core.clock(),
-                    )
-                )
-                self.core.audit(
-                    f"site:{site}",
+    def _accept_queued(self, batch: list[Slot[_Submission, Receipt]]) -> None:
+        """Accept ``batch`` (under the coordinator lock): one transaction per study."""
+        by_study: dict[str, list[Slot[_Submission, Receipt]]] = {}
+        for slot in batch:
+            by_study.setdefault(slot.item.study_id, []).append(slot)
+        for study_id, slots in by_study.items():
+            denials: list[tuple[_Submission, UpdateNormExceeded]] = []
+            try:
+                with self.core.store.session() as s:
+                    group = _StageGroup(self.core, s, self.core.study(s, study_id, lock=True))
+                    group.prefetch([slot.item for slot in slots])
+                    for slot in slots:
+                        try:
+                            slot.resolve(self._accept_stage(group, slot.item))
+                        except UpdateNormExceeded as refused:
+                            slot.fail(refused)
+                            denials.append((slot.item, refused))
+                        except TutelaError as refusal:  # raised before the item wrote anything
+                            slot.fail(refusal)
+            except Exception as failure:  # the transaction rolled back: nothing was accepted
+                for slot in slots:
+                    if slot.error is None:
+                        slot.fail(failure)
+            for item, reason in denials:
+                self.core.audit_denial(
+                    f"site:{item.site}",
                     "round.submit",
-                    f"study/{study_id}/round/{round_no}/{stage}",
-                    session=s,
+                    f"study/{item.study_id}/round/{item.round_no}/{item.stage}",
+                    {"reason": str(reason)},
                 )
 
-            return self.accept(s, envelope, body, store)
+    def _accept_stage(self, g: _StageGroup, item: _Submission) -> Receipt:
+        """Check and write one queued submission inside its group's transaction.
 
-    @staticmethod
-    def _open_stage(
-        s: Session, study_id: str, current_round: int, round_no: int, stage: str
-    ) -> RoundRow:
-        """The open round ``round_no`` in ``stage``, or a ConflictError saying why not."""
-        rr = open_round_row(s, study_id)
-        if rr is None or rr.round_no != round_no:
-            current = rr.round_no if rr is not None else current_round
-            if round_no < current or (rr is None and round_no <= current_round - 1):
+        Every check comes before any write, so a refusal leaves nothing behind.
+        """
+        site, study_id, round_no, stage, body = (
+            item.site,
+            item.study_id,
+            item.round_no,
+            item.stage,
+            item.body,
+        )
+        body_digest = digest(body)
+        previous = g.previous.get((site, item.key))
+        if previous is not None:
+            if previous != (body_digest, round_no, stage, COORDINATOR):
                 raise ConflictError(
-                    f"round {round_no} of study {study_id} is closed "
-                    f"(current round {current}); "
-                    "a submission for an earlier round is never accepted"
+                    f"this Idempotency-Key was already used for a different {Kind.STAGE.value}"
                 )
-            raise ConflictError(f"round {round_no} of study {study_id} is not open")
-        if rr.stage != stage:
-            raise ConflictError(f"round {round_no} is in stage {rr.stage!r}, not {stage!r}")
-        return rr
+            return Receipt(study_id, round_no, stage, site, body_digest, True)
+        study = g.study
+        if len(body) > g.settings.max_update_bytes:
+            raise PayloadTooLargeError(
+                f"body of {len(body)} bytes exceeds the {g.settings.max_update_bytes} limit"
+            )
+        p = g.participations.get(site)
+        if p is None or p.status != "accepted":
+            raise PermissionDenied(f"site {site} does not participate in study {study_id}")
+        if study.status not in (StudyStatus.RUNNING, StudyStatus.PAUSED):
+            raise ConflictError(f"study {study_id} is {study.status}; it accepts no submissions")
+        rr = _open_stage(g.round, study_id, study.current_round, round_no, stage)
+        if site not in g.participants:
+            raise PermissionDenied(f"site {site} was not selected for round {round_no}")
+        if self.core.clock() > rr.stage_deadline:
+            raise ConflictError(f"the deadline of round {round_no} stage {stage!r} has passed")
+        if site in g.submitted:
+            raise ConflictError(
+                f"site {site} already submitted for round {round_no} stage {stage!r}"
+            )
+        arrays, meta = parse_tensors(body)
+        if meta.get("study") != study_id or meta.get("round") != str(round_no):
+            raise ConflictError(
+                f"the body is bound to study {meta.get('study')!r} "
+                f"round {meta.get('round')!r}, "
+                f"not study {study_id!r} round {round_no}: replayed or misdirected"
+            )
+        if stage == FIT_STAGE:
+            num_examples = _positive_int(meta.get("num_examples"), "num_examples")
+            if num_examples > p.num_examples:
+                raise DataError(
+                    f"num_examples {num_examples} exceeds the {p.num_examples} rows "
+                    f"site {site} declared when it joined"
+                )
+            update = check_update(arrays, g.global_model())
+            check_update_norm(update, g.norm_bound(), site)
+            sealed = self.core.store.seal(body, f"update/{study_id}/{round_no}/{stage}/{site}")
+        else:
+            self.protocol.receive(study_id, round_no, rr.attempt, stage, site, body)
+            num_examples = 0
+            sealed = b""  # SecAgg+ messages live in the in-memory protocol state only
+        g.session.add(
+            UpdateRow(
+                study_id=study_id,
+                round_no=round_no,
+                attempt=rr.attempt,
+                stage=stage,
+                site=site,
+                idempotency_key=item.key,
+                digest=body_digest,
+                num_examples=num_examples,
+                blob=sealed,
+                created_at=self.core.clock(),
+            )
+        )
+        self.core.audit(
+            f"site:{site}",
+            "round.submit",
+            f"study/{study_id}/round/{round_no}/{stage}",
+            session=g.session,
+        )
+        g.previous[(site, item.key)] = (body_digest, round_no, stage, COORDINATOR)
+        g.submitted.add(site)
+        return Receipt(study_id, round_no, stage, site, body_digest, False)
 
     # reports ----------------------------------------------------------------------------
 
@@ -494,3 +512,92 @@ def _positive_int(value: str | None, name: str) -> int:
             f"the body's metadata must carry a positive integer {name} of at most 2**53"
         )
     return number
+
+
+@dataclass(frozen=True)
+class _Submission:
+    """A round stage submission waiting for the coordinator lock."""
+
+    site: str
+    study_id: str
+    round_no: int
+    stage: str
+    key: str
+    body: bytes
+
+
+class _StageGroup:
+    """What one transaction reads once for a group of one study's submissions."""
+
+    def __init__(self, core: Core, session: Session, study: StudyRow) -> None:
+        self.core = core
+        self.session = session
+        self.study = study
+        self.settings = DeploymentSettings.of(study)
+        self.round = open_round_row(session, study.id)
+        self.participants: set[str] = (
+            set(json.loads(self.round.participants_json)) if self.round is not None else set()
+        )
+        self.participations: dict[str, ParticipationRow] = {}
+        self.previous: dict[tuple[str, str], tuple[str, int, str, str]] = {}
+        self.submitted: set[str] = set()
+        self._model: Parameters | None = None
+
+    def prefetch(self, items: list[_Submission]) -> None:
+        """Participations, earlier receipts and this stage's submitters, one query each."""
+        s, study_id = self.session, self.study.id
+        sites = sorted({i.site for i in items})
+        for p in s.scalars(
+            select(ParticipationRow).where(
+                ParticipationRow.study_id == study_id, ParticipationRow.site.in_(sites)
+            )
+        ):
+            self.participations[p.site] = p
+        wanted = {(i.site, i.key) for i in items}
+        for site, key, body_digest, round_no, stage in s.execute(
+            select(
+                UpdateRow.site,
+                UpdateRow.idempotency_key,
+                UpdateRow.digest,
+                UpdateRow.round_no,
+                UpdateRow.stage,
+            ).where(
+                UpdateRow.study_id == study_id,
+                UpdateRow.site.in_(sites),
+                UpdateRow.idempotency_key.in_(sorted({i.key for i in items})),
+            )
+        ):
+            if (site, key) in wanted:
+                self.previous[(site, key)] = (body_digest, round_no, stage, COORDINATOR)
+        if self.round is not None:
+            self.submitted = stage_submitters(s, self.round, sites)
+
+    def global_model(self) -> Parameters:
+        """The study's global model, unsealed once per group."""
+        if self._model is None:
+            self._model = self.core.global_model(self.study)
+        return self._model
+
+    def norm_bound(self) -> float | None:
+        """The open round's bound on an update's L2 norm."""
+        assert self.round is not None
+        return round_norm_bound(json.loads(self.round.fit_config_json))
+
+
+def _open_stage(
+    rr: RoundRow | None, study_id: str, current_round: int, round_no: int, stage: str
+) -> RoundRow:
+    """``rr`` (the study's open round) if it is round ``round_no`` in ``stage``, or a
+    ConflictError saying why not."""
+    if rr is None or rr.round_no != round_no:
+        current = rr.round_no if rr is not None else current_round
+        if round_no < current or (rr is None and round_no <= current_round - 1):
+            raise ConflictError(
+                f"round {round_no} of study {study_id} is closed "
+                f"(current round {current}); "
+                "a submission for an earlier round is never accepted"
+            )
+        raise ConflictError(f"round {round_no} of study {study_id} is not open")
+    if rr.stage != stage:
+        raise ConflictError(f"round {round_no} is in stage {rr.stage!r}, not {stage!r}")
+    return rr

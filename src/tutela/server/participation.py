@@ -11,7 +11,7 @@ round stages it has to work on.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -21,6 +21,7 @@ from tutela.errors import DataError, PermissionDenied
 from tutela.fl.client import FeatureMoments
 from tutela.fl.config import parse_study
 from tutela.fl.standardisation import StandardisationMode, standardisation_mode
+from tutela.server.batching import Batcher, Slot
 from tutela.server.core import (
     COORDINATOR,
     FIT_STAGE,
@@ -30,9 +31,10 @@ from tutela.server.core import (
     StudyStatus,
     dumps,
     open_round_row,
+    stage_submitters,
 )
 from tutela.server.round_metrics import EVALUATE_TASK, evaluated_rounds
-from tutela.server.store import ParticipationRow, RelayRow, StudyRow, UpdateRow
+from tutela.server.store import ParticipationRow, RelayRow, RoundRow, StudyRow
 
 MAX_SITE_ROWS = 10**9
 """The most rows one site may declare (a site's weight in every round is capped at its
@@ -44,6 +46,10 @@ class Participation:
     """What sites read and answer about the studies they were invited to."""
 
     core: Core
+    _tasks: Batcher[str, dict[str, Any]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._tasks = Batcher(self._serve_tasks)
 
     def participation(self, site: str, study_id: str) -> ParticipationRow:
         """A site's participation row in a study (NotFoundError/PermissionDenied otherwise)."""
@@ -56,11 +62,13 @@ class Participation:
 
     def model_for_site(self, site: str, study_id: str) -> bytes:
         """The current global model for a participating site (safetensors)."""
-        p = self.participation(site, study_id)
-        if p.status != "accepted":
-            raise PermissionDenied(f"site {site} has not joined study {study_id}")
         with self.core.store.read() as s:
             row = self.core.study(s, study_id)
+            p = s.get(ParticipationRow, (study_id, site))
+            if p is None:
+                raise PermissionDenied(f"site {site} is not invited to study {study_id}")
+            if p.status != "accepted":
+                raise PermissionDenied(f"site {site} has not joined study {study_id}")
             if row.status not in StudyStatus.ACTIVE and row.status != StudyStatus.COMPLETED:
                 raise ConflictError(f"study {study_id} is {row.status}")
             if row.model_blob is None:  # pragma: no cover - required before start
@@ -131,17 +139,40 @@ class Participation:
 
     def tasks_for(self, site: str) -> dict[str, Any]:
         """What a site should do now (answer invitations, work on open round stages), and
-        the status of every study it was invited to."""
+        the status of every study it was invited to.
+
+        Calls made at once share one read (held requests woken together by one change ask
+        together): the answer reflects every change committed before the call.
+        """
+        return self._tasks(site)
+
+    def _serve_tasks(self, slots: list[Slot[str, dict[str, Any]]]) -> None:
+        answers = self._tasks_for_sites(sorted({slot.item for slot in slots}))
+        for slot in slots:
+            slot.resolve(answers[slot.item])
+
+    def _tasks_for_sites(self, sites: list[str]) -> dict[str, dict[str, Any]]:
+        """:meth:`tasks_for` of several sites in one read transaction."""
         now = self.core.clock()
-        tasks: list[dict[str, Any]] = []
-        studies: dict[str, str] = {}
+        out: dict[str, dict[str, Any]] = {site: {"tasks": [], "studies": {}} for site in sites}
         with self.core.store.read() as s:
-            parts = s.scalars(select(ParticipationRow).where(ParticipationRow.site == site)).all()
+            parts = s.scalars(
+                select(ParticipationRow)
+                .where(ParticipationRow.site.in_(sites))
+                .order_by(ParticipationRow.study_id)
+            ).all()
+            study_ids = sorted({p.study_id for p in parts})
+            studies = {
+                row.id: row for row in s.scalars(select(StudyRow).where(StudyRow.id.in_(study_ids)))
+            }
+            rounds: dict[str, _OpenStage | None] = {}
             for p in parts:
-                study = s.get(StudyRow, p.study_id)
+                study = studies.get(p.study_id)
                 if study is None:  # pragma: no cover - foreign key
                     continue
-                studies[study.id] = study.status
+                site = p.site
+                tasks: list[dict[str, Any]] = out[site]["tasks"]
+                out[site]["studies"][study.id] = study.status
                 if study.status == StudyStatus.COMPLETED and p.status == "accepted":
                     final = _final_evaluation(s, study, site, now)
                     if final is not None:
@@ -161,54 +192,14 @@ class Participation:
                     continue
                 if p.status != "accepted":
                     continue
-                rr = open_round_row(s, study.id)
-                if (
-                    rr is None
-                    or site not in json.loads(rr.participants_json)
-                    or rr.stage_deadline < now
-                ):
-                    continue
-                done = s.scalar(
-                    select(UpdateRow.id).where(
-                        UpdateRow.study_id == study.id,
-                        UpdateRow.round_no == rr.round_no,
-                        UpdateRow.attempt == rr.attempt,
-                        UpdateRow.stage == rr.stage,
-                        UpdateRow.site == site,
-                    )
-                )
-                if done is not None:
-                    continue
-                prep = json.loads(study.prep_json)
-                task: dict[str, Any] = {
-                    "kind": rr.stage,
-                    "study_id": study.id,
-                    "round": rr.round_no,
-                    "attempt": rr.attempt,
-                    "stage": rr.stage,
-                    "deadline": rr.stage_deadline,
-                    "config": json.loads(rr.fit_config_json),
-                    "model_version": study.model_version,
-                    "standardisation": {"mean": prep.get("mean"), "std": prep.get("std")},
-                }
-                if rr.stage != FIT_STAGE:
-                    waiting = s.scalar(
-                        select(RelayRow.id).where(
-                            RelayRow.study_id == study.id,
-                            RelayRow.round_no == rr.round_no,
-                            RelayRow.attempt == rr.attempt,
-                            RelayRow.stage == rr.stage,
-                            RelayRow.sender == COORDINATOR,
-                            RelayRow.recipient == site,
-                        )
-                    )
-                    if waiting is None or rr.protocol_state is None:
-                        continue  # dropped in an earlier stage: nothing more to do
-                    proto = json.loads(rr.protocol_state)
-                    task["client_id"] = proto["client_ids"][site]
-                    task["registry"] = proto["registry"]
-                tasks.append(task)
-        return {"tasks": tasks, "studies": studies}
+                if study.id not in rounds:
+                    rounds[study.id] = _OpenStage.read(s, study, sites)
+                stage = rounds[study.id]
+                if stage is not None:
+                    task = stage.task_for(site, now)
+                    if task is not None:
+                        tasks.append(task)
+        return out
 
 
 def _final_evaluation(s: Session, study: StudyRow, site: str, now: float) -> dict[str, Any] | None:
@@ -282,3 +273,63 @@ def _check_identity(identity: str | None) -> None:
         bytes.fromhex(identity)
     except ValueError:
         raise DataError("the identity must be hex") from None
+
+
+@dataclass
+class _OpenStage:
+    """A study's open round stage, as the sites asking about it need it (read once)."""
+
+    study: StudyRow
+    round: RoundRow
+    participants: set[str]
+    done: set[str]
+    relayed: set[str]
+
+    @classmethod
+    def read(cls, s: Session, study: StudyRow, sites: list[str]) -> _OpenStage | None:
+        """The open stage of ``study`` and which of ``sites`` finished it or have the
+        coordinator's message for it (None when no round is open)."""
+        rr = open_round_row(s, study.id)
+        if rr is None:
+            return None
+        done = stage_submitters(s, rr, sites)
+        relayed: set[str] = set()
+        if rr.stage != FIT_STAGE:
+            relayed = set(
+                s.scalars(
+                    select(RelayRow.recipient).where(
+                        RelayRow.study_id == study.id,
+                        RelayRow.round_no == rr.round_no,
+                        RelayRow.attempt == rr.attempt,
+                        RelayRow.stage == rr.stage,
+                        RelayRow.sender == COORDINATOR,
+                        RelayRow.recipient.in_(sites),
+                    )
+                )
+            )
+        return cls(study, rr, set(json.loads(rr.participants_json)), done, relayed)
+
+    def task_for(self, site: str, now: float) -> dict[str, Any] | None:
+        """``site``'s task in this stage, if it has one."""
+        rr, study = self.round, self.study
+        if site not in self.participants or rr.stage_deadline < now or site in self.done:
+            return None
+        prep = json.loads(study.prep_json)
+        task: dict[str, Any] = {
+            "kind": rr.stage,
+            "study_id": study.id,
+            "round": rr.round_no,
+            "attempt": rr.attempt,
+            "stage": rr.stage,
+            "deadline": rr.stage_deadline,
+            "config": json.loads(rr.fit_config_json),
+            "model_version": study.model_version,
+            "standardisation": {"mean": prep.get("mean"), "std": prep.get("std")},
+        }
+        if rr.stage != FIT_STAGE:
+            if site not in self.relayed or rr.protocol_state is None:
+                return None  # dropped in an earlier stage: nothing more to do
+            proto = json.loads(rr.protocol_state)
+            task["client_id"] = proto["client_ids"][site]
+            task["registry"] = proto["registry"]
+        return task

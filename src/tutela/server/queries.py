@@ -242,6 +242,8 @@ class Queries:
     def tasks_for(self, site: str) -> list[dict[str, Any]]:
         """The query tasks ``site`` has now: invitations to answer, SecAgg+ stages."""
         out: list[dict[str, Any]] = []
+        if not self._queries:  # no query at all: no need to wait for the coordinator lock
+            return out  # (a query created later rings the bell, and this is asked again)
         with self.core.lock:
             for q in self._queries.values():
                 if site not in q.sites:

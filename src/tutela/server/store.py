@@ -250,7 +250,9 @@ class PoolSettings:
     """How many database connections the coordinator keeps and opens at most.
 
     The default matches the request worker threads (40 at most touch the store at once):
-    ``size`` connections are kept open, up to ``size + overflow`` are opened under load. On
+    ``size`` connections are kept open once used, up to ``size + overflow`` are opened under
+    load (an overflow connection is closed when returned, so a pool kept too small opens a
+    new PostgreSQL backend for most requests under load). On
     PostgreSQL the total over every coordinator process must stay below the server's
     ``max_connections``.
 
@@ -259,8 +261,8 @@ class PoolSettings:
         overflow: further connections opened under load (closed when returned).
     """
 
-    size: int = 8
-    overflow: int = 32
+    size: int = 24
+    overflow: int = 16
 
     def __post_init__(self) -> None:
         if self.size < 1 or self.overflow < 0:

@@ -181,3 +181,36 @@ def test_failed_enrolments_count_against_the_limit(
     refused = [e for e in co.audit_events(limit=10_000) if e["action"] == "site.enrol"]
     assert len(refused) == 25 and {e["outcome"] for e in refused} == {"denied"}
     co.store.close()
+
+
+def test_a_transactions_events_reach_the_log_in_one_write_and_a_rollback_in_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tutela.governance import audit_store
+
+    co = _coordinator(tmp_path, Clock())
+    writes: list[int] = []
+    original = audit_store._JsonlStore.write
+
+    def counting(self: Any, rows: Any, state: Any) -> None:
+        writes.append(len(rows))
+        original(self, rows, state)
+
+    monkeypatch.setattr(audit_store._JsonlStore, "write", counting)
+    with co.core.store.session() as s:
+        for i in range(5):
+            co.core.audit("alice", "test.event", f"thing/{i}", session=s)
+    assert writes == [5]
+
+    def failing_change() -> None:
+        with co.core.store.session() as s:
+            co.core.audit("alice", "test.event", "thing/rolled-back", session=s)
+            raise RuntimeError("the change fails")
+
+    with pytest.raises(RuntimeError):
+        failing_change()
+    assert writes == [5]
+    with _log(tmp_path) as log:
+        resources = [r.resource for r in log.records(0, log.size) if r.action == "test.event"]
+    assert resources == [f"thing/{i}" for i in range(5)]
+    co.store.close()

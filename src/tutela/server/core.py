@@ -47,6 +47,29 @@ class CheckpointingAuditHook(Protocol):
         """Sign a checkpoint of everything appended so far (returns it, or None)."""
 
 
+@runtime_checkable
+class BatchingAuditHook(Protocol):
+    """An audit hook that can append several events at once (one write to its log)."""
+
+    def append_many(self, events: list[AuditEvent]) -> None:
+        """Append ``events`` in order."""
+
+
+AuditEvent = tuple[str, str, str, str, dict[str, Any]]
+"""An audit event as hooks receive it: actor, action, resource, outcome, detail."""
+
+_AUDIT_PENDING = "tutela.audit.pending"
+"""Key in ``Session.info`` of the audit events a transaction hands to the hook at commit."""
+
+
+def _deliver(hook: AuditHook, events: list[AuditEvent]) -> None:
+    if isinstance(hook, BatchingAuditHook):
+        hook.append_many(events)
+        return
+    for e in events:
+        hook(*e)
+
+
 COORDINATOR = COORDINATOR_SENDER
 ANON = "anonymous"
 FIT_STAGE = "fit"
@@ -227,8 +250,18 @@ class Core:
         if session is not None:
             session.add(row)
             if hook is not None:
-                # Into the tamper-evident log only once the state change is committed.
-                event.listen(session, "after_commit", lambda _s: hook(*args), once=True)
+                # Into the tamper-evident log only once the state change is committed, every
+                # event of the transaction in one append (one write and sync of the log).
+                pending = session.info.get(_AUDIT_PENDING)
+                if pending is None:
+                    pending = session.info[_AUDIT_PENDING] = []
+                    event.listen(
+                        session,
+                        "after_commit",
+                        lambda s: _deliver(hook, s.info.pop(_AUDIT_PENDING, [])),
+                        once=True,
+                    )
+                pending.append(args)
         else:
             with self.store.session() as s:
                 s.add(row)

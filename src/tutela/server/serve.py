@@ -162,6 +162,12 @@ class MerkleAuditHook:
         with self._lock:
             self._log.append(actor, action, resource, outcome, detail)
 
+    def append_many(self, events: list[tuple[str, str, str, str, dict[str, Any]]]) -> None:
+        """Append several events in order, in one write of the log."""
+        with self._lock, self._log.batch():
+            for actor, action, resource, outcome, detail in events:
+                self._log.append(actor, action, resource, outcome, detail)
+
     def checkpoint(self) -> Checkpoint | None:
         """Sign and store a checkpoint of the log; None if nothing was added since the last."""
         with self._lock:

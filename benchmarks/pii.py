@@ -166,6 +166,7 @@ def corpora(quick: bool) -> list[tuple[str, list[LabelledNote]]]:
         ("development set", evaluation_notes(EvalSet.DEVELOPMENT, n_new)),
         ("held-out set", evaluation_notes(EvalSet.HELDOUT, n_new)),
         ("fresh held-out set", evaluation_notes(EvalSet.FRESH, n_new)),
+        ("unseen held-out set", evaluation_notes(EvalSet.UNSEEN, n_new)),
         ("template phrasings", generate_corpus(n_old, seed=2026)),
         ("held-out phrasings", generate_corpus(n_old, seed=2026, heldout=True)),
     ]

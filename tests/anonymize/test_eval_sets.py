@@ -1,9 +1,10 @@
-"""The evaluation sets (development, held-out and fresh held-out) and the detector's floors on the
-development set: per-label recall, precision, and the share of PII-free notes flagged."""
+"""The evaluation sets (development, held-out, fresh and unseen held-out) and the detector's floors
+on the development set: per-label recall, precision, and the share of PII-free notes flagged."""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import pytest
 
@@ -18,12 +19,15 @@ from tutela.anonymize.eval import (
     fresh_values,
     heldout,
     heldout_values,
+    unseen,
+    unseen_values,
 )
 
 STYLES = {
     EvalSet.DEVELOPMENT: development.STYLE,
     EvalSet.HELDOUT: heldout.STYLE,
     EvalSet.FRESH: fresh.STYLE,
+    EvalSet.UNSEEN: unseen.STYLE,
 }
 
 I2B2_LABELS = {
@@ -58,7 +62,7 @@ def test_sets_are_seeded_labelled_and_cover_every_kind(which):
     notes = evaluation_notes(which, 330)
     style = STYLES[which]
     assert {s.label for n in notes for s in n.spans} == I2B2_LABELS
-    # every tenth note is PII-free (every eighth in the fresh set)
+    # every tenth note is PII-free (every eighth in the fresh and unseen sets)
     assert sum(1 for n in notes if not n.spans) == 330 // style.pii_free_every
     for note in notes:
         for s in note.spans:
@@ -98,6 +102,48 @@ def test_fresh_set_shares_no_templates_names_or_seed_with_the_others():
         assert fresh.SEED != other.SEED
     # at least 60 PII-free notes in the 600 the benchmark scores
     assert sum(1 for n in evaluation_notes(EvalSet.FRESH, 600) if not n.spans) >= 60
+
+
+def test_unseen_set_shares_no_templates_names_or_seed_with_the_others():
+    def templates(style):
+        return {t for group in (style.headers, style.bodies) for ts in group.values() for t in ts}
+
+    def clinical(style):
+        return {line for lines in style.clinical.values() for line in lines}
+
+    others = (
+        (development, development_values),
+        (heldout, heldout_values),
+        (fresh, fresh_values),
+    )
+    for other, values in others:
+        assert not templates(unseen.STYLE) & templates(other.STYLE)
+        assert not clinical(unseen.STYLE) & clinical(other.STYLE)
+        assert not set(unseen_values.FIRST) & set(values.FIRST)
+        assert not set(unseen_values.LAST) & set(values.LAST)
+        assert not set(unseen_values.ORGS) & set(values.ORGS)
+        assert not set(unseen_values.HOSPITALS) & set(values.HOSPITALS)
+        assert not {c for c, _, _ in unseen_values.CITIES} & {c for c, _, _ in values.CITIES}
+        assert unseen.SEED != other.SEED
+    notes = evaluation_notes(EvalSet.UNSEEN, 600)
+    assert sum(1 for n in notes if not n.spans) >= 60
+    # every label the benchmark reports per label occurs often enough to be scored
+    counts = Counter(s.label for n in notes for s in n.spans)
+    assert set(counts) == I2B2_LABELS
+    assert min(counts.values()) >= 50, counts
+
+
+def test_unseen_number_words_and_checksums():
+    import random
+
+    assert unseen_values.words(92) == "ninety-two"
+    assert unseen_values.ordinal_words(92) == "ninety-second"
+    assert unseen_values.ordinal_words(40) == "fortieth"
+    assert unseen_values.ordinal_words(102) == "one hundred and second"
+    rng = random.Random(5)
+    for _ in range(50):
+        digits = [int(c) for c in unseen_values.nhs_number(rng).replace(" ", "")]
+        assert (sum(d * (10 - i) for i, d in enumerate(digits[:9])) + digits[9]) % 11 == 0
 
 
 def test_value_formats_vary_within_a_set():

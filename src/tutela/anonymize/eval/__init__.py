@@ -4,14 +4,15 @@ Each set has its own templates for eleven kinds of clinical note, its own value 
 identifier formats, and PII-free notes (every tenth, every eighth in the fresh set) to
 measure false positives. The held-out sets (:mod:`.heldout`, and :mod:`.fresh`, written
 after the first one's misses were read) are kept out of development; only final reports
-score them.
+score them. A fourth set, :mod:`.unseen`, was written independently of the recognisers and
+of the other sets' templates, and is likewise kept out of development.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from tutela.anonymize.eval import development, fresh, heldout
+from tutela.anonymize.eval import development, fresh, heldout, unseen
 from tutela.anonymize.eval.render import NoteKind, NoteStyle, generate_notes
 from tutela.anonymize.scoring import LabelledNote
 
@@ -24,12 +25,14 @@ class EvalSet(StrEnum):
     DEVELOPMENT = "development"
     HELDOUT = "heldout"
     FRESH = "fresh"
+    UNSEEN = "unseen"
 
 
 _STYLES: dict[EvalSet, tuple[NoteStyle, int]] = {
     EvalSet.DEVELOPMENT: (development.STYLE, development.SEED),
     EvalSet.HELDOUT: (heldout.STYLE, heldout.SEED),
     EvalSet.FRESH: (fresh.STYLE, fresh.SEED),
+    EvalSet.UNSEEN: (unseen.STYLE, unseen.SEED),
 }
 
 

@@ -4,6 +4,9 @@ Generic PII detectors flag clinical codes as licences, doses as phone fragments 
 names as people. This guard finds clinical expressions (ICD-10 codes, doses, vitals, lab
 values, times, scores) and a lexicon of drugs and clinical abbreviations, and vetoes any
 weakly-supported detection that lies inside one of them or consists only of lexicon words.
+Names, places and organisations from the NER model also give up the characters that a
+rule-found span of another label claims, and a lone model-found word that opens a line as
+a field label or a sentence's first word ("Payer:", "Renal dosing") is dropped.
 """
 
 from __future__ import annotations
@@ -53,7 +56,12 @@ _CLINICAL_PATTERNS = (
     re.compile(
         r"\b[A-Z][a-z]+(?:[-'][A-Z][a-z]+)*(?:'s)?"
         r"(?:(?:,|[ \t]+(?:and|or))[ \t]+[A-Z][a-z]+(?:[-'][A-Z][a-z]+)*(?:'s)?)*"
+        # a grade or class may come between ("Forrest IIa ulcer", "Killip II class")
+        r"(?:[ \t]+[IV]{1,4}[a-c]?)?"
         r"[ \t]+(?:disease|syndrome|pattern|phenomenon|signs?|tests?|maneuvers?"
+        # not "type", "direct" or "speaking", which follow names too ("Mrs. Diaz type 2
+        # diabetes", "Dr. Okafor direct line")
+        r"|grade|screen|screening|protocol|questionnaire|inventory|interpreter"
         r"|score|criteria|scale|classification|formula|equation|catheter|procedure"
         r"|operation|maneuver|manoeuvre|palsy|lymphoma|sarcoma|tumou?r|encephalopathy|thyroiditis"
         r"|esophagus|oesophagus|ulcer|fracture|disorder|anomaly|reflex|node|stage|class|monitor"
@@ -82,7 +90,7 @@ _GUARDED: frozenset[PiiLabel] = frozenset(
 )
 _CONTEXT_SOURCES = frozenset(
     {"mrn", "health_plan", "account", "license", "plate", "device", "zip", "title"}
-    | {"npi", "udi", "biometric", "state"}
+    | {"npi", "udi", "biometric", "state", "email_name", "hl7_name", "mac"}
 )
 _WORD = re.compile(r"[A-Za-z0-9&][A-Za-z0-9&\-]*")
 
@@ -135,8 +143,14 @@ _DOSE_AFTER = re.compile(rf"[ \t]+\d+(?:\.\d+)?[ \t]?(?:{_UNITS})(?![A-Za-z])")
 
 
 def _is_lexical(token: str) -> bool:
-    word = token.strip(".,:;()'\"-").lower()
-    return not word or word in CLINICAL_LEXICON or word in _ARTICLES or token.endswith(":")
+    word = token.strip(".,:;()'\"-|").lower()
+    return (
+        not word
+        or not any(c.isalnum() for c in token)  # "--", "|": separators, not words
+        or word in CLINICAL_LEXICON
+        or word in _ARTICLES
+        or token.endswith(":")
+    )
 
 
 def _trim(text: str, span: Span) -> Span | None:
@@ -150,6 +164,11 @@ def _trim(text: str, span: Span) -> Span | None:
     if span.label is not PiiLabel.ORGANIZATION:
         while tail > lead and _is_lexical(text[tokens[tail - 1][0] : tokens[tail - 1][1]]):
             tail -= 1
+    else:
+        while tail > lead and not any(
+            c.isalnum() for c in text[tokens[tail - 1][0] : tokens[tail - 1][1]]
+        ):
+            tail -= 1
     if lead >= tail:
         return None
     start, end = tokens[lead][0], tokens[tail - 1][1]
@@ -160,41 +179,104 @@ def _trim(text: str, span: Span) -> Span | None:
     return Span(start, end, span.label, span.score, span.source) if end > start else None
 
 
+def _clip(span: Span, claimed: list[tuple[int, int]]) -> list[Span]:
+    """The pieces of a model-found span outside the characters rule-found spans claim
+    (``claimed`` sorted by start)."""
+    pieces: list[Span] = []
+    pos = span.start
+    for a, b in claimed:
+        if a >= span.end:
+            break
+        if b <= pos:
+            continue
+        if a > pos:
+            pieces.append(Span(pos, a, span.label, span.score, span.source))
+        pos = b
+        if pos >= span.end:
+            break
+    if pos == span.start:
+        return [span]
+    if pos < span.end:
+        pieces.append(Span(pos, span.end, span.label, span.score, span.source))
+    return pieces
+
+
+_LINE_LEAD = re.compile(r"(?:^|\n|[ \t]{2,}|\t)[ \t]*$")
+_SENTENCE_LEAD = re.compile(r"(?:^|\n|[ \t]{2,}|\t|[.;|]\s+)[ \t]*$")
+_LABEL_AFTER = re.compile(r"[ \t]*[:#]")
+_LOWER_AFTER = re.compile(r"[ \t]+[a-z]")
+
+
+def _heading_word(text: str, span: Span, names: frozenset[str]) -> bool:
+    """A single capitalised word opening a line or sentence before a colon ("Payer:",
+    "ACTIVITY:"), or opening a line before a lower-case word ("Renal dosing", "Courier
+    dropped"), is a field label or a sentence's first word, unless the same word is part
+    of a longer name elsewhere in the note."""
+    fragment = text[span.start : span.end]
+    if any(c in fragment for c in " \t"):
+        return False
+    window = max(0, span.start - 80)
+    if _LABEL_AFTER.match(text, span.end):
+        return _SENTENCE_LEAD.search(text, window, span.start) is not None
+    return (
+        _LOWER_AFTER.match(text, span.end) is not None
+        and _LINE_LEAD.search(text, window, span.start) is not None
+        and fragment not in names
+    )
+
+
 def guard_clinical(text: str, spans: list[Span]) -> list[Span]:
     """Drop detections that are clinical content rather than identifiers.
 
     A span is dropped when its label is one of the weakly-supported kinds and either it lies
     entirely inside a clinical expression, consists only of drug/abbreviation lexicon words,
     or (for model-based names, places and organisations) contains digits, lower-case words
-    or is a short all-capitals abbreviation. Model-found names first lose the field labels
-    and clinical words at their ends. Context-anchored detections (``MRN: ...``) are kept.
+    or is a short all-capitals abbreviation. Model-found names first lose the characters
+    that rule-found spans claim ("Luis DOB [Oct 1970]"), then the field labels and clinical
+    words at their ends; a single model-found word opening a line as a field label or
+    before a lower-case word is dropped. Context-anchored detections (``MRN: ...``) are kept.
 
     Args:
         text: the analysed text.
         spans: detections over ``text``.
 
     Returns:
-        The detections that survive, in the input order.
+        The detections that survive.
     """
     regions = sorted(clinical_regions(text))
     region_starts = [a for a, _ in regions]
     reach = list(itertools.accumulate((b for _, b in regions), max))  # furthest end so far
+    rule_found = [s for s in spans if s.source not in _MODEL_SOURCES]
+    names = frozenset(
+        word
+        for s in spans
+        if s.label is PiiLabel.PERSON
+        for word in text[s.start : s.end].split()[1:] + text[s.start : s.end].split()[:-1]
+    )
     kept: list[Span] = []
     for original in spans:
         if original.label not in _GUARDED or original.source in _CONTEXT_SOURCES:
             kept.append(original)
             continue
-        span: Span | None = original
+        pieces = [original]
         if original.source in _MODEL_SOURCES and original.label in _TRIMMED:
             if _DOSE_AFTER.match(text, original.end):
                 continue
-            span = _trim(text, original)
-        if span is None:
-            continue
-        fragment = text[span.start : span.end]
-        i = bisect.bisect_right(region_starts, span.start)
-        inside = i > 0 and reach[i - 1] >= span.end
-        if inside or _lexicon_only(fragment) or _model_noise(span, fragment):
-            continue
-        kept.append(span)
+            # same-label spans fuse later; only other labels claim characters
+            claimed = sorted((s.start, s.end) for s in rule_found if s.label is not original.label)
+            pieces = _clip(original, claimed)
+        for piece in pieces:
+            span: Span | None = piece
+            if piece.source in _MODEL_SOURCES and piece.label in _TRIMMED:
+                span = _trim(text, piece)
+                if span is not None and _heading_word(text, span, names):
+                    continue
+            if span is None:
+                continue
+            fragment = text[span.start : span.end]
+            i = bisect.bisect_right(region_starts, span.start)
+            inside = i > 0 and reach[i - 1] >= span.end
+            if inside or _lexicon_only(fragment) or _model_noise(span, fragment):
+                continue
+            kept.append(span)
     return kept

@@ -56,7 +56,10 @@ CLINICAL_LEXICON: frozenset[str] = (
         "holter foley doppler swan-ganz picc port-a-cath mychart epic cerner glasgow apgar "
         "braden cockcroft-gault fleischner gleason mallampati nexus curb-65 "
         "chads2 cha2ds2-vasc has-bled killip child-pugh meld ranson bi-rads li-rads ti-rads "
-        "pi-rads cam-icu rass crcl hba1c coma scale moca mmse mini-cog slums"
+        "pi-rads cam-icu rass crcl hba1c coma scale moca mmse mini-cog slums "
+        "coombs romberg babinski tinel phalen lachman mcmurray kernig brudzinski "
+        "trendelenburg valsalva schober finkelstein spurling rinne dix-hallpike epley "
+        "fazekas bosniak breslow korotkoff kussmaul cheyne-stokes chvostek direct indirect"
     )
     | _words(
         # note sections, field labels and words that start lines in notes
@@ -78,6 +81,22 @@ CLINICAL_LEXICON: frozenset[str] = (
         "severe stable unstable improved improving worse worsening new old prior previous "
         "current daily weekly monthly nightly morning evening night am pm today tomorrow "
         "yesterday hello hi thanks thank dear re regards sincerely please name"
+    )
+    | _words(
+        # family and care relations that precede a name ("Granddaughter Ana Ruiz")
+        "son daughter grandson granddaughter grandchild wife husband spouse partner mother "
+        "father sister brother niece nephew aunt uncle cousin friend neighbor neighbour "
+        "guardian caregiver proxy stepson stepdaughter stepmother stepfather "
+        "advice request message inbox reply"
+    )
+    | _words(
+        # contact-field abbreviations, titles and everyday nouns that open lines in notes
+        "ph tel fax cell dr mr mrs ms prof imaging truck car motorcycle bicycle scooter wheelchair"
+    )
+    | _words(
+        # days of the week, as dosing schedules name them ("7.5 mg Mon/Fri")
+        "mon tue tues wed thu thur thurs fri sat sun monday tuesday wednesday thursday "
+        "friday saturday sunday weekdays weekends"
     )
     | _words(
         # specialties, services, teams and hospital units ("seen by Palliative Care",

@@ -3,7 +3,9 @@
 Numbers like these are everywhere in clinical notes (doses, lab values, lot numbers), so
 each recogniser needs either a context word just before the value (``MRN``, ``acct``,
 ``lic``, ``serial``, ``plate``, ``fingerprint ID``...) or a format with a checksum (VIN
-check digit, DEA checksum, NPI Luhn, GS1 UDI, Medicare beneficiary identifier).
+check digit, DEA checksum, NPI Luhn, GS1 UDI, Medicare beneficiary identifier), a fixed
+shape (hardware MAC addresses) or a fixed place in a message (HL7 ``PID`` identifiers).
+A drug's lot number and expiry name a batch, not a person, and are left alone.
 """
 
 from __future__ import annotations
@@ -18,41 +20,59 @@ from tutela.anonymize.validators import dea_valid, npi_valid, vin_valid
 # digit, then more groups joined by "-", ".", "/" or by single spaces when the next group
 # holds a digit too ("26 209 163", "S123-456-78-901-0", "1EG4-TE5-MK73").
 _VALUE = (
-    r"(?:[A-Z]{1,4}[- ])?[A-Z0-9]*\d[A-Z0-9]*"
-    r"(?:[-./][A-Z0-9]+|[ ](?=[A-Z0-9]*\d)[A-Z0-9]+)*"
+    # lower-case hexadecimal tokens ("3fa9c07e21bd"), as template and hash references are
+    r"(?=[0-9a-f]*[a-f])[0-9a-f]*\d[0-9a-f]*(?![\w-])"
+    r"|(?:[A-Z]{1,4}[-. ])?[A-Z0-9]*\d[A-Z0-9]*"
+    r"(?:[-./:][A-Z0-9]+|[ ](?=[A-Z0-9]*\d)[A-Z0-9]+)*"
 )
 _UDI = r"\(01\)\d{14}(?:\(\d{2,4}\)[A-Z0-9]+)*"
 
+_NUMBER = r"(?:\s*(?:number|num\b|no\b\.?|nr\b\.?|#|id\b|identifier))?"
 _MRN_WORDS = (
     r"(?i:\bMRN|\bMR\s?#|\bMR\s?No\b\.?|\bmed(?:ical)?\.?\s+rec(?:ord)?\b\.?"
-    r"(?:\s+(?:number|no\.?|#))?|\bchart\s+(?:number|no\.?|#)|\bhospital\s+(?:number|no\.?|id|#)"
-    r"|\bunit\s+(?:number|no\.?|#)|\b(?:patient|pt\.?)\s+id\b|\bE[MH]R\s+(?:id|#|number)"
-    r"|\brecord\s+(?:number|no\.?|#)|\brecord\b)"
+    r"(?:\s+(?:number|no\.?|#))?|\bchart\b(?:\s+(?:number|no\.?|#))?"
+    r"|\bhospital\s+(?:number|no\.?|id|#)|\bUR\s*(?:number|no\b\.?|#)|\bU/R\b"
+    r"|\bunit\s+(?:record\s+)?(?:number|no\.?|#)|\b(?:patient|pt\.?)\s+(?:id|number|no\.?)\b"
+    r"|\bE[MH]R\s+(?:id|#|number)|\brecord\s+(?:number|no\.?|#)|\brecord\b"
+    r"|\b(?:NHS|CHI|NHI|health\s+card)\s*(?:number|no\b\.?|#|id\b))"
 )
 _PLAN_WORDS = (
-    r"(?i:\bmember\s*(?:id|#|number|no\.?)|\bsubscriber(?:\s+(?:id|number|#))?"
-    r"|\bpolicy(?:\s+(?:id|number|no\.?|#))?|\bhealth\s+plan(?:\s+(?:id|number|#))?"
-    r"|\bplan\s+(?:id|number|#)|\binsured\s+id|\binsurance(?:\s+(?:id|number|no\.?|#))?"
-    r"|\bmedicaid(?:\s+(?:id|number|no\.?|#))?|\bmedicare(?:\s+(?:beneficiary\s+)?(?:id|number|#))?"
-    r"|\bMBI|\bbeneficiary\s+(?:id|number)|\bgroup\s+(?:number|no\.?|#))"
+    r"(?i:\b(?:member|subscriber|insured|beneficiary|enrollee)\s*(?:id\b|#|number|no\b\.?"
+    r"|identifier)|\bsubscriber"
+    r"|\b(?:health\s+plan|policy|insurance|insurer|payer|payor|medicaid|medicare|coverage)"
+    r"(?:\s+(?:plan|card|policy|member|subscriber|beneficiary))?" + _NUMBER + r"\b\.?"
+    r"|\bplan\s*(?:id\b|number|no\b\.?|#)|\bMBI|\bgroup\s+(?:number|no\.?|#))"
 )
+# "account (HAR) 1234567": a parenthesised acronym may name the kind of account.
 _ACCOUNT_WORDS = (
-    r"(?i:\b(?:bank\s+|billing\s+|guarantor\s+|patient\s+|hospital\s+)?"
-    r"(?:account|acct|acc't|a/c)\b\.?(?:\s+(?:number|no\.?|#))?)"
+    r"(?i:\b(?:bank\s+|billing\s+|guarantor\s+|patient\s+|hospital\s+|client\s+|pharmacy\s+)?"
+    r"(?:account|acct|acc't|a/c)\b\.?(?:\s+(?:number|no\.?|#))?(?:\s*\([A-Z]{2,5}\))?"
+    r"|\b(?:case|claim|invoice|billing|financial|encounter|visit|routing)\s+(?:number|no\b\.?"
+    r"|#|id\b)|\b(?:FIN|CSN|HAR)\b)"
 )
 _LICENSE_WORDS = (
     r"(?i:\bdriver'?s?\s+licen[cs]e|\b(?:state\s+|medical\s+|nursing\s+|RN\s+|professional\s+)?"
     r"licen[cs]e\b(?!\s+plate)(?:\s+(?:number|no\.?|#))?|\blic\b\.?(?:\s*#)?|\bDL\b\s*#?"
-    r"|\bDEA\b(?:\s+(?:number|#))?|\bNPI\b|\bcertificate\s+(?:number|no\.?|#))"
+    r"|\bDEA\b(?:\s+(?:number|#))?|\bNPI\b|\bcertificate\s+(?:number|no\.?|#)"
+    r"|\bpassport(?:\s+(?:number|no\.?|#))?)"
 )
 _PLATE_WORDS = (
     r"(?i:\blicen[cs]e\s+plate(?:\s+(?:number|no\.?|#))?|\bplate(?:\s+(?:number|no\.?|#))?"
     r"|\btag(?:\s+(?:number|no\.?|#))?|\bregistration\s+(?:plate|number|no\.?))"
 )
+_DEVICE_KINDS = (
+    r"(?:pump|monitor|transmitter|receiver|sensor|generator|lead|pacemaker|defibrillator|ICD"
+    r"|CRT-?D|CGM|stimulator|neurostimulator|catheter|port|implant|device|hearing\s+aids?"
+    r"|valve|prosthesis|battery)"
+)
 _DEVICE_WORDS = (
     r"(?i:\bserial(?:\s+(?:number|no\.?|#))?|\bdevice\s+(?:id|identifier|serial)|\bUDI|\bIMEI"
-    r"|\bMEID|\bimplant\s+(?:id|serial)"
-    r"|\b(?:pump|monitor|transmitter|receiver|sensor|generator|hearing\s+aids?)\s+(?:id|serial))"
+    r"|\bMEID|\b" + _DEVICE_KINDS + r"(?:\s+(?:id\b|identifier|serial|s/?n\b|#"
+    # a lot number only for an implanted device: a drug's lot names a batch, not a person
+    r"|lot(?:\s+(?:number|no\.?|#))?)"
+    # "atrial lead K86753809", "generator X1234567": the part named, then its number
+    r"|(?<=lead|ator)\b)"
+    r"|\b(?:network|MAC|hardware|bluetooth)\s+(?:address|id\b))"
     r"|\bS/?N\b"
 )
 # A biometric word, then (within a clause on the same line) the word that introduces the
@@ -63,6 +83,10 @@ _BIOMETRIC_WORDS = (
     r"\w*[^\n\d;]{0,60}?\b(?:ID|identifier|ref(?:erence)?|template|enrol\w*|record|hash"
     r"|code))"
 )
+
+
+# A licence plate: digits and letters in two groups ("181 HLX", "KJX-4471", "7ABC123").
+_PLATE = r"[A-Z0-9]{1,8}(?:-[A-Z0-9]{1,8}){0,3}(?:[ ][A-Z0-9]{2,4}(?![\w-]))?"
 
 
 def _min_digits(n: int) -> re.Pattern[str]:
@@ -80,10 +104,16 @@ _RULES: tuple[tuple[re.Pattern[str], PiiLabel, float, str, re.Pattern[str]], ...
     (_value(_PLAN_WORDS), PiiLabel.HEALTH_PLAN, 0.85, "health_plan", _min_digits(4)),
     (_value(_ACCOUNT_WORDS), PiiLabel.ACCOUNT, 0.85, "account", _min_digits(4)),
     (_value(_LICENSE_WORDS), PiiLabel.LICENSE, 0.85, "license", _min_digits(4)),
-    (_value(_PLATE_WORDS), PiiLabel.VEHICLE, 0.8, "plate", _min_digits(2)),
+    (
+        contextual(_PLATE_WORDS, rf"(?=[A-Z-]*\d){_PLATE}(?![\w-])|{_VALUE}"),
+        PiiLabel.VEHICLE,
+        0.8,
+        "plate",
+        _min_digits(2),
+    ),
     (_value(_DEVICE_WORDS), PiiLabel.DEVICE, 0.85, "device", _min_digits(4)),
     # above MRN: "retinal scan record 55213" names the kind of record
-    (_value(_BIOMETRIC_WORDS), PiiLabel.BIOMETRIC, 0.92, "biometric", _min_digits(4)),
+    (_value(_BIOMETRIC_WORDS), PiiLabel.BIOMETRIC, 0.92, "biometric", _min_digits(2)),
 )
 
 _MR_PREFIXED = re.compile(r"\bMR\d{6,10}\b")
@@ -95,6 +125,12 @@ _DEA = re.compile(r"\b[ABFGMPRX][A-Z9]\d{7}\b")
 _NPI = re.compile(r"(?i:\bNPI\b)[ \t]*(?:[:#]|no\.?|number)?[ \t]*(?P<v>\d{10})\b")
 _VIN = re.compile(r"\b[A-HJ-NPR-Z0-9]{17}\b")
 _UDI_ALONE = re.compile(_UDI)
+# A hardware (MAC) address: six pairs of hex digits joined by colons or hyphens.
+_MAC = re.compile(
+    r"(?<![\w:-])(?:[0-9A-Fa-f]{2}([:-]))(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}(?![\w:-])"
+)
+# HL7 v2 PID segment: PID-2 and PID-3 hold the patient's identifiers.
+_HL7_PID = re.compile(r"^PID\|[^|\n]*\|(?P<a>[^|\n^]*)[^|\n]*\|(?P<v>[^|\n^~]+)", re.MULTILINE)
 
 
 def recognize_ids(text: str) -> list[Span]:
@@ -102,8 +138,9 @@ def recognize_ids(text: str) -> list[Span]:
 
     Context words are required, except for values whose format carries a check: VINs
     (check digit), DEA numbers (checksum), GS1 UDIs, Medicare beneficiary identifiers and
-    ``MR``-prefixed record numbers. A contextual value needs at least four digits (five
-    for record numbers, two for plates).
+    ``MR``-prefixed record numbers, and for MAC addresses and HL7 ``PID`` identifiers. A
+    contextual value needs at least four digits (five for record numbers, two for plates
+    and biometric references, which may be hexadecimal).
     """
     out: list[Span] = []
     for pattern, label, score, source, digits in _RULES:
@@ -125,4 +162,10 @@ def recognize_ids(text: str) -> list[Span]:
         validate=lambda m: vin_valid(m[0]) and not m[0].isdigit(),
     )
     out += spans_of(_UDI_ALONE, text, PiiLabel.DEVICE, 0.85, "udi")
+    out += spans_of(_MAC, text, PiiLabel.DEVICE, 0.8, "mac")
+    for m in _HL7_PID.finditer(text) if "PID|" in text else ():
+        for group in ("a", "v"):
+            start, end = m.span(group)
+            if end > start and any(c.isdigit() for c in m[group]):
+                out.append(Span(start, end, PiiLabel.MRN, 0.9, "mrn"))
     return out

@@ -1,4 +1,5 @@
-"""People, organisations and professions found by rules (NER adds to these when installed)."""
+"""People and organisations found by rules (NER adds to these when installed); jobs are in
+:mod:`.professions`."""
 
 from __future__ import annotations
 
@@ -23,23 +24,42 @@ _NAME_CONTEXT = re.compile(
     r"|[Ss]pouse|[Ss]ister|[Bb]rother|[Nn]iece|[Nn]ephew|[Cc]ontact|[Ss]igned|[Gg]uardian"
     r"|[Cc]aregiver|[Pp]roxy|[Kk]in|[Cc]lient|[Ff]rom|[Ss]ender|[Pp]rovider|[Pp]rescriber"
     r"|[Rr]ep|[Bb]y)"
-    r"(?:[ \t]+name)?[ \t]*[:,-]?[ \t]*(?:is[ \t]+)?)"
+    r"(?:[ \t]+name)?[ \t]*[:,-]?[ \t]*(?:is[ \t]+)?"
+    # field labels that take a colon ("RE: Ruiz, Ana", "PATIENT: ...", "Rx intake: ...")
+    r"|\b(?:RE|Re|To|PATIENT|NAME|CLIENT|[Ii]ntake|[Rr]egarding):[ \t]*)"
     rf"(?P<v>{_NAME}(?:[ \t]+[A-Z]\.)?[ \t]+{_NAME}|{_NAME},[ \t]+{_NAME}"
     rf"|{_CAPS_NAME},[ \t]+{_CAPS_NAME})(?![a-z])"
 )
 # "J. Whitlock, MD", "Ana Ruiz, NP", "Lindholm, Esme MD": a name before a credential.
 _CREDENTIALED = re.compile(
-    rf"(?P<v>(?:[A-Z]\.[ \t]+|{_NAME}[ \t]+)?{_NAME}(?:,[ \t]+{_NAME})?)"
-    r",?[ \t]+(?:MD|DO|NP|PA-C|RN|PharmD|LCSW|MSW|CNP|APRN|DNP|PhD)\b"
+    rf"(?P<v>(?:[A-Z]\.[ \t]+|{_NAME}[ \t]+)?{_NAME}(?:,[ \t]+{_NAME})?"
+    rf"|{_CAPS_NAME},[ \t]+{_CAPS_NAME})"
+    r",?[ \t]+\(?(?:MD|DO|NP|PA-C|RN|PharmD|LCSW|MSW|CNP|APRN|DNP|PhD)\b"
+)
+# HL7 v2 person name (XPN): "FAMILY^GIVEN^MIDDLE" between field separators.
+_HL7_NAME = re.compile(r"(?<=\|)(?P<v>[A-Z][A-Za-z'-]+\^[A-Z][A-Za-z'-]+(?:\^[A-Za-z.'-]*)*)(?=\|)")
+# A name, in any case, just before an e-mail address that spells it ("from ana ruiz
+# (ruiz.a@example.org)").
+_NAME_BEFORE_EMAIL = re.compile(
+    r"(?P<v>\b[A-Za-z][a-z'-]+(?:[ \t]+[A-Za-z][a-z'-]+){1,2})[ \t]*[(<][ \t]*"
+    r"(?P<local>[A-Za-z0-9._%+-]+)@"
 )
 # A name standing alone between field separators of a header ("-- Oduya, Dagny --",
 # "| Noor McTavish |") or after "for" and before a separator.
 _FIELD_NAME = re.compile(
-    rf"(?:--|\||\bfor)[ \t]+(?P<v>{_NAME}(?:[ \t]+{_NAME})?,?[ \t]+{_NAME}"
-    rf"|{_CAPS_NAME},[ \t]+{_CAPS_NAME})(?=[ \t]*(?:--|\||\(|,|;|$|MRN\b))",
+    rf"(?:--|\||>|\bfor)[ \t]+(?P<v>{_NAME}(?:[ \t]+{_NAME})?,?[ \t]+{_NAME}"
+    rf"|{_CAPS_NAME},[ \t]+{_CAPS_NAME})(?=[ \t]*(?:--|\||>|\(|,|;|$|MRN\b))",
     re.MULTILINE,
 )
 _GREETING = re.compile(rf"\b(?:Hi|Hello|Dear)[ \t]+(?P<v>{_NAME})(?=[ \t]*,)")
+# A relative named by a given name only ("her grandson Mateo set up the account", "its
+# Rosa again"); the next word must be lower case, so "son John Smith" is left to the rules
+# that take the whole name.
+_RELATIVE_NAME = re.compile(
+    r"\b(?:(?:grand)?(?:son|daughter|child)|wife|husband|spouse|partner|mother|father|sister"
+    r"|brother|niece|nephew|aunt|uncle|cousin|friend|neighbou?r|caregiver|it'?s)"
+    rf"[ \t]+(?P<v>{_NAME})(?=[ \t]+[a-z]|[ \t]*[,.;])"
+)
 _NOT_NAMES = frozenset(
     _words(
         "The This That Patient Pt Name Mr Mrs Ms Dr Report Signed Reviewed Verified "
@@ -50,13 +70,40 @@ _NOT_NAMES = frozenset(
 )
 
 
+_FUNCTION_WORDS = frozenset(
+    _words("the a an my our your his her their to from for and or of at by with via team ")
+)
+
+
+def _spelled_in_email(m: re.Match[str]) -> tuple[int, int] | None:
+    """The words before an e-mail address that its local part spells, from the first such
+    word to the last word (which must be spelled too)."""
+    local = m["local"].lower()
+    words = list(re.finditer(r"\S+", m["v"]))
+    while words and any(w[0].lower() in _FUNCTION_WORDS for w in words):
+        words.pop(0)  # "message from ana ruiz": the name starts after the last such word
+    spelled = [len(w[0]) > 2 and w[0].lower() in local for w in words]
+    if not spelled or not spelled[-1]:
+        return None
+    first = spelled.index(True)
+    if first == len(words) - 1 and len(words) > 1 and not spelled[-2]:
+        first -= 1  # "ana ruiz (ruiz.a@...)": the given name is often an initial only
+    start = m.start("v")
+    return start + words[first].start(), start + words[-1].end()
+
+
 def recognize_person_rules(text: str) -> list[Span]:
     """Names after titles (``Dr.``, ``Mrs.``), relationship or field words (``Patient:``,
     ``Next of kin:``) or before a credential (``, MD``)."""
     out = spans_of(_TITLED, text, PiiLabel.PERSON, 0.85, "title", group="v")
     # Rule names outrank the model's 0.8, so a name the model cuts short or mislabels
     # ("Hawthorne, [Isidore]" as an organisation) is kept whole.
-    out += spans_of(_NAME_CONTEXT, text, PiiLabel.PERSON, 0.82, "name_context", group="v")
+    # ... unless the "name" begins an organisation's name ("from Our Lady of Lourdes Hospital")
+    for m in _NAME_CONTEXT.finditer(text):
+        start, end = m.span("v")
+        org = _ORG.match(text, start)
+        if org is None or org.end() <= end:
+            out.append(Span(start, end, PiiLabel.PERSON, 0.82, "name_context"))
     out += spans_of(_FIELD_NAME, text, PiiLabel.PERSON, 0.82, "name_field", group="v")
     out += spans_of(
         _GREETING,
@@ -67,6 +114,22 @@ def recognize_person_rules(text: str) -> list[Span]:
         group="v",
         validate=lambda m: m["v"] not in _NOT_NAMES,
     )
+    out += spans_of(
+        _RELATIVE_NAME,
+        text,
+        PiiLabel.PERSON,
+        0.75,
+        "relative",
+        group="v",
+        validate=lambda m: m["v"] not in _NOT_NAMES,
+    )
+    if "^" in text:
+        out += spans_of(_HL7_NAME, text, PiiLabel.PERSON, 0.85, "hl7_name", group="v")
+    if "@" in text:
+        for m in _NAME_BEFORE_EMAIL.finditer(text):
+            found = _spelled_in_email(m)
+            if found is not None:
+                out.append(Span(found[0], found[1], PiiLabel.PERSON, 0.82, "email_name"))
     for m in _CREDENTIALED.finditer(text):
         start, end = m.span("v")
         for word in m.group("v").split():
@@ -81,7 +144,8 @@ def recognize_person_rules(text: str) -> list[Span]:
 
 
 _ORG_HEAD = (
-    r"(?:(?:St\.|Saint|Mount|Mt\.)\s+)?(?:[A-Z][\w'&.-]*[ \t]+(?:(?:of|and|&|the)[ \t]+)?){1,5}"
+    r"(?:(?:St\.|Saint|Mount|Mt\.)\s+)?"
+    r"(?:[A-Z][\w'&.-]*[ \t]+(?:(?:of|and|&|the|for|of[ \t]+the)[ \t]+)?){1,5}"
 )
 _ORG = re.compile(
     _ORG_HEAD
@@ -114,58 +178,4 @@ def recognize_organization_rules(text: str) -> list[Span]:
             words.pop(0)
         if len(words) > 1:
             out.append(Span(start, end, PiiLabel.ORGANIZATION, 0.8, "org_rule"))
-    return out
-
-
-_OCCUPATIONS = (
-    "accountant|actor|actress|architect|artist|attorney|baker|banker|barber|bartender|"
-    "bookkeeper|bricklayer|butcher|carpenter|cashier|chef|chemist|clerk|coach|cook|"
-    "counsell?or|courier|custodian|dancer|dental hygienist|dentist|designer|developer|"
-    "dishwasher|dockworker|delivery driver|economist|editor|electrician|engineer|farmer|"
-    "firefighter|"
-    "fisherman|florist|foreman|gardener|hairdresser|handyman|housekeeper|janitor|jeweler|"
-    "journalist|judge|laborer|labourer|landscaper|lawyer|librarian|lifeguard|lineman|"
-    "locksmith|longshoreman|machinist|maid|mail carrier|manager|mason|mechanic|miner|"
-    "musician|nanny|painter|paralegal|pastor|photographer|pilot|plumber|police officer|"
-    "postal worker|professor|programmer|rancher|realtor|receptionist|roofer|sailor|"
-    "salesman|saleswoman|scientist|secretary|security guard|seamstress|soldier|steelworker|"
-    "student|surveyor|tailor|teacher|schoolteacher|technician|trucker|truck driver|typist|"
-    "veterinarian|waiter|waitress|welder|writer|attendant|aide|hygienist|stylist|"
-    "construction worker|factory worker|farm worker|warehouse worker|social worker|"
-    "flight attendant|bus driver|cab driver|taxi driver|line cook|graphic designer|"
-    "software engineer|dairy farmer|mail carrier|pharmacy technician|registered nurse|nurse|"
-    "pharmacist|physician|therapist|paramedic|caregiver|teacher's aide|minister|priest|rabbi|"
-    "imam|contractor|inspector|analyst|consultant|administrator|auditor|cashier"
-)
-_OCCUPATION = rf"(?:[a-z]+[ \t])?(?:{_OCCUPATIONS})s?"
-# A job only counts with a phrase that says it is the person's job ("works as", "retired",
-# "Occupation:"), so "nurse" and "pharmacist" in a care team stay unflagged.
-_PROFESSION = re.compile(
-    r"(?i:\b(?:works?|worked|working|employed|job|career)\s+(?:as|is)\s+(?:an?|the)\s+"
-    r"|\b(?:occupation|profession|job(?:\s+title)?|employment)\s*[:-]?\s*(?:is\s+)?(?:an?\s+)?"
-    r"|\b(?:retired|former|ex-|unemployed|part-time|full-time|self-employed)\s*"
-    r"|\b(?:is|was|as)\s+an?\s+"
-    r"|\b(?:y/?o|yo|y\.o\.|year-old|years? old)\s+(?:\w+\s+)?)"
-    rf"(?P<v>{_OCCUPATION})\b"
-)
-
-
-_NOT_JOB_WORDS = frozenset(
-    _words(
-        "a an the retired former widowed divorced married single female male woman man old "
-        "who with and is was "
-    )
-)
-
-
-def recognize_profession(text: str) -> list[Span]:
-    """Occupations introduced as someone's job (``works as a welder``, ``retired
-    longshoreman``, ``Occupation: plumber``); i2b2's PROFESSION category."""
-    out: list[Span] = []
-    for m in _PROFESSION.finditer(text):
-        start, end = m.span("v")
-        head = m.group("v").split()[0].lower()
-        if head in _NOT_JOB_WORDS and not re.fullmatch(_OCCUPATIONS, head):
-            start = text.index(" ", start) + 1
-        out.append(Span(start, end, PiiLabel.PROFESSION, 0.7, "profession"))
     return out

@@ -70,13 +70,24 @@ STATE_NAMES = (
     "West Virginia|Wisconsin|Wyoming"
 )
 _STATE = rf"(?:{'|'.join(US_STATES)}|{STATE_NAMES})"
-_ZIP_AFTER_STATE = re.compile(rf"\b{_STATE}\.?,?\s+(?P<v>\d{{5}}(?:-\d{{4}})?)\b")
+# Not "member ID 10837-56004" (Idaho's "ID" before a longer number).
+_ZIP_AFTER_STATE = re.compile(rf"\b{_STATE}\.?,?\s+(?P<v>\d{{5}}(?:-\d{{4}})?)(?![\w-]|[.,/]\d)")
 _ZIP_CONTEXT = contextual(r"(?i:\bzip(?:\s*code)?|\bpostal\s+code)", r"\d{5}(?:-\d{4})?\b")
 # The city before its state ("Spokane, WA"); the state itself stays, as Safe Harbor allows,
 # unless the detector is asked to redact states (group ``s``).
 _CITY_STATE = re.compile(
     rf"\b(?P<v>(?:[A-Z][a-z]+|St\.)(?:[ -][A-Z][a-z]+){{0,2}}),[ \t]+(?P<s>{_STATE})\b"
     r"(?=\.?,?[ \t]*(?:\d{5}|$|[^\w]))"
+)
+# Without the comma ("Akron OH 44308", "in Yakima WA,"), the city needs a ZIP after its
+# state, or an address or a word of place ("in", "from", "near") before it.
+_CITY_STATE_BARE = re.compile(
+    r"(?:(?:\b(?:in|from|near|to|at|of)|\b(?:Street|St|Avenue|Ave|Road|Rd|Drive|Dr|Way|Lane|Ln"
+    r"|Court|Ct|Place|Pl|Circle|Pkwy|Parkway|Blvd|Box[ \t]+\d+"
+    r"|(?:Route|Road|Rd|Highway|Hwy)[ \t]+\d+|Lot[ \t]+\d+"
+    r"|Apt[ \t]+\w+|Suite[ \t]+\w+|Unit[ \t]+\w+)\.?,)[ \t]+)?"
+    rf"\b(?P<v>(?:[A-Z][a-z]+|St\.)(?:[ ][A-Z][a-z]+){{0,2}})[ \t]+(?P<s>{_STATE})\b"
+    r"(?P<z>\.?,?[ \t]+\d{5}\b)?"
 )
 _STATE_NAME = re.compile(rf"\b(?:{STATE_NAMES})\b")
 _STATE_BEFORE_ZIP = re.compile(rf"\b(?P<s>{'|'.join(US_STATES)})\.?,?[ \t]+\d{{5}}(?:-\d{{4}})?\b")
@@ -101,13 +112,32 @@ _STREET_SUFFIX = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl"
     r"|Terrace|Ter|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Square|Sq|Trail|Trl)"
 )
+_ROAD_NUMBERED = (
+    r"(?:(?:State|County|US|U\.S\.|Interstate|Farm|Rural)[ \t]+)?(?:Route|Rte\.?|Road|Rd\.?"
+    r"|Highway|Hwy\.?)[ \t]+\d{1,4}[A-Z]?"
+)
 _ADDRESS = re.compile(
     # one line only: a house number ending one line and "Dr." opening the next is not one
-    r"\b\d{1,6}[ \t]+(?:[NSEW]\.?[ \t]+)?(?:[A-Z][a-z]+|\d{1,3}(?:st|nd|rd|th))"
+    # "4120 County Road 12", "88 Route 9 Lot 4"
+    rf"\b\d{{1,6}}[ \t]+{_ROAD_NUMBERED}\b"
+    r"(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|Lot|#)\.?[ \t]*[A-Z0-9-]+\b)?"
+    r"|\b\d{1,6}[ \t]+(?:[NSEW]\.?[ \t]+)?(?:[A-Z][a-z]+|\d{1,3}(?:st|nd|rd|th))"
     rf"(?:[ \t]+[A-Z][a-z]+){{0,3}}[ \t]+{_STREET_SUFFIX}\b\.?"
-    r"(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|#)\.?[ \t]*[A-Z0-9-]+\b)?"
+    r"(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|Lot|#)\.?[ \t]*[A-Z0-9-]+\b)?"
     r"|\bP\.?[ \t]?O\.?[ \t]+Box[ \t]+\d+\b"
 )
+
+
+# Postal codes that are also common words or clinical abbreviations ("Main OR", "PA").
+_AMBIGUOUS_STATES = frozenset(
+    {"OR", "ME", "IN", "OK", "HI", "ID", "PA", "MD", "MA", "CO", "MS", "DE", "LA", "AL", "MT"}
+)
+
+
+def _bare_city_state(m: re.Match[str]) -> bool:
+    if m["z"] is not None:
+        return True
+    return m.start() != m.start("v") and m["s"] not in _AMBIGUOUS_STATES
 
 
 def recognize_location(text: str) -> list[Span]:
@@ -121,6 +151,15 @@ def recognize_location(text: str) -> list[Span]:
     out += spans_of(_ZIP_AFTER_STATE, text, PiiLabel.ZIP, 0.9, "zip", group="v")
     out += spans_of(_ZIP_CONTEXT, text, PiiLabel.ZIP, 0.9, "zip", group="v")
     out += spans_of(_CITY_STATE, text, PiiLabel.LOCATION, 0.8, "city_state", group="v")
+    out += spans_of(
+        _CITY_STATE_BARE,
+        text,
+        PiiLabel.LOCATION,
+        0.75,
+        "city_state",
+        group="v",
+        validate=_bare_city_state,
+    )
     out += spans_of(_COUNTRY, text, PiiLabel.LOCATION, 0.75, "country")
     return out
 

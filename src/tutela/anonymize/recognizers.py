@@ -6,8 +6,8 @@ is paired with a validator (SSN allocation rules, Luhn, IBAN mod-97, VIN check d
 DEA and NPI checksums, ``phonenumbers`` validity) or with context words that must precede
 it (``MRN``, ``member ID``, ``serial``...). This module holds the contact, date, age and
 financial recognisers and the list the detector runs; identifiers with context words live
-in :mod:`.ids`, places in :mod:`.places`, people, organisations and professions in
-:mod:`.people`.
+in :mod:`.ids`, places in :mod:`.places`, people and organisations in :mod:`.people`,
+professions in :mod:`.professions`.
 """
 
 from __future__ import annotations
@@ -20,12 +20,9 @@ import phonenumbers
 
 from tutela.anonymize.ids import recognize_ids
 from tutela.anonymize.matching import has_context, spans_of
-from tutela.anonymize.people import (
-    recognize_organization_rules,
-    recognize_person_rules,
-    recognize_profession,
-)
+from tutela.anonymize.people import recognize_organization_rules, recognize_person_rules
 from tutela.anonymize.places import US_STATES, recognize_location
+from tutela.anonymize.professions import recognize_profession
 from tutela.anonymize.spans import PiiLabel, Span
 from tutela.anonymize.validators import (
     dea_valid,
@@ -169,7 +166,8 @@ def recognize_ip(text: str) -> list[Span]:
 _PHONE_CONTEXT = re.compile(r"(?i)\b(?:tel|phone|ph|call|fax|cell|mobile|pager|contact|reach)")
 # Cheap candidates first (NANP shapes and "+country" numbers); libphonenumber then decides.
 _PHONE_CANDIDATE = re.compile(
-    r"(?<![\w+-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s./-]?)\d{3}[\s.-]?\d{4}(?![\w-])"
+    # not inside a web address ("example.org/j/7407739384")
+    r"(?<![\w+/=-])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s./-]?)\d{3}[\s.-]?\d{4}(?![\w-])"
     r"|(?<![\w+])\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,5}(?![\w-])"
 )
 
@@ -192,28 +190,56 @@ def recognize_phone(text: str, region: str = "US") -> list[Span]:
     return out
 
 
-_MONTH = (
-    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
-    r"|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
+_MONTH_FORMS = (
+    "Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?"
+    "|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?"
 )
+# Title case or capitals ("Mar", "MAR", "01-MAR-1997"); not lower case, where "may" and
+# "march" are ordinary words.
+_MONTH = rf"(?:{_MONTH_FORMS}|{_MONTH_FORMS.upper()})\.?"
 _ORD = r"(?:st|nd|rd|th)?"
 _DATE_NUMERIC = re.compile(r"(?<![\d/.-])(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})(?![\d/-]|\.\d)")
 _DATE_ISO = re.compile(r"(?<![\d/.-])(\d{4})([/.-])(\d{1,2})\2(\d{1,2})(?![\d/-]|\.\d)")
+_WEEKDAY = (
+    r"(?:(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day|Mon|Tues?|Wed|Thu(?:rs?)?|Fri|Sat|Sun)\.?"
+)
 _DATE_WORDY = re.compile(
     rf"\b{_MONTH}\s+\d{{1,2}}{_ORD},?\s+\d{{4}}\b"
     rf"|\b\d{{1,2}}{_ORD}\s+(?:of\s+)?{_MONTH},?\s+\d{{4}}\b"
     rf"|\b\d{{1,2}}-{_MONTH}-(?:\d{{4}}|\d{{2}})\b"
+    # "Apr-02-1936", "Apr/02/1936"
+    rf"|\b{_MONTH}([-/])\d{{1,2}}\1(?:\d{{4}}|\d{{2}})\b"
+    # "Tuesday, June 11", "Fri 3rd May 2024": a weekday makes a short date unambiguous
+    rf"|\b{_WEEKDAY},?\s+(?:{_MONTH}\s+\d{{1,2}}{_ORD}|\d{{1,2}}{_ORD}\s+(?:of\s+)?{_MONTH})"
+    r"(?:,?\s+\d{4})?\b"
+)
+# "20240303", "19870516": eight digits that read as a valid year, month and day (HL7 and
+# file-name style); record numbers with context words outrank this.
+_DATE_COMPACT = re.compile(
+    r"(?<![\w./-])(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:\d{4}(?:\d{2})?)?"
+    r"(?![\w./-])"
+)
+# "10/1984": month and a four-digit year.
+# A product's expiry ("exp 09/2026") dates a batch, not a person.
+_EXPIRY = re.compile(r"(?i:\b(?:exp|expires?|expiry|expiration|use\s+by|best\s+before)\b\.?:?\s*)$")
+_DATE_NUMERIC_MONTH_YEAR = re.compile(
+    r"(?<![\w/.-])(?:0?[1-9]|1[0-2])/(?:19|20)\d{2}(?![\w/]|[.-]\d)"
 )
 _DATE_MONTH_DAY = re.compile(rf"\b{_MONTH}\s+\d{{1,2}}{_ORD}\b(?!\s*(?:mg|ml|units?|%))")
 _DATE_MONTH_YEAR = re.compile(rf"\b{_MONTH},?\s+(?:19|20)\d{{2}}\b")
-_DATE_DAY_MONTH = re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)\s+(?:of\s+)?{_MONTH}(?!\w)")
+_DATE_DAY_MONTH = re.compile(
+    rf"\b(?:\d{{1,2}}(?:st|nd|rd|th)\s+(?:of\s+)?|(?:[12]\d|3[01]|0?[1-9])\s+){_MONTH}(?!\w)"
+    # "03MAR2024", "3Mar24"
+    rf"|\b\d{{1,2}}{_MONTH}(?:\d{{4}}|\d{{2}})\b"
+)
 _DATE_MONTH_OF_YEAR = re.compile(rf"\b{_MONTH}\s+of\s+(?:19|20)\d{{2}}\b")
 # Month/day without a year ("on 2/26") reads like a fraction or a score unless a word
 # that introduces a date comes just before it.
 _DATE_SHORT = re.compile(
     r"(?:(?i:\b(?:on|dated?|since|from|until|till|by|before|after|DOB|DOS|born|seen|visit"
     r"|encounter|admitted|discharged|implanted|received|due|through|thru|of|for|collected"
-    r"|signed|completed|in|report|exam|birth)[:,]?)|--|\()[ \t]*"
+    r"|signed|completed|in|report|exam|birth|Mon|Tue|Tues|Wed|Thu|Thurs|Fri|Sat|Sun)[:,]?)"
+    r"|--|\()[ \t]*"
     r"(?P<v>(?:1[0-2]|0?[1-9])/(?:3[01]|[12]\d|0?[1-9]))(?![/\d]|\.\d)"
 )
 
@@ -223,7 +249,9 @@ def _plausible_dmy(a: int, b: int) -> bool:
 
 
 def recognize_date(text: str) -> list[Span]:
-    """Dates: numeric (US and European order, ISO), written months, month-day, month-year."""
+    """Dates: numeric (US and European order, ISO, compact ``20240303``), written months
+    (``3rd March 2024``, ``Mar-03-2024``, ``03MAR2024``, ``Tuesday, June 11``), month-day,
+    month-year (``Oct 1970``, ``10/1970``, but not an expiry such as ``exp 09/2026``)."""
     out: list[Span] = []
     for m in _DATE_NUMERIC.finditer(text):
         a, b = int(m.group(1)), int(m.group(3))
@@ -237,6 +265,15 @@ def recognize_date(text: str) -> list[Span]:
         if 1800 <= year <= 2199 and 1 <= month <= 12 and 1 <= day <= 31:
             out.append(Span(m.start(), m.end(), PiiLabel.DATE, 0.9, "date"))
     out += spans_of(_DATE_WORDY, text, PiiLabel.DATE, 0.9, "date")
+    out += spans_of(_DATE_COMPACT, text, PiiLabel.DATE, 0.7, "date")
+    out += spans_of(
+        _DATE_NUMERIC_MONTH_YEAR,
+        text,
+        PiiLabel.DATE,
+        0.7,
+        "date",
+        validate=lambda m: not _EXPIRY.search(text, max(0, m.start() - 12), m.start()),
+    )
     out += spans_of(_DATE_MONTH_YEAR, text, PiiLabel.DATE, 0.7, "date")
     out += spans_of(_DATE_MONTH_DAY, text, PiiLabel.DATE, 0.6, "date")
     out += spans_of(_DATE_DAY_MONTH, text, PiiLabel.DATE, 0.7, "date")
@@ -245,22 +282,73 @@ def recognize_date(text: str) -> list[Span]:
     return out
 
 
-_AGE_NUMBER = r"(9\d|1[0-2]\d)"
-_AGE = re.compile(
-    # "92-year-old", "93 yo", "94 y/o", "98 y.o.", "97 years of age", "95yoF"
-    rf"\b{_AGE_NUMBER}(?=[- ]?(?:years?|yrs?|yr)\b|\s?(?:y/?o|yo|y\.o\.?)(?![a-z])|yo[MF]\b)"
-    # "aged 93", "age 95", "age: 91", "Age at collection: 96", "ages 90"
-    rf"|(?i:\bage[sd]?\b)[^\d\n]{{0,20}}?\b{_AGE_NUMBER}\b(?!\.\d|\s?(?:%|mg|kg|cm|/))"
+_DIGIT_WORDS = "one|two|three|four|five|six|seven|eight|nine"
+_UNIT_WORDS = (
+    _DIGIT_WORDS + "|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen"
+    "|nineteen|twenty"
+)
+# 90 to 129 in digits or words ("ninety-one", "one hundred and two", "a hundred").
+_AGE_DIGITS = r"(9\d|1[0-2]\d)"
+# 90 to 129 in words ("ninety-one", "one hundred and two", "a hundred"); only tried when
+# the note holds "ninety" or "hundred", as most do not.
+_AGE_WORDS = (
+    rf"((?i:ninety(?:[- ](?:{_DIGIT_WORDS}))?"
+    rf"|(?:one|a)[- ]hundred(?:(?:[- ]and)?[- ](?:{_UNIT_WORDS}))?))"
+)
+_AGE_AFTER = (
+    # "92-year-old", "93 yo", "94 y/o", "98 y.o.", "97 years of age", "95yoF", "101 y --"
+    r"(?=[- ]?(?:years?|yrs?|yr)\b|[\s-]?(?:y/?o|yo|y\.o\.?)(?![a-z])|yo[MF]\b"
+    r"|[ ]y\b(?![/.'\w])|/[MF]\b)"
+)
+_NOT_A_QUANTITY = (
+    r"(?!\.\d|\s?(?:%|\+|mg|kg|cm|mm|lbs?|pounds|percent|/|-\d"
+    r"|\s?(?:and|or)\s+(?:over|older|above)))"
 )
 
 
+def _age_pattern(number: str) -> re.Pattern[str]:
+    return re.compile(
+        rf"\b{number}{_AGE_AFTER}"
+        # "aged 93", "age 95", "age: 91", "Age at collection: 96", "ages 90"
+        rf"|(?i:\bage[sd]?\b)[^\d\n]{{0,20}}?\b{number}\b{_NOT_A_QUANTITY}"
+        # "F/93", "M/101"
+        rf"|\b[MF]/{number}\b(?![/\d])"
+        # "Mrs. Kaur (94)", "Pt, 92, confused", "I am 96 and", "she turned 100"
+        rf"|(?:\b(?:Mr|Mrs|Ms|Miss|Mx)\.?[ \t]+[A-Z][\w'-]+(?:[ \t]+\(|,[ \t]+)"
+        r"|\b(?:Pt|Patient|Client|Resident)(?:,|[ \t]+(?:is|was))[ \t]+"
+        r"|(?i:\bI[ \t]+am|\bI'm|\b(?:she|he)[ \t]+is|\bturn(?:s|ed)|\bwill[ \t]+be)[ \t]+)"
+        rf"{number}(?:(?=\))|(?=,)|\b{_NOT_A_QUANTITY}(?![ \t]*(?:minutes|min|hours|days"
+        r"|weeks|months|times|am\b|pm\b|o'clock)))"
+    )
+
+
+_AGE = _age_pattern(_AGE_DIGITS)
+_AGE_CANDIDATE = re.compile(r"(?<!\d)(?:9\d|1[0-2]\d)(?!\d)")
+_AGE_BEFORE, _AGE_AFTER_CHARS = 64, 32  # context the pattern reads around the number
+_AGE_IN_WORDS = _age_pattern(_AGE_WORDS)
+
+
 def recognize_age_over_89(text: str) -> list[Span]:
-    """Ages of 90 and over (Safe Harbor lets younger ages stay)."""
-    out: list[Span] = []
-    for m in _AGE.finditer(text):
-        group = 1 if m.group(1) else 2
-        out.append(Span(m.start(group), m.end(group), PiiLabel.AGE, 0.85, "age"))
-    return out
+    """Ages of 90 and over (Safe Harbor lets younger ages stay), in digits or words."""
+    found: dict[tuple[int, int], Span] = {}
+
+    def scan(pattern: re.Pattern[str], start: int, end: int, want: object = None) -> None:
+        for m in pattern.finditer(text, start, end):
+            group = next(i for i in range(1, 6) if m.group(i))
+            span = m.span(group)
+            if want is None or span == want:
+                found.setdefault(span, Span(*span, PiiLabel.AGE, 0.85, "age"))
+
+    # The full pattern runs only around numbers from 90 to 129 (a few per note), since
+    # its context alternatives are slow to try at every position of a long note; a window
+    # vouches only for its own number (the lookaheads of another may be cut off).
+    for c in _AGE_CANDIDATE.finditer(text):
+        start, end = max(0, c.start() - _AGE_BEFORE), min(len(text), c.end() + _AGE_AFTER_CHARS)
+        scan(_AGE, start, end, c.span())
+    lower = text.lower()
+    if "ninety" in lower or "hundred" in lower:
+        scan(_AGE_IN_WORDS, 0, len(text))
+    return sorted(found.values())
 
 
 PATTERN_RECOGNIZERS: tuple[Recognizer, ...] = (

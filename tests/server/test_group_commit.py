@@ -113,9 +113,12 @@ def test_one_transaction_gives_every_caller_its_own_outcome(db_url: str, tmp_pat
     assert co.study_status(study)["rounds"][0]["sites"] == list(HONEST)
 
 
+@pytest.mark.parametrize("failure", [RuntimeError, KeyboardInterrupt])
 def test_a_failed_group_transaction_stores_nothing_and_a_resend_is_accepted(
-    db_url: str, tmp_path: Path
+    db_url: str, tmp_path: Path, failure: type[BaseException]
 ) -> None:
+    """Whatever stops the commit (an error, or an interrupt that unwinds the serving thread),
+    no caller is told its submission was accepted, and none was."""
     clock = Clock()
     co = open_coordinator(db_url, tmp_path / "keyring", clock)
     study = _running(co, clock, liar_rows=300)
@@ -125,13 +128,17 @@ def test_a_failed_group_transaction_stores_nothing_and_a_resend_is_accepted(
     }
 
     def fail_once(_session: Any) -> None:
-        raise RuntimeError("the database went away")
+        raise failure("the database went away")
 
     event.listen(co.core.store.write_sessions, "before_commit", fail_once, once=True)
     outcomes = _queue_behind_the_lock(
         co, [(site, f"{site}-k", body) for site, body in bodies.items()], study
     )
-    assert all(isinstance(o, RuntimeError) for o in outcomes)
+    assert not any(isinstance(o, Receipt) for o in outcomes)
+    if failure is RuntimeError:
+        assert all(isinstance(o, RuntimeError) for o in outcomes)
+    else:  # the serving caller is interrupted; the other is told to send again
+        assert sorted(type(o).__name__ for o in outcomes) == ["KeyboardInterrupt", "ServiceError"]
     assert _stored(co, study) == []
     for site, body in bodies.items():  # sent again with the same keys: first acceptances
         receipt = co.submit(site, study, 1, "fit", f"{site}-k", body)

@@ -208,13 +208,14 @@ class Inbox:
             by_study.setdefault(slot.item.study_id, []).append(slot)
         for study_id, slots in by_study.items():
             denials: list[tuple[_Submission, UpdateNormExceeded]] = []
+            accepted: list[tuple[Slot[_Submission, Receipt], Receipt]] = []
             try:
                 with self.core.store.session() as s:
                     group = _StageGroup(self.core, s, self.core.study(s, study_id, lock=True))
                     group.prefetch([slot.item for slot in slots])
                     for slot in slots:
                         try:
-                            slot.resolve(self._accept_stage(group, slot.item))
+                            accepted.append((slot, self._accept_stage(group, slot.item)))
                         except UpdateNormExceeded as refused:
                             slot.fail(refused)
                             denials.append((slot.item, refused))
@@ -222,8 +223,11 @@ class Inbox:
                             slot.fail(refusal)
             except Exception as failure:  # the transaction rolled back: nothing was accepted
                 for slot in slots:
-                    if slot.error is None:
+                    if not slot.served:
                         slot.fail(failure)
+            else:  # a receipt is given only once its submission is committed
+                for slot, receipt in accepted:
+                    slot.resolve(receipt)
             for item, reason in denials:
                 self.core.audit_denial(
                     f"site:{item.site}",

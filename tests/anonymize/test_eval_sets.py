@@ -84,47 +84,45 @@ def test_heldout_set_shares_no_templates_or_names_with_development():
     assert development.SEED != heldout.SEED
 
 
-def test_fresh_set_shares_no_templates_names_or_seed_with_the_others():
+def _assert_written_apart(module, values, others) -> None:
+    """``module``'s set shares no template, PII-free line, name, organisation, hospital,
+    city or seed with any of ``others`` ((module, values) pairs)."""
+
     def templates(style):
         return {t for group in (style.headers, style.bodies) for ts in group.values() for t in ts}
 
     def clinical(style):
         return {line for lines in style.clinical.values() for line in lines}
 
-    for other, values in ((development, development_values), (heldout, heldout_values)):
-        assert not templates(fresh.STYLE) & templates(other.STYLE)
-        assert not clinical(fresh.STYLE) & clinical(other.STYLE)
-        assert not set(fresh_values.FIRST) & set(values.FIRST)
-        assert not set(fresh_values.LAST) & set(values.LAST)
-        assert not set(fresh_values.ORGS) & set(values.ORGS)
-        assert not set(fresh_values.HOSPITALS) & set(values.HOSPITALS)
-        assert not {c for c, _, _ in fresh_values.CITIES} & {c for c, _, _ in values.CITIES}
-        assert fresh.SEED != other.SEED
+    for other, other_values in others:
+        assert not templates(module.STYLE) & templates(other.STYLE)
+        assert not clinical(module.STYLE) & clinical(other.STYLE)
+        assert not set(values.FIRST) & set(other_values.FIRST)
+        assert not set(values.LAST) & set(other_values.LAST)
+        assert not set(values.ORGS) & set(other_values.ORGS)
+        assert not set(values.HOSPITALS) & set(other_values.HOSPITALS)
+        assert not {c for c, _, _ in values.CITIES} & {c for c, _, _ in other_values.CITIES}
+        assert module.SEED != other.SEED
+
+
+def test_fresh_set_shares_no_templates_names_or_seed_with_the_others():
+    _assert_written_apart(
+        fresh, fresh_values, ((development, development_values), (heldout, heldout_values))
+    )
     # at least 60 PII-free notes in the 600 the benchmark scores
     assert sum(1 for n in evaluation_notes(EvalSet.FRESH, 600) if not n.spans) >= 60
 
 
 def test_unseen_set_shares_no_templates_names_or_seed_with_the_others():
-    def templates(style):
-        return {t for group in (style.headers, style.bodies) for ts in group.values() for t in ts}
-
-    def clinical(style):
-        return {line for lines in style.clinical.values() for line in lines}
-
-    others = (
-        (development, development_values),
-        (heldout, heldout_values),
-        (fresh, fresh_values),
+    _assert_written_apart(
+        unseen,
+        unseen_values,
+        (
+            (development, development_values),
+            (heldout, heldout_values),
+            (fresh, fresh_values),
+        ),
     )
-    for other, values in others:
-        assert not templates(unseen.STYLE) & templates(other.STYLE)
-        assert not clinical(unseen.STYLE) & clinical(other.STYLE)
-        assert not set(unseen_values.FIRST) & set(values.FIRST)
-        assert not set(unseen_values.LAST) & set(values.LAST)
-        assert not set(unseen_values.ORGS) & set(values.ORGS)
-        assert not set(unseen_values.HOSPITALS) & set(values.HOSPITALS)
-        assert not {c for c, _, _ in unseen_values.CITIES} & {c for c, _, _ in values.CITIES}
-        assert unseen.SEED != other.SEED
     notes = evaluation_notes(EvalSet.UNSEEN, 600)
     assert sum(1 for n in notes if not n.spans) >= 60
     # every label the benchmark reports per label occurs often enough to be scored

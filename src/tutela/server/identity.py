@@ -33,6 +33,9 @@ Any change to a site written through the coordinator (enrolment, activation, a s
 change) forgets every recognised certificate at once; only a change made to the database
 behind the coordinator's back waits for this long."""
 
+_SITES_CHANGED = "tutela.sites.changed"
+"""Key in ``Session.info``: the transaction wrote a site."""
+
 
 @dataclass
 class Identity:
@@ -58,11 +61,11 @@ class Identity:
     def _forget_if_sites_changed(self, session: Session, _context: object) -> None:
         changed = (*session.new, *session.dirty, *session.deleted)
         if any(isinstance(obj, SiteRow) for obj in changed):
-            session.info["tutela.sites.changed"] = True
+            session.info[_SITES_CHANGED] = True
             self._forget()
 
     def _forget_after_site_change(self, session: Session) -> None:
-        if session.info.pop("tutela.sites.changed", False):
+        if session.info.pop(_SITES_CHANGED, False):
             self._forget()  # again: a read between the flush and the commit saw the old row
 
     def _forget(self) -> None:

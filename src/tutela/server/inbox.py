@@ -18,6 +18,7 @@ stored verbatim.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -122,29 +123,17 @@ class Inbox:
         """
         check_key(envelope.key)
         body_digest = digest(body)
-        previous = self._previous(s, envelope)
-        e = envelope
-        if previous is not None:
-            if previous != (body_digest, e.round_no, e.stage, e.recipient):
-                raise ConflictError(
-                    f"this Idempotency-Key was already used for a different {e.kind.value}"
-                )
-            return Receipt(e.study_id, e.round_no, e.stage, e.site, body_digest, True)
+        replayed = _replayed(envelope, body_digest, self._previous(s, envelope))
+        if replayed is not None:
+            return replayed
         store(body_digest)
+        e = envelope
         return Receipt(e.study_id, e.round_no, e.stage, e.site, body_digest, False)
 
     @staticmethod
     def _previous(s: Session, e: Envelope) -> tuple[str, int, str, str] | None:
-        """(digest, round, stage, recipient) of what was accepted under the key, if any."""
-        if e.kind is Kind.STAGE:
-            u = s.scalar(
-                select(UpdateRow).where(
-                    UpdateRow.study_id == e.study_id,
-                    UpdateRow.site == e.site,
-                    UpdateRow.idempotency_key == e.key,
-                )
-            )
-            return None if u is None else (u.digest, u.round_no, u.stage, COORDINATOR)
+        """(digest, round, stage, recipient) of what was accepted under the key, if any
+        (round stages read theirs for a whole group, see :class:`_StageGroup`)."""
         if e.kind is Kind.RELAY:
             r = s.scalar(
                 select(RelayRow).where(
@@ -197,17 +186,16 @@ class Inbox:
         own receipt or its own refusal.
         """
         check_key(idempotency_key)
-        return self._submissions(
-            _Submission(site, study_id, round_no, stage, idempotency_key, body)
-        )
+        envelope = Envelope(Kind.STAGE, study_id, site, round_no, stage, idempotency_key)
+        return self._submissions(_Submission(envelope, body))
 
     def _accept_queued(self, batch: list[Slot[_Submission, Receipt]]) -> None:
         """Accept ``batch`` (under the coordinator lock): one transaction per study."""
         by_study: dict[str, list[Slot[_Submission, Receipt]]] = {}
         for slot in batch:
-            by_study.setdefault(slot.item.study_id, []).append(slot)
+            by_study.setdefault(slot.item.envelope.study_id, []).append(slot)
         for study_id, slots in by_study.items():
-            denials: list[tuple[_Submission, UpdateNormExceeded]] = []
+            denials: list[tuple[Envelope, UpdateNormExceeded]] = []
             accepted: list[tuple[Slot[_Submission, Receipt], Receipt]] = []
             try:
                 with self.core.store.session() as s:
@@ -218,7 +206,7 @@ class Inbox:
                             accepted.append((slot, self._accept_stage(group, slot.item)))
                         except UpdateNormExceeded as refused:
                             slot.fail(refused)
-                            denials.append((slot.item, refused))
+                            denials.append((slot.item.envelope, refused))
                         except TutelaError as refusal:  # raised before the item wrote anything
                             slot.fail(refusal)
             except Exception as failure:  # the transaction rolled back: nothing was accepted
@@ -228,11 +216,11 @@ class Inbox:
             else:  # a receipt is given only once its submission is committed
                 for slot, receipt in accepted:
                     slot.resolve(receipt)
-            for item, reason in denials:
+            for e, reason in denials:
                 self.core.audit_denial(
-                    f"site:{item.site}",
+                    f"site:{e.site}",
                     "round.submit",
-                    f"study/{item.study_id}/round/{item.round_no}/{item.stage}",
+                    f"study/{e.study_id}/round/{e.round_no}/{e.stage}",
                     {"reason": str(reason)},
                 )
 
@@ -241,21 +229,12 @@ class Inbox:
 
         Every check comes before any write, so a refusal leaves nothing behind.
         """
-        site, study_id, round_no, stage, body = (
-            item.site,
-            item.study_id,
-            item.round_no,
-            item.stage,
-            item.body,
-        )
+        e, body = item.envelope, item.body
+        site, study_id, round_no, stage = e.site, e.study_id, e.round_no, e.stage
         body_digest = digest(body)
-        previous = g.previous.get((site, item.key))
-        if previous is not None:
-            if previous != (body_digest, round_no, stage, COORDINATOR):
-                raise ConflictError(
-                    f"this Idempotency-Key was already used for a different {Kind.STAGE.value}"
-                )
-            return Receipt(study_id, round_no, stage, site, body_digest, True)
+        replayed = _replayed(e, body_digest, g.previous.get((site, e.key)))
+        if replayed is not None:
+            return replayed
         study = g.study
         if len(body) > g.settings.max_update_bytes:
             raise PayloadTooLargeError(
@@ -290,7 +269,7 @@ class Inbox:
                     f"site {site} declared when it joined"
                 )
             update = check_update(arrays, g.global_model())
-            check_update_norm(update, g.norm_bound(), site)
+            check_update_norm(update, g.norm_bound, site)
             sealed = self.core.store.seal(body, f"update/{study_id}/{round_no}/{stage}/{site}")
         else:
             self.protocol.receive(study_id, round_no, rr.attempt, stage, site, body)
@@ -303,7 +282,7 @@ class Inbox:
                 attempt=rr.attempt,
                 stage=stage,
                 site=site,
-                idempotency_key=item.key,
+                idempotency_key=e.key,
                 digest=body_digest,
                 num_examples=num_examples,
                 blob=sealed,
@@ -316,7 +295,7 @@ class Inbox:
             f"study/{study_id}/round/{round_no}/{stage}",
             session=g.session,
         )
-        g.previous[(site, item.key)] = (body_digest, round_no, stage, COORDINATOR)
+        g.previous[(site, e.key)] = (body_digest, round_no, stage, COORDINATOR)
         g.submitted.add(site)
         return Receipt(study_id, round_no, stage, site, body_digest, False)
 
@@ -518,15 +497,27 @@ def _positive_int(value: str | None, name: str) -> int:
     return number
 
 
+def _replayed(
+    e: Envelope, body_digest: str, previous: tuple[str, int, str, str] | None
+) -> Receipt | None:
+    """The original receipt when ``e``'s key was already accepted for this same submission
+    (``previous``: digest, round, stage, recipient), None when the key is new.
+
+    Raises:
+        ConflictError: the key was already used for a different submission.
+    """
+    if previous is None:
+        return None
+    if previous != (body_digest, e.round_no, e.stage, e.recipient):
+        raise ConflictError(f"this Idempotency-Key was already used for a different {e.kind.value}")
+    return Receipt(e.study_id, e.round_no, e.stage, e.site, body_digest, True)
+
+
 @dataclass(frozen=True)
 class _Submission:
     """A round stage submission waiting for the coordinator lock."""
 
-    site: str
-    study_id: str
-    round_no: int
-    stage: str
-    key: str
+    envelope: Envelope
     body: bytes
 
 
@@ -550,14 +541,14 @@ class _StageGroup:
     def prefetch(self, items: list[_Submission]) -> None:
         """Participations, earlier receipts and this stage's submitters, one query each."""
         s, study_id = self.session, self.study.id
-        sites = sorted({i.site for i in items})
+        sites = sorted({i.envelope.site for i in items})
         for p in s.scalars(
             select(ParticipationRow).where(
                 ParticipationRow.study_id == study_id, ParticipationRow.site.in_(sites)
             )
         ):
             self.participations[p.site] = p
-        wanted = {(i.site, i.key) for i in items}
+        wanted = {(i.envelope.site, i.envelope.key) for i in items}
         for site, key, body_digest, round_no, stage in s.execute(
             select(
                 UpdateRow.site,
@@ -568,7 +559,7 @@ class _StageGroup:
             ).where(
                 UpdateRow.study_id == study_id,
                 UpdateRow.site.in_(sites),
-                UpdateRow.idempotency_key.in_(sorted({i.key for i in items})),
+                UpdateRow.idempotency_key.in_(sorted({i.envelope.key for i in items})),
             )
         ):
             if (site, key) in wanted:
@@ -582,8 +573,9 @@ class _StageGroup:
             self._model = self.core.global_model(self.study)
         return self._model
 
+    @functools.cached_property
     def norm_bound(self) -> float | None:
-        """The open round's bound on an update's L2 norm."""
+        """The open round's bound on an update's L2 norm (read once per group)."""
         assert self.round is not None
         return round_norm_bound(json.loads(self.round.fit_config_json))
 

@@ -54,19 +54,20 @@ class Participation:
     def participation(self, site: str, study_id: str) -> ParticipationRow:
         """A site's participation row in a study (NotFoundError/PermissionDenied otherwise)."""
         with self.core.store.read() as s:
-            self.core.study(s, study_id)
-            p = s.get(ParticipationRow, (study_id, site))
-            if p is None:
-                raise PermissionDenied(f"site {site} is not invited to study {study_id}")
-            return p
+            return self._invited(s, site, study_id)[1]
+
+    def _invited(self, s: Session, site: str, study_id: str) -> tuple[StudyRow, ParticipationRow]:
+        """The study and ``site``'s participation in it (NotFoundError/PermissionDenied)."""
+        study = self.core.study(s, study_id)
+        p = s.get(ParticipationRow, (study_id, site))
+        if p is None:
+            raise PermissionDenied(f"site {site} is not invited to study {study_id}")
+        return study, p
 
     def model_for_site(self, site: str, study_id: str) -> bytes:
         """The current global model for a participating site (safetensors)."""
         with self.core.store.read() as s:
-            row = self.core.study(s, study_id)
-            p = s.get(ParticipationRow, (study_id, site))
-            if p is None:
-                raise PermissionDenied(f"site {site} is not invited to study {study_id}")
+            row, p = self._invited(s, site, study_id)
             if p.status != "accepted":
                 raise PermissionDenied(f"site {site} has not joined study {study_id}")
             if row.status not in StudyStatus.ACTIVE and row.status != StudyStatus.COMPLETED:

@@ -49,7 +49,7 @@ from tutela.server.app import create_app
 from tutela.server.audit_key import AUDIT_KEY_CERT, ensure_audit_certificate
 from tutela.server.authz import Role
 from tutela.server.coordinator import Coordinator
-from tutela.server.core import NotFoundError
+from tutela.server.core import AuditEvent, NotFoundError
 from tutela.server.pki import PkiLayout, load_ca, load_cert, sign_csr
 from tutela.server.sealing import open_sealer
 from tutela.server.store import Store, TokenRow, sqlite_url
@@ -162,7 +162,7 @@ class MerkleAuditHook:
         with self._lock:
             self._log.append(actor, action, resource, outcome, detail)
 
-    def append_many(self, events: list[tuple[str, str, str, str, dict[str, Any]]]) -> None:
+    def append_many(self, events: list[AuditEvent]) -> None:
         """Append several events in order, in one write of the log."""
         with self._lock, self._log.batch():
             for actor, action, resource, outcome, detail in events:

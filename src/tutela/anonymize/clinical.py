@@ -253,6 +253,8 @@ def guard_clinical(text: str, spans: list[Span]) -> list[Span]:
         if s.label is PiiLabel.PERSON
         for word in text[s.start : s.end].split()[1:] + text[s.start : s.end].split()[:-1]
     )
+    # what rule-found spans of other labels claim, sorted once per label of a model span
+    claimed_by: dict[PiiLabel, list[tuple[int, int]]] = {}
     kept: list[Span] = []
     for original in spans:
         if original.label not in _GUARDED or original.source in _CONTEXT_SOURCES:
@@ -263,7 +265,11 @@ def guard_clinical(text: str, spans: list[Span]) -> list[Span]:
             if _DOSE_AFTER.match(text, original.end):
                 continue
             # same-label spans fuse later; only other labels claim characters
-            claimed = sorted((s.start, s.end) for s in rule_found if s.label is not original.label)
+            claimed = claimed_by.get(original.label)
+            if claimed is None:
+                claimed = claimed_by[original.label] = sorted(
+                    (s.start, s.end) for s in rule_found if s.label is not original.label
+                )
             pieces = _clip(original, claimed)
         for piece in pieces:
             span: Span | None = piece

@@ -75,8 +75,13 @@ def _dgauss_var(sigma2: float) -> float:
     return float((w * k**2).sum() / w.sum())
 
 
-@pytest.mark.parametrize("sigma", [0.4, 1.0, 3.7, 25.0])
+@pytest.mark.parametrize(
+    "sigma",
+    [0.4, 0.5, 1.0, 3.7, 25.0, 200.0, 3000.3, pytest.param(math.sqrt(9_000_001), id="sqrt9000001")],
+)
 def test_discrete_gaussian_fits_exact_pmf(sigma: float) -> None:
+    # 3000.3: gamma's numerator beyond 64 bits (Python integers); sqrt(9_000_001): an
+    # integer variance, as SecAgg+ distributed DP uses, on 64-bit integers
     x = noise.sample_discrete_gaussian(sigma, N, rng=SecureRandom(11))
     assert x.dtype == np.int64
     assert x.shape == (N,)
@@ -84,6 +89,23 @@ def test_discrete_gaussian_fits_exact_pmf(sigma: float) -> None:
     _check_mean_var(x, _dgauss_var(sigma2))
     bound = int(40 * sigma) + 10
     assert _chi2_against_pmf(x, _dgauss_pmf(sigma2, bound)) > 1e-6
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0])
+def test_discrete_gaussian_small_sigma_large_sample(sigma: float) -> None:
+    # 400,000 draws: a relative error of about 1% in any probability above 0.01 fails
+    n = 400_000
+    x = noise.sample_discrete_gaussian(sigma, n, rng=SecureRandom(21))
+    sigma2 = float(noise.effective_discrete_gaussian_sigma2(sigma))
+    assert _chi2_against_pmf(x, _dgauss_pmf(sigma2, 50)) > 1e-6
+
+
+def test_discrete_gaussian_batches_are_exact_for_every_size() -> None:
+    # many small calls (one batch each, first accepted kept) pool to the exact pmf
+    rng = SecureRandom(22)
+    x = np.concatenate([noise.sample_discrete_gaussian(1.0, k % 7, rng=rng) for k in range(12_000)])
+    sigma2 = float(noise.effective_discrete_gaussian_sigma2(1.0))
+    assert _chi2_against_pmf(x, _dgauss_pmf(sigma2, 50)) > 1e-6
 
 
 def test_discrete_gaussian_detects_a_wrong_sigma() -> None:
@@ -102,7 +124,7 @@ def test_discrete_gaussian_large_sigma_uses_exact_big_integers() -> None:
     assert stats.chisquare(counts, np.diff(cdf) * x.size).pvalue > 1e-6
 
 
-@pytest.mark.parametrize("scale", [0.5, 1.0, 2.5, 30.0])
+@pytest.mark.parametrize("scale", [0.5, 1.0, 2.5, 30.0, 1000.3])
 def test_discrete_laplace_fits_exact_pmf(scale: float) -> None:
     x = noise.sample_discrete_laplace(scale, N, rng=SecureRandom(13))
     assert x.dtype == np.int64

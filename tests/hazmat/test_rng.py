@@ -169,3 +169,55 @@ def test_unseeded_generator_rekeys_after_fork() -> None:
         mine = rng.bytes(32)
         # unseeded: a child never repeats the parent's noise; seeded: the stream is kept
         assert (child == mine) is seeded
+
+
+@pytest.mark.parametrize(
+    ("num", "den"), [(1, 3), (2, 7), (5, 5), (11, 4), (3 * 10**15, 10**15 + 7)]
+)
+def test_bernoulli_exp_neg_int64_paths_match_exp(num: int, den: int) -> None:
+    # one shared denominator (scalar draws) and per-element denominators (the same
+    # fraction written two ways, so each element's probability is exp(-num/den))
+    rng = SecureRandom(14)
+    n = 60_000
+    shared = rng.bernoulli_exp_neg(np.full(n, num, dtype=np.int64), den)
+    mixed = rng.bernoulli_exp_neg(
+        np.tile(np.array([num, 3 * num], dtype=np.int64), n // 2),
+        np.tile(np.array([den, 3 * den], dtype=np.int64), n // 2),
+    )
+    p = math.exp(-num / den)
+    for draws in (shared, mixed):
+        assert abs(_z(int(draws.sum()), n, p)) < 5
+
+
+@pytest.mark.parametrize(("num", "den", "k0"), [(1, 1, 9), (1, 1, 3), (2, 3, 2), (1, 2, 6)])
+def test_exp_neg_continues_exactly_from_a_later_step(num: int, den: int, k0: int) -> None:
+    # CKS Algorithm 1 resumed at step k0 (steps 1..k0-1 succeeded): the first failing step
+    # K has P(K >= k | K >= k0) = g**(k - k0) (k0 - 1)! / (k - 1)!; accept when K is odd
+    rng = SecureRandom(15)
+    n = 60_000
+    draws = rng._exp_neg_unit(np.full(n, num, dtype=np.int64), den, k0=k0)
+    g = num / den
+
+    def tail(k: int) -> float:
+        return g ** (k - k0) * math.factorial(k0 - 1) / math.factorial(k - 1)
+
+    p = sum(tail(k) - tail(k + 1) for k in range(k0, k0 + 40) if k % 2 == 1)
+    assert abs(_z(int(draws.sum()), n, p)) < 5
+
+
+def test_geometric_exp_neg1_fits_its_pmf() -> None:
+    # P(V = v) = exp(-v) (1 - exp(-1)); chi-square with the tail from 8 on pooled
+    v = SecureRandom(16).geometric_exp_neg1(100_000)
+    assert v.dtype == np.int64
+    assert v.min() >= 0
+    counts = np.bincount(np.minimum(v, 8), minlength=9)
+    probs = np.array([math.exp(-k) * (1 - math.exp(-1)) for k in range(8)] + [math.exp(-8)])
+    assert stats.chisquare(counts, probs * v.size).pvalue > 1e-6
+
+
+def test_bernoulli_exp_neg_with_a_large_whole_part() -> None:
+    # gamma = 6.5: six Bernoulli(exp(-1)) must all succeed, then Bernoulli(exp(-1/2))
+    rng = SecureRandom(17)
+    n = 400_000
+    draws = rng.bernoulli_exp_neg(np.full(n, 13, dtype=np.int64), 2)
+    assert abs(_z(int(draws.sum()), n, math.exp(-6.5))) < 5

@@ -1,8 +1,8 @@
 """Secure noise samplers: exact discrete Laplace / Gaussian, Skellam, grid-rounded floats.
 
 All samplers draw from :class:`tutela.hazmat.rng.SecureRandom` (a fresh OS-keyed instance
-unless ``rng`` is given) and work on numpy batches: each rejection round handles every
-pending value at once.
+unless ``rng`` is given) and work on numpy batches: each rejection round draws candidates
+for every missing value at once (a few more than needed, so one round usually suffices).
 
 Security: the discrete samplers are exact (Canonne, Kamath and Steinke, "The Discrete
 Gaussian for Differential Privacy", NeurIPS 2020): every probability is an exact rational,
@@ -124,43 +124,63 @@ def sample_discrete_laplace(
     return _discrete_laplace(frac.numerator, frac.denominator, n, _rng(rng))
 
 
-def _geometric_exp_neg1(rng: SecureRandom, n: int) -> IntArray:
-    """V: number of successes of Bernoulli(exp(-1)) before the first failure."""
-    v = np.zeros(n, dtype=np.int64)
-    pending = np.arange(n)
-    ones = np.ones(n, dtype=np.int64)
-    while pending.size:
-        ok = rng.bernoulli_exp_neg(ones[: pending.size], ones[: pending.size])
-        v[pending[ok]] += 1
-        pending = pending[ok]
-    return v
-
-
 def _discrete_laplace(t: int, s: int, size: int, rng: SecureRandom) -> IntArray:
-    """CKS Algorithm 2 for scale t/s (integers t, s >= 1)."""
+    """CKS Algorithm 2 for scale t/s (integers 1 <= t <= 2**62, s >= 1).
+
+    Candidates are drawn in batches a little larger than the number still missing, so one
+    or two passes usually suffice; the accepted candidates, taken in order, are independent
+    draws of the target, and the first ones needed are kept (which ones are kept depends
+    only on the accept/reject pattern, not on the values).
+    """
     out = np.empty(size, dtype=np.int64)
-    pending = np.arange(size)
-    while pending.size:
-        m = pending.size
+    filled = 0
+    den = np.array([t], dtype=np.int64)
+    acceptance = _laplace_acceptance(t, s)
+    while filled < size:
+        need = size - filled
+        m = _batch(need, acceptance)
         if t == 1:
             u = np.zeros(m, dtype=np.int64)
-            d = np.ones(m, dtype=bool)
         else:
             u = rng.integers(t, m)
-            d = rng.bernoulli_exp_neg(u, np.full(m, t, dtype=np.int64))
-        idx = np.flatnonzero(d)
-        v = _geometric_exp_neg1(rng, idx.size)
-        x = u[idx] + t * v
-        y = x // s
-        b = rng.bits(idx.size)
-        accept = ~(b & (y == 0))
-        values = np.where(b, -y, y)[accept]
-        done = pending[idx[accept]]
-        out[done] = values
-        keep = np.ones(m, dtype=bool)
-        keep[idx[accept]] = False
-        pending = pending[keep]
+            u = u[rng.bernoulli_exp_neg(u, den)]
+        v = rng.geometric_exp_neg1(u.size)
+        if u.size and int(v.max()) > (_INT64_SAFE - t) // t:
+            raise OverflowError("a discrete Laplace draw exceeded 2**62")  # P < exp(-2**62 / t)
+        y = (u + t * v) // s
+        b = rng.bits(u.size)
+        values = np.where(b, -y, y)[~(b & (y == 0))][:need]
+        out[filled : filled + values.size] = values
+        filled += values.size
     return out
+
+
+def _batch(need: int, acceptance: float) -> int:
+    """Candidates to draw for ``need`` accepted ones: about 5% spare plus 16.
+
+    Floating point only sizes the batch; it never takes part in an accept/reject decision.
+    """
+    return int(need / acceptance * 1.05) + 16
+
+
+def _laplace_acceptance(t: int, s: int) -> float:
+    """P(a candidate u of CKS Algorithm 2 for scale t/s yields a sample)."""
+    p_u = 1.0 if t == 1 else -math.expm1(-1.0) / (t * -math.expm1(-1.0 / t))
+    p_zero = -math.expm1(-s / t)  # P(floor(x / s) == 0)
+    return p_u * (1.0 - p_zero / 2.0)
+
+
+def _gaussian_acceptance(sigma2: float, t: int) -> float:
+    """P(a discrete Laplace candidate of CKS Algorithm 3 is accepted).
+
+    L(y) exp(-(|y| - sigma2/t)**2 / (2 sigma2)) = tanh(1/(2t)) exp(-sigma2/(2t**2))
+    exp(-y**2 / (2 sigma2)), summed over y.
+    """
+    if sigma2 >= 4.0:
+        z = math.sqrt(2.0 * math.pi * sigma2)
+    else:
+        z = 1.0 + 2.0 * sum(math.exp(-(y * y) / (2.0 * sigma2)) for y in range(1, 16))
+    return math.tanh(0.5 / t) * math.exp(-sigma2 / (2.0 * t * t)) * z
 
 
 def sample_discrete_gaussian(
@@ -193,26 +213,33 @@ def sample_discrete_gaussian(
 
 
 def _discrete_gaussian(sigma2: Fraction, size: int, rng: SecureRandom) -> IntArray:
+    """CKS Algorithm 3 for variance parameter sigma2, in batches (see _discrete_laplace).
+
+    A discrete Laplace draw y of scale t = floor(sigma) + 1 is kept with probability
+    exp(-(|y| - sigma2 / t)**2 / (2 sigma2)).
+    """
     p, q = sigma2.numerator, sigma2.denominator
     t = math.isqrt(p // q) + 1  # floor(sigma) + 1
     den = 2 * p * t * t * q
+    den_arr = np.array([den], dtype=np.int64 if den < _INT64_SAFE else object)
     out = np.empty(size, dtype=np.int64)
-    pending = np.arange(size)
-    while pending.size:
-        m = pending.size
+    filled = 0
+    acceptance = _gaussian_acceptance(float(sigma2), t)
+    while filled < size:
+        need = size - filled
+        m = _batch(need, acceptance)
         y = _discrete_laplace(t, 1, m, rng)
         absy = np.abs(y)
         # gamma = (|y| - sigma2 / t)**2 / (2 sigma2) = (|y| t q - p)**2 / (2 p t**2 q)
-        fits = int(absy.max(initial=0)) * t * q + p < _SQRT_SAFE and den < _INT64_SAFE
         a: npt.NDArray[Any]
-        if fits:
+        if int(absy.max(initial=0)) * t * q + p < _SQRT_SAFE:
             a = absy * (t * q) - p
-            c = rng.bernoulli_exp_neg(a * a, np.full(m, den, dtype=np.int64))
         else:
             a = absy.astype(object) * (t * q) - p
-            c = rng.bernoulli_exp_neg(a * a, np.full(m, den, dtype=object))
-        out[pending[c]] = y[c]
-        pending = pending[~c]
+        c = rng.bernoulli_exp_neg(a * a, den_arr)
+        values = y[c][:need]
+        out[filled : filled + values.size] = values
+        filled += values.size
     return out
 
 

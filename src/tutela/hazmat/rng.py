@@ -33,6 +33,11 @@ _CHUNK = 1 << 16
 _LEMIRE_MAX = 1 << 32
 _TWO64 = 1 << 64
 _INT64_SAFE = 1 << 62
+_NO_CAP = (1 << 63) - 1  # a run-length cap no run reaches
+_FACT8 = 40320  # 8!
+_UNDECIDED = 2
+_RUN_COLUMNS = 6  # Bernoulli(exp(-1)) trials per element and pass (P(all 6 succeed) = e**-6)
+_UNIT_COLUMNS = 4  # CKS steps per element and pass in _exp_neg_unit
 _SEED_DOMAIN = b"tutela.hazmat.rng.SecureRandom/v1\x00"
 
 IntArray = npt.NDArray[np.int64]
@@ -223,44 +228,162 @@ class SecureRandom:
         Canonne, Kamath and Steinke (2020), Algorithm 1: for gamma in [0, 1], draw
         A_k ~ Bernoulli(gamma / k) for k = 1, 2, ... until one fails and accept if the
         failing k is odd; gamma > 1 is split as floor(gamma) draws of Bernoulli(exp(-1))
-        and one of Bernoulli(exp(-frac(gamma))). All arithmetic is on integers.
+        (all must succeed) and one of Bernoulli(exp(-frac(gamma))). All arithmetic is on
+        integers.
+
+        Vectorised across elements and across steps: each pass draws several steps k of
+        every pending element from one block of keystream (see :meth:`_exp_neg_unit`), so a
+        call costs a few numpy operations, not one per step.
         """
         num, den = _broadcast_rational(numerator, denominator, allow_above_one=True)
         whole = num // den
         frac = num - whole * den
-        result = self._bernoulli_exp_neg_unit(frac, den)
-        need = np.asarray(whole, dtype=object if whole.dtype == object else np.int64)
-        alive = result.copy()
-        one = np.ones(1, dtype=np.int64)
-        while True:
-            idx = np.flatnonzero(alive & np.asarray(need > 0, dtype=bool))
-            if idx.size == 0:
-                break
-            ok = self._bernoulli_exp_neg_unit(np.repeat(one, idx.size), np.repeat(one, idx.size))
-            alive[idx] = ok
-            need[idx] = need[idx] - 1
+        if den.dtype == object and (den.size == 0 or max(den) < _INT64_SAFE):
+            frac, den = frac.astype(np.int64), den.astype(np.int64)  # exact: frac < den
+        if whole.dtype == object:
+            cap = np.array([min(int(w), _NO_CAP) for w in whole], dtype=np.int64)
+        else:
+            cap = whole
+        alive = np.asarray(self._exp_neg1_runs(cap) >= whole, dtype=bool)
+        idx = np.flatnonzero(alive)
+        if idx.size:
+            d: int | npt.NDArray[Any] = den[idx]
+            if den.dtype != object and den[0] == den.min() == den.max():
+                d = int(den[0])  # one denominator (the usual case): scalar draws
+            alive[idx] = self._exp_neg_unit(frac[idx], d)
         return alive
 
-    def _bernoulli_exp_neg_unit(self, num: npt.NDArray[Any], den: npt.NDArray[Any]) -> BoolArray:
-        """Bernoulli(exp(-num/den)) for num/den in [0, 1] (CKS Algorithm 1), vectorised."""
+    def geometric_exp_neg1(self, size: int) -> IntArray:
+        """``size`` draws of V with P(V >= v) = exp(-v), v = 0, 1, 2, ...
+
+        V is the number of successes of independent Bernoulli(exp(-1)) trials before the
+        first failure (the floor of an Exp(1) variable), each trial exact as in
+        :meth:`bernoulli_exp_neg`.
+        """
+        _check_size(size)
+        return self._exp_neg1_runs(np.full(size, _NO_CAP, dtype=np.int64))
+
+    def _below(self, bound: int, size: int) -> npt.NDArray[np.uint64]:
+        """``size`` uniform integers in ``[0, bound)`` for one bound, 1 <= bound < 2**64.
+
+        Exact: 64-bit words at or above the largest multiple of the bound below 2**64 are
+        redrawn, so ``word % bound`` is uniform.
+        """
+        x = self.uint64(size)
+        rem = _TWO64 % bound
+        if rem:
+            limit = np.uint64(_TWO64 - rem)
+            bad = np.flatnonzero(x >= limit)
+            while bad.size:
+                x[bad] = self.uint64(bad.size)
+                bad = bad[x[bad] >= limit]
+        return x % np.uint64(bound)
+
+    def _below_each(self, bound: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+        """One uniform integer in ``[0, bound[i])`` per element (1 <= bound < 2**64), exact."""
+        x = self.uint64(bound.shape[0])
+        rem = (np.uint64(0) - bound) % bound  # 2**64 mod bound
+        limit = np.uint64(0) - rem  # the largest multiple of the bound below 2**64, mod 2**64
+        bad = np.flatnonzero((rem != 0) & (x >= limit))
+        while bad.size:
+            x[bad] = self.uint64(bad.size)
+            bad = bad[x[bad] >= limit[bad]]
+        return x % bound
+
+    def _exp_neg_unit(
+        self, num: npt.NDArray[Any], den: int | npt.NDArray[Any], k0: int = 1
+    ) -> BoolArray:
+        """Bernoulli(exp(-num/den)) for num/den in [0, 1]: CKS Algorithm 1 from step k0 on.
+
+        Steps k0, k0 + 1, ... are decided in blocks. A_k = C_k and B_k with C_k ~
+        Bernoulli(num/den) and B_k ~ Bernoulli(1/k) independent (so A_k ~ Bernoulli(gamma/k)).
+        The B_k of a block are the digits of one uniform integer R in mixed radix
+        (k0, k0 + 1, ...): B_k0..B_k all succeed exactly when R is divisible by the product
+        of the radices up to k. An element whose block holds no failing step goes on to
+        the next block with fresh draws (the earlier draws only decided that it goes on).
+
+        Args:
+            num: 1-D array with 0 <= num <= den; int64, or object (Python ints).
+            den: one int (then below 2**63 unless num is object) or an array like num
+                (int64 below 2**63, or object).
+            k0: the first step (the caller has seen steps 1..k0-1 succeed).
+        """
         n = num.shape[0]
-        k = np.ones(n, dtype=np.int64)
-        certain = np.asarray(num == den, dtype=bool)  # gamma = 1: Bernoulli(gamma/k) = 1/k
-        pending = np.arange(n)
-        while pending.size:
-            a = certain[pending].copy()
-            unsure = np.flatnonzero(~a)
-            if unsure.size:
-                sel = pending[unsure]
-                a[unsure] = self.bernoulli(num[sel], den[sel])
-            kk = k[pending]
-            hit = np.flatnonzero(a & (kk > 1))
-            if hit.size:
-                # Bernoulli(1/k), independent of the draw above (k = 1 always succeeds)
-                a[hit] = self.integers(kk[hit]) == 0
-            k[pending[a]] += 1
-            pending = pending[a]
-        return np.asarray((k % 2) == 1, dtype=bool)
+        out = np.zeros(n, dtype=bool)
+        rows = np.arange(n)
+        big = num.dtype == object
+        k = k0
+        while rows.size:
+            prods = _radix_products(k)
+            cols = len(prods)
+            m = rows.size
+            r = self._below(prods[-1], m)[:, None]
+            lead = (r % np.array(prods, dtype=np.uint64)) == 0  # B_k0..B_k all succeed
+            nn = np.repeat(num[rows], cols)
+            if big:
+                dd = np.repeat(den[rows], cols) if isinstance(den, np.ndarray) else den
+                c = self._bernoulli_big(*_broadcast_rational(nn, dd))
+            elif isinstance(den, np.ndarray):
+                bound = np.repeat(den[rows], cols).astype(np.uint64)
+                c = self._below_each(bound) < nn.astype(np.uint64)
+            else:
+                c = self._below(den, m * cols) < nn.astype(np.uint64)
+            lead &= np.logical_and.accumulate(c.reshape(m, cols), axis=1)
+            run = lead.sum(axis=1)  # steps that succeeded before the first failure
+            done = run < cols
+            out[rows[done]] = (k + run[done]) % 2 == 1  # the failing step is k + run
+            rows = rows[~done]
+            k += cols
+        return out
+
+    def _exp_neg1_runs(self, cap: IntArray) -> IntArray:
+        """Per element, successes of Bernoulli(exp(-1)) trials before the first failure.
+
+        Drawing stops at the first failure or once the count reaches ``cap`` (the count is
+        then ``>= cap``); ``cap`` 0 draws nothing. Each trial is CKS Algorithm 1 with
+        gamma = 1 (A_1 = 1, A_k ~ Bernoulli(1/k)), decided for steps 2..8 by a table lookup
+        of one uniform integer below 8! (its mixed-radix digits are the B_k); the rare
+        trial whose steps 2..8 all succeed goes on from step 9.
+        """
+        count = np.zeros(cap.shape[0], dtype=np.int64)
+        rows = np.flatnonzero(cap > 0)
+        while rows.size:
+            cells = _EXP_NEG1_TABLE[self._below(_FACT8, rows.size * _RUN_COLUMNS)]
+            undecided = np.flatnonzero(cells == _UNDECIDED)
+            if undecided.size:
+                cells[undecided] = self._exp_neg_unit(np.ones(undecided.size, np.int64), 1, k0=9)
+            ok = cells.reshape(rows.size, _RUN_COLUMNS).astype(bool)
+            run = np.logical_and.accumulate(ok, axis=1).sum(axis=1)
+            count[rows] += run
+            rows = rows[(run == _RUN_COLUMNS) & (count[rows] < cap[rows])]
+        return count
+
+
+def _radix_products(k: int) -> list[int]:
+    """Running products k, k(k+1), ... of up to _UNIT_COLUMNS radices, the last <= 2**62."""
+    prods = [k]
+    while len(prods) < _UNIT_COLUMNS and prods[-1] * (k + len(prods)) <= _INT64_SAFE:
+        prods.append(prods[-1] * (k + len(prods)))
+    return prods
+
+
+def _exp_neg1_table() -> npt.NDArray[np.int8]:
+    """Bernoulli(exp(-1)) decided from R uniform below 8!: 1 accept, 0 reject, 2 undecided.
+
+    With A_1 = 1 and B_k = (k-th mixed-radix digit of R == 0) for k = 2..8, the first
+    failing step is 2 + z, z the number of k in 2..8 with R divisible by k! (divisibility
+    by k! implies it by (k-1)!, so z counts the leading zero digits). Accept if that step is
+    odd; R = 0 (all of steps 2..8 succeed) is left undecided.
+    """
+    r = np.arange(_FACT8, dtype=np.int64)
+    z = np.zeros(_FACT8, dtype=np.int64)
+    f = 1
+    for k in range(2, 9):
+        f *= k
+        z += r % f == 0
+    table: npt.NDArray[np.int8] = (z % 2 == 1).astype(np.int8)
+    table[z == 7] = _UNDECIDED
+    return table
 
 
 def _check_size(size: int) -> None:
@@ -318,3 +441,6 @@ def _broadcast_rational(
         if not allow_above_one and np.any(num > den):
             raise ValueError("a probability numerator cannot exceed its denominator")
     return num, den
+
+
+_EXP_NEG1_TABLE = _exp_neg1_table()

@@ -38,6 +38,10 @@ Usage::
         --presidio-python /tmp/presidio-venv/bin/python --before-src /tmp/oldtutela/src
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/pii.py --speed /tmp/prev/src --rounds 3
     .venv/bin/python benchmarks/pii.py --quick      # 110 / 60 notes per corpus, Tutela only
+    .venv/bin/python benchmarks/pii.py --sets unseen fresh   # only these corpora
+
+AGE: the detector reports ages of 90 and over, as Safe Harbor asks; sets that label every
+age get an "AGE, Safe Harbor view" line scoring AGE recall on gold ages of 90 and over only.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -160,16 +165,74 @@ def tutela(ner: str, redact_states: bool = False) -> tuple[Predict, float]:
     return predict, time.perf_counter() - t0
 
 
-def corpora(quick: bool) -> list[tuple[str, list[LabelledNote]]]:
+CORPORA: dict[str, tuple[str, Callable[[int, int], list[LabelledNote]]]] = {
+    "development": ("development set", lambda n, _: evaluation_notes(EvalSet.DEVELOPMENT, n)),
+    "heldout": ("held-out set", lambda n, _: evaluation_notes(EvalSet.HELDOUT, n)),
+    "fresh": ("fresh held-out set", lambda n, _: evaluation_notes(EvalSet.FRESH, n)),
+    "unseen": ("unseen held-out set", lambda n, _: evaluation_notes(EvalSet.UNSEEN, n)),
+    "template": ("template phrasings", lambda _, m: generate_corpus(m, seed=2026)),
+    "phrasings": (
+        "held-out phrasings",
+        lambda _, m: generate_corpus(m, seed=2026, heldout=True),
+    ),
+}
+"""The corpora this script can score, by ``--sets`` name. Only these are ever scored: a set
+kept back as final evidence is not listed here and cannot be selected."""
+
+
+def corpora(quick: bool, sets: list[str]) -> list[tuple[str, list[LabelledNote]]]:
     n_new, n_old = (110, 60) if quick else (600, 200)
-    return [
-        ("development set", evaluation_notes(EvalSet.DEVELOPMENT, n_new)),
-        ("held-out set", evaluation_notes(EvalSet.HELDOUT, n_new)),
-        ("fresh held-out set", evaluation_notes(EvalSet.FRESH, n_new)),
-        ("unseen held-out set", evaluation_notes(EvalSet.UNSEEN, n_new)),
-        ("template phrasings", generate_corpus(n_old, seed=2026)),
-        ("held-out phrasings", generate_corpus(n_old, seed=2026, heldout=True)),
-    ]
+    return [(CORPORA[s][0], CORPORA[s][1](n_new, n_old)) for s in sets]
+
+
+_NUMBER_WORDS = {
+    w: i
+    for i, w in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+        ]
+    )
+}
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70}
+_TENS |= {"eighty": 80, "ninety": 90}
+
+
+def age_value(text: str) -> int | None:
+    """The age a gold AGE span states, in digits or words ("93", "F/97", "ninety-one",
+    "a hundred and two"); None when it states none."""
+    digits = re.search(r"\d+", text)
+    if digits:
+        return int(digits.group())
+    total, seen = 0, False
+    for word in re.findall(r"[a-z]+", text.lower()):
+        if word in ("a", "one") and not seen:
+            total, seen = 1, True
+        elif word == "hundred":
+            total, seen = max(total, 1) * 100, True
+        elif word in _TENS:
+            total, seen = total + _TENS[word], True
+        elif word in _NUMBER_WORDS:
+            total, seen = total + _NUMBER_WORDS[word], True
+    return total if seen else None
 
 
 def table(
@@ -224,6 +287,31 @@ def table(
                 for r in rows
             )
         )
+    old = [
+        (i, g)
+        for i, n in enumerate(notes)
+        for g in n.spans
+        if g.label is PiiLabel.AGE and (age_value(n.text[g.start : g.end]) or 0) >= 90
+    ]
+    if old:
+        young = {
+            (i, g)
+            for i, n in enumerate(notes)
+            for g in n.spans
+            if g.label is PiiLabel.AGE and (i, g) not in set(old)
+        }
+        aged = [
+            LabelledNote(n.text, tuple(g for g in n.spans if (i, g) not in young))
+            for i, n in enumerate(notes)
+        ]
+        print(
+            f"\nAGE recall, Safe Harbor view (only the {len(old)} gold ages of 90 and over, "
+            "which Safe Harbor removes; younger ages may stay): "
+            + ", ".join(
+                f"{r[0]} {score_detections(aged, r[3]).per_label_recall[PiiLabel.AGE]:.2f}"
+                for r in rows
+            )
+        )
     extra = {k: v for k, v in head.per_label_precision.items() if k not in head.per_label_recall}
     if extra:
         print(
@@ -240,6 +328,16 @@ def main() -> None:
     parser.add_argument("--speed", type=Path, metavar="BASELINE_SRC", help="throughput only")
     parser.add_argument("--rounds", type=int, default=3, help="rounds for --speed")
     parser.add_argument("--notes", type=int, default=300, help="notes for --speed")
+    parser.add_argument(
+        "--sets",
+        nargs="+",
+        choices=list(CORPORA),
+        default=list(CORPORA),
+        help="corpora to score (default: all of them)",
+    )
+    parser.add_argument(
+        "--default-only", action="store_true", help="only the default detector (rules + NER)"
+    )
     args = parser.parse_args()
     if args.speed:
         if not (args.speed / "tutela" / "anonymize").is_dir():
@@ -252,7 +350,7 @@ def main() -> None:
         ("tutela (rules + spaCy sm NER)", "auto", False),
         ("tutela (rules + NER, redact_states=True)", "auto", True),
         ("tutela (rules only)", "off", False),
-    ):
+    )[: 1 if args.default_only else 3]:
         predict, load = tutela(ner, states)
         systems.append((name, predict, load))
     if args.before_src and not args.quick:
@@ -264,7 +362,7 @@ def main() -> None:
         predict = external(cmd, {"threshold": 0.4}, {})
         systems.append(("presidio 2.2.366 + spaCy sm, threshold 0.4", predict, 0.0))
     print("Systems: " + "; ".join(name for name, _, _ in systems))
-    for corpus, notes in corpora(args.quick):
+    for corpus, notes in corpora(args.quick, args.sets):
         texts = [n.text for n in notes]
         rows = []
         for name, predict, _ in systems:

@@ -22,7 +22,12 @@ from tutela.anonymize.validators import dea_valid, npi_valid, vin_valid
 _VALUE = (
     # lower-case hexadecimal tokens ("3fa9c07e21bd"), as template and hash references are
     r"(?=[0-9a-f]*[a-f])[0-9a-f]*\d[0-9a-f]*(?![\w-])"
-    r"|(?:[A-Z]{1,4}[-. ])?[A-Z0-9]*\d[A-Z0-9]*"
+    # a short lower-case prefix joined by ":" or "_" ("fp:4471-2093", "tpl_558120")
+    r"|[a-z]{1,4}[:_]\d[A-Za-z0-9]*(?:[-./][A-Za-z0-9]+)*"
+    # one or two letter-only groups before the first group with a digit ("PA-", "L ",
+    # "ENC/2021/", "INV-QX-"), a word that introduces the value ("ID") not among them
+    r"|(?:(?!(?:ID|NO|NR|REF|NUM)\b)[A-Z]{1,4}[-./ ]|[A-Z]{1,4}[-./][A-Z]{1,4}[-./])?"
+    r"[A-Z0-9]*\d[A-Z0-9]*"
     r"(?:[-./:][A-Z0-9]+|[ ](?=[A-Z0-9]*\d)[A-Z0-9]+)*"
 )
 _UDI = r"\(01\)\d{14}(?:\(\d{2,4}\)[A-Z0-9]+)*"
@@ -34,27 +39,44 @@ _MRN_WORDS = (
     r"|\bhospital\s+(?:number|no\.?|id|#)|\bUR\s*(?:number|no\b\.?|#)|\bU/R\b"
     r"|\bunit\s+(?:record\s+)?(?:number|no\.?|#)|\b(?:patient|pt\.?)\s+(?:id|number|no\.?)\b"
     r"|\bE[MH]R\s+(?:id|#|number)|\brecord\s+(?:number|no\.?|#)|\brecord\b"
-    r"|\b(?:NHS|CHI|NHI|health\s+card)\s*(?:number|no\b\.?|#|id\b))"
+    r"|\b(?:NHS|CHI|NHI|health\s+card)\s*(?:number|no\b\.?|#|id\b)"
+    # "hosp. no.", "hosp #"; "UR" and "URN" (unit record number) and the national record
+    # numbers standing alone before the value ("UR 0041182", "NHS 401 023 2211")
+    r"|\bhosp\b\.?\s*(?:number|no\b\.?|#|id\b)|\bURN?\b|\b(?:NHS|CHI|NHI)\b)"
 )
 _PLAN_WORDS = (
     r"(?i:\b(?:member|subscriber|insured|beneficiary|enrollee)\s*(?:id\b|#|number|no\b\.?"
     r"|identifier)|\bsubscriber"
     r"|\b(?:health\s+plan|policy|insurance|insurer|payer|payor|medicaid|medicare|coverage)"
     r"(?:\s+(?:plan|card|policy|member|subscriber|beneficiary))?" + _NUMBER + r"\b\.?"
-    r"|\bplan\s*(?:id\b|number|no\b\.?|#)|\bMBI|\bgroup\s+(?:number|no\.?|#))"
+    r"|\bplan\s*(?:id\b|number|no\b\.?|#)|\bMBI|\bgroup\s+(?:number|no\.?|#)"
+    # "member" alone before a value ("claim to the fund, member 55120-331"), and the
+    # public plans' own numbers (Canadian provinces, Australia, Ireland)
+    r"|\bmember\b|\b(?:OHIP|RAMQ|AHCIP|MSP|PHN|IHI|DVA|PPSN|GMS|medical\s+card)\b"
+    r"(?:\s+(?:card|number|no\b\.?|#))?)"
 )
 # "account (HAR) 1234567": a parenthesised acronym may name the kind of account.
 _ACCOUNT_WORDS = (
     r"(?i:\b(?:bank\s+|billing\s+|guarantor\s+|patient\s+|hospital\s+|client\s+|pharmacy\s+)?"
     r"(?:account|acct|acc't|a/c)\b\.?(?:\s+(?:number|no\.?|#))?(?:\s*\([A-Z]{2,5}\))?"
     r"|\b(?:case|claim|invoice|billing|financial|encounter|visit|routing)\s+(?:number|no\b\.?"
-    r"|#|id\b)|\b(?:FIN|CSN|HAR)\b)"
+    r"|#|id\b)|\b(?:FIN|CSN|HAR)\b"
+    r"|\bbilling\s+ref(?:erence)?\b\.?)"
 )
+# An episode, encounter or spell number is the hospital's key to one admission: the word
+# alone before a long value ("Episode 00410032", "ED encounter ENC/2024/11093").
+_EPISODE_WORDS = r"(?i:\b(?:episode|encounter|spell|admission)\b)"
 _LICENSE_WORDS = (
     r"(?i:\bdriver'?s?\s+licen[cs]e|\b(?:state\s+|medical\s+|nursing\s+|RN\s+|professional\s+)?"
     r"licen[cs]e\b(?!\s+plate)(?:\s+(?:number|no\.?|#))?|\blic\b\.?(?:\s*#)?|\bDL\b\s*#?"
     r"|\bDEA\b(?:\s+(?:number|#))?|\bNPI\b|\bcertificate\s+(?:number|no\.?|#)"
-    r"|\bpassport(?:\s+(?:number|no\.?|#))?)"
+    r"|\bpassport(?:\s+(?:number|no\.?|#))?"
+    # a clinician's registration with a regulator ("prescriber no.", "pharmacist
+    # registration", "GMC 4471203", "AHPRA MED0001234567")
+    r"|\b(?:prescriber|pharmacist|practitioner|provider|clinician|doctor|nurse|midwife"
+    r"|dentist|physician|professional)\s+(?:registration|reg\b\.?|number|no\b\.?|#|id\b)"
+    r"(?:\s+(?:number|no\b\.?|#))?"
+    r"|\b(?:GMC|NMC|HCPC|AHPRA|CPSO|IMC|MCNZ|NMBI|GPhC|PSI)\b(?:\s+(?:number|no\b\.?|#))?)"
 )
 _PLATE_WORDS = (
     r"(?i:\blicen[cs]e\s+plate(?:\s+(?:number|no\.?|#))?|\bplate(?:\s+(?:number|no\.?|#))?"
@@ -84,9 +106,30 @@ _BIOMETRIC_WORDS = (
     r"|code))"
 )
 
+# A biometric word naming the record itself, then (after a few words, an opening bracket)
+# a value: "voiceprint VPR-2213-09", "fingerprint checked (FT7731Q)", "voice biometric
+# BIO/2031/118". The value needs four digits here, as no word introduces it.
+_BIOMETRIC_DIRECT = re.compile(
+    r"(?i:\b(?:finger|thumb|voice|iris|retina|palm|face|facial)[- ]?(?:print|scan|template"
+    r"|biometric|recognition|geometry)\w*|\bbiometric\w*)"
+    r"(?:[ \t]+[a-z]+){0,2}?[ \t]*(?:[:#=(]|\bno\.|\bnumber\b|\bis\b|\bof\b)?[ \t]*"
+    rf"(?P<v>{_VALUE})"
+)
+
 
 # A licence plate: digits and letters in two groups ("181 HLX", "KJX-4471", "7ABC123").
 _PLATE = r"[A-Z0-9]{1,8}(?:-[A-Z0-9]{1,8}){0,3}(?:[ ][A-Z0-9]{2,4}(?![\w-]))?"
+# A vehicle named, then its plate ("the car, registration 4GHK 220", "courier van
+# BX-7781", "rego 1QT 4M2"): only a value shaped like a plate, holding letters and digits.
+_VEHICLE_WORDS = (
+    r"(?i:\b(?:car|vehicle|van|truck|lorry|ute|motorbike|motorcycle|scooter|taxi|cab"
+    r"|motorhome|caravan|trailer)\b(?:[ \t]*,?[ \t]+(?:registration|reg\b\.?|rego|plate))?"
+    r"|\brego\b|\bvehicle\s+registration)"
+)
+_VEHICLE = re.compile(
+    rf"{_VEHICLE_WORDS}(?:[ \t]*(?:[:#=]|\bno\.|\bnumber\b|\bis\b|\bwas\b))*[ \t]*"
+    rf"(?P<v>{_PLATE})(?![\w-])"
+)
 
 
 def _min_digits(n: int) -> re.Pattern[str]:
@@ -103,6 +146,7 @@ _RULES: tuple[tuple[re.Pattern[str], PiiLabel, float, str, re.Pattern[str]], ...
     (_value(_MRN_WORDS), PiiLabel.MRN, 0.9, "mrn", _min_digits(5)),
     (_value(_PLAN_WORDS), PiiLabel.HEALTH_PLAN, 0.85, "health_plan", _min_digits(4)),
     (_value(_ACCOUNT_WORDS), PiiLabel.ACCOUNT, 0.85, "account", _min_digits(4)),
+    (_value(_EPISODE_WORDS), PiiLabel.ACCOUNT, 0.8, "account", _min_digits(6)),
     (_value(_LICENSE_WORDS), PiiLabel.LICENSE, 0.85, "license", _min_digits(4)),
     (
         contextual(_PLATE_WORDS, rf"(?=[A-Z-]*\d){_PLATE}(?![\w-])|{_VALUE}"),
@@ -114,7 +158,9 @@ _RULES: tuple[tuple[re.Pattern[str], PiiLabel, float, str, re.Pattern[str]], ...
     (_value(_DEVICE_WORDS), PiiLabel.DEVICE, 0.85, "device", _min_digits(4)),
     # above MRN: "retinal scan record 55213" names the kind of record
     (_value(_BIOMETRIC_WORDS), PiiLabel.BIOMETRIC, 0.92, "biometric", _min_digits(2)),
+    (_BIOMETRIC_DIRECT, PiiLabel.BIOMETRIC, 0.92, "biometric", _min_digits(4)),
 )
+_PLATE_SHAPE = re.compile(r"(?=.*[A-Z])(?:\D*\d){2}")
 
 _MR_PREFIXED = re.compile(r"\bMR\d{6,10}\b")
 _MBI = re.compile(
@@ -147,6 +193,9 @@ def recognize_ids(text: str) -> list[Span]:
         for m in pattern.finditer(text):
             if digits.match(m.group("v")):
                 out.append(Span(m.start("v"), m.end("v"), label, score, source))
+    for m in _VEHICLE.finditer(text):
+        if _PLATE_SHAPE.match(m["v"]) and len(m["v"]) >= 4:
+            out.append(Span(m.start("v"), m.end("v"), PiiLabel.VEHICLE, 0.8, "plate"))
     out += spans_of(_MR_PREFIXED, text, PiiLabel.MRN, 0.8, "mrn")
     out += spans_of(_MBI, text, PiiLabel.HEALTH_PLAN, 0.7, "mbi")
     out += spans_of(_DEA, text, PiiLabel.LICENSE, 0.7, "dea", validate=lambda m: dea_valid(m[0]))

@@ -163,7 +163,10 @@ def recognize_ip(text: str) -> list[Span]:
     return out
 
 
-_PHONE_CONTEXT = re.compile(r"(?i)\b(?:tel|phone|ph|call|fax|cell|mobile|pager|contact|reach)")
+_PHONE_CONTEXT = re.compile(
+    r"(?i)\b(?:tel|phone|ph|call|fax|cell|mobile|mob|pager|contact|reach|ring|rang|text"
+    r"|landline|number)"
+)
 # Cheap candidates first (NANP shapes and "+country" numbers); libphonenumber then decides.
 _PHONE_CANDIDATE = re.compile(
     # not inside a web address ("example.org/j/7407739384")
@@ -172,21 +175,62 @@ _PHONE_CANDIDATE = re.compile(
 )
 
 
-def recognize_phone(text: str, region: str = "US") -> list[Span]:
-    """Telephone and fax numbers validated by ``phonenumbers`` (libphonenumber)."""
-    out: list[Span] = []
-    for m in _PHONE_CANDIDATE.finditer(text):
-        raw = m.group(0)
-        if sum(c.isdigit() for c in raw) < 10:
-            continue
+# A number in national trunk format, as the UK, Ireland, Australia and New Zealand write
+# them: a leading 0 and groups of digits ("020 7946 0018", "(03) 9555 0142", "0412 555 019").
+_PHONE_NATIONAL = re.compile(
+    r"(?<![\w+/=.-])(?:\(0\d{1,4}\)[ \t]?|0\d{1,4}[ \t.-])\d{2,6}(?:[ \t.-]\d{2,4}){0,2}"
+    r"(?![\w-]|[./]\d)"
+)
+_NATIONAL_REGIONS = ("GB", "AU", "NZ", "IE")
+
+
+def _phone_score(raw: str, regions: tuple[str, ...]) -> float:
+    """0.9 for a number valid in one of ``regions``, 0.6 for one only possible there
+    (numbering plans keep ranges for fiction and tests that are well-formed but never
+    assigned), 0 for neither."""
+    possible = False
+    for region in regions:
         try:
             number = phonenumbers.parse(raw, region)
         except phonenumbers.NumberParseException:
             continue
-        if not phonenumbers.is_valid_number(number):
+        if phonenumbers.is_valid_number(number):
+            return 0.9
+        possible = possible or phonenumbers.is_possible_number(number)
+    return 0.6 if possible else 0.0
+
+
+def recognize_phone(text: str, region: str = "US") -> list[Span]:
+    """Telephone and fax numbers validated by ``phonenumbers`` (libphonenumber): North
+    American and international (``+44 ...``) numbers, and national trunk formats of the
+    UK, Ireland, Australia and New Zealand (``0161 ...``, ``(02) ...``). A well-formed
+    number that is not assigned counts when written with a country code or in grouped
+    national form, the way only telephone numbers are written."""
+    out: list[Span] = []
+    for m in _PHONE_CANDIDATE.finditer(text):
+        raw = m.group(0)
+        if raw.endswith(")") and raw.count(")") > raw.count("("):
+            raw = raw[:-1]  # "(+44 20 7946 0958)": the bracket closes the aside
+        if sum(c.isdigit() for c in raw) < 10:
             continue
-        score = 0.9 if has_context(text, m.start(), _PHONE_CONTEXT) else 0.75
-        out.append(Span(m.start(), m.end(), PiiLabel.PHONE, score, "phonenumbers"))
+        score = _phone_score(raw, (region,))
+        if score < 0.9 and not raw.startswith("+"):
+            continue
+        if score and has_context(text, m.start(), _PHONE_CONTEXT):
+            score = max(score, 0.9)
+        elif score == 0.9:
+            score = 0.75
+        if score:
+            out.append(Span(m.start(), m.start() + len(raw), PiiLabel.PHONE, score, "phonenumbers"))
+    for m in _PHONE_NATIONAL.finditer(text) if "0" in text else ():
+        raw = m.group(0)
+        if not 9 <= sum(c.isdigit() for c in raw) <= 11:
+            continue
+        score = _phone_score(raw, _NATIONAL_REGIONS)
+        if score and has_context(text, m.start(), _PHONE_CONTEXT):
+            score = 0.9
+        if score:
+            out.append(Span(m.start(), m.end(), PiiLabel.PHONE, score, "phonenumbers"))
     return out
 
 

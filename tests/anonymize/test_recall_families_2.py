@@ -1,0 +1,122 @@
+"""More phrasing families: identifier shapes with letter-only prefixes, record and
+episode numbers in British, Irish and Australasian usage, regulators' registrations,
+vehicles named before their plate, biometric records named before their value; and the
+PII-free clinical phrases each new rule must leave alone. Examples are written for these
+tests, not taken from any evaluation set."""
+
+from __future__ import annotations
+
+import pytest
+
+from tutela.anonymize import PiiDetector, PiiLabel
+
+
+def _found(detector: PiiDetector, text: str) -> list[tuple[str, PiiLabel]]:
+    return [(text[s.start : s.end], s.label) for s in detector.detect(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "label"),
+    [
+        # record numbers: "UR", "URN", "hosp. no.", NHS/CHI numbers standing alone
+        ("Seen in clinic (URN 4471203).", "4471203", PiiLabel.MRN),
+        ("Re: Mr Akande, UR 55-21-80-3", "55-21-80-3", PiiLabel.MRN),
+        ("transfer letter, hosp. no. TQ-4410-2291", "TQ-4410-2291", PiiLabel.MRN),
+        ("Hosp #: 0093371 on the wristband", "0093371", PiiLabel.MRN),
+        ("Community nursing - NHS 402 118 7765 - reviewed", "402 118 7765", PiiLabel.MRN),
+        ("CHI 1203458812 checked", "1203458812", PiiLabel.MRN),
+        ("MRN RX/22/110457 on the request", "RX/22/110457", PiiLabel.MRN),
+        # accounts: letter-only prefixes, episode and encounter numbers, billing refs
+        ("account number is BIL/2031/0042117", "BIL/2031/0042117", PiiLabel.ACCOUNT),
+        ("invoice to account CLM-QT-558120", "CLM-QT-558120", PiiLabel.ACCOUNT),
+        ("Episode 0042219931 opened", "0042219931", PiiLabel.ACCOUNT),
+        ("ED encounter EN-774-10293 closed", "EN-774-10293", PiiLabel.ACCOUNT),
+        ("Admission 2203-88415-02 coded", "2203-88415-02", PiiLabel.ACCOUNT),
+        ("billing ref. 7731 0098 on the claim", "7731 0098", PiiLabel.ACCOUNT),
+        # health plans: "member" alone, provincial and national plan numbers
+        ("claim to the fund, member QRT55120331", "QRT55120331", PiiLabel.HEALTH_PLAN),
+        ("Her PHN is 9123 456 789.", "9123 456 789", PiiLabel.HEALTH_PLAN),
+        ("OHIP 2231-774-901-KT on file", "2231-774-901-KT", PiiLabel.HEALTH_PLAN),
+        ("subscriber HP/441290/C", "HP/441290/C", PiiLabel.HEALTH_PLAN),
+        ("DVA number QX771204 (gold card)", "QX771204", PiiLabel.HEALTH_PLAN),
+        # regulators' registrations
+        ("Prescriber registration DEN0041129873 verified", "DEN0041129873", PiiLabel.LICENSE),
+        ("signed by the pharmacist (pharmacist reg. PSI 44120)", "PSI 44120", PiiLabel.LICENSE),
+        ("Dr Obi, GMC 7712093, on call", "7712093", PiiLabel.LICENSE),
+        ("nurse registration no. NMW0099812201", "NMW0099812201", PiiLabel.LICENSE),
+        ("AHPRA MED0002291784 current", "MED0002291784", PiiLabel.LICENSE),
+        # vehicles named before the plate
+        ("the delivery van KX19 PLD was parked outside", "KX19 PLD", PiiLabel.VEHICLE),
+        ("his car, registration 7TQW 412, was towed", "7TQW 412", PiiLabel.VEHICLE),
+        ("motorbike rego 1DX-44Q damaged", "1DX-44Q", PiiLabel.VEHICLE),
+        ("Taxi GRM-318 brought her in", "GRM-318", PiiLabel.VEHICLE),
+        ("rego ZTE 661 noted by police", "ZTE 661", PiiLabel.VEHICLE),
+        # biometric records named before their value
+        ("Staff thumbprint TPR-2231-Q8 used for the safe", "TPR-2231-Q8", PiiLabel.BIOMETRIC),
+        ("Fingerprint checked (FGX77120K) at the kiosk", "FGX77120K", PiiLabel.BIOMETRIC),
+        ("voiceprint BIO/2030/44120 re-enrolled", "BIO/2030/44120", PiiLabel.BIOMETRIC),
+        ("iris template ir:5512-0093 stored", "ir:5512-0093", PiiLabel.BIOMETRIC),
+        ("facial template face_7731204 on the badge", "face_7731204", PiiLabel.BIOMETRIC),
+        ("palm-vein scan ref PV/12/88120 added", "PV/12/88120", PiiLabel.BIOMETRIC),
+    ],
+)
+def test_identifiers_in_more_shapes_and_after_more_words(rules_detector, text, value, label):
+    assert (value, label) in _found(rules_detector, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "UR tract infection screen sent.",
+        "Episode of chest pain lasting 20 minutes.",
+        "Second episode 2024, resolved.",
+        "Encounter for immunisation.",
+        "Admission 3 of 4 this year.",
+        "Member of the care team reviewed the chart.",
+        "Car journey of 45 minutes tolerated.",
+        "Van der Waals forces discussed in physics class.",
+        "drove the car 200 km yesterday",
+        "Taxi at 14:30 arranged.",
+        "rego due next month",
+        "Fingerprint sensor unlocks the phone in 2 seconds.",
+        "Voice biometric enrolment declined.",
+        "Facial palsy grade 3, improving.",
+        "NHS 111 advice followed.",
+        "GMC guidance on consent applies.",
+        "Nurse registration renewal due in March.",
+        "PHN referral accepted.",
+    ],
+)
+def test_phrases_near_the_new_context_words_stay_unflagged(rules_detector, text):
+    assert rules_detector.detect(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Daughter's mobile 07700 900318 (evenings).", "07700 900318"),
+        ("GP surgery: 0113 496 0571", "0113 496 0571"),
+        ("Copy to the practice, (03) 9555 0142.", "(03) 9555 0142"),
+        ("contact her on 0412 555 019 after 5", "0412 555 019"),
+        ("Sister (+44 20 7946 0958) informed.", "+44 20 7946 0958"),
+        ("NZ cell 021 555 0184", "021 555 0184"),
+        ("rang the ward from 01632 960 441", "01632 960 441"),
+        ("Dublin office 01 555 0172 confirmed", "01 555 0172"),
+    ],
+)
+def test_telephone_numbers_in_national_and_international_forms(rules_detector, text, value):
+    assert (value, PiiLabel.PHONE) in _found(rules_detector, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Doses 0.5 1.0 2.0 mg given.",
+        "Scores 0 12 3 on repeat testing.",
+        "Fluid balance 0 500 1000 mL over three days.",
+        "Batch 0012345678 recalled.",
+        "Ratio 0.8, gradient 04 mmHg.",
+    ],
+)
+def test_number_runs_that_are_not_telephone_numbers(rules_detector, text):
+    assert [x for x in _found(rules_detector, text) if x[1] is PiiLabel.PHONE] == []

@@ -14,6 +14,7 @@ import sys
 from multiprocessing.connection import Connection
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from scipy import stats
@@ -221,3 +222,29 @@ def test_bernoulli_exp_neg_with_a_large_whole_part() -> None:
     n = 400_000
     draws = rng.bernoulli_exp_neg(np.full(n, 13, dtype=np.int64), 2)
     assert abs(_z(int(draws.sum()), n, math.exp(-6.5))) < 5
+
+
+class _TiedWords(SecureRandom):
+    """A generator whose 64-bit words are all one value (bits still come from the stream)."""
+
+    __slots__ = ("word",)
+
+    def __init__(self, word: int) -> None:
+        super().__init__(18)
+        self.word = word
+
+    def uint64(self, size: int) -> npt.NDArray[np.uint64]:
+        return np.full(size, self.word, dtype=np.uint64)
+
+
+def test_wide_bernoulli_settles_a_tied_word_exactly() -> None:
+    # num/den = 1 / (3 * 2**64): the threshold floor(num * 2**64 / den) is 0, so every word
+    # ties and each draw is settled by Bernoulli((num * 2**64 - 0 * den) / den) = 1/3
+    den = 3 * 2**64
+    n = 30_000
+    rng = _TiedWords(0)
+    draws = rng._bernoulli_wide(
+        np.array([1] * n, dtype=object), np.array([den] * n, dtype=object), 1
+    )
+    assert draws.shape == (1, n)
+    assert abs(_z(int(draws.sum()), n, 1 / 3)) < 5

@@ -222,6 +222,8 @@ def _discrete_gaussian(sigma2: Fraction, size: int, rng: SecureRandom) -> IntArr
     t = math.isqrt(p // q) + 1  # floor(sigma) + 1
     den = 2 * p * t * t * q
     den_arr = np.array([den], dtype=np.int64 if den < _INT64_SAFE else object)
+    tq = t * q
+    limit = (_SQRT_SAFE - p - 1) // tq  # |y| <= limit: |y| t q + p < 2**31 (negative: none)
     out = np.empty(size, dtype=np.int64)
     filled = 0
     acceptance = _gaussian_acceptance(float(sigma2), t)
@@ -230,13 +232,14 @@ def _discrete_gaussian(sigma2: Fraction, size: int, rng: SecureRandom) -> IntArr
         m = _batch(need, acceptance)
         y = _discrete_laplace(t, 1, m, rng)
         absy = np.abs(y)
-        # gamma = (|y| - sigma2 / t)**2 / (2 sigma2) = (|y| t q - p)**2 / (2 p t**2 q)
-        a: npt.NDArray[Any]
-        if int(absy.max(initial=0)) * t * q + p < _SQRT_SAFE:
-            a = absy * (t * q) - p
-        else:
-            a = absy.astype(object) * (t * q) - p
-        c = rng.bernoulli_exp_neg(a * a, den_arr)
+        # gamma = (|y| t q - p)**2 / (2 p t**2 q): on int64 where |y| t q + p < 2**31, on
+        # Python integers for the (usually few) larger |y|
+        c = np.zeros(m, dtype=bool)
+        fits = absy <= limit
+        for part, wide in ((np.flatnonzero(fits), False), (np.flatnonzero(~fits), True)):
+            if part.size:
+                a: npt.NDArray[Any] = (absy[part].astype(object) if wide else absy[part]) * tq - p
+                c[part] = rng.bernoulli_exp_neg(a * a, den_arr)
         values = y[c][:need]
         out[filled : filled + values.size] = values
         filled += values.size

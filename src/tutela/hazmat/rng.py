@@ -38,6 +38,7 @@ _FACT8 = 40320  # 8!
 _UNDECIDED = 2
 _RUN_COLUMNS = 6  # Bernoulli(exp(-1)) trials per element and pass (P(all 6 succeed) = e**-6)
 _UNIT_COLUMNS = 4  # CKS steps per element and pass in _exp_neg_unit
+_FIRST_COLUMNS = 2  # steps or trials per element in a first pass (most elements end there)
 _SEED_DOMAIN = b"tutela.hazmat.rng.SecureRandom/v1\x00"
 
 IntArray = npt.NDArray[np.int64]
@@ -240,10 +241,7 @@ class SecureRandom:
         frac = num - whole * den
         if den.dtype == object and (den.size == 0 or max(den) < _INT64_SAFE):
             frac, den = frac.astype(np.int64), den.astype(np.int64)  # exact: frac < den
-        if whole.dtype == object:
-            cap = np.array([min(int(w), _NO_CAP) for w in whole], dtype=np.int64)
-        else:
-            cap = whole
+        cap = np.minimum(whole, _NO_CAP).astype(np.int64) if whole.dtype == object else whole
         alive = np.asarray(self._exp_neg1_runs(cap) >= whole, dtype=bool)
         idx = np.flatnonzero(alive)
         if idx.size:
@@ -266,9 +264,22 @@ class SecureRandom:
     def _below(self, bound: int, size: int) -> npt.NDArray[np.uint64]:
         """``size`` uniform integers in ``[0, bound)`` for one bound, 1 <= bound < 2**64.
 
-        Exact: 64-bit words at or above the largest multiple of the bound below 2**64 are
-        redrawn, so ``word % bound`` is uniform.
+        Exact: words at or above the largest multiple of the bound below 2**w are redrawn,
+        so ``word % bound`` is uniform; 32-bit words (w = 32) for bounds up to 2**32 (values
+        returned as uint32 then), 64-bit ones above.
         """
+        if bound <= _LEMIRE_MAX:
+            x32 = np.frombuffer(self.bytes(4 * size), dtype="<u4").astype(np.uint32)
+            rem = _LEMIRE_MAX % bound
+            if rem:
+                limit32 = np.uint32(_LEMIRE_MAX - rem)
+                bad = np.flatnonzero(x32 >= limit32)
+                while bad.size:
+                    x32[bad] = np.frombuffer(self.bytes(4 * bad.size), dtype="<u4")
+                    bad = bad[x32[bad] >= limit32]
+            if bound == _LEMIRE_MAX:
+                return x32  # type: ignore[return-value]
+            return x32 % np.uint32(bound)  # type: ignore[return-value]
         x = self.uint64(size)
         rem = _TWO64 % bound
         if rem:
@@ -290,17 +301,37 @@ class SecureRandom:
             bad = bad[x[bad] >= limit[bad]]
         return x % bound
 
+    def _bernoulli_wide(self, num: npt.NDArray[Any], den: npt.NDArray[Any], cols: int) -> BoolArray:
+        """``cols`` exact Bernoulli(num/den) draws per element (shape (cols, n)), Python ints.
+
+        One 64-bit word w per draw against c = floor(num * 2**64 / den): w < c succeeds,
+        w > c fails, and w == c (probability 2**-64) succeeds with probability
+        (num * 2**64 - c * den) / den, drawn exactly; in all P = num / den.
+        """
+        scaled = num * _TWO64
+        c = scaled // den
+        whole = np.asarray(c >= _TWO64, dtype=bool)  # num == den
+        thr = np.where(whole, _TWO64 - 1, c).astype(np.uint64)
+        w = self.uint64(cols * num.shape[0]).reshape(cols, -1)
+        out: BoolArray = (w < thr) | whole
+        tie_col, tie_row = np.nonzero((w == thr) & ~whole)
+        if tie_row.size:
+            rest = (scaled - c * den)[tie_row]
+            out[tie_col, tie_row] = self._bernoulli_big(rest, den[tie_row])
+        return out
+
     def _exp_neg_unit(
         self, num: npt.NDArray[Any], den: int | npt.NDArray[Any], k0: int = 1
     ) -> BoolArray:
         """Bernoulli(exp(-num/den)) for num/den in [0, 1]: CKS Algorithm 1 from step k0 on.
 
-        Steps k0, k0 + 1, ... are decided in blocks. A_k = C_k and B_k with C_k ~
-        Bernoulli(num/den) and B_k ~ Bernoulli(1/k) independent (so A_k ~ Bernoulli(gamma/k)).
-        The B_k of a block are the digits of one uniform integer R in mixed radix
-        (k0, k0 + 1, ...): B_k0..B_k all succeed exactly when R is divisible by the product
-        of the radices up to k. An element whose block holds no failing step goes on to
-        the next block with fresh draws (the earlier draws only decided that it goes on).
+        Steps k0, k0 + 1, ... are decided in blocks (two steps in the first pass, since most
+        elements stop there, four after). A_k = C_k and B_k with C_k ~ Bernoulli(num/den)
+        and B_k ~ Bernoulli(1/k) independent (so A_k ~ Bernoulli(gamma/k)). The B_k of a
+        block are the digits of one uniform integer R in mixed radix (k, k + 1, ...): the
+        block's B all succeed up to step j exactly when R is divisible by the product of the
+        radices up to j. An element whose block holds no failing step goes on to the next
+        block with fresh draws (the earlier draws only decided that it goes on).
 
         Args:
             num: 1-D array with 0 <= num <= den; int64, or object (Python ints).
@@ -312,28 +343,33 @@ class SecureRandom:
         out = np.zeros(n, dtype=bool)
         rows = np.arange(n)
         big = num.dtype == object
-        k = k0
+        k, cols = k0, _FIRST_COLUMNS
         while rows.size:
-            prods = _radix_products(k)
+            prods = _radix_products(k, cols)
             cols = len(prods)
             m = rows.size
-            r = self._below(prods[-1], m)[:, None]
-            lead = (r % np.array(prods, dtype=np.uint64)) == 0  # B_k0..B_k all succeed
-            nn = np.repeat(num[rows], cols)
+            r = self._below(prods[-1], m)
+            nn = num[rows]
             if big:
-                dd = np.repeat(den[rows], cols) if isinstance(den, np.ndarray) else den
-                c = self._bernoulli_big(*_broadcast_rational(nn, dd))
+                dd = den[rows] if isinstance(den, np.ndarray) else np.full(m, den, dtype=object)
+                c = self._bernoulli_wide(nn, dd, cols)
             elif isinstance(den, np.ndarray):
-                bound = np.repeat(den[rows], cols).astype(np.uint64)
-                c = self._below_each(bound) < nn.astype(np.uint64)
+                bound = np.tile(den[rows].astype(np.uint64), cols)
+                c = self._below_each(bound).reshape(cols, m) < nn.astype(np.uint64)
             else:
-                c = self._below(den, m * cols) < nn.astype(np.uint64)
-            lead &= np.logical_and.accumulate(c.reshape(m, cols), axis=1)
-            run = lead.sum(axis=1)  # steps that succeeded before the first failure
-            done = run < cols
+                c = self._below(den, m * cols).reshape(cols, m) < nn.astype(np.uint64)
+            alive = c[0].copy()
+            if prods[0] > 1:  # B_1 = 1
+                alive &= r % r.dtype.type(prods[0]) == 0
+            run = alive.astype(np.int64)  # steps that succeeded before the first failure
+            for j in range(1, cols):
+                alive &= c[j]
+                alive &= r % r.dtype.type(prods[j]) == 0  # B_k..B_(k+j) all succeed
+                run += alive
+            done = np.flatnonzero(~alive)
             out[rows[done]] = (k + run[done]) % 2 == 1  # the failing step is k + run
-            rows = rows[~done]
-            k += cols
+            rows = rows[alive]
+            k, cols = k + cols, _UNIT_COLUMNS
         return out
 
     def _exp_neg1_runs(self, cap: IntArray) -> IntArray:
@@ -343,26 +379,34 @@ class SecureRandom:
         then ``>= cap``); ``cap`` 0 draws nothing. Each trial is CKS Algorithm 1 with
         gamma = 1 (A_1 = 1, A_k ~ Bernoulli(1/k)), decided for steps 2..8 by a table lookup
         of one uniform integer below 8! (its mixed-radix digits are the B_k); the rare
-        trial whose steps 2..8 all succeed goes on from step 9.
+        trial whose steps 2..8 all succeed goes on from step 9. Two trials per element in
+        the first pass (a run ends there with probability 1 - e**-2), six after.
         """
         count = np.zeros(cap.shape[0], dtype=np.int64)
         rows = np.flatnonzero(cap > 0)
+        cols = _FIRST_COLUMNS
         while rows.size:
-            cells = _EXP_NEG1_TABLE[self._below(_FACT8, rows.size * _RUN_COLUMNS)]
+            m = rows.size
+            cells = _EXP_NEG1_TABLE[self._below(_FACT8, m * cols)]
             undecided = np.flatnonzero(cells == _UNDECIDED)
             if undecided.size:
                 cells[undecided] = self._exp_neg_unit(np.ones(undecided.size, np.int64), 1, k0=9)
-            ok = cells.reshape(rows.size, _RUN_COLUMNS).astype(bool)
-            run = np.logical_and.accumulate(ok, axis=1).sum(axis=1)
+            ok = cells.reshape(cols, m).astype(bool)
+            alive = ok[0].copy()
+            run = alive.astype(np.int64)
+            for j in range(1, cols):
+                alive &= ok[j]
+                run += alive
             count[rows] += run
-            rows = rows[(run == _RUN_COLUMNS) & (count[rows] < cap[rows])]
+            rows = rows[alive & (count[rows] < cap[rows])]
+            cols = _RUN_COLUMNS
         return count
 
 
-def _radix_products(k: int) -> list[int]:
-    """Running products k, k(k+1), ... of up to _UNIT_COLUMNS radices, the last <= 2**62."""
+def _radix_products(k: int, cols: int) -> list[int]:
+    """Running products k, k(k+1), ... of up to ``cols`` radices, the last <= 2**62."""
     prods = [k]
-    while len(prods) < _UNIT_COLUMNS and prods[-1] * (k + len(prods)) <= _INT64_SAFE:
+    while len(prods) < cols and prods[-1] * (k + len(prods)) <= _INT64_SAFE:
         prods.append(prods[-1] * (k + len(prods)))
     return prods
 
@@ -414,9 +458,15 @@ def _bounds(n: int | npt.ArrayLike, size: int | None) -> IntArray:
 def _as_int_array(x: npt.ArrayLike) -> npt.NDArray[Any]:
     arr = np.atleast_1d(np.asarray(x))
     if arr.dtype == object:
-        if any(not isinstance(v, int | np.integer) for v in arr.ravel()):
+        values = arr.ravel().tolist()
+        kinds = set(map(type, values))
+        if not all(issubclass(k, int | np.integer) for k in kinds):
             raise ValueError("rational parts must be integers")
-        if all(-_INT64_SAFE < int(v) < _INT64_SAFE for v in arr.ravel()):
+        if not all(issubclass(k, int) for k in kinds):  # numpy scalars would overflow
+            ints = np.empty(arr.size, dtype=object)
+            ints[:] = [int(v) for v in values]
+            arr = ints.reshape(arr.shape)
+        if arr.min(initial=0) > -_INT64_SAFE and arr.max(initial=0) < _INT64_SAFE:
             return arr.astype(np.int64)
         return arr
     if not np.issubdtype(arr.dtype, np.integer):

@@ -295,6 +295,9 @@ class SecAggClient:
         self._peer_shares: dict[int, Share] = {}
         self._signed: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
         self._signature: ConsistencySignature | None = None
+        # X25519 secret with each neighbour's encryption key: agreed once when sealing this
+        # client's shares, used again to open the neighbour's (the same pair of keys)
+        self._enc_shared: dict[int, bytes] = {}
 
     @property
     def stage(self) -> Stage | None:
@@ -434,12 +437,9 @@ class SecAggClient:
         shares = split_field(secrets, params.threshold, [j + 1 for j in order], rng=self._rng)
         sealed = []
         for j, share in zip(order, shares, strict=True):
-            key = share_key(
-                params.round_id,
-                self.client_id,
-                j,
-                x25519_agree(self._enc_key, self._ads[j].encryption_key),
-            )
+            shared = x25519_agree(self._enc_key, self._ads[j].encryption_key)
+            self._enc_shared[j] = shared
+            key = share_key(params.round_id, self.client_id, j, shared)
             blob = seal(
                 key,
                 share.to_bytes(),
@@ -469,12 +469,10 @@ class SecAggClient:
                 raise ProtocolAbort("share from a non-neighbour or for another client")
             if enc.sender in self._peer_shares:
                 raise ProtocolAbort("duplicate share")
-            key = share_key(
-                params.round_id,
-                enc.sender,
-                self.client_id,
-                x25519_agree(self._enc_key, self._ads[enc.sender].encryption_key),
-            )
+            shared = self._enc_shared.get(enc.sender)
+            if shared is None:
+                shared = x25519_agree(self._enc_key, self._ads[enc.sender].encryption_key)
+            key = share_key(params.round_id, enc.sender, self.client_id, shared)
             try:
                 plain = open_sealed(
                     key, enc.ciphertext, aad=share_aad(params.round_id, enc.sender, self.client_id)

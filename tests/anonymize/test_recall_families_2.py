@@ -120,3 +120,34 @@ def test_telephone_numbers_in_national_and_international_forms(rules_detector, t
 )
 def test_number_runs_that_are_not_telephone_numbers(rules_detector, text):
     assert [x for x in _found(rules_detector, text) if x[1] is PiiLabel.PHONE] == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Past history: hypertension, Baker's cyst, osteoarthritis.",
+        "Examination: Heberden's nodes on both hands.",
+        "Background of Dupuytren's contracture, right hand.",
+        "Lactulose 15 mL bd, Laxido two sachets daily.",
+        "Counselled on Clopidogrel Sandoz tablets today.",
+        "He has been taking the Tramal like the doctor said",
+        "i have been taking the Panamax every night",
+        "Started on Ozempic in May.",
+        "Taking Nexium daily.",
+        "Webster-pak prepared for seven days.",
+    ],
+)
+def test_eponyms_drugs_and_compounds_stay_unflagged(ner_detector, text):
+    assert ner_detector.detect(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Her son is taking Obinna to the clinic on Friday.", "Obinna"),
+        ("Dr Patel started Chiamaka's review at noon.", "Chiamaka"),
+        ("Seen with Mrs Halloran, who continues to improve.", "Halloran"),
+    ],
+)
+def test_names_near_drug_verbs_are_still_names(ner_detector, text, name):
+    assert any(name in t for t, _ in _found(ner_detector, text))

@@ -65,7 +65,13 @@ _CLINICAL_PATTERNS = (
         r"|score|criteria|scale|classification|formula|equation|catheter|procedure"
         r"|operation|maneuver|manoeuvre|palsy|lymphoma|sarcoma|tumou?r|encephalopathy|thyroiditis"
         r"|esophagus|oesophagus|ulcer|fracture|disorder|anomaly|reflex|node|stage|class|monitor"
-        r"|block|repair|fundoplication|tube|sheath|position|cycle|equation|law|line)\b"
+        r"|block|repair|fundoplication|tube|sheath|position|cycle|equation|law|line"
+        # deformities, lesions and conditions named after who described them
+        # ("Dupuytren's contracture", "Baker's cyst", "Heberden's nodes")
+        r"|contractures?|deformity|cysts?|nodes?|nodules?|hernia|diverticulum|aneurysm|triad"
+        r"|arthropathy|neuralgia|neuroma|ulcers?|fasciitis|thyroiditis|anaemia|anemia|angina"
+        r"|granuloma|sclerosis|dystrophy|myopathy|lesions?|spots?|bodies|cells|area|splint"
+        r"|manoeuvres?|incision|technique|method|approach|view|point|space)\b"
     ),
     # Lab values in SI units ("2 x 10^9/L") and ranges ("4.0-5.6").
     re.compile(r"\b\d+(?:\.\d+)?\s?x\s?10\^?\d+(?:/[a-zA-Z]+)?"),
@@ -140,6 +146,46 @@ def _model_noise(span: Span, fragment: str) -> bool:
 _ARTICLES = frozenset({"the", "a", "an"})
 # A dose right after a model-found "name" makes it a drug ("Vimpat 100 mg").
 _DOSE_AFTER = re.compile(rf"[ \t]+\d+(?:\.\d+)?[ \t]?(?:{_UNITS})(?![A-Za-z])")
+# So does a dose form after it ("Clexane injection", "Movicol two sachets", "Ventolin
+# inhaler"), or a verb of taking before it ("taking the Endone", "started on Tegretol").
+_FORM_AFTER = re.compile(
+    r"[ \t]+(?:(?:one|two|three|four|half|a|\d+(?:\.\d+)?)[ \t]+)?(?:injections?|tablets?|tabs?"
+    r"|capsules?|caps|sachets?|inhalers?|puffs?|patch(?:es)?|cream|ointment|gel|drops|syrup"
+    r"|suspension|elixir|liquid|spray|pessar(?:y|ies)|suppositor(?:y|ies)|infusion|lozenges?"
+    r"|nebules?|pens?|vials?|ampoules?|dose|doses|mane|nocte|prn|bd|tds|qds|od)\b"
+)
+_TAKING_BEFORE = re.compile(
+    r"(?i:\b(?:(?:taking|takes|took|taken|prescribed|dispensed|withheld|withhold|continue"
+    r"|continued|increase|increased|reduce|reduced|wean|weaned)(?:[ \t]+(?:the|her|his"
+    r"|their|my|some|regular|on))*"
+    r"|(?:started|starting|commenced|restarted|switched|changed)[ \t]+(?:on|to))[ \t]+)$"
+)
+_TAKING_LEAD = re.compile(_TAKING_BEFORE.pattern.removesuffix("$") + r"\S+$")
+# ... unless a person's errand follows ("taking Amir to the shops")
+_ERRAND_AFTER = re.compile(r"[ \t]+(?:to|home|out|for|with|and|back|along)\b|'s\b")
+# A model-found word joined to a lower-case word by a hyphen is part of a compound
+# ("Webster-pak", "Holter-monitored"), not a name.
+_COMPOUND_AFTER = re.compile(r"-[a-z]")
+
+
+def _drug_or_compound(text: str, span: Span) -> bool:
+    """A single model-found word used as a drug (a dose or dose form after it, a verb of
+    taking before it, or inside the span: "Started on Ozempic") or as the first part of
+    a hyphenated compound."""
+    fragment = text[span.start : span.end]
+    lead = _TAKING_LEAD.match(fragment)
+    if lead is not None:
+        return _ERRAND_AFTER.match(text, span.end) is None
+    if any(c in fragment for c in " \t"):
+        return False
+    return (
+        _FORM_AFTER.match(text, span.end) is not None
+        or _COMPOUND_AFTER.match(text, span.end) is not None
+        or (
+            _TAKING_BEFORE.search(text, max(0, span.start - 40), span.start) is not None
+            and _ERRAND_AFTER.match(text, span.end) is None
+        )
+    )
 
 
 def _is_lexical(token: str) -> bool:
@@ -262,7 +308,7 @@ def guard_clinical(text: str, spans: list[Span]) -> list[Span]:
             continue
         pieces = [original]
         if original.source in _MODEL_SOURCES and original.label in _TRIMMED:
-            if _DOSE_AFTER.match(text, original.end):
+            if _DOSE_AFTER.match(text, original.end) or _drug_or_compound(text, original):
                 continue
             # same-label spans fuse later; only other labels claim characters
             claimed = claimed_by.get(original.label)
@@ -275,7 +321,9 @@ def guard_clinical(text: str, spans: list[Span]) -> list[Span]:
             span: Span | None = piece
             if piece.source in _MODEL_SOURCES and piece.label in _TRIMMED:
                 span = _trim(text, piece)
-                if span is not None and _heading_word(text, span, names):
+                if span is not None and (
+                    _heading_word(text, span, names) or _drug_or_compound(text, span)
+                ):
                     continue
             if span is None:
                 continue

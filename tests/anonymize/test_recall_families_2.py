@@ -151,3 +151,38 @@ def test_eponyms_drugs_and_compounds_stay_unflagged(ner_detector, text):
 )
 def test_names_near_drug_verbs_are_still_names(ner_detector, text, name):
     assert any(name in t for t, _ in _found(ner_detector, text))
+
+
+@pytest.mark.parametrize(
+    ("text", "age"),
+    [
+        ("Referral for Mr Oduya (96 F), frail.", "96"),
+        ("TRIAGE | ADEBAYO, Kemi | 103M | bed 4", "103"),
+        ("| Lindqvist, Per | M, 97 | cat 3", "97"),
+        ("Problem list (Ines Varga, F, 91, ward 6)", "91"),
+        ("she is in her ninety-fourth year", "ninety-fourth"),
+        ("in his one hundred and second year, still gardening", "one hundred and second"),
+        ("Now in her 93rd year and living alone.", "93rd"),
+        ("Family celebrated her 100th birthday last week.", "100th"),
+        ("in his ninetieth year", "ninetieth"),
+    ],
+)
+def test_ages_over_89_beside_a_sex_and_as_ordinals(rules_detector, text, age):
+    assert (age, PiiLabel.AGE) in _found(rules_detector, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Temp 101 F overnight, cultures sent.",
+        "T 102F at 02:00, paracetamol given.",
+        "fever 100 F and rigors",
+        "Moved to Room 101 F wing.",
+        "Bed 92 M side bay.",
+        "Referral for Mr Oduya (64 F), frail.",
+        "she is in her eighty-fourth year",
+        "the 93rd meeting of the committee",
+    ],
+)
+def test_temperatures_rooms_and_younger_ages_are_not_ages_over_89(rules_detector, text):
+    assert [x for x in _found(rules_detector, text) if x[1] is PiiLabel.AGE] == []

@@ -357,6 +357,8 @@ def _age_pattern(number: str) -> re.Pattern[str]:
         rf"|(?i:\bage[sd]?\b)[^\d\n]{{0,20}}?\b{number}\b{_NOT_A_QUANTITY}"
         # "F/93", "M/101"
         rf"|\b[MF]/{number}\b(?![/\d])"
+        # "(94 F)", "| 102M |", "M, 97", "(F, 91)": the sex written beside the age
+        rf"|\b{number}[ \t]?[MF]\b(?![°/'\w])|\b[MF],[ \t]*{number}\b(?![/\d.])"
         # "Mrs. Kaur (94)", "Pt, 92, confused", "I am 96 and", "she turned 100"
         rf"|(?:\b(?:Mr|Mrs|Ms|Miss|Mx)\.?[ \t]+[A-Z][\w'-]+(?:[ \t]+\(|,[ \t]+)"
         r"|\b(?:Pt|Patient|Client|Resident)(?:,|[ \t]+(?:is|was))[ \t]+"
@@ -365,6 +367,29 @@ def _age_pattern(number: str) -> re.Pattern[str]:
         r"|weeks|months|times|am\b|pm\b|o'clock)))"
     )
 
+
+_ORDINAL_UNITS = "first|second|third|fourth|fifth|sixth|seventh|eighth|ninth"
+_ORDINAL_TEENS = (
+    "tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth"
+    "|eighteenth|nineteenth|twentieth"
+)
+# "in her ninety-third year", "in his one hundred and second year", "his 100th birthday":
+# an ordinal from the ninetieth up, in words or digits.
+_AGE_ORDINAL = re.compile(
+    r"(?i:\b(?:in|into|entering)[ \t]+(?:his|her|their|the|my)[ \t]+(?P<a>"
+    rf"ninetieth|ninety[- ](?:{_ORDINAL_UNITS})|(?:one|a)[- ]hundredth"
+    rf"|(?:one|a)[- ]hundred(?:[- ]and)?[- ](?:{_ORDINAL_UNITS}|{_ORDINAL_TEENS})"
+    r"|(?:9\d|1[0-2]\d)(?:st|nd|rd|th))[ \t]+year\b"
+    r"|\b(?P<b>(?:9\d|1[0-2]\d)(?:st|nd|rd|th)|ninetieth|ninety[- ](?:"
+    rf"{_ORDINAL_UNITS})|(?:one|a)[- ]hundredth)[ \t]+birthday\b)"
+)
+# a temperature in Fahrenheit reads like an age beside a sex ("temp 101 F")
+_FAHRENHEIT = re.compile(r"(?i:\b(?:temp\w*|T|Tmax|fever\w*|febrile|pyrexi\w*)\b|°)")
+# a room, bed or bus number reads like an age beside a sex ("Room 101 F wing")
+_PLACE_NUMBER = re.compile(
+    r"(?i:\b(?:room|rm|bed|ward|bay|level|floor|suite|flat|apt|gate|platform|bus|route)"
+    r"\.?[ \t]*)$"
+)
 
 _AGE = _age_pattern(_AGE_DIGITS)
 _AGE_CANDIDATE = re.compile(r"(?<!\d)(?:9\d|1[0-2]\d)(?!\d)")
@@ -378,7 +403,7 @@ def recognize_age_over_89(text: str) -> list[Span]:
 
     def scan(pattern: re.Pattern[str], start: int, end: int, want: object = None) -> None:
         for m in pattern.finditer(text, start, end):
-            group = next(i for i in range(1, 6) if m.group(i))
+            group = next(i for i in range(1, (m.re.groups or 0) + 1) if m.group(i))
             span = m.span(group)
             if want is None or span == want:
                 found.setdefault(span, Span(*span, PiiLabel.AGE, 0.85, "age"))
@@ -392,7 +417,19 @@ def recognize_age_over_89(text: str) -> list[Span]:
     lower = text.lower()
     if "ninety" in lower or "hundred" in lower:
         scan(_AGE_IN_WORDS, 0, len(text))
-    return sorted(found.values())
+    if "year" in lower or "birthday" in lower:
+        for m in _AGE_ORDINAL.finditer(text):
+            span = m.span("a") if m["a"] else m.span("b")
+            found.setdefault(span, Span(*span, PiiLabel.AGE, 0.85, "age"))
+    return sorted(
+        s
+        for s in found.values()
+        if not _PLACE_NUMBER.search(text, max(0, s.start - 12), s.start)
+        and not (
+            text[s.end : s.end + 2].strip().startswith("F")
+            and _FAHRENHEIT.search(text, max(0, s.start - 24), s.start)
+        )
+    )
 
 
 PATTERN_RECOGNIZERS: tuple[Recognizer, ...] = (

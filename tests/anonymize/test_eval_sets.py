@@ -1,5 +1,6 @@
-"""The evaluation sets (development, held-out, fresh and unseen held-out) and the detector's floors
-on the development set: per-label recall, precision, and the share of PII-free notes flagged."""
+"""The evaluation sets (development, held-out, fresh, unseen held-out, and the sealed set kept
+for final reports) and the detector's floors on the development set: per-label recall,
+precision, and the share of PII-free notes flagged."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from tutela.anonymize.eval import (
     fresh_values,
     heldout,
     heldout_values,
+    sealed,
+    sealed_values,
     unseen,
     unseen_values,
 )
@@ -28,6 +31,7 @@ STYLES = {
     EvalSet.HELDOUT: heldout.STYLE,
     EvalSet.FRESH: fresh.STYLE,
     EvalSet.UNSEEN: unseen.STYLE,
+    EvalSet.SEALED: sealed.STYLE,
 }
 
 I2B2_LABELS = {
@@ -62,7 +66,7 @@ def test_sets_are_seeded_labelled_and_cover_every_kind(which):
     notes = evaluation_notes(which, 330)
     style = STYLES[which]
     assert {s.label for n in notes for s in n.spans} == I2B2_LABELS
-    # every tenth note is PII-free (every eighth in the fresh and unseen sets)
+    # every tenth note is PII-free (every eighth in the fresh, unseen and sealed sets)
     assert sum(1 for n in notes if not n.spans) == 330 // style.pii_free_every
     for note in notes:
         for s in note.spans:
@@ -142,6 +146,61 @@ def test_unseen_number_words_and_checksums():
     for _ in range(50):
         digits = [int(c) for c in unseen_values.nhs_number(rng).replace(" ", "")]
         assert (sum(d * (10 - i) for i, d in enumerate(digits[:9])) + digits[9]) % 11 == 0
+
+
+def test_sealed_set_shares_no_templates_names_or_seed_with_the_others():
+    _assert_written_apart(
+        sealed,
+        sealed_values,
+        (
+            (development, development_values),
+            (heldout, heldout_values),
+            (fresh, fresh_values),
+            (unseen, unseen_values),
+        ),
+    )
+    notes = evaluation_notes(EvalSet.SEALED, 600)
+    assert sum(1 for n in notes if not n.spans) >= 60
+    counts = Counter(s.label for n in notes for s in n.spans)
+    assert set(counts) == I2B2_LABELS
+    assert min(counts.values()) >= 50, counts
+
+
+def test_sealed_number_words_and_checksums():
+    import random
+
+    from tutela.anonymize.validators import dea_valid, luhn_valid, npi_valid
+
+    assert sealed_values.age_words(93) == "ninety-three"
+    assert sealed_values.age_words(90) == "ninety"
+    assert sealed_values.age_words(17) == "seventeen"
+    assert sealed_values.age_words(101) == "one hundred and one"
+    assert sealed_values.age_words(100) == "one hundred"
+    with pytest.raises(ValueError, match="0-199"):
+        sealed_values.age_words(200)
+    assert [sealed_values.ordinal_suffix(n) for n in (91, 92, 93, 94, 111, 112, 101)] == [
+        "91st",
+        "92nd",
+        "93rd",
+        "94th",
+        "111th",
+        "112th",
+        "101st",
+    ]
+    rng = random.Random(6)
+    for _ in range(50):
+        assert npi_valid(sealed_values.npi(rng))
+        number = sealed_values.dea(rng, "Xiong")
+        assert dea_valid(number) and number[1] == "X"
+        assert luhn_valid(sealed_values.imei(rng))
+        m = sealed_values.mbi(rng)
+        assert len(m) == 11 and m[0] in "123456789" and not set(m) & set("BILOSZ")
+    # a masked social security number is labelled on the digits shown only
+    patient = sealed_values.new_patient(rng)
+    for _ in range(30):
+        pieces = sealed_values.fillers["SSN"](rng, patient)
+        labelled = [v for v, label in pieces if label is PiiLabel.SSN]
+        assert len(labelled) == 1 and labelled[0].replace("-", "").replace(" ", "").isdigit()
 
 
 def test_value_formats_vary_within_a_set():

@@ -5,14 +5,16 @@ identifier formats, and PII-free notes (every tenth, every eighth in the fresh s
 measure false positives. The held-out sets (:mod:`.heldout`, and :mod:`.fresh`, written
 after the first one's misses were read) are kept out of development; only final reports
 score them. A fourth set, :mod:`.unseen`, was written independently of the recognisers and
-of the other sets' templates, and is likewise kept out of development.
+of the other sets' templates, and is likewise kept out of development. A fifth set,
+:mod:`.sealed`, was written independently of the recognisers and of the other four sets,
+and is scored only for final reports.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from tutela.anonymize.eval import development, fresh, heldout, unseen
+from tutela.anonymize.eval import development, fresh, heldout, sealed, unseen
 from tutela.anonymize.eval.render import NoteKind, NoteStyle, generate_notes
 from tutela.anonymize.scoring import LabelledNote
 
@@ -26,6 +28,7 @@ class EvalSet(StrEnum):
     HELDOUT = "heldout"
     FRESH = "fresh"
     UNSEEN = "unseen"
+    SEALED = "sealed"
 
 
 _STYLES: dict[EvalSet, tuple[NoteStyle, int]] = {
@@ -33,6 +36,7 @@ _STYLES: dict[EvalSet, tuple[NoteStyle, int]] = {
     EvalSet.HELDOUT: (heldout.STYLE, heldout.SEED),
     EvalSet.FRESH: (fresh.STYLE, fresh.SEED),
     EvalSet.UNSEEN: (unseen.STYLE, unseen.SEED),
+    EvalSet.SEALED: (sealed.STYLE, sealed.SEED),
 }
 
 

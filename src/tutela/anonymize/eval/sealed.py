@@ -28,12 +28,16 @@ HEADERS: dict[NoteKind, tuple[str, ...]] = {
         "Date of admission: {DATE}    Date of discharge: {DATE}",
         "DISCHARGE SUMMARY -- {HOSP}\nPATIENT: {PT}  MR#: {MRN}  ADMITTED: {DATE}\n"
         "ATTENDING: {DOC}",
-        "PALMYRA JUNCTION VAMC // INPATIENT DISCHARGE NOTE\nPATIENT: {PT}   SSN: {SSN}   "
+        "VAMC INPATIENT DISCHARGE NOTE // {HOSP}\nPATIENT: {PT}   SSN: {SSN}   "
         "DOB: {DOB}   AGE: {AGENUM}\nWARD: 4 EAST   ADMIT DT: {DATE}",
         "{HOSP} | Discharge Summary | UHID: {MRN} | Bill No: {ACCT}\nPatient Name: {PTT} | "
         "DOA: {DATE} | DOD: {DATE} | Consultant: {DOC}",
         "Hospital No.: {MRN}   PhilHealth PIN: {PLAN}\nName of Patient: {PT}, {AGEPHR}\n"
         "Address: {ADDR}, {CITYST}",
+        "{HOSP}\nDEPARTMENT OF MEDICINE -- DISCHARGE NOTE\nPatient: {PTT} ({BORN})   Docket "
+        "No. {MRN}   Ward: Female Medical 2",
+        "IHS DISCHARGE SUMMARY   HRN: {MRN}\n{PT}   {AGENUM} {SEX}   Service unit: {HOSP}   "
+        "Disch: {DATE}",
     ),
     K.REFERRAL: (
         "FAX COVER SHEET\nTo: {DOC} / {HOSP}    Fax: {PHONE}\nFrom: {STAFF}, {HOSP}    "
@@ -45,15 +49,18 @@ HEADERS: dict[NoteKind, tuple[str, ...]] = {
         "{AGENUM}/{SEX}, UHID {MRN}, dated {DATE}",
         "{HOSP} -- referral to oral surgery\nPatient: {PT} | DOB: {DOB} | Chart: {MRN} | "
         "Medicaid: {PLAN}",
+        "PRIOR AUTHORIZATION -- OUTPATIENT IMAGING\nPlan: {INSURER}\nMbr: {PT} ({DOB}) "
+        "{PLAN}\nOrdering: {DOC}  {NPI}",
     ),
     K.PORTAL: (
         "Portal msg | From: {PT} | To: {HOSP} nurse line | Sent {DATE} 9:42 PM",
         "SMS reply -- {PHONE} -> {HOSP} appt line\n{DATE} 07:15",
         "Secure message from {PTF} ({EMAIL}) -- subject: refill?? -- received {DATE}",
         "Text thread w/ pt {PT}, DOB {DOB}, cell {PHONE}",
+        "Inbound SMS  from:{PHONE}  to:88012  matched_pt={PT} ({MRN})",
     ),
     K.LAB: (
-        "MSH|^~\\&|LAB|LCCHC|||{DATE}||ORU^R01\nPID|1||{MRN}^^^MR||{PTL}^{PTF}||{DOB}|{SEX}",
+        "MSH|^~\\&|LIS|MAIN|||{DATE}||ORU^R01\nPID|1||{MRN}^^^MR||{PTL}^{PTF}||{DOB}|{SEX}",
         "patient_name={PT}; mrn={MRN}; dob={DOB}; collected={DATE}; ordering_npi={NPI}; "
         "acct={ACCT}",
         "NAME.......: {PT}\nMRN........: {MRN}     AGE/SEX: {AGENUM}/{SEX}\n"
@@ -62,6 +69,8 @@ HEADERS: dict[NoteKind, tuple[str, ...]] = {
         "Age: {AGENUM}",
         "CUSTODY AND CONTROL FORM (copy 4)\nDonor: {PT}   Donor ID (CDL): {DL}\n"
         "Employer: {EMPLOYER}   Collection site: {HOSP}   Date: {DATE}",
+        "PATIENT NAME              MRN           DOB            SEX\n{PT}    {MRN}    {DOB}    "
+        "{SEX}",
     ),
     K.RADIOLOGY: (
         "{HOSP} Department of Radiology\nPatient: {PT}   MRN: {MRN}   Acc#: {ACCT}\n"
@@ -86,6 +95,7 @@ HEADERS: dict[NoteKind, tuple[str, ...]] = {
         "FLOWSHEET | {PT} | {MRN} | Bed 12B | {DATE}",
         "Hospice RN visit -- {HOSP}\nPatient: {PTT}, {AGEADJ} {SEX}, DOB {DOB}",
         "SICK CALL -- {HOSP}\nName: {PT}   ID# {MRN}   DOB {DOB}   Age {AGENUM}",
+        "OASIS-E START OF CARE | {PT} | M0063 Medicare {MBI} | M0064 SSN {SSN} | M0066 DOB {DOB}",
     ),
     K.SOCIAL_WORK: (
         "{HOSP} -- Case Management Note\nClient: {PT}   MRN {MRN}   DOB {DOB}   "
@@ -94,6 +104,7 @@ HEADERS: dict[NoteKind, tuple[str, ...]] = {
         "Patient: {PT}   Appt {DATE}   Clinic: {HOSP}",
         "Community Health Representative home visit -- {HOSP}\nClient {PTT}, {AGEPHR}, {PLACE}",
         "Hospice MSW psychosocial assessment\n{PT} | {AGEADJ} {SEX} | {HOSP} | {DATE}",
+        "CASE MGMT | client={PT} | dob={DOB} | ssn={SSN} | payer={INSURER}",
     ),
     K.TELEHEALTH: (
         "VA VIDEO CONNECT -- {HOSP}\nVeteran: {PT}   SSN: {SSN}   ICN: {MRN}\n"
@@ -109,6 +120,7 @@ HEADERS: dict[NoteKind, tuple[str, ...]] = {
         "CPAP COMPLIANCE DOWNLOAD | {PT} | DOB {DOB} | age {AGENUM} | DME: {AGENCY}",
         "Audiology -- {HOSP}\n{PTT}, {AGEADJ} {SEX}; hearing aids R/L serials {SERIAL} / {SERIAL}",
         "Insulin pump download -- {HOSP}\nName={PT}; pump_sn={SERIAL}; upload={DATE}",
+        "REMOTE MONITORING -- {HOSP}\nPt {PT} | {AGEADJ} {SEX} | transmitter {SERIAL} | MAC {MAC}",
     ),
     K.ED: (
         "ACCIDENT & EMERGENCY -- {HOSP}\nName: {PT}   Age: {AGENUM}   Sex: {SEX}   "
@@ -119,6 +131,7 @@ HEADERS: dict[NoteKind, tuple[str, ...]] = {
         "WORKERS' COMP FIRST REPORT -- {HOSP}\nEmployee: {PT}   Employer: {EMPLOYER}   "
         "Claim # {ACCT}   DOI {DATE}",
         "EMS HANDOFF (MIST)\nPt {PT}, {AGEADJ} {SEX}, from {ADDRFULL}; medic {NAME}",
+        "TRIAGE -- {HOSP}\n{DATE} 03:12   {PT}   {AGEADJ} {SEX}   ESI 3   MRN {MRN}",
     ),
 }
 
@@ -145,6 +158,14 @@ BODIES: dict[NoteKind, tuple[str, ...]] = {
         "Registration: SSN {SSN}, DOB {DOB}, emergency contact {REL}.",
         "Ward round: {PT} ({BORN}) seen with the team; daughter-in-law {NAME} updated.",
         "Mr/Ms {PTL} was counselled in Tagalog with the help of {NAME} from {AGENCY}.",
+        "seen by {DOC} who agreed with the plan and also spoke with the family ({REL}) by "
+        "phone on {PHONE} at length regarding prognosis and they are in agreement",
+        "Pt was a {PROF} until the stroke on {DATE}.",
+        "Returned to {CITYST} with relatives; next review {DATE} at the district hospital.",
+        "Prior admissions: {HOSP} ({DATE}); {HOSP} ({DATE}).",
+        "Insurance: {INSURER} / {PLAN} / grp {GROUP}",
+        "Discharge instructions and teaching video at {URL} (link also sent to {EMAIL}).",
+        "No ID card; patient identified at discharge by {BIOKIND} (ref {BIO}).",
     ),
     K.REFERRAL: (
         "Kindly see and do the needful for this {AGEADJ} {PROF} from {CITYST} with raised IOP.",
@@ -163,6 +184,11 @@ BODIES: dict[NoteKind, tuple[str, ...]] = {
         "Patient's email for scheduling: {EMAIL}; alternate number {PHONE}.",
         "Patient is {AGEPHR} and lives in {PLACE}; {REL} accompanies her to visits.",
         "Records uploaded to the payer portal {URL}; case opened {DATE}.",
+        "{PTF} is a delightful {AGEADJ} {SEX} whom I saw today with {REL}; referred to me by "
+        "{DOC} of {HOSP}.",
+        "Optometrist: {DOC}, {HOSP}, {ADDRFULL}, tel {PHONE}",
+        "Re: {PT} -- {PHONE} -- {EMAIL}",
+        "Original letter dated {DATE} was faxed to {PHONE} but not received.",
     ),
     K.PORTAL: (
         "hi dr its {PTF} my {REL} said i shud ask about the sugar pills they r making me dizzy",
@@ -176,10 +202,18 @@ BODIES: dict[NoteKind, tuple[str, ...]] = {
         "Staff reply ({STAFF}): Hi {PTF}, your refill was sent. Reply STOP to opt out.",
         "my bday is {DOB} they have it wrong in the system",
         "New sign-in to your account from {IP} on {DATE}. Not you? Call {PHONE}.",
-        "can my {OLDREL} come to the appt too she uses a wheelchair",
+        "can my {OLDREL} come to the appt too, uses a wheelchair now",
         "the glucose meter sn {SERIAL} says E-3 again",
         "sorry wrong chat, that last msg was for {NAME}",
         "texting for {PTF} who turned {AGENUM} last wk, is that too old for the shingles shot",
+        "thx {NAME}!! see u {DATE}",
+        "its {REL} again. {PTF} fell last nite we r at {HOSP} now",
+        "my new # {PHONE}",
+        "i work at {EMPLOYER} so mornings r bad",
+        "use {EMAIL} pls the other one got hacked",
+        "the parking ticket is for plate {PLATE} pls can u validate it",
+        "ok thank u so much doc. - {PTLOW}",
+        "its {PTLOW} from {CITY}, the one with the knee",
     ),
     K.LAB: (
         "Specimen collected at {HOSP} draw station by {STAFF} on {DATE}.",
@@ -197,6 +231,11 @@ BODIES: dict[NoteKind, tuple[str, ...]] = {
         "Patient portal release to {EMAIL} on {DATE}.",
         "Requisition received from {HOSP}, {CITYST}; requesting doctor {DOC}, {PROFLIC}.",
         "Donor SSN (last four) {SSN4}; collector {NAME}; seal intact.",
+        "{PTL}, {PTF}   {MRN}   {DATE}   HBA1C   9.4   %",
+        "Collected {DATE} 07:10 / Received {DATE} 09:32 / Reported 14:18",
+        "Ordering provider: {DOC} ({NPI}); cc {DOC}.",
+        "Chain of custody: {NAME} -> courier -> {NAME}; specimen ID {ACCT}.",
+        "Reason for test: post-accident; company truck VIN {VIN}.",
     ),
     K.RADIOLOGY: (
         "Comparison: outside films from {HOSP} dated {DATE}, brought on CD by {REL}.",
@@ -213,6 +252,10 @@ BODIES: dict[NoteKind, tuple[str, ...]] = {
         "The patient, a {AGEADJ} {SEX} from {CITYST}, came by ambulance for CT head.",
         "Prior outside study at {HOSP} under MRN {MRN2} could not be retrieved.",
         "Results to pt via portal {URL} per her request.",
+        "history per requisition {AGEADJ} {SEX} fall at home in {CITY} yesterday evening found "
+        "by {REL} query hip fracture",
+        "Read by {DOC} from {CITYST}.",
+        "Critical result acknowledged by {NAME} ({PHONE}) on {DATE} at 02:12.",
     ),
     K.PHARMACY: (
         "Controlled substance dispensed; prescriber {DOC}, DEA {DEA}, NPI {NPI}.",
@@ -230,6 +273,10 @@ BODIES: dict[NoteKind, tuple[str, ...]] = {
         "Pharmacist: {NAME}, RPh, licence {PROFLIC}.",
         "Pt is {AGEPHR}; large-print labels requested by {REL}.",
         "Manufacturer assistance form: SSN {SSN}, household of 4, income verified.",
+        "Sig reviewed at window 3 with pt and {REL}; teach-back ok.",
+        "Ship to: {PT} / {ADDRFULL} / {PHONE}",
+        "Inmate {PTL} #{MRN} refused the 2000 dose; {DOC} notified.",
+        "Kindly dispense. {DOC}, {HOSP}, {PHONE}",
     ),
     K.NURSING: (
         "0800 | VS | T 37.8 | HR 104 | RR 22 | BP 98/60 | SpO2 91% RA | init. {STAFF}",
@@ -248,6 +295,10 @@ BODIES: dict[NoteKind, tuple[str, ...]] = {
         "EVV clock-in by aide's {BIOKIND} ({BIO}) at client home, {CITY}.",
         "Oxygen concentrator S/N {SERIAL} checked; backup cylinders x2.",
         "Patient {AGEPHR}, born {DOB}, alert and pleasant, asks about {REL}.",
+        "1400 | Skin | intact, no redness | {STAFF}",
+        "Pt's {REL} at bedside asking for an update from {DOC}.",
+        "Pt asked staff to call {NAME} at {PHONE} about feeding the dog.",
+        "Visit record uploaded: {URL}",
     ),
     K.SOCIAL_WORK: (
         "Client is a {AGEADJ} {PROF} who lost work at {EMPLOYER} on {DATE}; applying for SNAP.",
@@ -265,7 +316,12 @@ BODIES: dict[NoteKind, tuple[str, ...]] = {
         "Fingerprint card for the housing application: {BIOKIND} ref {BIO}.",
         "Client {AGEPHR}; no living relatives per client except {REL} in {PLACE}.",
         "Client's fundraiser page {URL} was set up by {REL}.",
-        "{PTT} ({BORN}) came in person with {REL}; Kaimana interpreter requested.",
+        "{PTT} ({BORN}) came in person with {REL}; phone interpreter requested.",
+        "Called {AGENCY} ({PHONE}); spoke with {NAME}; intake set for {DATE}.",
+        "Hmong interpreter {NAME} via phone line, interpreter ID {PROFLIC}.",
+        "Client originally from {PLACE}, arrived {DATE}; works as a {PROF} at {EMPLOYER}.",
+        "Housing application submitted online ({URL}) on {DATE}.",
+        "Enrolled in {AGENCY} biometric check-in, {BIOKIND} {BIO}.",
     ),
     K.TELEHEALTH: (
         "Patient location verified: {ADDRFULL}; callback if disconnected {PHONE}.",
@@ -281,6 +337,10 @@ BODIES: dict[NoteKind, tuple[str, ...]] = {
         "Spouse {NAME} says he still works nights at {EMPLOYER}.",
         "Client IP {IP}; browser session ended 14:41.",
         "Pt {AGEPHR}; vision poor, so {REL} reads the screen aloud.",
+        "Pt joined from a parked car in {CITY} (connection from {IP}).",
+        "{DOC} joined at 14:10 from {HOSP}.",
+        "Pt's {REL} ({PHONE}) to be called if pt misses the next session.",
+        "Pt on video from the cab of truck {PLATE} at a rest stop near {CITY}.",
     ),
     K.DEVICE_CLINIC: (
         "UDI scanned at implant: {UDI}.",
@@ -298,6 +358,9 @@ BODIES: dict[NoteKind, tuple[str, ...]] = {
         "Loaner transmitter {SERIAL} returned by {REL} on {DATE}.",
         "Patient {AGEPHR}; DOB {DOB}; lives in {CITYST}.",
         "Pt registered the device at {URL} with help from {REL}.",
+        "Pt (a {PROF}) asks whether the welding at {EMPLOYER} affects the device.",
+        "Hearing aid lost on the bus in {CITY}; replacement serial {SERIAL}.",
+        "Replacement processor shipped to {ADDRFULL}.",
     ),
     K.ED: (
         "{AGEADJ} {PROF} injured at {EMPLOYER} when a pallet fell on the R foot on {DATE}.",
@@ -316,6 +379,10 @@ BODIES: dict[NoteKind, tuple[str, ...]] = {
         "DOB {DOB}; registration corrected by {STAFF}.",
         "{AGEADJ} {SEX} from {PLACE}, lives alone at {ADDRFULL}.",
         "Transferred from {HOSP}, MRN there {MRN2}, via {AGENCY} transport.",
+        "Pt gave cell {PHONE} and address {ADDR}, {CITYST}.",
+        "Works as a {PROF}; last tetanus {DATE}.",
+        "Prisoner transfer from {HOSP}; escorting officer {NAME}.",
+        "Wristband reprinted; {BIOKIND} on file from prior visit ({BIO}).",
     ),
 }
 
@@ -335,6 +402,8 @@ CLINICAL: dict[NoteKind, tuple[str, ...]] = {
         "Code status: Full Code. Allergies: NKDA.",
         "Dictated but not read. Please excuse transcription errors.",
         "Wound reviewed, Steri-Strips in place, no discharge.",
+        "Patient hopes to return to the farm; prognosis discussed honestly.",
+        "Parkinson's disease on carbidopa-levodopa 25/100 TID; Sinemet timing kept in ward.",
     ),
     K.REFERRAL: (
         "Indication: proliferative diabetic retinopathy OU, HbA1c 10.2%.",
@@ -350,6 +419,8 @@ CLINICAL: dict[NoteKind, tuple[str, ...]] = {
         "Visual acuity OD 6/36, OS 6/9 (Snellen), unaided.",
         "Requested service: total knee arthroplasty, right, CPT 27447.",
         "Attached: last two clinic notes, medication list, HbA1c trend.",
+        "Price of the branded inhaler discussed; generic budesonide-formoterol substituted.",
+        "Bell's palsy, right side, onset 3 days ago; prednisolone started.",
     ),
     K.PORTAL: (
         "ok thx",
@@ -364,6 +435,8 @@ CLINICAL: dict[NoteKind, tuple[str, ...]] = {
         "Nurse: go to the nearest ER if the chest pain comes back or you get short of breath.",
         "can i get a refill on the metformin 500 i have 3 left",
         "Message read.",
+        "said the pharmacy never got it",
+        "joy!! sugar was 104 this am",
     ),
     K.LAB: (
         "WBC      11.8   x10^9/L   (4.0-11.0)   H",
@@ -379,6 +452,8 @@ CLINICAL: dict[NoteKind, tuple[str, ...]] = {
         "Malaria RDT negative; thick film: no parasites seen.",
         "Results verified by pathologist; see reference ranges.",
         "Urine dipstick: protein 2+, glucose neg, ketones neg, blood trace",
+        "Direct Coombs test (DAT) negative; cold agglutinins not detected.",
+        "Specimen ID verified at bench against the requisition; labels match.",
     ),
     K.RADIOLOGY: (
         "IMPRESSION: No acute intracranial abnormality. Chronic small vessel ischemic change.",
@@ -394,6 +469,8 @@ CLINICAL: dict[NoteKind, tuple[str, ...]] = {
         "Cup-to-disc 0.7 OD, 0.4 OS; IOP 26 mmHg OD, 15 mmHg OS by Goldmann applanation.",
         "Bone age by Greulich and Pyle consistent with chronological age.",
         "No Salter-Harris fracture identified.",
+        "Hill-Sachs deformity; no bony Bankart lesion.",
+        "Baker's cyst, 3.1 cm, in the popliteal fossa; no DVT.",
     ),
     K.PHARMACY: (
         "Metformin 500 mg tab, 1 tab PO BID with meals, #60, refills 5.",
@@ -408,6 +485,8 @@ CLINICAL: dict[NoteKind, tuple[str, ...]] = {
         "340B eligible encounter; sliding fee scale category C.",
         "Beers Criteria: diphenhydramine flagged; suggest melatonin 3 mg.",
         "Shingrix dose 2 and Tdap given; VIS provided.",
+        "Heplisav-B dose 1 given L deltoid.",
+        "Lasix 40 mg PO daily; K-Dur 20 mEq PO daily; recheck BMP in 1 week.",
     ),
     K.NURSING: (
         "Braden score 13; turning schedule q2h, heels offloaded.",
@@ -423,6 +502,8 @@ CLINICAL: dict[NoteKind, tuple[str, ...]] = {
         "I&O: intake 1200 mL, output 900 mL.",
         "Call light in reach. Will continue to monitor.",
         "Hourly rounding done; pain, position, potty, possessions addressed.",
+        "Trendelenburg avoided; HOB 30 degrees.",
+        "Little urine output overnight; bladder scan 120 mL.",
     ),
     K.SOCIAL_WORK: (
         "PHQ-9 score 16 (moderately severe); C-SSRS screen negative today.",
@@ -437,6 +518,8 @@ CLINICAL: dict[NoteKind, tuple[str, ...]] = {
         "Case discussed at the interdisciplinary team meeting.",
         "ACE score 5 reported; trauma-informed approach used.",
         "Medicaid redetermination packet explained line by line.",
+        "Adult children are involved in care and attend family meetings.",
+        "Client said the rent increase is the main stressor.",
     ),
     K.TELEHEALTH: (
         "Modality: synchronous audio-video; originating site: patient home.",
@@ -451,6 +534,8 @@ CLINICAL: dict[NoteKind, tuple[str, ...]] = {
         "Home cuff readings over 14 days reviewed with pt: mean 136/84.",
         "Session not recorded.",
         "Teleretinal imaging: no diabetic retinopathy either eye.",
+        "Mini-Cog 3/5; MoCA 22/30 administered over video.",
+        "Camera off at the patient's request for part of the session.",
     ),
     K.DEVICE_CLINIC: (
         "Atrial pacing 34%, ventricular pacing 2%; no AT/AF episodes.",
@@ -465,6 +550,8 @@ CLINICAL: dict[NoteKind, tuple[str, ...]] = {
         "SpO2 at rest 89% RA, 95% on 2 L via concentrator.",
         "Next remote check in 91 days; in-office interrogation in 12 months.",
         "Impedance stable; no device alerts.",
+        "Holter 24 h: PVC burden 4%, no pauses > 3 s.",
+        "Pacing thresholds checked in clinic room 2; no reprogramming.",
     ),
     K.ED: (
         "Triage ESI 2. GCS 14 (E3 V5 M6).",
@@ -480,6 +567,8 @@ CLINICAL: dict[NoteKind, tuple[str, ...]] = {
         "Snake bite, left hand: 20WBCT clotted; observe 24 h.",
         "Dr. on call informed. Room 7, cubicle B.",
         "Wells score 1.5; D-dimer 310 ng/mL FEU, PE unlikely.",
+        "Heimlich manoeuvre performed by a bystander before arrival.",
+        "Precipitous delivery in the ED: Apgar 8 and 9 at 1 and 5 minutes.",
     ),
 }
 

@@ -248,6 +248,11 @@ def _pt(rng: random.Random, p: Patient) -> list[Piece]:
     return [(rng.choice(forms), L.PERSON)]
 
 
+def _pt_lower(rng: random.Random, p: Patient) -> list[Piece]:
+    name = f"{p.first} {p.last}".lower()
+    return [(name if rng.random() < 0.7 else p.first.lower(), L.PERSON)]
+
+
 def _pt_first(rng: random.Random, p: Patient) -> list[Piece]:
     return [(p.first, L.PERSON)]
 
@@ -865,7 +870,8 @@ def new_patient(rng: random.Random) -> Patient:
 
 
 fillers: dict[str, Filler] = {
-    "PT": _pt, "PTF": _pt_first, "PTT": _pt_title, "PTL": _pt_last, "DOC": _doc,
+    "PT": _pt, "PTF": _pt_first, "PTT": _pt_title, "PTL": _pt_last, "PTLOW": _pt_lower,
+    "DOC": _doc,
     "STAFF": _staff, "NAME": _name, "REL": _rel, "OLDREL": _old_rel, "SEX": _sex,
     "AGEADJ": _age_adj, "AGENUM": _age_num, "AGEPHR": _age_phrase, "YOUNG": _young,
     "DATE": _date, "DOB": _dob, "BORN": _born, "CITY": _city, "CITYST": _city_region,

@@ -186,3 +186,74 @@ def test_ages_over_89_beside_a_sex_and_as_ordinals(rules_detector, text, age):
 )
 def test_temperatures_rooms_and_younger_ages_are_not_ages_over_89(rules_detector, text):
     assert [x for x in _found(rules_detector, text) if x[1] is PiiLabel.AGE] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "job"),
+    [
+        ("Patient aged 70, a part-time bicycle courier; lives alone.", "bicycle courier"),
+        ("im a plasterer so the dust is from work", "plasterer"),
+        ("previously a tram conductor, with noise exposure", "tram conductor"),
+        ("formerly a ropemaker, now retired", "ropemaker"),
+        ("Mr Ade is a self-employed upholsterer and lives alone.", "upholsterer"),
+        ("ex-footballer with knee pain", "footballer"),
+        ("a retired saddler; lives with his wife", "saddler"),
+    ],
+)
+def test_jobs_after_employment_words(rules_detector, text, job):
+    assert (job, PiiLabel.PROFESSION) in _found(rules_detector, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "former smoker, 20 pack-years",
+        "previously a heavy drinker, abstinent since 2019",
+        "formerly a keen walker, now housebound",
+        "ex-partner visited today",
+        "part-time hours at the day centre",
+        "retired early because of back pain",
+        "is a carrier of cystic fibrosis",
+        "previously a regular blood donor",
+    ],
+)
+def test_employment_words_before_habits_and_relations_name_no_job(rules_detector, text):
+    assert [x for x in _found(rules_detector, text) if x[1] is PiiLabel.PROFESSION] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "label"),
+    [
+        ("Seen in clinic 3.iv.24, stable.", "3.iv.24", PiiLabel.DATE),
+        ("DOB 17.XI.1948", "17.XI.1948", PiiLabel.DATE),
+        ("Echo done 9/vii/2023.", "9/vii/2023", PiiLabel.DATE),
+        (
+            "Collected on the twenty-third of May 2024.",
+            "the twenty-third of May 2024",
+            PiiLabel.DATE,
+        ),
+        ("Review booked for June the first.", "June the first", PiiLabel.DATE),
+        ("admitted the thirtieth of November", "the thirtieth of November", PiiLabel.DATE),
+        ("Leaflet at tinyurl.com/Qx7 and t.co/Ab12Cd", "t.co/Ab12Cd", PiiLabel.URL),
+        ("Video link: go.gl/Rk88pq", "go.gl/Rk88pq", PiiLabel.URL),
+        ("ZIP for the refund form: 30301-2210", "30301-2210", PiiLabel.ZIP),
+        ("zip code of the mailing address: 60614", "60614", PiiLabel.ZIP),
+    ],
+)
+def test_dates_links_and_zips_in_more_forms(rules_detector, text, value, label):
+    assert (value, label) in _found(rules_detector, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Firmware 2.iii.4 installed.",
+        "Stage ii.3 lesion, see histology.",
+        "First of all, May we discuss the results.",
+        "Dose 5 mg/kg b.d. for ten days.",
+        "Ratio e.g/ml as reported.",
+        "zip-lock bag of 20 tablets",
+    ],
+)
+def test_roman_numerals_ordinals_and_slashes_that_are_not_dates_or_links(rules_detector, text):
+    assert rules_detector.detect(text) == []

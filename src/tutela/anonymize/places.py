@@ -72,7 +72,11 @@ STATE_NAMES = (
 _STATE = rf"(?:{'|'.join(US_STATES)}|{STATE_NAMES})"
 # Not "member ID 10837-56004" (Idaho's "ID" before a longer number).
 _ZIP_AFTER_STATE = re.compile(rf"\b{_STATE}\.?,?\s+(?P<v>\d{{5}}(?:-\d{{4}})?)(?![\w-]|[.,/]\d)")
-_ZIP_CONTEXT = contextual(r"(?i:\bzip(?:\s*code)?|\bpostal\s+code)", r"\d{5}(?:-\d{4})?\b")
+# "ZIP 98101", "zip code: 98101", "ZIP for the claim form: 98101"
+_ZIP_CONTEXT = contextual(
+    r"(?i:\bzip(?:\s*code)?|\bpostal\s+code)(?:[ \t]+(?:for|of|on|to)\b[^\n:\d]{0,40}:)?",
+    r"\d{5}(?:-\d{4})?\b",
+)
 # The city before its state ("Spokane, WA"); the state itself stays, as Safe Harbor allows,
 # unless the detector is asked to redact states (group ``s``).
 _CITY_STATE = re.compile(

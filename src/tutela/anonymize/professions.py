@@ -97,7 +97,7 @@ _JOB_HEADS = frozenset(
         "loader mover cleaner sweeper collector examiner estimator appraiser scientist "
         "developer programmer administrator secretary receptionist laborer labourer farmer "
         "miner painter plumber welder carpenter electrician roofer machinist technologist "
-        "hygienist fixer builder fabricator auditor"
+        "hygienist fixer builder fabricator auditor tester shearer"
     )
 )
 _JOB_PHRASE = r"[A-Za-z][\w'/&-]*(?:[ \t]+[A-Za-z][\w'/&-]*){0,3}"
@@ -116,11 +116,23 @@ _STRONG_CUE = re.compile(
 _WEAK_CUE = re.compile(
     r"(?i:\b(?:retired|former|ex-|unemployed|part-time|full-time|self-employed|laid-off)"
     r"[ \t]*"
-    r"|\b(?:is|was|as)[ \t]+an?[ \t]+(?:retired[ \t]+|former[ \t]+)?"
+    r"|\b(?:is|was|as|i'?m|I[ \t]+am)[ \t]+an?[ \t]+(?:retired[ \t]+|former[ \t]+)?"
     r"|\b(?:y/?o|yo|y\.o\.|years?[- ]old|yrs?[- ]old|yr[- ]old)[ \t]+(?:(?:male|female|man"
     r"|woman|m|f|retired|former|widowed|married|single|divorced)[ \t]+)*)"
     rf"(?P<v>{_JOB_PHRASE})"
 )
+# Cues that speak of employment ("retired", "self-employed", "previously a"): after these,
+# a word shaped like a job title ("fishmonger", "scaffolder", "machinist") counts too.
+_EMPLOYMENT_CUE = re.compile(
+    r"(?i:\b(?:(?:retired|former|formerly|previously|self-employed|part-time|full-time)\b|ex-)"
+    r"(?:[ \t]+an?\b)?[ \t]*)"
+    rf"(?P<v>{_JOB_PHRASE})"
+)
+# "a keen walker", "a heavy drinker": a habit, not a job
+_HABIT_WORDS = frozenset(
+    _words("keen avid heavy light social good poor occasional regular casual frequent big")
+)
+_AGENT_NOUN = re.compile(r"(?i:[a-z]{2,}(?:er|or|ist|ian|man|woman|smith|monger|wright))$")
 _BY_TRADE = re.compile(
     rf"(?i:\b(?:an?|the)[ \t]+)(?P<v>{_JOB_PHRASE})[ \t]+by[ \t]+(?:trade|profession|occupation)\b"
 )
@@ -129,17 +141,22 @@ _PHRASE_STOP = frozenset(
     _words(
         "for with at in on who which that and or but since until from to of by receiving "
         "presenting presented admitted seen here there now currently previously until when "
-        "while after before is was has had who's whose living lives "
+        "while after before is was has had who's whose living lives so because resides "
+        "residing based "
     )
 )
 _NOT_JOBS = frozenset(
     _words(
         "smoker drinker user patient member resident person man woman female male historian "
-        "team unit whole result precaution reminder bridge volunteer "
+        "team unit whole result precaution reminder bridge volunteer partner passenger "
+        "bystander sister brother mother father daughter son lover worrier "
+        "sufferer survivor donor neighbour neighbor relative visitor"
     )
 )
 # A role in an event, not a job ("restrained driver in an MVC", "front-seat passenger").
 _ROLE_WORDS = frozenset(["restrained", "unrestrained", "designated", "front-seat", "rear-seat"])
+# Terms of employment before a job ("part-time", "self-employed"), not part of it.
+_TERMS = frozenset(_words("self-employed part-time full-time retired former casual freelance"))
 _AGE_WORD = re.compile(r"(?i:.*(?:\d|-old|-yr|-year)$)")
 
 
@@ -151,8 +168,9 @@ def _job_phrase(text: str, start: int, end: int) -> tuple[int, int] | None:
     for w in words:
         if w.group(0).lower() in _PHRASE_STOP or len(kept) == 4:
             break
-        if _AGE_WORD.match(w.group(0)):
-            kept = []  # "a ninety-one-year-old pastor": the job comes after the age
+        if _AGE_WORD.match(w.group(0)) or (not kept and w.group(0).lower() in _TERMS):
+            # "a ninety-one-year-old pastor", "a self-employed florist": the job comes after
+            kept = []
             continue
         kept.append(w)
     if not kept:
@@ -190,7 +208,8 @@ def recognize_profession(text: str) -> list[Span]:
     """
     out: list[Span] = []
     taken: list[tuple[int, int]] = []
-    for pattern, strong in ((_STRONG_CUE, True), (_BY_TRADE, True), (_WEAK_CUE, False)):
+    cues = ((_STRONG_CUE, True), (_BY_TRADE, True), (_WEAK_CUE, False), (_EMPLOYMENT_CUE, None))
+    for pattern, strong in cues:  # strong None: an employment cue (see _EMPLOYMENT_CUE)
         for m in pattern.finditer(text):
             found = _job_phrase(text, m.start("v"), m.end("v"))
             if found is None:
@@ -199,7 +218,17 @@ def recognize_profession(text: str) -> list[Span]:
             phrase = text[start:end]
             if phrase.split()[0].lower() in _NOT_JOB_WORDS:
                 continue
-            accepted = (strong and phrase.split()[-1].lower() not in _NOT_JOBS) or _is_job(phrase)
+            last = phrase.split()[-1].lower()
+            accepted = (
+                (strong and last not in _NOT_JOBS)
+                or _is_job(phrase)
+                or (
+                    strong is None
+                    and last not in _NOT_JOBS
+                    and phrase.split()[0].lower() not in _HABIT_WORDS
+                    and _AGENT_NOUN.match(last)
+                )
+            )
             if not accepted:
                 continue
             if any(a < end and start < b for a, b in taken):

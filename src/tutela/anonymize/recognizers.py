@@ -119,7 +119,10 @@ def recognize_email(text: str) -> list[Span]:
 
 _URL = re.compile(
     r"\b(?:https?://|www\.)[^\s<>\"'()]+"
-    r"|\b(?:[a-z0-9-]+\.)+(?:com|org|net|edu|gov|io|health|info|us|uk)(?:/[^\s<>\"'()]*)?(?![\w@.-])",
+    r"|\b(?:[a-z0-9-]+\.)+(?:com|org|net|edu|gov|io|health|info|us|uk|ca|au|nz|ie)"
+    r"(?:/[^\s<>\"'()]*)?(?![\w@.-])"
+    # any other top-level domain when a path follows ("bit.ly/3xQ9", "t.co/Ab12")
+    r"|\b(?:[a-z0-9-]+\.)+[a-z]{2,6}/[A-Za-z0-9][^\s<>\"'()]*",
     re.IGNORECASE,
 )
 
@@ -288,6 +291,24 @@ _DATE_SHORT = re.compile(
 )
 
 
+# Day, month in Roman numerals and year ("3.iv.24", "17.XI.1998"), as British notes write.
+_DATE_ROMAN = re.compile(
+    r"(?<![\w.])\d{1,2}([./-])(?:i{1,3}|iv|vi{0,3}|ix|xi{0,2}|I{1,3}|IV|VI{0,3}|IX|XI{0,2})\1"
+    r"(?:\d{4}|\d{2})(?![\w/]|\.\d)"
+)
+_DAY_WORDS = (
+    "first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth"
+    "|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth"
+    "|twenty[- ](?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)|thirtieth"
+    "|thirty[- ]first"
+)
+# The day in words ("the twenty-third of May 2024", "June the first"), year optional.
+_DATE_DAY_WORDS = re.compile(
+    rf"(?i:\b(?:the[ \t]+)?(?:{_DAY_WORDS})[ \t]+(?:of[ \t]+)?)(?:{_MONTH})\b(?:,?[ \t]+\d{{4}}\b)?"
+    rf"|\b(?:{_MONTH})[ \t]+(?i:the[ \t]+(?:{_DAY_WORDS}))\b(?:,?[ \t]+\d{{4}}\b)?"
+)
+
+
 def _plausible_dmy(a: int, b: int) -> bool:
     return (1 <= a <= 12 and 1 <= b <= 31) or (1 <= b <= 12 and 1 <= a <= 31)
 
@@ -323,6 +344,8 @@ def recognize_date(text: str) -> list[Span]:
     out += spans_of(_DATE_DAY_MONTH, text, PiiLabel.DATE, 0.7, "date")
     out += spans_of(_DATE_MONTH_OF_YEAR, text, PiiLabel.DATE, 0.75, "date")
     out += spans_of(_DATE_SHORT, text, PiiLabel.DATE, 0.6, "date", group="v")
+    out += spans_of(_DATE_ROMAN, text, PiiLabel.DATE, 0.85, "date")
+    out += spans_of(_DATE_DAY_WORDS, text, PiiLabel.DATE, 0.85, "date")
     return out
 
 

@@ -239,7 +239,7 @@ class SecureRandom:
         num, den = _broadcast_rational(numerator, denominator, allow_above_one=True)
         whole = num // den
         frac = num - whole * den
-        if den.dtype == object and (den.size == 0 or max(den) < _INT64_SAFE):
+        if den.dtype == object and den.max(initial=0) < _INT64_SAFE:
             frac, den = frac.astype(np.int64), den.astype(np.int64)  # exact: frac < den
         cap = np.minimum(whole, _NO_CAP).astype(np.int64) if whole.dtype == object else whole
         alive = np.asarray(self._exp_neg1_runs(cap) >= whole, dtype=bool)

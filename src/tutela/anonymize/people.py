@@ -154,8 +154,28 @@ _ORG = re.compile(
     r"|Inc\.?|LLC|LLP|L\.L\.C\.|Corp\.?|Corporation|Co\.|Company|Associates|Group|Partners"
     r"|Services|Agency|Foundation|Authority|District|Institute|Hospice|Practice|Living"
     r"|Center|Centre|Schools?|College|Academy|Bank|Church|Union|Society|Trust|Council"
-    r"|Department|Ministries|Logistics|Manufacturing|Courier|Freight|Staffing)(?![\w])"
+    r"|Department|Ministries|Logistics|Manufacturing|Courier|Freight|Staffing"
+    # surgeries, dispensaries and insurers as British, Irish and Australasian notes name
+    # them; firms by their trade
+    r"|Surgery|Physiotherapy|Pathology|Dispensary|Apothecary|Chemist|Dialysis[ \t]+Unit"
+    r"|Aged[ \t]+Care|Assurance|Insurance|Mutual(?:[ \t]+Health)?|Health[ \t]+Fund"
+    r"|Benefit[ \t]+Plan|Friendly[ \t]+Society|Fisheries|Bakery|Steelworks|Laboratories"
+    r"|Diagnostics|Ltd\.?|Limited|plc)(?![\w])"
 )
+# A specialty before one of those words names a department, not a firm ("Vascular
+# Surgery", "Chemical Pathology", "Respiratory Physiotherapy").
+_SPECIALTIES = frozenset(
+    _words(
+        "general vascular cardiac cardiothoracic thoracic orthopaedic orthopedic plastic "
+        "colorectal oral maxillofacial paediatric pediatric neuro breast hand spinal bariatric "
+        "emergency elective robotic endocrine hepatobiliary transplant trauma day minor upper "
+        "lower gi ent eye chemical clinical anatomical cellular molecular respiratory "
+        "musculoskeletal outpatient inpatient community hospital renal home neonatal "
+        "cosmetic dental major keyhole laparoscopic open urgent acute private public health "
+        "travel dialysis"
+    )
+)
+_DEPARTMENT_HEADS = frozenset(_words("Surgery Physiotherapy Pathology Dialysis Insurance"))
 _ORG_LEAD_WORDS = frozenset(
     _words(
         "The Discharged Transferred Seen Admitted Referred Filled Dispensed Performed "
@@ -176,6 +196,9 @@ def recognize_organization_rules(text: str) -> list[Span]:
         while len(words) > 1 and words[0] in _ORG_LEAD_WORDS:
             start = text.index(words[1], start + len(words[0]))
             words.pop(0)
-        if len(words) > 1:
+        if len(words) > 1 and not (
+            any(w in _DEPARTMENT_HEADS for w in words[-2:])
+            and all(w.lower() in _SPECIALTIES for w in words[:-1] if w not in _DEPARTMENT_HEADS)
+        ):
             out.append(Span(start, end, PiiLabel.ORGANIZATION, 0.8, "org_rule"))
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from tutela.anonymize.clinical_lexicon import CLINICAL_LEXICON
 from tutela.anonymize.matching import contextual, spans_of
 from tutela.anonymize.spans import PiiLabel, Span
 
@@ -114,7 +115,73 @@ _COUNTRIES = (
 _COUNTRY = re.compile(rf"\b(?:{_COUNTRIES})\b")
 _STREET_SUFFIX = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl"
-    r"|Terrace|Ter|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Square|Sq|Trail|Trl)"
+    r"|Terrace|Ter|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Square|Sq|Trail|Trl"
+    # British, Irish and Australasian street kinds
+    r"|Close|Crescent|Cres|Mews|Row|Parade|Pde|Grove|Gardens|Gdns|Hill|Rise|Esplanade|Quay"
+    r"|Wharf|Promenade|Vale|Heights|Wynd|Brae)"
+)
+# A street named without a house number after "on", "off", "along" ("the bus stop on
+# Harrow Crescent"); kinds that are also ordinary words (Court, Place, Hill...) left out.
+_STREET_ALONE = re.compile(
+    r"\b(?:on|off|along|down|up|near|outside)[ \t]+(?P<v>(?:[A-Z][a-z]+(?:'s)?[ \t]+){1,3}"
+    r"(?:Street|Avenue|Ave|Road|Rd|Lane|Drive|Way|Close|Crescent|Mews|Row|Parade|Grove"
+    r"|Terrace|Boulevard|Highway)(?:[ \t]+\d{1,3}\b)?)\b"
+)
+# The town after an address or a street, before punctuation or the end of the line
+# ("12 Harrow Crescent, Oldham."): group ``v``.
+_TOWN_AFTER = re.compile(
+    r",[ \t]*(?P<v>[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,2})(?=[ \t]*(?:[,.;:)\n]|$|[ \t]+(?:with"
+    r"|and|-|\u2013|\d)\b))"
+)
+# A town after a verb of living or moving ("lives in Oldham", "transferred from Tralee").
+_TOWN_CUE = re.compile(
+    r"(?i:\b(?:lives|living|lived|resides|residing|resident|moved|relocated|transferred"
+    r"|visiting|visitor|home)[ \t]+(?:in|from|to|at)[ \t]+)"
+    r"(?P<v>[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,2})\b"
+)
+# Words after those verbs that name a ward, service or kind of home, not a town.
+_NOT_TOWNS = frozenset(
+    (
+        "ward",
+        "theatre",
+        "theatres",
+        "recovery",
+        "resus",
+        "emergency",
+        "intensive",
+        "high",
+        "critical",
+        "coronary",
+        "day",
+        "home",
+        "hospital",
+        "care",
+        "the",
+        "a",
+        "an",
+        "her",
+        "his",
+        "their",
+        "our",
+        "sheltered",
+        "supported",
+        "residential",
+        "nursing",
+        "respite",
+        "hospice",
+        "rehab",
+        "rehabilitation",
+        "general",
+        "acute",
+        "outpatients",
+        "clinic",
+        "icu",
+        "unit",
+        "community",
+        "private",
+        "public",
+        "assisted",
+    )
 )
 _ROAD_NUMBERED = (
     r"(?:(?:State|County|US|U\.S\.|Interstate|Farm|Rural)[ \t]+)?(?:Route|Rte\.?|Road|Rd\.?"
@@ -125,10 +192,22 @@ _ADDRESS = re.compile(
     # "4120 County Road 12", "88 Route 9 Lot 4"
     rf"\b\d{{1,6}}[ \t]+{_ROAD_NUMBERED}\b"
     r"(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|Lot|#)\.?[ \t]*[A-Z0-9-]+\b)?"
-    r"|\b\d{1,6}[ \t]+(?:[NSEW]\.?[ \t]+)?(?:[A-Z][a-z]+|\d{1,3}(?:st|nd|rd|th))"
-    rf"(?:[ \t]+[A-Z][a-z]+){{0,3}}[ \t]+{_STREET_SUFFIX}\b\.?"
+    r"|\b\d{1,6}[ \t]+(?:[NSEW]\.?[ \t]+)?(?:[A-Z][a-z]+(?:'s)?|\d{1,3}(?:st|nd|rd|th))"
+    # a numbered concession or line after its name ("12 Concession Road 8")
+    r"(?:[ \t]+[A-Z][a-z]+(?:'s)?){0,3}[ \t]+(?:(?:Road|Rd|Line)[ \t]+\d{1,3}\b"
+    rf"|{_STREET_SUFFIX}\b\.?)"
     r"(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|Lot|#)\.?[ \t]*[A-Z0-9-]+\b)?"
+    # "402 Rue Laurier", "18 Avenue de la Gare": the street's kind before its name
+    r"|\b\d{1,6}[ \t]+(?:Rue|Avenue|Chemin|Boulevard|Via|Calle)[ \t]+"
+    r"(?:(?:de|du|des|la|le|del|di)[ \t]+)*[A-Z][a-z]+(?:[ \t]+[A-Z][a-z]+)?"
     r"|\bP\.?[ \t]?O\.?[ \t]+Box[ \t]+\d+\b"
+)
+
+
+# "Flat 3, ", "Unit 4/", "Apt 12 ", "2/" before a house number
+_UNIT_BEFORE = re.compile(
+    r"(?:\b(?:Flat|Unit|Apt|Apartment|Suite|Ste|Shop|Level)\.?[ \t]*[A-Z0-9]{1,5}"
+    r"(?:,[ \t]*|[ \t]+|/)|\b\d{1,4}/)$"
 )
 
 
@@ -148,10 +227,26 @@ def recognize_location(text: str) -> list[Span]:
     """Street addresses, cities written before a US state, countries and ZIP codes."""
     out: list[Span] = []
     for m in _ADDRESS.finditer(text):
-        end = m.end()
+        start, end = m.span()
+        unit = _UNIT_BEFORE.search(text, max(0, start - 24), start)
+        if unit is not None:
+            start = unit.start()
         if text[end - 1] == "." and not re.search(rf"{_STREET_SUFFIX}\.$", m.group(0)):
             end -= 1
-        out.append(Span(m.start(), end, PiiLabel.ADDRESS, 0.85, "address"))
+        out.append(Span(start, end, PiiLabel.ADDRESS, 0.85, "address"))
+    streets = [(s.end, s.start) for s in out]
+    for m in _STREET_ALONE.finditer(text):
+        if any(w.lower() in CLINICAL_LEXICON for w in m["v"].split()[:-1]):
+            continue  # "on Heart Failure Road": a pathway named like a street
+        out.append(Span(m.start("v"), m.end("v"), PiiLabel.LOCATION, 0.7, "street"))
+        streets.append((m.end("v"), m.start("v")))
+    for end, _ in streets:
+        town = _TOWN_AFTER.match(text, end)
+        if town is not None:
+            out.append(Span(town.start("v"), town.end("v"), PiiLabel.LOCATION, 0.75, "town"))
+    for m in _TOWN_CUE.finditer(text):
+        if m["v"].split()[0].lower() not in _NOT_TOWNS:
+            out.append(Span(m.start("v"), m.end("v"), PiiLabel.LOCATION, 0.7, "town"))
     out += spans_of(_ZIP_AFTER_STATE, text, PiiLabel.ZIP, 0.9, "zip", group="v")
     out += spans_of(_ZIP_CONTEXT, text, PiiLabel.ZIP, 0.9, "zip", group="v")
     out += spans_of(_CITY_STATE, text, PiiLabel.LOCATION, 0.8, "city_state", group="v")

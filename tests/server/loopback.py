@@ -52,10 +52,16 @@ class Deployment:
 
 
 def run_agents(
-    live: Live, root: Path, study: str, *, quiet: frozenset[str] = frozenset()
+    live: Live,
+    root: Path,
+    study: str,
+    *,
+    quiet: frozenset[str] = frozenset(),
+    witness_interval_s: float = 2.0,
 ) -> Deployment:
     """Start the study, run the three agents (``quiet``: sites whose policy says
-    ``report_metrics = false``) until it completes, and return what they did."""
+    ``report_metrics = false``; ``witness_interval_s``: their witnessing cadence) until it
+    completes, and return what they did."""
     layout = pki.PkiLayout(live.pki_dir)
     audit_key = coordinator_verifier_key(live.server.settings.data_dir)
     agents: dict[str, SiteAgent] = {}
@@ -76,6 +82,7 @@ def run_agents(
             seed=i,
             max_runtime_s=120.0,
             poll_interval=0.05,
+            witness_interval_s=witness_interval_s,
         )
         agents[name] = SiteAgent(settings, name=name, audit_key=audit_key)
     results: dict[str, dict[str, Any]] = {}

@@ -241,10 +241,11 @@ def test_faults_killed_coordinator_killed_site_and_refusing_policy(tmp_path: Pat
 
     - hospital-3's policy demands DP, SecAgg+ and fewer columns: it refuses at join, with
       every reason sent to the coordinator and audited; the study goes on without it;
-    - hospital-4 (its own process) is killed once round 1 is aggregated: the last round
-      closes at its deadline with the two live sites (quorum 2) and names it as failed
-      (three rounds, so that this holds even when hospital-4 got its round-2 update in
-      before the kill landed);
+    - hospital-4 (its own process) is killed while the study is paused after its first
+      rounds (an administrator pauses it once it runs: the open round closes, no new one
+      opens), then the study resumes: the rounds after the kill close at their deadline with
+      the two live sites (quorum 2) and name it as failed (four rounds, so that at least
+      one follows the kill however many ran before the pause landed);
     - the coordinator is SIGKILLed mid-round and restarted: the study resumes from the
       store and completes; no round loses or double-counts an accepted update.
     """
@@ -252,7 +253,7 @@ def test_faults_killed_coordinator_killed_site_and_refusing_policy(tmp_path: Pat
         {
             "study": {"seed": 1},
             "data": {"dataset": "pima-diabetes", "sites": 4},
-            "training": {"rounds": 3, "local_epochs": 1, "min_quorum": 2, "min_fit_sites": 2},
+            "training": {"rounds": 4, "local_epochs": 1, "min_quorum": 2, "min_fit_sites": 2},
         }
     )
     dep = Deployment(tmp_path, config)
@@ -265,13 +266,18 @@ def test_faults_killed_coordinator_killed_site_and_refusing_policy(tmp_path: Pat
         study = dep.create(stage_timeout_s=12.0)
         victim = dep.site_process(3)
         threads = [dep.site_thread(0), dep.site_thread(1), dep.site_thread(2, policy_file=strict)]
-        dep.wait(
+        dep.wait(study, lambda s: s["status"] == "running" and bool(s["rounds"]))
+        assert dep.http.post(f"/v1/admin/studies/{study}/pause").status_code == 200
+        paused = dep.wait(
             study,
-            lambda s: any(r["round"] == 1 and r["status"] == "aggregated" for r in s["rounds"]),
+            lambda s: s["status"] == "paused" and all(r["status"] != "open" for r in s["rounds"]),
         )
+        assert 1 <= len(paused["rounds"]) <= 3, paused["rounds"]
         victim.send_signal(signal.SIGKILL)
         victim.wait()
-        dep.wait(study, lambda s: any(r["round"] == 2 for r in s["rounds"]))
+        assert dep.http.post(f"/v1/admin/studies/{study}/start").status_code == 200
+        after = len(paused["rounds"]) + 1
+        dep.wait(study, lambda s: any(r["round"] == after for r in s["rounds"]))
         dep.kill_coordinator()  # no shutdown hook runs
         dep.start_coordinator()
         status = dep.wait(study, _done)
@@ -293,10 +299,11 @@ def test_faults_killed_coordinator_killed_site_and_refusing_policy(tmp_path: Pat
     refused = [e for e in audit if e["action"] == "study.refuse"]
     assert refused and refused[0]["actor"] == "site:hospital-3"
     rounds = status["rounds"]
-    assert [r["round"] for r in rounds] == [1, 2, 3]
+    assert [r["round"] for r in rounds] == [1, 2, 3, 4]
     assert all(r["status"] == "aggregated" for r in rounds)
     assert rounds[0]["sites"] == ["hospital-1", "hospital-2", "hospital-4"]
-    assert rounds[-1]["failed"] == ["hospital-4"]
-    assert rounds[-1]["sites"] == ["hospital-1", "hospital-2"]
+    for r in rounds[len(paused["rounds"]) :]:  # every round after the kill
+        assert r["failed"] == ["hospital-4"]
+        assert r["sites"] == ["hospital-1", "hospital-2"]
     for r in rounds:  # nothing lost, nothing counted twice
         assert r["num_examples"] == sum(rows[s] for s in r["sites"])

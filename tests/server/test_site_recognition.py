@@ -32,13 +32,19 @@ def test_a_recognised_site_costs_no_read_until_it_changes(db_url: str, tmp_path:
     co = open_coordinator(db_url, tmp_path / "keyring", Clock())
     co.activate_site(ADMIN, "hospital-1")
     reads = _reads(co)
+    assert co.identity.recognised_site("hospital-1", FP) is None  # never looked up yet
     for _ in range(5):
         assert co.principal_for_site("hospital-1", FP) is not None
+    assert len(reads) == 1
+    # what the event loop asks before it hands a request to a worker thread: no read
+    assert co.identity.recognised_site("hospital-1", FP) is not None
+    assert co.identity.recognised_site("hospital-1", "cd" * 32) is None
     assert len(reads) == 1
     with co.core.store.session() as s:  # suspended through the coordinator's store
         row = s.get(SiteRow, "hospital-1")
         assert row is not None
         row.status = "suspended"
+    assert co.identity.recognised_site("hospital-1", FP) is None
     assert co.principal_for_site("hospital-1", FP) is None
     with co.core.store.session() as s:  # a certificate issued at enrolment pins the site
         row = s.get(SiteRow, "hospital-1")
@@ -66,5 +72,6 @@ def test_a_change_behind_the_coordinators_back_is_seen_within_the_bound(
     now[0] += identity.SITE_CACHE_S - 0.01
     assert co.principal_for_site("hospital-1", FP) is not None  # still within the bound
     now[0] += 0.02
+    assert co.identity.recognised_site("hospital-1", FP) is None
     assert co.principal_for_site("hospital-1", FP) is None
     co.store.close()

@@ -161,15 +161,34 @@ def _authenticate(request: Request, state: AppState) -> Principal | None:
         return principal
     pem = peer_certificate_pem(request.scope)
     if pem is not None:
-        cert = x509.load_pem_x509_certificate(pem.encode())
-        principal = state.coordinator.principal_for_site(common_name(cert), fingerprint(cert))
+        name, print_ = _certificate_identity(pem)
+        principal = state.coordinator.principal_for_site(name, print_)
         if principal is None:
             raise PermissionDenied(
-                f"the client certificate for {common_name(cert)!r} "
-                "does not belong to an enrolled site"
+                f"the client certificate for {name!r} does not belong to an enrolled site"
             )
         return principal
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _certificate_identity(pem: str) -> tuple[str, str]:
+    """(common name, SHA-256 fingerprint) of a verified client certificate, parsed once per
+    certificate (a site's requests all present the one the handshake verified)."""
+    cert = x509.load_pem_x509_certificate(pem.encode())
+    return common_name(cert), fingerprint(cert)
+
+
+def _recognised(request: Request, state: AppState) -> Principal | None:
+    """The site principal of a client certificate the coordinator recognised recently
+    (:meth:`~tutela.server.identity.Identity.recognised_site`), without touching the store;
+    None when it must be looked up (:func:`_authenticate`)."""
+    if request.headers.get("authorization") is not None:
+        return None
+    pem = peer_certificate_pem(request.scope)
+    if pem is None:
+        return None
+    return state.coordinator.identity.recognised_site(*_certificate_identity(pem))
 
 
 def _declaration(request: Request) -> tuple[Audience, Permission]:
@@ -253,7 +272,9 @@ async def authorize(request: Request) -> AsyncIterator[Principal]:
         return
     resource = request.url.path
     try:
-        principal = await anyio.to_thread.run_sync(_authenticate, request, state)
+        principal = _recognised(request, state) or await anyio.to_thread.run_sync(
+            _authenticate, request, state
+        )
     except (UnauthenticatedError, PermissionDenied) as exc:
         await _deny(state, address, None, resource, permission, str(exc))
         raise

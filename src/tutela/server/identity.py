@@ -115,6 +115,15 @@ class Identity:
                 return None
             return Principal(row.subject, Role(row.role))
 
+    def recognised_site(self, common_name: str, fingerprint: str) -> Principal | None:
+        """The site principal of a certificate :meth:`principal_for_site` accepted within the
+        last :data:`SITE_CACHE_S` (and no site changed since), else None; never reads the
+        store, so the event loop may call it."""
+        with self._cache_lock:
+            if self._recognised.get((common_name, fingerprint), 0.0) > time.monotonic():
+                return Principal(common_name, Role.SITE)
+        return None
+
     def principal_for_site(self, common_name: str, fingerprint: str) -> Principal | None:
         """The site principal of a verified client certificate, or None if not enrolled.
 

@@ -10,7 +10,9 @@ round stages it has to work on.
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +23,9 @@ from tutela.errors import DataError, PermissionDenied
 from tutela.fl.client import FeatureMoments
 from tutela.fl.config import parse_study
 from tutela.fl.standardisation import StandardisationMode, standardisation_mode
+from tutela.secagg.config import Stage
 from tutela.server.batching import Batcher, Slot
+from tutela.server.ckks import ENCRYPT_STAGE as CKKS_ENCRYPT_STAGE
 from tutela.server.core import (
     COORDINATOR,
     FIT_STAGE,
@@ -36,6 +40,18 @@ from tutela.server.core import (
 from tutela.server.round_metrics import EVALUATE_TASK, evaluated_rounds
 from tutela.server.store import ParticipationRow, RelayRow, RoundRow, StudyRow
 
+INLINE_MESSAGE_BYTES = 256 * 1024
+"""The coordinator's message for a round stage travels inside the task (``message``,
+base64) up to this size; a larger one is fetched from the relay (the task says
+``message_relayed``)."""
+
+INLINE_MODEL_BYTES = 256 * 1024
+"""The global model travels inside the task of a round's first stage (``model``, base64) up
+to this size; a larger one is fetched from ``/v1/site/studies/{id}/model``."""
+
+MODEL_STAGES = frozenset({FIT_STAGE, Stage.ADVERTISE_KEYS.value, CKKS_ENCRYPT_STAGE})
+"""The stages in which a site trains on the global model (a round's first stage)."""
+
 MAX_SITE_ROWS = 10**9
 """The most rows one site may declare (a site's weight in every round is capped at its
 declaration)."""
@@ -47,9 +63,31 @@ class Participation:
 
     core: Core
     _tasks: Batcher[str, dict[str, Any]] = field(init=False, repr=False)
+    _models: dict[str, tuple[bytes, str | None]] = field(default_factory=dict, repr=False)
+    """Per study, the tail of its sealed model (the seal's tag: a new sealing, a new tail)
+    and the model in base64 (None: too large to travel in a task); used under the task
+    batcher's lock."""
 
     def __post_init__(self) -> None:
         self._tasks = Batcher(self._serve_tasks)
+
+    def _inline_model(self, study: StudyRow) -> str | None:
+        """``study``'s current global model in base64 for a task, or None when it is larger
+        than :data:`INLINE_MODEL_BYTES` (or not set)."""
+        if study.model_blob is None:  # pragma: no cover - required before start
+            return None
+        tail = bytes(study.model_blob[-32:])
+        cached = self._models.get(study.id)
+        if cached is not None and cached[0] == tail:
+            return cached[1]
+        model = self.core.store.unseal(study.model_blob, f"model/{study.id}")
+        encoded = None
+        if len(model) <= INLINE_MODEL_BYTES:
+            encoded = base64.b64encode(model).decode("ascii")
+        if len(self._models) > 64:  # studies come and go: keep the cache small
+            self._models.clear()
+        self._models[study.id] = (tail, encoded)
+        return encoded
 
     def participation(self, site: str, study_id: str) -> ParticipationRow:
         """A site's participation row in a study (NotFoundError/PermissionDenied otherwise)."""
@@ -194,11 +232,15 @@ class Participation:
                 if p.status != "accepted":
                     continue
                 if study.id not in rounds:
-                    rounds[study.id] = _OpenStage.read(s, study, sites)
+                    rounds[study.id] = _OpenStage.read(s, study, sites, self.core.store.unseal)
                 stage = rounds[study.id]
                 if stage is not None:
                     task = stage.task_for(site, now)
                     if task is not None:
+                        if task["stage"] in MODEL_STAGES and task["round"] > 0:
+                            model = self._inline_model(study)
+                            if model is not None:
+                                task["model"] = model
                         tasks.append(task)
         return out
 
@@ -284,34 +326,45 @@ class _OpenStage:
     round: RoundRow
     participants: set[str]
     done: set[str]
-    relayed: set[str]
+    messages: dict[str, bytes]
+    unseal: Callable[[bytes, str], bytes]
 
     @classmethod
-    def read(cls, s: Session, study: StudyRow, sites: list[str]) -> _OpenStage | None:
-        """The open stage of ``study`` and which of ``sites`` finished it or have the
-        coordinator's message for it (None when no round is open)."""
+    def read(
+        cls,
+        s: Session,
+        study: StudyRow,
+        sites: list[str],
+        unseal: Callable[[bytes, str], bytes],
+    ) -> _OpenStage | None:
+        """The open stage of ``study``, which of ``sites`` finished it, and the
+        coordinator's (sealed) message for it to each of the others (None when no round is
+        open)."""
         rr = open_round_row(s, study.id)
         if rr is None:
             return None
         done = stage_submitters(s, rr, sites)
-        relayed: set[str] = set()
+        messages: dict[str, bytes] = {}
         if rr.stage != FIT_STAGE:
-            relayed = set(
-                s.scalars(
-                    select(RelayRow.recipient).where(
-                        RelayRow.study_id == study.id,
-                        RelayRow.round_no == rr.round_no,
-                        RelayRow.attempt == rr.attempt,
-                        RelayRow.stage == rr.stage,
-                        RelayRow.sender == COORDINATOR,
-                        RelayRow.recipient.in_(sites),
-                    )
+            pending = [site for site in sites if site not in done]
+            rows = s.execute(
+                select(RelayRow.recipient, RelayRow.blob).where(
+                    RelayRow.study_id == study.id,
+                    RelayRow.round_no == rr.round_no,
+                    RelayRow.attempt == rr.attempt,
+                    RelayRow.stage == rr.stage,
+                    RelayRow.sender == COORDINATOR,
+                    RelayRow.recipient.in_(pending),
                 )
-            )
-        return cls(study, rr, set(json.loads(rr.participants_json)), done, relayed)
+            ).all()
+            messages = {row.recipient: row.blob for row in rows}
+        participants = set(json.loads(rr.participants_json))
+        return cls(study, rr, participants, done, messages, unseal)
 
     def task_for(self, site: str, now: float) -> dict[str, Any] | None:
-        """``site``'s task in this stage, if it has one."""
+        """``site``'s task in this stage, if it has one. A protocol stage's task carries the
+        coordinator's message to ``site`` (see :data:`INLINE_MESSAGE_BYTES`), so the site
+        needs no second request to start on it."""
         rr, study = self.round, self.study
         if site not in self.participants or rr.stage_deadline < now or site in self.done:
             return None
@@ -328,9 +381,16 @@ class _OpenStage:
             "standardisation": {"mean": prep.get("mean"), "std": prep.get("std")},
         }
         if rr.stage != FIT_STAGE:
-            if site not in self.relayed or rr.protocol_state is None:
+            sealed = self.messages.get(site)
+            if sealed is None or rr.protocol_state is None:
                 return None  # dropped in an earlier stage: nothing more to do
             proto = json.loads(rr.protocol_state)
             task["client_id"] = proto["client_ids"][site]
             task["registry"] = proto["registry"]
+            aad = f"relay/{study.id}/{rr.round_no}/{rr.stage}/{COORDINATOR}/{site}"
+            message = self.unseal(sealed, aad)
+            if len(message) <= INLINE_MESSAGE_BYTES:
+                task["message"] = base64.b64encode(message).decode("ascii")
+            else:
+                task["message_relayed"] = True
         return task

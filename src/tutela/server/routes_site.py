@@ -14,6 +14,7 @@ their cosignature back (``POST /v1/site/audit/cosignature``), each under its own
 from __future__ import annotations
 
 import base64
+import contextlib
 from typing import Annotated, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -52,6 +53,7 @@ from tutela.server.schemas import (
     SiteName,
     SiteReportIn,
     StageName,
+    StageReceiptOut,
     StudyId,
 )
 
@@ -105,6 +107,31 @@ def _witnessed(request: Request) -> WitnessedLog:
     return hook
 
 
+Wait = Annotated[float, Query(ge=0, le=MAX_WAIT_S)]
+"""How long the coordinator may hold the request for news (seconds; 0: answer at once)."""
+
+Seen = Annotated[str | None, Query(pattern="^[0-9a-f]{32}$")]
+"""The ``version`` of the tasks answer the site last acted on."""
+
+
+async def _site_tasks(request: Request, site: str, seen: str | None, wait: float) -> dict[str, Any]:
+    """``site``'s tasks answer, held (long polling) until it is news to ``seen`` or ``wait``
+    runs out (:meth:`~tutela.server.push.TaskBell.long_poll`).
+
+    Raises:
+        TooManyWaiting: over a bound on held requests (nothing was held).
+    """
+    coordinator = coordinator_of(request)
+
+    async def compute() -> dict[str, Any]:
+        result: dict[str, Any] = await run(coordinator.tasks_for, site)
+        return result
+
+    return await coordinator.core.bell.long_poll(
+        site, compute, seen=seen, wait=wait, disconnected=lambda: disconnect_of(request.receive)
+    )
+
+
 def _json_body(kwargs: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
     """Document a JSON body that the route reads itself (bounded, kept byte for byte)."""
     kwargs["openapi_extra"]["requestBody"] = {
@@ -130,10 +157,7 @@ def add_site_routes(app: FastAPI) -> None:
     # site API
     @app.get("/v1/site/tasks", **declared(Audience.SITES, Permission.ROUND_SUBMIT))
     async def tasks(
-        request: Request,
-        p: Caller,
-        wait: Annotated[float, Query(ge=0, le=MAX_WAIT_S)] = 0.0,
-        seen: Annotated[str | None, Query(pattern="^[0-9a-f]{32}$")] = None,
+        request: Request, p: Caller, wait: Wait = 0.0, seen: Seen = None
     ) -> dict[str, Any]:
         """What this site should do now, the status of its studies, and the answer's
         ``version``.
@@ -143,20 +167,8 @@ def add_site_routes(app: FastAPI) -> None:
         coordinator's limit) runs out. Over the bound on held requests it is refused at
         once: 429 when this site holds too many, 503 when the coordinator does.
         """
-        coordinator = coordinator_of(request)
-
-        async def compute() -> dict[str, Any]:
-            result: dict[str, Any] = await run(coordinator.tasks_for, p.name)
-            return result
-
         try:
-            return await coordinator.core.bell.long_poll(
-                p.name,
-                compute,
-                seen=seen,
-                wait=wait,
-                disconnected=lambda: disconnect_of(request.receive),
-            )
+            return await _site_tasks(request, p.name, seen, wait)
         except TooManyWaiting as exc:
             raise HTTPException(exc.status, str(exc), headers={"Retry-After": "1"}) from None
 
@@ -212,7 +224,8 @@ def add_site_routes(app: FastAPI) -> None:
 
     @app.post(
         "/v1/site/studies/{study_id}/rounds/{round_no}/stages/{stage}",
-        response_model=ReceiptOut,
+        response_model=StageReceiptOut,
+        response_model_exclude_none=True,
         **declared(Audience.SITES, Permission.ROUND_SUBMIT, binary_body="submission"),
     )
     async def submit(
@@ -222,14 +235,27 @@ def add_site_routes(app: FastAPI) -> None:
         request: Request,
         p: Caller,
         key: IdemKey,
-    ) -> ReceiptOut:
-        """Submit this site's message for a round stage (safetensors; exactly once per key)."""
+        wait: Wait = 0.0,
+        seen: Seen = None,
+    ) -> StageReceiptOut:
+        """Submit this site's message for a round stage (safetensors; exactly once per key).
+
+        With ``wait`` and ``seen`` (the version of the tasks answer the submission answers),
+        the receipt also carries the site's next tasks answer (``next_tasks``), held as
+        ``GET /v1/site/tasks`` holds it: the site needs no separate request to learn of the
+        next stage. The submission is accepted before anything is held; over the bound on
+        held requests the receipt comes back at once without ``next_tasks``.
+        """
         body = await read_body(request, MAX_BINARY_BYTES)
         receipt = await run(
             coordinator_of(request).submit, p.name, study_id, round_no, stage, key, body
         )
         wake(request)
-        return ReceiptOut(**receipt.as_dict())
+        out = StageReceiptOut(**receipt.as_dict())
+        if seen is not None and wait > 0:
+            with contextlib.suppress(TooManyWaiting):
+                out.next_tasks = await _site_tasks(request, p.name, seen, wait)
+        return out
 
     @app.post(
         "/v1/site/studies/{study_id}/rounds/{round_no}/relay/{stage}/{recipient}",

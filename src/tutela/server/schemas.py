@@ -123,6 +123,13 @@ class ReceiptOut(_Model):
     duplicate: bool
 
 
+class StageReceiptOut(ReceiptOut):
+    """A round-stage receipt; when the site asked to wait, also its next tasks answer (what
+    ``GET /v1/site/tasks`` answers, with its ``version``)."""
+
+    next_tasks: dict[str, Any] | None = None
+
+
 class MetricsIn(_Model):
     """A site's numbers for a round: privacy figures, and its evaluation of a global model
     (range-checked here, :func:`tutela.server.round_metrics.check_evaluation`)."""

@@ -88,6 +88,8 @@ class SiteReporter:
 
     def __init__(self, agent: SiteAgent) -> None:
         self.agent = agent
+        self._written: dict[str, str] = {}
+        self._sent: dict[str, str] = {}
 
     def sign(self, study_id: str) -> dict[str, Any]:
         """Sign this site's policy and ledger summary for ``study_id``; keep and write it."""
@@ -102,16 +104,21 @@ class SiteReporter:
         report = site_report(agent.name, agent.settings.policy, ledger, agent.identity)
         agent.reports[study_id] = report
         text = json.dumps(report, sort_keys=True, indent=2, allow_nan=False) + "\n"
-        atomic_write(agent.state_dir / f"site-report-{study_id}.json", text.encode("utf-8"))
+        if self._written.get(study_id) != text:  # signatures are deterministic (Ed25519)
+            atomic_write(agent.state_dir / f"site-report-{study_id}.json", text.encode("utf-8"))
+            self._written[study_id] = text
         return report
 
     def send(self, study_id: str, deadline: float | None) -> None:
         """Send the latest signed report for ``study_id`` to the coordinator, which checks it
-        against the identity key this site registered at join and keeps it verbatim (the
-        same report sent again is kept once). A refusal or an unreachable coordinator is
-        logged: the report stays in the state directory."""
+        against the identity key this site registered at join and keeps it verbatim. A
+        report the coordinator already accepted is not sent again (the coordinator would
+        keep it once). A refusal or an unreachable coordinator is logged: the report stays
+        in the state directory and is sent with the next one."""
         agent = self.agent
         text = json.dumps(agent.reports[study_id], sort_keys=True, allow_nan=False)
+        if self._sent.get(study_id) == text:
+            return
         try:
             response = agent.transport.request(
                 "POST",
@@ -125,6 +132,8 @@ class SiteReporter:
             return
         if response.status_code != 200:
             agent.log(f"{agent.name}: site report refused: {detail(response)}")
+            return
+        self._sent[study_id] = text
 
     def report_round(self, task: dict[str, Any]) -> None:
         """Sign this round's site report; send its privacy figures as round metrics."""

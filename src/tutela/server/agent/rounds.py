@@ -75,12 +75,7 @@ class SiteRounds:
                 np.asarray(std["mean"], np.float64), np.asarray(std["std"], np.float64)
             )
             state.standardised = True
-        response = agent.transport.request(
-            "GET", f"/v1/site/studies/{task['study_id']}/model", deadline=task["deadline"]
-        )
-        if response.status_code != 200:
-            raise ProtocolAbort(f"cannot fetch the model: {detail(response)}")
-        arrays, _ = parse_tensors(response.content)
+        arrays, _ = parse_tensors(agent.transport.global_model(task))
         global_params: Parameters = {k: np.asarray(v, np.float32) for k, v in arrays.items()}
         # the model this round starts from is the global model after the round before
         agent.reporter.report_evaluation(task, global_params, round_no - 1)
@@ -108,8 +103,10 @@ class SiteRounds:
             update, within = clip_for_round(update, clip)
             metadata[WITHIN_CLIP] = str(within)
         body = parameters_to_bytes(update, metadata=metadata)
-        agent.transport.submit(task, FIT_STAGE, body)
+        # what this round spent at this site, before the update that spent it (the
+        # submission may then wait for the site's next task)
         agent.reporter.report_round(task)
+        agent.transport.submit(task, FIT_STAGE, body)
         return True
 
     def evaluate(self, task: dict[str, Any]) -> bool:

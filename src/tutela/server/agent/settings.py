@@ -41,6 +41,9 @@ class AgentSettings:
             changes (0: never held, plain polling every ``poll_interval``).
         exit_when_done: stop once every study this site joined has ended.
         max_runtime_s: stop after this long regardless.
+        witness_interval_s: while rounds go by, the site witnesses the coordinator's audit
+            log at most this often (it always does when a study's status changes and
+            before it stops); 0 witnesses every round.
     """
 
     coordinator: str
@@ -56,6 +59,7 @@ class AgentSettings:
     long_poll_s: float = 25.0
     exit_when_done: bool = True
     max_runtime_s: float = 3600.0
+    witness_interval_s: float = 2.0
 
 
 def read_site_header(path: Path, outcome: str) -> list[str]:

@@ -19,8 +19,10 @@ A round the site's policy or privacy plan refuses is recorded in
 coordinator unreachable until the deadline, a protocol failure) goes on without it.
 
 The site also witnesses the coordinator's audit log (:mod:`~tutela.server.agent.witness`):
-whenever a study's round or status changes, and before it stops, it checks and cosigns the
-latest checkpoint. If the coordinator's log does not extend what the site cosigned before
+whenever a study's status changes, when its round changes (at most every
+``witness_interval_s`` seconds, as witnesses of transparency logs cosign on a cadence
+rather than per entry), and before it stops, it checks and cosigns the latest checkpoint.
+If the coordinator's log does not extend what the site cosigned before
 (rewritten, truncated, forked, or signed by another key), the site records the evidence and
 stops taking part in every study, with the reason (:attr:`SiteAgent.witness_refused`).
 """
@@ -112,7 +114,9 @@ class SiteAgent:
             ca=self.ca,
         )
         self.witness_refused: str | None = None
-        self._witnessed: object = None
+        self._witnessed_statuses: list[tuple[str, Any]] | None = None
+        self._witnessed_rounds: list[tuple[str, int]] | None = None
+        self._witnessed_at = -float("inf")
         self._rounds: dict[str, int] = {}
         self._gave_up = False
 
@@ -132,11 +136,19 @@ class SiteAgent:
         started = time.time()
         seen: str | None = None
         while time.time() - started < self.settings.max_runtime_s:
-            payload = self.poll(seen)
+            # The answer that came back with the last submission, else a (long) poll.
+            payload, self.transport.followed = self.transport.followed, None
+            if payload is None:
+                payload = self.poll(seen)
             worked = False
             self._gave_up = False
-            for task in payload["tasks"]:
+            tasks = payload["tasks"]
+            for i, task in enumerate(tasks):
+                if i == len(tasks) - 1 and isinstance(payload.get("version"), str):
+                    # its submission (if it makes one) may wait for the next answer
+                    self.transport.follow = str(payload["version"])
                 worked |= self.handle(task)
+            self.transport.follow = None
             active = payload.get("studies", {})
             for study_id, status in active.items():
                 if status in ("completed", "failed", "cancelled"):
@@ -145,11 +157,8 @@ class SiteAgent:
                 if t.get("round") is not None:
                     study = str(t["study_id"])
                     self._rounds[study] = max(self._rounds.get(study, -1), int(t["round"]))
-            # A round or a status that changed (not each protocol stage of the same round).
-            progress = (sorted(active.items()), sorted(self._rounds.items()))
-            if progress != self._witnessed and not self.witness_checks():
+            if self._witness_due(active) and not self.witness_checks():
                 break
-            self._witnessed = progress
             joined = set(self.studies) | set(self.refused)
             if (
                 self.settings.exit_when_done
@@ -176,6 +185,22 @@ class SiteAgent:
             "site_reports": dict(self.reports),
             "witness_refused": self.witness_refused,
         }
+
+    def _witness_due(self, active: dict[str, Any]) -> bool:
+        """Whether to witness now: a study's status changed, or its round did (not each
+        protocol stage of the same round) and the last check is ``witness_interval_s`` old."""
+        statuses, rounds = sorted(active.items()), sorted(self._rounds.items())
+        if statuses == self._witnessed_statuses and rounds == self._witnessed_rounds:
+            return False
+        now = time.monotonic()
+        if (
+            statuses == self._witnessed_statuses
+            and now - self._witnessed_at < self.settings.witness_interval_s
+        ):
+            return False
+        self._witnessed_statuses, self._witnessed_rounds = statuses, rounds
+        self._witnessed_at = now
+        return True
 
     def witness_checks(self) -> bool:
         """Witness the coordinator's audit log once; False if the site must stop.

@@ -7,6 +7,8 @@ caller names none).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from typing import Any
 
@@ -39,6 +41,13 @@ class SiteTransport:
 
     def __init__(self, settings: AgentSettings, *, site: str) -> None:
         self.site = site
+        self.long_poll_s = settings.long_poll_s
+        self.follow: str | None = None
+        """Set by the agent's loop: the version of the tasks answer whose task is being
+        done; the next submission asks the coordinator to hold its receipt until the
+        answer after this one (and is the only one to ask: it is reset on use)."""
+        self.followed: dict[str, Any] | None = None
+        """The tasks answer that came back with a submission (taken by the agent's loop)."""
         ctx = client_context(
             settings.ca_file, certfile=settings.cert_file, keyfile=settings.key_file
         )
@@ -76,30 +85,74 @@ class SiteTransport:
     def submit(self, task: dict[str, Any], stage: str, body: bytes) -> None:
         """Upload this site's answer to a round's stage, exactly once (idempotency key).
 
+        When the agent's loop set :attr:`follow`, the coordinator holds the receipt until the
+        site's next tasks answer is news (long polling) and the answer is kept in
+        :attr:`followed`.
+
         Raises:
             ProtocolAbort: the coordinator refused it.
         """
         study_id, round_no = task["study_id"], int(task["round"])
         key = f"{study_id}-r{round_no}-a{task.get('attempt', 1)}-{stage}"
+        follow, self.follow = self.follow, None
+        hold: dict[str, Any] = {}
+        if follow is not None and self.long_poll_s > 0:
+            hold = {
+                "params": {"wait": self.long_poll_s, "seen": follow},
+                "timeout": self.long_poll_s + 30.0,
+            }
         response = self.request(
             "POST",
             f"/v1/site/studies/{study_id}/rounds/{round_no}/stages/{stage}",
             content=body,
             headers={"Idempotency-Key": key, "Content-Type": "application/octet-stream"},
             deadline=float(task["deadline"]),
+            **hold,
         )
         if response.status_code != 200:
             raise ProtocolAbort(
                 f"submission refused: HTTP {response.status_code}: {detail(response)}"
             )
+        if hold:
+            answer = response.json().get("next_tasks")
+            if isinstance(answer, dict) and isinstance(answer.get("tasks"), list):
+                self.followed = answer
 
-    def coordinator_message(self, task: dict[str, Any]) -> bytes | None:
-        """The coordinator's request to this site for the task's stage, from the relay
-        (``None`` while there is none, e.g. a site dropped in an earlier stage).
+    def global_model(self, task: dict[str, Any]) -> bytes:
+        """The global model a round's task starts from (safetensors): carried in the task
+        (``model``), else fetched.
 
         Raises:
-            ProtocolAbort: the relay could not be read.
+            ProtocolAbort: the model in the task is not base64, or it could not be fetched.
         """
+        inline = task.get("model")
+        if inline is not None:
+            try:
+                return base64.b64decode(str(inline), validate=True)
+            except (binascii.Error, ValueError):
+                raise ProtocolAbort("the model in the task is not base64") from None
+        response = self.request(
+            "GET", f"/v1/site/studies/{task['study_id']}/model", deadline=float(task["deadline"])
+        )
+        if response.status_code != 200:
+            raise ProtocolAbort(f"cannot fetch the model: {detail(response)}")
+        return response.content
+
+    def coordinator_message(self, task: dict[str, Any]) -> bytes | None:
+        """The coordinator's request to this site for the task's stage: carried in the task
+        (``message``), else read from the relay (``None`` while there is none, e.g. a site
+        dropped in an earlier stage).
+
+        Raises:
+            ProtocolAbort: the message in the task is not base64, or the relay could not be
+                read.
+        """
+        inline = task.get("message")
+        if inline is not None:
+            try:
+                return base64.b64decode(str(inline), validate=True)
+            except (binascii.Error, ValueError):
+                raise ProtocolAbort("the coordinator's message in the task is not base64") from None
         study_id, round_no, stage = task["study_id"], int(task["round"]), task["stage"]
         response = self.request(
             "GET",

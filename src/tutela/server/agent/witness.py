@@ -1,9 +1,10 @@
 """The site as a witness of the coordinator's audit log (:mod:`tutela.governance.witness`).
 
-Each round, and when its studies end, the agent fetches the coordinator's latest checkpoint
-and a consistency proof from the last checkpoint it cosigned, checks the coordinator's
-signature under the audit key it pinned, checks the proof, cosigns (C2SP tlog-cosignature)
-and posts the cosignature back. Its state lives in ``STATE_DIR/witness`` (see
+As rounds go by (at most every ``witness_interval_s``), when its studies end and before it
+stops, the agent fetches the coordinator's latest checkpoint and a consistency proof from
+the last checkpoint it cosigned, checks the coordinator's signature under the audit key it
+pinned, checks the proof, cosigns (C2SP tlog-cosignature) and posts the cosignature back.
+Its state lives in ``STATE_DIR/witness`` (see
 :class:`~tutela.governance.witness.Witness`): the pinned audit key, every checkpoint it
 cosigned, and the evidence of any refusal. Its cosigning key is ``STATE_DIR/witness.key``
 (mode 0600); the public key auditors pin is written to ``STATE_DIR/witness/witness.vkey``.

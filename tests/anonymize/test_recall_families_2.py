@@ -312,3 +312,40 @@ def test_organisations_addresses_and_towns_in_more_forms(rules_detector, text, v
 )
 def test_departments_tests_and_wards_are_not_organisations_or_places(rules_detector, text):
     assert rules_detector.detect(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Patient: ADEBAYO, Kemi  MRN 5512093", "ADEBAYO, Kemi"),
+        ("Social work review: VAN DER BERG, Annelies, DOB 3/4/1950", "VAN DER BERG, Annelies"),
+        ("Progress note - NÚÑEZ, Iñaki - bed 4", "NÚÑEZ, Iñaki"),
+        ("PROBLEM LIST (TENDAI MOYO, M, 71)", "TENDAI MOYO"),
+        ("Regards, SIOBHAN KEHOE", "SIOBHAN KEHOE"),
+        ("Re: Mrs Ní Dhomhnaill, seen today", "Ní Dhomhnaill"),
+        ("Prescriber: Dr van den Akker, on call", "van den Akker"),
+        ("Seen with Dr Wójcik this morning.", "Wójcik"),
+        ("hi my name is mairead o'shea and i am writing about my mum", "mairead o'shea"),
+        ("Lives w/ Tendai", "Tendai"),
+        ("Obs stable.\nKofi reports less pain today.", "Kofi"),
+        ("Ines is aged 40 and works nights.", "Ines"),
+    ],
+)
+def test_names_in_capitals_with_particles_accents_and_lower_case(rules_detector, text, name):
+    assert any(name in t and label is PiiLabel.PERSON for t, label in _found(rules_detector, text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "PLAN, Continue metformin and review.",
+        "HISTORY, COPD and asthma.",
+        "Discharged to Marsh & Tully LLP, Dayton.",
+        "She reports less pain today.",
+        "Pain reports are better after the block.",
+        "Mobility remains limited.\nFamily visited today.",
+        "my name is spelt wrong on the letter",
+    ],
+)
+def test_headings_pronouns_and_everyday_words_are_not_names(rules_detector, text):
+    assert [t for t, label in _found(rules_detector, text) if label is PiiLabel.PERSON] == []

@@ -96,7 +96,7 @@ _GUARDED: frozenset[PiiLabel] = frozenset(
 )
 _CONTEXT_SOURCES = frozenset(
     {"mrn", "health_plan", "account", "license", "plate", "device", "zip", "title"}
-    | {"npi", "udi", "biometric", "state", "email_name", "hl7_name", "mac", "street"}
+    | {"npi", "udi", "biometric", "state", "email_name", "hl7_name", "mac", "street", "name_given"}
 )
 _WORD = re.compile(r"[A-Za-z0-9&][A-Za-z0-9&\-]*")
 

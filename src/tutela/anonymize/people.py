@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from tutela.anonymize.clinical_lexicon import CLINICAL_LEXICON
 from tutela.anonymize.matching import spans_of
 from tutela.anonymize.spans import PiiLabel, Span
 
@@ -13,11 +14,23 @@ def _words(text: str) -> list[str]:
     return text.split()
 
 
-_NAME = r"(?:Mc|Mac|O'|Al-|D')?[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?"
-_CAPS_NAME = r"(?:Mc|Mac|O'|AL-)?[A-Z]{2,}(?:[-'][A-Z]{2,})?"
+# Letters of the Latin alphabets names are written in ("Róisín", "Bjørnstad", "Wróblewski",
+# "Radosław"); Latin Extended-A counts as either case.
+_UP = "A-ZÀ-ÖØ-Þ\u0100-\u017f"
+_LO = "a-zß-öø-ÿ\u0100-\u017f"
+_NAME = rf"(?:Mc|Mac|O'|Al-|D')?[{_UP}][{_LO}]+(?:[-'][{_UP}][{_LO}]+)?"
+_CAPS_NAME = rf"(?:Mc|Mac|O'|D'|AL-)?[{_UP}]{{2,}}(?:[-'][{_UP}]{{2,}})?"
+# Particles before a surname ("de Groot", "ter Horst", "Ní Bhriain", "Ó Súilleabháin",
+# "St. Clair", "van der Berg"), in either case.
+_PARTICLE = (
+    r"(?:van|von|de|der|den|di|da|du|del|della|dos|das|ter|ten|le|la|Ní|Nic|Ó|Ua|Mac|bin|ibn"
+    r"|al|el|St\.|San|Santa|VAN|VON|DE|DER|DEN|DI|DA|DU|DEL|TER|TEN|LE|LA|NÍ|Ó|ST\.)"
+)
+_SURNAME = rf"(?:{_PARTICLE}[ \t]+){{0,2}}{_NAME}"
+_CAPS_SURNAME = rf"(?:{_PARTICLE}[ \t]+){{0,2}}{_CAPS_NAME}"
 _TITLED = re.compile(
     r"\b(?:Dr|Mr|Mrs|Ms|Miss|Mx|Prof|Nurse|Officer|Trooper)\.?[ \t]+"
-    rf"(?P<v>{_NAME}(?:[ \t]+[A-Z]\.)?(?:[ \t]+{_NAME})?)"
+    rf"(?P<v>(?:{_NAME}(?:[ \t]+[A-Z]\.)?[ \t]+)?{_SURNAME})"
 )
 _NAME_CONTEXT = re.compile(
     r"(?:\b(?:[Pp]atient|[Pp]t|[Nn]ame|[Ss]on|[Dd]aughter|[Ww]ife|[Hh]usband|[Mm]other|[Ff]ather"
@@ -27,8 +40,8 @@ _NAME_CONTEXT = re.compile(
     r"(?:[ \t]+name)?[ \t]*[:,-]?[ \t]*(?:is[ \t]+)?"
     # field labels that take a colon ("RE: Ruiz, Ana", "PATIENT: ...", "Rx intake: ...")
     r"|\b(?:RE|Re|To|PATIENT|NAME|CLIENT|[Ii]ntake|[Rr]egarding):[ \t]*)"
-    rf"(?P<v>{_NAME}(?:[ \t]+[A-Z]\.)?[ \t]+{_NAME}|{_NAME},[ \t]+{_NAME}"
-    rf"|{_CAPS_NAME},[ \t]+{_CAPS_NAME})(?![a-z])"
+    rf"(?P<v>{_NAME}(?:[ \t]+[A-Z]\.)?[ \t]+{_SURNAME}|{_SURNAME},[ \t]+{_NAME}"
+    rf"|{_CAPS_SURNAME},[ \t]+{_CAPS_NAME})(?![{_LO}])"
 )
 # "J. Whitlock, MD", "Ana Ruiz, NP", "Lindholm, Esme MD": a name before a credential.
 _CREDENTIALED = re.compile(
@@ -47,9 +60,70 @@ _NAME_BEFORE_EMAIL = re.compile(
 # A name standing alone between field separators of a header ("-- Oduya, Dagny --",
 # "| Noor McTavish |") or after "for" and before a separator.
 _FIELD_NAME = re.compile(
-    rf"(?:--|\||>|\bfor)[ \t]+(?P<v>{_NAME}(?:[ \t]+{_NAME})?,?[ \t]+{_NAME}"
-    rf"|{_CAPS_NAME},[ \t]+{_CAPS_NAME})(?=[ \t]*(?:--|\||>|\(|,|;|$|MRN\b))",
+    rf"(?:--|\||>|\bfor)[ \t]+(?P<v>{_NAME}(?:[ \t]+{_NAME})?,?[ \t]+{_SURNAME}"
+    rf"|{_SURNAME},[ \t]+{_NAME}|{_CAPS_SURNAME},[ \t]+{_CAPS_NAME})"
+    r"(?=[ \t]*(?:--|\||>|\(|,|;|$|MRN\b))",
     re.MULTILINE,
+)
+# Hospital label style: the surname in capitals, a comma, the given name ("OKAFOR, Nneka",
+# "DE GROOT, Mei-Lin", "Ó SÚILLEABHÁIN, Leilani"), before punctuation, a number or an
+# identifier's label rather than more words.
+_SURNAME_FIRST = re.compile(
+    rf"(?<![\w.])(?P<v>(?P<s>{_CAPS_SURNAME}),[ \t]+(?P<g>{_NAME}(?:[ \t]+[A-Z]\.)?))"
+    r"(?=[ \t]*(?:[,;|()\n\u2013-]|$|DOB\b|d\.o\.b|MRN\b|NHS\b|UR\b|hosp|rec'd|\d))"
+)
+_NAME_BEFORE = re.compile(rf"[{_UP}&][\w.&'-]*[ \t]+$")
+# A full name in capitals after a field label or before the patient's sex and age
+# ("Patient: NNEKA OKAFOR", "Re: KEMI ADEBAYO-COLE", "(NNEKA OKAFOR, F, 91").
+_CAPS_FULL = re.compile(
+    r"(?:(?:\b(?:Patient|Name|Participant|Member|Subscriber|Client|Resident|Re|RE|From|To"
+    r"|Regards|Sincerely|for|on|Dear)\b[:,]?|\()[ \t]+|\()"
+    rf"(?P<v>{_CAPS_NAME}(?:[ \t]+(?:[A-Z]\.[ \t]+)?{_CAPS_SURNAME}){{1,2}})(?![\w.'-])"
+)
+# A given name opening a sentence before what people do ("Tendai reports...", "Ines is
+# aged 40", "Kofi worked for..."), the name not a pronoun, role or clinical word.
+_GIVEN_OPENING = re.compile(
+    rf"(?:^|[.;:!?][ \t]+|\n[ \t]*(?:[-*\u2022][ \t]+)?)(?P<v>{_NAME}(?:[ \t]+{_SURNAME})?)"
+    r"[ \t]+(?=(?:is|was)[ \t]+(?:aged\b|\d|in[ \t]+(?:his|her|their)\b|an?[ \t]"
+    r"|(?:\w+-)+year)|(?:reports|reported|says|said|states|stated|denies|denied|describes"
+    r"|worked|works|lives|lived|rang|phoned|visited|attended|declined|agreed|wants|wishes"
+    r"|prefers|remains|became|continues|manages|uses|increasingly|to[ \t]+(?:recheck"
+    r"|review|call|ring|phone|see))\b)",
+    re.MULTILINE,
+)
+# A name in lower case where the writer gives it ("hi my name is ana ruiz and...").
+_NAME_GIVEN = re.compile(
+    r"(?i:\bmy[ \t]+name[ \t]+is|\bname'?s)[ \t]+"
+    r"(?P<v>[^\W\d_][\w'-]*(?:[ \t]+[^\W\d_][\w'-]*){0,3}?)"
+    r"(?=[ \t]+(?:and|but|from|i|im|i'm|my|here)\b|[ \t]*(?:[,.;!?\n]|$))",
+    re.MULTILINE,
+)
+# Words in capitals that head sections, never surnames ("PLAN, Continue", "HISTORY, ...").
+_CAPS_HEADINGS = frozenset(
+    _words(
+        "PLAN HISTORY NOTE NOTES ASSESSMENT IMPRESSION DIAGNOSIS REPORT SUMMARY ALLERGIES "
+        "MEDICATIONS MEDS EXAM EXAMINATION FINDINGS RESULTS SUBJECTIVE OBJECTIVE PROBLEM "
+        "LIST DISCHARGE ADMISSION REFERRAL TRIAGE HANDOVER SBAR LOG VISIT HOME RE FROM TO "
+        "PATIENT NAME DATE DOB MRN NHS URGENT ROUTINE NB PS CC HPI PMH PSH ROS ED ICU GP OT "
+        "SW RN MD PT DR MR MRS MS NOK AND OR THE OF FOR WITH NIL NONE YES NO CT MRI XR US "
+        "ECG CXR BP HR RR FBC CRP UE LFT TFT LLP LLC INC LTD PLC CORP CO PTY PC PA"
+    )
+)
+# A pronoun, role or relation opening a sentence is no given name.
+_NOT_GIVEN = frozenset(
+    _words(
+        "She He They It This That There Here Patient Pt Mum Mom Dad Son Daughter Wife "
+        "Husband Partner Sister Brother Mother Father Family Nurse Doctor Staff Team Everyone "
+        "Nobody Someone Client Resident Carer Caregiver Neighbour Neighbor Friend Physio "
+        "Who Which What Today Yesterday Tomorrow Pain Mood Appetite Sleep Mobility Wound "
+        "Baby Infant Child Grandson Granddaughter Niece Nephew Aunt Uncle Cousin Landlord "
+        "Interpreter Chaplain Surgeon Consultant Registrar Pharmacist Paramedic Police "
+        "Ambulance School Work Home Hospital Ward Clinic Practice Surgery Service"
+    )
+)
+# Lower-case words a writer uses after "my name is" that are not names.
+_NOT_LOWER_NAMES = frozenset(
+    _words("not on in at the a an spelt spelled written wrong still now also just really")
 )
 _GREETING = re.compile(rf"\b(?:Hi|Hello|Dear)[ \t]+(?P<v>{_NAME})(?=[ \t]*,)")
 # A relative named by a given name only ("her grandson Mateo set up the account", "its
@@ -57,8 +131,10 @@ _GREETING = re.compile(rf"\b(?:Hi|Hello|Dear)[ \t]+(?P<v>{_NAME})(?=[ \t]*,)")
 # that take the whole name.
 _RELATIVE_NAME = re.compile(
     r"\b(?:(?:grand)?(?:son|daughter|child)|wife|husband|spouse|partner|mother|father|sister"
-    r"|brother|niece|nephew|aunt|uncle|cousin|friend|neighbou?r|caregiver|it'?s)"
-    rf"[ \t]+(?P<v>{_NAME})(?=[ \t]+[a-z]|[ \t]*[,.;])"
+    r"|brother|niece|nephew|aunt|uncle|cousin|friend|neighbou?r|caregiver|it'?s"
+    r"|[Ll]ives[ \t]+(?:with|w/))"
+    rf"[ \t]+(?P<v>{_NAME})(?=[ \t]+[a-z]|[ \t]*[,.;]|[ \t]*$)",
+    re.MULTILINE,
 )
 _NOT_NAMES = frozenset(
     _words(
@@ -68,6 +144,12 @@ _NOT_NAMES = frozenset(
         "Comparison Seen Colleague Colleagues Sir Madam Doctor Team All Everyone "
     )
 )
+
+
+def _clinical_word(word: str) -> bool:
+    """A word of the clinical lexicon or a section heading in capitals."""
+    bare = word.strip(".,'")
+    return bare.upper() in _CAPS_HEADINGS or bare.lower() in CLINICAL_LEXICON
 
 
 _FUNCTION_WORDS = frozenset(
@@ -123,6 +205,23 @@ def recognize_person_rules(text: str) -> list[Span]:
         group="v",
         validate=lambda m: m["v"] not in _NOT_NAMES,
     )
+    for m in _SURNAME_FIRST.finditer(text):
+        surname = m["s"].split()[-1]
+        if _NAME_BEFORE.search(text, max(0, m.start() - 40), m.start()):
+            continue  # "Marsh & Tully LLP, Dayton": the end of a longer name, not a surname
+        if not _clinical_word(surname) and not _clinical_word(m["g"].split()[0]):
+            out.append(Span(m.start("v"), m.end("v"), PiiLabel.PERSON, 0.82, "name_caps"))
+    for m in _CAPS_FULL.finditer(text):
+        if not any(_clinical_word(w) for w in m["v"].split() if len(w) > 2):
+            out.append(Span(m.start("v"), m.end("v"), PiiLabel.PERSON, 0.82, "name_caps"))
+    for m in _GIVEN_OPENING.finditer(text):
+        first = m["v"].split()[0]
+        if first not in _NOT_GIVEN and first not in _NOT_NAMES and not _clinical_word(first):
+            out.append(Span(m.start("v"), m.end("v"), PiiLabel.PERSON, 0.78, "name_opening"))
+    for m in _NAME_GIVEN.finditer(text):
+        words = m["v"].lower().split()
+        if words and not _NOT_LOWER_NAMES.intersection(words):
+            out.append(Span(m.start("v"), m.end("v"), PiiLabel.PERSON, 0.82, "name_given"))
     if "^" in text:
         out += spans_of(_HL7_NAME, text, PiiLabel.PERSON, 0.85, "hl7_name", group="v")
     if "@" in text:

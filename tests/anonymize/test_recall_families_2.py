@@ -349,3 +349,41 @@ def test_names_in_capitals_with_particles_accents_and_lower_case(rules_detector,
 )
 def test_headings_pronouns_and_everyday_words_are_not_names(rules_detector, text):
     assert [t for t, label in _found(rules_detector, text) if label is PiiLabel.PERSON] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("CLINIC LOG - Siobhan Kehoe - 4 Oak Grove", "Siobhan Kehoe"),
+        ("Triage - Moyo, Tendai (M, 71) - chest pain", "Moyo, Tendai"),
+        ("From: K. Mensah <kmensah@example.org>", "K. Mensah"),
+        ("Participant: J. van Rijn  Screened today", "J. van Rijn"),
+        ("CT head - A. Ó Briain, F, 60, bed 4", "A. Ó Briain"),
+        ("night notes for aoife kehoe 3/4/24", "aoife kehoe"),
+        ("message from kofi mensah <kofi@example.org>", "kofi mensah"),
+        ("ambulance note tendai moyo M/71 chest pain", "tendai moyo"),
+        ("Member: Kehoe, Siobhan", "Kehoe, Siobhan"),
+        ("Implanting physician Kwame Boateng; follow-up in 6 weeks", "Kwame Boateng"),
+        ("Yours sincerely,\nAoife Kehoe\nClinic manager", "Aoife Kehoe"),
+        ("SW (Tendai): home visit done", "Tendai"),
+        ("Kia ora Aroha Ngata, thank you for the referral", "Aroha Ngata"),
+    ],
+)
+def test_names_after_separators_initials_roles_and_sign_offs(rules_detector, text, name):
+    assert any(name in t and label is PiiLabel.PERSON for t, label in _found(rules_detector, text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "E. Coli grown in the urine.",
+        "H. Pylori breath test positive.",
+        "Plan - Continue Meds - review in clinic",
+        "for pain relief 2/7 then stop",
+        "follow up for review on 12/3/24",
+        "discharged from home on 3/4/24",
+        "Nurse (Ward 4): obs stable",
+    ],
+)
+def test_microbes_plans_and_schedules_are_not_names(ner_detector, text):
+    assert [t for t, label in _found(ner_detector, text) if label is PiiLabel.PERSON] == []

@@ -133,6 +133,9 @@ def _model_noise(span: Span, fragment: str) -> bool:
     stripped = fragment.strip(" .,'")
     if stripped.isupper() and len(stripped) <= 5:
         return True
+    genus = _GENUS_INITIAL.fullmatch(stripped)
+    if genus is not None and genus["species"].lower() in CLINICAL_LEXICON:
+        return True  # "E. Coli": a microbe, its genus abbreviated
     if stripped.isupper() and "-" in stripped and all(len(p) <= 4 for p in stripped.split("-")):
         return True
     words = stripped.split()
@@ -143,6 +146,7 @@ def _model_noise(span: Span, fragment: str) -> bool:
     return not any(c.isupper() for c in stripped)
 
 
+_GENUS_INITIAL = re.compile(r"[A-Z]\.\s*(?P<species>[A-Za-z]+)")
 _ARTICLES = frozenset({"the", "a", "an"})
 # A dose right after a model-found "name" makes it a drug ("Vimpat 100 mg").
 _DOSE_AFTER = re.compile(rf"[ \t]+\d+(?:\.\d+)?[ \t]?(?:{_UNITS})(?![A-Za-z])")

@@ -138,4 +138,11 @@ CLINICAL_LEXICON: frozenset[str] = (
         "oxycontin fentanyl duragesic robaxin flexeril zanaflex mobic celebrex voltaren "
         "medrol prednisolone kenalog hemoccult guaiac"
     )
+    | _words(
+        # species of microbes, written after the genus's initial ("E. coli", "H. pylori")
+        "coli pylori difficile aureus epidermidis pneumoniae influenzae faecalis faecium "
+        "albicans aeruginosa jirovecii gondii trachomatis gonorrhoeae pyogenes agalactiae "
+        "monocytogenes fragilis perfringens botulinum tetani cloacae mirabilis marcescens "
+        "burgdorferi pallidum vivax falciparum vulgaris"
+    )
 )

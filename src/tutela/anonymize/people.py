@@ -36,11 +36,16 @@ _NAME_CONTEXT = re.compile(
     r"(?:\b(?:[Pp]atient|[Pp]t|[Nn]ame|[Ss]on|[Dd]aughter|[Ww]ife|[Hh]usband|[Mm]other|[Ff]ather"
     r"|[Ss]pouse|[Ss]ister|[Bb]rother|[Nn]iece|[Nn]ephew|[Cc]ontact|[Ss]igned|[Gg]uardian"
     r"|[Cc]aregiver|[Pp]roxy|[Kk]in|[Cc]lient|[Ff]rom|[Ss]ender|[Pp]rovider|[Pp]rescriber"
-    r"|[Rr]ep|[Bb]y)"
+    r"|[Rr]ep|[Bb]y|[Pp]hysician|[Cc]linician|[Nn]urse|[Mm]idwife|[Cc]arer|[Ss]een[ \t]+with"
+    r"|[Hh]anded[ \t]+over[ \t]+to|[Rr]eferred[ \t]+by|Kia[ \t]+ora)"
     r"(?:[ \t]+name)?[ \t]*[:,-]?[ \t]*(?:is[ \t]+)?"
     # field labels that take a colon ("RE: Ruiz, Ana", "PATIENT: ...", "Rx intake: ...")
-    r"|\b(?:RE|Re|To|PATIENT|NAME|CLIENT|[Ii]ntake|[Rr]egarding):[ \t]*)"
-    rf"(?P<v>{_NAME}(?:[ \t]+[A-Z]\.)?[ \t]+{_SURNAME}|{_SURNAME},[ \t]+{_NAME}"
+    r"|\b(?:RE|Re|To|PATIENT|NAME|CLIENT|[Ii]ntake|[Rr]egarding|[Mm]ember|[Pp]articipant"
+    r"|[Ss]ubscriber|[Rr]esident):[ \t]*"
+    # a letter's sign-off, the name on the next line ("Yours sincerely,\nAna Ruiz")
+    r"|(?i:\b(?:yours[ \t]+(?:sincerely|faithfully|truly)|kind[ \t]+regards|regards"
+    r"|best[ \t]+wishes|many[ \t]+thanks),?)[ \t]*\n[ \t]*)"
+    rf"(?P<v>(?:[A-Z]\.[ \t])?{_NAME}(?:[ \t][A-Z]\.)?[ \t]{_SURNAME}|{_SURNAME},[ \t]+{_NAME}"
     rf"|{_CAPS_SURNAME},[ \t]+{_CAPS_NAME})(?![{_LO}])"
 )
 # "J. Whitlock, MD", "Ana Ruiz, NP", "Lindholm, Esme MD": a name before a credential.
@@ -126,6 +131,37 @@ _NOT_LOWER_NAMES = frozenset(
     _words("not on in at the a an spelt spelled written wrong still now also just really")
 )
 _GREETING = re.compile(rf"\b(?:Hi|Hello|Dear)[ \t]+(?P<v>{_NAME})(?=[ \t]*,)")
+# A team member named in brackets after the role ("SW (Ana):", "OT (Kofi) visited").
+_ROLE_NAME = re.compile(
+    r"\b(?:SW|OT|PT|RN|EN|GP|SLP|SALT|HCA|AIN|Physio|Dietitian|Chaplain|Pharmacist|Nurse"
+    rf"|Doctor|Interpreter)[ \t]*\((?P<v>{_NAME}(?:[ \t]+{_SURNAME})?)\)"
+)
+# An initial and a surname ("T. Okafor", "B. di Lorenzo", "G. Ó Súilleabháin"); a genus
+# abbreviated before its species ("E. Coli", "H. Pylori": lexicon words) is no name.
+_INITIAL_SURNAME = re.compile(
+    rf"(?<![\w.])(?P<v>[{_UP}]\.(?:[ \t]*[{_UP}]\.)?[ \t]+{_SURNAME}"
+    rf"|[{_UP}]\.(?:[ \t]*[{_UP}]\.)?[ \t]+{_CAPS_SURNAME})(?![\w'-])"
+)
+# A name standing alone between spaced dashes ("VISIT LOG - Ana Ruiz - 12 High Street").
+_DASHED_NAME = re.compile(
+    rf"[ \t][-\u2013][ \t]+(?P<v>(?:[{_UP}]\.[ \t]+)?{_NAME}(?:[ \t]+[A-Z]\.)?[ \t]+{_SURNAME}"
+    rf"|{_SURNAME},[ \t]+{_NAME})(?=[ \t]+[-\u2013][ \t]|[ \t]*\()"
+)
+_MONTH_START = (
+    r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG"
+    r"|SEP|OCT|NOV|DEC)"
+)
+# A name in lower case after "for", "from" or "note" and before a date, an e-mail address
+# or the patient's sex and age ("notes for ana ruiz 3/4/24", "from ana ruiz <...").
+_LOWER_NAME = re.compile(
+    r"\b(?:for|from|note|notes)[ \t]+"
+    r"(?!(?:for|from|the|a|an|to|on|of|my|his|her|their)\b)"
+    r"(?P<v>[a-zß-ÿ\u0100-\u017f][\w'-]+(?:[ \t]+[a-zß-ÿ\u0100-\u017f][\w'-]*){1,3}?)"
+    r"(?=[ \t]+(?:on[ \t]+)?(?:\d{1,2}(?:[./-](?:\d{1,2}|[ivxIVX]+)[./-]\d\d"
+    r"|(?:st|nd|rd|th)?[ \t]+"
+    rf"(?:of[ \t]+)?{_MONTH_START})|the[ \t]+\w+[ \t]+of\b|{_MONTH_START}[a-z]*[ \t-]+\d)"
+    r"|[ \t]*<|[ \t]+[MF](?:/|,[ \t]*)?\d)"
+)
 # A relative named by a given name only ("her grandson Mateo set up the account", "its
 # Rosa again"); the next word must be lower case, so "son John Smith" is left to the rules
 # that take the whole name.
@@ -150,6 +186,19 @@ def _clinical_word(word: str) -> bool:
     """A word of the clinical lexicon or a section heading in capitals."""
     bare = word.strip(".,'")
     return bare.upper() in _CAPS_HEADINGS or bare.lower() in CLINICAL_LEXICON
+
+
+# Everyday lower-case words that follow "for" or "from" before a date ("for review on
+# 3/4", "from home on 2/5").
+_COMMON_LOWER = frozenset(
+    _words(
+        "review follow up home work school bloods results surgery appointment visit admission "
+        "discharge clinic ward today tomorrow yesterday week weeks month months day days year "
+        "years all both each this that these those next last first second third further more "
+        "repeat routine urgent booked planned scheduled starting started since due until "
+        "period onwards onward night nights morning evening afternoon"
+    )
+)
 
 
 _FUNCTION_WORDS = frozenset(
@@ -205,6 +254,17 @@ def recognize_person_rules(text: str) -> list[Span]:
         group="v",
         validate=lambda m: m["v"] not in _NOT_NAMES,
     )
+    out += spans_of(_ROLE_NAME, text, PiiLabel.PERSON, 0.8, "name_role", group="v")
+    for pattern in (_INITIAL_SURNAME, _DASHED_NAME):
+        for m in pattern.finditer(text):
+            words = m["v"].replace(",", " ").split()
+            if any(_clinical_word(w) for w in words):
+                continue
+            out.append(Span(m.start("v"), m.end("v"), PiiLabel.PERSON, 0.8, "name_field"))
+    for m in _LOWER_NAME.finditer(text):
+        words = m["v"].split()
+        if not any(w in _FUNCTION_WORDS or _clinical_word(w) or w in _COMMON_LOWER for w in words):
+            out.append(Span(m.start("v"), m.end("v"), PiiLabel.PERSON, 0.78, "name_given"))
     for m in _SURNAME_FIRST.finditer(text):
         surname = m["s"].split()[-1]
         if _NAME_BEFORE.search(text, max(0, m.start() - 40), m.start()):

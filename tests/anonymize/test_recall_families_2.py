@@ -387,3 +387,31 @@ def test_names_after_separators_initials_roles_and_sign_offs(rules_detector, tex
 )
 def test_microbes_plans_and_schedules_are_not_names(ner_detector, text):
     assert [t for t, label in _found(ner_detector, text) if label is PiiLabel.PERSON] == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Patient seen in Fracture Clinic; cast checked.",
+        "Referral to Memory Clinic for cognitive assessment.",
+        "Refer to Heart Failure Service and Falls Clinic.",
+        "Refer to Physiotherapy and Speech Pathology.",
+        "Examination: McBurney's point non-tender.",
+        "Plan:\n1. Stop Nurofen\n2. Cease Celebrex",
+        "Medications: Coloxyl with Senna two tablets nocte.",
+        "Bowel sounds present. Bladder scan 120 mL.",
+    ],
+)
+def test_departments_eponyms_and_plan_imperatives_stay_unflagged(ner_detector, text):
+    assert ner_detector.detect(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "org"),
+    [
+        ("Reviewed at Harlow Sleep Clinic last month.", "Harlow Sleep Clinic"),
+        ("Letter from Kestrel Memory Service.", "Kestrel Memory Service"),
+    ],
+)
+def test_a_named_clinic_is_still_an_organisation(rules_detector, text, org):
+    assert (org, PiiLabel.ORGANIZATION) in _found(rules_detector, text)

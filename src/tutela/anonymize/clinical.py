@@ -54,8 +54,8 @@ _CLINICAL_PATTERNS = (
     # "Wolff-Parkinson-White pattern", "Bell's palsy", "Foley catheter").
     # Several eponyms may share the word ("Kernig and Brudzinski signs").
     re.compile(
-        r"\b[A-Z][a-z]+(?:[-'][A-Z][a-z]+)*(?:'s)?"
-        r"(?:(?:,|[ \t]+(?:and|or))[ \t]+[A-Z][a-z]+(?:[-'][A-Z][a-z]+)*(?:'s)?)*"
+        r"\b(?:Mc|Mac|O')?[A-Z][a-z]+(?:[-'][A-Z][a-z]+)*(?:'s)?"
+        r"(?:(?:,|[ \t]+(?:and|or))[ \t]+(?:Mc|Mac|O')?[A-Z][a-z]+(?:[-'][A-Z][a-z]+)*(?:'s)?)*"
         # a grade or class may come between ("Forrest IIa ulcer", "Killip II class")
         r"(?:[ \t]+[IV]{1,4}[a-c]?)?"
         r"[ \t]+(?:disease|syndrome|pattern|phenomenon|signs?|tests?|maneuvers?"
@@ -162,7 +162,9 @@ _TAKING_BEFORE = re.compile(
     r"(?i:\b(?:(?:taking|takes|took|taken|prescribed|dispensed|withheld|withhold|continue"
     r"|continued|increase|increased|reduce|reduced|wean|weaned)(?:[ \t]+(?:the|her|his"
     r"|their|my|some|regular|on))*"
-    r"|(?:started|starting|commenced|restarted|switched|changed)[ \t]+(?:on|to))[ \t]+)$"
+    r"|(?:started|starting|commenced|restarted|switched|changed)[ \t]+(?:on|to)"
+    # a plan's imperative ("Stop Nurofen", "Cease Celebrex", "Add Entresto")
+    r"|stop|stopped|cease|ceased|add|added|start|trial|withdraw|hold|resume|resumed)[ \t]+)$"
 )
 _TAKING_LEAD = re.compile(_TAKING_BEFORE.pattern.removesuffix("$") + r"\S+$")
 # ... unless a person's errand follows ("taking Amir to the shops")

@@ -139,6 +139,22 @@ CLINICAL_LEXICON: frozenset[str] = (
         "medrol prednisolone kenalog hemoccult guaiac"
     )
     | _words(
+        # organs, functions and services named at the start of a sentence or a heading
+        # ("Bowel sounds present", "Memory Clinic"); not words that are also surnames
+        "bowel bowels bladder chest liver kidney kidneys brain spine pain sleep mood appetite "
+        "memory fracture fractures continence eye eyes hip knee shoulder urine stool sounds "
+        "falls wound wounds breast lung physiotherapy haematology gynaecology histology "
+        "microbiology dietetics orthopaedics"
+    )
+    | _words(
+        # brands widely dispensed in the UK, Ireland, Australia, New Zealand and Canada:
+        # analgesics, laxatives, anticoagulants, antibiotics, inhalers, dressings, vaccines
+        "panadol nurofen panamax endone targin tramal coloxyl senna movicol laxido endep "
+        "clexane fragmin pradaxa keflex augmentin somac seretide mepilex aquacel allevyn "
+        "duoderm tegaderm opsite inadine acticoat kaltostat fluvax shingrix prevenar boostrix "
+        "gardasil comirnaty spikevax"
+    )
+    | _words(
         # species of microbes, written after the genus's initial ("E. coli", "H. pylori")
         "coli pylori difficile aureus epidermidis pneumoniae influenzae faecalis faecium "
         "albicans aeruginosa jirovecii gondii trachomatis gonorrhoeae pyogenes agalactiae "

@@ -311,7 +311,7 @@ _ORG = re.compile(
     + r"(?:Hospital|Medical Center|Medical Centre|Clinic|Health System|Healthcare|Infirmary"
     r"|Medical Group|Pharmacy|Health Center|Rehabilitation Center|Nursing Home|University"
     r"|Inc\.?|LLC|LLP|L\.L\.C\.|Corp\.?|Corporation|Co\.|Company|Associates|Group|Partners"
-    r"|Services|Agency|Foundation|Authority|District|Institute|Hospice|Practice|Living"
+    r"|Services?|Agency|Foundation|Authority|District|Institute|Hospice|Practice|Living"
     r"|Center|Centre|Schools?|College|Academy|Bank|Church|Union|Society|Trust|Council"
     r"|Department|Ministries|Logistics|Manufacturing|Courier|Freight|Staffing"
     # surgeries, dispensaries and insurers as British, Irish and Australasian notes name
@@ -334,7 +334,29 @@ _SPECIALTIES = frozenset(
         "travel dialysis"
     )
 )
-_DEPARTMENT_HEADS = frozenset(_words("Surgery Physiotherapy Pathology Dialysis Insurance"))
+_DEPARTMENT_HEADS = frozenset(
+    _words(
+        "Surgery Physiotherapy Pathology Dialysis Insurance Clinic Service Services Unit "
+        "Department Centre Center Team"
+    )
+)
+# Words that name what a department treats ("Memory Clinic", "Heart Failure Service").
+_TREATED = frozenset(
+    _words(
+        "memory fracture falls pain wound diabetes heart failure sleep stroke continence "
+        "anticoagulation warfarin antenatal fertility skin hearing speech occupational "
+        "physiotherapy pathology radiology oncology haematology hematology cardiology "
+        "neurology nephrology gastroenterology respiratory rheumatology dermatology "
+        "geriatric geriatrics aged palliative mental sexual vaccination immunisation "
+        "immunization asthma copd epilepsy headache spinal cord injury burns plastic "
+        "orthopaedics orthopedics urology gynaecology gynecology obstetric obstetrics "
+        "maternity midwifery eating disorders addiction alcohol drug smoking cessation "
+        "weight management lipid hypertension renal liver kidney breast colorectal "
+        "endoscopy infusion imaging xray x-ray ultrasound rehabilitation rehab recovery "
+        "discharge lounge admissions assessment triage outpatient outpatients"
+    )
+)
+_CONNECTIVES = frozenset(_words("and & of for the"))
 _ORG_LEAD_WORDS = frozenset(
     _words(
         "The Discharged Transferred Seen Admitted Referred Filled Dispensed Performed "
@@ -357,7 +379,11 @@ def recognize_organization_rules(text: str) -> list[Span]:
             words.pop(0)
         if len(words) > 1 and not (
             any(w in _DEPARTMENT_HEADS for w in words[-2:])
-            and all(w.lower() in _SPECIALTIES for w in words[:-1] if w not in _DEPARTMENT_HEADS)
+            and all(
+                w.lower() in _SPECIALTIES or w.lower() in _TREATED or w.lower() in CLINICAL_LEXICON
+                for w in words[:-1]
+                if w not in _DEPARTMENT_HEADS and w.lower() not in _CONNECTIVES
+            )
         ):
             out.append(Span(start, end, PiiLabel.ORGANIZATION, 0.8, "org_rule"))
     return out

@@ -415,3 +415,32 @@ def test_departments_eponyms_and_plan_imperatives_stay_unflagged(ner_detector, t
 )
 def test_a_named_clinic_is_still_an_organisation(rules_detector, text, org):
     assert (org, PiiLabel.ORGANIZATION) in _found(rules_detector, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Sedated on Propofol and Fentanyl overnight.",
+        "Syringe driver with Morphine and Midazolam.",
+        "Thrombolysed with Tenecteplase on arrival.",
+        "Switched to Rivaroxaban after the bleed.",
+        "ASSESSMENT AND PLAN: Right lower lobe pneumonia. Start Ceftriaxone.",
+        "Increase Methotrexate with Folic Acid. Check Quantiferon.",
+        "Small volume of free fluid in Morison's pouch.",
+        "Home Care Package level 2 in place.",
+        "MMR and Varivax given today.",
+    ],
+)
+def test_drug_stems_plan_verbs_and_anatomy_stay_unflagged(ner_detector, text):
+    assert ner_detector.detect(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Seen with Josephine Okafor today.", "Josephine"),
+        ("Rosaline Mensah attended with her son.", "Rosaline"),
+    ],
+)
+def test_names_that_end_like_drugs_are_still_names(ner_detector, text, name):
+    assert any(name in t for t, _ in _found(ner_detector, text))

@@ -71,7 +71,11 @@ _CLINICAL_PATTERNS = (
         r"|contractures?|deformity|cysts?|nodes?|nodules?|hernia|diverticulum|aneurysm|triad"
         r"|arthropathy|neuralgia|neuroma|ulcers?|fasciitis|thyroiditis|anaemia|anemia|angina"
         r"|granuloma|sclerosis|dystrophy|myopathy|lesions?|spots?|bodies|cells|area|splint"
-        r"|manoeuvres?|incision|technique|method|approach|view|point|space)\b"
+        r"|manoeuvres?|incision|technique|method|approach|view|point|space"
+        # anatomy named after anatomists ("Morison's pouch", "Hunter's canal")
+        r"|pouch|triangle|canal|duct|gland|glands|membrane|ligament|tendon|fascia|artery|vein"
+        r"|nerve|capsule|corpuscles?|plexus|crest|layer|zone|lines?|tubercle|foramen|sinus"
+        r"|valve|loop|fold|ampulla|cartilage|organ|ring)\b"
     ),
     # Lab values in SI units ("2 x 10^9/L") and ranges ("4.0-5.6").
     re.compile(r"\b\d+(?:\.\d+)?\s?x\s?10\^?\d+(?:/[a-zA-Z]+)?"),
@@ -164,7 +168,9 @@ _TAKING_BEFORE = re.compile(
     r"|their|my|some|regular|on))*"
     r"|(?:started|starting|commenced|restarted|switched|changed)[ \t]+(?:on|to)"
     # a plan's imperative ("Stop Nurofen", "Cease Celebrex", "Add Entresto")
-    r"|stop|stopped|cease|ceased|add|added|start|trial|withdraw|hold|resume|resumed)[ \t]+)$"
+    r"|stop|stopped|cease|ceased|add|added|start|trial|withdraw|hold|resume|resumed"
+    # a test ordered ("Check Quantiferon", "Repeat Troponin")
+    r"|check|repeat|order|ordered|send|sent)[ \t]+)$"
 )
 _TAKING_LEAD = re.compile(_TAKING_BEFORE.pattern.removesuffix("$") + r"\S+$")
 # ... unless a person's errand follows ("taking Amir to the shops")
@@ -172,6 +178,18 @@ _ERRAND_AFTER = re.compile(r"[ \t]+(?:to|home|out|for|with|and|back|along)\b|'s\
 # A model-found word joined to a lower-case word by a hyphen is part of a compound
 # ("Webster-pak", "Holter-monitored"), not a name.
 _COMPOUND_AFTER = re.compile(r"-[a-z]")
+
+
+# Stems of international non-proprietary drug names ("Midazolam", "Tenecteplase",
+# "Propofol", "Rivaroxaban"): a single model-found word ending so is a drug.
+_DRUG_STEM = re.compile(
+    r"(?i:[a-z]{3,}(?:pril|sartan|olol|statin|azole|mycin|cillin|floxacin|cycline|prazole"
+    r"|tidine|dipine|parin|xaban|gatran|teplase|kinase|mab|tinib|ciclovir|cyclovir|navir"
+    r"|azepam|zolam|triptan|afil|gliptin|gliflozin|glutide|formin|olone|asone|profen|fenac"
+    r"|amol|ofol|terol|anyl|idone|apine|oxetine|traline|pramine|setron|lukast|dronate|fibrate"
+    r"|thiazide|semide|tretin|ximab|zumab|cept|platin|rubicin|taxel|vudine|conazole"
+    r"|fungin|penem|bactam|lactam|mide|dopa|codone|morphone|caine|curium|ronium|vax))"
+)
 
 
 def _drug_or_compound(text: str, span: Span) -> bool:
@@ -184,6 +202,8 @@ def _drug_or_compound(text: str, span: Span) -> bool:
         return _ERRAND_AFTER.match(text, span.end) is None
     if any(c in fragment for c in " \t"):
         return False
+    if _DRUG_STEM.fullmatch(fragment) is not None:
+        return True
     return (
         _FORM_AFTER.match(text, span.end) is not None
         or _COMPOUND_AFTER.match(text, span.end) is not None

@@ -147,6 +147,14 @@ CLINICAL_LEXICON: frozenset[str] = (
         "microbiology dietetics orthopaedics"
     )
     | _words(
+        # a plan's verbs, which open sentences in capitals ("Start", "Check", "Commence")
+        "start commence commenced check continue stop cease ceased increase decrease reduce "
+        "add review repeat refer arrange book monitor consider encourage completed attended "
+        "discuss discussed advise advised trial wean withhold aim "
+        # supplements and care words the model reads as names
+        "folic acid vitamin iron zinc thiamine package"
+    )
+    | _words(
         # brands widely dispensed in the UK, Ireland, Australia, New Zealand and Canada:
         # analgesics, laxatives, anticoagulants, antibiotics, inhalers, dressings, vaccines
         "panadol nurofen panamax endone targin tramal coloxyl senna movicol laxido endep "

@@ -362,7 +362,8 @@ _ORG_LEAD_WORDS = frozenset(
         "The Discharged Transferred Seen Admitted Referred Filled Dispensed Performed "
         "Employer At In From To Via Records Prior Follow Follow-up Please Contact Pt "
         "Patient Retired Works Worked Employed Results Copy Sent Faxed Called Emergency "
-        "Radiology Department Laboratory Pharmacy "
+        "Radiology Department Laboratory Pharmacy Completed Attended Started Commenced "
+        "Contacted Discussed Phoned Emailed Booked Joined Visited Left Finished Rang "
     )
 )
 

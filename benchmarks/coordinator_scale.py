@@ -11,9 +11,12 @@ update (no local training: the numbers are the coordinator and its transport). Q
 every agent, so each round waits for all N uploads.
 
 - **push**: agents long-poll ``/v1/site/tasks?wait=25&seen=<version>``; the coordinator
-  answers when their tasks change.
+  answers when their tasks change. As the site agent does, an agent takes the model from
+  the task and submits its update with ``wait`` and ``seen``, so the receipt brings its next
+  task: one request per round.
 - **baseline (polling)**: the same agents poll every 0.2 s when idle (the site agent's
-  interval before tasks were pushed), without ``wait``.
+  interval before tasks were pushed), without ``wait``; they fetch the model and submit,
+  three requests per round.
 
 Rounds/min is timed from the end of round 1 (every handshake and join done) to the last
 round. RSS is the coordinator process's (peak, and after the last round); with
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -192,15 +196,19 @@ async def _agent(spec: dict[str, Any], name: str, rng: np.random.Generator) -> i
         base_url=spec["url"], verify=ctx, timeout=WAIT_S + 600, limits=limits
     ) as client:
         seen: str | None = None
+        followed: dict[str, Any] | None = None
         while True:
-            params = {"wait": WAIT_S, "seen": seen} if push and seen is not None else {}
-            r = await _send(client, "GET", "/v1/site/tasks", params=params)
-            requests += 1
-            if r.status_code != 200:  # over a bound or busy: ask again without waiting
-                seen = None
-                await asyncio.sleep(POLL_S)
-                continue
-            data = r.json()
+            if followed is not None:  # the next answer came back with the last submission
+                data, followed = followed, None
+            else:
+                params = {"wait": WAIT_S, "seen": seen} if push and seen is not None else {}
+                r = await _send(client, "GET", "/v1/site/tasks", params=params)
+                requests += 1
+                if r.status_code != 200:  # over a bound or busy: ask again without waiting
+                    seen = None
+                    await asyncio.sleep(POLL_S)
+                    continue
+                data = r.json()
             worked = False
             for task in data["tasks"]:
                 worked = True
@@ -215,22 +223,30 @@ async def _agent(spec: dict[str, Any], name: str, rng: np.random.Generator) -> i
                     )
                     r.raise_for_status()
                 elif task["kind"] == "fit":
-                    got = await _send(client, "GET", f"/v1/site/studies/{study}/model")
-                    model, _ = parse_tensors(got.content)
+                    if push and "model" in task:  # the model came in the task
+                        model, _ = parse_tensors(base64.b64decode(task["model"]))
+                    else:
+                        got = await _send(client, "GET", f"/v1/site/studies/{study}/model")
+                        requests += 1
+                        model, _ = parse_tensors(got.content)
                     update = {
                         k: (rng.standard_normal(v.shape) * 0.01).astype(np.float32)
                         for k, v in model.items()
                     }
                     meta = {"study": study, "round": str(task["round"]), "num_examples": "100"}
+                    # pushed: the receipt waits for this agent's next tasks answer
+                    hold = {"wait": WAIT_S, "seen": data["version"]} if push else {}
                     r = await _send(
                         client,
                         "POST",
                         f"/v1/site/studies/{study}/rounds/{task['round']}/stages/fit",
+                        params=hold,
                         content=parameters_to_bytes(update, metadata=meta),
                         headers={"Idempotency-Key": f"{name}-{task['round']}-{task['attempt']}"},
                     )
                     r.raise_for_status()
-                requests += 2
+                    followed = r.json().get("next_tasks") if push else None
+                requests += 1
             if data["studies"].get(study) in FINISHED:
                 return requests
             if push:

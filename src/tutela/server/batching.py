@@ -5,8 +5,10 @@ serves the whole queue, its own item included, in one go, and every waiting call
 own outcome. Nobody waits longer than one batch behind the call that arrived before it,
 and a batch starts after every item in it was queued, so an answer reflects every change
 committed before its call. The coordinator uses this for round submissions (one
-transaction for a group, see :meth:`tutela.server.inbox.Inbox.submit`) and for the task
-reads of held requests woken together (:meth:`tutela.server.participation.Participation.tasks_for`).
+transaction for a group, see :meth:`tutela.server.inbox.Inbox.submit`), for the task
+reads of held requests woken together (:meth:`tutela.server.participation.Participation.tasks_for`)
+and for the site certificates it looks up together
+(:meth:`tutela.server.identity.Identity.principal_for_site`).
 """
 
 from __future__ import annotations

@@ -257,8 +257,12 @@ class RoundDriver:
         """The round's state machine over what the store holds (declared row counts cap
         every site's weight)."""
         declared = {
-            p.site: int(p.num_examples)
-            for p in s.scalars(select(ParticipationRow).where(ParticipationRow.study_id == row.id))
+            site: int(rows)
+            for site, rows in s.execute(
+                select(ParticipationRow.site, ParticipationRow.num_examples).where(
+                    ParticipationRow.study_id == row.id
+                )
+            )
         }
         return RoundState(round_plan(rr), params, declared)
 

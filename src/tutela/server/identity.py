@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from tutela.errors import PermissionDenied, ServiceError
 from tutela.server.authz import Principal, Role
+from tutela.server.batching import Batcher, Slot
 from tutela.server.core import ANON, Core, token_hash
 from tutela.server.store import SiteRow, TokenRow
 
@@ -52,8 +53,10 @@ class Identity:
     _recognised: dict[tuple[str, str], float] = field(default_factory=dict, init=False)
     _generation: int = field(default=0, init=False)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _lookups: Batcher[tuple[str, str], Principal | None] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self._lookups = Batcher(self._serve_lookups)
         sessions = self.core.store.write_sessions
         event.listen(sessions, "after_flush", self._forget_if_sites_changed)
         event.listen(sessions, "after_commit", self._forget_after_site_change)
@@ -133,22 +136,39 @@ class Identity:
         acceptable is recognised for :data:`SITE_CACHE_S` without another read, unless a
         site changes through the coordinator first.
         """
-        key = (common_name, fingerprint)
+        recognised = self.recognised_site(common_name, fingerprint)
+        if recognised is not None:
+            return recognised
+        # certificates looked up at once share one read (sites that start a round together)
+        return self._lookups((common_name, fingerprint))
+
+    def _serve_lookups(self, slots: list[Slot[tuple[str, str], Principal | None]]) -> None:
         now = time.monotonic()
         with self._cache_lock:
-            if self._recognised.get(key, 0.0) > now:
-                return Principal(common_name, Role.SITE)
             generation = self._generation
+        names = sorted({name for name, _ in (slot.item for slot in slots)})
         with self.core.store.read() as s:
-            row = s.get(SiteRow, common_name)
-            if row is None or row.status != "active":
-                return None
-            if row.cert_fingerprint is not None and row.cert_fingerprint != fingerprint:
-                return None
+            rows = {
+                row.name: (row.status, row.cert_fingerprint)
+                for row in s.execute(
+                    select(SiteRow.name, SiteRow.status, SiteRow.cert_fingerprint).where(
+                        SiteRow.name.in_(names)
+                    )
+                )
+            }
+        accepted: list[tuple[str, str]] = []
+        for slot in slots:
+            name, fingerprint = slot.item
+            status, pinned = rows.get(name, (None, None))
+            if status != "active" or (pinned is not None and pinned != fingerprint):
+                slot.resolve(None)
+                continue
+            accepted.append(slot.item)
+            slot.resolve(Principal(name, Role.SITE))
         with self._cache_lock:
             if generation == self._generation:  # no site changed while this read ran
-                self._recognised[key] = now + SITE_CACHE_S
-        return Principal(common_name, Role.SITE)
+                for key in accepted:
+                    self._recognised[key] = now + SITE_CACHE_S
 
     # sites ------------------------------------------------------------------------------
 

@@ -223,6 +223,12 @@ class TaskBell:
                     gone.cancel()
 
 
+CARRIED = ("model", "message")
+"""Task fields that carry a payload the rest of the task determines (the global model of the
+task's study and ``model_version``; the coordinator's message for its study, round, attempt,
+stage and site): left out of the version's digest, which they would only make slower."""
+
+
 def _digest(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -230,10 +236,14 @@ def _digest(value: Any) -> str:
 
 def versioned(answer: dict[str, Any]) -> dict[str, Any]:
     """``answer`` with its ``version``: a digest of everything but its tasks, then a digest of
-    its tasks (16 hex digits each)."""
+    its tasks without their :data:`CARRIED` payloads (16 hex digits each)."""
     body = {k: v for k, v in answer.items() if k != "version"}
     rest = {k: v for k, v in body.items() if k != "tasks"}
-    return {**body, "version": _digest(rest) + _digest(body.get("tasks", []))}
+    tasks = [
+        {k: v for k, v in task.items() if k not in CARRIED} if isinstance(task, dict) else task
+        for task in body.get("tasks", [])
+    ]
+    return {**body, "version": _digest(rest) + _digest(tasks)}
 
 
 def is_news(answer: dict[str, Any], seen: str) -> bool:

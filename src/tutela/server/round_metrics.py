@@ -113,9 +113,15 @@ def evaluations(s: Session, study_id: str) -> dict[int, dict[str, Any]]:
     rows = s.scalars(
         select(MetricRow).where(MetricRow.study_id == study_id).order_by(MetricRow.id)
     ).all()
+    if not rows:
+        return {}
     declared = {
-        p.site: int(p.num_examples or 0)
-        for p in s.scalars(select(ParticipationRow).where(ParticipationRow.study_id == study_id))
+        site: int(rows_ or 0)
+        for site, rows_ in s.execute(
+            select(ParticipationRow.site, ParticipationRow.num_examples).where(
+                ParticipationRow.study_id == study_id
+            )
+        )
     }
     return {
         r: {"sites": sites, "aggregate": combine(sites, declared)}

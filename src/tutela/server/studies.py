@@ -220,8 +220,13 @@ class Studies:
         """Status, progress, participation and per-round outcomes of a study."""
         with self.core.store.read() as s:
             row = self.core.study(s, study_id)
-            parts = s.scalars(
-                select(ParticipationRow).where(ParticipationRow.study_id == study_id)
+            parts = s.execute(  # columns, not rows: a study may have a thousand sites
+                select(
+                    ParticipationRow.site,
+                    ParticipationRow.status,
+                    ParticipationRow.reason,
+                    ParticipationRow.num_examples,
+                ).where(ParticipationRow.study_id == study_id)
             ).all()
             rounds = s.scalars(
                 select(RoundRow)

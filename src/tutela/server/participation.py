@@ -11,6 +11,7 @@ round stages it has to work on.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -361,6 +362,22 @@ class _OpenStage:
         participants = set(json.loads(rr.participants_json))
         return cls(study, rr, participants, done, messages, unseal)
 
+    @functools.cached_property
+    def _common(self) -> dict[str, Any]:
+        """What every site's task in this stage shares (parsed once for all of them)."""
+        prep = json.loads(self.study.prep_json)
+        return {
+            "config": json.loads(self.round.fit_config_json),
+            "model_version": self.study.model_version,
+            "standardisation": {"mean": prep.get("mean"), "std": prep.get("std")},
+        }
+
+    @functools.cached_property
+    def _protocol(self) -> dict[str, Any] | None:
+        """The round's protocol state (client ids, the key registry), parsed once."""
+        state = self.round.protocol_state
+        return None if state is None else dict(json.loads(state))
+
     def task_for(self, site: str, now: float) -> dict[str, Any] | None:
         """``site``'s task in this stage, if it has one. A protocol stage's task carries the
         coordinator's message to ``site`` (see :data:`INLINE_MESSAGE_BYTES`), so the site
@@ -368,7 +385,6 @@ class _OpenStage:
         rr, study = self.round, self.study
         if site not in self.participants or rr.stage_deadline < now or site in self.done:
             return None
-        prep = json.loads(study.prep_json)
         task: dict[str, Any] = {
             "kind": rr.stage,
             "study_id": study.id,
@@ -376,17 +392,16 @@ class _OpenStage:
             "attempt": rr.attempt,
             "stage": rr.stage,
             "deadline": rr.stage_deadline,
-            "config": json.loads(rr.fit_config_json),
-            "model_version": study.model_version,
-            "standardisation": {"mean": prep.get("mean"), "std": prep.get("std")},
+            **self._common,
         }
         if rr.stage != FIT_STAGE:
             sealed = self.messages.get(site)
-            if sealed is None or rr.protocol_state is None:
+            proto = self._protocol
+            if sealed is None or proto is None:
                 return None  # dropped in an earlier stage: nothing more to do
-            proto = json.loads(rr.protocol_state)
             task["client_id"] = proto["client_ids"][site]
-            task["registry"] = proto["registry"]
+            if rr.stage == Stage.ADVERTISE_KEYS.value:  # the peers' keys, checked once
+                task["registry"] = proto["registry"]
             aad = f"relay/{study.id}/{rr.round_no}/{rr.stage}/{COORDINATOR}/{site}"
             message = self.unseal(sealed, aad)
             if len(message) <= INLINE_MESSAGE_BYTES:

@@ -444,3 +444,38 @@ def test_drug_stems_plan_verbs_and_anatomy_stay_unflagged(ner_detector, text):
 )
 def test_names_that_end_like_drugs_are_still_names(ner_detector, text, name):
     assert any(name in t for t, _ in _found(ner_detector, text))
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "label"),
+    [
+        ("Client ID CL-77120-K, seen at home.", "CL-77120-K", PiiLabel.MRN),
+        ("Service user no. 55120931 on the referral.", "55120931", PiiLabel.MRN),
+        ("DVA gold card QT774120 sighted.", "QT774120", PiiLabel.HEALTH_PLAN),
+        ("Ontario health card 4412-998-120-KT copied.", "4412-998-120-KT", PiiLabel.HEALTH_PLAN),
+        ("Claim ref CLM/2031/00912 lodged.", "CLM/2031/00912", PiiLabel.ACCOUNT),
+        ("Letter to 9 Birch Close, Hove BN3 7QL.", "BN3 7QL", PiiLabel.ZIP),
+        ("Letter to 9 Birch Close, Hove BN3 7QL.", "Hove", PiiLabel.LOCATION),
+        ("Mailing address: Ottawa, K1A 0B6", "K1A 0B6", PiiLabel.ZIP),
+        ("lives at Flat 4C, Harbour Parade, Whitby.", "Flat 4C, Harbour Parade", PiiLabel.ADDRESS),
+        ("seen at home, 12 Kōwhai Street, Te Awamutu.", "Te Awamutu", PiiLabel.LOCATION),
+        ("present were Mereana (CN) and Sione (physio).", "Sione", PiiLabel.PERSON),
+        ("Resident of Kowhai Lodge since 2019.", "Kowhai Lodge", PiiLabel.ORGANIZATION),
+    ],
+)
+def test_more_record_words_postcodes_and_names_with_roles(rules_detector, text, value, label):
+    assert (value, label) in _found(rules_detector, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "GCS 14 (E4V4M6), pupils equal.",
+        "Rx #4471902 refilled, qty 90.",
+        "Spine: L4 5 disc bulge, no canal stenosis.",
+        "Reviewed by the team (CN) today.",
+        "Pain (NRS) 4 of 10.",
+    ],
+)
+def test_coma_scores_prescriptions_and_bracketed_roles_stay_unflagged(rules_detector, text):
+    assert rules_detector.detect(text) == []

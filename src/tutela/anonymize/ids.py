@@ -42,7 +42,8 @@ _MRN_WORDS = (
     r"|\b(?:NHS|CHI|NHI|health\s+card)\s*(?:number|no\b\.?|#|id\b)"
     # "hosp. no.", "hosp #"; "UR" and "URN" (unit record number) and the national record
     # numbers standing alone before the value ("UR 0041182", "NHS 401 023 2211")
-    r"|\bhosp\b\.?\s*(?:number|no\b\.?|#|id\b)|\bURN?\b|\b(?:NHS|CHI|NHI)\b)"
+    r"|\bhosp\b\.?\s*(?:number|no\b\.?|#|id\b)|\bURN?\b|\b(?:NHS|CHI|NHI)\b"
+    r"|\b(?:client|resident|service\s+user)\s+(?:id\b|number|no\b\.?|#))"
 )
 _PLAN_WORDS = (
     r"(?i:\b(?:member|subscriber|insured|beneficiary|enrollee)\s*(?:id\b|#|number|no\b\.?"
@@ -52,15 +53,15 @@ _PLAN_WORDS = (
     r"|\bplan\s*(?:id\b|number|no\b\.?|#)|\bMBI|\bgroup\s+(?:number|no\.?|#)"
     # "member" alone before a value ("claim to the fund, member 55120-331"), and the
     # public plans' own numbers (Canadian provinces, Australia, Ireland)
-    r"|\bmember\b|\b(?:OHIP|RAMQ|AHCIP|MSP|PHN|IHI|DVA|PPSN|GMS|medical\s+card)\b"
-    r"(?:\s+(?:card|number|no\b\.?|#))?)"
+    r"|\bmember\b|\b(?:OHIP|RAMQ|AHCIP|MSP|PHN|IHI|DVA|PPSN|GMS|medical\s+card|health\s+card)\b"
+    r"(?:(?:\s+(?:gold|white|orange))?\s+card)?(?:\s+(?:number|no\b\.?|#))?)"
 )
 # "account (HAR) 1234567": a parenthesised acronym may name the kind of account.
 _ACCOUNT_WORDS = (
     r"(?i:\b(?:bank\s+|billing\s+|guarantor\s+|patient\s+|hospital\s+|client\s+|pharmacy\s+)?"
     r"(?:account|acct|acc't|a/c)\b\.?(?:\s+(?:number|no\.?|#))?(?:\s*\([A-Z]{2,5}\))?"
-    r"|\b(?:case|claim|invoice|billing|financial|encounter|visit|routing)\s+(?:number|no\b\.?"
-    r"|#|id\b)|\b(?:FIN|CSN|HAR)\b"
+    r"|\b(?:case|claim|invoice|billing|financial|encounter|visit|routing)"
+    r"\s+(?:number|no\b\.?|#|id\b|ref(?:erence)?\b\.?)|\b(?:FIN|CSN|HAR)\b"
     r"|\bbilling\s+ref(?:erence)?\b\.?)"
 )
 # An episode, encounter or spell number is the hospital's key to one admission: the word

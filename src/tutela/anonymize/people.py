@@ -136,6 +136,12 @@ _ROLE_NAME = re.compile(
     r"\b(?:SW|OT|PT|RN|EN|GP|SLP|SALT|HCA|AIN|Physio|Dietitian|Chaplain|Pharmacist|Nurse"
     rf"|Doctor|Interpreter)[ \t]*\((?P<v>{_NAME}(?:[ \t]+{_SURNAME})?)\)"
 )
+# A given name before the person's role in brackets ("Tevita (physio)", "Ana (CN)").
+_NAME_ROLE = re.compile(
+    rf"\b(?P<v>{_NAME}(?:[ \t]+{_SURNAME})?)[ \t]*\((?:CN|RN|EN|CNS|NP|NUM|physio|OT|SW|GP"
+    r"|SLP|SALT|dietitian|pharmacist|chaplain|interpreter|carer|daughter|son|wife|husband"
+    r"|partner|mother|father|sister|brother|niece|nephew|friend|neighbou?r|NOK|POA)\)"
+)
 # An initial and a surname ("T. Okafor", "B. di Lorenzo", "G. Ó Súilleabháin"); a genus
 # abbreviated before its species ("E. Coli", "H. Pylori": lexicon words) is no name.
 _INITIAL_SURNAME = re.compile(
@@ -255,6 +261,18 @@ def recognize_person_rules(text: str) -> list[Span]:
         validate=lambda m: m["v"] not in _NOT_NAMES,
     )
     out += spans_of(_ROLE_NAME, text, PiiLabel.PERSON, 0.8, "name_role", group="v")
+    out += spans_of(
+        _NAME_ROLE,
+        text,
+        PiiLabel.PERSON,
+        0.8,
+        "name_role",
+        group="v",
+        validate=lambda m: (
+            m["v"].split()[0] not in _NOT_GIVEN | _NOT_NAMES
+            and not _clinical_word(m["v"].split()[0])
+        ),
+    )
     for pattern in (_INITIAL_SURNAME, _DASHED_NAME):
         for m in pattern.finditer(text):
             words = m["v"].replace(",", " ").split()
@@ -319,7 +337,8 @@ _ORG = re.compile(
     r"|Surgery|Physiotherapy|Pathology|Dispensary|Apothecary|Chemist|Dialysis[ \t]+Unit"
     r"|Aged[ \t]+Care|Assurance|Insurance|Mutual(?:[ \t]+Health)?|Health[ \t]+Fund"
     r"|Benefit[ \t]+Plan|Friendly[ \t]+Society|Fisheries|Bakery|Steelworks|Laboratories"
-    r"|Diagnostics|Ltd\.?|Limited|plc)(?![\w])"
+    r"|Diagnostics|Ltd\.?|Limited|plc|Lodge|Manor|Rest[ \t]+Home|Care[ \t]+Home"
+    r"|Retirement[ \t]+Village)(?![\w])"
 )
 # A specialty before one of those words names a department, not a firm ("Vascular
 # Surgery", "Chemical Pathology", "Respiratory Physiotherapy").
@@ -363,7 +382,8 @@ _ORG_LEAD_WORDS = frozenset(
         "Employer At In From To Via Records Prior Follow Follow-up Please Contact Pt "
         "Patient Retired Works Worked Employed Results Copy Sent Faxed Called Emergency "
         "Radiology Department Laboratory Pharmacy Completed Attended Started Commenced "
-        "Contacted Discussed Phoned Emailed Booked Joined Visited Left Finished Rang "
+        "Contacted Discussed Phoned Emailed Booked Joined Visited Left Finished Rang Resident "
+        "Client Member of the and for "
     )
 )
 

@@ -113,6 +113,9 @@ _COUNTRIES = (
     "United Kingdom|Uruguay|Uzbekistan|Venezuela|Vietnam|Wales|Yemen|Zambia|Zimbabwe"
 )
 _COUNTRY = re.compile(rf"\b(?:{_COUNTRIES})\b")
+# A capitalised word of a place's name, in the Latin letters places are written in
+# ("Kōwhai", "Atatū", "Mühlenweg").
+_PLACE_WORD = "[A-ZÀ-Þ][a-zß-ÿ\u0101-\u017f]+"
 _STREET_SUFFIX = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl"
     r"|Terrace|Ter|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Square|Sq|Trail|Trl"
@@ -130,14 +133,14 @@ _STREET_ALONE = re.compile(
 # The town after an address or a street, before punctuation or the end of the line
 # ("12 Harrow Crescent, Oldham."): group ``v``.
 _TOWN_AFTER = re.compile(
-    r",[ \t]*(?P<v>[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,2})(?=[ \t]*(?:[,.;:)\n]|$|[ \t]+(?:with"
-    r"|and|-|\u2013|\d)\b))"
+    rf",[ \t]*(?P<v>{_PLACE_WORD}(?:[ -]{_PLACE_WORD}){{0,2}})"
+    r"(?=[ \t]*(?:[,.;:)\n]|$|[ \t]+(?:with|and|-|\u2013|\d)\b))"
 )
 # A town after a verb of living or moving ("lives in Oldham", "transferred from Tralee").
 _TOWN_CUE = re.compile(
     r"(?i:\b(?:lives|living|lived|resides|residing|resident|moved|relocated|transferred"
     r"|visiting|visitor|home)[ \t]+(?:in|from|to|at)[ \t]+)"
-    r"(?P<v>[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,2})\b"
+    rf"(?P<v>{_PLACE_WORD}(?:[ -]{_PLACE_WORD}){{0,2}})\b"
 )
 # Words after those verbs that name a ward, service or kind of home, not a town.
 _NOT_TOWNS = frozenset(
@@ -192,9 +195,9 @@ _ADDRESS = re.compile(
     # "4120 County Road 12", "88 Route 9 Lot 4"
     rf"\b\d{{1,6}}[ \t]+{_ROAD_NUMBERED}\b"
     r"(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|Lot|#)\.?[ \t]*[A-Z0-9-]+\b)?"
-    r"|\b\d{1,6}[ \t]+(?:[NSEW]\.?[ \t]+)?(?:[A-Z][a-z]+(?:'s)?|\d{1,3}(?:st|nd|rd|th))"
+    rf"|\b\d{{1,6}}[ \t]+(?:[NSEW]\.?[ \t]+)?(?:{_PLACE_WORD}(?:'s)?|\d{{1,3}}(?:st|nd|rd|th))"
     # a numbered concession or line after its name ("12 Concession Road 8")
-    r"(?:[ \t]+[A-Z][a-z]+(?:'s)?){0,3}[ \t]+(?:(?:Road|Rd|Line)[ \t]+\d{1,3}\b"
+    rf"(?:[ \t]+{_PLACE_WORD}(?:'s)?){{0,3}}[ \t]+(?:(?:Road|Rd|Line)[ \t]+\d{{1,3}}\b"
     rf"|{_STREET_SUFFIX}\b\.?)"
     r"(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|Lot|#)\.?[ \t]*[A-Z0-9-]+\b)?"
     # "402 Rue Laurier", "18 Avenue de la Gare": the street's kind before its name
@@ -204,6 +207,17 @@ _ADDRESS = re.compile(
 )
 
 
+# Postcodes of the UK ("BN3 7QL", "EC1A 1BB") and Canada ("K1A 0B6"), written with their
+# space (run together, "E4V4M6" is a coma score); the town just before one (group ``t``).
+_POSTCODE = re.compile(
+    r"(?:\b(?P<t>[A-Z][a-z]+(?:[ -][A-Z][a-z]+)?),?[ \t]+)?(?P<v>\b(?:[A-Z]{1,2}\d[A-Z\d]?[ \t]\d"
+    r"[ABD-HJLNP-UW-Z]{2}|[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z][ \t]\d[ABCEGHJ-NPRSTV-Z]\d)\b)"
+)
+# A flat or unit on a named street without a house number ("Flat 12B, Marine Parade").
+_UNIT_STREET = re.compile(
+    r"\b(?:Flat|Unit|Apt|Apartment|Suite)\.?[ \t]*[A-Z0-9]{1,5},?[ \t]+"
+    rf"(?:[A-Z][a-z]+(?:'s)?[ \t]+){{1,3}}{_STREET_SUFFIX}\b"
+)
 # "Flat 3, ", "Unit 4/", "Apt 12 ", "2/" before a house number
 _UNIT_BEFORE = re.compile(
     r"(?:\b(?:Flat|Unit|Apt|Apartment|Suite|Ste|Shop|Level)\.?[ \t]*[A-Z0-9]{1,5}"
@@ -234,7 +248,12 @@ def recognize_location(text: str) -> list[Span]:
         if text[end - 1] == "." and not re.search(rf"{_STREET_SUFFIX}\.$", m.group(0)):
             end -= 1
         out.append(Span(start, end, PiiLabel.ADDRESS, 0.85, "address"))
-    streets = [(s.end, s.start) for s in out]
+    out += spans_of(_UNIT_STREET, text, PiiLabel.ADDRESS, 0.85, "address")
+    for m in _POSTCODE.finditer(text):
+        out.append(Span(m.start("v"), m.end("v"), PiiLabel.ZIP, 0.8, "zip"))
+        if m["t"] and m["t"].split()[0].lower() not in _NOT_TOWNS:
+            out.append(Span(m.start("t"), m.end("t"), PiiLabel.LOCATION, 0.75, "town"))
+    streets = [(s.end, s.start) for s in out if s.label is PiiLabel.ADDRESS]
     for m in _STREET_ALONE.finditer(text):
         if any(w.lower() in CLINICAL_LEXICON for w in m["v"].split()[:-1]):
             continue  # "on Heart Failure Road": a pathway named like a street

@@ -479,3 +479,32 @@ def test_more_record_words_postcodes_and_names_with_roles(rules_detector, text, 
 )
 def test_coma_scores_prescriptions_and_bracketed_roles_stay_unflagged(rules_detector, text):
     assert rules_detector.detect(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Transmitter HX-4471-2093-K paired to the home hub.", "HX-4471-2093-K"),
+        ("Insulin pump QT77120B replaced.", "QT77120B"),
+    ],
+)
+def test_device_serials_right_after_the_device(rules_detector, text, value):
+    assert (value, PiiLabel.DEVICE) in _found(rules_detector, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Pacemaker DDDR 60-130, atrial pacing 34%.",
+        "pump 2000 units over 24 hours",
+        "Holter monitor 48-hour recording.",
+        "Sex: F. Race: declined.",
+    ],
+)
+def test_pacing_modes_rates_and_field_values_stay_unflagged(rules_detector, text):
+    assert rules_detector.detect(text) == []
+
+
+def test_an_initialled_name_before_a_colon_is_still_a_name(rules_detector):
+    text = "-- Reply from Dr. Q. Mensah: thanks, the form is sent."
+    assert ("Q. Mensah", PiiLabel.PERSON) in _found(rules_detector, text)

@@ -161,6 +161,11 @@ _RULES: tuple[tuple[re.Pattern[str], PiiLabel, float, str, re.Pattern[str]], ...
     (_value(_BIOMETRIC_WORDS), PiiLabel.BIOMETRIC, 0.92, "biometric", _min_digits(2)),
     (_BIOMETRIC_DIRECT, PiiLabel.BIOMETRIC, 0.92, "biometric", _min_digits(4)),
 )
+# A device named, then its serial with no word between ("Transmitter HX-4471-2093-K
+# paired"): only a value with four digits and a letter.
+# A pacing mode and its rates ("DDDR 60-130", "VVI 50") name settings, not a device.
+_DEVICE_DIRECT = re.compile(rf"(?i:\b{_DEVICE_KINDS})[ \t]+(?![AVDO]{{3}}R?\b)(?P<v>{_VALUE})")
+_SERIAL_SHAPE = re.compile(r"(?=.*[A-Za-z])(?:\D*\d){4}")
 _PLATE_SHAPE = re.compile(r"(?=.*[A-Z])(?:\D*\d){2}")
 
 _MR_PREFIXED = re.compile(r"\bMR\d{6,10}\b")
@@ -194,6 +199,9 @@ def recognize_ids(text: str) -> list[Span]:
         for m in pattern.finditer(text):
             if digits.match(m.group("v")):
                 out.append(Span(m.start("v"), m.end("v"), label, score, source))
+    for m in _DEVICE_DIRECT.finditer(text):
+        if _SERIAL_SHAPE.match(m["v"]):
+            out.append(Span(m.start("v"), m.end("v"), PiiLabel.DEVICE, 0.8, "device"))
     for m in _VEHICLE.finditer(text):
         if _PLATE_SHAPE.match(m["v"]) and len(m["v"]) >= 4:
             out.append(Span(m.start("v"), m.end("v"), PiiLabel.VEHICLE, 0.8, "plate"))

@@ -143,7 +143,8 @@ _NAME_ROLE = re.compile(
     r"|partner|mother|father|sister|brother|niece|nephew|friend|neighbou?r|NOK|POA)\)"
 )
 # An initial and a surname ("T. Okafor", "B. di Lorenzo", "G. Ó Súilleabháin"); a genus
-# abbreviated before its species ("E. Coli", "H. Pylori": lexicon words) is no name.
+# abbreviated before its species ("E. Coli", "H. Pylori": lexicon words) is no name, nor
+# a field's value before the next label ("Sex: F. Race: declined").
 _INITIAL_SURNAME = re.compile(
     rf"(?<![\w.])(?P<v>[{_UP}]\.(?:[ \t]*[{_UP}]\.)?[ \t]+{_SURNAME}"
     rf"|[{_UP}]\.(?:[ \t]*[{_UP}]\.)?[ \t]+{_CAPS_SURNAME})(?![\w'-])"
@@ -186,6 +187,17 @@ _NOT_NAMES = frozenset(
         "Comparison Seen Colleague Colleagues Sir Madam Doctor Team All Everyone "
     )
 )
+
+
+def _between_labels(text: str, m: re.Match[str]) -> bool:
+    """A field's value right after one label and before the next ("Sex: F. Race: ...")."""
+    return _LABEL_END.search(text, max(0, m.start() - 4), m.start()) is not None and (
+        _LABEL_NEXT.match(text, m.end()) is not None
+    )
+
+
+_LABEL_END = re.compile(r":[ \t]*$")
+_LABEL_NEXT = re.compile(r"[ \t]*:")
 
 
 def _clinical_word(word: str) -> bool:
@@ -276,7 +288,7 @@ def recognize_person_rules(text: str) -> list[Span]:
     for pattern in (_INITIAL_SURNAME, _DASHED_NAME):
         for m in pattern.finditer(text):
             words = m["v"].replace(",", " ").split()
-            if any(_clinical_word(w) for w in words):
+            if any(_clinical_word(w) for w in words) or _between_labels(text, m):
                 continue
             out.append(Span(m.start("v"), m.end("v"), PiiLabel.PERSON, 0.8, "name_field"))
     for m in _LOWER_NAME.finditer(text):

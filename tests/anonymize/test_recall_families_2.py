@@ -508,3 +508,8 @@ def test_pacing_modes_rates_and_field_values_stay_unflagged(rules_detector, text
 def test_an_initialled_name_before_a_colon_is_still_a_name(rules_detector):
     text = "-- Reply from Dr. Q. Mensah: thanks, the form is sent."
     assert ("Q. Mensah", PiiLabel.PERSON) in _found(rules_detector, text)
+
+
+def test_a_biometric_record_named_with_its_purpose(rules_detector):
+    text = "Thumbprint ID for the controlled drugs safe: tp:4410-2291."
+    assert ("tp:4410-2291", PiiLabel.BIOMETRIC) in _found(rules_detector, text)

@@ -104,7 +104,8 @@ _DEVICE_WORDS = (
 _BIOMETRIC_WORDS = (
     r"(?i:\b(?:finger|thumb|voice|iris|retina|palm|vein|facial|face|biometric|hand\s+geometry)"
     r"\w*[^\n\d;]{0,60}?\b(?:ID|identifier|ref(?:erence)?|template|enrol\w*|record|hash"
-    r"|code))"
+    # what the record is for may come between ("fingerprint ID for the drug safe: ...")
+    r"|code)(?:[ \t]+for[^\n:;\d]{1,40}:)?)"
 )
 
 # A biometric word naming the record itself, then (after a few words, an opening bracket)

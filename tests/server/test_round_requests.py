@@ -5,23 +5,32 @@ not sent again, and the site witnesses the audit log on a cadence rather than ev
 Each test runs a real study through a real TLS coordinator and real site agents, and reads
 the requests the coordinator served (the app is wrapped to record each request's method,
 path and query; nothing else changes). The paths that carry nothing in the task (a model or
-a message over the inline bound) are run too: both paths give bit-for-bit the same model.
+a message over the inline bound) are run too: both give the same model, up to SecAgg+'s
+stochastic quantisation. The parties that could make a carried payload wrong are played
+too: a study row read before the round moved on, a site suspended while its request was
+held, a next-tasks read that fails after the submission was accepted.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from tests.server import loopback
-from tests.server.conftest import Live, small_config, start_live
+from tests.server.conftest import Live, model_params, small_config, start_live
+from tests.server.test_bounds_update_norm import HONEST, LIAR, _body, _running, _scaled
+from tests.server.test_store import Clock, open_coordinator
 from tutela.fl.config import StudyConfig, parse_study
 from tutela.server import participation, serve
 from tutela.server.deploy import run_study_over_network
+from tutela.server.store import SiteRow, StudyRow, UpdateRow
+from tutela.server.wire import parse_tensors
 
 Request = tuple[str, str, str]
 """(method, path, query string) of one request the coordinator served."""
@@ -135,3 +144,69 @@ def test_a_site_witnesses_every_round_or_on_its_cadence(
     on_cadence = _cosignatures(tmp_path / "cadence", pki_dir, monkeypatch, 3600.0)
     # before the study, when it recruits, runs and completes, and before leaving
     assert sites <= on_cadence <= 5 * sites < every_round
+
+
+def test_a_task_carries_the_model_only_when_the_study_row_is_at_that_round(
+    db_url: str, tmp_path: Path
+) -> None:
+    """On PostgreSQL the study row and the open round are read by separate statements: a
+    round that closed and reopened between them must not hand out the older model."""
+    co = open_coordinator(db_url, tmp_path / "keyring", Clock())
+    _running(co, Clock(), liar_rows=100)
+    task = co.tasks_for(HONEST[0])["tasks"][0]
+    assert task["stage"] == "fit" and task["round"] == 1
+    model = base64.b64decode(task["model"])
+    assert parse_tensors(model)[0].keys() == model_params().keys()
+    study = task["study_id"]
+    with co.core.store.session() as s:  # the study row as a statement read earlier saw it
+        row = s.get(StudyRow, study)
+        assert row is not None
+        row.current_round = 0
+    stale = co.tasks_for(HONEST[0])["tasks"][0]
+    assert stale["round"] == 1 and "model" not in stale  # the site fetches it instead
+    co.store.close()
+
+
+def test_a_site_suspended_while_its_request_is_held_gets_no_task(
+    db_url: str, tmp_path: Path
+) -> None:
+    co = open_coordinator(db_url, tmp_path / "keyring", Clock())
+    _running(co, Clock(), liar_rows=100)
+    assert co.tasks_for(LIAR)["tasks"]
+    with co.core.store.session() as s:
+        row = s.get(SiteRow, LIAR)
+        assert row is not None
+        row.status = "suspended"
+    assert co.tasks_for(LIAR)["tasks"] == []
+    assert co.tasks_for(HONEST[0])["tasks"]  # the others keep theirs
+    co.store.close()
+
+
+def test_an_accepted_submission_keeps_its_receipt_when_the_next_answer_fails(
+    tmp_path: Path, pki_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = start_live(tmp_path, pki_dir)
+    try:
+        co = live.server.coordinator
+        assert co is not None
+        study = _running(co, Clock(), liar_rows=100)
+        with live.client(site=HONEST[0]) as site:
+            seen = site.get("/v1/site/tasks").json()["version"]
+
+            def broken(_site: str) -> dict[str, Any]:
+                raise RuntimeError("the store went away")
+
+            monkeypatch.setattr(co, "tasks_for", broken)
+            r = site.post(
+                f"/v1/site/studies/{study}/rounds/1/stages/fit",
+                params={"wait": 5, "seen": seen},
+                content=_body(study, _scaled(0.5), 100),
+                headers={"Idempotency-Key": "k-1"},
+            )
+        assert r.status_code == 200, r.text
+        receipt = r.json()
+        assert receipt["site"] == HONEST[0] and "next_tasks" not in receipt
+        with co.core.store.read() as s:  # and the update is stored
+            assert s.scalar(select(UpdateRow.site).where(UpdateRow.study_id == study)) == HONEST[0]
+    finally:
+        live.server.stop()

@@ -10,7 +10,8 @@ over the C2SP checkpoints of :mod:`tutela.governance.checkpoint`::
 
 A cosignature states that, at time ``t``, the checkpoint is the largest consistent tree head
 the witness has seen for the log (origin). In Tutela every site is a witness of the
-coordinator's audit log: each round it fetches the latest checkpoint and a consistency proof
+coordinator's audit log: as rounds go by (on a cadence), when a study's status changes and
+before it leaves, it fetches the latest checkpoint and a consistency proof
 from the last one it cosigned (RFC 9162 §2.1.4, :mod:`tutela.governance.merkle`), checks the
 coordinator's signature under the key it pinned, checks consistency, and cosigns
 (:class:`Witness`). An auditor then requires a quorum of cosignatures by witness keys it

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tutela.errors import DataError, PermissionDenied
+from tutela.errors import DataError, IntegrityError, PermissionDenied
 from tutela.fl.client import FeatureMoments
 from tutela.fl.config import parse_study
 from tutela.fl.standardisation import StandardisationMode, standardisation_mode
@@ -39,7 +40,7 @@ from tutela.server.core import (
     stage_submitters,
 )
 from tutela.server.round_metrics import EVALUATE_TASK, evaluated_rounds
-from tutela.server.store import ParticipationRow, RelayRow, RoundRow, StudyRow
+from tutela.server.store import ParticipationRow, RelayRow, RoundRow, SiteRow, StudyRow
 
 INLINE_MESSAGE_BYTES = 256 * 1024
 """The coordinator's message for a round stage travels inside the task (``message``,
@@ -65,9 +66,8 @@ class Participation:
     core: Core
     _tasks: Batcher[str, dict[str, Any]] = field(init=False, repr=False)
     _models: dict[str, tuple[bytes, str | None]] = field(default_factory=dict, repr=False)
-    """Per study, the tail of its sealed model (the seal's tag: a new sealing, a new tail)
-    and the model in base64 (None: too large to travel in a task); used under the task
-    batcher's lock."""
+    """Per study, the SHA-256 of its sealed model and the model in base64 (None: too large
+    to travel in a task); used under the task batcher's lock."""
 
     def __post_init__(self) -> None:
         self._tasks = Batcher(self._serve_tasks)
@@ -77,17 +77,20 @@ class Participation:
         than :data:`INLINE_MODEL_BYTES` (or not set)."""
         if study.model_blob is None:  # pragma: no cover - required before start
             return None
-        tail = bytes(study.model_blob[-32:])
+        digest = hashlib.sha256(study.model_blob).digest()
         cached = self._models.get(study.id)
-        if cached is not None and cached[0] == tail:
+        if cached is not None and cached[0] == digest:
             return cached[1]
-        model = self.core.store.unseal(study.model_blob, f"model/{study.id}")
+        try:
+            model = self.core.store.unseal(study.model_blob, f"model/{study.id}")
+        except IntegrityError:  # the site's own fetch reports it; other sites' tasks go on
+            return None
         encoded = None
         if len(model) <= INLINE_MODEL_BYTES:
             encoded = base64.b64encode(model).decode("ascii")
         if len(self._models) > 64:  # studies come and go: keep the cache small
             self._models.clear()
-        self._models[study.id] = (tail, encoded)
+        self._models[study.id] = (digest, encoded)
         return encoded
 
     def participation(self, site: str, study_id: str) -> ParticipationRow:
@@ -196,9 +199,14 @@ class Participation:
         now = self.core.clock()
         out: dict[str, dict[str, Any]] = {site: {"tasks": [], "studies": {}} for site in sites}
         with self.core.store.read() as s:
+            active = set(  # a site suspended while its request was held gets no task
+                s.scalars(
+                    select(SiteRow.name).where(SiteRow.name.in_(sites), SiteRow.status == "active")
+                )
+            )
             parts = s.scalars(
                 select(ParticipationRow)
-                .where(ParticipationRow.site.in_(sites))
+                .where(ParticipationRow.site.in_(sorted(active)))
                 .order_by(ParticipationRow.study_id)
             ).all()
             study_ids = sorted({p.study_id for p in parts})
@@ -238,7 +246,14 @@ class Participation:
                 if stage is not None:
                     task = stage.task_for(site, now)
                     if task is not None:
-                        if task["stage"] in MODEL_STAGES and task["round"] > 0:
+                        # the study row and the round were read apart (PostgreSQL reads
+                        # committed data per statement): its model is this round's only if
+                        # the study is at this round
+                        if (
+                            task["stage"] in MODEL_STAGES
+                            and task["round"] > 0
+                            and study.current_round == task["round"]
+                        ):
                             model = self._inline_model(study)
                             if model is not None:
                                 task["model"] = model
@@ -403,8 +418,11 @@ class _OpenStage:
             if rr.stage == Stage.ADVERTISE_KEYS.value:  # the peers' keys, checked once
                 task["registry"] = proto["registry"]
             aad = f"relay/{study.id}/{rr.round_no}/{rr.stage}/{COORDINATOR}/{site}"
-            message = self.unseal(sealed, aad)
-            if len(message) <= INLINE_MESSAGE_BYTES:
+            try:
+                message: bytes | None = self.unseal(sealed, aad)
+            except IntegrityError:  # the site's fetch from the relay reports it
+                message = None
+            if message is not None and len(message) <= INLINE_MESSAGE_BYTES:
                 task["message"] = base64.b64encode(message).decode("ascii")
             else:
                 task["message_relayed"] = True

@@ -8,7 +8,9 @@ the request until the site's tasks may have changed or the wait runs out, and th
 (the same answer again when nothing changed). The agent asks again at once, so a task
 reaches it as soon as the coordinator creates it, with no fixed polling interval, and
 finishing a task costs no extra request. A request without ``wait`` or ``seen`` (an older
-agent) is answered at once, as before.
+agent) is answered at once, as before. A round-stage submission may carry ``wait`` and
+``seen`` too: it is accepted first, then held the same way, and its receipt brings the next
+answer (over the bounds it comes back at once, without it).
 
 The wake-up comes from the coordinator's own state changes, never from a timer:
 
@@ -174,16 +176,21 @@ class TaskBell:
         seen: str | None,
         wait: float,
         disconnected: Callable[[], Awaitable[None]] | None = None,
+        opening: Callable[[Callable[[], None]], Awaitable[dict[str, Any]]] | None = None,
     ) -> dict[str, Any]:
         """``site``'s tasks (with their ``version``) once they are news (:func:`is_news`)
         to an agent that acted on ``seen``, or after
         ``wait`` seconds (at most ``limits.max_wait_s``), or at once without ``seen``.
 
         ``compute`` reads the site's tasks; ``disconnected`` returns when the caller hung
-        up (the request then ends early and frees its place).
+        up (the request then ends early and frees its place). ``opening``, if given, stands
+        in for the first ``compute`` once the request is held: it may first change the
+        store (a submission) and then call the function it is given, from any thread,
+        before it reads, so that the rings of its own change are not taken for news.
 
         Raises:
-            TooManyWaiting: over a bound on held requests (nothing was held).
+            TooManyWaiting: over a bound on held requests (nothing was held, and
+                ``opening`` did not run).
         """
         if seen is None or wait <= 0:
             return versioned(await compute())
@@ -191,11 +198,20 @@ class TaskBell:
         give_up = loop.time() + min(wait, self.limits.max_wait_s)
         with self._hold(site) as waiter:
             gone = asyncio.ensure_future(disconnected()) if disconnected is not None else None
+
+            def clear() -> None:  # scheduled after the rings already scheduled
+                loop.call_soon_threadsafe(waiter.event.clear)
+
             try:
                 while True:
                     # Cleared before reading: a ring after this point is never lost.
                     waiter.event.clear()
-                    answer = versioned(await compute())
+                    if opening is not None:
+                        answer = versioned(await opening(clear))
+                        opening = None
+                        await asyncio.sleep(0)  # let the scheduled clear run before waiting
+                    else:
+                        answer = versioned(await compute())
                     left = give_up - loop.time()
                     if is_news(answer, seen) or left <= 0:
                         return answer

@@ -13,8 +13,10 @@ their cosignature back (``POST /v1/site/audit/cosignature``), each under its own
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import contextlib
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -39,7 +41,7 @@ from tutela.server.api import (
     wake,
 )
 from tutela.server.authz import Audience, Permission
-from tutela.server.core import NotFoundError
+from tutela.server.core import NotFoundError, Receipt
 from tutela.server.inbox import MAX_SITE_REPORT_BYTES
 from tutela.server.push import TooManyWaiting, disconnect_of
 from tutela.server.schemas import (
@@ -56,6 +58,8 @@ from tutela.server.schemas import (
     StageReceiptOut,
     StudyId,
 )
+
+_log = logging.getLogger(__name__)
 
 MAX_WAIT_S = 300.0
 """Largest ``wait`` a site may ask for (the coordinator holds at most its own limit)."""
@@ -114,9 +118,15 @@ Seen = Annotated[str | None, Query(pattern="^[0-9a-f]{32}$")]
 """The ``version`` of the tasks answer the site last acted on."""
 
 
-async def _site_tasks(request: Request, site: str, seen: str | None, wait: float) -> dict[str, Any]:
+async def _site_tasks(
+    request: Request,
+    site: str,
+    seen: str | None,
+    wait: float,
+    opening: Callable[[Callable[[], None]], Awaitable[dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
     """``site``'s tasks answer, held (long polling) until it is news to ``seen`` or ``wait``
-    runs out (:meth:`~tutela.server.push.TaskBell.long_poll`).
+    runs out (:meth:`~tutela.server.push.TaskBell.long_poll`, with its ``opening``).
 
     Raises:
         TooManyWaiting: over a bound on held requests (nothing was held).
@@ -128,7 +138,12 @@ async def _site_tasks(request: Request, site: str, seen: str | None, wait: float
         return result
 
     return await coordinator.core.bell.long_poll(
-        site, compute, seen=seen, wait=wait, disconnected=lambda: disconnect_of(request.receive)
+        site,
+        compute,
+        seen=seen,
+        wait=wait,
+        disconnected=lambda: disconnect_of(request.receive),
+        opening=opening,
     )
 
 
@@ -247,15 +262,41 @@ def add_site_routes(app: FastAPI) -> None:
         held requests the receipt comes back at once without ``next_tasks``.
         """
         body = await read_body(request, MAX_BINARY_BYTES)
-        receipt = await run(
-            coordinator_of(request).submit, p.name, study_id, round_no, stage, key, body
-        )
-        wake(request)
-        out = StageReceiptOut(**receipt.as_dict())
+        coordinator = coordinator_of(request)
         if seen is not None and wait > 0:
-            with contextlib.suppress(TooManyWaiting):
-                out.next_tasks = await _site_tasks(request, p.name, seen, wait)
-        return out
+            accepted: list[Receipt] = []
+            pending = [body]  # given up once submitted: a held request keeps no body
+            del body
+            loop = asyncio.get_running_loop()
+
+            def submit_then_read(clear: Callable[[], None]) -> dict[str, Any]:
+                data = pending.pop()
+                accepted.append(coordinator.submit(p.name, study_id, round_no, stage, key, data))
+                del data
+                loop.call_soon_threadsafe(wake, request)
+                clear()  # the rings of this submission are no news to this site
+                answer: dict[str, Any] = coordinator.tasks_for(p.name)
+                return answer
+
+            async def opening(clear: Callable[[], None]) -> dict[str, Any]:
+                answer: dict[str, Any] = await run(submit_then_read, clear)
+                return answer
+
+            try:  # held first, so that no ring after the submission is lost
+                answer = await _site_tasks(request, p.name, seen, wait, opening=opening)
+            except TooManyWaiting:  # over the bound: nothing was held or submitted yet
+                body = pending.pop()
+            except Exception:
+                if not accepted:
+                    raise  # the submission itself was refused
+                # accepted: the receipt stands; the site asks for its tasks itself
+                _log.warning("the next tasks of %s were not read", p.name, exc_info=True)
+                return StageReceiptOut(**accepted[0].as_dict())
+            else:
+                return StageReceiptOut(**accepted[0].as_dict(), next_tasks=answer)
+        receipt = await run(coordinator.submit, p.name, study_id, round_no, stage, key, body)
+        wake(request)
+        return StageReceiptOut(**receipt.as_dict())
 
     @app.post(
         "/v1/site/studies/{study_id}/rounds/{round_no}/relay/{stage}/{recipient}",

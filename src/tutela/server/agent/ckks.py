@@ -173,7 +173,7 @@ class CkksAgent:
             raise ProtocolAbort(f"unknown CKKS stage {stage!r}")
         self._sent = {k: v for k, v in self._sent.items() if k[:3] == key[:3]}
         self._sent[key] = body
-        self.agent.transport.submit(task, stage, body)
-        if stage == ENCRYPT_STAGE:
+        if stage == ENCRYPT_STAGE:  # what training spent, before the reply that may wait
             self.agent.reporter.report_round(task)
+        self.agent.transport.submit(task, stage, body)
         return True

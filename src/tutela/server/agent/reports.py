@@ -1,10 +1,11 @@
 """A site's signed reports: the policy it enforced and its ledger summary, per study; and
 its evaluation of each global model on its own held-out rows.
 
-After joining and after each round the site signs its report
-(:func:`tutela.fl.client.site_report`), keeps it in :attr:`SiteAgent.reports
-<tutela.server.agent.SiteAgent.reports>`, writes it to ``site-report-<study>.json`` in its
-state directory and sends it to the coordinator; the numeric privacy figures go to the
+After joining and in each round (after training, before the update it spent on) the site
+signs its report (:func:`tutela.fl.client.site_report`) and keeps it in
+:attr:`SiteAgent.reports <tutela.server.agent.SiteAgent.reports>`; when it changed, the site
+writes it to ``site-report-<study>.json`` in its state directory and sends it to the
+coordinator (an unchanged report is not sent again); the numeric privacy figures go to the
 coordinator as round metrics.
 
 Unless its policy says ``report_metrics = false``, a site keeps a share of its rows out of

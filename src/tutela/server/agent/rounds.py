@@ -21,8 +21,8 @@ same for the final model (:mod:`tutela.server.agent.reports`).
 
 Before each round's training the site checks the round against its policy's limits and
 charges its own ledger (:mod:`tutela.server.agent.privacy`); a round beyond its limits or
-its privacy plan is refused (logged, not trained, nothing sent). After each round it signs
-and sends its report (:mod:`tutela.server.agent.reports`).
+its privacy plan is refused (logged, not trained, nothing sent). In each round, before its
+update, it signs its report and sends it when it changed (:mod:`tutela.server.agent.reports`).
 """
 
 from __future__ import annotations

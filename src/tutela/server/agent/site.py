@@ -4,6 +4,8 @@ The agent asks ``/v1/site/tasks`` over mutual TLS (:mod:`~tutela.server.agent.tr
 by long polling (:mod:`~tutela.server.push`): it names the version of the answer it last
 acted on and the coordinator holds the request until that answer changes (a round opens, a
 SecAgg+ stage advances, a query arrives) or the wait runs out; the agent asks again at once.
+A stage's answer asks the same of the coordinator (``wait`` and ``seen`` on the submission),
+so the next answer comes back with the receipt and the agent needs no separate request.
 A coordinator that answers without a version (an older one) is polled every
 ``poll_interval`` instead, as is every coordinator after a task the agent gave up on (so the
 task is retried). For each task:

@@ -19,6 +19,9 @@ from tutela.server.agent.settings import AgentSettings
 from tutela.server.tls import client_context
 from tutela.server.wire import parse_tensors
 
+MAX_HOLD_S = 300.0
+"""The longest hold a submission asks for (the coordinator refuses a larger ``wait``)."""
+
 COORDINATOR = "coordinator"
 """The relay sender name of the coordinator's own messages."""
 
@@ -41,7 +44,7 @@ class SiteTransport:
 
     def __init__(self, settings: AgentSettings, *, site: str) -> None:
         self.site = site
-        self.long_poll_s = settings.long_poll_s
+        self.long_poll_s = min(settings.long_poll_s, MAX_HOLD_S)
         self.follow: str | None = None
         """Set by the agent's loop: the version of the tasks answer whose task is being
         done; the next submission asks the coordinator to hold its receipt until the

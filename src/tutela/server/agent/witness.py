@@ -217,7 +217,7 @@ def witness_now(
     audit_key: str | VerifierKey | None = None,
 ) -> Cosignature | None:
     """Witness the coordinator's log once, as site ``name`` with its own files (what an agent
-    does each round; a deployment calls it when a study has ended).
+    does as rounds go by; a deployment calls it when a study has ended).
 
     Raises:
         WitnessRefusal: the checkpoint does not extend what this site saw.

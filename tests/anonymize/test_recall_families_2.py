@@ -513,3 +513,33 @@ def test_an_initialled_name_before_a_colon_is_still_a_name(rules_detector):
 def test_a_biometric_record_named_with_its_purpose(rules_detector):
     text = "Thumbprint ID for the controlled drugs safe: tp:4410-2291."
     assert ("tp:4410-2291", PiiLabel.BIOMETRIC) in _found(rules_detector, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Counselled Oyelaran on 3 May; callback tomorrow.", "Oyelaran"),
+        ("Remote data received on 2 May for Ines Achterberg.", "Ines Achterberg"),
+        ("Video visit with Tomasz Wierzbicki (audio only).", "Tomasz Wierzbicki"),
+        ("Triage: Amara Okonjo, 96yo, chest pain", "Amara Okonjo"),
+        ("Eustace (93 yo) resting comfortably.", "Eustace"),
+        ("Hi this is Folami, my new number follows.", "Folami"),
+    ],
+)
+def test_names_after_verbs_of_care_at_clause_ends_and_before_an_age(rules_detector, text, name):
+    assert (name, PiiLabel.PERSON) in _found(rules_detector, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Referred for Cardiac Rehab.",
+        "Counselled Patient on insulin technique.",
+        "Sent to Emergency Department.",
+        "hi, this is Monday, so the clinic is open",
+        "Reassured Family about the plan.",
+        "Admitted with Heart Failure.",
+    ],
+)
+def test_services_conditions_and_calendar_words_in_those_places_are_not_names(rules_detector, text):
+    assert rules_detector.detect(text) == []

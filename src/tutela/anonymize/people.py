@@ -142,6 +142,35 @@ _NAME_ROLE = re.compile(
     r"|SLP|SALT|dietitian|pharmacist|chaplain|interpreter|carer|daughter|son|wife|husband"
     r"|partner|mother|father|sister|brother|niece|nephew|friend|neighbou?r|NOK|POA)\)"
 )
+# A person after a verb of care ("Counselled Ana on...", "Reassured Kofi Mensah."), after
+# "for", "with" or "to" at the end of a clause ("data received for Ana Ruiz."), after any
+# field label before the age, sex or record number ("Triage: Ana Ruiz, 97yo"), before an
+# age in brackets ("Ana (93 yo)"), or introducing themselves ("Hi this is Ana, ...").
+_CARED_FOR = re.compile(
+    r"\b(?:[Cc]ounsell?ed|[Ee]ducated|[Rr]eassured|[Ee]xamined|[Ii]nformed|[Rr]eminded"
+    r"|[Tt]hanked|[Ee]ncouraged|[Aa]sked|[Tt]old|[Uu]pdated|[Gg]reeted|[Ww]elcomed)[ \t]+"
+    rf"(?P<v>{_NAME}(?:[ \t]{_SURNAME})?)(?=[ \t]+[a-z]|[ \t]*[,.;:]|[ \t]*$)",
+    re.MULTILINE,
+)
+_CLAUSE_END_NAME = re.compile(
+    rf"\b(?:for|with|to)[ \t]+(?P<v>{_NAME}[ \t]{_SURNAME})(?=[ \t]*(?:[.;,(\n]|$))"
+)
+_LABELLED_NAME = re.compile(
+    rf"\b[A-Za-z]+:[ \t]+(?P<v>{_NAME}[ \t]{_SURNAME})"
+    r"(?=,[ \t]*(?:\d|[MF]\b|MRN\b|DOB\b|aged?\b|UR\b|NHS\b))"
+)
+_NAME_AGED = re.compile(
+    rf"\b(?P<v>{_NAME}(?:[ \t]{_SURNAME})?)[ \t]*\((?:\d{{1,3}}[ \t]*(?:yo|y/o|y\.o\.|years?"
+    r"|yrs?)\b|\d{1,3}[ \t]?[MF]\b|[MF][,/][ \t]*\d)"
+)
+_SELF_NAMED = re.compile(rf"(?i:\b(?:this[ \t]+is|it'?s)[ \t]+)(?P<v>{_NAME})(?=[ \t]*,)")
+# Calendar words that take those places too ("this is Monday,", "with March.").
+_CALENDAR = frozenset(
+    _words(
+        "Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March "
+        "April May June July August September October November December Christmas Easter"
+    )
+)
 # An initial and a surname ("T. Okafor", "B. di Lorenzo", "G. Ó Súilleabháin"); a genus
 # abbreviated before its species ("E. Coli", "H. Pylori": lexicon words) is no name, nor
 # a field's value before the next label ("Sex: F. Race: declined").
@@ -295,6 +324,19 @@ def recognize_person_rules(text: str) -> list[Span]:
         words = m["v"].split()
         if not any(w in _FUNCTION_WORDS or _clinical_word(w) or w in _COMMON_LOWER for w in words):
             out.append(Span(m.start("v"), m.end("v"), PiiLabel.PERSON, 0.78, "name_given"))
+    for pattern in (_CARED_FOR, _CLAUSE_END_NAME, _LABELLED_NAME, _NAME_AGED, _SELF_NAMED):
+        for m in pattern.finditer(text):
+            words = m["v"].split()
+            if not any(
+                w in _NOT_GIVEN
+                or w in _NOT_NAMES
+                or w in _CALENDAR
+                or _clinical_word(w)
+                or w.lower() in _SPECIALTIES
+                or w.lower() in _TREATED
+                for w in words
+            ):
+                out.append(Span(m.start("v"), m.end("v"), PiiLabel.PERSON, 0.78, "name_context"))
     for m in _SURNAME_FIRST.finditer(text):
         surname = m["s"].split()[-1]
         if _NAME_BEFORE.search(text, max(0, m.start() - 40), m.start()):

@@ -543,3 +543,8 @@ def test_names_after_verbs_of_care_at_clause_ends_and_before_an_age(rules_detect
 )
 def test_services_conditions_and_calendar_words_in_those_places_are_not_names(rules_detector, text):
     assert rules_detector.detect(text) == []
+
+
+def test_a_compact_date_ending_a_sentence(rules_detector):
+    assert ("20180314", PiiLabel.DATE) in _found(rules_detector, "Last seen here on 20180314.")
+    assert _found(rules_detector, "Firmware 20180314.2 installed.") == []

@@ -264,7 +264,8 @@ _DATE_WORDY = re.compile(
 # file-name style); record numbers with context words outrank this.
 _DATE_COMPACT = re.compile(
     r"(?<![\w./-])(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:\d{4}(?:\d{2})?)?"
-    r"(?![\w./-])"
+    # a sentence may end right after one ("seen 19930821.")
+    r"(?![\w/-]|\.\w)"
 )
 # "10/1984": month and a four-digit year.
 # A product's expiry ("exp 09/2026") dates a batch, not a person.

@@ -548,3 +548,36 @@ def test_services_conditions_and_calendar_words_in_those_places_are_not_names(ru
 def test_a_compact_date_ending_a_sentence(rules_detector):
     assert ("20180314", PiiLabel.DATE) in _found(rules_detector, "Last seen here on 20180314.")
     assert _found(rules_detector, "Firmware 20180314.2 installed.") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("ED note, Riverside - KOFI MENSAH - DOB 3 May 1950", "KOFI MENSAH"),
+        ("XR chest - AMARA OKONJO, 37M, bed 4", "AMARA OKONJO"),
+        ("Pharmacist review: TENDAI MOYO (UR 55120931)", "TENDAI MOYO"),
+        ("Patient: MOYO, Tendai    Hospital no. 5512093", "MOYO, Tendai"),
+        ("nok Aroha Ngata ph 021 555 0184", "Aroha Ngata"),
+        ("d/w Kwame Boateng (reg) - admit", "Kwame Boateng"),
+        ("Social work assessment: De Souza, Ines, DOB 3/4/1950", "De Souza, Ines"),
+        ("pt asked to ring Mereana on Monday", "Mereana"),
+        ("ambulance note kofi mensah 71 M chest pain", "kofi mensah"),
+    ],
+)
+def test_names_in_capitals_after_dashes_and_labels_and_after_kin_and_call_words(
+    rules_detector, text, name
+):
+    assert (name, PiiLabel.PERSON) in _found(rules_detector, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "PLAN: CT HEAD (non-contrast) today.",
+        "DIAGNOSIS: RIGHT KNEE OA, 3 months of pain.",
+        "BP - SYSTOLIC PRESSURE, 120 at rest.",
+        "please ring Monday on arrival",
+    ],
+)
+def test_headings_in_capitals_before_numbers_are_not_names(rules_detector, text):
+    assert [t for t, label in _found(rules_detector, text) if label is PiiLabel.PERSON] == []

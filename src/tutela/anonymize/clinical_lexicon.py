@@ -144,7 +144,7 @@ CLINICAL_LEXICON: frozenset[str] = (
         "bowel bowels bladder chest liver kidney kidneys brain spine pain sleep mood appetite "
         "memory fracture fractures continence eye eyes hip knee shoulder urine stool sounds "
         "falls wound wounds breast lung physiotherapy haematology gynaecology histology "
-        "microbiology dietetics orthopaedics"
+        "microbiology dietetics orthopaedics systolic diastolic pressure"
     )
     | _words(
         # a plan's verbs, which open sentences in capitals ("Start", "Check", "Commence")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from tutela.anonymize.clinical_lexicon import CLINICAL_LEXICON
@@ -24,7 +25,8 @@ _CAPS_NAME = rf"(?:Mc|Mac|O'|D'|AL-)?[{_UP}]{{2,}}(?:[-'][{_UP}]{{2,}})?"
 # "St. Clair", "van der Berg"), in either case.
 _PARTICLE = (
     r"(?:van|von|de|der|den|di|da|du|del|della|dos|das|ter|ten|le|la|Ní|Nic|Ó|Ua|Mac|bin|ibn"
-    r"|al|el|St\.|San|Santa|VAN|VON|DE|DER|DEN|DI|DA|DU|DEL|TER|TEN|LE|LA|NÍ|Ó|ST\.)"
+    r"|al|el|St\.|San|Santa|VAN|VON|DE|DER|DEN|DI|DA|DU|DEL|TER|TEN|LE|LA|NÍ|Ó|ST\."
+    r"|Van|Von|De|Der|Di|Da|Du|Del|Della|Ter|Ten|Le|La)"
 )
 _SURNAME = rf"(?:{_PARTICLE}[ \t]+){{0,2}}{_NAME}"
 _CAPS_SURNAME = rf"(?:{_PARTICLE}[ \t]+){{0,2}}{_CAPS_NAME}"
@@ -37,7 +39,7 @@ _NAME_CONTEXT = re.compile(
     r"|[Ss]pouse|[Ss]ister|[Bb]rother|[Nn]iece|[Nn]ephew|[Cc]ontact|[Ss]igned|[Gg]uardian"
     r"|[Cc]aregiver|[Pp]roxy|[Kk]in|[Cc]lient|[Ff]rom|[Ss]ender|[Pp]rovider|[Pp]rescriber"
     r"|[Rr]ep|[Bb]y|[Pp]hysician|[Cc]linician|[Nn]urse|[Mm]idwife|[Cc]arer|[Ss]een[ \t]+with"
-    r"|[Hh]anded[ \t]+over[ \t]+to|[Rr]eferred[ \t]+by|Kia[ \t]+ora)"
+    r"|[Hh]anded[ \t]+over[ \t]+to|[Rr]eferred[ \t]+by|Kia[ \t]+ora|NOK|nok|d/w)"
     r"(?:[ \t]+name)?[ \t]*[:,-]?[ \t]*(?:is[ \t]+)?"
     # field labels that take a colon ("RE: Ruiz, Ana", "PATIENT: ...", "Rx intake: ...")
     r"|\b(?:RE|Re|To|PATIENT|NAME|CLIENT|[Ii]ntake|[Rr]egarding|[Mm]ember|[Pp]articipant"
@@ -75,7 +77,7 @@ _FIELD_NAME = re.compile(
 # identifier's label rather than more words.
 _SURNAME_FIRST = re.compile(
     rf"(?<![\w.])(?P<v>(?P<s>{_CAPS_SURNAME}),[ \t]+(?P<g>{_NAME}(?:[ \t]+[A-Z]\.)?))"
-    r"(?=[ \t]*(?:[,;|()\n\u2013-]|$|DOB\b|d\.o\.b|MRN\b|NHS\b|UR\b|hosp|rec'd|\d))"
+    r"(?=[ \t]*(?:[,;|()\n\u2013-]|$|DOB\b|d\.o\.b|MRN\b|NHS\b|UR\b|hosp|rec'd|\d)|[ \t]{2,})"
 )
 _NAME_BEFORE = re.compile(rf"[{_UP}&][\w.&'-]*[ \t]+$")
 # A full name in capitals after a field label or before the patient's sex and age
@@ -84,6 +86,14 @@ _CAPS_FULL = re.compile(
     r"(?:(?:\b(?:Patient|Name|Participant|Member|Subscriber|Client|Resident|Re|RE|From|To"
     r"|Regards|Sincerely|for|on|Dear)\b[:,]?|\()[ \t]+|\()"
     rf"(?P<v>{_CAPS_NAME}(?:[ \t]+(?:[A-Z]\.[ \t]+)?{_CAPS_SURNAME}){{1,2}})(?![\w.'-])"
+)
+# ... or after any field label or spaced dash when the sex, age or a record number follows
+# ("XR chest - NNEKA OKAFOR, 37M", "review: KEMI ADEBAYO (UR 55120)").
+_CAPS_FIELD = re.compile(
+    r"(?:\b[A-Za-z]+:|[ \t][-\u2013])[ \t]+"
+    rf"(?P<v>{_CAPS_NAME}(?:[ \t]+(?:[A-Z]\.[ \t]+)?{_CAPS_SURNAME}){{1,2}})"
+    r"(?=,[ \t]*(?:\d|[MF]\b|DOB\b|MRN\b|UR\b|NHS\b|hosp)|[ \t]*\((?:UR|MRN|NHS|\d|[MF]\b)"
+    r"|[ \t]+[-\u2013][ \t]+(?:DOB\b|d\.o\.b|\d))"
 )
 # A given name opening a sentence before what people do ("Tendai reports...", "Ines is
 # aged 40", "Kofi worked for..."), the name not a pronoun, role or clinical word.
@@ -156,12 +166,17 @@ _CLAUSE_END_NAME = re.compile(
     rf"\b(?:for|with|to)[ \t]+(?P<v>{_NAME}[ \t]{_SURNAME})(?=[ \t]*(?:[.;,(\n]|$))"
 )
 _LABELLED_NAME = re.compile(
-    rf"\b[A-Za-z]+:[ \t]+(?P<v>{_NAME}[ \t]{_SURNAME})"
+    rf"\b[A-Za-z]+:[ \t]+(?P<v>{_NAME}[ \t]{_SURNAME}|{_SURNAME},[ \t]{_NAME})"
     r"(?=,[ \t]*(?:\d|[MF]\b|MRN\b|DOB\b|aged?\b|UR\b|NHS\b))"
 )
 _NAME_AGED = re.compile(
     rf"\b(?P<v>{_NAME}(?:[ \t]{_SURNAME})?)[ \t]*\((?:\d{{1,3}}[ \t]*(?:yo|y/o|y\.o\.|years?"
     r"|yrs?)\b|\d{1,3}[ \t]?[MF]\b|[MF][,/][ \t]*\d)"
+)
+# Someone to ring ("asked to ring Ana on 0161...", "call Kofi on Monday").
+_TO_CALL = re.compile(
+    r"\b(?:ring|call|phone|text|contact|rang|called|phoned)[ \t]+"
+    rf"(?P<v>{_NAME}(?:[ \t]{_SURNAME})?)(?=[ \t]+on\b)"
 )
 _SELF_NAMED = re.compile(rf"(?i:\b(?:this[ \t]+is|it'?s)[ \t]+)(?P<v>{_NAME})(?=[ \t]*,)")
 # Calendar words that take those places too ("this is Monday,", "with March.").
@@ -196,7 +211,7 @@ _LOWER_NAME = re.compile(
     r"(?=[ \t]+(?:on[ \t]+)?(?:\d{1,2}(?:[./-](?:\d{1,2}|[ivxIVX]+)[./-]\d\d"
     r"|(?:st|nd|rd|th)?[ \t]+"
     rf"(?:of[ \t]+)?{_MONTH_START})|the[ \t]+\w+[ \t]+of\b|{_MONTH_START}[a-z]*[ \t-]+\d)"
-    r"|[ \t]*<|[ \t]+[MF](?:/|,[ \t]*)?\d)"
+    r"|[ \t]*<|[ \t]+[MF](?:/|,[ \t]*)?\d|[ \t]+\d{1,3}[ \t]?[MF]\b)"
 )
 # A relative named by a given name only ("her grandson Mateo set up the account", "its
 # Rosa again"); the next word must be lower case, so "son John Smith" is left to the rules
@@ -324,7 +339,8 @@ def recognize_person_rules(text: str) -> list[Span]:
         words = m["v"].split()
         if not any(w in _FUNCTION_WORDS or _clinical_word(w) or w in _COMMON_LOWER for w in words):
             out.append(Span(m.start("v"), m.end("v"), PiiLabel.PERSON, 0.78, "name_given"))
-    for pattern in (_CARED_FOR, _CLAUSE_END_NAME, _LABELLED_NAME, _NAME_AGED, _SELF_NAMED):
+    named = (_CARED_FOR, _CLAUSE_END_NAME, _LABELLED_NAME, _NAME_AGED, _SELF_NAMED, _TO_CALL)
+    for pattern in named:
         for m in pattern.finditer(text):
             words = m["v"].split()
             if not any(
@@ -343,8 +359,9 @@ def recognize_person_rules(text: str) -> list[Span]:
             continue  # "Marsh & Tully LLP, Dayton": the end of a longer name, not a surname
         if not _clinical_word(surname) and not _clinical_word(m["g"].split()[0]):
             out.append(Span(m.start("v"), m.end("v"), PiiLabel.PERSON, 0.82, "name_caps"))
-    for m in _CAPS_FULL.finditer(text):
-        if not any(_clinical_word(w) for w in m["v"].split() if len(w) > 2):
+    caps = itertools.chain(_CAPS_FULL.finditer(text), _CAPS_FIELD.finditer(text))
+    for m in caps:
+        if not any(_clinical_word(w) for w in m["v"].split()):
             out.append(Span(m.start("v"), m.end("v"), PiiLabel.PERSON, 0.82, "name_caps"))
     for m in _GIVEN_OPENING.finditer(text):
         first = m["v"].split()[0]

@@ -127,9 +127,14 @@ def test_unseen_set_shares_no_templates_names_or_seed_with_the_others():
             (fresh, fresh_values),
         ),
     )
-    notes = evaluation_notes(EvalSet.UNSEEN, 600)
+    _assert_scorable(EvalSet.UNSEEN)
+
+
+def _assert_scorable(which: EvalSet) -> None:
+    """600 notes of ``which`` hold at least 60 PII-free notes, and every label the benchmark
+    reports per label occurs often enough (50 times) to be scored."""
+    notes = evaluation_notes(which, 600)
     assert sum(1 for n in notes if not n.spans) >= 60
-    # every label the benchmark reports per label occurs often enough to be scored
     counts = Counter(s.label for n in notes for s in n.spans)
     assert set(counts) == I2B2_LABELS
     assert min(counts.values()) >= 50, counts
@@ -159,11 +164,7 @@ def test_sealed_set_shares_no_templates_names_or_seed_with_the_others():
             (unseen, unseen_values),
         ),
     )
-    notes = evaluation_notes(EvalSet.SEALED, 600)
-    assert sum(1 for n in notes if not n.spans) >= 60
-    counts = Counter(s.label for n in notes for s in n.spans)
-    assert set(counts) == I2B2_LABELS
-    assert min(counts.values()) >= 50, counts
+    _assert_scorable(EvalSet.SEALED)
 
 
 def test_sealed_number_words_and_checksums():

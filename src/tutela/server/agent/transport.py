@@ -34,6 +34,21 @@ def detail(response: httpx.Response) -> str:
         return response.text[:200]
 
 
+def _carried(task: dict[str, Any], key: str, what: str) -> bytes | None:
+    """The payload the task carries under ``key`` (base64), or None when it carries none.
+
+    Raises:
+        ProtocolAbort: the payload is not base64 (``what`` names it).
+    """
+    value = task.get(key)
+    if value is None:
+        return None
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        raise ProtocolAbort(f"{what} in the task is not base64") from None
+
+
 class SiteTransport:
     """One site's HTTP client to the coordinator, with retries until a deadline.
 
@@ -128,12 +143,9 @@ class SiteTransport:
         Raises:
             ProtocolAbort: the model in the task is not base64, or it could not be fetched.
         """
-        inline = task.get("model")
-        if inline is not None:
-            try:
-                return base64.b64decode(str(inline), validate=True)
-            except (binascii.Error, ValueError):
-                raise ProtocolAbort("the model in the task is not base64") from None
+        carried = _carried(task, "model", "the model")
+        if carried is not None:
+            return carried
         response = self.request(
             "GET", f"/v1/site/studies/{task['study_id']}/model", deadline=float(task["deadline"])
         )
@@ -150,12 +162,9 @@ class SiteTransport:
             ProtocolAbort: the message in the task is not base64, or the relay could not be
                 read.
         """
-        inline = task.get("message")
-        if inline is not None:
-            try:
-                return base64.b64decode(str(inline), validate=True)
-            except (binascii.Error, ValueError):
-                raise ProtocolAbort("the coordinator's message in the task is not base64") from None
+        carried = _carried(task, "message", "the coordinator's message")
+        if carried is not None:
+            return carried
         study_id, round_no, stage = task["study_id"], int(task["round"]), task["stage"]
         response = self.request(
             "GET",

@@ -17,7 +17,7 @@ from tutela.governance.rbac import Role
 from tutela.server.authz import Principal
 from tutela.server.coordinator import ConflictError, Coordinator, DeploymentSettings, NotFoundError
 from tutela.server.sealing import open_sealer
-from tutela.server.store import Store, schema_revision
+from tutela.server.store import RoundRow, Store, schema_revision
 
 ADMIN = Principal("alice", Role.ADMIN)
 SITES = ("hospital-1", "hospital-2", "hospital-3")
@@ -338,4 +338,21 @@ def test_a_registered_site_is_no_principal_until_it_enrols_or_is_activated(
     assert co.principal_for_site("nobody", "00" * 32) is None
     co.activate_site(ADMIN, "hospital-9")
     assert co.principal_for_site("hospital-9", "00" * 32) is not None
+    co.store.close()
+
+
+def test_the_relay_hands_out_only_the_latest_attempts_messages(db_url: str, tmp_path: Path) -> None:
+    """A retried round keeps its earlier attempt's messages in the store; a site reading the
+    relay gets the current attempt's only, never an earlier one's in their place."""
+    clock = Clock()
+    co = open_coordinator(db_url, tmp_path / "keyring", clock)
+    study = running_study(co, clock, rounds=1)
+    co.relay_post("hospital-1", study, 1, "fit", "hospital-2", "a1", b"attempt one")
+    with co.core.store.session() as s:  # the round is retried: attempt 2
+        rr = s.scalar(sa.select(RoundRow).where(RoundRow.study_id == study))
+        assert rr is not None
+        rr.attempt = 2
+    assert co.relay_fetch("hospital-2", study, 1, "fit") == {"hospital-1": b"attempt one"}
+    co.relay_post("hospital-3", study, 1, "fit", "hospital-2", "a2", b"attempt two")
+    assert co.relay_fetch("hospital-2", study, 1, "fit") == {"hospital-3": b"attempt two"}
     co.store.close()

@@ -448,7 +448,9 @@ class Inbox:
     def relay_fetch(
         self, recipient: str, study_id: str, round_no: int, stage: str
     ) -> dict[str, bytes]:
-        """Messages addressed to ``recipient`` for one stage, keyed by authenticated sender."""
+        """Messages addressed to ``recipient`` for one stage of the round's latest attempt
+        (a round that was retried keeps its earlier attempts' messages), keyed by
+        authenticated sender."""
         with self.core.store.read() as s:
             self.core.study(s, study_id)
             rows = s.scalars(
@@ -459,6 +461,8 @@ class Inbox:
                     RelayRow.recipient == recipient,
                 )
             ).all()
+            latest = max((r.attempt for r in rows), default=0)
+            rows = [r for r in rows if r.attempt == latest]
             return {
                 r.sender: self.core.store.unseal(
                     r.blob, f"relay/{study_id}/{round_no}/{stage}/{r.sender}/{recipient}"

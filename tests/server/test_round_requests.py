@@ -14,6 +14,7 @@ held, a next-tasks read that fails after the submission was accepted.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,12 @@ from sqlalchemy import select
 from tests.server import loopback
 from tests.server.conftest import Live, model_params, small_config, start_live
 from tests.server.test_bounds_update_norm import HONEST, LIAR, _body, _running, _scaled
-from tests.server.test_store import Clock, open_coordinator
+from tests.server.test_store import ADMIN, Clock, open_coordinator
+from tutela.fl.client import FeatureMoments
 from tutela.fl.config import StudyConfig, parse_study
+from tutela.fl.records import parameters_to_bytes
 from tutela.server import participation, serve
+from tutela.server.coordinator import DeploymentSettings
 from tutela.server.deploy import run_study_over_network
 from tutela.server.store import SiteRow, StudyRow, UpdateRow
 from tutela.server.wire import parse_tensors
@@ -189,9 +193,21 @@ def test_an_accepted_submission_keeps_its_receipt_when_the_next_answer_fails(
     try:
         co = live.server.coordinator
         assert co is not None
-        study = _running(co, Clock(), liar_rows=100)
+        study = co.create_study(
+            ADMIN, small_config(rounds=1), DeploymentSettings(join_timeout_s=30)
+        )
+        co.set_initial_model(ADMIN, study, parameters_to_bytes(model_params()))
+        co.start(ADMIN, study)
+        for name in (*HONEST, LIAR):
+            moments = FeatureMoments(100, np.ones(7), np.full(7, 3.0))
+            co.answer_invitation(name, study, accept=True, num_examples=100, moments=moments)
         with live.client(site=HONEST[0]) as site:
-            seen = site.get("/v1/site/tasks").json()["version"]
+            deadline = time.monotonic() + 60  # the server's own ticker opens round 1
+            while not (answer := site.get("/v1/site/tasks").json())["tasks"]:
+                assert time.monotonic() < deadline, "round 1 never opened"
+                time.sleep(0.05)
+            assert answer["tasks"][0]["stage"] == "fit"
+            seen = answer["version"]
 
             def broken(_site: str) -> dict[str, Any]:
                 raise RuntimeError("the store went away")

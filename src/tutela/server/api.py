@@ -188,7 +188,7 @@ def _recognised(request: Request, state: AppState) -> Principal | None:
     pem = peer_certificate_pem(request.scope)
     if pem is None:
         return None
-    return state.coordinator.identity.recognised_site(*_certificate_identity(pem))
+    return state.coordinator.recognised_site(*_certificate_identity(pem))
 
 
 def _declaration(request: Request) -> tuple[Audience, Permission]:

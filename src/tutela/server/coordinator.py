@@ -121,6 +121,10 @@ class Coordinator:
         """See :meth:`Identity.principal_for_token`."""
         return self.identity.principal_for_token(token)
 
+    def recognised_site(self, common_name: str, fingerprint: str) -> Principal | None:
+        """See :meth:`Identity.recognised_site`."""
+        return self.identity.recognised_site(common_name, fingerprint)
+
     def principal_for_site(self, common_name: str, fingerprint: str) -> Principal | None:
         """See :meth:`Identity.principal_for_site`."""
         return self.identity.principal_for_site(common_name, fingerprint)

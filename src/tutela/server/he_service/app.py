@@ -84,6 +84,10 @@ class HeAuthority:
         """Bearer tokens are not accepted here."""
         return None
 
+    def recognised_site(self, _common_name: str, _fingerprint: str) -> Principal | None:
+        """No certificate is recognised ahead of :meth:`principal_for_site` here."""
+        return None
+
     def principal_for_site(self, common_name: str, _fingerprint: str) -> Principal | None:
         """The principal of a CA-verified client certificate (None: not allowed)."""
         declared_principal = self.policy.principals.get(common_name)

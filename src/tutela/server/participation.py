@@ -214,6 +214,7 @@ class Participation:
                 row.id: row for row in s.scalars(select(StudyRow).where(StudyRow.id.in_(study_ids)))
             }
             rounds: dict[str, _OpenStage | None] = {}
+            models: dict[str, str | None] = {}
             for p in parts:
                 study = studies.get(p.study_id)
                 if study is None:  # pragma: no cover - foreign key
@@ -254,7 +255,9 @@ class Participation:
                             and task["round"] > 0
                             and study.current_round == task["round"]
                         ):
-                            model = self._inline_model(study)
+                            if study.id not in models:  # once per study and read
+                                models[study.id] = self._inline_model(study)
+                            model = models[study.id]
                             if model is not None:
                                 task["model"] = model
                         tasks.append(task)

@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from safetensors.numpy import save as st_save
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tutela.errors import CryptoError, DataError, IntegrityError, PermissionDenied
@@ -41,9 +40,9 @@ from tutela.fl.privacy import ClientLevelDP
 from tutela.fl.records import Parameters, ParameterSpec
 from tutela.fl.strategy import FitAggregate
 from tutela.he.aggregation import CONTRIBUTOR_TAGS
-from tutela.server.core import ConflictError, Core, DeploymentSettings, dumps
+from tutela.server.core import ConflictError, Core, DeploymentSettings, declared_rows, dumps
 from tutela.server.protocol import Closing, Step
-from tutela.server.store import ParticipationRow, RoundRow, StudyRow
+from tutela.server.store import RoundRow, StudyRow
 from tutela.server.wire import parse_tensors
 
 ENCRYPT_STAGE = "ckks-encrypt"
@@ -165,9 +164,7 @@ class CkksProtocol:
             return Closing(None, [], {"error": "client-level DP does not run under CKKS"})
         participants = tuple(json.loads(rr.participants_json))
         declared = {
-            p.site: int(p.num_examples)
-            for p in s.scalars(select(ParticipationRow).where(ParticipationRow.study_id == row.id))
-            if p.site in participants
+            site: rows for site, rows in declared_rows(s, row.id).items() if site in participants
         }
         self._rounds[row.id] = _CkksRound(
             rr.round_no,

@@ -27,7 +27,16 @@ from tutela.errors import ConfigError, DataError, ServiceError
 from tutela.fl.records import Parameters, check_compatible
 from tutela.fl.rounds import RoundStatus
 from tutela.server.push import COORDINATOR_SENDER, TaskBell, watch_store
-from tutela.server.store import AuditRow, RelayRow, RoundRow, Store, StudyRow, UpdateRow, digest
+from tutela.server.store import (
+    AuditRow,
+    ParticipationRow,
+    RelayRow,
+    RoundRow,
+    Store,
+    StudyRow,
+    UpdateRow,
+    digest,
+)
 from tutela.server.wire import parse_tensors
 
 Clock = Callable[[], float]
@@ -385,6 +394,19 @@ def stage_submitters(s: Session, rr: RoundRow, sites: list[str]) -> set[str]:
             )
         )
     )
+
+
+def declared_rows(s: Session, study_id: str) -> dict[str, int]:
+    """The rows each invited site declared for ``study_id`` (0 until it accepted): what caps
+    its weight in every round (columns, not rows: a study may have a thousand sites)."""
+    return {
+        site: int(rows)
+        for site, rows in s.execute(
+            select(ParticipationRow.site, ParticipationRow.num_examples).where(
+                ParticipationRow.study_id == study_id
+            )
+        )
+    }
 
 
 def open_round_row(s: Session, study_id: str) -> RoundRow | None:

@@ -47,6 +47,7 @@ from tutela.server.core import (
     Core,
     DeploymentSettings,
     StudyStatus,
+    declared_rows,
     dumps,
     open_round_row,
 )
@@ -256,15 +257,7 @@ class RoundDriver:
     def _state(self, s: Session, row: StudyRow, rr: RoundRow, params: Parameters) -> RoundState:
         """The round's state machine over what the store holds (declared row counts cap
         every site's weight)."""
-        declared = {
-            site: int(rows)
-            for site, rows in s.execute(
-                select(ParticipationRow.site, ParticipationRow.num_examples).where(
-                    ParticipationRow.study_id == row.id
-                )
-            )
-        }
-        return RoundState(round_plan(rr), params, declared)
+        return RoundState(round_plan(rr), params, declared_rows(s, row.id))
 
     # secure aggregation -------------------------------------------------------------------
 

@@ -29,7 +29,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tutela.server.store import MetricRow, ParticipationRow
+from tutela.server.core import declared_rows
+from tutela.server.store import MetricRow
 
 __all__ = [
     "EVALUATE_TASK",
@@ -115,14 +116,7 @@ def evaluations(s: Session, study_id: str) -> dict[int, dict[str, Any]]:
     ).all()
     if not rows:
         return {}
-    declared = {
-        site: int(rows_ or 0)
-        for site, rows_ in s.execute(
-            select(ParticipationRow.site, ParticipationRow.num_examples).where(
-                ParticipationRow.study_id == study_id
-            )
-        )
-    }
+    declared = declared_rows(s, study_id)
     return {
         r: {"sites": sites, "aggregate": combine(sites, declared)}
         for r, sites in sorted(_latest_per_site(rows).items())

@@ -333,8 +333,16 @@ class Core:
         """The study's current global parameters."""
         if row.model_blob is None:
             raise ConflictError(f"study {row.id} has no model yet")
-        arrays, _ = parse_tensors(self.store.unseal(row.model_blob, f"model/{row.id}"))
+        arrays, _ = parse_tensors(self.unseal_model(row.id, row.model_blob))
         return {k: np.asarray(v, np.float32) for k, v in arrays.items()}
+
+    def unseal_model(self, study_id: str, sealed: bytes) -> bytes:
+        """A study's sealed global model (:meth:`seal_model`) as safetensors.
+
+        Raises:
+            IntegrityError: not a model sealed for this study under this keyring.
+        """
+        return self.store.unseal(sealed, f"model/{study_id}")
 
     def seal_model(self, study_id: str, params: Parameters, version: int) -> bytes:
         """A global model sealed for the study row (safetensors inside)."""
@@ -374,11 +382,17 @@ class Core:
                 idempotency_key=idempotency_key,
                 digest=digest(body),
                 blob=self.store.seal(
-                    body, f"relay/{study_id}/{rr.round_no}/{stage}/{sender}/{recipient}"
+                    body, relay_name(study_id, rr.round_no, stage, sender, recipient)
                 ),
                 created_at=self.clock(),
             )
         )
+
+
+def relay_name(study_id: str, round_no: int, stage: str, sender: str, recipient: str) -> str:
+    """What a relayed message is sealed to (its associated data): study, round, stage,
+    sender and recipient."""
+    return f"relay/{study_id}/{round_no}/{stage}/{sender}/{recipient}"
 
 
 def stage_submitters(s: Session, rr: RoundRow, sites: list[str]) -> set[str]:

@@ -46,6 +46,7 @@ from tutela.server.core import (
     check_update,
     dumps,
     open_round_row,
+    relay_name,
     stage_submitters,
 )
 from tutela.server.participation import Participation
@@ -465,7 +466,7 @@ class Inbox:
             rows = [r for r in rows if r.attempt == latest]
             return {
                 r.sender: self.core.store.unseal(
-                    r.blob, f"relay/{study_id}/{round_no}/{stage}/{r.sender}/{recipient}"
+                    r.blob, relay_name(study_id, round_no, stage, r.sender, recipient)
                 )
                 for r in rows
             }

@@ -37,6 +37,7 @@ from tutela.server.core import (
     StudyStatus,
     dumps,
     open_round_row,
+    relay_name,
     stage_submitters,
 )
 from tutela.server.round_metrics import EVALUATE_TASK, evaluated_rounds
@@ -82,7 +83,7 @@ class Participation:
         if cached is not None and cached[0] == digest:
             return cached[1]
         try:
-            model = self.core.store.unseal(study.model_blob, f"model/{study.id}")
+            model = self.core.unseal_model(study.id, study.model_blob)
         except IntegrityError:  # the site's own fetch reports it; other sites' tasks go on
             return None
         encoded = None
@@ -116,7 +117,7 @@ class Participation:
                 raise ConflictError(f"study {study_id} is {row.status}")
             if row.model_blob is None:  # pragma: no cover - required before start
                 raise ConflictError(f"study {study_id} has no model")
-            return self.core.store.unseal(row.model_blob, f"model/{study_id}")
+            return self.core.unseal_model(study_id, row.model_blob)
 
     def answer_invitation(
         self,
@@ -420,7 +421,7 @@ class _OpenStage:
             task["client_id"] = proto["client_ids"][site]
             if rr.stage == Stage.ADVERTISE_KEYS.value:  # the peers' keys, checked once
                 task["registry"] = proto["registry"]
-            aad = f"relay/{study.id}/{rr.round_no}/{rr.stage}/{COORDINATOR}/{site}"
+            aad = relay_name(study.id, rr.round_no, rr.stage, COORDINATOR, site)
             try:
                 message: bytes | None = self.unseal(sealed, aad)
             except IntegrityError:  # the site's fetch from the relay reports it

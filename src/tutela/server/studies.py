@@ -364,4 +364,4 @@ class Studies:
             row = self.core.study(s, study_id)
             if row.model_blob is None:
                 raise NotFoundError(f"study {study_id} has no model")
-            return self.core.store.unseal(row.model_blob, f"model/{study_id}")
+            return self.core.unseal_model(study_id, row.model_blob)

@@ -101,6 +101,7 @@ _GUARDED: frozenset[PiiLabel] = frozenset(
 _CONTEXT_SOURCES = frozenset(
     {"mrn", "health_plan", "account", "license", "plate", "device", "zip", "title"}
     | {"npi", "udi", "biometric", "state", "email_name", "hl7_name", "mac", "street", "name_given"}
+    | {"numbered", "keyed", "plan_line", "key_value", "table", "hl7", "ssn_masked"}
 )
 _WORD = re.compile(r"[A-Za-z0-9&][A-Za-z0-9&\-]*")
 

@@ -30,6 +30,8 @@ _VALUE = (
     r"[A-Z0-9]*\d[A-Z0-9]*"
     r"(?:[-./:][A-Z0-9]+|[ ](?=[A-Z0-9]*\d)[A-Z0-9]+)*"
 )
+ID_VALUE = _VALUE
+"""An identifier value as the contextual recognisers read it (see :mod:`.contexts`)."""
 _UDI = r"\(01\)\d{14}(?:\(\d{2,4}\)[A-Z0-9]+)*"
 
 _NUMBER = r"(?:\s*(?:number|num\b|no\b\.?|nr\b\.?|#|id\b|identifier))?"

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 
 import phonenumbers
 
+from tutela.anonymize.contexts import recognize_contexts
 from tutela.anonymize.ids import recognize_ids
 from tutela.anonymize.matching import has_context, spans_of
 from tutela.anonymize.people import recognize_organization_rules, recognize_person_rules
@@ -467,6 +468,7 @@ PATTERN_RECOGNIZERS: tuple[Recognizer, ...] = (
     recognize_date,
     recognize_age_over_89,
     recognize_ids,
+    recognize_contexts,
     recognize_location,
     recognize_person_rules,
     recognize_organization_rules,

@@ -1,0 +1,457 @@
+"""Identifiers found by where they stand rather than by a fixed list of labels.
+
+:mod:`.ids` knows the common labels (``MRN``, ``acct``, ``member ID``...). Records name
+their numbers in many more ways, so this module reads the shapes of labelling instead:
+
+* a word, then a word that says a number follows (``Reg. No.``, ``Docket No.``, ``Donor
+  ID (CDL):``, ``Inmate Xaba #``): the first word picks the label, any word will do;
+* key words that introduce a number on their own (``UHID``, ``HRN``, ``ICN``, ``claim``,
+  ``bill``, ``ref``, ``GRP``, ``PIN``, ``wristband``), with ``:``, ``=``, ``#`` or a dot
+  leader (``MRN........:``) between;
+* ``key=value`` and ``"key": "value"`` pairs, the key split at underscores
+  (``ordering_npi=``, ``city=``, ``pt=``);
+* a line that a plan's label opens (``Insurance: ... ID ... GRP ...``, ``Mbr: ...``):
+  every identifier-shaped token on it;
+* fixed-width tables: a header line of column names and the values under them;
+* HL7 v2 fields by position (``PID``, ``OBR``, ``ORC``, ``IN1``, ``GT1``);
+* masked Social Security numbers, whose last four digits still identify
+  (``***-**-1234``, ``SSN (last four) 1234``);
+* National Provider Identifiers (Luhn check) written after a clinician's name.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from tutela.anonymize.ids import ID_VALUE
+from tutela.anonymize.spans import PiiLabel, Span
+from tutela.anonymize.validators import npi_valid
+
+_L = PiiLabel
+# Words that pick the label of the number they introduce (checked in this order, on the
+# words just before the value); anything else that introduces a number is a record number.
+_FAMILIES: tuple[tuple[re.Pattern[str], PiiLabel], ...] = (
+    (
+        re.compile(
+            r"(?i:\b(?:licen[cs]e|lic|CDL|DL|cert(?:ificate)?|permit|reg(?:istration)?"
+            r"|registered|interpreter|NPI|DEA|prescriber|provider|practitioner|board)\b)"
+        ),
+        _L.LICENSE,
+    ),
+    (
+        re.compile(
+            r"(?i:\b(?:member|mbr|subscriber|beneficiary|enrollee|insured|policy|plan|PIN"
+            r"|PhilHealth|NHIF|NHIS|medicaid|medicare|insurance|insurer|payer|payor|coverage"
+            r"|card|GRP|group|medical[ \t]+aid|scheme|fund)\b)"
+        ),
+        _L.HEALTH_PLAN,
+    ),
+    (
+        re.compile(
+            r"(?i:\b(?:acc|acct|account|bill|billing|claim|invoice|inv|receipt|encounter|enc"
+            r"|visit|session|ref|reference|specimen|accession|order|requisition|auth"
+            r"|authori[sz]ation|transaction|ticket|FIN|CSN|HAR|ICN|episode|admission)\b)"
+        ),
+        _L.ACCOUNT,
+    ),
+    (re.compile(r"(?i:\b(?:SSN|social[ \t]+security)\b)"), _L.SSN),
+    (re.compile(r"(?i:\b(?:serial|device|model|IMEI|S/?N)\b)"), _L.DEVICE),
+)
+# Words before "No." or "#" that number something other than a person's record.
+_NOT_IDS = re.compile(
+    r"(?i:\b(?:lot|batch|cat|catalog(?:ue)?|room|rm|bed|ward|bay|cubicle|tooth|teeth|step"
+    r"|page|item|line|dose|tel|telephone|phone|fax|mobile|cell|contact|zip|postcode|post"
+    r"|flat|apt|unit|suite|level|floor|house|plot|box|rx|qty|quantity|tab|tabs|cap|caps"
+    r"|size|grade|stage|type|class|version|ver|v|table|figure|fig|question|part|section"
+    r"|exhibit|slide|block|cassette|run|cycle|round|day|week|visit[ \t]+week|gauge"
+    r"|french|fr|sample[ \t]+size|para|paragraph|clause|rule|form|lead|channel|port)\b\.?)"
+)
+_DIGITS4 = re.compile(r"(?:\D*\d){4}")
+_DIGITS5 = re.compile(r"(?:\D*\d){5}")
+# A value that is a measurement, a range or a date, not an identifier.
+_MEASURE = re.compile(r"\d+\.\d+(?:-\d+(?:\.\d+)?)?|\d{1,2}:\d{2}")
+_DMY = re.compile(r"(\d{1,4})([/.-])(\d{1,2})\2(\d{2,4})")
+
+
+def _not_value(value: str) -> bool:
+    """A measurement, a time or a plausible date, not an identifier."""
+    if _MEASURE.fullmatch(value):
+        return True
+    m = _DMY.fullmatch(value)
+    if m is None:
+        return False
+    a, b, c = int(m[1]), int(m[3]), m[4]
+    if len(m[1]) == 4:
+        return 1 <= b <= 12 and 1 <= int(c) <= 31 and len(c) <= 2
+    if len(c) not in (2, 4):
+        return False
+    return (1 <= a <= 31 and 1 <= b <= 12) or (1 <= a <= 12 and 1 <= b <= 31)
+
+
+# "Reg. No.: 0285465", "Docket No. 52-34-056", "Donor ID (CDL): B1768891", "old file no.
+# 972-68-61", "Inmate Xaba #804-69-62", "interpreter ID 9413235", "ID# 973-09-00".
+_NUMBERED = re.compile(
+    r"(?P<k>\b[A-Za-z][A-Za-z'-]{0,24}\.?(?:[ \t]+[A-Za-z][A-Za-z'-]{0,24}\.?)?)?[ \t]*"
+    r"(?:\([A-Za-z]{2,8}\)[ \t]*)?"
+    r"(?P<n>(?<![\w#])(?:No|NO|Nos|Nr|NR|Num|num|no|nr)\b\.?|\bnumber\b|\bNumber\b|\bNUMBER\b"
+    r"|#|\bID\b|\bId\b|\bI\.D\.)"
+    r"[ \t]*(?:\((?P<k2>[A-Za-z]{2,8})\)[ \t]*)?(?:[:=#]|\.{2,}:?)?[ \t]*"
+    rf"(?P<v>{ID_VALUE})"
+)
+# Words that introduce an identifier with no "No." after them.
+_KEY_WORDS = (
+    r"UHID|HRN|ICN|MRN|MR|URN|CR|PIN|GRP|Grp|grp|CDL|Acc|ACC|acc|Acct|acct|ACCT|Mbr|MBR|mbr"
+    r"|Group(?=[ \t]*[:#])|GROUP(?=[ \t]*[:#])"
+    r"|(?i:claim|bill|invoice|ref|reference|session|wristband|booking|docket|chart|folio"
+    r"|accession|requisition|cert|certificate|permit|policy|subscriber|enrollee"
+    r"|beneficiary|PhilHealth|NHIF|NHIS|registration|rego|reg)"
+)
+_KEYED = re.compile(
+    rf"(?<![\w./-])(?P<k>{_KEY_WORDS})\.?"
+    r"(?:[ \t]+(?:there|here|is|was|on[ \t]+file|(?:at|from)[ \t]+(?:the[ \t]+)?(?:other"
+    r"|previous|outside|referring|sending|their)[ \t]+(?:site|hospital|facility|clinic"
+    r"|cent(?:re|er))))?"
+    r"[ \t]*(?:[:=#-]|\.{2,}:?)?[ \t]*"
+    rf"(?P<v>{ID_VALUE})"
+)
+# A line a plan's label opens: every identifier on it is the plan's.
+_PLAN_LINE = re.compile(
+    r"(?im:^[ \t]*(?:insurance|insurer|payer|payor|coverage|medical[ \t]+aid|mbr|member"
+    r"|subscriber|insured|health[ \t]+plan|plan)\b[^:\n]{0,20}:[^\n]*)"
+)
+_TOKEN = re.compile(
+    r"(?<![\w/.:-])(?=[A-Z0-9/-]*\d)[A-Z0-9](?:[A-Z0-9/-]*[A-Z0-9])?(?![\w/:]|\.\d)"
+)
+_COMPACT_DATE = re.compile(r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
+_OTHER_KEY_BEFORE = re.compile(r"(?i:\b(?:acct|account|bill|tel|phone|fax|NPI)\b[^\n]{0,12})$")
+
+# key=value pairs ("mrn=FQ1120;", "ordering_npi=1234567893", "city=Ashfield|") and JSON
+# ("\"member_id\": \"QX-22\"").
+_KV = re.compile(
+    r"(?<![\w.])(?P<q>\"?)(?P<k>[A-Za-z][A-Za-z0-9_]{0,30})(?P=q)[ \t]*(?:=|(?<=\"):[ \t]*)"
+    r"[ \t]*\"?(?P<v>[^|;&\"\n=]+?)\"?(?=[ \t]*(?:[|;&\"\n}]|$)|[ \t]+[A-Za-z_]+=)",
+    re.MULTILINE,
+)
+_KV_LABELS: dict[str, PiiLabel] = {
+    **dict.fromkeys(("mrn", "mr", "uhid", "hrn", "urn", "pid", "chart", "record"), _L.MRN),
+    **dict.fromkeys(("acct", "account", "session", "claim", "visit", "enc", "bill"), _L.ACCOUNT),
+    **dict.fromkeys(("encounter", "fin", "csn", "invoice", "order", "accession"), _L.ACCOUNT),
+    **dict.fromkeys(("member", "policy", "subscriber", "plan", "mbi", "grp"), _L.HEALTH_PLAN),
+    **dict.fromkeys(("npi", "dea", "license", "licence", "lic", "dl", "cdl"), _L.LICENSE),
+    **dict.fromkeys(("ssn", "sin", "nino"), _L.SSN),
+    **dict.fromkeys(("pt", "patient", "name", "client", "provider", "doctor"), _L.PERSON),
+    **dict.fromkeys(("surname", "given", "first", "last", "guarantor", "nok"), _L.PERSON),
+    **dict.fromkeys(("city", "town", "suburb", "village", "county", "country"), _L.LOCATION),
+    **dict.fromkeys(("addr", "address", "street", "line1", "line2"), _L.ADDRESS),
+    **dict.fromkeys(("zip", "postcode", "zipcode", "postal"), _L.ZIP),
+    **dict.fromkeys(("dob", "birth", "dod", "admitted", "discharged"), _L.DATE),
+    **dict.fromkeys(("phone", "tel", "mobile", "cell", "fax"), _L.PHONE),
+    **dict.fromkeys(("email", "mail"), _L.EMAIL),
+    **dict.fromkeys(("ip",), _L.IP_ADDRESS),
+    **dict.fromkeys(("employer", "facility", "site", "hospital", "clinic"), _L.ORGANIZATION),
+    **dict.fromkeys(("occupation", "job", "profession"), _L.PROFESSION),
+}
+_PAREN_ID = re.compile(r"[ \t]*\((?P<v>[^()\s]*\d[^()\s]*)\)$")
+_KV_TEXT = frozenset({_L.PERSON, _L.LOCATION, _L.ADDRESS, _L.ORGANIZATION, _L.PROFESSION})
+_KV_ID_SUFFIX = frozenset({"id", "no", "num", "number", "nr", "ref"})
+
+# Fixed-width tables: a header of column names (no digits) separated by wide gaps.
+_CELL = re.compile(r"\S+(?:[ ]\S+)*")
+# A row of a table without its header: cells apart by wide gaps or bars, an identifier
+# right after a person's name ("Okafor, Ada   55120931   3/4/25   HBA1C").
+_ROW_SPLIT = re.compile(r"[ \t]{3,}|[ \t]*\|[ \t]*")
+_ROW_NAME = re.compile(
+    r"(?:Mc|Mac|O')?[A-Z][A-Za-z'-]+"
+    r"(?:,?[ \t]+(?:[A-Z]\.|(?:bin|van|de|la|del)|(?:Mc|Mac|O')?[A-Z][A-Za-z'-]+)){1,3}"
+)
+_ROW_ID = re.compile(r"(?=[A-Z0-9/-]*\d)[A-Z0-9][A-Z0-9/-]*[A-Z0-9]")
+_HEADER_LABELS: tuple[tuple[re.Pattern[str], PiiLabel], ...] = (
+    (re.compile(r"(?i:\b(?:MRN|MR|UHID|HRN|URN|chart|record|hosp(?:ital)?|ID)\b)"), _L.MRN),
+    (re.compile(r"(?i:\b(?:acct|account|visit|encounter|FIN|CSN|claim)\b)"), _L.ACCOUNT),
+    (re.compile(r"(?i:\b(?:member|policy|plan|subscriber)\b)"), _L.HEALTH_PLAN),
+    (re.compile(r"(?i:\b(?:SSN)\b)"), _L.SSN),
+    (re.compile(r"(?i:\b(?:name|patient|surname)\b)"), _L.PERSON),
+)
+
+# HL7 v2: segment, 1-based field number -> label.
+_HL7_FIELDS: dict[str, dict[int, PiiLabel]] = {
+    "PID": {2: _L.MRN, 3: _L.MRN, 4: _L.MRN, 18: _L.ACCOUNT, 19: _L.SSN, 20: _L.LICENSE},
+    "OBR": {2: _L.ACCOUNT, 3: _L.ACCOUNT, 16: _L.LICENSE, 28: _L.LICENSE},
+    "ORC": {2: _L.ACCOUNT, 3: _L.ACCOUNT, 12: _L.LICENSE},
+    "IN1": {2: _L.HEALTH_PLAN, 8: _L.HEALTH_PLAN, 36: _L.HEALTH_PLAN, 49: _L.HEALTH_PLAN},
+    "GT1": {2: _L.ACCOUNT, 12: _L.SSN},
+    "PV1": {19: _L.ACCOUNT, 50: _L.ACCOUNT},
+    "NK1": {33: _L.MRN},
+}
+# Segments whose person fields are XCN ("ID^Family^Given"); coded fields (OBX-3's
+# "2345-7^Glucose^LN") are not people.
+_XCN_SEGMENTS = frozenset({"OBR", "ORC", "PV1", "PD1", "ROL", "RXE", "RXO", "TXA", "PRD", "EVN"})
+_HL7_SEGMENT = re.compile(r"^(?P<seg>[A-Z][A-Z0-9]{2})\|[^\n]*", re.MULTILINE)
+
+# Masked SSNs keep the last four digits ("***-**-1234", "XXX-XX-1234"), and so does
+# "SSN (last four) 1234" / "last 4 of SSN: 1234".
+_MASKED_SSN = re.compile(
+    r"(?:\*{3}|[Xx]{3}|#{3})[- ]?(?:\*{2}|[Xx]{2}|#{2})[- ]?(?P<v>\d{4})(?!\d)"
+    r"|(?i:\b(?:SSN|SS#|social[ \t]+security(?:[ \t]+(?:number|no\.?))?)[ \t]*\(?"
+    r"(?:last[ \t]+(?:four|4)(?:[ \t]+digits)?|ending(?:[ \t]+in)?)\)?[ \t]*[:#]?[ \t]*)"
+    r"(?P<w>\d{4})(?!\d)"
+    r"|(?i:\blast[ \t]+(?:four|4)(?:[ \t]+digits)?[ \t]+of[ \t]+(?:the[ \t]+)?(?:SSN|social"
+    r"[ \t]+security(?:[ \t]+number)?)[ \t]*(?:[:#]|is|was)?[ \t]*)(?P<x>\d{4})(?!\d)"
+)
+_MASK = re.compile(r"(?:[*Xx#]+[- ]?)+(?=\d)")
+# An NPI (ten digits, Luhn with prefix 80840) after a clinician's name or role.
+_NPI_CANDIDATE = re.compile(r"(?<![\w-])[12]\d{9}(?![\w-])")
+_CLINICIAN_BEFORE = re.compile(
+    r"(?:\b(?:Dr|MD|DO|NP|NP-C|PA-C|FNP|DDS|DMD|OD|RN|MBBS|MBChB|PharmD|APRN|DNP|RPh)\b"
+    r"|(?i:\b(?:ordering|ordered|referring|requesting|rendering|attending|provider"
+    r"|prescriber|physician|clinician|doctor|24J)\b))[^\n]{0,60}$"
+)
+
+
+def _label_of(words: str, default: PiiLabel) -> PiiLabel:
+    for pattern, label in _FAMILIES:
+        if pattern.search(words):
+            return label
+    return default
+
+
+def _trim_value(text: str, start: int, end: int) -> int:
+    while end > start and text[end - 1] in ".,:;-/":
+        end -= 1
+    return end
+
+
+def _numbered(text: str) -> list[Span]:
+    out: list[Span] = []
+    for m in _NUMBERED.finditer(text):
+        start, end = m.start("v"), _trim_value(text, m.start("v"), m.end("v"))
+        value = text[start:end]
+        key = (m["k"] or "") + " " + (m["k2"] or "")
+        before = text[max(0, m.start() - 24) : m.start("n")] + " " + key
+        if _NOT_IDS.search(key) or _not_value(value):
+            continue
+        if m["n"] == "#" and not key.strip():
+            continue  # "#60" alone is a count
+        if not _DIGITS5.match(value) and not (_DIGITS4.match(value) and key.strip()):
+            continue
+        label = _label_of(before, _L.MRN)
+        out.append(Span(start, end, label, 0.8, "numbered"))
+    return out
+
+
+def _keyed(text: str) -> list[Span]:
+    out: list[Span] = []
+    for m in _KEYED.finditer(text):
+        start, end = m.start("v"), _trim_value(text, m.start("v"), m.end("v"))
+        value = text[start:end]
+        if _not_value(value) or not _DIGITS4.match(value):
+            continue
+        out.append(Span(start, end, _label_of(m["k"], _L.MRN), 0.8, "keyed"))
+    return out
+
+
+def _plan_lines(text: str) -> list[Span]:
+    out: list[Span] = []
+    for line in _PLAN_LINE.finditer(text):
+        for m in _TOKEN.finditer(text, line.start(), line.end()):
+            value = m[0]
+            if not _DIGITS5.match(value) or _COMPACT_DATE.fullmatch(value):
+                continue
+            if _not_value(value) or _OTHER_KEY_BEFORE.search(text, line.start(), m.start()):
+                continue
+            out.append(Span(m.start(), m.end(), _L.HEALTH_PLAN, 0.75, "plan_line"))
+    return out
+
+
+def _kv_label(key: str) -> PiiLabel | None:
+    parts = [p for p in key.lower().split("_") if p]
+    for part in reversed(parts):
+        if part in _KV_LABELS:
+            return _KV_LABELS[part]
+    if parts and parts[-1] in _KV_ID_SUFFIX and len(parts) > 1:
+        return _L.MRN
+    return None
+
+
+def _key_values(text: str) -> list[Span]:
+    out: list[Span] = []
+    if "=" not in text and '":' not in text:
+        return out
+    for m in _KV.finditer(text):
+        label = _kv_label(m["k"])
+        if label is None:
+            continue
+        start, end = m.span("v")
+        while start < end and text[start] in " \t":
+            start += 1
+        end = _trim_value(text, start, end)
+        mask = _MASK.match(text, start, end)
+        if mask is not None:
+            start = mask.end()  # "ssn=***-**-1234": only the digits left identify
+        value = text[start:end]
+        if end <= start:
+            continue
+        paren = _PAREN_ID.search(value)
+        if label in _KV_TEXT and paren is not None:
+            out.append(
+                Span(start + paren.start("v"), start + paren.end("v"), _L.MRN, 0.8, "key_value")
+            )
+            end = start + paren.start()
+            value = text[start:end]
+        if label in _KV_TEXT:
+            if not any(c.isalpha() for c in value) or value.lower() in {"none", "unknown", "n/a"}:
+                continue
+        elif not any(c.isdigit() for c in value):
+            continue
+        out.append(Span(start, end, label, 0.8, "key_value"))
+    return out
+
+
+def _cells(line: str, offset: int) -> list[tuple[int, int]]:
+    return [(offset + m.start(), offset + m.end()) for m in _CELL.finditer(line)]
+
+
+def _tables(text: str) -> list[Span]:
+    out: list[Span] = []
+    if "   " not in text:
+        return out
+    lines = text.split("\n")
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line) + 1)
+    for i, line in enumerate(lines[:-1]):
+        if "  " not in line.strip() or any(c.isdigit() for c in line):
+            continue
+        header = _cells(line, 0)
+        if len(header) < 2:
+            continue
+        labels = []
+        for a, b in header:
+            name = line[a:b]
+            labels.append(next((lab for pat, lab in _HEADER_LABELS if pat.search(name)), None))
+        if not any(lab is not None for lab in labels):
+            continue
+        row = _cells(lines[i + 1], 0)
+        for k, (a, b) in enumerate(row):
+            # the same column when header and row have as many cells, else the column whose
+            # header starts nearest before (or just after) the cell
+            col = (
+                k
+                if len(row) == len(header)
+                else max((j for j, (ha, _) in enumerate(header) if ha <= a + 2), default=None)
+            )
+            label = None if col is None else labels[col]
+            if label is None:
+                continue
+            value = lines[i + 1][a:b]
+            if label is _L.PERSON:
+                if not value[:1].isupper() or any(c.isdigit() for c in value):
+                    continue
+            elif not _DIGITS4.match(value) or _not_value(value):
+                continue
+            base = offsets[i + 1]
+            out.append(Span(base + a, base + b, label, 0.8, "table"))
+    return out
+
+
+def _rows(text: str) -> list[Span]:
+    out: list[Span] = []
+    pos = 0
+    for line in text.split("\n"):
+        if ("   " in line or "|" in line) and not _HL7_SEGMENT.match(line):
+            cells: list[tuple[int, int]] = []
+            last = 0
+            for gap in _ROW_SPLIT.finditer(line):
+                cells.append((last, gap.start()))
+                last = gap.end()
+            cells.append((last, len(line)))
+            for (a0, b0), (a, b) in itertools.pairwise(cells):
+                value = line[a:b]
+                if (
+                    _ROW_ID.fullmatch(value)
+                    and _DIGITS5.match(value)
+                    and not _not_value(value)
+                    and not _COMPACT_DATE.fullmatch(value)
+                    and _ROW_NAME.fullmatch(line[a0:b0])
+                ):
+                    out.append(Span(pos + a, pos + b, _L.MRN, 0.7, "table"))
+        pos += len(line) + 1
+    return out
+
+
+def _hl7(text: str) -> list[Span]:
+    out: list[Span] = []
+    if "|" not in text:
+        return out
+    for m in _HL7_SEGMENT.finditer(text):
+        fields = _HL7_FIELDS.get(m["seg"], {})
+        pos = m.start()
+        for number, field in enumerate(m[0].split("|")):
+            parts = field.split("^")
+            if (
+                m["seg"] in _XCN_SEGMENTS
+                and number
+                and len(parts) > 1
+                and parts[1][:1].isupper()
+                and _DIGITS5.match(parts[0])
+            ):
+                # a person with an identifier (XCN: "ID^Family^Given"): a provider number
+                out.append(Span(pos, pos + len(parts[0]), _L.LICENSE, 0.85, "hl7"))
+            label = fields.get(number)
+            if label is not None and field:
+                component = field.split("^")[0].split("~")[0]
+                if _DIGITS4.match(component) and not _not_value(component):
+                    out.append(Span(pos, pos + len(component), label, 0.85, "hl7"))
+            pos += len(field) + 1
+    return out
+
+
+def _masked_ssn(text: str) -> list[Span]:
+    out: list[Span] = []
+    for m in _MASKED_SSN.finditer(text):
+        group = "v" if m["v"] else "w" if m["w"] else "x"
+        out.append(Span(m.start(group), m.end(group), _L.SSN, 0.9, "ssn_masked"))
+    return out
+
+
+# A clinician's name, then after a comma or in brackets a registration or licence number
+# ("requesting doctor Dr. Ada Obi, M44120Z", "Ordering: T. Obi, DDS (1234567893)").
+_AFTER_CLINICIAN = re.compile(
+    r"(?:\b(?:Dr|Doctor|doctor)\.?[ \t]+(?:[A-Z][\w'.-]*[ \t]+){0,3}[A-Z][\w'-]+"
+    r"|\b[A-Z][\w'.-]*(?:[ \t]+[A-Z][\w'.-]*){0,3},[ \t]+(?:MD|DO|NP|NP-C|PA-C|FNP|DDS|DMD"
+    r"|OD|RN|MBBS|MBChB|PharmD|APRN|DNP|RPh))"
+    rf"(?:,[ \t]*|[ \t]*\([ \t]*)(?P<v>{ID_VALUE})"
+)
+
+
+def _npi_after_clinician(text: str) -> list[Span]:
+    out: list[Span] = []
+    for m in _AFTER_CLINICIAN.finditer(text):
+        value, start = m["v"], m.start("v")
+        head, _, tail = value.partition(" ")
+        if tail and head.isalpha():
+            value, start = tail, start + len(head) + 1  # "GMC 7712093": the register's name
+        if _DIGITS5.match(value) and not _not_value(value):
+            out.append(Span(start, start + len(value), _L.LICENSE, 0.75, "npi"))
+    for m in _NPI_CANDIDATE.finditer(text):
+        if not npi_valid(m[0]):
+            continue
+        if _CLINICIAN_BEFORE.search(text, max(0, m.start() - 80), m.start()):
+            out.append(Span(m.start(), m.end(), _L.LICENSE, 0.85, "npi"))
+    return out
+
+
+def recognize_contexts(text: str) -> list[Span]:
+    """Identifiers by the shape of their labelling (see the module docstring)."""
+    return (
+        _numbered(text)
+        + _keyed(text)
+        + _plan_lines(text)
+        + _key_values(text)
+        + _tables(text)
+        + _rows(text)
+        + _hl7(text)
+        + _masked_ssn(text)
+        + _npi_after_clinician(text)
+    )

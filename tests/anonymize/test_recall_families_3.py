@@ -1,0 +1,157 @@
+"""Third round of phrasing families: identifiers known by how they are labelled (any word
+before "No." or "#", key words, key=value pairs, table headers, HL7 field positions),
+masked Social Security numbers, clinicians' registration numbers; and the PII-free
+phrases the new rules must leave alone. Examples are written for these tests, not taken
+from any evaluation set."""
+
+from __future__ import annotations
+
+import pytest
+
+from tutela.anonymize import PiiDetector, PiiLabel
+
+
+@pytest.fixture(scope="module")
+def rules() -> PiiDetector:
+    return PiiDetector(ner="off")
+
+
+def _covered(detector: PiiDetector, text: str, value: str) -> bool:
+    """Whether at least half of ``value``'s characters are detected (as the scoring counts)."""
+    start = text.index(value)
+    end = start + len(value)
+    hit = sum(max(0, min(s.end, end) - max(s.start, start)) for s in detector.detect(text))
+    return hit >= len(value) / 2
+
+
+def _label_of(detector: PiiDetector, text: str, value: str) -> PiiLabel | None:
+    start = text.index(value)
+    for s in detector.detect(text):
+        if s.start <= start < s.end:
+            return s.label
+    return None
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        # any word before "No." or "#" introduces a number
+        ("Folder No.: TQ-55120   Ward 4", "TQ-55120"),
+        ("Admitting register no. 2231-771 signed", "2231-771"),
+        ("Prisoner Okoro #MX2210/0493 declined breakfast", "MX2210/0493"),
+        ("Tracking Nr. 88412309 on the parcel", "88412309"),
+        ("Sample ID (LAB): QX-884120", "QX-884120"),
+        ("ID# 661-20-09 confirmed at triage", "661-20-09"),
+        # key words that stand alone before the value
+        ("Welcome pack, UHID QK7712093, printed", "QK7712093"),
+        ("HRN: TB-4410-88 on the label", "TB-4410-88"),
+        ("wristband ZX-771234 checked twice", "ZX-771234"),
+        ("chart........: 4471 2209 pulled", "4471 2209"),
+        ("MRN at the other site 55-90-112 noted", "55-90-112"),
+        ("denial reference QP/22/80341 appealed", "QP/22/80341"),
+        ("please settle bill 5512-0098-3 by Friday", "5512-0098-3"),
+        ("Group: TT5521 on the card", "TT5521"),
+    ],
+)
+def test_labelled_numbers(rules: PiiDetector, text: str, value: str) -> None:
+    assert _covered(rules, text, value), rules.detect(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "label"),
+    [
+        ("Interpreter cert. WQ88120 present", "WQ88120", PiiLabel.LICENSE),
+        ("Driver ID (CDL): HK-2209-8812", "HK-2209-8812", PiiLabel.LICENSE),
+        ("Scheme card no. AB-7731-22019 expired", "AB-7731-22019", PiiLabel.HEALTH_PLAN),
+        ("visit claim 77-310045 submitted", "77-310045", PiiLabel.ACCOUNT),
+        ("Locker No. 4471-9920 assigned", "4471-9920", PiiLabel.MRN),
+    ],
+)
+def test_label_follows_the_word(rules: PiiDetector, text: str, value: str, label: PiiLabel) -> None:
+    assert _label_of(rules, text, value) is label
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("mrn=QX44120;dob=1950-02-03;", "QX44120"),
+        ("lab_order_id=LB-8812-0034 status=final", "LB-8812-0034"),
+        ('{"member_id": "HZ-77120-3", "plan": "gold"}', "HZ-77120-3"),
+        ("referring_npi=1234567893; site=main", "1234567893"),
+        ("visit=3 | town=Kilcummin | zip=00000", "Kilcummin"),
+        ("pt=Ines Okafor sex=F", "Ines Okafor"),
+        ("matched_pt=OKAFOR, INES (QT551209)", "QT551209"),
+    ],
+)
+def test_key_values(rules: PiiDetector, text: str, value: str) -> None:
+    assert _covered(rules, text, value), rules.detect(text)
+
+
+def test_fixed_width_table_under_its_header(rules: PiiDetector) -> None:
+    text = "SURNAME, GIVEN       CHART NO       SEEN\nOKAFOR, TENDAI    QZ4471209    yesterday\n"
+    assert _label_of(rules, text, "QZ4471209") is PiiLabel.MRN
+    assert _covered(rules, text, "OKAFOR, TENDAI")
+
+
+def test_row_with_a_name_then_a_number(rules: PiiDetector) -> None:
+    text = (
+        "Okafor, Tendai   QZ/4471/09   today   K   4.1\nROUND | Ada B. Mensah | 771-20-33 | Bay 3"
+    )
+    assert _covered(rules, text, "QZ/4471/09")
+    assert _covered(rules, text, "771-20-33")
+
+
+def test_hl7_fields_by_position(rules: PiiDetector) -> None:
+    text = (
+        "PID|1|ALT551|QX55120^^^MR||OKAFOR^TENDAI||19500101|F|||||||||ACC7712093|123456789\n"
+        "ORC|NW|PL-4410|FL-99120\n"
+        "OBR|1|PL-4410|FL-99120|CBC^Blood count|||20240101||||||||1234567893^Obi^Ada\n"
+        "OBX|1|NM|2345-7^Glucose^LN||5.5|mmol/L|3.9-5.5|N|||F\n"
+    )
+    for value in ("QX55120", "ACC7712093", "PL-4410", "FL-99120", "1234567893"):
+        assert _covered(rules, text, value), value
+    assert not _covered(rules, text, "2345-7")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("SSN ***-**-4410 on the application", "4410"),
+        ("Social security XXX-XX-0912 verified", "0912"),
+        ("ssn=xxx-xx-7731|dob=", "7731"),
+        ("Donor SSN (last 4) 5520; seal intact", "5520"),
+        ("last four of SSN: 8812 given by phone", "8812"),
+    ],
+)
+def test_masked_ssn_keeps_its_last_four(rules: PiiDetector, text: str, value: str) -> None:
+    spans = [s for s in rules.detect(text) if s.label is PiiLabel.SSN]
+    assert [text[s.start : s.end] for s in spans] == [value]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Ordering: Dr. Ada Obi  1234567893", "1234567893"),
+        ("requesting doctor Dr Tendai Moyo, QW55120X.", "QW55120X"),
+        ("Signed by R. Okafor, MBChB (7731209).", "7731209"),
+    ],
+)
+def test_clinician_numbers(rules: PiiDetector, text: str, value: str) -> None:
+    assert _covered(rules, text, value), rules.detect(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Lot No. 55120A, exp 09/2027; batch no. 44120 dispensed.",
+        "Room No. 12, bed #3; tooth #19 extracted.",
+        "Dispense #60 tablets; ref range 3.5-5.1 mmol/L.",
+        "Tel No. 0000; page no. 12 of the protocol.",
+        "Group: 4 participants; Step No. 3 of 5 completed.",
+        "OBX|2|NM|2160-0^Creatinine^LN||88|umol/L|45-90|N|||F",
+        "Na   K   Cl\n140   4.1   102",
+        "ratio=0.75; threshold=12.5 mmHg",
+    ],
+)
+def test_pii_free_phrases_stay_clean(rules: PiiDetector, text: str) -> None:
+    assert rules.detect(text) == []

@@ -9,6 +9,8 @@ from __future__ import annotations
 import pytest
 
 from tutela.anonymize import PiiDetector, PiiLabel
+from tutela.anonymize.clinical import guard_clinical
+from tutela.anonymize.spans import Span
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +157,49 @@ def test_clinician_numbers(rules: PiiDetector, text: str, value: str) -> None:
 )
 def test_pii_free_phrases_stay_clean(rules: PiiDetector, text: str) -> None:
     assert rules.detect(text) == []
+
+
+def _model_span(text: str, fragment: str, label: PiiLabel) -> Span:
+    start = text.index(fragment)
+    return Span(start, start + len(fragment), label, 0.8, "ner")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment", "label"),
+    [
+        ("Braden Pressure Scale 14 on admission.", "Braden Pressure Scale", PiiLabel.ORGANIZATION),
+        ("Hamilton Anxiety Rating Index done.", "Hamilton Anxiety Rating Index", PiiLabel.PERSON),
+        ("Benzodiazepines POS | Heroin metabolite NEG", "Heroin", PiiLabel.ORGANIZATION),
+        ("Ketamine NEG on the screen", "Ketamine NEG", PiiLabel.PERSON),
+        ("No Kirschner wire seen.", "No Kirschner", PiiLabel.ORGANIZATION),
+        ("Wound closed, Dermabond in place.", "Dermabond", PiiLabel.PERSON),
+        ("Near vision N8 (Jaeger), both eyes.", "Jaeger", PiiLabel.PERSON),
+        ("Repeat H/H/Plt tomorrow.", "H/H/Plt", PiiLabel.ORGANIZATION),
+        ("Tab. Cetirizine 10 mg nocte", "Tab", PiiLabel.PERSON),
+        ("Revenue 0450 coded for the visit.", "Revenue", PiiLabel.PERSON),
+    ],
+)
+def test_model_spans_that_name_things_are_dropped(
+    text: str, fragment: str, label: PiiLabel
+) -> None:
+    assert guard_clinical(text, [_model_span(text, fragment, label)]) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment", "label"),
+    [
+        ("Seen with her daughter (Tendai) today.", "Tendai", PiiLabel.PERSON),
+        ("Mensah Okoro in the waiting room, reviewed.", "Mensah Okoro", PiiLabel.PERSON),
+        ("Transferred from Kilcummin Bay by road.", "Kilcummin Bay", PiiLabel.LOCATION),
+        (
+            "Referred by Ridgeway Family Practice for review.",
+            "Ridgeway Family Practice",
+            PiiLabel.ORGANIZATION,
+        ),
+    ],
+)
+def test_model_spans_that_name_people_and_places_stay(
+    text: str, fragment: str, label: PiiLabel
+) -> None:
+    span = _model_span(text, fragment, label)
+    assert guard_clinical(text, [span]) == [span]

@@ -72,6 +72,8 @@ _CLINICAL_PATTERNS = (
         r"|arthropathy|neuralgia|neuroma|ulcers?|fasciitis|thyroiditis|anaemia|anemia|angina"
         r"|granuloma|sclerosis|dystrophy|myopathy|lesions?|spots?|bodies|cells|area|splint"
         r"|manoeuvres?|incision|technique|method|approach|view|point|space"
+        # fixation hardware ("Kirschner wire", "Herbert screw")
+        r"|wires?|nails?|screws?|plates?"
         # anatomy named after anatomists ("Morison's pouch", "Hunter's canal")
         r"|pouch|triangle|canal|duct|gland|glands|membrane|ligament|tendon|fascia|artery|vein"
         r"|nerve|capsule|corpuscles?|plexus|crest|layer|zone|lines?|tubercle|foramen|sinus"
@@ -151,6 +153,49 @@ def _model_noise(span: Span, fragment: str) -> bool:
     return not any(c.isupper() for c in stripped)
 
 
+# Words a model-found name never starts or ends with: negations ("No Salter-Harris"),
+# results ("THC NEG"), dose forms written short ("Tab.", "Cap.").
+_NOT_NAME_WORDS = frozenset(
+    _TOKEN.findall("no non neg pos negative positive nil tab tabs cap caps inj syr susp sol neb")
+)
+# What a model-found span names when one of these follows it: an instrument or scale
+# ("Morse Fall Scale"), a test or analyte ("Cocaine metabolite NEG"), an object left on a
+# patient ("Steri-Strips in place").
+_THING_HEADS = re.compile(
+    r"(?i:.*\b(?:scale|score|index|criteria|classification|questionnaire|inventory|rule|rules"
+    r"|staging|grade|chart|test|assay|panel|screen)$)"
+)
+_THING_AFTER = re.compile(
+    r"[ \t]+(?:metabolites?|NEG|POS|negative|positive|detected|not[ \t]+detected|level"
+    r"|in[ \t]+(?:place|situ)|applied|intact|applanation|tonometry|perimetry|staging)\b"
+)
+# A method in brackets after a measurement ("OS 6/9 (Snellen)").
+_MEASURE_BEFORE = re.compile(r"\d[^\s(]*[ \t]*\($")
+# A line-opening word before a number ("Modifier 95 appended") labels the number.
+_LINE_OPEN_NUMBER = re.compile(r"[ \t]+\d")
+
+
+def _not_a_name(text: str, span: Span) -> bool:
+    """A model-found span that names a thing, not a person, place or organisation: an
+    instrument or scale, a test result, a method in brackets after a measurement, an
+    abbreviation with slashes ("U/E/Cr"), or a single word opening a line before a number."""
+    fragment = text[span.start : span.end]
+    if "/" in fragment or _THING_HEADS.match(fragment) or _THING_AFTER.match(text, span.end):
+        return True
+    single = not any(c in fragment for c in " \t")
+    if (
+        single
+        and text[span.end : span.end + 1] == ")"
+        and _MEASURE_BEFORE.search(text, max(0, span.start - 16), span.start)
+    ):
+        return True
+    return (
+        single
+        and _LINE_OPEN_NUMBER.match(text, span.end) is not None
+        and _LINE_LEAD.search(text, max(0, span.start - 80), span.start) is not None
+    )
+
+
 _GENUS_INITIAL = re.compile(r"[A-Z]\.\s*(?P<species>[A-Za-z]+)")
 _ARTICLES = frozenset({"the", "a", "an"})
 # A dose right after a model-found "name" makes it a drug ("Vimpat 100 mg").
@@ -222,6 +267,7 @@ def _is_lexical(token: str) -> bool:
         or not any(c.isalnum() for c in token)  # "--", "|": separators, not words
         or word in CLINICAL_LEXICON
         or word in _ARTICLES
+        or word in _NOT_NAME_WORDS
         or token.endswith(":")
     )
 
@@ -349,7 +395,9 @@ def guard_clinical(text: str, spans: list[Span]) -> list[Span]:
             if piece.source in _MODEL_SOURCES and piece.label in _TRIMMED:
                 span = _trim(text, piece)
                 if span is not None and (
-                    _heading_word(text, span, names) or _drug_or_compound(text, span)
+                    _heading_word(text, span, names)
+                    or _drug_or_compound(text, span)
+                    or _not_a_name(text, span)
                 ):
                     continue
             if span is None:

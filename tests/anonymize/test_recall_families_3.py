@@ -203,3 +203,32 @@ def test_model_spans_that_name_people_and_places_stay(
 ) -> None:
     span = _model_span(text, fragment, label)
     assert guard_clinical(text, [span]) == [span]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("staying with her auntie Mei-Ling (93) over winter", "93"),
+        ("his nan Bridget, 97, who cannot drive", "97"),
+        ("can my grandad Tomasz, 101 come in with me", "101"),
+        ("Age: 92Y  Sex: F", "92"),
+        ("AGE/SEX: 95/female", "95"),
+        ("Referral of Mr Ito, 99Y/man, for review", "99"),
+        ("OKORO TENDAI   96 male   Bay 4", "96"),
+    ],
+)
+def test_ages_over_89_beside_names_and_sex(rules: PiiDetector, text: str, value: str) -> None:
+    assert (value, PiiLabel.AGE) in [(text[s.start : s.end], s.label) for s in rules.detect(text)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Glucose, 104, creatinine 88 today",
+        "Potassium (95) was a typo for 4.5",
+        "admitted to Ward Nine, 110 beds in total",
+        "Heart rate, 96 and regular",
+    ],
+)
+def test_numbers_beside_capitalised_words_are_no_ages(rules: PiiDetector, text: str) -> None:
+    assert [s for s in rules.detect(text) if s.label is PiiLabel.AGE] == []

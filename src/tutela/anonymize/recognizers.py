@@ -367,8 +367,12 @@ _AGE_WORDS = (
 _AGE_AFTER = (
     # "92-year-old", "93 yo", "94 y/o", "98 y.o.", "97 years of age", "95yoF", "101 y --"
     r"(?=[- ]?(?:years?|yrs?|yr)\b|[\s-]?(?:y/?o|yo|y\.o\.?)(?![a-z])|yo[MF]\b"
-    r"|[ ]y\b(?![/.'\w])|/[MF]\b)"
+    r"|[ ]y\b(?![/.'\w])|/[MF]\b"
+    # "96Y/woman", "98Y", "99/male", "97 female": the sex or a bare "Y" beside the age
+    r"|Y(?:/|\b)|/(?:fe)?male\b|/(?:wo)?man\b|/lady\b|/gentleman\b"
+    r"|[ \t]+(?:fe)?male\b|[ \t]+(?:wo)?man\b|[ \t]+lady\b|[ \t]+gentleman\b)"
 )
+_CAP_WORD = r"[A-Z][a-z'\u00e0-\u00ff]+(?:-[A-Z]?[a-z'\u00e0-\u00ff]+)*"
 _NOT_A_QUANTITY = (
     r"(?!\.\d|\s?(?:%|\+|mg|kg|cm|mm|lbs?|pounds|percent|/|-\d"
     r"|\s?(?:and|or)\s+(?:over|older|above)))"
@@ -379,7 +383,12 @@ def _age_pattern(number: str) -> re.Pattern[str]:
     return re.compile(
         rf"\b{number}{_AGE_AFTER}"
         # "aged 93", "age 95", "age: 91", "Age at collection: 96", "ages 90"
-        rf"|(?i:\bage[sd]?\b)[^\d\n]{{0,20}}?\b{number}\b{_NOT_A_QUANTITY}"
+        rf"|(?i:\bage[sd]?\b)[^\d\n]{{0,20}}?\b{number}(?:Y\b|\b{_NOT_A_QUANTITY})"
+        # a relative named, then the age ("lives with her sister Ada, 93", "gran Joy (95)")
+        rf"|(?<=[a-z\u00df-\u00ff])[ \t]+{_CAP_WORD}(?:[ \t]+{_CAP_WORD})?(?:,[ \t]*|[ \t]+\()"
+        rf"(?={number}(?:\)|[,;]|[ \t]+(?:is|was|who|found|come|comes|came|at|lives|has|had"
+        r"|and|uses|needs|cares)\b))"
+        rf"{number}\b{_NOT_A_QUANTITY}"
         # "F/93", "M/101"
         rf"|\b[MF]/{number}\b(?![/\d])"
         # "(94 F)", "| 102M |", "M, 97", "(F, 91)": the sex written beside the age

@@ -20,6 +20,7 @@ from tutela.anonymize.eval import (
     fresh_values,
     heldout,
     heldout_values,
+    reserve,
     sealed,
     sealed_values,
     unseen,
@@ -32,6 +33,7 @@ STYLES = {
     EvalSet.FRESH: fresh.STYLE,
     EvalSet.UNSEEN: unseen.STYLE,
     EvalSet.SEALED: sealed.STYLE,
+    EvalSet.RESERVE: reserve.STYLE,
 }
 
 I2B2_LABELS = {

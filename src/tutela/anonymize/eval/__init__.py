@@ -7,14 +7,16 @@ after the first one's misses were read) are kept out of development; only final 
 score them. A fourth set, :mod:`.unseen`, was written independently of the recognisers and
 of the other sets' templates, and is likewise kept out of development. A fifth set,
 :mod:`.sealed`, was written independently of the recognisers and of the other four sets,
-and is scored only for final reports.
+and is scored only for final reports. A sixth set, :mod:`.reserve`, was written
+independently of the recognisers and of the other five sets, and is scored only for final
+reports.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from tutela.anonymize.eval import development, fresh, heldout, sealed, unseen
+from tutela.anonymize.eval import development, fresh, heldout, reserve, sealed, unseen
 from tutela.anonymize.eval.render import NoteKind, NoteStyle, generate_notes
 from tutela.anonymize.scoring import LabelledNote
 
@@ -29,6 +31,7 @@ class EvalSet(StrEnum):
     FRESH = "fresh"
     UNSEEN = "unseen"
     SEALED = "sealed"
+    RESERVE = "reserve"
 
 
 _STYLES: dict[EvalSet, tuple[NoteStyle, int]] = {
@@ -37,6 +40,7 @@ _STYLES: dict[EvalSet, tuple[NoteStyle, int]] = {
     EvalSet.FRESH: (fresh.STYLE, fresh.SEED),
     EvalSet.UNSEEN: (unseen.STYLE, unseen.SEED),
     EvalSet.SEALED: (sealed.STYLE, sealed.SEED),
+    EvalSet.RESERVE: (reserve.STYLE, reserve.SEED),
 }
 
 

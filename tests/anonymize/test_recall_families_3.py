@@ -232,3 +232,41 @@ def test_ages_over_89_beside_names_and_sex(rules: PiiDetector, text: str, value:
 )
 def test_numbers_beside_capitalised_words_are_no_ages(rules: PiiDetector, text: str) -> None:
     assert [s for s in rules.detect(text) if s.label is PiiLabel.AGE] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "label"),
+    [
+        ("mail goes to Rt 4 Box 212, Oakdale.", "Rt 4 Box 212", PiiLabel.ADDRESS),
+        ("Delivery to HC 61 Box 18 Oakdale, MN 55120", "HC 61 Box 18", PiiLabel.ADDRESS),
+        ("Delivery to HC 61 Box 18 Oakdale, MN 55120", "Oakdale", PiiLabel.LOCATION),
+        ("parked behind Purok 3, Brgy. Santa Cruz.", "Purok 3, Brgy. Santa Cruz", PiiLabel.ADDRESS),
+        (
+            "visit at No. 12, 3rd Cross, Ramesh Nagar: dressing",
+            "No. 12, 3rd Cross, Ramesh Nagar",
+            PiiLabel.ADDRESS,
+        ),
+        ("shipped to 77 Aspen Loop Trlr 9, Oakdale", "77 Aspen Loop Trlr 9", PiiLabel.ADDRESS),
+        ("new address 5 Elm Rd Apt 2B Port Huron 48060 thanks", "Port Huron", PiiLabel.LOCATION),
+        ("staying at 9 Elm Rd Kayenta, AZ 55120", "Kayenta", PiiLabel.LOCATION),
+        ("10 Old Mission Trl\n   Piñon Wells, NM 55120", "Piñon Wells", PiiLabel.LOCATION),
+        ("Blk 45 Jurong West St 4 #03-112", "Blk 45 Jurong West St 4 #03-112", PiiLabel.ADDRESS),
+        ("patient location: Kisumu, Kenya", "Kisumu", PiiLabel.LOCATION),
+    ],
+)
+def test_addresses_in_more_forms(
+    rules: PiiDetector, text: str, value: str, label: PiiLabel
+) -> None:
+    assert (value, label) in [(text[s.start : s.end], s.label) for s in rules.detect(text)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Dose 2 given, 3 Times Daily Loop diuretic review",
+        "Seen at 3rd Cross clinic? no, reviewed in Theatre, Ireland team",
+        "Nerve block, Heart Failure Service, 12 Main OR list",
+    ],
+)
+def test_clinical_phrases_are_no_addresses(rules: PiiDetector, text: str) -> None:
+    assert [s for s in rules.detect(text) if s.label is PiiLabel.ADDRESS] == []

@@ -81,7 +81,7 @@ _ZIP_CONTEXT = contextual(
 # The city before its state ("Spokane, WA"); the state itself stays, as Safe Harbor allows,
 # unless the detector is asked to redact states (group ``s``).
 _CITY_STATE = re.compile(
-    rf"\b(?P<v>(?:[A-Z][a-z]+|St\.)(?:[ -][A-Z][a-z]+){{0,2}}),[ \t]+(?P<s>{_STATE})\b"
+    rf"\b(?P<v>(?:[A-Z][a-zß-ÿ]+|St\.)(?:[ -][A-Z][a-zß-ÿ]+){{0,2}}),[ \t]+(?P<s>{_STATE})\b"
     r"(?=\.?,?[ \t]*(?:\d{5}|$|[^\w]))"
 )
 # Without the comma ("Akron OH 44308", "in Yakima WA,"), the city needs a ZIP after its
@@ -110,7 +110,8 @@ _COUNTRIES = (
     "Philippines|Poland|Portugal|Puerto Rico|Romania|Russia|Rwanda|Saudi Arabia|Scotland|"
     "Senegal|Serbia|Sierra Leone|Singapore|Slovakia|Somalia|South Africa|Spain|Sri Lanka|"
     "Sudan|Sweden|Switzerland|Syria|Taiwan|Tanzania|Thailand|Tunisia|Turkey|Uganda|Ukraine|"
-    "United Kingdom|Uruguay|Uzbekistan|Venezuela|Vietnam|Wales|Yemen|Zambia|Zimbabwe"
+    "United Kingdom|Uruguay|Uzbekistan|Venezuela|Vietnam|Wales|Yemen|Zambia|Zimbabwe|"
+    "Trinidad|Tobago|Barbados|Bahamas|Belize|Botswana|Namibia|Lesotho|Malawi|Samoa|Tonga"
 )
 _COUNTRY = re.compile(rf"\b(?:{_COUNTRIES})\b")
 # A capitalised word of a place's name, in the Latin letters places are written in
@@ -121,7 +122,9 @@ _STREET_SUFFIX = (
     r"|Terrace|Ter|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Square|Sq|Trail|Trl"
     # British, Irish and Australasian street kinds
     r"|Close|Crescent|Cres|Mews|Row|Parade|Pde|Grove|Gardens|Gdns|Hill|Rise|Esplanade|Quay"
-    r"|Wharf|Promenade|Vale|Heights|Wynd|Brae)"
+    r"|Wharf|Promenade|Vale|Heights|Wynd|Brae"
+    # more American kinds, and the "cross" and "main" roads of Indian addresses
+    r"|Loop|Pike|Alley|Cross|Main)"
 )
 # A street named without a house number after "on", "off", "along" ("the bus stop on
 # Harrow Crescent"); kinds that are also ordinary words (Court, Place, Hill...) left out.
@@ -135,6 +138,16 @@ _STREET_ALONE = re.compile(
 _TOWN_AFTER = re.compile(
     rf",[ \t]*(?P<v>{_PLACE_WORD}(?:[ -]{_PLACE_WORD}){{0,2}})"
     r"(?=[ \t]*(?:[,.;:)\n]|$|[ \t]+(?:with|and|-|\u2013|\d)\b))"
+)
+# The town between an address and its ZIP or postcode, without a comma ("Apt 4 Oakdale
+# 55120", "PO Box 12 Port Huron 48060"), or before a state ("12 Elm Rd Oakdale, MN").
+_TOWN_BEFORE_ZIP = re.compile(
+    rf"[ \t,]*(?P<v>{_PLACE_WORD}(?:[ -]{_PLACE_WORD}){{0,2}})"
+    r"(?=[ \t]+\d{4,5}(?:-\d{4})?\b|,?[ \t]+(?:[A-Z]{2})\b[ \t,]+\d{5})"
+)
+# A town before its region or country ("Mthatha, South Africa", "joined from Tondo, Manila").
+_TOWN_BEFORE_COUNTRY = re.compile(
+    rf"(?<![\w.])(?P<v>{_PLACE_WORD}(?:[ -]{_PLACE_WORD}){{0,2}}),[ \t]+(?=(?:{_COUNTRIES})\b)"
 )
 # A town after a verb of living or moving ("lives in Oldham", "transferred from Tralee").
 _TOWN_CUE = re.compile(
@@ -199,11 +212,23 @@ _ADDRESS = re.compile(
     # a numbered concession or line after its name ("12 Concession Road 8")
     rf"(?:[ \t]+{_PLACE_WORD}(?:'s)?){{0,3}}[ \t]+(?:(?:Road|Rd|Line)[ \t]+\d{{1,3}}\b"
     rf"|{_STREET_SUFFIX}\b\.?)"
-    r"(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|Lot|#)\.?[ \t]*[A-Z0-9-]+\b)?"
+    r"(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|Lot|Trlr|Trailer|Ext|Spc|#)\.?[ \t]*"
+    r"[A-Z0-9-]+\b)?"
     # "402 Rue Laurier", "18 Avenue de la Gare": the street's kind before its name
     r"|\b\d{1,6}[ \t]+(?:Rue|Avenue|Chemin|Boulevard|Via|Calle)[ \t]+"
     r"(?:(?:de|du|des|la|le|del|di)[ \t]+)*[A-Z][a-z]+(?:[ \t]+[A-Z][a-z]+)?"
     r"|\bP\.?[ \t]?O\.?[ \t]+Box[ \t]+\d+\b"
+    # rural routes and highway contracts ("Rt 4 Box 212", "HC 61 Box 18", "RR 2 Box 9")
+    r"|\b(?:Rt|Rte|RR|HC|Route|Star[ \t]+Route)\.?[ \t]+\d{1,4}[ \t]+Box[ \t]+\d{1,6}\b"
+    # a Philippine zone and barangay ("Purok 3, Brgy. Santa Cruz")
+    rf"|\b(?:(?:Purok|Sitio|Zone)[ \t]+\d{{1,3}},?[ \t]+)?(?:Brgy|Barangay|Bgy)\.?[ \t]+"
+    rf"{_PLACE_WORD}(?:[ \t]+{_PLACE_WORD}){{0,2}}"
+    # a house numbered before its road in Indian and Singaporean forms ("No. 12, 3rd Cross,
+    # Ramesh Nagar", "Blk 45 Jurong West St 4")
+    rf"|\bNo\.?[ \t]*\d{{1,5}}[A-Z]?,[ \t]*\d{{1,3}}(?:st|nd|rd|th)[ \t]+(?:Cross|Main)"
+    rf"(?:[ \t]+Road)?(?:,[ \t]*{_PLACE_WORD}(?:[ \t]+{_PLACE_WORD}){{0,2}})?"
+    r"|\bBlk[ \t]+\d{1,4}[A-Z]?(?:[ \t]+[A-Z][a-z]+){1,4}(?:[ \t]+\d{1,3})?"
+    r"(?:[ \t]+#\d{1,3}-\d{1,5})?"
 )
 
 
@@ -237,11 +262,30 @@ def _bare_city_state(m: re.Match[str]) -> bool:
     return m.start() != m.start("v") and m["s"] not in _AMBIGUOUS_STATES
 
 
+_SCHEDULE_WORDS = frozenset(
+    [
+        "times",
+        "daily",
+        "twice",
+        "once",
+        "weekly",
+        "nightly",
+        "hourly",
+        "monthly",
+        "doses",
+        "tablets",
+        "units",
+    ]
+)
+
+
 def recognize_location(text: str) -> list[Span]:
     """Street addresses, cities written before a US state, countries and ZIP codes."""
     out: list[Span] = []
     for m in _ADDRESS.finditer(text):
         start, end = m.span()
+        if any(w.lower() in _SCHEDULE_WORDS for w in m[0].split()[1:-1]):
+            continue  # "3 Times Daily Loop": a schedule before a drug class, not a street
         unit = _UNIT_BEFORE.search(text, max(0, start - 24), start)
         if unit is not None:
             start = unit.start()
@@ -260,15 +304,27 @@ def recognize_location(text: str) -> list[Span]:
         out.append(Span(m.start("v"), m.end("v"), PiiLabel.LOCATION, 0.7, "street"))
         streets.append((m.end("v"), m.start("v")))
     for end, _ in streets:
-        town = _TOWN_AFTER.match(text, end)
-        if town is not None:
+        town = _TOWN_AFTER.match(text, end) or _TOWN_BEFORE_ZIP.match(text, end)
+        if town is not None and town["v"].split()[0].lower() not in _NOT_TOWNS:
             out.append(Span(town.start("v"), town.end("v"), PiiLabel.LOCATION, 0.75, "town"))
+    for m in _TOWN_BEFORE_COUNTRY.finditer(text):
+        words = m["v"].split()
+        if words[0].lower() not in _NOT_TOWNS and words[-1].lower() not in CLINICAL_LEXICON:
+            out.append(Span(m.start("v"), m.end("v"), PiiLabel.LOCATION, 0.7, "town"))
     for m in _TOWN_CUE.finditer(text):
         if m["v"].split()[0].lower() not in _NOT_TOWNS:
             out.append(Span(m.start("v"), m.end("v"), PiiLabel.LOCATION, 0.7, "town"))
     out += spans_of(_ZIP_AFTER_STATE, text, PiiLabel.ZIP, 0.9, "zip", group="v")
     out += spans_of(_ZIP_CONTEXT, text, PiiLabel.ZIP, 0.9, "zip", group="v")
-    out += spans_of(_CITY_STATE, text, PiiLabel.LOCATION, 0.8, "city_state", group="v")
+    # a city written straight after its street ("9 Elm Rd Oakdale, MN") starts after it
+    ends = {s.end for s in out if s.label is PiiLabel.ADDRESS}
+    for m in _CITY_STATE.finditer(text):
+        start = m.start("v")
+        for end in ends:
+            if start < end < m.end("v"):
+                start = end + 1
+        if start < m.end("v"):
+            out.append(Span(start, m.end("v"), PiiLabel.LOCATION, 0.8, "city_state"))
     out += spans_of(
         _CITY_STATE_BARE,
         text,

@@ -270,3 +270,34 @@ def test_addresses_in_more_forms(
 )
 def test_clinical_phrases_are_no_addresses(rules: PiiDetector, text: str) -> None:
     assert [s for s in rules.detect(text) if s.label is PiiLabel.ADDRESS] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Clinical history: 44 yr old scaffold rigger fell from height.", "scaffold rigger"),
+        ("52yo kiln stoker injured at the brickworks", "kiln stoker"),
+        ("a 70 year old male, a ferry deckhand from Oban, admitted", "ferry deckhand"),
+        ("Pt (a glassblower) asks about eye protection", "glassblower"),
+        ("cant come in today (im a night porter now)", "night porter"),
+        ("38-year-old school cook injured at work", "school cook"),
+    ],
+)
+def test_jobs_after_ages_and_in_asides(rules: PiiDetector, text: str, value: str) -> None:
+    assert (value, PiiLabel.PROFESSION) in [
+        (text[s.start : s.end], s.label) for s in rules.detect(text)
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "67 yo M restrained driver in a rear-end collision",
+        "Pt is a 94-yr-old gentleman; lives alone",
+        "a 45-year-old carrier of the variant (a known carrier)",
+        "72 yo never-smoker with a cough",
+        "(thirty-year-old F) joined by video",
+    ],
+)
+def test_roles_and_people_after_ages_are_no_jobs(rules: PiiDetector, text: str) -> None:
+    assert [s for s in rules.detect(text) if s.label is PiiLabel.PROFESSION] == []

@@ -128,6 +128,21 @@ _EMPLOYMENT_CUE = re.compile(
     r"(?:[ \t]+an?\b)?[ \t]*)"
     rf"(?P<v>{_JOB_PHRASE})"
 )
+# After an age ("a 61-year-old tea picker", "99yo seafarer", "a 90 yr old female, a blackjack
+# dealer") or as an aside in brackets ("Pt (a silversmith) asks", "(im a welder now)"), a
+# word shaped like a job title counts, and so does any short phrase that an accident at
+# work or a place of origin follows ("line cook injured at", "aide fell from").
+_AGE_CUE = re.compile(
+    r"(?i:(?:\b|(?<=\d))(?:y/?o|yo|y\.o\.|years?[- ]old|yrs?[- ]old|yr[- ]old)[ \t]+"
+    r"(?:(?:male|female|man|woman|lady|gentleman|m|f|widowed|married|single|divorced)"
+    r"[ \t]*,?[ \t]+)*(?:an?[ \t]+)?"
+    r"|\((?:i'?m[ \t]+|I[ \t]+am[ \t]+)?an?[ \t]+)"
+    rf"(?P<v>{_JOB_PHRASE})"
+)
+_AT_WORK_AFTER = re.compile(
+    r"[ \t]+(?:injured|fell|hurt|crushed|burned|burnt|cut|who[ \t]+(?:lost|works|worked)"
+    r"|from[ \t]+[A-Z]|at[ \t]+work)\b|[ \t]*(?:now)?\)"
+)
 # "a keen walker", "a heavy drinker": a habit, not a job
 _HABIT_WORDS = frozenset(
     _words("keen avid heavy light social good poor occasional regular casual frequent big")
@@ -142,7 +157,7 @@ _PHRASE_STOP = frozenset(
         "for with at in on who which that and or but since until from to of by receiving "
         "presenting presented admitted seen here there now currently previously until when "
         "while after before is was has had who's whose living lives so because resides "
-        "residing based "
+        "residing based injured fell hurt crushed burned burnt "
     )
 )
 _NOT_JOBS = frozenset(
@@ -150,7 +165,16 @@ _NOT_JOBS = frozenset(
         "smoker drinker user patient member resident person man woman female male historian "
         "team unit whole result precaution reminder bridge volunteer partner passenger "
         "bystander sister brother mother father daughter son lover worrier "
-        "sufferer survivor donor neighbour neighbor relative visitor"
+        "sufferer survivor donor neighbour neighbor relative visitor other gentleman lady "
+        "m f boy girl child infant toddler adult"
+    )
+)
+# Words shaped like job titles that name a clinical trait ("a known carrier", "a poor
+# metaboliser", "a right-hander"): not jobs unless a strong cue says so.
+_CLINICAL_AGENTS = frozenset(
+    _words(
+        "carrier responder non-responder metabolizer metaboliser converter feeder walker "
+        "sleeper snorer eater speaker talker hander right-hander left-hander"
     )
 )
 # A role in an event, not a job ("restrained driver in an MVC", "front-seat passenger").
@@ -208,7 +232,13 @@ def recognize_profession(text: str) -> list[Span]:
     """
     out: list[Span] = []
     taken: list[tuple[int, int]] = []
-    cues = ((_STRONG_CUE, True), (_BY_TRADE, True), (_WEAK_CUE, False), (_EMPLOYMENT_CUE, None))
+    cues = (
+        (_STRONG_CUE, True),
+        (_BY_TRADE, True),
+        (_WEAK_CUE, False),
+        (_EMPLOYMENT_CUE, None),
+        (_AGE_CUE, None),
+    )
     for pattern, strong in cues:  # strong None: an employment cue (see _EMPLOYMENT_CUE)
         for m in pattern.finditer(text):
             found = _job_phrase(text, m.start("v"), m.end("v"))
@@ -218,13 +248,23 @@ def recognize_profession(text: str) -> list[Span]:
             phrase = text[start:end]
             if phrase.split()[0].lower() in _NOT_JOB_WORDS:
                 continue
+            if _ROLE_WORDS.intersection(phrase.lower().split()):
+                continue  # "restrained driver": a role in a crash
             last = phrase.split()[-1].lower()
             accepted = (
                 (strong and last not in _NOT_JOBS)
                 or _is_job(phrase)
                 or (
+                    pattern is _AGE_CUE
+                    and last not in _NOT_JOBS
+                    and last not in _CLINICAL_AGENTS
+                    and _AT_WORK_AFTER.match(text, end) is not None
+                )
+                or (
                     strong is None
                     and last not in _NOT_JOBS
+                    and last.rsplit("-", 1)[-1] not in _NOT_JOBS
+                    and last not in _CLINICAL_AGENTS
                     and phrase.split()[0].lower() not in _HABIT_WORDS
                     and _AGENT_NOUN.match(last)
                 )

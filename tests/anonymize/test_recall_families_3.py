@@ -301,3 +301,47 @@ def test_jobs_after_ages_and_in_asides(rules: PiiDetector, text: str, value: str
 )
 def test_roles_and_people_after_ages_are_no_jobs(rules: PiiDetector, text: str) -> None:
     assert [s for s in rules.detect(text) if s.label is PiiLabel.PROFESSION] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "label"),
+    [
+        (
+            "palm vein scan on file from the last visit (VX-22Q8-41)",
+            "VX-22Q8-41",
+            PiiLabel.BIOMETRIC,
+        ),
+        (
+            "checked by iris code (QI-5521-0093-ZZ) at the door",
+            "QI-5521-0093-ZZ",
+            PiiLabel.BIOMETRIC,
+        ),
+        ("clocked in by thumbprint (tp:ab41cd9e2f)", "tp:ab41cd9e2f", PiiLabel.BIOMETRIC),
+        ("voiceprint in the app (enrolment vp:ce7a10b33d)", "vp:ce7a10b33d", PiiLabel.BIOMETRIC),
+        ("hearing aids serials QW5512-88 / 77120943301", "77120943301", PiiLabel.DEVICE),
+        ("the insulin meter sn ZK-55120 reads high", "ZK-55120", PiiLabel.DEVICE),
+        ("device_id=PX-44120-B; battery=ok", "PX-44120-B", PiiLabel.DEVICE),
+        ("CGM sensor 55120934471 paired", "55120934471", PiiLabel.DEVICE),
+        (
+            "UDI at implant: 0104412093771205172711302155120Q",
+            "0104412093771205172711302155120Q",
+            PiiLabel.DEVICE,
+        ),
+    ],
+)
+def test_biometric_and_device_references(
+    rules: PiiDetector, text: str, value: str, label: PiiLabel
+) -> None:
+    assert (value, label) in [(text[s.start : s.end], s.label) for s in rules.detect(text)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Voice recognition software accuracy 95% (12 errors).",
+        "Fingerprint reader (model 4) unavailable today.",
+        "Pump rate 12 mL/h; sensor glucose 8.4 mmol/L.",
+    ],
+)
+def test_biometric_and_device_words_without_identifiers(rules: PiiDetector, text: str) -> None:
+    assert [s for s in rules.detect(text) if s.label in (PiiLabel.BIOMETRIC, PiiLabel.DEVICE)] == []

@@ -56,7 +56,7 @@ _FAMILIES: tuple[tuple[re.Pattern[str], PiiLabel], ...] = (
         _L.ACCOUNT,
     ),
     (re.compile(r"(?i:\b(?:SSN|social[ \t]+security)\b)"), _L.SSN),
-    (re.compile(r"(?i:\b(?:serial|device|model|IMEI|S/?N)\b)"), _L.DEVICE),
+    (re.compile(r"(?i:\b(?:serials?|device|model|IMEI|S/?Ns?|UDI)\b)"), _L.DEVICE),
 )
 # Words before "No." or "#" that number something other than a person's record.
 _NOT_IDS = re.compile(
@@ -102,7 +102,7 @@ _NUMBERED = re.compile(
 # Words that introduce an identifier with no "No." after them.
 _KEY_WORDS = (
     r"UHID|HRN|ICN|MRN|MR|URN|CR|PIN|GRP|Grp|grp|CDL|Acc|ACC|acc|Acct|acct|ACCT|Mbr|MBR|mbr"
-    r"|Group(?=[ \t]*[:#])|GROUP(?=[ \t]*[:#])"
+    r"|UDI|S/N|s/n|SN|sn|(?i:serials)|Group(?=[ \t]*[:#])|GROUP(?=[ \t]*[:#])"
     r"|(?i:claim|bill|invoice|ref|reference|session|wristband|booking|docket|chart|folio"
     r"|accession|requisition|cert|certificate|permit|policy|subscriber|enrollee"
     r"|beneficiary|PhilHealth|NHIF|NHIS|registration|rego|reg)"
@@ -115,6 +115,10 @@ _KEYED = re.compile(
     r"[ \t]*(?:[:=#-]|\.{2,}:?)?[ \t]*"
     rf"(?P<v>{ID_VALUE})"
 )
+# A GS1 UDI written without its brackets: (01) and 14 digits, then a date (17 or 11) and
+# often a lot (10) or serial (21): "0107142551888596172809032134065055".
+_GS1_RUN = re.compile(r"(?<![\w-])01\d{14}(?:1[17]\d{6})(?:(?:10|21)[A-Z0-9]{1,20})?(?![\w-])")
+_LIST_MORE = re.compile(rf"[ \t]*(?:/|&|\band\b)[ \t]*(?P<v>{ID_VALUE})")
 # A line a plan's label opens: every identifier on it is the plan's.
 _PLAN_LINE = re.compile(
     r"(?im:^[ \t]*(?:insurance|insurer|payer|payor|coverage|medical[ \t]+aid|mbr|member"
@@ -148,6 +152,7 @@ _KV_LABELS: dict[str, PiiLabel] = {
     **dict.fromkeys(("dob", "birth", "dod", "admitted", "discharged"), _L.DATE),
     **dict.fromkeys(("phone", "tel", "mobile", "cell", "fax"), _L.PHONE),
     **dict.fromkeys(("email", "mail"), _L.EMAIL),
+    **dict.fromkeys(("sn", "serial", "imei", "udi", "device"), _L.DEVICE),
     **dict.fromkeys(("ip",), _L.IP_ADDRESS),
     **dict.fromkeys(("employer", "facility", "site", "hospital", "clinic"), _L.ORGANIZATION),
     **dict.fromkeys(("occupation", "job", "profession"), _L.PROFESSION),
@@ -247,7 +252,11 @@ def _keyed(text: str) -> list[Span]:
         value = text[start:end]
         if _not_value(value) or not _DIGITS4.match(value):
             continue
-        out.append(Span(start, end, _label_of(m["k"], _L.MRN), 0.8, "keyed"))
+        label = _label_of(m["k"], _L.MRN)
+        out.append(Span(start, end, label, 0.8, "keyed"))
+        more = _LIST_MORE.match(text, end)  # "serials QX7712 / QX7713"
+        if more is not None and _DIGITS4.match(more["v"]):
+            out.append(Span(more.start("v"), more.end("v"), label, 0.8, "keyed"))
     return out
 
 
@@ -453,5 +462,6 @@ def recognize_contexts(text: str) -> list[Span]:
         + _rows(text)
         + _hl7(text)
         + _masked_ssn(text)
+        + [Span(*m.span(), _L.DEVICE, 0.85, "udi") for m in _GS1_RUN.finditer(text)]
         + _npi_after_clinician(text)
     )

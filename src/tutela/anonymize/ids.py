@@ -23,7 +23,7 @@ _VALUE = (
     # lower-case hexadecimal tokens ("3fa9c07e21bd"), as template and hash references are
     r"(?=[0-9a-f]*[a-f])[0-9a-f]*\d[0-9a-f]*(?![\w-])"
     # a short lower-case prefix joined by ":" or "_" ("fp:4471-2093", "tpl_558120")
-    r"|[a-z]{1,4}[:_]\d[A-Za-z0-9]*(?:[-./][A-Za-z0-9]+)*"
+    r"|[a-z]{1,4}[:_](?=[A-Za-z0-9]*\d)[A-Za-z0-9]+(?:[-./][A-Za-z0-9]+)*"
     # one or two letter-only groups before the first group with a digit ("PA-", "L ",
     # "ENC/2021/", "INV-QX-"), a word that introduces the value ("ID") not among them
     r"|(?:(?!(?:ID|NO|NR|REF|NUM)\b)[A-Z]{1,4}[-./ ]|[A-Z]{1,4}[-./][A-Z]{1,4}[-./])?"
@@ -114,9 +114,13 @@ _BIOMETRIC_WORDS = (
 # a value: "voiceprint VPR-2213-09", "fingerprint checked (FT7731Q)", "voice biometric
 # BIO/2031/118". The value needs four digits here, as no word introduces it.
 _BIOMETRIC_DIRECT = re.compile(
-    r"(?i:\b(?:finger|thumb|voice|iris|retina|palm|face|facial)[- ]?(?:print|scan|template"
-    r"|biometric|recognition|geometry)\w*|\bbiometric\w*)"
-    r"(?:[ \t]+[a-z]+){0,2}?[ \t]*(?:[:#=(]|\bno\.|\bnumber\b|\bis\b|\bof\b)?[ \t]*"
+    r"(?i:\b(?:finger|thumb|voice|iris|retina|retinal|palm|face|facial)[- ]?(?:print|scan"
+    r"|template|biometric|recognition|geometry|code|vein)\w*(?:[ \t]+(?:scan|match))?"
+    r"|\bbiometric\w*)"
+    # a few words, or a clause ending in a bracket ("palm-vein scan on file from prior visit
+    # (VP-48B3)")
+    r"(?:(?:[ \t]+[a-z]+){0,2}?[ \t]*(?:[:#=(]|\bno\.|\bnumber\b|\bis\b|\bof\b)?"
+    r"|[^\n().;:]{0,40}\()[ \t]*"
     rf"(?P<v>{_VALUE})"
 )
 
@@ -162,13 +166,15 @@ _RULES: tuple[tuple[re.Pattern[str], PiiLabel, float, str, re.Pattern[str]], ...
     (_value(_DEVICE_WORDS), PiiLabel.DEVICE, 0.85, "device", _min_digits(4)),
     # above MRN: "retinal scan record 55213" names the kind of record
     (_value(_BIOMETRIC_WORDS), PiiLabel.BIOMETRIC, 0.92, "biometric", _min_digits(2)),
-    (_BIOMETRIC_DIRECT, PiiLabel.BIOMETRIC, 0.92, "biometric", _min_digits(4)),
 )
 # A device named, then its serial with no word between ("Transmitter HX-4471-2093-K
 # paired"): only a value with four digits and a letter.
 # A pacing mode and its rates ("DDDR 60-130", "VVI 50") name settings, not a device.
 _DEVICE_DIRECT = re.compile(rf"(?i:\b{_DEVICE_KINDS})[ \t]+(?![AVDO]{{3}}R?\b)(?P<v>{_VALUE})")
-_SERIAL_SHAPE = re.compile(r"(?=.*[A-Za-z])(?:\D*\d){4}")
+# a serial with a letter and four digits, or eight digits ("sensor 24143605330")
+_SERIAL_SHAPE = re.compile(r"(?=.*[A-Za-z])(?:\D*\d){4}|(?:\D*\d){8}")
+_FOUR_DIGITS = _min_digits(4)
+_TWO_DIGITS = _min_digits(2)
 _PLATE_SHAPE = re.compile(r"(?=.*[A-Z])(?:\D*\d){2}")
 
 _MR_PREFIXED = re.compile(r"\bMR\d{6,10}\b")
@@ -202,6 +208,10 @@ def recognize_ids(text: str) -> list[Span]:
         for m in pattern.finditer(text):
             if digits.match(m.group("v")):
                 out.append(Span(m.start("v"), m.end("v"), label, score, source))
+    for m in _BIOMETRIC_DIRECT.finditer(text):
+        # four digits, or two in a prefixed reference ("ft:dedcdaa46b")
+        if _FOUR_DIGITS.match(m["v"]) or (_TWO_DIGITS.match(m["v"]) and ":" in m["v"]):
+            out.append(Span(m.start("v"), m.end("v"), PiiLabel.BIOMETRIC, 0.92, "biometric"))
     for m in _DEVICE_DIRECT.finditer(text):
         if _SERIAL_SHAPE.match(m["v"]):
             out.append(Span(m.start("v"), m.end("v"), PiiLabel.DEVICE, 0.8, "device"))

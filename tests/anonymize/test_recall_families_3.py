@@ -252,6 +252,9 @@ def test_numbers_beside_capitalised_words_are_no_ages(rules: PiiDetector, text: 
         ("10 Old Mission Trl\n   Piñon Wells, NM 55120", "Piñon Wells", PiiLabel.LOCATION),
         ("Blk 45 Jurong West St 4 #03-112", "Blk 45 Jurong West St 4 #03-112", PiiLabel.ADDRESS),
         ("patient location: Kisumu, Kenya", "Kisumu", PiiLabel.LOCATION),
+        ("a farmer from Kisumu, Kenya, seen today", "Kenya", PiiLabel.LOCATION),
+        ("moved to 12 Calle Sol Apt 3C Las Cruces 88001 last", "Las Cruces", PiiLabel.LOCATION),
+        ("write to P.O. Box 4471-00200 Nakuru 20100", "Nakuru", PiiLabel.LOCATION),
     ],
 )
 def test_addresses_in_more_forms(

@@ -216,8 +216,11 @@ _ADDRESS = re.compile(
     r"[A-Z0-9-]+\b)?"
     # "402 Rue Laurier", "18 Avenue de la Gare": the street's kind before its name
     r"|\b\d{1,6}[ \t]+(?:Rue|Avenue|Chemin|Boulevard|Via|Calle)[ \t]+"
-    r"(?:(?:de|du|des|la|le|del|di)[ \t]+)*[A-Z][a-z]+(?:[ \t]+[A-Z][a-z]+)?"
-    r"|\bP\.?[ \t]?O\.?[ \t]+Box[ \t]+\d+\b"
+    r"(?:(?:de|du|des|la|le|del|di)[ \t]+)*[A-Z][a-z]+"
+    r"(?:[ \t]+(?!(?:Apt|Unit|Suite|Ste|Trlr|Lot)\b)[A-Z][a-z]+)?"
+    r"(?:,?[ \t]+(?:Apt|Apartment|Suite|Ste|Unit|Lot|Trlr|#)\.?[ \t]*[A-Z0-9-]+\b)?"
+    # a post box, with a Kenyan-style postal code joined ("P.O. Box 9940-00100")
+    r"|\bP\.?[ \t]?O\.?[ \t]+Box[ \t]+\d+(?:-\d{5})?\b"
     # rural routes and highway contracts ("Rt 4 Box 212", "HC 61 Box 18", "RR 2 Box 9")
     r"|\b(?:Rt|Rte|RR|HC|Route|Star[ \t]+Route)\.?[ \t]+\d{1,4}[ \t]+Box[ \t]+\d{1,6}\b"
     # a Philippine zone and barangay ("Purok 3, Brgy. Santa Cruz")
@@ -334,7 +337,8 @@ def recognize_location(text: str) -> list[Span]:
         group="v",
         validate=_bare_city_state,
     )
-    out += spans_of(_COUNTRY, text, PiiLabel.LOCATION, 0.75, "country")
+    # above a "Surname, Given" reading of "Mthatha, South Africa"
+    out += spans_of(_COUNTRY, text, PiiLabel.LOCATION, 0.88, "country")
     return out
 
 

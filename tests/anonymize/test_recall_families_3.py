@@ -348,3 +348,31 @@ def test_biometric_and_device_references(
 )
 def test_biometric_and_device_words_without_identifiers(rules: PiiDetector, text: str) -> None:
     assert [s for s in rules.detect(text) if s.label in (PiiLabel.BIOMETRIC, PiiLabel.DEVICE)] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Donor: OKORO Tendai   Donor ID (CDL): QX-5512", "OKORO Tendai"),
+        ("Inmate: Mensah, Ama  Booking #Q-4410", "Mensah, Ama"),
+        ("Inmate Mensah #Q-4410 declined the dose", "Mensah"),
+        ("1a INSURED ID 5512 | 2 PATIENT ADJEI Kofi | 3 DOB 1950", "ADJEI Kofi"),
+        ("report called to LVN Ama Boateng at 14:00", "Ama Boateng"),
+        ("Ordering: Kwame T. Asante, DDS, NPI 1234567893", "Kwame T. Asante"),
+        ("Boateng, Ama   QX44120931   today   K   4.1", "Boateng, Ama"),
+    ],
+)
+def test_people_named_by_form_roles(rules: PiiDetector, text: str, value: str) -> None:
+    assert _covered(rules, text, value), rules.detect(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Patient: Alert and oriented, no distress.",
+        "Name: None given at triage.",
+        "Pt  Stable overnight.",
+    ],
+)
+def test_form_roles_without_names(rules: PiiDetector, text: str) -> None:
+    assert [s for s in rules.detect(text) if s.label is PiiLabel.PERSON] == []

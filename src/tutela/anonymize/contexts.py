@@ -1,4 +1,4 @@
-"""Identifiers found by where they stand rather than by a fixed list of labels.
+"""Identifiers found by the words that label them rather than by a fixed list of labels.
 
 :mod:`.ids` knows the common labels (``MRN``, ``acct``, ``member ID``...). Records name
 their numbers in many more ways, so this module reads the shapes of labelling instead:
@@ -12,16 +12,16 @@ their numbers in many more ways, so this module reads the shapes of labelling in
   (``ordering_npi=``, ``city=``, ``pt=``);
 * a line that a plan's label opens (``Insurance: ... ID ... GRP ...``, ``Mbr: ...``):
   every identifier-shaped token on it;
-* fixed-width tables: a header line of column names and the values under them;
-* HL7 v2 fields by position (``PID``, ``OBR``, ``ORC``, ``IN1``, ``GT1``);
 * masked Social Security numbers, whose last four digits still identify
   (``***-**-1234``, ``SSN (last four) 1234``);
 * National Provider Identifiers (Luhn check) written after a clinician's name.
+
+Identifiers placed by a record's layout (tables, HL7 fields, form roles) are in
+:mod:`.layouts`.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 
 from tutela.anonymize.ids import ID_VALUE
@@ -67,14 +67,14 @@ _NOT_IDS = re.compile(
     r"|exhibit|slide|block|cassette|run|cycle|round|day|week|visit[ \t]+week|gauge"
     r"|french|fr|sample[ \t]+size|para|paragraph|clause|rule|form|lead|channel|port)\b\.?)"
 )
-_DIGITS4 = re.compile(r"(?:\D*\d){4}")
-_DIGITS5 = re.compile(r"(?:\D*\d){5}")
+DIGITS4 = re.compile(r"(?:\D*\d){4}")
+DIGITS5 = re.compile(r"(?:\D*\d){5}")
 # A value that is a measurement, a range or a date, not an identifier.
 _MEASURE = re.compile(r"\d+\.\d+(?:-\d+(?:\.\d+)?)?|\d{1,2}:\d{2}")
 _DMY = re.compile(r"(\d{1,4})([/.-])(\d{1,2})\2(\d{2,4})")
 
 
-def _not_value(value: str) -> bool:
+def not_value(value: str) -> bool:
     """A measurement, a time or a plausible date, not an identifier."""
     if _MEASURE.fullmatch(value):
         return True
@@ -127,7 +127,7 @@ _PLAN_LINE = re.compile(
 _TOKEN = re.compile(
     r"(?<![\w/.:-])(?=[A-Z0-9/-]*\d)[A-Z0-9](?:[A-Z0-9/-]*[A-Z0-9])?(?![\w/:]|\.\d)"
 )
-_COMPACT_DATE = re.compile(r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
+COMPACT_DATE = re.compile(r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
 _OTHER_KEY_BEFORE = re.compile(r"(?i:\b(?:acct|account|bill|tel|phone|fax|NPI)\b[^\n]{0,12})$")
 
 # key=value pairs ("mrn=FQ1120;", "ordering_npi=1234567893", "city=Ashfield|") and JSON
@@ -160,39 +160,6 @@ _KV_LABELS: dict[str, PiiLabel] = {
 _PAREN_ID = re.compile(r"[ \t]*\((?P<v>[^()\s]*\d[^()\s]*)\)$")
 _KV_TEXT = frozenset({_L.PERSON, _L.LOCATION, _L.ADDRESS, _L.ORGANIZATION, _L.PROFESSION})
 _KV_ID_SUFFIX = frozenset({"id", "no", "num", "number", "nr", "ref"})
-
-# Fixed-width tables: a header of column names (no digits) separated by wide gaps.
-_CELL = re.compile(r"\S+(?:[ ]\S+)*")
-# A row of a table without its header: cells apart by wide gaps or bars, an identifier
-# right after a person's name ("Okafor, Ada   55120931   3/4/25   HBA1C").
-_ROW_SPLIT = re.compile(r"[ \t]{3,}|[ \t]*\|[ \t]*")
-_ROW_NAME = re.compile(
-    r"(?:Mc|Mac|O')?[A-Z][A-Za-z'-]+"
-    r"(?:,?[ \t]+(?:[A-Z]\.|(?:bin|van|de|la|del)|(?:Mc|Mac|O')?[A-Z][A-Za-z'-]+)){1,3}"
-)
-_ROW_ID = re.compile(r"(?=[A-Z0-9/-]*\d)[A-Z0-9][A-Z0-9/-]*[A-Z0-9]")
-_HEADER_LABELS: tuple[tuple[re.Pattern[str], PiiLabel], ...] = (
-    (re.compile(r"(?i:\b(?:MRN|MR|UHID|HRN|URN|chart|record|hosp(?:ital)?|ID)\b)"), _L.MRN),
-    (re.compile(r"(?i:\b(?:acct|account|visit|encounter|FIN|CSN|claim)\b)"), _L.ACCOUNT),
-    (re.compile(r"(?i:\b(?:member|policy|plan|subscriber)\b)"), _L.HEALTH_PLAN),
-    (re.compile(r"(?i:\b(?:SSN)\b)"), _L.SSN),
-    (re.compile(r"(?i:\b(?:name|patient|surname)\b)"), _L.PERSON),
-)
-
-# HL7 v2: segment, 1-based field number -> label.
-_HL7_FIELDS: dict[str, dict[int, PiiLabel]] = {
-    "PID": {2: _L.MRN, 3: _L.MRN, 4: _L.MRN, 18: _L.ACCOUNT, 19: _L.SSN, 20: _L.LICENSE},
-    "OBR": {2: _L.ACCOUNT, 3: _L.ACCOUNT, 16: _L.LICENSE, 28: _L.LICENSE},
-    "ORC": {2: _L.ACCOUNT, 3: _L.ACCOUNT, 12: _L.LICENSE},
-    "IN1": {2: _L.HEALTH_PLAN, 8: _L.HEALTH_PLAN, 36: _L.HEALTH_PLAN, 49: _L.HEALTH_PLAN},
-    "GT1": {2: _L.ACCOUNT, 12: _L.SSN},
-    "PV1": {19: _L.ACCOUNT, 50: _L.ACCOUNT},
-    "NK1": {33: _L.MRN},
-}
-# Segments whose person fields are XCN ("ID^Family^Given"); coded fields (OBX-3's
-# "2345-7^Glucose^LN") are not people.
-_XCN_SEGMENTS = frozenset({"OBR", "ORC", "PV1", "PD1", "ROL", "RXE", "RXO", "TXA", "PRD", "EVN"})
-_HL7_SEGMENT = re.compile(r"^(?P<seg>[A-Z][A-Z0-9]{2})\|[^\n]*", re.MULTILINE)
 
 # Masked SSNs keep the last four digits ("***-**-1234", "XXX-XX-1234"), and so does
 # "SSN (last four) 1234" / "last 4 of SSN: 1234".
@@ -234,11 +201,11 @@ def _numbered(text: str) -> list[Span]:
         value = text[start:end]
         key = (m["k"] or "") + " " + (m["k2"] or "")
         before = text[max(0, m.start() - 24) : m.start("n")] + " " + key
-        if _NOT_IDS.search(key) or _not_value(value):
+        if _NOT_IDS.search(key) or not_value(value):
             continue
         if m["n"] == "#" and not key.strip():
             continue  # "#60" alone is a count
-        if not _DIGITS5.match(value) and not (_DIGITS4.match(value) and key.strip()):
+        if not DIGITS5.match(value) and not (DIGITS4.match(value) and key.strip()):
             continue
         label = _label_of(before, _L.MRN)
         out.append(Span(start, end, label, 0.8, "numbered"))
@@ -250,12 +217,12 @@ def _keyed(text: str) -> list[Span]:
     for m in _KEYED.finditer(text):
         start, end = m.start("v"), _trim_value(text, m.start("v"), m.end("v"))
         value = text[start:end]
-        if _not_value(value) or not _DIGITS4.match(value):
+        if not_value(value) or not DIGITS4.match(value):
             continue
         label = _label_of(m["k"], _L.MRN)
         out.append(Span(start, end, label, 0.8, "keyed"))
         more = _LIST_MORE.match(text, end)  # "serials QX7712 / QX7713"
-        if more is not None and _DIGITS4.match(more["v"]):
+        if more is not None and DIGITS4.match(more["v"]):
             out.append(Span(more.start("v"), more.end("v"), label, 0.8, "keyed"))
     return out
 
@@ -265,9 +232,9 @@ def _plan_lines(text: str) -> list[Span]:
     for line in _PLAN_LINE.finditer(text):
         for m in _TOKEN.finditer(text, line.start(), line.end()):
             value = m[0]
-            if not _DIGITS5.match(value) or _COMPACT_DATE.fullmatch(value):
+            if not DIGITS5.match(value) or COMPACT_DATE.fullmatch(value):
                 continue
-            if _not_value(value) or _OTHER_KEY_BEFORE.search(text, line.start(), m.start()):
+            if not_value(value) or _OTHER_KEY_BEFORE.search(text, line.start(), m.start()):
                 continue
             out.append(Span(m.start(), m.end(), _L.HEALTH_PLAN, 0.75, "plan_line"))
     return out
@@ -317,105 +284,6 @@ def _key_values(text: str) -> list[Span]:
     return out
 
 
-def _cells(line: str, offset: int) -> list[tuple[int, int]]:
-    return [(offset + m.start(), offset + m.end()) for m in _CELL.finditer(line)]
-
-
-def _tables(text: str) -> list[Span]:
-    out: list[Span] = []
-    if "   " not in text:
-        return out
-    lines = text.split("\n")
-    offsets = [0]
-    for line in lines:
-        offsets.append(offsets[-1] + len(line) + 1)
-    for i, line in enumerate(lines[:-1]):
-        if "  " not in line.strip() or any(c.isdigit() for c in line):
-            continue
-        header = _cells(line, 0)
-        if len(header) < 2:
-            continue
-        labels = []
-        for a, b in header:
-            name = line[a:b]
-            labels.append(next((lab for pat, lab in _HEADER_LABELS if pat.search(name)), None))
-        if not any(lab is not None for lab in labels):
-            continue
-        row = _cells(lines[i + 1], 0)
-        for k, (a, b) in enumerate(row):
-            # the same column when header and row have as many cells, else the column whose
-            # header starts nearest before (or just after) the cell
-            col = (
-                k
-                if len(row) == len(header)
-                else max((j for j, (ha, _) in enumerate(header) if ha <= a + 2), default=None)
-            )
-            label = None if col is None else labels[col]
-            if label is None:
-                continue
-            value = lines[i + 1][a:b]
-            if label is _L.PERSON:
-                if not value[:1].isupper() or any(c.isdigit() for c in value):
-                    continue
-            elif not _DIGITS4.match(value) or _not_value(value):
-                continue
-            base = offsets[i + 1]
-            out.append(Span(base + a, base + b, label, 0.8, "table"))
-    return out
-
-
-def _rows(text: str) -> list[Span]:
-    out: list[Span] = []
-    pos = 0
-    for line in text.split("\n"):
-        if ("   " in line or "|" in line) and not _HL7_SEGMENT.match(line):
-            cells: list[tuple[int, int]] = []
-            last = 0
-            for gap in _ROW_SPLIT.finditer(line):
-                cells.append((last, gap.start()))
-                last = gap.end()
-            cells.append((last, len(line)))
-            for (a0, b0), (a, b) in itertools.pairwise(cells):
-                value = line[a:b]
-                if (
-                    _ROW_ID.fullmatch(value)
-                    and _DIGITS5.match(value)
-                    and not _not_value(value)
-                    and not _COMPACT_DATE.fullmatch(value)
-                    and _ROW_NAME.fullmatch(line[a0:b0])
-                ):
-                    out.append(Span(pos + a, pos + b, _L.MRN, 0.7, "table"))
-        pos += len(line) + 1
-    return out
-
-
-def _hl7(text: str) -> list[Span]:
-    out: list[Span] = []
-    if "|" not in text:
-        return out
-    for m in _HL7_SEGMENT.finditer(text):
-        fields = _HL7_FIELDS.get(m["seg"], {})
-        pos = m.start()
-        for number, field in enumerate(m[0].split("|")):
-            parts = field.split("^")
-            if (
-                m["seg"] in _XCN_SEGMENTS
-                and number
-                and len(parts) > 1
-                and parts[1][:1].isupper()
-                and _DIGITS5.match(parts[0])
-            ):
-                # a person with an identifier (XCN: "ID^Family^Given"): a provider number
-                out.append(Span(pos, pos + len(parts[0]), _L.LICENSE, 0.85, "hl7"))
-            label = fields.get(number)
-            if label is not None and field:
-                component = field.split("^")[0].split("~")[0]
-                if _DIGITS4.match(component) and not _not_value(component):
-                    out.append(Span(pos, pos + len(component), label, 0.85, "hl7"))
-            pos += len(field) + 1
-    return out
-
-
 def _masked_ssn(text: str) -> list[Span]:
     out: list[Span] = []
     for m in _MASKED_SSN.finditer(text):
@@ -441,7 +309,7 @@ def _npi_after_clinician(text: str) -> list[Span]:
         head, _, tail = value.partition(" ")
         if tail and head.isalpha():
             value, start = tail, start + len(head) + 1  # "GMC 7712093": the register's name
-        if _DIGITS5.match(value) and not _not_value(value):
+        if DIGITS5.match(value) and not not_value(value):
             out.append(Span(start, start + len(value), _L.LICENSE, 0.75, "npi"))
     for m in _NPI_CANDIDATE.finditer(text):
         if not npi_valid(m[0]):
@@ -458,9 +326,6 @@ def recognize_contexts(text: str) -> list[Span]:
         + _keyed(text)
         + _plan_lines(text)
         + _key_values(text)
-        + _tables(text)
-        + _rows(text)
-        + _hl7(text)
         + _masked_ssn(text)
         + [Span(*m.span(), _L.DEVICE, 0.85, "udi") for m in _GS1_RUN.finditer(text)]
         + _npi_after_clinician(text)

@@ -20,6 +20,7 @@ import phonenumbers
 
 from tutela.anonymize.contexts import recognize_contexts
 from tutela.anonymize.ids import recognize_ids
+from tutela.anonymize.layouts import recognize_layouts
 from tutela.anonymize.matching import has_context, spans_of
 from tutela.anonymize.people import recognize_organization_rules, recognize_person_rules
 from tutela.anonymize.places import US_STATES, recognize_location
@@ -478,6 +479,7 @@ PATTERN_RECOGNIZERS: tuple[Recognizer, ...] = (
     recognize_age_over_89,
     recognize_ids,
     recognize_contexts,
+    recognize_layouts,
     recognize_location,
     recognize_person_rules,
     recognize_organization_rules,

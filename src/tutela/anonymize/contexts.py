@@ -92,12 +92,16 @@ def not_value(value: str) -> bool:
 # "Reg. No.: 0285465", "Docket No. 52-34-056", "Donor ID (CDL): B1768891", "old file no.
 # 972-68-61", "Inmate Xaba #804-69-62", "interpreter ID 9413235", "ID# 973-09-00".
 _NUMBERED = re.compile(
-    r"(?P<k>\b[A-Za-z][A-Za-z'-]{0,24}\.?(?:[ \t]+[A-Za-z][A-Za-z'-]{0,24}\.?)?)?[ \t]*"
-    r"(?:\([A-Za-z]{2,8}\)[ \t]*)?"
     r"(?P<n>(?<![\w#])(?:No|NO|Nos|Nr|NR|Num|num|no|nr)\b\.?|\bnumber\b|\bNumber\b|\bNUMBER\b"
     r"|#|\bID\b|\bId\b|\bI\.D\.)"
     r"[ \t]*(?:\((?P<k2>[A-Za-z]{2,8})\)[ \t]*)?(?:[:=#]|\.{2,}:?)?[ \t]*"
     rf"(?P<v>{ID_VALUE})"
+)
+# The one or two words before "No." (read backwards from it, so the pattern above is
+# tried only where a "No.", "#" or "ID" stands).
+_NUMBERED_KEY = re.compile(
+    r"(?P<k>\b[A-Za-z][A-Za-z'-]{0,24}\.?(?:[ \t]+[A-Za-z][A-Za-z'-]{0,24}\.?)?)?[ \t]*"
+    r"(?:\([A-Za-z]{2,8}\)[ \t]*)?$"
 )
 # Words that introduce an identifier with no "No." after them.
 _KEY_WORDS = (
@@ -199,8 +203,11 @@ def _numbered(text: str) -> list[Span]:
     for m in _NUMBERED.finditer(text):
         start, end = m.start("v"), _trim_value(text, m.start("v"), m.end("v"))
         value = text[start:end]
-        key = (m["k"] or "") + " " + (m["k2"] or "")
-        before = text[max(0, m.start() - 24) : m.start("n")] + " " + key
+        lead = _NUMBERED_KEY.search(text, max(0, m.start() - 64), m.start())
+        k = lead["k"] if lead is not None else None
+        key = (k or "") + " " + (m["k2"] or "")
+        first = lead.start() if lead is not None and k else m.start()
+        before = text[max(0, first - 24) : m.start("n")] + " " + key
         if _NOT_IDS.search(key) or not_value(value):
             continue
         if m["n"] == "#" and not key.strip():

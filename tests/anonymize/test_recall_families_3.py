@@ -356,6 +356,7 @@ def test_biometric_and_device_words_without_identifiers(rules: PiiDetector, text
         ("Donor: OKORO Tendai   Donor ID (CDL): QX-5512", "OKORO Tendai"),
         ("Inmate: Mensah, Ama  Booking #Q-4410", "Mensah, Ama"),
         ("Inmate Mensah #Q-4410 declined the dose", "Mensah"),
+        ("Inmate Abdul Karim #Q-4410 declined", "Abdul Karim"),
         ("1a INSURED ID 5512 | 2 PATIENT ADJEI Kofi | 3 DOB 1950", "ADJEI Kofi"),
         ("report called to LVN Ama Boateng at 14:00", "Ama Boateng"),
         ("Ordering: Kwame T. Asante, DDS, NPI 1234567893", "Kwame T. Asante"),
@@ -376,3 +377,15 @@ def test_people_named_by_form_roles(rules: PiiDetector, text: str, value: str) -
 )
 def test_form_roles_without_names(rules: PiiDetector, text: str) -> None:
     assert [s for s in rules.detect(text) if s.label is PiiLabel.PERSON] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("Patient: Ama Obi   Docket No. 4471209", "Docket No"),
+        ("Dr. Obi   Reg. No.: 5512093", "Reg"),
+        ("Dear Colleague, thank you for seeing her.", "Colleague"),
+    ],
+)
+def test_model_found_field_labels_and_salutations_are_dropped(text: str, fragment: str) -> None:
+    assert guard_clinical(text, [_model_span(text, fragment, PiiLabel.ORGANIZATION)]) == []

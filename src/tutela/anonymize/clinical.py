@@ -156,7 +156,10 @@ def _model_noise(span: Span, fragment: str) -> bool:
 # Words a model-found name never starts or ends with: negations ("No Salter-Harris"),
 # results ("THC NEG"), dose forms written short ("Tab.", "Cap.").
 _NOT_NAME_WORDS = frozenset(
-    _TOKEN.findall("no non neg pos negative positive nil tab tabs cap caps inj syr susp sol neb")
+    _TOKEN.findall(
+        "no non neg pos negative positive nil tab tabs cap caps inj syr susp sol neb "
+        "colleague colleagues sir madam"  # "Dear Colleague": a salutation
+    )
 )
 # What a model-found span names when one of these follows it: an instrument or scale
 # ("Morse Fall Scale"), a test or analyte ("Cocaine metabolite NEG"), an object left on a
@@ -165,6 +168,8 @@ _THING_HEADS = re.compile(
     r"(?i:.*\b(?:scale|score|index|criteria|classification|questionnaire|inventory|rule|rules"
     r"|staging|grade|chart|test|assay|panel|screen)$)"
 )
+# A field label before its number ("Docket No. 4471", "Reg. No.: 5512", "Bill No:").
+_LABEL_BEFORE_NUMBER = re.compile(r"\.?[ \t]*(?:No|NO|Nr|#)\b\.?[ \t]*[:#]?[ \t]*\w*\d")
 _THING_AFTER = re.compile(
     r"[ \t]+(?:metabolites?|NEG|POS|negative|positive|detected|not[ \t]+detected|level"
     r"|in[ \t]+(?:place|situ)|applied|intact|applanation|tonometry|perimetry|staging)\b"
@@ -181,6 +186,8 @@ def _not_a_name(text: str, span: Span) -> bool:
     abbreviation with slashes ("U/E/Cr"), or a single word opening a line before a number."""
     fragment = text[span.start : span.end]
     if "/" in fragment or _THING_HEADS.match(fragment) or _THING_AFTER.match(text, span.end):
+        return True
+    if fragment.endswith((" No", " NO")) or _LABEL_BEFORE_NUMBER.match(text, span.end):
         return True
     single = not any(c in fragment for c in " \t")
     if (

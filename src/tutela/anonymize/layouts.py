@@ -70,7 +70,8 @@ _ROLE_NAME = re.compile(
     re.MULTILINE,
 )
 _INMATE_HASH = re.compile(
-    r"\b(?:Inmate|Prisoner|Detainee|Resident)[ \t]+(?P<v>[A-Z][a-z'-]+)(?=[ \t]*#)"
+    r"\b(?:Inmate|Prisoner|Detainee|Resident)[ \t]+"
+    r"(?P<v>[A-Z][a-z'-]+(?:[ \t]+(?:bin|van|de|dela|[A-Z][a-z'-]+)){0,2})(?=[ \t]*#)"
 )
 _NOT_NAME_START = frozenset(
     [

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 
 from tutela.anonymize.ids import ID_VALUE
+from tutela.anonymize.people import CREDENTIALS
 from tutela.anonymize.spans import PiiLabel, Span
 from tutela.anonymize.validators import npi_valid
 
@@ -179,7 +180,7 @@ _MASK = re.compile(r"(?:[*Xx#]+[- ]?)+(?=\d)")
 # An NPI (ten digits, Luhn with prefix 80840) after a clinician's name or role.
 _NPI_CANDIDATE = re.compile(r"(?<![\w-])[12]\d{9}(?![\w-])")
 _CLINICIAN_BEFORE = re.compile(
-    r"(?:\b(?:Dr|MD|DO|NP|NP-C|PA-C|FNP|DDS|DMD|OD|RN|MBBS|MBChB|PharmD|APRN|DNP|RPh)\b"
+    rf"(?:\bDr\b|\b{CREDENTIALS}"
     r"|(?i:\b(?:ordering|ordered|referring|requesting|rendering|attending|provider"
     r"|prescriber|physician|clinician|doctor|24J)\b))[^\n]{0,60}$"
 )
@@ -303,8 +304,7 @@ def _masked_ssn(text: str) -> list[Span]:
 # ("requesting doctor Dr. Ada Obi, M44120Z", "Ordering: T. Obi, DDS (1234567893)").
 _AFTER_CLINICIAN = re.compile(
     r"(?:\b(?:Dr|Doctor|doctor)\.?[ \t]+(?:[A-Z][\w'.-]*[ \t]+){0,3}[A-Z][\w'-]+"
-    r"|\b[A-Z][\w'.-]*(?:[ \t]+[A-Z][\w'.-]*){0,3},[ \t]+(?:MD|DO|NP|NP-C|PA-C|FNP|DDS|DMD"
-    r"|OD|RN|MBBS|MBChB|PharmD|APRN|DNP|RPh))"
+    rf"|\b[A-Z][\w'.-]*(?:[ \t]+[A-Z][\w'.-]*){{0,3}},[ \t]+{CREDENTIALS})"
     rf"(?:,[ \t]*|[ \t]*\([ \t]*)(?P<v>{ID_VALUE})"
 )
 

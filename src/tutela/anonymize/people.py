@@ -50,12 +50,16 @@ _NAME_CONTEXT = re.compile(
     rf"(?P<v>(?:[A-Z]\.[ \t])?{_NAME}(?:[ \t][A-Z]\.)?[ \t]{_SURNAME}|{_SURNAME},[ \t]+{_NAME}"
     rf"|{_CAPS_SURNAME},[ \t]+{_CAPS_NAME})(?![{_LO}])"
 )
+CREDENTIALS = (
+    r"(?:MD|DO|NP|NP-C|PA-C|RN|PharmD|LCSW|MSW|CNP|APRN|DNP|PhD|DDS|DMD|FNP|MBBS|MBChB|OD|LVN"
+    r"|LPN|BSN|RPh|MA)\b(?![-/])"
+)
+"""Clinicians' credentials written after a name ("Ana Ruiz, NP", "T. Obi, MBChB")."""
 # "J. Whitlock, MD", "Ana Ruiz, NP", "Lindholm, Esme MD": a name before a credential.
 _CREDENTIALED = re.compile(
     rf"(?P<v>(?:[A-Z]\.[ \t]+|{_NAME}[ \t]+)?(?:[A-Z]\.[ \t]+)?{_SURNAME}(?:,[ \t]+{_NAME})?"
     rf"|{_CAPS_NAME},[ \t]+{_CAPS_NAME})"
-    r",?[ \t]+\(?(?:MD|DO|NP|NP-C|PA-C|RN|PharmD|LCSW|MSW|CNP|APRN|DNP|PhD|DDS|DMD|FNP|MBBS"
-    r"|MBChB|OD|LVN|LPN|BSN|RPh|MA)\b(?![-/])"
+    rf",?[ \t]+\(?{CREDENTIALS}"
 )
 # HL7 v2 person name (XPN): "FAMILY^GIVEN^MIDDLE" between field separators.
 _HL7_NAME = re.compile(r"(?<=\|)(?P<v>[A-Z][A-Za-z'-]+\^[A-Z][A-Za-z'-]+(?:\^[A-Za-z.'-]*)*)(?=\|)")

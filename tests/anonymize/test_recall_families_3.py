@@ -153,6 +153,8 @@ def test_clinician_numbers(rules: PiiDetector, text: str, value: str) -> None:
         "OBX|2|NM|2160-0^Creatinine^LN||88|umol/L|45-90|N|||F",
         "Na   K   Cl\n140   4.1   102",
         "ratio=0.75; threshold=12.5 mmHg",
+        "Protocol No. 2021-113 approved; Model No. 44120 pump from stock.",
+        "Trial No. 2020-0045 enrolment; Version No. 3.2 of the form.",
     ],
 )
 def test_pii_free_phrases_stay_clean(rules: PiiDetector, text: str) -> None:
@@ -385,6 +387,9 @@ def test_form_roles_without_names(rules: PiiDetector, text: str) -> None:
         ("Patient: Ama Obi   Docket No. 4471209", "Docket No"),
         ("Dr. Obi   Reg. No.: 5512093", "Reg"),
         ("Dear Colleague, thank you for seeing her.", "Colleague"),
+        ("Mother says he eats well; Dad (45) smokes.", "Dad"),
+        ("Renal reviewed, no change.", "Renal"),
+        ("Hb      Plt      WBC", "Hb"),
     ],
 )
 def test_model_found_field_labels_and_salutations_are_dropped(text: str, fragment: str) -> None:

@@ -158,7 +158,12 @@ def _model_noise(span: Span, fragment: str) -> bool:
 _NOT_NAME_WORDS = frozenset(
     _TOKEN.findall(
         "no non neg pos negative positive nil tab tabs cap caps inj syr susp sol neb "
-        "colleague colleagues sir madam"  # "Dear Colleague": a salutation
+        "colleague colleagues sir madam "  # "Dear Colleague": a salutation
+        # kin named by their relation ("Dad (45) smokes"), services by their short names
+        # ("Renal reviewed", "Physio team"), lab heads of a table ("Hb  Plt  WBC")
+        "mum mom mam dad mother father husband wife son daughter brother sister gran granny "
+        "grandma grandpa nan nana uncle aunt auntie cousin renal physio ortho neuro cardio "
+        "gastro resp derm psych onc haem heme endo rheum uro hb hgb plt wbc"
     )
 )
 # What a model-found span names when one of these follows it: an instrument or scale

@@ -66,7 +66,10 @@ _NOT_IDS = re.compile(
     r"|flat|apt|unit|suite|level|floor|house|plot|box|rx|qty|quantity|tab|tabs|cap|caps"
     r"|size|grade|stage|type|class|version|ver|v|table|figure|fig|question|part|section"
     r"|exhibit|slide|block|cassette|run|cycle|round|day|week|visit[ \t]+week|gauge"
-    r"|french|fr|sample[ \t]+size|para|paragraph|clause|rule|form|lead|channel|port)\b\.?)"
+    r"|french|fr|sample[ \t]+size|para|paragraph|clause|rule|form|lead|channel|port"
+    # a product's or a document's number, not a person's
+    r"|protocol|study|trial|model|version|edition|issue|volume|vol|catalogue|sku|product"
+    r"|drawing|standard|regulation|act|circular|guideline)\b\.?)"
 )
 DIGITS4 = re.compile(r"(?:\D*\d){4}")
 DIGITS5 = re.compile(r"(?:\D*\d){5}")

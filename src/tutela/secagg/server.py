@@ -127,6 +127,12 @@ class SecAggServer:
         """Clock time at which the open stage closes regardless of missing replies."""
         return self._deadline
 
+    @property
+    def complete(self) -> bool:
+        """Whether every client the open stage expects has replied (:meth:`step` would then
+        close it without waiting for the deadline)."""
+        return self._stage in ACTIVE_STAGES and set(self._replies) >= self._expected
+
     def dropped(self) -> dict[str, tuple[int, ...]]:
         """Per closed stage, the expected clients that did not answer."""
         out: dict[str, tuple[int, ...]] = {}
@@ -271,8 +277,7 @@ class SecAggServer:
         """
         if self._stage not in ACTIVE_STAGES:
             raise ProtocolAbort(f"no stage is open (stage: {self._stage})")
-        complete = set(self._replies) >= self._expected
-        if not complete and self._clock() < self._deadline:
+        if not self.complete and self._clock() < self._deadline:
             return None
         stage = self._stage
         assert stage is not None

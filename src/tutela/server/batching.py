@@ -64,6 +64,10 @@ class Batcher(Generic[T, R]):
         self._queue: list[Slot[T, R]] = []
         self._queue_lock = threading.Lock()
 
+    def exclusive(self) -> AbstractContextManager[Any]:
+        """The lock batches are served under: work that holds it runs between batches."""
+        return self._lock
+
     @property
     def queued(self) -> int:
         """Calls waiting to be served now."""

@@ -260,8 +260,9 @@ class CkksProtocol:
 
     def receive(
         self, study_id: str, round_no: int, attempt: int, stage: str, site: str, body: bytes
-    ) -> None:
-        """Take a site's encrypted update or decrypted mean (the inbox accepted it once)."""
+    ) -> bool:
+        """Take a site's encrypted update or decrypted mean (the inbox accepted it once);
+        True once every site the stage waits for has sent its own."""
         state = self._rounds.get(study_id)
         if state is None or state.round_no != round_no or state.attempt != attempt:
             raise ConflictError(f"no CKKS round {round_no} is running for study {study_id}")
@@ -280,8 +281,10 @@ class CkksProtocol:
             ):
                 raise DataError(f"the decrypted mean must be {state.spec.size} finite float64s")
             state.means[site] = mean
+            return len(state.means) >= len(state.contributors)
         else:
             raise ConflictError(f"the CKKS round is not in stage {stage!r}")
+        return len(state.contributions) >= len(state.participants)
 
     def _receive_contribution(
         self,

@@ -18,6 +18,7 @@ The vocabulary the parts share (errors, statuses, settings, receipts) is importa
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -46,6 +47,8 @@ from tutela.server.smpc_sessions import SmpcSessions
 from tutela.server.store import ParticipationRow, Store
 from tutela.server.studies import Studies
 
+_log = logging.getLogger(__name__)
+
 __all__ = [
     "AuditHook",
     "ConflictError",
@@ -67,6 +70,10 @@ class Coordinator:
         signer: signs enrolment CSRs (``(csr_pem, site) -> cert_pem``); None disables
             token enrolment (certificates are then issued offline with ``tutela pki``).
         audit_hook: extra sink called for every audit event (e.g. the governance Merkle log).
+        advance_on_submit: the submission that completes a round stage moves the study on
+            in its own call (the service does this, so a stage opens as soon as the last
+            site replied); off, only :meth:`tick` moves studies (callers that drive the
+            ticker themselves, as tests do).
     """
 
     def __init__(
@@ -75,6 +82,8 @@ class Coordinator:
         clock: Clock = time.time,
         signer: Signer | None = None,
         audit_hook: AuditHook | None = None,
+        *,
+        advance_on_submit: bool = False,
     ) -> None:
         self.core = Core(store, clock, audit_hook)
         runtimes = Runtimes(self.core)
@@ -84,6 +93,8 @@ class Coordinator:
         self.participants = Participation(self.core)
         self.inbox = Inbox(self.core, protocol, self.participants)
         self.driver = RoundDriver(self.core, runtimes, protocol)
+        if advance_on_submit:
+            self.inbox.advance = self._advance_now
         self.queries = Queries(self.core)
         self.smpc = SmpcSessions(self.core)
 
@@ -280,6 +291,17 @@ class Coordinator:
     def resume(self) -> int:
         """See :meth:`RoundDriver.resume`."""
         return self.driver.resume()
+
+    def _advance_now(self, study_id: str) -> bool:
+        """Move ``study_id`` on (:meth:`RoundDriver.advance_study`) after submissions
+        completed its stage. False if that failed: the submissions stand, the failure is
+        logged, and the ticker tries again."""
+        try:
+            self.driver.advance_study(study_id)
+        except Exception:  # the ticker retries what failed here
+            _log.exception("advancing study %s after a completed stage failed", study_id)
+            return False
+        return True
 
     def tick(self) -> bool:
         """See :meth:`RoundDriver.tick` (and :meth:`Queries.tick`)."""

@@ -172,6 +172,10 @@ class Receipt:
     site: str
     digest: str
     duplicate: bool
+    driver_due: bool = True
+    """Whether the round driver should look at the study now: the submission completed its
+    stage and the stage was not advanced with it (see :attr:`Inbox.advance
+    <tutela.server.inbox.Inbox.advance>`). Not part of the answer."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -67,6 +67,8 @@ class RoundDriver:
     runtimes: Runtimes
     protocol: RoundProtocols
     standardisation: StandardisationStage = field(init=False)
+    _waits_for_sites: bool = field(default=False, init=False, repr=False)
+    """Set (under the lock) by a transition that opened a stage for the sites."""
 
     def __post_init__(self) -> None:
         self.standardisation = StandardisationStage(self.core, self.protocol.secagg)
@@ -106,6 +108,24 @@ class RoundDriver:
             with self.core.lock:
                 moved |= self._advance(study_id)
         return moved
+
+    def advance_study(self, study_id: str, most: int = 8) -> int:
+        """Move one study forward now, up to ``most`` transitions (a closed stage, the round
+        it closes, the next round it opens), as the ticker would on its next ticks; returns
+        how many it made. Called by the thread whose submission completed a stage, so the
+        next stage opens without waiting for the ticker."""
+        moves = 0
+        while moves < most:
+            with self.core.lock:
+                self._waits_for_sites = False
+                moved = self._advance(study_id)
+                settled = self._waits_for_sites  # a stage opened: nothing more until replies
+            if not moved:
+                break
+            moves += 1
+            if settled:
+                break
+        return moves
 
     def _advance(self, study_id: str) -> bool:
         now = self.core.clock()
@@ -218,6 +238,7 @@ class RoundDriver:
             detail={"sites": chosen},
             session=s,
         )
+        self._waits_for_sites = True  # unless the protocol closes the round at once
         if config.secure_aggregation.protocol != "none":
             s.flush()
             self._start_protocol(s, row, rr, params, now)
@@ -278,6 +299,7 @@ class RoundDriver:
         if isinstance(step, Closing):
             self._finish_round(s, row, rr, self.core.global_model(row), step, now)
             return True
+        self._waits_for_sites = step is Step.MOVED
         return step is Step.MOVED
 
     def _restart_round(self, s: Session, row: StudyRow, rr: RoundRow, now: float) -> None:
@@ -297,6 +319,7 @@ class RoundDriver:
         closing: Closing,
         now: float,
     ) -> None:
+        self._waits_for_sites = False  # the next round (or the end) follows at once
         strategy = self.runtimes.get(row).strategy
         closure = close_round(
             strategy,

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -63,6 +64,8 @@ from tutela.server.store import (
     digest,
 )
 from tutela.server.wire import parse_tensors
+
+_log = logging.getLogger(__name__)
 
 METRICS_STAGE = "metrics"
 SITE_REPORT_STAGE = "site-report"
@@ -105,6 +108,9 @@ class Inbox:
     core: Core
     protocol: RoundProtocols
     participation: Participation
+    advance: Callable[[str], bool] | None = None
+    """Moves a study on at once (True when it did) after a group of submissions completed
+    its stage, under the coordinator lock; None leaves it to the round driver's ticker."""
     _submissions: Batcher[_Submission, Receipt] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -215,7 +221,7 @@ class Inbox:
                     if not slot.served:
                         slot.fail(failure)
             else:  # a receipt is given only once its submission is committed
-                for slot, receipt in accepted:
+                for slot, receipt in self._after_group(study_id, accepted):
                     slot.resolve(receipt)
             for e, reason in denials:
                 self.core.audit_denial(
@@ -224,6 +230,30 @@ class Inbox:
                     f"study/{e.study_id}/round/{e.round_no}/{e.stage}",
                     {"reason": str(reason)},
                 )
+
+    def _after_group(
+        self, study_id: str, accepted: list[tuple[Slot[_Submission, Receipt], Receipt]]
+    ) -> list[tuple[Slot[_Submission, Receipt], Receipt]]:
+        """After a group committed: advance the study if the group completed its stage
+        (:attr:`advance`), then read the answers of its waiting submitters, and of the
+        waiting sites the advance rang, in one transaction for their requests to take
+        (:meth:`Participation.read_ahead`); the woken requests are let go once it is done.
+        Neither step can take back a receipt: a failure is logged and left to the ticker or
+        to the requests' own reads."""
+        bell = self.core.bell
+        with bell.deferred() as rung:
+            due = any(r.driver_due for _, r in accepted)
+            if due and self.advance is not None and self.advance(study_id):
+                accepted = [(slot, replace(r, driver_due=False)) for slot, r in accepted]
+            held = bell.held_sites()
+            sites = {slot.item.envelope.site for slot, _ in accepted} & held
+            for ring in rung:
+                sites |= held if ring is None else ring & held
+            try:
+                self.participation.read_ahead(sites)
+            except Exception:  # the requests read their answers themselves
+                _log.exception("reading the answers of study %s ahead failed", study_id)
+        return accepted
 
     def _accept_stage(self, g: _StageGroup, item: _Submission) -> Receipt:
         """Check and write one queued submission inside its group's transaction.
@@ -273,7 +303,7 @@ class Inbox:
             check_update_norm(update, g.norm_bound, site)
             sealed = self.core.store.seal(body, f"update/{study_id}/{round_no}/{stage}/{site}")
         else:
-            self.protocol.receive(study_id, round_no, rr.attempt, stage, site, body)
+            complete = self.protocol.receive(study_id, round_no, rr.attempt, stage, site, body)
             num_examples = 0
             sealed = b""  # SecAgg+ messages live in the in-memory protocol state only
         g.session.add(
@@ -298,7 +328,9 @@ class Inbox:
         )
         g.previous[(site, e.key)] = (body_digest, round_no, stage, COORDINATOR)
         g.submitted.add(site)
-        return Receipt(study_id, round_no, stage, site, body_digest, False)
+        if stage == FIT_STAGE:
+            complete = g.participants <= g.submitted
+        return Receipt(study_id, round_no, stage, site, body_digest, False, complete)
 
     # reports ----------------------------------------------------------------------------
 
@@ -569,8 +601,8 @@ class _StageGroup:
         ):
             if (site, key) in wanted:
                 self.previous[(site, key)] = (body_digest, round_no, stage, COORDINATOR)
-        if self.round is not None:
-            self.submitted = stage_submitters(s, self.round, sites)
+        if self.round is not None:  # every participant's: whether the stage is complete
+            self.submitted = stage_submitters(s, self.round, sorted(self.participants))
 
     def global_model(self) -> Parameters:
         """The study's global model, unsealed once per group."""

@@ -190,8 +190,28 @@ class Participation:
         """
         return self._tasks(site)
 
+    def read_ahead(self, sites: set[str]) -> None:
+        """Read the answers of ``sites`` in one transaction and leave them with the bell for
+        their woken requests (:meth:`~tutela.server.push.TaskBell.remember`), between two
+        batches of :meth:`tasks_for`, so the requests queued meanwhile take them."""
+        if not sites:
+            return
+        bell = self.core.bell
+        with self._tasks.exclusive():
+            wanted = sorted(sites)
+            generations = {site: bell.generation(site) for site in wanted}  # before the read
+            for site, answer in self._tasks_for_sites(wanted).items():
+                bell.remember(site, generations[site], answer)
+
     def _serve_tasks(self, slots: list[Slot[str, dict[str, Any]]]) -> None:
-        answers = self._tasks_for_sites(sorted({slot.item for slot in slots}))
+        answers: dict[str, dict[str, Any]] = {}
+        for site in {slot.item for slot in slots}:
+            ahead = self.core.bell.recall(site)
+            if ahead is not None:
+                answers[site] = ahead
+        missing = sorted({slot.item for slot in slots} - set(answers))
+        if missing:
+            answers.update(self._tasks_for_sites(missing))
         for slot in slots:
             slot.resolve(answers[slot.item])
 

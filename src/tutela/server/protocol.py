@@ -231,8 +231,9 @@ class SecAggProtocol:
 
     def receive(
         self, study_id: str, round_no: int, attempt: int, stage: str, site: str, body: bytes
-    ) -> None:
-        """Hand a site's SecAgg+ message (safetensors: one uint8 ``message``) to the server."""
+    ) -> bool:
+        """Hand a site's SecAgg+ message (safetensors: one uint8 ``message``) to the server;
+        True once every client the stage expects has replied."""
         from tutela.secagg import MalformedMessage, decode_message
 
         state = self._rounds.get(study_id)
@@ -256,6 +257,7 @@ class SecAggProtocol:
             raise ConflictError(
                 f"secure aggregation rejected the message: {state.server.rejected[-1][1]}"
             )
+        return bool(state.server.complete)
 
     def _post_outbox(self, s: Session, study_id: str, rr: RoundRow, outbox: dict[int, Any]) -> None:
         from tutela.secagg import encode_message

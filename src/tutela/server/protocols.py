@@ -37,7 +37,8 @@ class RoundProtocols:
 
     def receive(
         self, study_id: str, round_no: int, attempt: int, stage: str, site: str, body: bytes
-    ) -> None:
-        """Hand a site's protocol message for ``stage`` to the protocol that runs it."""
+    ) -> bool:
+        """Hand a site's protocol message for ``stage`` to the protocol that runs it; True
+        once every site the stage waits for has sent its message."""
         target = self.ckks if stage in CKKS_STAGES else self.secagg
-        target.receive(study_id, round_no, attempt, stage, site, body)
+        return target.receive(study_id, round_no, attempt, stage, site, body)

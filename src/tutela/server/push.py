@@ -23,6 +23,15 @@ The wake-up comes from the coordinator's own state changes, never from a timer:
 A ring only wakes the held requests; each recomputes its site's answer and goes back to
 waiting if it did not change, so a ring too many costs one read, never a wrong answer.
 
+Answers read ahead: a thread that has just changed a study (the submission that completed a
+stage and opened the next one) reads the answers of every site that change rang in one
+transaction and leaves them with the bell (:meth:`TaskBell.remember`); the requests it
+woke take them instead of reading again (:meth:`TaskBell.recall`). An answer is kept only
+while no ring for its site came after its read began (every ring counts in a per-site
+generation, and a ring drops the site's answer), is taken at most once, and for at most
+:data:`ANSWER_MAX_AGE_S`; so it is exactly what a read at the time of the taking would
+return, as far as the rings tell.
+
 Security: long polling changes when an answer is sent, not what it holds: a held request is
 authenticated (mutual TLS) and authorised before it is held, and it is answered with its
 own site's tasks only, computed exactly as a plain poll computes them. Held requests are
@@ -38,6 +47,7 @@ import contextlib
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +63,15 @@ COORDINATOR_SENDER = "coordinator"
 
 ALL_SITES = None
 """Ring every site (a change whose sites are not known at hand)."""
+
+ANSWER_MAX_AGE_S = 1.0
+"""The longest an answer read ahead is kept (its tasks' deadlines move with the clock)."""
+
+_MAX_ANSWERS = 4096
+"""Answers read ahead kept at most (beyond it they are all dropped: reads are cheap)."""
+
+Generation = tuple[int, int]
+"""Rings of every site, then rings of one site: where a read of that site's answer began."""
 
 _PENDING = "tutela.push.sites"
 """Key in ``Session.info`` of the sites a transaction's changes concern."""
@@ -103,6 +122,18 @@ class _Waiter:
         self.loop.call_soon_threadsafe(self.event.set)
 
 
+@dataclass
+class _Deferred:
+    rung: list[set[str] | None] = field(default_factory=list)
+    waiters: list[_Waiter] = field(default_factory=list)
+
+
+def _wake(waiters: Iterable[_Waiter]) -> None:
+    for waiter in waiters:
+        with contextlib.suppress(RuntimeError):  # its loop closed: nobody waits any more
+            waiter.ring()
+
+
 class TaskBell:
     """Wakes the long polls of sites whose tasks may have changed (any thread may ring).
 
@@ -115,8 +146,14 @@ class TaskBell:
         self._lock = threading.Lock()
         self._waiters: dict[str, set[_Waiter]] = {}
         self._total = 0
+        self._rung_all = 0
+        self._rung: dict[str, int] = {}
+        self._answers: dict[str, tuple[Generation, float, dict[str, Any]]] = {}
+        self._local = threading.local()
         self.rings = 0
         """How many times the bell rang (for tests and benchmarks)."""
+        self.recalled = 0
+        """How many answers read ahead were taken (for tests and benchmarks)."""
 
     @property
     def held(self) -> int:
@@ -128,17 +165,79 @@ class TaskBell:
         with self._lock:
             return len(self._waiters.get(site, ()))
 
+    def held_sites(self) -> set[str]:
+        """The sites that hold a request now."""
+        with self._lock:
+            return set(self._waiters)
+
     def ring(self, sites: Iterable[str] | None = ALL_SITES) -> None:
         """Wake the held requests of ``sites`` (every site when None)."""
+        rung = None if sites is None else set(sites)
         with self._lock:
             self.rings += 1
-            if sites is None:
+            if rung is None:
+                self._rung_all += 1
+                self._answers.clear()
                 waiters = [w for ws in self._waiters.values() for w in ws]
             else:
-                waiters = [w for site in set(sites) for w in self._waiters.get(site, ())]
-        for waiter in waiters:
-            with contextlib.suppress(RuntimeError):  # its loop closed: nobody waits any more
-                waiter.ring()
+                for site in rung:
+                    self._rung[site] = self._rung.get(site, 0) + 1
+                    self._answers.pop(site, None)
+                waiters = [w for site in rung for w in self._waiters.get(site, ())]
+        deferred: _Deferred | None = getattr(self._local, "deferred", None)
+        if deferred is not None:  # woken when the thread's block ends
+            deferred.rung.append(rung)
+            deferred.waiters.extend(waiters)
+            return
+        _wake(waiters)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[list[set[str] | None]]:
+        """Rings this thread makes inside the block count at once (generations move, answers
+        read ahead are dropped) but wake the held requests only when the block ends, so
+        that answers read ahead inside it are ready for them. Yields the rings as they
+        happen (each a set of sites, or None for every site)."""
+        outer: _Deferred | None = getattr(self._local, "deferred", None)
+        mine = _Deferred()
+        self._local.deferred = mine
+        try:
+            yield mine.rung
+        finally:
+            self._local.deferred = outer
+            if outer is not None:
+                outer.rung.extend(mine.rung)
+                outer.waiters.extend(mine.waiters)
+            else:
+                _wake(mine.waiters)
+
+    def generation(self, site: str) -> Generation:
+        """Where ``site``'s rings stand now (take it before reading the site's answer)."""
+        with self._lock:
+            return (self._rung_all, self._rung.get(site, 0))
+
+    def remember(self, site: str, generation: Generation, answer: dict[str, Any]) -> None:
+        """Keep ``answer``, read from the store after :meth:`generation` gave
+        ``generation``, for the next request of ``site`` (unless a ring came since)."""
+        with self._lock:
+            if generation != (self._rung_all, self._rung.get(site, 0)):
+                return
+            if len(self._answers) >= _MAX_ANSWERS:
+                self._answers.clear()
+            self._answers[site] = (generation, time.monotonic(), answer)
+
+    def recall(self, site: str) -> dict[str, Any] | None:
+        """Take the answer read ahead for ``site``, if one is kept and still current."""
+        with self._lock:
+            entry = self._answers.pop(site, None)
+            if entry is None:
+                return None
+            generation, at, answer = entry
+            if generation != (self._rung_all, self._rung.get(site, 0)):
+                return None
+            if time.monotonic() - at > ANSWER_MAX_AGE_S:
+                return None
+            self.recalled += 1
+            return answer
 
     @contextlib.contextmanager
     def _hold(self, site: str) -> Iterator[_Waiter]:

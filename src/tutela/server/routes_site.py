@@ -271,9 +271,11 @@ def add_site_routes(app: FastAPI) -> None:
 
             def submit_then_read(clear: Callable[[], None]) -> dict[str, Any]:
                 data = pending.pop()
-                accepted.append(coordinator.submit(p.name, study_id, round_no, stage, key, data))
+                receipt = coordinator.submit(p.name, study_id, round_no, stage, key, data)
+                accepted.append(receipt)
                 del data
-                loop.call_soon_threadsafe(wake, request)
+                if receipt.driver_due:  # not advanced with the submission (see Inbox)
+                    loop.call_soon_threadsafe(wake, request)
                 clear()  # the rings of this submission are no news to this site
                 answer: dict[str, Any] = coordinator.tasks_for(p.name)
                 return answer
@@ -295,7 +297,8 @@ def add_site_routes(app: FastAPI) -> None:
             else:
                 return StageReceiptOut(**accepted[0].as_dict(), next_tasks=answer)
         receipt = await run(coordinator.submit, p.name, study_id, round_no, stage, key, body)
-        wake(request)
+        if receipt.driver_due:
+            wake(request)
         return StageReceiptOut(**receipt.as_dict())
 
     @app.post(

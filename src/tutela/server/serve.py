@@ -107,7 +107,7 @@ def build_coordinator(settings: ServerSettings) -> tuple[Coordinator, bytes | No
             coordinator_signing_key(settings.data_dir),
             *load_ca(settings.pki_dir),
         )
-    return Coordinator(store, signer=signer, audit_hook=hook), ca_pem
+    return Coordinator(store, signer=signer, audit_hook=hook, advance_on_submit=True), ca_pem
 
 
 AUDIT_LOG = "audit.jsonl"

@@ -347,3 +347,17 @@ def test_cli_add_site_prints_a_one_time_token_and_needs_admin(live: Live) -> Non
         app, ["server", "add-site", "hospital-10", *base, "--token", live.tokens["auditor"]]
     )
     assert denied.exit_code != 0 and "403" in str(denied.exception)
+
+
+def test_a_brief_study_status_carries_status_and_progress_only(live: Live) -> None:
+    study = _running(live)
+    with live.admin() as admin:
+        full = admin.get(f"/v1/admin/studies/{study}").json()
+        brief = admin.get(f"/v1/admin/studies/{study}", params={"brief": True}).json()
+        assert brief == {
+            k: full[k] for k in ("id", "status", "current_round", "total_rounds", "error")
+        }
+        assert brief["status"] == "running" and brief["current_round"] == 1
+        assert admin.get("/v1/admin/studies/nope", params={"brief": True}).status_code == 404
+    with live.client(site="hospital-1") as site:  # a site reads no study status, brief or not
+        assert site.get(f"/v1/admin/studies/{study}", params={"brief": True}).status_code == 403

@@ -184,6 +184,10 @@ class Coordinator:
         """See :meth:`Studies.study_status`."""
         return self.studies.study_status(study_id)
 
+    def study_brief(self, study_id: str) -> dict[str, Any]:
+        """See :meth:`Studies.study_brief`."""
+        return self.studies.study_brief(study_id)
+
     def list_studies(self) -> list[dict[str, Any]]:
         """See :meth:`Studies.list_studies`."""
         return self.studies.list_studies()

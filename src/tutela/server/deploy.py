@@ -175,16 +175,19 @@ def _wait_enrolled(
 def _wait_terminal(
     client: httpx.Client, study_id: str, headers: dict[str, str], timeout: float
 ) -> dict[str, Any]:
+    """The study's full status once it ended (polled briefly: status and progress only)."""
     deadline = time.monotonic() + timeout
+    path = f"/v1/admin/studies/{study_id}"
     while True:
-        status: dict[str, Any] = client.get(f"/v1/admin/studies/{study_id}", headers=headers).json()
-        if status["status"] in ("completed", "failed", "cancelled"):
+        brief: dict[str, Any] = client.get(path, params={"brief": True}, headers=headers).json()
+        if brief["status"] in ("completed", "failed", "cancelled"):
+            status: dict[str, Any] = client.get(path, headers=headers).json()
             return status
         if time.monotonic() > deadline:
             raise ServiceError(
-                f"the study did not finish within {timeout:.0f} s (status {status['status']})"
+                f"the study did not finish within {timeout:.0f} s (status {brief['status']})"
             )
-        time.sleep(0.2)
+        time.sleep(0.1)
 
 
 def evaluate_rounds(

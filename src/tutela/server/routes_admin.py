@@ -119,9 +119,13 @@ def add_admin_routes(app: FastAPI) -> None:
         return result
 
     @app.get("/v1/admin/studies/{study_id}", **declared(Audience.PEOPLE, Permission.STUDY_READ))
-    async def study_status(study_id: StudyId, request: Request, _p: Caller) -> dict[str, Any]:
-        """Status, participation and rounds of a study."""
-        result: dict[str, Any] = await run(coordinator_of(request).study_status, study_id)
+    async def study_status(
+        study_id: StudyId, request: Request, _p: Caller, brief: bool = False
+    ) -> dict[str, Any]:
+        """Status, participation and rounds of a study; with ``brief``, its status and
+        progress only (``id``, ``status``, ``current_round``, ``total_rounds``, ``error``)."""
+        co = coordinator_of(request)
+        result: dict[str, Any] = await run(co.study_brief if brief else co.study_status, study_id)
         return result
 
     @app.get(

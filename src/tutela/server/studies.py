@@ -216,6 +216,28 @@ class Studies:
 
     # reading ----------------------------------------------------------------------------
 
+    def study_brief(self, study_id: str) -> dict[str, Any]:
+        """A study's status and progress only (one row's columns: for frequent polling)."""
+        with self.core.store.read() as s:
+            row = s.execute(
+                select(
+                    StudyRow.id,
+                    StudyRow.status,
+                    StudyRow.current_round,
+                    StudyRow.total_rounds,
+                    StudyRow.error,
+                ).where(StudyRow.id == study_id)
+            ).one_or_none()
+        if row is None:
+            raise NotFoundError(f"unknown study {study_id!r}")
+        return {
+            "id": row.id,
+            "status": row.status,
+            "current_round": row.current_round,
+            "total_rounds": row.total_rounds,
+            "error": row.error,
+        }
+
     def study_status(self, study_id: str) -> dict[str, Any]:
         """Status, progress, participation and per-round outcomes of a study."""
         with self.core.store.read() as s:

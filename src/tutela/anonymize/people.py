@@ -178,6 +178,22 @@ _NAME_AGED = re.compile(
     rf"\b(?P<v>{_NAME}(?:[ \t]{_SURNAME})?)[ \t]*\((?:\d{{1,3}}[ \t]*(?:yo|y/o|y\.o\.|years?"
     r"|yrs?)\b|\d{1,3}[ \t]?[MF]\b|[MF][,/][ \t]*\d)"
 )
+# A name cell opening a row, or after a time stamp or a bar, before the age and sex
+# ("Said Iron Shell, 99 yr old male", "DORVIL Marilou   70 yrs female", "Xaba, Jenalyn |
+# 32 yr old lady"): a roster or triage line.
+_NAME_CELL = (
+    rf"(?:{_NAME}|{_CAPS_NAME})(?:[ \t]+(?:[A-Z]\.[ \t]+)?(?:{_SURNAME}|{_CAPS_SURNAME})){{1,2}}"
+    rf"|(?:{_SURNAME}|{_CAPS_SURNAME}),[ \t]+(?:{_NAME}|{_CAPS_NAME})"
+)
+_AGE_SEX = (
+    r"\d{1,3}[ \t]*(?:(?:yo|y/o|y\.o\.|yrs?|years?)(?:[ \t-]old)?|-year-old|[ \t]year[ \t]old)?"
+    r"[ \t]*(?:male|female|man|woman|lady|gentleman|boy|girl|M|F)\b"
+)
+_NAME_BEFORE_AGE_SEX = re.compile(
+    rf"(?:^|[ \t]{{2,}}|\|[ \t]*)(?P<v>{_NAME_CELL})"
+    rf"(?:,[ \t]*|[ \t]{{2,}}|[ \t]*\|[ \t]*){_AGE_SEX}",
+    re.MULTILINE,
+)
 # Someone to ring ("asked to ring Ana on 0161...", "call Kofi on Monday").
 _TO_CALL = re.compile(
     r"\b(?:ring|call|phone|text|contact|rang|called|phoned)[ \t]+"
@@ -344,7 +360,15 @@ def recognize_person_rules(text: str) -> list[Span]:
         words = m["v"].split()
         if not any(w in _FUNCTION_WORDS or _clinical_word(w) or w in _COMMON_LOWER for w in words):
             out.append(Span(m.start("v"), m.end("v"), PiiLabel.PERSON, 0.78, "name_given"))
-    named = (_CARED_FOR, _CLAUSE_END_NAME, _LABELLED_NAME, _NAME_AGED, _SELF_NAMED, _TO_CALL)
+    named = (
+        _CARED_FOR,
+        _CLAUSE_END_NAME,
+        _LABELLED_NAME,
+        _NAME_AGED,
+        _SELF_NAMED,
+        _TO_CALL,
+        _NAME_BEFORE_AGE_SEX,
+    )
     for pattern in named:
         for m in pattern.finditer(text):
             words = m["v"].split()
@@ -464,10 +488,44 @@ _ORG_LEAD_WORDS = frozenset(
 )
 
 
+# A field whose value is an organisation, then a run of two to six capitalised words on
+# the same line ("Employer: Kestrel Bay Seafoods", "payer=Sagebrush Advantage HMO",
+# "Employer Cane River Sugar Mill requests..."); the run ends at a lower-case word or a
+# separator. A bare "Plan:" heads a care plan, so only a named plan counts.
+_ORG_FIELD = re.compile(
+    r"(?i:\b(?:employer|employed[ \t]+by|payer|payor|insurer|insurance|health[ \t]+plan"
+    r"|medical[ \t]+aid|DME|school|agency|company|vendor|supplier))"
+    r"(?:[ \t]*[:=][ \t]*|[ \t]+)"
+    r"(?P<v>[A-Z][\w'&.-]*(?:[ \t](?:(?:of|and|&|the|on|for)[ \t])?[A-Z][\w'&.-]*){1,5})"
+    r"(?![\w'&-])"
+)
+
+# What a field holds when it names no one ("Employer: Not applicable", "School: Attends").
+_NO_VALUE = frozenset(
+    _words(
+        "not none nil unknown n/a na self retired unemployed student yes no attends attended "
+        "private pending see per same as"
+    )
+)
+
+
 def recognize_organization_rules(text: str) -> list[Span]:
     """Names of hospitals, clinics, companies and agencies, by their last word (``Clinic``,
-    ``Inc.``, ``LLC``, ``Associates``, ``Foundation``...)."""
+    ``Inc.``, ``LLC``, ``Associates``, ``Foundation``...) or by the field they fill
+    (``Employer:``, ``payer=``)."""
     out: list[Span] = []
+    for m in _ORG_FIELD.finditer(text):
+        words = m["v"].split()
+        # the name's own words may be clinical ("Prairie Medicaid MCO"), not all of them,
+        # nor its first ("Attends Grade", "Not Applicable")
+        first = words[0].lower()
+        if not (
+            first in CLINICAL_LEXICON
+            or first in _NO_VALUE
+            or words[0] in _NOT_NAMES
+            or all(w.lower() in CLINICAL_LEXICON or w in _CALENDAR for w in words)
+        ):
+            out.append(Span(m.start("v"), m.end("v"), PiiLabel.ORGANIZATION, 0.82, "org_field"))
     for m in _ORG.finditer(text):
         start, end = m.span()
         words = m.group(0).split()

@@ -143,8 +143,11 @@ _TOWN_AFTER = re.compile(
 # 55120", "PO Box 12 Port Huron 48060"), or before a state ("12 Elm Rd Oakdale, MN").
 _TOWN_BEFORE_ZIP = re.compile(
     rf"[ \t,]*(?P<v>{_PLACE_WORD}(?:[ -]{_PLACE_WORD}){{0,2}})"
-    r"(?=[ \t]+\d{4,5}(?:-\d{4})?\b|,?[ \t]+(?:[A-Z]{2})\b[ \t,]+\d{5})"
+    r"(?=[ \t]+(?:(?P<z>\d{5}(?:-\d{4})?)|\d{4})\b|,?[ \t]+(?:[A-Z]{2})\b[ \t,]+\d{5})"
 )
+# A ZIP straight after an address that already holds its town ("Purok 1, Brgy. San
+# Isidro Bangued 45669").
+_ZIP_NEXT = re.compile(r",?[ \t]+(?P<z>\d{5}(?:-\d{4})?)(?![\w-]|[.,/]\d)")
 # A town before its region or country ("Mthatha, South Africa", "joined from Tondo, Manila").
 _TOWN_BEFORE_COUNTRY = re.compile(
     rf"(?<![\w.])(?P<v>{_PLACE_WORD}(?:[ -]{_PLACE_WORD}){{0,2}}),[ \t]+(?=(?:{_COUNTRIES})\b)"
@@ -307,9 +310,15 @@ def recognize_location(text: str) -> list[Span]:
         out.append(Span(m.start("v"), m.end("v"), PiiLabel.LOCATION, 0.7, "street"))
         streets.append((m.end("v"), m.start("v")))
     for end, _ in streets:
+        zip_code = _ZIP_NEXT.match(text, end)
+        if zip_code is not None:
+            out.append(Span(zip_code.start("z"), zip_code.end("z"), PiiLabel.ZIP, 0.8, "zip"))
         town = _TOWN_AFTER.match(text, end) or _TOWN_BEFORE_ZIP.match(text, end)
         if town is not None and town["v"].split()[0].lower() not in _NOT_TOWNS:
             out.append(Span(town.start("v"), town.end("v"), PiiLabel.LOCATION, 0.75, "town"))
+            if town.re is _TOWN_BEFORE_ZIP and town["z"]:
+                # the ZIP the town was read by ("PO Box 12 Port Huron 48060")
+                out.append(Span(town.start("z"), town.end("z"), PiiLabel.ZIP, 0.8, "zip"))
     for m in _TOWN_BEFORE_COUNTRY.finditer(text):
         words = m["v"].split()
         if words[0].lower() not in _NOT_TOWNS and words[-1].lower() not in CLINICAL_LEXICON:

@@ -111,7 +111,8 @@ def recognize_iban(text: str) -> list[Span]:
     )
 
 
-_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+# Letters outside ASCII count in both parts ("nadège@example.ph"), as mail systems allow.
+_EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}\b")
 
 
 def recognize_email(text: str) -> list[Span]:
@@ -180,6 +181,11 @@ _PHONE_CANDIDATE = re.compile(
 )
 
 
+# The North American trunk digit, then three groups joined by one separator
+# ("1-876-040-1248"): written only for telephone numbers, assigned or not.
+_TRUNK_GROUPED = re.compile(r"1([-.])[2-9]\d{2}\1\d{3}\1\d{4}")
+
+
 # A number in national trunk format, as the UK, Ireland, Australia and New Zealand write
 # them: a leading 0 and groups of digits ("020 7946 0018", "(03) 9555 0142", "0412 555 019").
 _PHONE_NATIONAL = re.compile(
@@ -219,7 +225,9 @@ def recognize_phone(text: str, region: str = "US") -> list[Span]:
         if sum(c.isdigit() for c in raw) < 10:
             continue
         score = _phone_score(raw, (region,))
-        if score < 0.9 and not raw.startswith("+"):
+        if _TRUNK_GROUPED.fullmatch(raw):
+            score = max(score, 0.6)
+        if score < 0.9 and not raw.startswith("+") and not _TRUNK_GROUPED.fullmatch(raw):
             continue
         if score and has_context(text, m.start(), _PHONE_CONTEXT):
             score = max(score, 0.9)
@@ -288,9 +296,20 @@ _DATE_MONTH_OF_YEAR = re.compile(rf"\b{_MONTH}\s+of\s+(?:19|20)\d{{2}}\b")
 _DATE_SHORT = re.compile(
     r"(?:(?i:\b(?:on|dated?|since|from|until|till|by|before|after|DOB|DOS|born|seen|visit"
     r"|encounter|admitted|discharged|implanted|received|due|through|thru|of|for|collected"
-    r"|signed|completed|in|report|exam|birth|Mon|Tue|Tues|Wed|Thu|Thurs|Fri|Sat|Sun)[:,]?)"
+    r"|signed|completed|in|report|exam|birth|Mon|Tue|Tues|Wed|Thu|Thurs|Fri|Sat|Sun"
+    # admission, discharge, death and injury dates as forms abbreviate them
+    r"|DOA|DOD|DOI|DOS|placed|inserted)[:,]?)"
     r"|--|\()[ \t]*"
-    r"(?P<v>(?:1[0-2]|0?[1-9])/(?:3[01]|[12]\d|0?[1-9]))(?![/\d]|\.\d)"
+    # not a share of something ("in 3/4 of sessions")
+    r"(?P<v>(?:1[0-2]|0?[1-9])/(?:3[01]|[12]\d|0?[1-9]))(?![/\d]|\.\d|[ \t]+of\b)"
+    # or before a clock time, as a log's time stamp ("9/22 07:15")
+    r"|(?<![\w/.:-])(?P<t>(?:1[0-2]|0?[1-9])/(?:3[01]|[12]\d|0?[1-9]))"
+    r"(?=[ \t]+(?:[01]?\d|2[0-3]):[0-5]\d\b)"
+)
+# A year of birth alone ("(b. 1943)", "born in 1961", "YOB 1950").
+_BIRTH_YEAR = re.compile(
+    r"(?:\bb\.|\bborn(?:[ \t]+in)?|\bYOB\b:?|(?i:\byear[ \t]+of[ \t]+birth):?)[ \t]*"
+    r"(?P<v>(?:18|19|20)\d{2})(?![\w/-]|[.,]\d)"
 )
 
 
@@ -319,7 +338,9 @@ def _plausible_dmy(a: int, b: int) -> bool:
 def recognize_date(text: str) -> list[Span]:
     """Dates: numeric (US and European order, ISO, compact ``20240303``), written months
     (``3rd March 2024``, ``Mar-03-2024``, ``03MAR2024``, ``Tuesday, June 11``), month-day,
-    month-year (``Oct 1970``, ``10/1970``, but not an expiry such as ``exp 09/2026``)."""
+    month-year (``Oct 1970``, ``10/1970``, but not an expiry such as ``exp 09/2026``),
+    month/day after a word that introduces a date or before a clock time, and a year of
+    birth (``b. 1943``)."""
     out: list[Span] = []
     for m in _DATE_NUMERIC.finditer(text):
         a, b = int(m.group(1)), int(m.group(3))
@@ -346,7 +367,10 @@ def recognize_date(text: str) -> list[Span]:
     out += spans_of(_DATE_MONTH_DAY, text, PiiLabel.DATE, 0.6, "date")
     out += spans_of(_DATE_DAY_MONTH, text, PiiLabel.DATE, 0.7, "date")
     out += spans_of(_DATE_MONTH_OF_YEAR, text, PiiLabel.DATE, 0.75, "date")
-    out += spans_of(_DATE_SHORT, text, PiiLabel.DATE, 0.6, "date", group="v")
+    for m in _DATE_SHORT.finditer(text):
+        group = "v" if m["v"] else "t"
+        out.append(Span(m.start(group), m.end(group), PiiLabel.DATE, 0.6, "date"))
+    out += spans_of(_BIRTH_YEAR, text, PiiLabel.DATE, 0.8, "date", group="v")
     out += spans_of(_DATE_ROMAN, text, PiiLabel.DATE, 0.85, "date")
     out += spans_of(_DATE_DAY_WORDS, text, PiiLabel.DATE, 0.85, "date")
     return out

@@ -1,0 +1,131 @@
+"""Fourth round of phrasing families, read by shape rather than by word lists: a year of
+birth, a month/day before a clock time or after a form's date field, a ZIP straight
+after an address, trunk-prefixed telephone numbers, e-mail addresses with accented
+letters, a name cell before the age and sex on a roster line, and an organisation named
+by the field it fills; with the near misses each rule must leave alone. Examples are
+written for these tests, not taken from any evaluation set."""
+
+from __future__ import annotations
+
+import pytest
+
+from tutela.anonymize import PiiDetector, PiiLabel
+
+
+@pytest.fixture(scope="module")
+def rules() -> PiiDetector:
+    return PiiDetector(ner="off")
+
+
+def _covered(detector: PiiDetector, text: str, value: str) -> bool:
+    """Whether at least half of ``value``'s characters are detected (as the scoring counts)."""
+    start = text.index(value)
+    end = start + len(value)
+    hit = sum(max(0, min(s.end, end) - max(s.start, start)) for s in detector.detect(text))
+    return hit >= len(value) / 2
+
+
+def _label_of(detector: PiiDetector, text: str, value: str) -> PiiLabel | None:
+    start = text.index(value)
+    for s in detector.detect(text):
+        if s.start <= start < s.end:
+            return s.label
+    return None
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "label"),
+    [
+        # a year of birth standing alone
+        ("Seen on the ward: Okonkwo Bisi (b. 1938), settled overnight", "1938", PiiLabel.DATE),
+        ("mother born in 1951, father deceased", "1951", PiiLabel.DATE),
+        ("YOB 1947 per the referral letter", "1947", PiiLabel.DATE),
+        ("Year of birth: 1962", "1962", PiiLabel.DATE),
+        # month/day after a form's date field, or before a clock time
+        ("Admit DOA: 3/14 | DOD: 3/19 | ward 6", "3/19", PiiLabel.DATE),
+        ("PICC placed 11/2 without incident", "11/2", PiiLabel.DATE),
+        ("4/17 22:40  called to bedside", "4/17", PiiLabel.DATE),
+        # a ZIP after an address that holds its town
+        ("moved to PO Box 771 Lower Hutt 50119 last month", "50119", PiiLabel.ZIP),
+        ("forms sent to 18 Quarry Lane, Kiln Bridge 60442-1187 today", "60442-1187", PiiLabel.ZIP),
+        # a North American number with its trunk digit, assigned or not
+        ("Daughter can be reached at 1-284-019-7730 after six", "1-284-019-7730", PiiLabel.PHONE),
+        ("fax 1.345.103.2298 for the results", "1.345.103.2298", PiiLabel.PHONE),
+        # accented letters in an e-mail address
+        ("copy to zoë.müller7@example.de please", "zoë.müller7@example.de", PiiLabel.EMAIL),
+        # an organisation named by the field it fills
+        ("Employer: Ridgeway Timber Mills   Shift: nights", "Ridgeway Timber Mills", None),
+        (
+            "RX REVIEW | payer=Bluegum Valley Health Cooperative | plan tier 2",
+            "Bluegum Valley Health Cooperative",
+            None,
+        ),
+        (
+            "Employer Harlow & Pike Glassworks asked for a return-to-work note",
+            "Harlow & Pike Glassworks",
+            None,
+        ),
+        (
+            "Insurance: Tasman Coast Medicaid Alliance  ID 5521",
+            "Tasman Coast Medicaid Alliance",
+            None,
+        ),
+    ],
+)
+def test_shapes_found(rules: PiiDetector, text: str, value: str, label: PiiLabel | None) -> None:
+    assert _covered(rules, text, value), rules.detect(text)
+    if label is not None:
+        assert _label_of(rules, text, value) is label, rules.detect(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Okafor, Chidi   81 yrs male   Bay 4", "Okafor, Chidi"),
+        ("WREN Tamsin, 47yo woman, triage cat 2", "WREN Tamsin"),
+        ("2024-11-02 06:10   ADEYEMI TOLU   66yo M   chest pain", "ADEYEMI TOLU"),
+        ("Hollis Marguerite Dwyer | 58-year-old lady | bed 12", "Hollis Marguerite Dwyer"),
+    ],
+)
+def test_name_cell_before_age_and_sex(rules: PiiDetector, text: str, value: str) -> None:
+    assert _label_of(rules, text, value) is PiiLabel.PERSON, rules.detect(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a pain score, a fraction and a ratio are no dates
+        "pain 7/10 at rest, improved in 3/4 of sessions",
+        "dose split 1/2 in the morning and 1/2 at night",
+        # a year that is not a birth year
+        "symptoms since 2019; bp 3 readings, 2 normal",
+        "grade b. 2 lesion noted",
+        # a trunk-shaped run that is not a telephone number
+        "lot 1-2345-678-9012 discarded",
+        "ratio 1-800-200 in the series",
+        # a clinical heading before an age and sex
+        "Chest Pain, 54 M, onset 2 h ago",
+        "Type Two Diabetes   61 yrs female",
+        "Acute Confusion | 88-year-old man",
+        # a field's filler or a clinical run after an organisation field
+        "Employer: Not applicable (retired)",
+        "School: Attends Year 5 mainstream",
+        "Insurance: Medical Aid pending",
+        "Plan: Continue Metformin, Recheck Bloods",
+        "company: none",
+    ],
+)
+def test_near_misses_stay_clean(rules: PiiDetector, text: str) -> None:
+    assert rules.detect(text) == [], rules.detect(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "walks to 14 Mill Road 300 m away",
+        "lives at 9 Birch Avenue 2019 onwards",
+        "12 Harbour St, Port Ellis 4410 units delivered",
+    ],
+)
+def test_number_after_an_address_needs_the_zip_shape(rules: PiiDetector, text: str) -> None:
+    assert not [s for s in rules.detect(text) if s.label is PiiLabel.ZIP], rules.detect(text)

@@ -452,6 +452,48 @@ def test_proofs_link_checkpoints(sqlite_log: tuple[AuditLog, Path], key: Ed25519
         log.prove_consistency(0)
 
 
+def _proofs(log: AuditLog, sizes: list[int]) -> list[object]:
+    out: list[object] = []
+    for n in sizes:
+        out += [log.prove_consistency(m, n).to_json() for m in range(1, n + 1, 7)]
+        out += [log.prove_inclusion(i, n).to_json() for i in range(0, n, 5)]
+    return out
+
+
+@pytest.mark.parametrize("suffix", [".sqlite", ".jsonl"])
+def test_proofs_from_the_kept_tree_match_a_fresh_read_of_the_store(
+    tmp_path: Path, suffix: str
+) -> None:
+    """The log keeps its tree in memory after the first proof and grows it with every
+    append; its proofs stay those of a log opened afresh on the same file, through a batch
+    that was rolled back and one that was written, and its head stays consistent with the
+    log another writer then extended."""
+    path = tmp_path / f"audit{suffix}"
+    log = AuditLog.open(path, clock=_clock())
+    _fill(log, 9)
+    first = log.prove_consistency(3)  # builds the tree
+    assert first.new_size == 9
+    _fill(log, 12)
+    with pytest.raises(RuntimeError), log.batch():
+        log.append("a", "rolled-back")
+        raise RuntimeError("abandon the batch")
+    with log.batch():
+        for i in range(6):
+            log.append("b", "batched", None, "success", {"i": i})
+    assert log.size == 27
+    sizes = [1, 2, 9, 16, 17, 27]
+    kept = _proofs(log, sizes)
+    fresh = AuditLog.open(path)
+    assert kept == _proofs(fresh, sizes)
+    fresh.append("c", "from-another-writer")
+    fresh.close()
+    reopened = AuditLog.open(path)
+    assert reopened.prove_consistency(27, 28).verify(log.root, reopened.root)
+    for index in (0, 20, 26):
+        assert log.prove_inclusion(index, 27).verify(log.root)
+    log.close()
+
+
 # tamper cases: JSON lines --------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from tutela.governance.merkle import (
     EMPTY_ROOT,
     CompactRange,
+    MerkleTree,
     consistency_proof,
     inclusion_proof,
     leaf_hash,
@@ -171,3 +172,51 @@ def test_bad_arguments() -> None:
         consistency_proof(LEAVES, 0, 5)
     with pytest.raises(ValueError):
         CompactRange(3, [bytes(32)])
+
+
+def test_kept_tree_matches_the_rfc_at_every_size(pm_tree: pymerkle.InmemoryTree) -> None:
+    """The in-memory tree, grown one leaf at a time, answers every root and proof of every
+    smaller size as the RFC's definitions and pymerkle do."""
+    tree = MerkleTree()
+    assert tree.root() == EMPTY_ROOT
+    for n in range(1, MAX + 1):
+        tree.append(LEAVES[n - 1])
+        assert tree.size == n
+        for m in range(1, n + 1):
+            assert tree.root(m) == pm_tree.get_state(m)
+            assert tree.consistency_proof(m, n) == ref_subproof(m, ENTRIES[:n], True)
+            assert tree.inclusion_proof(m - 1, n) == ref_path(m - 1, ENTRIES[:n])
+        assert tree.leaf(n - 1) == LEAVES[n - 1]
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 5000), data=st.data())
+def test_kept_tree_agrees_with_the_leaf_list_on_large_trees(n: int, data: st.DataObject) -> None:
+    leaves = [leaf_hash(i.to_bytes(4, "big")) for i in range(n)]
+    tree = MerkleTree(leaves)
+    size = data.draw(st.integers(1, n))
+    i = data.draw(st.integers(0, size - 1))
+    m = data.draw(st.integers(1, size))
+    assert tree.root(size) == root_from_leaves(leaves[:size])
+    assert tree.inclusion_proof(i, size) == inclusion_proof(leaves, i, size)
+    assert tree.consistency_proof(m, size) == consistency_proof(leaves, m, size)
+    assert verify_consistency(
+        m, size, tree.root(m), tree.root(size), tree.consistency_proof(m, size)
+    )
+
+
+def test_kept_tree_refuses_what_it_does_not_hold() -> None:
+    tree = MerkleTree(LEAVES[:10])
+    with pytest.raises(ValueError):
+        tree.append(b"short")
+    with pytest.raises(ValueError):
+        tree.root(11)
+    with pytest.raises(ValueError):
+        tree.inclusion_proof(10, 10)
+    with pytest.raises(ValueError):
+        tree.consistency_proof(3, 11)
+    with pytest.raises(ValueError):
+        tree.consistency_proof(0, 5)
+    with pytest.raises(IndexError):
+        tree.leaf(10)
+    assert tree.size == 10

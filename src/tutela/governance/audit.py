@@ -53,7 +53,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -75,12 +75,7 @@ from tutela.governance.audit_store import (
     _Store,
 )
 from tutela.governance.checkpoint import Checkpoint, VerifierKey
-from tutela.governance.merkle import (
-    CompactRange,
-    consistency_proof,
-    inclusion_proof,
-    leaf_hash,
-)
+from tutela.governance.merkle import HASH_SIZE, CompactRange, MerkleTree, leaf_hash
 
 __all__ = [
     "RUN_CHECKPOINT",
@@ -110,6 +105,11 @@ class Outcome(StrEnum):
     SUCCESS = "success"
     FAILURE = "failure"
     DENIED = "denied"
+
+
+_NO_LEAF = b"\x00" * HASH_SIZE
+"""What stands in the tree for a stored record whose leaf hash is unreadable (verification
+reports the record; the tree keeps its place)."""
 
 
 def _utc_now() -> datetime:
@@ -239,11 +239,12 @@ class AuditLog:
         if state is None:
             rng = CompactRange()
             for row in store.rows():
-                rng.append(row.leaf or b"\x00" * 32)
+                rng.append(row.leaf or _NO_LEAF)
             state = (rng.size, rng)
         self._range = state[1]
         self._pending: list[_Row] | None = None
         self._lock = threading.RLock()
+        self._tree: MerkleTree | None = None  # built on the first proof, then grown in step
 
     @classmethod
     def open(
@@ -353,6 +354,7 @@ class AuditLog:
             new_range.append(leaf)
             self._store.write([row], new_range)
             self._range = new_range
+            self._grow([row])
             return index
 
     @contextlib.contextmanager
@@ -371,6 +373,7 @@ class AuditLog:
                 yield self
                 if self._pending:
                     self._store.write(self._pending, self._range)
+                    self._grow(self._pending)
             except BaseException:
                 self._range = saved
                 raise
@@ -421,37 +424,64 @@ class AuditLog:
 
     def prove_inclusion(self, index: int, size: int | None = None) -> InclusionProof:
         """Inclusion proof of record ``index`` in the tree of ``size`` (default: now).
+        O(log n) once the log's tree is in memory (built from the stored leaf hashes on the
+        first proof, then grown with every append).
 
         Raises:
             ValueError: index or size out of range.
         """
-        n = self.size if size is None else size
-        if not 0 < n <= self.size or not 0 <= index < n:
-            raise ValueError(f"no record {index} in a log of size {n}")
-        leaves = self._store.leaves(n)
-        path = inclusion_proof(leaves, index, n)
-        return InclusionProof(
-            index, n, leaves[index], CompactRange.from_leaves(leaves).root(), tuple(path)
-        )
+        with self._lock:
+            n = self.size if size is None else size
+            if not 0 < n <= self.size or not 0 <= index < n:
+                raise ValueError(f"no record {index} in a log of size {n}")
+            tree = self._tree_of(n)
+            path = tree.inclusion_proof(index, n)
+            return InclusionProof(index, n, tree.leaf(index), tree.root(n), tuple(path))
 
     def prove_consistency(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
-        """Consistency proof from the tree of ``old_size`` to ``new_size`` (default: now).
+        """Consistency proof from the tree of ``old_size`` to ``new_size`` (default: now),
+        O(log n) as :meth:`prove_inclusion`.
 
         Raises:
             ValueError: not ``0 < old_size <= new_size <= size``.
         """
-        n = self.size if new_size is None else new_size
-        if not 0 < old_size <= n <= self.size:
-            raise ValueError(f"no consistency proof from {old_size} to {n} (log size {self.size})")
-        leaves = self._store.leaves(n)
-        path = consistency_proof(leaves, old_size, n)
-        return ConsistencyProof(
-            old_size,
-            n,
-            CompactRange.from_leaves(leaves[:old_size]).root(),
-            CompactRange.from_leaves(leaves).root(),
-            tuple(path),
-        )
+        with self._lock:
+            n = self.size if new_size is None else new_size
+            if not 0 < old_size <= n <= self.size:
+                raise ValueError(
+                    f"no consistency proof from {old_size} to {n} (log size {self.size})"
+                )
+            tree = self._tree_of(n)
+            path = tree.consistency_proof(old_size, n)
+            return ConsistencyProof(old_size, n, tree.root(old_size), tree.root(n), tuple(path))
+
+    def _tree_of(self, n: int) -> MerkleTree:
+        """The in-memory tree, read from the store's leaf hashes up to ``n`` where it is
+        shorter (the first proof, or records another writer appended).
+
+        Raises:
+            ValueError: the store holds fewer than ``n`` records (e.g. inside a batch).
+        """
+        tree = self._tree if self._tree is not None else MerkleTree()
+        if tree.size < n:
+            for leaf in self._store.leaves(n)[tree.size :]:
+                tree.append(leaf if len(leaf) == HASH_SIZE else _NO_LEAF)
+        self._tree = tree
+        if tree.size < n:
+            raise ValueError(f"the log holds {tree.size} records, not {n}")
+        return tree
+
+    def _grow(self, rows: Sequence[_Row]) -> None:
+        """Add written rows to the in-memory tree (dropped if it does not end where they
+        start, to be read again from the store)."""
+        tree = self._tree
+        if tree is None:
+            return
+        if not rows or tree.size != rows[0].idx:
+            self._tree = None
+            return
+        for row in rows:
+            tree.append(row.leaf if row.leaf and len(row.leaf) == HASH_SIZE else _NO_LEAF)
 
     # verification -----------------------------------------------------------------------
 

@@ -37,7 +37,6 @@ from tutela.governance.audit import (
     generate_signing_key,
     load_signing_key,
 )
-from tutela.governance.merkle import inclusion_proof
 from tutela.governance.witness import (
     Cosignature,
     cosigned_path,
@@ -243,12 +242,12 @@ class MerkleAuditHook:
                 start = max(0, self._log.size - limit)
             records = list(self._log.records(start, start + limit))
             size = anchor.size if anchor is not None else 0
-            leaves = self._log.leaf_hashes(size) if size else []
         out = []
         for record in records:
             entry: dict[str, Any] = {**record.to_json(), "leaf": record.leaf().decode("utf-8")}
             if record.index < size:
-                entry["proof"] = [p.hex() for p in inclusion_proof(leaves, record.index, size)]
+                proof = self._log.prove_inclusion(record.index, size).path
+                entry["proof"] = [p.hex() for p in proof]
             out.append(entry)
         return {
             "checkpoint": None

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from tutela.errors import ConfigError, DataError, ServiceError
 from tutela.fl.records import Parameters, check_compatible
 from tutela.fl.rounds import RoundStatus
-from tutela.server.push import COORDINATOR_SENDER, TaskBell, watch_store
+from tutela.server.push import COORDINATOR_SENDER, StudyWatch, TaskBell, watch_store
 from tutela.server.store import (
     AuditRow,
     ParticipationRow,
@@ -221,7 +221,8 @@ class Core:
     feed the in-memory SecAgg+ servers). Lock order: this lock, then the database.
 
     ``bell`` wakes the sites' held task requests (:mod:`~tutela.server.push`): every
-    committed write to the store rings the sites it concerns.
+    committed write to the store rings the sites it concerns; ``studies`` wakes the
+    requests waiting for a study's status to change.
     """
 
     store: Store
@@ -229,9 +230,10 @@ class Core:
     audit_hook: AuditHook | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
     bell: TaskBell = field(default_factory=TaskBell)
+    studies: StudyWatch = field(default_factory=StudyWatch)
 
     def __post_init__(self) -> None:
-        watch_store(self.store, self.bell)
+        watch_store(self.store, self.bell, self.studies)
 
     # audit -----------------------------------------------------------------------------
 

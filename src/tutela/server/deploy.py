@@ -175,11 +175,23 @@ def _wait_enrolled(
 def _wait_terminal(
     client: httpx.Client, study_id: str, headers: dict[str, str], timeout: float
 ) -> dict[str, Any]:
-    """The study's full status once it ended (polled briefly: status and progress only)."""
+    """The study's full status once it ended (held by the coordinator until the study's
+    status changes, then read once in full)."""
     deadline = time.monotonic() + timeout
     path = f"/v1/admin/studies/{study_id}"
+    seen: str | None = None
     while True:
-        brief: dict[str, Any] = client.get(path, params={"brief": True}, headers=headers).json()
+        params: dict[str, Any] = {"brief": True}
+        if seen is not None:
+            params.update(
+                wait=max(0.1, min(_STATUS_WAIT_S, deadline - time.monotonic())), seen=seen
+            )
+        response = client.get(path, params=params, headers=headers, timeout=_STATUS_WAIT_S + 30)
+        if response.status_code == 503:  # too many waits held: ask again shortly
+            time.sleep(0.5)
+            continue
+        response.raise_for_status()
+        brief: dict[str, Any] = response.json()
         if brief["status"] in ("completed", "failed", "cancelled"):
             status: dict[str, Any] = client.get(path, headers=headers).json()
             return status
@@ -187,7 +199,11 @@ def _wait_terminal(
             raise ServiceError(
                 f"the study did not finish within {timeout:.0f} s (status {brief['status']})"
             )
-        time.sleep(0.1)
+        seen = brief["status"]
+
+
+_STATUS_WAIT_S = 30.0
+"""How long one request for the study's status may be held (the coordinator's limit)."""
 
 
 def evaluate_rounds(

@@ -32,6 +32,11 @@ generation, and a ring drops the site's answer), is taken at most once, and for 
 :data:`ANSWER_MAX_AGE_S`; so it is exactly what a read at the time of the taking would
 return, as far as the rings tell.
 
+People wait the same way for a study to change status (:class:`StudyWatch`: an operator's
+or a deployment's wait for a study to end): the same commits that ring the sites wake the
+requests waiting on the study whose status they changed, so a wait for the end of a study
+costs one request, not one every fraction of a second.
+
 Security: long polling changes when an answer is sent, not what it holds: a held request is
 authenticated (mutual TLS) and authorised before it is held, and it is answered with its
 own site's tasks only, computed exactly as a plain poll computes them. Held requests are
@@ -338,6 +343,104 @@ class TaskBell:
                     gone.cancel()
 
 
+class StudyWatch:
+    """Wakes the requests waiting for a study's status to change (any thread may call
+    :meth:`changed`; :func:`watch_store` does on every commit that changed a status).
+
+    Args:
+        limits: bounds on held requests (``max_wait_s``; ``max_total`` bounds these waits
+            apart from the sites' task requests).
+    """
+
+    def __init__(self, limits: PushLimits | None = None) -> None:
+        self.limits = limits or PushLimits()
+        self._lock = threading.Lock()
+        self._waiters: dict[str, set[_Waiter]] = {}
+        self._total = 0
+
+    @property
+    def held(self) -> int:
+        """Waits held now, all studies together."""
+        return self._total
+
+    def changed(self, study_ids: Iterable[str]) -> None:
+        """Wake the requests waiting on ``study_ids``."""
+        with self._lock:
+            waiters = [w for sid in set(study_ids) for w in self._waiters.get(sid, ())]
+        _wake(waiters)
+
+    @contextlib.contextmanager
+    def _hold(self, study_id: str) -> Iterator[_Waiter]:
+        waiter = _Waiter(study_id, asyncio.get_running_loop())
+        with self._lock:
+            if self._total >= self.limits.max_total:
+                raise TooManyWaiting(
+                    f"the coordinator holds {self._total} waits on studies "
+                    f"(at most {self.limits.max_total}); retry shortly",
+                    503,
+                )
+            self._waiters.setdefault(study_id, set()).add(waiter)
+            self._total += 1
+        try:
+            yield waiter
+        finally:
+            with self._lock:
+                mine = self._waiters.get(study_id, set())
+                mine.discard(waiter)
+                if not mine:
+                    self._waiters.pop(study_id, None)
+                self._total -= 1
+
+    async def wait(
+        self,
+        study_id: str,
+        read: Callable[[], Awaitable[dict[str, Any]]],
+        *,
+        seen: str | None,
+        wait: float,
+        disconnected: Callable[[], Awaitable[None]] | None = None,
+    ) -> dict[str, Any]:
+        """The study's answer from ``read`` (a mapping with its ``status``) once its status
+        is not ``seen``, or after ``wait`` seconds (at most ``limits.max_wait_s``), or at
+        once without ``seen``; ``disconnected`` returns when the caller hung up.
+
+        Raises:
+            TooManyWaiting: over the bound on held waits (nothing was held).
+        """
+        if seen is None or wait <= 0:
+            return await read()
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + min(wait, self.limits.max_wait_s)
+        with self._hold(study_id) as waiter:
+            gone = asyncio.ensure_future(disconnected()) if disconnected is not None else None
+            try:
+                while True:
+                    waiter.event.clear()  # before reading: a change after it is never lost
+                    answer = await read()
+                    left = give_up - loop.time()
+                    if answer.get("status") != seen or left <= 0:
+                        return answer
+                    changed = asyncio.ensure_future(waiter.event.wait())
+                    pending = {changed, gone} if gone is not None else {changed}
+                    try:
+                        done, _ = await asyncio.wait(
+                            pending, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                        )
+                    except asyncio.CancelledError:  # a stopping server: answer what is known
+                        changed.cancel()
+                        task = asyncio.current_task()
+                        if task is not None:
+                            task.uncancel()
+                        return answer
+                    if not changed.done():
+                        changed.cancel()
+                    if gone is not None and gone in done:
+                        return answer
+            finally:
+                if gone is not None and not gone.done():
+                    gone.cancel()
+
+
 CARRIED = ("model", "message")
 """Task fields that carry a payload the rest of the task determines (the global model of the
 task's study and ``model_version``; the coordinator's message for its study, round, attempt,
@@ -401,12 +504,25 @@ def _sites_of(session: Session) -> set[str] | None:
     return sites
 
 
-def watch_store(store: Store, bell: TaskBell) -> None:
-    """Ring ``bell`` for the sites each committed write transaction of ``store`` concerns."""
+def _status_changes(session: Session) -> set[str]:
+    """The studies whose status this flush changed."""
+    return {
+        obj.id for obj in session.dirty if isinstance(obj, StudyRow) and _changed(obj, "status")
+    }
+
+
+def watch_store(store: Store, bell: TaskBell, studies: StudyWatch | None = None) -> None:
+    """Ring ``bell`` for the sites each committed write transaction of ``store`` concerns,
+    and tell ``studies`` which studies' status it changed."""
     factory = store.write_sessions
     key = f"{_PENDING}.{id(bell)}"  # one entry per bell: several may watch one store
+    study_key = f"{key}.studies"
 
     def after_flush(session: Session, _context: object) -> None:
+        if studies is not None:
+            changed = _status_changes(session)
+            if changed:
+                session.info[study_key] = session.info.get(study_key, set()) | changed
         pending = session.info.get(key, set())
         if pending is ALL_SITES:
             return
@@ -414,14 +530,17 @@ def watch_store(store: Store, bell: TaskBell) -> None:
         session.info[key] = ALL_SITES if found is None else pending | found
 
     def after_commit(session: Session) -> None:
-        if key not in session.info:
-            return
-        sites = session.info.pop(key)
-        if sites is ALL_SITES or sites:
-            bell.ring(sites)
+        changed = session.info.pop(study_key, None)
+        if key in session.info:
+            sites = session.info.pop(key)
+            if sites is ALL_SITES or sites:
+                bell.ring(sites)
+        if changed and studies is not None:
+            studies.changed(changed)
 
     def after_rollback(session: Session) -> None:
         session.info.pop(key, None)
+        session.info.pop(study_key, None)
 
     event.listen(factory, "after_flush", after_flush)
     event.listen(factory, "after_commit", after_commit)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from tutela.errors import DataError
@@ -25,6 +25,7 @@ from tutela.server.api import (
 )
 from tutela.server.authz import Audience, Permission, Role
 from tutela.server.core import DeploymentSettings, NotFoundError
+from tutela.server.push import TooManyWaiting, disconnect_of
 from tutela.server.schemas import (
     EnrolmentTokenOut,
     RoundNo,
@@ -37,6 +38,10 @@ from tutela.server.schemas import (
     TokenIn,
     TokenOut,
 )
+
+MAX_STUDY_WAIT_S = 300.0
+"""Largest ``wait`` on a study's status a caller may ask for (the coordinator holds at most
+its own limit)."""
 
 
 def _merkle_log(request: Request) -> Any:
@@ -120,12 +125,41 @@ def add_admin_routes(app: FastAPI) -> None:
 
     @app.get("/v1/admin/studies/{study_id}", **declared(Audience.PEOPLE, Permission.STUDY_READ))
     async def study_status(
-        study_id: StudyId, request: Request, _p: Caller, brief: bool = False
+        study_id: StudyId,
+        request: Request,
+        _p: Caller,
+        brief: bool = False,
+        wait: Annotated[float, Query(ge=0, le=MAX_STUDY_WAIT_S)] = 0.0,
+        seen: Annotated[str | None, Query(pattern="^[a-z]{1,16}$")] = None,
     ) -> dict[str, Any]:
         """Status, participation and rounds of a study; with ``brief``, its status and
-        progress only (``id``, ``status``, ``current_round``, ``total_rounds``, ``error``)."""
+        progress only (``id``, ``status``, ``current_round``, ``total_rounds``, ``error``).
+
+        With ``wait`` (seconds) and ``seen`` (the status last seen), the request is held
+        until the study's status is no longer ``seen`` or the wait (at most the
+        coordinator's limit) runs out: waiting for a study to end costs one request, not a
+        poll every fraction of a second. Over the bound on held requests it is refused at
+        once (503).
+        """
         co = coordinator_of(request)
-        result: dict[str, Any] = await run(co.study_brief if brief else co.study_status, study_id)
+        read = co.study_brief if brief else co.study_status
+
+        async def reread() -> dict[str, Any]:
+            answer: dict[str, Any] = await run(co.study_brief, study_id)
+            return answer
+
+        try:
+            if seen is not None and wait > 0:
+                await co.core.studies.wait(
+                    study_id,
+                    reread,
+                    seen=seen,
+                    wait=wait,
+                    disconnected=lambda: disconnect_of(request.receive),
+                )
+        except TooManyWaiting as exc:
+            raise HTTPException(exc.status, str(exc), headers={"Retry-After": "1"}) from None
+        result: dict[str, Any] = await run(read, study_id)
         return result
 
     @app.get(

@@ -1,0 +1,107 @@
+"""Waiting for a study's status to change: one held request instead of polling.
+
+``GET /v1/admin/studies/{id}?wait=...&seen=<status>`` is held until the study's status is
+no longer ``seen`` (woken by the commit that changed it, not by a timer), or the wait runs
+out; it is bounded like the sites' held requests.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from tests.server.conftest import Live
+from tutela.server.push import PushLimits, StudyWatch
+
+
+def _watch(live: Live) -> StudyWatch:
+    assert live.server.coordinator is not None
+    return live.server.coordinator.core.studies
+
+
+def _held_wait(live: Live, study: str, params: dict[str, Any]) -> tuple[threading.Thread, dict]:
+    """Start a held status request on a thread; return it and where its outcome lands."""
+    out: dict[str, Any] = {}
+
+    def ask() -> None:
+        started = time.monotonic()
+        with live.admin() as admin:
+            r = admin.get(f"/v1/admin/studies/{study}", params=params, timeout=60)
+        out.update(status=r.status_code, body=r.json(), elapsed=time.monotonic() - started)
+
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while _watch(live).held < 1:  # held on the coordinator before anything changes
+        assert time.monotonic() < deadline, "the request was never held"
+        assert thread.is_alive(), f"answered at once: {out}"
+        time.sleep(0.01)
+    return thread, out
+
+
+def test_a_wait_ends_when_the_commit_that_changes_the_status_lands(live: Live) -> None:
+    study = live.new_study()
+    thread, out = _held_wait(live, study, {"brief": True, "wait": 60, "seen": "created"})
+    with live.admin() as admin:
+        assert admin.post(f"/v1/admin/studies/{study}/cancel").status_code == 200
+    thread.join(30)
+    assert out["status"] == 200 and out["body"]["status"] == "cancelled"
+    # woken by the change: the coordinator's own limit on a hold is 30 s
+    assert out["elapsed"] < 20
+    assert _watch(live).held == 0
+
+
+def test_a_full_status_waits_the_same_way(live: Live) -> None:
+    study = live.new_study()
+    thread, out = _held_wait(live, study, {"wait": 60, "seen": "created"})
+    with live.admin() as admin:
+        admin.post(f"/v1/admin/studies/{study}/cancel").raise_for_status()
+        full = admin.get(f"/v1/admin/studies/{study}").json()
+    thread.join(30)
+    assert out["body"] == full and "rounds" in full
+
+
+def test_a_wait_answers_at_once_when_the_status_is_not_the_one_seen(live: Live) -> None:
+    study = live.new_study()
+    with live.admin() as admin:
+        for params in (
+            {"brief": True, "wait": 60, "seen": "running"},  # not what it is
+            {"brief": True, "wait": 60},  # no status seen
+            {"brief": True, "seen": "created"},  # no wait
+        ):
+            r = admin.get(f"/v1/admin/studies/{study}", params=params, timeout=10)
+            assert r.status_code == 200 and r.json()["status"] == "created"
+        r = admin.get(f"/v1/admin/studies/{study}", params={"wait": 0.3, "seen": "created"})
+        assert r.status_code == 200 and r.json()["status"] == "created"  # ran out: as it is
+        bad = admin.get(f"/v1/admin/studies/{study}", params={"wait": 301, "seen": "created"})
+        assert bad.status_code == 422
+        bad = admin.get(f"/v1/admin/studies/{study}", params={"wait": 1, "seen": "RUN NING"})
+        assert bad.status_code == 422
+        missing = admin.get("/v1/admin/studies/nope", params={"wait": 5, "seen": "created"})
+        assert missing.status_code == 404
+    with live.client(site="hospital-1") as site:  # sites wait on no study's status
+        r = site.get(f"/v1/admin/studies/{study}", params={"wait": 5, "seen": "created"})
+        assert r.status_code == 403
+    assert _watch(live).held == 0
+
+
+def test_waits_over_the_bound_are_refused_at_once(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watch = _watch(live)
+    monkeypatch.setattr(watch, "limits", PushLimits(max_total=1))
+    study = live.new_study()
+    thread, out = _held_wait(live, study, {"brief": True, "wait": 60, "seen": "created"})
+    with live.admin() as admin:
+        refused = admin.get(
+            f"/v1/admin/studies/{study}", params={"brief": True, "wait": 60, "seen": "created"}
+        )
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+        assert "at most 1" in refused.json()["detail"]
+        admin.post(f"/v1/admin/studies/{study}/cancel").raise_for_status()
+    thread.join(30)
+    assert out["body"]["status"] == "cancelled"
+    assert watch.held == 0

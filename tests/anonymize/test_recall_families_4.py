@@ -129,3 +129,56 @@ def test_near_misses_stay_clean(rules: PiiDetector, text: str) -> None:
 )
 def test_number_after_an_address_needs_the_zip_shape(rules: PiiDetector, text: str) -> None:
     assert not [s for s in rules.detect(text) if s.label is PiiLabel.ZIP], rules.detect(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        # HL7 name fields by position: the patient at the end of the segment, next of kin,
+        # a clinician's name after the identifier in an XCN field
+        ("PID|1||55120447||OKORO^ADAEZE", "OKORO^ADAEZE"),
+        ("NK1|1|MBEKI^THANDO^L|SIS|", "MBEKI^THANDO^L"),
+        (
+            "OBR|1|7781||FBC^Full blood count|||20240311||||||||4419920183^Ifeoma Lindqvist",
+            "Ifeoma Lindqvist",
+        ),
+        # a name in capitals after a form's role, before a wide gap
+        ("Patient: TEMBISA OYELARAN    MRN: QA-55120", "TEMBISA OYELARAN"),
+        ("Client: RUSU Ileana   Appt 4-Mar-2025", "RUSU Ileana"),
+        # the household beyond parents and children
+        ("his grandson Kwabena Otieno drove him in", "Kwabena Otieno"),
+        ("the great-aunt Miriama Tane (93) lives with them", "Miriama Tane"),
+        ("son-in-law Radu Popescu signed the consent", "Radu Popescu"),
+        ("Partner Ilse Vermeulen present for the review", "Ilse Vermeulen"),
+        ("neighbour Oskar Brandt has a key", "Oskar Brandt"),
+        # a given name before an age of 90 or more
+        ("can my nana Ottilie, 97 come to the visit", "Ottilie"),
+        ("lives with her gran Wairimu (95) in a flat", "Wairimu"),
+        ("Madam Osei, 101 yr old woman, frail", "Osei"),
+        # the writer's initials opening the e-mail address
+        ("New message from ilse vermeulen (iv5521@example.org)", "ilse vermeulen"),
+    ],
+)
+def test_people_by_place_and_household(rules: PiiDetector, text: str, value: str) -> None:
+    assert _label_of(rules, text, value) is PiiLabel.PERSON, rules.detect(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Patient: Stable Overnight, afebrile",
+        "Patient: Alert And Oriented x3",
+        "sats Normal, 94% on air",
+        "started Keppra (100 mg) twice daily",
+        "message from home office (ho2@example.org)",
+        "OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L",
+    ],
+)
+def test_no_person_in_clinical_fields(rules: PiiDetector, text: str) -> None:
+    assert not [s for s in rules.detect(text) if s.label is PiiLabel.PERSON], rules.detect(text)
+
+
+def test_key_after_a_role_name_is_not_part_of_it(rules: PiiDetector) -> None:
+    text = "Client: Ada Mensah, SSN 536-22-1234, reviewed"
+    names = [text[s.start : s.end] for s in rules.detect(text) if s.label is PiiLabel.PERSON]
+    assert names == ["Ada Mensah"]

@@ -46,6 +46,15 @@ _HL7_FIELDS: dict[str, dict[int, PiiLabel]] = {
     "PV1": {19: _L.ACCOUNT, 50: _L.ACCOUNT},
     "NK1": {33: _L.MRN},
 }
+# Fields that hold a person's name (XPN: "FAMILY^GIVEN^MIDDLE"): the patient, the
+# mother's maiden name and aliases, next of kin, the guarantor and the insured.
+_HL7_NAME_FIELDS: dict[str, frozenset[int]] = {
+    "PID": frozenset({5, 6, 9}),
+    "NK1": frozenset({2}),
+    "GT1": frozenset({3}),
+    "IN1": frozenset({16}),
+}
+_NAME_PART = re.compile(r"[A-Z\u00c0-\u00de][A-Za-z\u00c0-\u017f' .-]*")
 # Segments whose person fields are XCN ("ID^Family^Given"); coded fields (OBX-3's
 # "2345-7^Glucose^LN") are not people.
 _XCN_SEGMENTS = frozenset({"OBR", "ORC", "PV1", "PD1", "ROL", "RXE", "RXO", "TXA", "PRD", "EVN"})
@@ -62,7 +71,7 @@ _ANY_NAME = (
 _ROLE_NAME = re.compile(
     r"(?:\b(?:Donor|Inmate|Veteran|Employee|Member|Mbr|Student|Guardian|Parent/guardian"
     r"|Attending|ATTENDING|Collector|Interpreter|Claimant|Insured|Subscriber|Ship[ \t]+to"
-    r"|PATIENT|Pt|NAME|Name)\b\.*[ \t]*:[ \t]*"
+    r"|PATIENT|Patient|Pt|NAME|Name|Client|Resident)\b\.*[ \t]*:[ \t]*"
     r"|^(?:Pt|Patient)[ \t]+|\b\d{1,2}[ \t]+PATIENT[ \t]+"
     r"|\b(?:LVN|LPN|BSN|CNA|DER|MRO|CHR|counsell?or|collector|medic|init\.)[ \t]+)"
     rf"(?P<v>{_ANY_NAME})"
@@ -93,13 +102,23 @@ _NOT_NAME_START = frozenset(
 )
 
 
+# A key in capitals after the name's comma, its value next ("Ada Obi, SSN 536-..."):
+# the next field, not a given name.
+_KEY_AFTER = re.compile(r",[ \t]+[A-Z]{2,4}$")
+_VALUE_NEXT = re.compile(r"[ \t]*[:#]?[ \t]*\d")
+
+
 def _role_names(text: str) -> list[Span]:
     out: list[Span] = []
     for pattern in (_ROLE_NAME, _INMATE_HASH):
         for m in pattern.finditer(text):
             if m["v"].split()[0].strip(",") in _NOT_NAME_START:
                 continue
-            out.append(Span(m.start("v"), m.end("v"), _L.PERSON, 0.75, "role_name"))
+            end = m.end("v")
+            key = _KEY_AFTER.search(m["v"])
+            if key is not None and _VALUE_NEXT.match(text, end):
+                end = m.start("v") + key.start()
+            out.append(Span(m.start("v"), end, _L.PERSON, 0.75, "role_name"))
     return out
 
 
@@ -176,6 +195,16 @@ def _rows(text: str) -> list[Span]:
     return out
 
 
+def _name_parts(parts: list[str], start: int) -> list[Span]:
+    """The leading name-shaped components of an HL7 name, from ``start``, as one span."""
+    end = start
+    for i, part in enumerate(parts):
+        if not _NAME_PART.fullmatch(part):
+            break
+        end = start + sum(len(p) + 1 for p in parts[:i]) + len(part)
+    return [Span(start, end, _L.PERSON, 0.85, "hl7_name")] if end > start else []
+
+
 def _hl7(text: str) -> list[Span]:
     out: list[Span] = []
     if "|" not in text:
@@ -192,8 +221,12 @@ def _hl7(text: str) -> list[Span]:
                 and parts[1][:1].isupper()
                 and DIGITS5.match(parts[0])
             ):
-                # a person with an identifier (XCN: "ID^Family^Given"): a provider number
+                # a person with an identifier (XCN: "ID^Family^Given"): a provider number,
+                # then the name
                 out.append(Span(pos, pos + len(parts[0]), _L.LICENSE, 0.85, "hl7"))
+                out += _name_parts(parts[1:4], pos + len(parts[0]) + 1)
+            elif number in _HL7_NAME_FIELDS.get(m["seg"], ()):
+                out += _name_parts(field.split("~")[0].split("^")[:3], pos)
             label = fields.get(number)
             if label is not None and field:
                 component = field.split("^")[0].split("~")[0]

@@ -31,7 +31,7 @@ _PARTICLE = (
 _SURNAME = rf"(?:{_PARTICLE}[ \t]+){{0,2}}{_NAME}"
 _CAPS_SURNAME = rf"(?:{_PARTICLE}[ \t]+){{0,2}}{_CAPS_NAME}"
 _TITLED = re.compile(
-    r"\b(?:Dr|Mr|Mrs|Ms|Miss|Mx|Prof|Nurse|Officer|Trooper)\.?[ \t]+"
+    r"\b(?:Dr|Mr|Mrs|Ms|Miss|Mx|Prof|Nurse|Officer|Trooper|Madam|Mdm)\.?[ \t]+"
     rf"(?P<v>(?:{_NAME}(?:[ \t]+[A-Z]\.)?[ \t]+)?{_SURNAME})"
 )
 _NAME_CONTEXT = re.compile(
@@ -39,8 +39,11 @@ _NAME_CONTEXT = re.compile(
     r"|[Ss]pouse|[Ss]ister|[Bb]rother|[Nn]iece|[Nn]ephew|[Cc]ontact|[Ss]igned|[Gg]uardian"
     r"|[Cc]aregiver|[Pp]roxy|[Kk]in|[Cc]lient|[Ff]rom|[Ss]ender|[Pp]rovider|[Pp]rescriber"
     r"|[Rr]ep|[Bb]y|[Pp]hysician|[Cc]linician|[Nn]urse|[Mm]idwife|[Cc]arer|[Ss]een[ \t]+with"
-    r"|[Hh]anded[ \t]+over[ \t]+to|[Rr]eferred[ \t]+by|Kia[ \t]+ora|NOK|nok|d/w)"
-    r"(?:[ \t]+name)?[ \t]*[:,-]?[ \t]*(?:is[ \t]+)?"
+    r"|[Hh]anded[ \t]+over[ \t]+to|[Rr]eferred[ \t]+by|Kia[ \t]+ora|NOK|nok|d/w"
+    # the rest of the family and household ("grandson", "great-aunt", "daughter-in-law")
+    r"|(?:[Gg]reat-)?(?:[Gg]rand)?(?:[Ss]on|[Dd]aughter|[Mm]other|[Ff]ather|[Cc]hild|[Aa]unt"
+    r"|[Uu]ncle|[Nn]iece|[Nn]ephew)|[Cc]ousin|[Pp]artner|[Nn]eighbou?r|[Ff]riend|[Ff]ianc[ée]e?)"
+    r"(?:-in-law)?(?:[ \t]+name)?[ \t]*[:,-]?[ \t]*(?:is[ \t]+)?"
     # field labels that take a colon ("RE: Ruiz, Ana", "PATIENT: ...", "Rx intake: ...")
     r"|\b(?:RE|Re|To|PATIENT|NAME|CLIENT|[Ii]ntake|[Rr]egarding|[Mm]ember|[Pp]articipant"
     r"|[Ss]ubscriber|[Rr]esident):[ \t]*"
@@ -194,6 +197,13 @@ _NAME_BEFORE_AGE_SEX = re.compile(
     rf"(?:,[ \t]*|[ \t]{{2,}}|[ \t]*\|[ \t]*){_AGE_SEX}",
     re.MULTILINE,
 )
+# A given name after a lower-case word and before an age of 90 or more, set off by a
+# comma or a bracket ("lives with her gran Tomasina, 96", "the great-aunt Ola (91)"); not
+# a reading with its unit or percentage ("sats Normal, 94%").
+_NAME_BEFORE_OLD_AGE = re.compile(
+    rf"(?<=[a-z\u00e0-\u017f][ \t])(?P<v>{_NAME})(?:,[ \t]*|[ \t]*\()(?:9\d|1[0-2]\d)"
+    r"(?![\d.,%/])(?![ \t]*(?:%|mg|mcg|ml|kg|g\b|bpm|mm|cm|units?\b|/))"
+)
 # Someone to ring ("asked to ring Ana on 0161...", "call Kofi on Monday").
 _TO_CALL = re.compile(
     r"\b(?:ring|call|phone|text|contact|rang|called|phoned)[ \t]+"
@@ -289,6 +299,11 @@ _FUNCTION_WORDS = frozenset(
 )
 
 
+def _everyday(word: str) -> bool:
+    """A function word, an everyday lower-case word or a clinical word."""
+    return word in _FUNCTION_WORDS or word in _COMMON_LOWER or _clinical_word(word)
+
+
 def _spelled_in_email(m: re.Match[str]) -> tuple[int, int] | None:
     """The words before an e-mail address that its local part spells, from the first such
     word to the last word (which must be spelled too)."""
@@ -297,6 +312,20 @@ def _spelled_in_email(m: re.Match[str]) -> tuple[int, int] | None:
     while words and any(w[0].lower() in _FUNCTION_WORDS for w in words):
         words.pop(0)  # "message from ana ruiz": the name starts after the last such word
     spelled = [len(w[0]) > 2 and w[0].lower() in local for w in words]
+    if words and not any(spelled):
+        # the local part opens with the name's initials and then digits or a dot
+        # ("ana ruiz (ar4471@...)")
+        for n in (3, 2):
+            tail = words[-n:]
+            initials = "".join(w[0][0].lower() for w in tail)
+            if (
+                len(tail) == n
+                and all(len(w[0]) > 1 and not _everyday(w[0]) for w in tail)
+                and re.match(rf"{initials}[\d.]", local)
+            ):
+                start = m.start("v")
+                return start + tail[0].start(), start + tail[-1].end()
+        return None
     if not spelled or not spelled[-1]:
         return None
     first = spelled.index(True)
@@ -316,6 +345,9 @@ def recognize_person_rules(text: str) -> list[Span]:
     for m in _NAME_CONTEXT.finditer(text):
         start, end = m.span("v")
         org = _ORG.match(text, start)
+        first = m["v"].split()[0].strip(",")
+        if _clinical_word(first) or first in _NOT_NAMES:
+            continue  # "Patient: Stable overnight", "Patient: Alert And Oriented"
         if org is None or org.end() <= end:
             out.append(Span(start, end, PiiLabel.PERSON, 0.82, "name_context"))
     out += spans_of(_FIELD_NAME, text, PiiLabel.PERSON, 0.82, "name_field", group="v")
@@ -368,6 +400,7 @@ def recognize_person_rules(text: str) -> list[Span]:
         _SELF_NAMED,
         _TO_CALL,
         _NAME_BEFORE_AGE_SEX,
+        _NAME_BEFORE_OLD_AGE,
     )
     for pattern in named:
         for m in pattern.finditer(text):

@@ -2,14 +2,18 @@
 birth, a month/day before a clock time or after a form's date field, a ZIP straight
 after an address, trunk-prefixed telephone numbers, e-mail addresses with accented
 letters, a name cell before the age and sex on a roster line, and an organisation named
-by the field it fills; with the near misses each rule must leave alone. Examples are
-written for these tests, not taken from any evaluation set."""
+by the field it fills; model-found spans the clinical guard drops by their shape (built
+like clinical terms, part of a field label, an item of a drug list); with the near misses
+each rule must leave alone. Examples are written for these tests, not taken from any
+evaluation set."""
 
 from __future__ import annotations
 
 import pytest
 
 from tutela.anonymize import PiiDetector, PiiLabel
+from tutela.anonymize.clinical import guard_clinical
+from tutela.anonymize.spans import Span
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +186,85 @@ def test_key_after_a_role_name_is_not_part_of_it(rules: PiiDetector) -> None:
     text = "Client: Ada Mensah, SSN 536-22-1234, reviewed"
     names = [text[s.start : s.end] for s in rules.detect(text) if s.label is PiiLabel.PERSON]
     assert names == ["Ada Mensah"]
+
+
+def _model_span(text: str, fragment: str, label: PiiLabel) -> Span:
+    start = text.index(fragment)
+    return Span(start, start + len(fragment), label, 0.8, "ner")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment", "label"),
+    [
+        # built the way clinical terms are: a disease, procedure or organism's ending, a
+        # clinical prefix and a hyphen, a letter and a hyphen
+        ("Echo shows Moderate Aortic Stenosis today.", "Aortic Stenosis", PiiLabel.ORGANIZATION),
+        (
+            "Booked for Laparoscopic Appendicectomy.",
+            "Laparoscopic Appendicectomy",
+            PiiLabel.ORGANIZATION,
+        ),
+        ("Swab grew Enterococcus overnight.", "Enterococcus", PiiLabel.PERSON),
+        ("Abdomen Soft, Non-Distended.", "Non-Distended", PiiLabel.ORGANIZATION),
+        ("Social: Ex-Drinker, lives alone.", "Ex-Drinker", PiiLabel.ORGANIZATION),
+        ("Repeat X-Ray in two weeks.", "X-Ray", PiiLabel.PERSON),
+        ("History of Ischaemic stroke.", "Ischaemic", PiiLabel.PERSON),
+        # equipment named by its head word
+        ("Suprapubic Catheter changed.", "Suprapubic Catheter", PiiLabel.PERSON),
+        # part of a field label opening a line or sentence
+        ("Sputum Culture: no growth.", "Sputum", PiiLabel.PERSON),
+        ("Done. Neuro Obs: stable.", "Obs", PiiLabel.PERSON),
+        # a whole item of a list whose other items are drugs or clinical terms
+        ("Allergies: Amoxicillin (hives), Tramadol (vomiting)", "Tramadol", PiiLabel.PERSON),
+        ("Regular meds: Bisoprolol, Ramipril, Dosulepin.", "Dosulepin", PiiLabel.LOCATION),
+    ],
+)
+def test_guard_drops_clinical_terms_by_their_shape(
+    text: str, fragment: str, label: PiiLabel
+) -> None:
+    assert guard_clinical(text, [_model_span(text, fragment, label)]) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment", "label"),
+    [
+        # a whole label may be a speaker's name
+        ("Tendai Moyo: can I move my appointment?", "Tendai Moyo", PiiLabel.PERSON),
+        # names that end like words, and hyphenated names
+        ("Seen with Station Officer Grace Ndlovu today.", "Grace Ndlovu", PiiLabel.PERSON),
+        ("Daughter Anne-Marie Dupont present.", "Anne-Marie Dupont", PiiLabel.PERSON),
+        ("Transferred from Penn Station clinic.", "Penn Station", PiiLabel.LOCATION),
+        (
+            "Dialysis at Northside Dialysis three times a week.",
+            "Northside Dialysis",
+            PiiLabel.ORGANIZATION,
+        ),
+        # a list of people, none of them clinical
+        ("Present: Ama Owusu, Kofi Boateng, Yaw Mensah", "Yaw Mensah", PiiLabel.PERSON),
+        ("Visitors: Ama, Kofi", "Kofi", PiiLabel.PERSON),
+    ],
+)
+def test_guard_keeps_names_shaped_like_names(text: str, fragment: str, label: PiiLabel) -> None:
+    span = _model_span(text, fragment, label)
+    assert guard_clinical(text, [span]) == [span]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("Dossier nº 44120/19 transferred", "44120/19"),
+        ("Processo N° 2231-88-01 aberto", "2231-88-01"),
+        ("Client identifier ........ QH99120883", "QH99120883"),
+        ("Mother's ID card 770315-08-4471 photocopied", "770315-08-4471"),
+    ],
+)
+def test_numero_sign_identifier_and_id_card(rules: PiiDetector, text: str, value: str) -> None:
+    assert _covered(rules, text, value), rules.detect(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Device identifier unknown", "ID card 2 copies made", "Registration nº 3 of 4"],
+)
+def test_numero_sign_and_id_card_need_an_identifier(rules: PiiDetector, text: str) -> None:
+    assert rules.detect(text) == [], rules.detect(text)

@@ -171,7 +171,9 @@ _NOT_NAME_WORDS = frozenset(
 # patient ("Steri-Strips in place").
 _THING_HEADS = re.compile(
     r"(?i:.*\b(?:scale|score|index|criteria|classification|questionnaire|inventory|rule|rules"
-    r"|staging|grade|chart|test|assay|panel|screen)$)"
+    r"|staging|grade|chart|test|assay|panel|screen"
+    # equipment on or in a patient ("Urinary Catheter", "Zimmer Frame", "Holter Monitor")
+    r"|catheter|cannula|drain|tube|stent|dressing|frame|monitor|pump|splint|brace|sling)$)"
 )
 # A field label before its number ("Docket No. 4471", "Reg. No.: 5512", "Bill No:").
 _LABEL_BEFORE_NUMBER = re.compile(r"\.?[ \t]*(?:No|NO|Nr|#)\b\.?[ \t]*[:#]?[ \t]*\w*\d")
@@ -185,12 +187,78 @@ _MEASURE_BEFORE = re.compile(r"\d[^\s(]*[ \t]*\($")
 _LINE_OPEN_NUMBER = re.compile(r"[ \t]+\d")
 
 
+# Medical word-building: a span whose last word ends like a disease, procedure, finding
+# or organism ("Mitral Regurgitation", "Laparoscopic Cholecystectomy", "Staphylococcus"),
+# or with a word built on a clinical prefix and a hyphen ("Non-Tender", "Post-Op") or a
+# single letter and a hyphen ("X-Ray", "T-Cell"), names a thing, not a person or a place.
+_CLINICAL_HEAD = re.compile(
+    r"(?i:.*[a-z]{2}(?:itis|ectomy|otomy|ostomy|plasty|scopy|aemia|[^h]emia|osis|pathy|algia"
+    r"|uria|coccus|cocci|bacter|(?<!st)ation|ectasis|megaly|plegia|paresis|trophy|(?<!dia)lysis"
+    r"|ocytes?|ectomies|otomies))"
+)
+_CLINICAL_WORD_BUILT = re.compile(
+    r"(?i:\b(?:non|anti|post|pre|intra|inter|hyper|hypo|sub|peri|extra|semi|multi|ex)-[a-z]+"
+    r"|(?<![\w-])[A-Z]-[A-Za-z]+"
+    r"|\b[a-z]{3,}(?:scopic|genic|ectomy|otomy|aemic|[^h]emic|ular|ateral|coccal)\b)"
+)
+# A field label opening a line or sentence, read around a model-found span that is only
+# part of it ("Blood Cultures: ...", "Neuro Obs: ..."): up to three words either side.
+_LABEL_BEFORE = re.compile(
+    r"(?:^|\n|[.;|][ \t]+|[ \t]{2,})[ \t]*(?P<w>(?:[A-Z][\w&/-]*[ \t]+){0,3})$"
+)
+_LABEL_REST = re.compile(r"(?P<w>(?:[ \t]+[A-Za-z][\w&/-]*){0,3})[ \t]*:(?!//)")
+_ITEM_SPLIT = re.compile(r"[,;]")
+_ANNOTATION = re.compile(r"[ \t]*\([^()]*\)[ \t]*$")
+
+
+def _label_part(text: str, span: Span) -> bool:
+    """A model-found span that is only part of a field label opening a line or sentence
+    ("Blood" of "Blood Cultures:", "Obs" of "Neuro Obs:"); a whole label ("Ana Ruiz: hi")
+    may be a speaker's name."""
+    rest = _LABEL_REST.match(text, span.end)
+    if rest is None:
+        return False
+    lead = _LABEL_BEFORE.search(text, max(0, span.start - 60), span.start)
+    return lead is not None and bool(lead["w"].strip() or rest["w"].strip())
+
+
+def _clinical_item(item: str) -> bool:
+    words = item.split()
+    return bool(words) and (
+        all(w.lower().strip(".") in CLINICAL_LEXICON for w in words)
+        or _DRUG_STEM.fullmatch(words[0]) is not None
+        or _CLINICAL_HEAD.fullmatch(item) is not None
+    )
+
+
+def _list_item(text: str, span: Span) -> bool:
+    """A single model-found word that is a whole item of a comma-separated list after a
+    label, another item of which is a clinical term or a drug ("Allergies: Penicillin
+    (rash), Codeine (nausea)")."""
+    fragment = text[span.start : span.end]
+    if any(c in fragment for c in " \t"):
+        return False
+    line_start = text.rfind("\n", 0, span.start) + 1
+    line_end = text.find("\n", span.end)
+    line_end = len(text) if line_end < 0 else line_end
+    start = max(line_start, text.rfind(":", line_start, span.start) + 1)
+    stop = text.find(". ", span.end, line_end)
+    segment = text[start : line_end if stop < 0 else stop].rstrip(" .")
+    items = [_ANNOTATION.sub("", i).strip() for i in _ITEM_SPLIT.split(segment)]
+    if len(items) < 2 or fragment not in items:
+        return False
+    return any(_clinical_item(i) for i in items if i != fragment)
+
+
 def _not_a_name(text: str, span: Span) -> bool:
     """A model-found span that names a thing, not a person, place or organisation: an
     instrument or scale, a test result, a method in brackets after a measurement, an
-    abbreviation with slashes ("U/E/Cr"), or a single word opening a line before a number."""
+    abbreviation with slashes ("U/E/Cr"), a word built the way clinical terms are, or a
+    single word opening a line before a number."""
     fragment = text[span.start : span.end]
     if "/" in fragment or _THING_HEADS.match(fragment) or _THING_AFTER.match(text, span.end):
+        return True
+    if _CLINICAL_HEAD.fullmatch(fragment) or _CLINICAL_WORD_BUILT.search(fragment):
         return True
     if fragment.endswith((" No", " NO")) or _LABEL_BEFORE_NUMBER.match(text, span.end):
         return True
@@ -365,7 +433,11 @@ def guard_clinical(text: str, spans: list[Span]) -> list[Span]:
     or is a short all-capitals abbreviation. Model-found names first lose the characters
     that rule-found spans claim ("Luis DOB [Oct 1970]"), then the field labels and clinical
     words at their ends; a single model-found word opening a line as a field label or
-    before a lower-case word is dropped. Context-anchored detections (``MRN: ...``) are kept.
+    before a lower-case word is dropped, and so is a model-found span built the way
+    clinical terms are ("Aortic Stenosis", "Non-Tender", "X-Ray"), one that is only part
+    of a field label ("Blood" of "Blood Cultures:"), or a single word that is a whole item
+    of a list whose other items are drugs or clinical terms. Context-anchored detections
+    (``MRN: ...``) are kept.
 
     Args:
         text: the analysed text.
@@ -410,6 +482,8 @@ def guard_clinical(text: str, spans: list[Span]) -> list[Span]:
                     _heading_word(text, span, names)
                     or _drug_or_compound(text, span)
                     or _not_a_name(text, span)
+                    or _label_part(text, span)
+                    or _list_item(text, span)
                 ):
                     continue
             if span is None:

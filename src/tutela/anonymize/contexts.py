@@ -97,7 +97,9 @@ def not_value(value: str) -> bool:
 # 972-68-61", "Inmate Xaba #804-69-62", "interpreter ID 9413235", "ID# 973-09-00".
 _NUMBERED = re.compile(
     r"(?P<n>(?<![\w#])(?:No|NO|Nos|Nr|NR|Num|num|no|nr)\b\.?|\bnumber\b|\bNumber\b|\bNUMBER\b"
-    r"|#|\bID\b|\bId\b|\bI\.D\.)"
+    r"|#|\bID\b|\bId\b|\bI\.D\."
+    # the numero sign, "identifier" and an ID card ("Reg. nº 55120/22", "ID card 880412-...")
+    r"|(?<![\w#])[Nn][º°](?!\w)|№|\b[Ii]dentifier\b|\bIDENTIFIER\b|(?<=\bID[ \t])card\b)"
     r"[ \t]*(?:\((?P<k2>[A-Za-z]{2,8})\)[ \t]*)?(?:[:=#]|\.{2,}:?)?[ \t]*"
     rf"(?P<v>{ID_VALUE})"
 )

@@ -345,9 +345,9 @@ def recognize_person_rules(text: str) -> list[Span]:
     for m in _NAME_CONTEXT.finditer(text):
         start, end = m.span("v")
         org = _ORG.match(text, start)
-        first = m["v"].split()[0].strip(",")
-        if _clinical_word(first) or first in _NOT_NAMES:
-            continue  # "Patient: Stable overnight", "Patient: Alert And Oriented"
+        words = [w.strip(",") for w in m["v"].split()]
+        if _clinical_word(words[0]) or any(w in _NOT_NAMES for w in words):
+            continue  # "Patient: Stable overnight", "reviewed by Gastro Team"
         if org is None or org.end() <= end:
             out.append(Span(start, end, PiiLabel.PERSON, 0.82, "name_context"))
     out += spans_of(_FIELD_NAME, text, PiiLabel.PERSON, 0.82, "name_field", group="v")
@@ -427,7 +427,11 @@ def recognize_person_rules(text: str) -> list[Span]:
             out.append(Span(m.start("v"), m.end("v"), PiiLabel.PERSON, 0.82, "name_caps"))
     for m in _GIVEN_OPENING.finditer(text):
         first = m["v"].split()[0]
-        if first not in _NOT_GIVEN and first not in _NOT_NAMES and not _clinical_word(first):
+        if (
+            first not in _NOT_GIVEN
+            and not _NOT_NAMES.intersection(m["v"].split())
+            and not _clinical_word(first)
+        ):
             out.append(Span(m.start("v"), m.end("v"), PiiLabel.PERSON, 0.78, "name_opening"))
     for m in _NAME_GIVEN.finditer(text):
         words = m["v"].lower().split()

@@ -268,3 +268,53 @@ def test_numero_sign_identifier_and_id_card(rules: PiiDetector, text: str, value
 )
 def test_numero_sign_and_id_card_need_an_identifier(rules: PiiDetector, text: str) -> None:
     assert rules.detect(text) == [], rules.detect(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("works at Brackenridge Quarry as a shotfirer", "shotfirer"),
+        ("worked for the county as a snowplough driver", "snowplough driver"),
+        ("she is formerly a brickie, now retired", "brickie"),
+    ],
+)
+def test_jobs_after_the_employer_and_familiar_trades(
+    rules: PiiDetector, text: str, value: str
+) -> None:
+    assert _label_of(rules, text, value) is PiiLabel.PROFESSION, rules.detect(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "works at home as a result of the injury",
+        "worked with physio as a precaution",
+        "formerly a smoker, quit 2 years ago",
+        "the cookie jar was empty",
+    ],
+)
+def test_no_job_without_one(rules: PiiDetector, text: str) -> None:
+    assert not [s for s in rules.detect(text) if s.label is PiiLabel.PROFESSION]
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "label"),
+    [
+        ("ED attending: Priya Raghunathan", "Priya Raghunathan", PiiLabel.PERSON),
+        ("Scribe: Tomasz Wielicki", "Tomasz Wielicki", PiiLabel.PERSON),
+        ("DOB: 2/Feb/1961", "2/Feb/1961", PiiLabel.DATE),
+        ("seen 14.Mar.2019 in clinic", "14.Mar.2019", PiiLabel.DATE),
+    ],
+)
+def test_clinician_by_role_label_and_slashed_month(
+    rules: PiiDetector, text: str, value: str, label: PiiLabel
+) -> None:
+    assert _label_of(rules, text, value) is label, rules.detect(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Reviewed by: Vascular Surgery", "Consultant: Acute Medicine", "Seen by: Memory Clinic"],
+)
+def test_role_label_before_a_service_is_no_name(rules: PiiDetector, text: str) -> None:
+    assert not [s for s in rules.detect(text) if s.label is PiiLabel.PERSON], rules.detect(text)

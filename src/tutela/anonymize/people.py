@@ -47,6 +47,9 @@ _NAME_CONTEXT = re.compile(
     # field labels that take a colon ("RE: Ruiz, Ana", "PATIENT: ...", "Rx intake: ...")
     r"|\b(?:RE|Re|To|PATIENT|NAME|CLIENT|[Ii]ntake|[Rr]egarding|[Mm]ember|[Pp]articipant"
     r"|[Ss]ubscriber|[Rr]esident):[ \t]*"
+    # the clinician a form names by their role ("ED attending: Ana Ruiz", "Scribe: ...")
+    r"|(?i:\b(?:attending|consultant|registrar|surgeon|physician|clinician|author|scribe"
+    r"|witness|chaperone|(?:seen|dictated|ordered|reviewed)[ \t]+by)):[ \t]*"
     # a letter's sign-off, the name on the next line ("Yours sincerely,\nAna Ruiz")
     r"|(?i:\b(?:yours[ \t]+(?:sincerely|faithfully|truly)|kind[ \t]+regards|regards"
     r"|best[ \t]+wishes|many[ \t]+thanks),?)[ \t]*\n[ \t]*)"
@@ -346,8 +349,10 @@ def recognize_person_rules(text: str) -> list[Span]:
         start, end = m.span("v")
         org = _ORG.match(text, start)
         words = [w.strip(",") for w in m["v"].split()]
-        if _clinical_word(words[0]) or any(w in _NOT_NAMES for w in words):
-            continue  # "Patient: Stable overnight", "reviewed by Gastro Team"
+        if _clinical_word(words[0]) or any(
+            w in _NOT_NAMES or w.lower() in _SPECIALTIES or w.lower() in _TREATED for w in words
+        ):
+            continue  # "Patient: Stable overnight", "Reviewed by: Vascular Surgery"
         if org is None or org.end() <= end:
             out.append(Span(start, end, PiiLabel.PERSON, 0.82, "name_context"))
     out += spans_of(_FIELD_NAME, text, PiiLabel.PERSON, 0.82, "name_field", group="v")

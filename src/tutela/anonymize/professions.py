@@ -107,6 +107,8 @@ _STRONG_CUE = re.compile(
     r"(?i:\b(?:works?|worked|working|employed|retired|job|career|position|trained|"
     r"hired)(?:[ \t]+(?:nights?|days|night[ \t]+shifts?|day[ \t]+shifts?|shifts?"
     r"|part-time|full-time|locally|there|here|now|currently|previously|until\s+\d{4}))*"
+    # the employer may come between ("works at Halloran Mining as a ...")
+    r"(?:[ \t]+(?:at|for|with)[ \t]+[^\n,.;()]{1,40}?)?"
     r"[ \t]+as[ \t]+(?:an?|the)[ \t]+"
     r"|\b(?:occupation|profession|job(?:[ \t]+title)?|employment|trade|vocation|work)"
     r"\b[ \t]*(?::|-|\u2013|[ \t]is)[ \t]*(?:(?:an?|retired|former)[ \t]+)?)"
@@ -148,6 +150,8 @@ _HABIT_WORDS = frozenset(
     _words("keen avid heavy light social good poor occasional regular casual frequent big")
 )
 _AGENT_NOUN = re.compile(r"(?i:[a-z]{2,}(?:er|or|ist|ian|man|woman|smith|monger|wright))$")
+# ... and, after an employment cue only, a trade's familiar name ("a postie", "a brickie")
+_FAMILIAR_TRADE = re.compile(r"(?i:[a-z]{3,}ie)$")
 _BY_TRADE = re.compile(
     rf"(?i:\b(?:an?|the)[ \t]+)(?P<v>{_JOB_PHRASE})[ \t]+by[ \t]+(?:trade|profession|occupation)\b"
 )
@@ -266,7 +270,10 @@ def recognize_profession(text: str) -> list[Span]:
                     and last.rsplit("-", 1)[-1] not in _NOT_JOBS
                     and last not in _CLINICAL_AGENTS
                     and phrase.split()[0].lower() not in _HABIT_WORDS
-                    and _AGENT_NOUN.match(last)
+                    and (
+                        _AGENT_NOUN.match(last)
+                        or (pattern is _EMPLOYMENT_CUE and _FAMILIAR_TRADE.match(last))
+                    )
                 )
             )
             if not accepted:

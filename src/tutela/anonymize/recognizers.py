@@ -263,9 +263,10 @@ _WEEKDAY = (
 _DATE_WORDY = re.compile(
     rf"\b{_MONTH}\s+\d{{1,2}}{_ORD},?\s+\d{{4}}\b"
     rf"|\b\d{{1,2}}{_ORD}\s+(?:of\s+)?{_MONTH},?\s+\d{{4}}\b"
-    rf"|\b\d{{1,2}}-{_MONTH}-(?:\d{{4}}|\d{{2}})\b"
+    # "3-Feb-1961", "3/Feb/1961", "3.Feb.1961"
+    rf"|\b\d{{1,2}}([-/.]){_MONTH}\1(?:\d{{4}}|\d{{2}})\b"
     # "Apr-02-1936", "Apr/02/1936"
-    rf"|\b{_MONTH}([-/])\d{{1,2}}\1(?:\d{{4}}|\d{{2}})\b"
+    rf"|\b{_MONTH}([-/])\d{{1,2}}\2(?:\d{{4}}|\d{{2}})\b"
     # "Tuesday, June 11", "Fri 3rd May 2024": a weekday makes a short date unambiguous
     rf"|\b{_WEEKDAY},?\s+(?:{_MONTH}\s+\d{{1,2}}{_ORD}|\d{{1,2}}{_ORD}\s+(?:of\s+)?{_MONTH})"
     r"(?:,?\s+\d{4})?\b"

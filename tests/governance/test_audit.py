@@ -474,9 +474,14 @@ def test_proofs_from_the_kept_tree_match_a_fresh_read_of_the_store(
     first = log.prove_consistency(3)  # builds the tree
     assert first.new_size == 9
     _fill(log, 12)
-    with pytest.raises(RuntimeError), log.batch():
-        log.append("a", "rolled-back")
-        raise RuntimeError("abandon the batch")
+
+    def abandoned_batch() -> None:
+        with log.batch():
+            log.append("a", "rolled-back")
+            raise RuntimeError("abandon the batch")
+
+    with pytest.raises(RuntimeError):
+        abandoned_batch()
     with log.batch():
         for i in range(6):
             log.append("b", "batched", None, "success", {"i": i})

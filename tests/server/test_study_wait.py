@@ -7,13 +7,18 @@ out; it is bounded like the sites' held requests.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from tests.server.conftest import Live
+from tutela.cli.main import app
 from tutela.server.push import PushLimits, StudyWatch
 
 
@@ -105,3 +110,39 @@ def test_waits_over_the_bound_are_refused_at_once(
     thread.join(30)
     assert out["body"]["status"] == "cancelled"
     assert watch.held == 0
+
+
+def _status_cli(live: Live, study: str, *extra: str) -> Any:
+    args = ["server", "status", study, "--coordinator", live.url, "--ca", str(live.ca)]
+    return CliRunner().invoke(app, [*args, "--token", live.tokens["admin"], *extra])
+
+
+def test_cli_status_waits_for_the_end_of_a_study(live: Live) -> None:
+    study = live.new_study()
+
+    def cancel() -> None:
+        with live.admin() as admin:
+            admin.post(f"/v1/admin/studies/{study}/cancel").raise_for_status()
+
+    canceller = threading.Timer(0.5, cancel)
+    canceller.start()
+    out = _status_cli(live, study, "--wait", "60")
+    canceller.join()
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["status"] == "cancelled"
+
+
+def test_cli_status_wait_that_runs_out_is_one_line_and_non_zero(live: Live) -> None:
+    study = live.new_study()
+    base = [sys.executable, "-m", "tutela", "server", "status"]
+    tail = ["--coordinator", live.url, "--ca", str(live.ca), "--token", live.tokens["admin"]]
+    r = subprocess.run(
+        [*base, study, *tail, "--wait", "0.3"], check=False, capture_output=True, text=True
+    )
+    assert r.returncode == 1
+    assert r.stderr == f"error: study {study} is still created after 0.3 s\n"
+    assert json.loads(r.stdout)["status"] == "created"  # the status is printed all the same
+    r = subprocess.run(
+        [*base, "nope", *tail, "--wait", "5"], check=False, capture_output=True, text=True
+    )
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "404" in r.stderr

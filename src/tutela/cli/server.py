@@ -231,15 +231,29 @@ def server_status(
     ca: CaOpt = Path("pki/ca.pem"),
     token: TokenOpt = None,
     data_dir: DataDirOpt = Path("coordinator"),
+    wait: float = typer.Option(
+        0.0,
+        "--wait",
+        min=0.0,
+        help="Wait up to this many seconds for the study to end first (held requests, no "
+        "polling); exit 1 if it is still going.",
+    ),
 ) -> None:
     """Show a study's status, participation and rounds (JSON)."""
     import json
 
+    from tutela.errors import ServiceError
+    from tutela.server.admin_client import ENDED, wait_for_end
+
     client = _admin_client(coordinator, ca, token, data_dir)
     with client:
+        if wait > 0:
+            wait_for_end(client, study_id, wait)
         status = _checked(client.get(f"/v1/admin/studies/{study_id}")).json()
     status.pop("config", None)
     typer.echo(json.dumps(status, indent=2, sort_keys=True))
+    if wait > 0 and status.get("status") not in ENDED:
+        raise ServiceError(f"study {study_id} is still {status.get('status')} after {wait:g} s")
 
 
 @server_app.command("results")

@@ -50,6 +50,7 @@ from tutela.fl.study import (
 from tutela.governance.witness import WitnessManifest, WitnessRefusal
 from tutela.he.aggregation import SiteKeyring
 from tutela.server import pki
+from tutela.server.admin_client import ENDED, wait_for_end
 from tutela.server.agent import run_site
 from tutela.server.agent.ckks import provision_keyring
 from tutela.server.agent.witness import WITNESS_DIR, witness_now
@@ -175,35 +176,16 @@ def _wait_enrolled(
 def _wait_terminal(
     client: httpx.Client, study_id: str, headers: dict[str, str], timeout: float
 ) -> dict[str, Any]:
-    """The study's full status once it ended (held by the coordinator until the study's
-    status changes, then read once in full)."""
-    deadline = time.monotonic() + timeout
-    path = f"/v1/admin/studies/{study_id}"
-    seen: str | None = None
-    while True:
-        params: dict[str, Any] = {"brief": True}
-        if seen is not None:
-            params.update(
-                wait=max(0.1, min(_STATUS_WAIT_S, deadline - time.monotonic())), seen=seen
-            )
-        response = client.get(path, params=params, headers=headers, timeout=_STATUS_WAIT_S + 30)
-        if response.status_code == 503:  # too many waits held: ask again shortly
-            time.sleep(0.5)
-            continue
-        response.raise_for_status()
-        brief: dict[str, Any] = response.json()
-        if brief["status"] in ("completed", "failed", "cancelled"):
-            status: dict[str, Any] = client.get(path, headers=headers).json()
-            return status
-        if time.monotonic() > deadline:
-            raise ServiceError(
-                f"the study did not finish within {timeout:.0f} s (status {brief['status']})"
-            )
-        seen = brief["status"]
-
-
-_STATUS_WAIT_S = 30.0
-"""How long one request for the study's status may be held (the coordinator's limit)."""
+    """The study's full status once it ended (:func:`~tutela.server.results.wait_for_end`:
+    held by the coordinator until the status changes), read once in full."""
+    client.headers.update(headers)
+    brief = wait_for_end(client, study_id, timeout)
+    if brief["status"] not in ENDED:
+        raise ServiceError(
+            f"the study did not finish within {timeout:.0f} s (status {brief['status']})"
+        )
+    status: dict[str, Any] = client.get(f"/v1/admin/studies/{study_id}").json()
+    return status
 
 
 def evaluate_rounds(

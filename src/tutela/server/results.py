@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import numpy as np
 
-from tutela.errors import ServiceError
 from tutela.fl.config import parse_study
 from tutela.fl.records import parameters_to_bytes
 from tutela.fl.summary import network_run, summarise
@@ -59,6 +58,7 @@ from tutela.governance.results import (
     RunResults,
 )
 from tutela.governance.witness import WitnessManifest, cosigned_path
+from tutela.server.admin_client import admin_get as _get
 from tutela.server.core import ConflictError, NotFoundError
 from tutela.server.deploy import _ckks_summary, _privacy_summary, _secagg_summary
 from tutela.server.wire import parse_tensors
@@ -78,20 +78,6 @@ __all__ = [
 AUDIT_LOG = "audit.jsonl"
 COSIGNATURES = "cosignatures"
 MODEL_FILE = "model.safetensors.enc"
-
-
-def _get(client: httpx.Client, path: str) -> httpx.Response:
-    try:
-        response = client.get(path)
-    except httpx.HTTPError as exc:
-        raise ServiceError(f"cannot reach the coordinator at {client.base_url}: {exc}") from None
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail")
-        except ValueError:
-            detail = response.text[:200]
-        raise ServiceError(f"coordinator answered {response.status_code} for {path}: {detail}")
-    return response
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -301,46 +301,20 @@ class TaskBell:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + min(wait, self.limits.max_wait_s)
         with self._hold(site) as waiter:
-            gone = asyncio.ensure_future(disconnected()) if disconnected is not None else None
 
             def clear() -> None:  # scheduled after the rings already scheduled
                 loop.call_soon_threadsafe(waiter.event.clear)
 
-            try:
-                while True:
-                    # Cleared before reading: a ring after this point is never lost.
-                    waiter.event.clear()
-                    if opening is not None:
-                        answer = versioned(await opening(clear))
-                        opening = None
-                        await asyncio.sleep(0)  # let the scheduled clear run before waiting
-                    else:
-                        answer = versioned(await compute())
-                    left = give_up - loop.time()
-                    if is_news(answer, seen) or left <= 0:
-                        return answer
-                    rung = asyncio.ensure_future(waiter.event.wait())
-                    pending = {rung, gone} if gone is not None else {rung}
-                    try:
-                        done, _ = await asyncio.wait(
-                            pending, timeout=left, return_when=asyncio.FIRST_COMPLETED
-                        )
-                    except asyncio.CancelledError:
-                        # A stopping server cancels what it still serves: answer what the
-                        # site already knows, so it asks again (and reconnects to whichever
-                        # coordinator serves next) instead of reading a server error.
-                        rung.cancel()
-                        task = asyncio.current_task()
-                        if task is not None:
-                            task.uncancel()
-                        return answer
-                    if not rung.done():
-                        rung.cancel()
-                    if gone is not None and gone in done:
-                        return answer  # nobody reads it; the place is freed
-            finally:
-                if gone is not None and not gone.done():
-                    gone.cancel()
+            async def answer() -> dict[str, Any]:
+                nonlocal opening
+                if opening is None:
+                    return versioned(await compute())
+                first, opening = opening, None
+                result = versioned(await first(clear))
+                await asyncio.sleep(0)  # let the scheduled clear run before waiting
+                return result
+
+            return await _held(waiter, answer, lambda a: is_news(a, seen), give_up, disconnected)
 
 
 class StudyWatch:
@@ -412,33 +386,52 @@ class StudyWatch:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + min(wait, self.limits.max_wait_s)
         with self._hold(study_id) as waiter:
-            gone = asyncio.ensure_future(disconnected()) if disconnected is not None else None
+            return await _held(
+                waiter, read, lambda a: a.get("status") != seen, give_up, disconnected
+            )
+
+
+async def _held(
+    waiter: _Waiter,
+    read: Callable[[], Awaitable[dict[str, Any]]],
+    news: Callable[[dict[str, Any]], bool],
+    give_up: float,
+    disconnected: Callable[[], Awaitable[None]] | None,
+) -> dict[str, Any]:
+    """Read until an answer is ``news``, waiting for ``waiter`` to be rung in between; at
+    ``give_up`` (the loop's time), when the caller hung up or when the server stops, the
+    last answer."""
+    loop = asyncio.get_running_loop()
+    gone = asyncio.ensure_future(disconnected()) if disconnected is not None else None
+    try:
+        while True:
+            waiter.event.clear()  # before reading: a ring after this point is never lost
+            answer = await read()
+            left = give_up - loop.time()
+            if news(answer) or left <= 0:
+                return answer
+            rung = asyncio.ensure_future(waiter.event.wait())
+            pending = {rung, gone} if gone is not None else {rung}
             try:
-                while True:
-                    waiter.event.clear()  # before reading: a change after it is never lost
-                    answer = await read()
-                    left = give_up - loop.time()
-                    if answer.get("status") != seen or left <= 0:
-                        return answer
-                    changed = asyncio.ensure_future(waiter.event.wait())
-                    pending = {changed, gone} if gone is not None else {changed}
-                    try:
-                        done, _ = await asyncio.wait(
-                            pending, timeout=left, return_when=asyncio.FIRST_COMPLETED
-                        )
-                    except asyncio.CancelledError:  # a stopping server: answer what is known
-                        changed.cancel()
-                        task = asyncio.current_task()
-                        if task is not None:
-                            task.uncancel()
-                        return answer
-                    if not changed.done():
-                        changed.cancel()
-                    if gone is not None and gone in done:
-                        return answer
-            finally:
-                if gone is not None and not gone.done():
-                    gone.cancel()
+                done, _ = await asyncio.wait(
+                    pending, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
+            except asyncio.CancelledError:
+                # A stopping server cancels what it still serves: answer what is known, so
+                # the caller asks again (and reconnects to whichever coordinator serves
+                # next) instead of reading a server error.
+                rung.cancel()
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                return answer
+            if not rung.done():
+                rung.cancel()
+            if gone is not None and gone in done:
+                return answer  # nobody reads it; the place is freed
+    finally:
+        if gone is not None and not gone.done():
+            gone.cancel()
 
 
 CARRIED = ("model", "message")

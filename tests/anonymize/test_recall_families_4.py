@@ -318,3 +318,21 @@ def test_clinician_by_role_label_and_slashed_month(
 )
 def test_role_label_before_a_service_is_no_name(rules: PiiDetector, text: str) -> None:
     assert not [s for s in rules.detect(text) if s.label is PiiLabel.PERSON], rules.detect(text)
+
+
+def test_guard_judges_only_single_words_by_list_or_build() -> None:
+    # a longer item may be an organisation listed beside a clinical one, and a prefixed
+    # word may open an organisation's name
+    text = "Prior stays: Post-Acute Care Center (2023); Riverside Hospice (2024)"
+    for fragment in ("Post-Acute Care Center", "Riverside Hospice"):
+        span = _model_span(text, fragment, PiiLabel.ORGANIZATION)
+        assert guard_clinical(text, [span]) == [span]
+    people = "Present: Ama Owusu, Kofi Boateng, Yaw Mensah"
+    span = _model_span(people, "Kofi Boateng", PiiLabel.PERSON)
+    assert guard_clinical(people, [span]) == [span]
+
+
+def test_guard_keeps_a_name_after_a_sign_off() -> None:
+    text = "Thanks again for your help.\nRegards, Ingrid Solheim"
+    span = _model_span(text, "Ingrid Solheim", PiiLabel.PERSON)
+    assert guard_clinical(text, [span]) == [span]

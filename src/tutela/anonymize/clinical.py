@@ -192,7 +192,7 @@ _LINE_OPEN_NUMBER = re.compile(r"[ \t]+\d")
 # or with a word built on a clinical prefix and a hyphen ("Non-Tender", "Post-Op") or a
 # single letter and a hyphen ("X-Ray", "T-Cell"), names a thing, not a person or a place.
 _CLINICAL_HEAD = re.compile(
-    r"(?i:.*[a-z]{2}(?:itis|ectomy|otomy|ostomy|plasty|scopy|aemia|[^h]emia|osis|pathy|algia"
+    r"(?i:.*[a-z]{2}(?:itis|ectomy|otomy|ostomy|plasty|scopy|aemia|[^h]emia|osis|pathy|algia|tension"
     r"|uria|coccus|cocci|bacter|(?<!st)ation|ectasis|megaly|plegia|paresis|trophy|(?<!dia)lysis"
     r"|ocytes?|ectomies|otomies))"
 )
@@ -228,20 +228,25 @@ def _clinical_item(item: str) -> bool:
         all(w.lower().strip(".") in CLINICAL_LEXICON for w in words)
         or _DRUG_STEM.fullmatch(words[0]) is not None
         or _CLINICAL_HEAD.fullmatch(item) is not None
+        or (len(words) == 1 and _CLINICAL_WORD_BUILT.search(item) is not None)
     )
 
 
 def _list_item(text: str, span: Span) -> bool:
     """A single model-found word that is a whole item of a comma-separated list after a
     label, another item of which is a clinical term or a drug ("Allergies: Penicillin
-    (rash), Codeine (nausea)")."""
+    (rash), Codeine (nausea)"); a longer item may be an organisation's name listed
+    beside a clinical one."""
     fragment = text[span.start : span.end]
     if any(c in fragment for c in " \t"):
         return False
     line_start = text.rfind("\n", 0, span.start) + 1
     line_end = text.find("\n", span.end)
     line_end = len(text) if line_end < 0 else line_end
-    start = max(line_start, text.rfind(":", line_start, span.start) + 1)
+    colon = text.rfind(":", line_start, span.start)
+    if colon < 0:
+        return False  # a list after a label only ("Regards, Ana Ruiz" is a sign-off)
+    start = colon + 1
     stop = text.find(". ", span.end, line_end)
     segment = text[start : line_end if stop < 0 else stop].rstrip(" .")
     items = [_ANNOTATION.sub("", i).strip() for i in _ITEM_SPLIT.split(segment)]
@@ -258,11 +263,13 @@ def _not_a_name(text: str, span: Span) -> bool:
     fragment = text[span.start : span.end]
     if "/" in fragment or _THING_HEADS.match(fragment) or _THING_AFTER.match(text, span.end):
         return True
-    if _CLINICAL_HEAD.fullmatch(fragment) or _CLINICAL_WORD_BUILT.search(fragment):
+    single = not any(c in fragment for c in " \t")
+    # a prefixed word may open an organisation's name ("Post-Acute Care Center"), so only
+    # a span of one word is judged by its build
+    if _CLINICAL_HEAD.fullmatch(fragment) or (single and _CLINICAL_WORD_BUILT.search(fragment)):
         return True
     if fragment.endswith((" No", " NO")) or _LABEL_BEFORE_NUMBER.match(text, span.end):
         return True
-    single = not any(c in fragment for c in " \t")
     if (
         single
         and text[span.end : span.end + 1] == ")"

@@ -23,7 +23,8 @@ from tutela.fl.records import parameters_to_bytes
 from tutela.fl.study import prepare_data, prepare_sites, run_study
 from tutela.server import pki
 from tutela.server.agent import run_site
-from tutela.server.deploy import run_study_over_network, site_command, write_site_files
+from tutela.server.deploy import run_study_over_network, write_site_files
+from tutela.server.site_processes import site_command
 from tutela.server.tls import client_context
 
 

@@ -38,10 +38,10 @@ from tutela.fl.queries import QueryRequest, query_scopes, sql_policy
 from tutela.governance.minimisation import SitePolicy
 from tutela.server import pki
 from tutela.server.agent.query import LEDGER_FILE
-from tutela.server.deploy import site_command
 from tutela.server.query_client import run_query
 from tutela.server.query_demo import DEMO_PURPOSE, wait_enrolled, write_hospitals
 from tutela.server.serve import BackgroundServer, ServerSettings, coordinator_verifier_key
+from tutela.server.site_processes import site_command
 from tutela.server.tls import client_context
 
 COHORT = "SELECT count(*), avg(clamp(bmi, 10, 60)) FROM patients WHERE age > 60 GROUP BY sex"

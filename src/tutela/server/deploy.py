@@ -21,10 +21,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -60,6 +58,7 @@ from tutela.server.serve import (
     ServerSettings,
     coordinator_verifier_key,
 )
+from tutela.server.site_processes import SiteProcess, prewarm
 from tutela.server.tls import client_context
 from tutela.server.wire import parse_tensors
 
@@ -129,33 +128,11 @@ def _site_kwargs(
     }
 
 
-def site_command(kwargs: dict[str, Any]) -> list[str]:
-    """The ``tutela site run`` command line for :func:`~tutela.server.agent.run_site` kwargs."""
-    flags = {
-        "coordinator": "--coordinator",
-        "name": "--name",
-        "ca_file": "--ca",
-        "cert_file": "--cert",
-        "key_file": "--key",
-        "enrol_token": "--enrol-token",
-        "data": "--data",
-        "policy_file": "--policy",
-        "state_dir": "--state-dir",
-        "seed": "--seed",
-        "audit_key": "--audit-key",
-    }
-    cmd = [sys.executable, "-m", "tutela", "site", "run"]
-    for key, flag in flags.items():
-        if kwargs.get(key) is not None:
-            cmd += [flag, str(kwargs[key])]
-    return cmd
-
-
 def _wait_enrolled(
     client: httpx.Client,
     headers: dict[str, str],
     names: set[str],
-    procs: list[subprocess.Popen[bytes]],
+    procs: list[SiteProcess],
     timeout: float,
 ) -> None:
     """Wait until every site in ``names`` enrolled (a site process that exits first fails)."""
@@ -240,7 +217,9 @@ def run_study_over_network(
     Args:
         config: the study (the same object :func:`tutela.fl.study.run_study` takes).
         run_dir: where the CA, coordinator state, site files and logs go.
-        sites_as_processes: one OS process per hospital (default); False runs the agents
+        sites_as_processes: one OS process per hospital (default), each running
+            ``tutela site run`` forked from a launcher that imported the agent's stack once
+            (:mod:`~tutela.server.site_processes`); False runs the agents
             on threads of this process (faster, same protocol, same TLS).
         stage_timeout_s: deadline of each round stage.
         timeout_s: give up after this long.
@@ -252,6 +231,8 @@ def run_study_over_network(
         ``final_parameters``, ``elapsed_s``) plus ``deployment`` (how it ran).
     """
     started = time.perf_counter()
+    if sites_as_processes:  # the sites' launcher imports their stack meanwhile
+        prewarm()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     data = prepare_data(config)
@@ -268,9 +249,8 @@ def run_study_over_network(
     server = BackgroundServer(ServerSettings(run_dir / "coordinator", pki_dir, port=0)).start()
     # What the coordinator's operator prints and every site operator pins, compared out of band.
     audit_key = coordinator_verifier_key(run_dir / "coordinator").encode()
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[SiteProcess] = []
     threads: list[threading.Thread] = []
-    logs: list[Any] = []
     client: httpx.Client | None = None
     try:
         token_path = run_dir / "coordinator" / "admin.token"
@@ -281,23 +261,16 @@ def run_study_over_network(
             r = client.post("/v1/admin/sites", json={"name": name}, headers=headers)
             r.raise_for_status()
             tokens[name] = r.json()["enrolment_token"]
-        # The agents start now (a process takes seconds to import its stack) and enrol while
-        # the study is set up; it starts once every site is up, so the join deadline is the
-        # sites' time to decide, not their start-up.
+        # The agents start now (forked from the launcher, which imported their stack while
+        # this process set up) and enrol while the study is set up; it starts once every
+        # site is up, so the join deadline is the sites' time to decide, not their start-up.
         for i, name in enumerate(data.site_names):
             seed = config.study.seed * 1000 + i
             kwargs = _site_kwargs(
                 server.url, ca, site_dirs[name], name, tokens[name], seed, audit_key
             )
             if sites_as_processes:
-                log = (site_dirs[name] / "agent.log").open("wb")
-                logs.append(log)
-                env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-                procs.append(
-                    subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                        site_command(kwargs), stdout=log, stderr=subprocess.STDOUT, env=env
-                    )
-                )
+                procs.append(SiteProcess(kwargs, site_dirs[name] / "agent.log"))
             else:
                 thread = threading.Thread(target=run_site, kwargs=kwargs, daemon=True)
                 thread.start()
@@ -345,8 +318,6 @@ def run_study_over_network(
                 proc.wait()
         for thread in threads:
             thread.join(timeout=30)
-        for log in logs:
-            log.close()
         if client is not None:
             client.close()
         server.stop()
@@ -397,7 +368,7 @@ def _site_reports(
     client: httpx.Client,
     study_id: str,
     headers: dict[str, str],
-    procs: list[subprocess.Popen[bytes]],
+    procs: list[SiteProcess],
     threads: list[threading.Thread],
     timeout: float = 60.0,
 ) -> dict[str, Any]:

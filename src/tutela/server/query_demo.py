@@ -12,7 +12,6 @@ enrols the agents (processes by default), mints an ``analyst`` token, asks the q
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
 from pathlib import Path
@@ -23,9 +22,9 @@ import httpx
 from tutela.errors import TutelaError
 from tutela.server import pki
 from tutela.server.agent import run_site
-from tutela.server.deploy import site_command
 from tutela.server.query_client import QueryResult, run_query
 from tutela.server.serve import BackgroundServer, ServerSettings, coordinator_verifier_key
+from tutela.server.site_processes import SiteProcess
 from tutela.server.tls import client_context
 
 __all__ = [
@@ -110,8 +109,7 @@ def run_query_demo(
     dirs = write_hospitals(run_dir / "sites", hospitals=hospitals, rows=rows)
     server = BackgroundServer(ServerSettings(run_dir / "coordinator", pki_dir, port=0)).start()
     audit_key = coordinator_verifier_key(run_dir / "coordinator")
-    procs: list[subprocess.Popen[bytes]] = []
-    logs: list[Any] = []
+    procs: list[SiteProcess] = []
     results: list[QueryResult | str] = []
     try:
         admin = {"Authorization": f"Bearer {server.admin_token}"}
@@ -128,14 +126,7 @@ def run_query_demo(
                     "state_dir": site_dir / "state", "audit_key": audit_key,
                 }  # fmt: skip
                 if sites_as_processes:
-                    log = (site_dir / "agent.log").open("wb")
-                    logs.append(log)
-                    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-                    procs.append(
-                        subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                            site_command(kwargs), stdout=log, stderr=subprocess.STDOUT, env=env
-                        )
-                    )
+                    procs.append(SiteProcess(kwargs, site_dir / "agent.log"))
                 else:
                     threading.Thread(target=run_site, kwargs=kwargs, daemon=True).start()
             token = c.post(
@@ -167,8 +158,6 @@ def run_query_demo(
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:  # pragma: no cover - a stuck agent
                 proc.kill()
-        for log in logs:
-            log.close()
         server.stop()
     return {"results": results, "audit": audit, "sites": dirs, "coordinator": server.url}
 

@@ -499,6 +499,19 @@ def test_proofs_from_the_kept_tree_match_a_fresh_read_of_the_store(
     log.close()
 
 
+def test_proofs_of_a_damaged_log_agree_with_its_own_head(tmp_path: Path) -> None:
+    """A record whose stored leaf hash is cut short stands in the tree as it stands in the
+    log's head, so the log's proofs and its head agree (verification reports the record)."""
+    log, path = _jsonl(tmp_path)
+    short = lambda line: json.dumps({**json.loads(line), "leaf": "abcd"}) + "\n"
+    _edit_lines(path, lambda ls: [*ls[:5], short(ls[5]), *ls[6:]])
+    damaged = AuditLog.open(path)
+    proof = damaged.prove_consistency(3)
+    assert proof.new_root == damaged.root
+    assert damaged.prove_inclusion(7).root == damaged.root
+    assert not damaged.verify_unanchored().ok
+
+
 # tamper cases: JSON lines --------------------------------------------------------------------
 
 

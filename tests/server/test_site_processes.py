@@ -72,21 +72,52 @@ def test_sites_are_separate_processes_that_can_be_stopped(tmp_path: Path) -> Non
         sites[0].wait(timeout=0.2)
     sites[0].terminate()
     sites[1].kill()
-    assert sites[0].wait(timeout=30) != 0
+    assert sites[0].wait(timeout=30) == -signal.SIGTERM
     assert sites[1].wait(timeout=30) == -signal.SIGKILL
     sites[0].kill()  # already ended: nothing to do
 
 
 def test_the_launcher_stops_its_sites_when_the_deployment_goes(tmp_path: Path) -> None:
     launcher = site_processes._Launcher()  # a private one, to close
-    pid = launcher.start(site_arguments(_waiting(tmp_path)), tmp_path / "a.log")
-    assert launcher.exit_code(pid, 0.3) is None  # running
+    ident, pid = launcher.start(site_arguments(_waiting(tmp_path)), tmp_path / "a.log")
+    assert launcher.exit_code(ident, 0.5) is None  # running
     launcher._in.close()  # the deployment's end of the pipe
     assert launcher._proc.wait(timeout=30) == 0
+    assert not _alive(pid)  # stopped and reaped before the launcher left
+
+
+def test_sites_of_a_launcher_killed_outright_are_stopped_by_the_kernel(tmp_path: Path) -> None:
+    launcher = site_processes._Launcher()
+    ident, pid = launcher.start(site_arguments(_waiting(tmp_path)), tmp_path / "a.log")
+    assert launcher.exit_code(ident, 0.5) is None
+    launcher._proc.kill()  # no chance to stop anything itself
+    launcher._proc.wait(timeout=30)
     deadline = time.monotonic() + 30
     while _alive(pid):
         assert time.monotonic() < deadline, "the site outlived its launcher"
         time.sleep(0.05)
+    assert launcher.exit_code(ident, 0) == 1  # gone with its launcher: failed
+
+
+def test_each_site_runs_in_the_callers_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site_processes.prewarm()  # the launcher starts before the caller moves
+    kwargs = _waiting(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "ca.pem").write_bytes(Path(str(kwargs["ca_file"])).read_bytes())
+    kwargs["ca_file"] = "ca.pem"  # relative: read where the caller is, as a command would
+    monkeypatch.chdir(work)
+    found = SiteProcess(kwargs, tmp_path / "found.log")
+    monkeypatch.chdir(tmp_path)  # no ca.pem here
+    missing = SiteProcess(kwargs, tmp_path / "missing.log")
+    assert missing.wait(timeout=60) == 1
+    assert "No such file" in (tmp_path / "missing.log").read_text()
+    time.sleep(0.5)
+    assert found.poll() is None, (tmp_path / "found.log").read_text()
+    found.kill()
+    assert found.wait(timeout=30) == -signal.SIGKILL
 
 
 def _alive(pid: int) -> bool:
@@ -114,4 +145,7 @@ def _waiting(tmp_path: Path, **over: object) -> dict[str, object]:
         pki.init_ca(tmp_path / "pki")
     (tmp_path / "policy.toml").write_text("[limits]\nmax_local_epochs = 1\n")
     (tmp_path / "data.csv").write_text("age,outcome\n50,1\n")
-    return _kwargs(tmp_path, ca_file=pki.PkiLayout(tmp_path / "pki").ca.cert, **over)
+    over.setdefault("ca_file", pki.PkiLayout(tmp_path / "pki").ca.cert)
+    # with an enrolment token the site keeps asking the (unreachable) coordinator for a
+    # certificate until it is stopped
+    return _kwargs(tmp_path, enrol_token="tok-unused", **over)

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from tests.server.conftest import Live
 from tutela.cli.main import app
+from tutela.server import push
 from tutela.server.push import PushLimits, StudyWatch
 
 
@@ -146,3 +147,28 @@ def test_cli_status_wait_that_runs_out_is_one_line_and_non_zero(live: Live) -> N
         [*base, "nope", *tail, "--wait", "5"], check=False, capture_output=True, text=True
     )
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "404" in r.stderr
+
+
+def test_one_caller_cannot_take_every_wait(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(push, "MAX_STUDY_WAITS_PER_CALLER", 1)
+    study = live.new_study()
+    thread, out = _held_wait(live, study, {"brief": True, "wait": 60, "seen": "created"})
+    params = {"brief": True, "wait": 60, "seen": "created"}
+    with live.admin() as admin:  # the same token again: over its own bound
+        refused = admin.get(f"/v1/admin/studies/{study}", params=params)
+        assert refused.status_code == 429 and "at most 1" in refused.json()["detail"]
+    with live.client("auditor") as other:  # another person still waits
+        second = threading.Thread(
+            target=lambda: other.get(f"/v1/admin/studies/{study}", params=params, timeout=60)
+        )
+        second.start()
+        deadline = time.monotonic() + 20
+        while _watch(live).held < 2:
+            assert time.monotonic() < deadline, "the other caller's wait was not held"
+            time.sleep(0.01)
+        with live.admin() as admin:
+            admin.post(f"/v1/admin/studies/{study}/cancel").raise_for_status()
+        second.join(30)
+    thread.join(30)
+    assert out["body"]["status"] == "cancelled"
+    assert _watch(live).held == 0

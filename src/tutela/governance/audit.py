@@ -112,6 +112,12 @@ _NO_LEAF = b"\x00" * HASH_SIZE
 reports the record; the tree keeps its place)."""
 
 
+def _tree_leaf(leaf: bytes | None) -> bytes:
+    """A stored leaf hash as the tree takes it: an unreadable one (missing or not 32 bytes)
+    is :data:`_NO_LEAF`, the same in the log's compact range and in its proofs."""
+    return leaf if leaf is not None and len(leaf) == HASH_SIZE else _NO_LEAF
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -239,7 +245,7 @@ class AuditLog:
         if state is None:
             rng = CompactRange()
             for row in store.rows():
-                rng.append(row.leaf or _NO_LEAF)
+                rng.append(_tree_leaf(row.leaf))
             state = (rng.size, rng)
         self._range = state[1]
         self._pending: list[_Row] | None = None
@@ -465,7 +471,7 @@ class AuditLog:
         tree = self._tree if self._tree is not None else MerkleTree()
         if tree.size < n:
             for leaf in self._store.leaves(n)[tree.size :]:
-                tree.append(leaf if len(leaf) == HASH_SIZE else _NO_LEAF)
+                tree.append(_tree_leaf(leaf))
         self._tree = tree
         if tree.size < n:
             raise ValueError(f"the log holds {tree.size} records, not {n}")
@@ -481,7 +487,7 @@ class AuditLog:
             self._tree = None
             return
         for row in rows:
-            tree.append(row.leaf if row.leaf and len(row.leaf) == HASH_SIZE else _NO_LEAF)
+            tree.append(_tree_leaf(row.leaf))
 
     # verification -----------------------------------------------------------------------
 

@@ -317,6 +317,10 @@ class TaskBell:
             return await _held(waiter, answer, lambda a: is_news(a, seen), give_up, disconnected)
 
 
+MAX_STUDY_WAITS_PER_CALLER = 8
+"""Waits on studies one person (or token) may hold at once."""
+
+
 class StudyWatch:
     """Wakes the requests waiting for a study's status to change (any thread may call
     :meth:`changed`; :func:`watch_store` does on every commit that changed a status).
@@ -330,6 +334,7 @@ class StudyWatch:
         self.limits = limits or PushLimits()
         self._lock = threading.Lock()
         self._waiters: dict[str, set[_Waiter]] = {}
+        self._by_caller: dict[str, int] = {}
         self._total = 0
 
     @property
@@ -344,9 +349,16 @@ class StudyWatch:
         _wake(waiters)
 
     @contextlib.contextmanager
-    def _hold(self, study_id: str) -> Iterator[_Waiter]:
+    def _hold(self, study_id: str, caller: str) -> Iterator[_Waiter]:
         waiter = _Waiter(study_id, asyncio.get_running_loop())
         with self._lock:
+            held = self._by_caller.get(caller, 0)
+            if held >= MAX_STUDY_WAITS_PER_CALLER:
+                raise TooManyWaiting(
+                    f"{caller} already holds {held} waits on studies "
+                    f"(at most {MAX_STUDY_WAITS_PER_CALLER}); ask again without waiting",
+                    429,
+                )
             if self._total >= self.limits.max_total:
                 raise TooManyWaiting(
                     f"the coordinator holds {self._total} waits on studies "
@@ -354,6 +366,7 @@ class StudyWatch:
                     503,
                 )
             self._waiters.setdefault(study_id, set()).add(waiter)
+            self._by_caller[caller] = held + 1
             self._total += 1
         try:
             yield waiter
@@ -363,6 +376,11 @@ class StudyWatch:
                 mine.discard(waiter)
                 if not mine:
                     self._waiters.pop(study_id, None)
+                left = self._by_caller.get(caller, 1) - 1
+                if left:
+                    self._by_caller[caller] = left
+                else:
+                    self._by_caller.pop(caller, None)
                 self._total -= 1
 
     async def wait(
@@ -370,6 +388,7 @@ class StudyWatch:
         study_id: str,
         read: Callable[[], Awaitable[dict[str, Any]]],
         *,
+        caller: str,
         seen: str | None,
         wait: float,
         disconnected: Callable[[], Awaitable[None]] | None = None,
@@ -379,13 +398,15 @@ class StudyWatch:
         once without ``seen``; ``disconnected`` returns when the caller hung up.
 
         Raises:
-            TooManyWaiting: over the bound on held waits (nothing was held).
+            TooManyWaiting: over a bound on held waits (nothing was held): 429 when
+                ``caller`` holds :data:`MAX_STUDY_WAITS_PER_CALLER`, 503 when the
+                coordinator holds ``limits.max_total``.
         """
         if seen is None or wait <= 0:
             return await read()
         loop = asyncio.get_running_loop()
         give_up = loop.time() + min(wait, self.limits.max_wait_s)
-        with self._hold(study_id) as waiter:
+        with self._hold(study_id, caller) as waiter:
             return await _held(
                 waiter, read, lambda a: a.get("status") != seen, give_up, disconnected
             )

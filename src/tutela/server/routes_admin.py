@@ -127,7 +127,7 @@ def add_admin_routes(app: FastAPI) -> None:
     async def study_status(
         study_id: StudyId,
         request: Request,
-        _p: Caller,
+        p: Caller,
         brief: bool = False,
         wait: Annotated[float, Query(ge=0, le=MAX_STUDY_WAIT_S)] = 0.0,
         seen: Annotated[str | None, Query(pattern="^[a-z]{1,16}$")] = None,
@@ -138,8 +138,8 @@ def add_admin_routes(app: FastAPI) -> None:
         With ``wait`` (seconds) and ``seen`` (the status last seen), the request is held
         until the study's status is no longer ``seen`` or the wait (at most the
         coordinator's limit) runs out: waiting for a study to end costs one request, not a
-        poll every fraction of a second. Over the bound on held requests it is refused at
-        once (503).
+        poll every fraction of a second. Over the bounds on held requests it is refused at
+        once: 429 when the caller holds too many, 503 when the coordinator does.
         """
         co = coordinator_of(request)
         read = co.study_brief if brief else co.study_status
@@ -153,6 +153,7 @@ def add_admin_routes(app: FastAPI) -> None:
                 await co.core.studies.wait(
                     study_id,
                     reread,
+                    caller=p.label,
                     seen=seen,
                     wait=wait,
                     disconnected=lambda: disconnect_of(request.receive),

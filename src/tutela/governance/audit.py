@@ -423,11 +423,6 @@ class AuditLog:
         """Checkpoints this log issued and stored, by size."""
         return self._store.checkpoints()
 
-    def leaf_hashes(self, size: int) -> list[bytes]:
-        """The stored leaf hashes of the first ``size`` records (unverified), to build many
-        inclusion proofs (:func:`tutela.governance.merkle.inclusion_proof`) from one read."""
-        return self._store.leaves(size)
-
     def prove_inclusion(self, index: int, size: int | None = None) -> InclusionProof:
         """Inclusion proof of record ``index`` in the tree of ``size`` (default: now).
         O(log n) once the log's tree is in memory (built from the stored leaf hashes on the

@@ -153,7 +153,7 @@ def _wait_enrolled(
 def _wait_terminal(
     client: httpx.Client, study_id: str, headers: dict[str, str], timeout: float
 ) -> dict[str, Any]:
-    """The study's full status once it ended (:func:`~tutela.server.results.wait_for_end`:
+    """The study's full status once it ended (:func:`~tutela.server.admin_client.wait_for_end`:
     held by the coordinator until the status changes), read once in full."""
     client.headers.update(headers)
     brief = wait_for_end(client, study_id, timeout)

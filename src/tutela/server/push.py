@@ -139,6 +139,71 @@ def _wake(waiters: Iterable[_Waiter]) -> None:
             waiter.ring()
 
 
+class _HeldRequests:
+    """Requests held on keys (a site's tasks, a study's status), bounded per holder (429)
+    and in all (503); guarded by its owner's lock.
+
+    Args:
+        lock: the owner's lock (its wake-ups read :attr:`by_key` under it).
+        one: what a holder holds, in the 429 message ("waiting task request(s)").
+        many: what the coordinator holds, in the 503 message ("waiting task requests").
+    """
+
+    def __init__(self, lock: threading.Lock, one: str, many: str) -> None:
+        self._lock = lock
+        self._one, self._many = one, many
+        self.by_key: dict[str, set[_Waiter]] = {}
+        self._by_holder: dict[str, int] = {}
+        self.total = 0
+
+    def waiters(self, keys: Iterable[str]) -> list[_Waiter]:
+        """The requests held on ``keys`` (call under the lock)."""
+        return [w for key in keys for w in self.by_key.get(key, ())]
+
+    @contextlib.contextmanager
+    def hold(
+        self, key: str, holder: str, label: str, per_holder: int, total: int
+    ) -> Iterator[_Waiter]:
+        """Hold a request of ``holder`` (``label`` in messages) on ``key``.
+
+        Raises:
+            TooManyWaiting: ``holder`` holds ``per_holder`` (429), or all hold ``total``
+                (503); nothing was held.
+        """
+        waiter = _Waiter(key, asyncio.get_running_loop())
+        with self._lock:
+            held = self._by_holder.get(holder, 0)
+            if held >= per_holder:
+                raise TooManyWaiting(
+                    f"{label} already holds {held} {self._one} "
+                    f"(at most {per_holder}); ask again without waiting",
+                    429,
+                )
+            if self.total >= total:
+                raise TooManyWaiting(
+                    f"the coordinator holds {self.total} {self._many} "
+                    f"(at most {total}); retry shortly",
+                    503,
+                )
+            self.by_key.setdefault(key, set()).add(waiter)
+            self._by_holder[holder] = held + 1
+            self.total += 1
+        try:
+            yield waiter
+        finally:
+            with self._lock:
+                mine = self.by_key.get(key, set())
+                mine.discard(waiter)
+                if not mine:
+                    self.by_key.pop(key, None)
+                left = self._by_holder.get(holder, 1) - 1
+                if left:
+                    self._by_holder[holder] = left
+                else:
+                    self._by_holder.pop(holder, None)
+                self.total -= 1
+
+
 class TaskBell:
     """Wakes the long polls of sites whose tasks may have changed (any thread may ring).
 
@@ -149,8 +214,7 @@ class TaskBell:
     def __init__(self, limits: PushLimits | None = None) -> None:
         self.limits = limits or PushLimits()
         self._lock = threading.Lock()
-        self._waiters: dict[str, set[_Waiter]] = {}
-        self._total = 0
+        self._held = _HeldRequests(self._lock, "waiting task request(s)", "waiting task requests")
         self._rung_all = 0
         self._rung: dict[str, int] = {}
         self._answers: dict[str, tuple[Generation, float, dict[str, Any]]] = {}
@@ -163,17 +227,17 @@ class TaskBell:
     @property
     def held(self) -> int:
         """Requests held now, all sites together."""
-        return self._total
+        return self._held.total
 
     def held_by(self, site: str) -> int:
         """Requests ``site`` holds now."""
         with self._lock:
-            return len(self._waiters.get(site, ()))
+            return len(self._held.by_key.get(site, ()))
 
     def held_sites(self) -> set[str]:
         """The sites that hold a request now."""
         with self._lock:
-            return set(self._waiters)
+            return set(self._held.by_key)
 
     def ring(self, sites: Iterable[str] | None = ALL_SITES) -> None:
         """Wake the held requests of ``sites`` (every site when None)."""
@@ -183,12 +247,12 @@ class TaskBell:
             if rung is None:
                 self._rung_all += 1
                 self._answers.clear()
-                waiters = [w for ws in self._waiters.values() for w in ws]
+                waiters = self._held.waiters(list(self._held.by_key))
             else:
                 for site in rung:
                     self._rung[site] = self._rung.get(site, 0) + 1
                     self._answers.pop(site, None)
-                waiters = [w for site in rung for w in self._waiters.get(site, ())]
+                waiters = self._held.waiters(rung)
         deferred: _Deferred | None = getattr(self._local, "deferred", None)
         if deferred is not None:  # woken when the thread's block ends
             deferred.rung.append(rung)
@@ -244,34 +308,6 @@ class TaskBell:
             self.recalled += 1
             return answer
 
-    @contextlib.contextmanager
-    def _hold(self, site: str) -> Iterator[_Waiter]:
-        waiter = _Waiter(site, asyncio.get_running_loop())
-        with self._lock:
-            mine = self._waiters.setdefault(site, set())
-            if len(mine) >= self.limits.max_per_site:
-                raise TooManyWaiting(
-                    f"site {site} already holds {len(mine)} waiting task request(s) "
-                    f"(at most {self.limits.max_per_site}); ask again without waiting",
-                    429,
-                )
-            if self._total >= self.limits.max_total:
-                raise TooManyWaiting(
-                    f"the coordinator holds {self._total} waiting task requests "
-                    f"(at most {self.limits.max_total}); retry shortly",
-                    503,
-                )
-            mine.add(waiter)
-            self._total += 1
-        try:
-            yield waiter
-        finally:
-            with self._lock:
-                mine.discard(waiter)
-                if not mine:
-                    self._waiters.pop(site, None)
-                self._total -= 1
-
     async def long_poll(
         self,
         site: str,
@@ -300,7 +336,10 @@ class TaskBell:
             return versioned(await compute())
         loop = asyncio.get_running_loop()
         give_up = loop.time() + min(wait, self.limits.max_wait_s)
-        with self._hold(site) as waiter:
+        limits = self.limits
+        with self._held.hold(
+            site, site, f"site {site}", limits.max_per_site, limits.max_total
+        ) as waiter:
 
             def clear() -> None:  # scheduled after the rings already scheduled
                 loop.call_soon_threadsafe(waiter.event.clear)
@@ -333,55 +372,18 @@ class StudyWatch:
     def __init__(self, limits: PushLimits | None = None) -> None:
         self.limits = limits or PushLimits()
         self._lock = threading.Lock()
-        self._waiters: dict[str, set[_Waiter]] = {}
-        self._by_caller: dict[str, int] = {}
-        self._total = 0
+        self._held = _HeldRequests(self._lock, "waits on studies", "waits on studies")
 
     @property
     def held(self) -> int:
         """Waits held now, all studies together."""
-        return self._total
+        return self._held.total
 
     def changed(self, study_ids: Iterable[str]) -> None:
         """Wake the requests waiting on ``study_ids``."""
         with self._lock:
-            waiters = [w for sid in set(study_ids) for w in self._waiters.get(sid, ())]
+            waiters = self._held.waiters(set(study_ids))
         _wake(waiters)
-
-    @contextlib.contextmanager
-    def _hold(self, study_id: str, caller: str) -> Iterator[_Waiter]:
-        waiter = _Waiter(study_id, asyncio.get_running_loop())
-        with self._lock:
-            held = self._by_caller.get(caller, 0)
-            if held >= MAX_STUDY_WAITS_PER_CALLER:
-                raise TooManyWaiting(
-                    f"{caller} already holds {held} waits on studies "
-                    f"(at most {MAX_STUDY_WAITS_PER_CALLER}); ask again without waiting",
-                    429,
-                )
-            if self._total >= self.limits.max_total:
-                raise TooManyWaiting(
-                    f"the coordinator holds {self._total} waits on studies "
-                    f"(at most {self.limits.max_total}); retry shortly",
-                    503,
-                )
-            self._waiters.setdefault(study_id, set()).add(waiter)
-            self._by_caller[caller] = held + 1
-            self._total += 1
-        try:
-            yield waiter
-        finally:
-            with self._lock:
-                mine = self._waiters.get(study_id, set())
-                mine.discard(waiter)
-                if not mine:
-                    self._waiters.pop(study_id, None)
-                left = self._by_caller.get(caller, 1) - 1
-                if left:
-                    self._by_caller[caller] = left
-                else:
-                    self._by_caller.pop(caller, None)
-                self._total -= 1
 
     async def wait(
         self,
@@ -406,7 +408,8 @@ class StudyWatch:
             return await read()
         loop = asyncio.get_running_loop()
         give_up = loop.time() + min(wait, self.limits.max_wait_s)
-        with self._hold(study_id, caller) as waiter:
+        bound = MAX_STUDY_WAITS_PER_CALLER
+        with self._held.hold(study_id, caller, caller, bound, self.limits.max_total) as waiter:
             return await _held(
                 waiter, read, lambda a: a.get("status") != seen, give_up, disconnected
             )

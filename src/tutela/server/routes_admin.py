@@ -142,25 +142,28 @@ def add_admin_routes(app: FastAPI) -> None:
         once: 429 when the caller holds too many, 503 when the coordinator does.
         """
         co = coordinator_of(request)
-        read = co.study_brief if brief else co.study_status
 
-        async def reread() -> dict[str, Any]:
+        async def read_brief() -> dict[str, Any]:
             answer: dict[str, Any] = await run(co.study_brief, study_id)
             return answer
 
-        try:
-            if seen is not None and wait > 0:
-                await co.core.studies.wait(
+        if seen is not None and wait > 0:
+            try:
+                held = await co.core.studies.wait(
                     study_id,
-                    reread,
+                    read_brief,
                     caller=p.label,
                     seen=seen,
                     wait=wait,
                     disconnected=lambda: disconnect_of(request.receive),
                 )
-        except TooManyWaiting as exc:
-            raise HTTPException(exc.status, str(exc), headers={"Retry-After": "1"}) from None
-        result: dict[str, Any] = await run(read, study_id)
+            except TooManyWaiting as exc:
+                raise HTTPException(exc.status, str(exc), headers={"Retry-After": "1"}) from None
+            if brief:  # the wait's last read is the answer
+                return held
+        if brief:
+            return await read_brief()
+        result: dict[str, Any] = await run(co.study_status, study_id)
         return result
 
     @app.get(

@@ -9,14 +9,23 @@ of the other sets' templates, and is likewise kept out of development. A fifth s
 :mod:`.sealed`, was written independently of the recognisers and of the other four sets,
 and is scored only for final reports. A sixth set, :mod:`.reserve`, was written
 independently of the recognisers and of the other five sets, and is scored only for final
-reports.
+reports. A seventh set, :mod:`.blind`, was written without sight of the recognisers or of
+the other six sets, and is scored only for final reports.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from tutela.anonymize.eval import development, fresh, heldout, reserve, sealed, unseen
+from tutela.anonymize.eval import (
+    blind,
+    development,
+    fresh,
+    heldout,
+    reserve,
+    sealed,
+    unseen,
+)
 from tutela.anonymize.eval.render import NoteKind, NoteStyle, generate_notes
 from tutela.anonymize.scoring import LabelledNote
 
@@ -32,6 +41,7 @@ class EvalSet(StrEnum):
     UNSEEN = "unseen"
     SEALED = "sealed"
     RESERVE = "reserve"
+    BLIND = "blind"
 
 
 _STYLES: dict[EvalSet, tuple[NoteStyle, int]] = {
@@ -41,6 +51,7 @@ _STYLES: dict[EvalSet, tuple[NoteStyle, int]] = {
     EvalSet.UNSEEN: (unseen.STYLE, unseen.SEED),
     EvalSet.SEALED: (sealed.STYLE, sealed.SEED),
     EvalSet.RESERVE: (reserve.STYLE, reserve.SEED),
+    EvalSet.BLIND: (blind.STYLE, blind.SEED),
 }
 
 

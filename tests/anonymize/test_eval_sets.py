@@ -13,6 +13,7 @@ from tutela.anonymize import PiiLabel, score_detections
 from tutela.anonymize.eval import (
     EvalSet,
     NoteKind,
+    blind,
     development,
     development_values,
     evaluation_notes,
@@ -34,6 +35,7 @@ STYLES = {
     EvalSet.UNSEEN: unseen.STYLE,
     EvalSet.SEALED: sealed.STYLE,
     EvalSet.RESERVE: reserve.STYLE,
+    EvalSet.BLIND: blind.STYLE,
 }
 
 I2B2_LABELS = {

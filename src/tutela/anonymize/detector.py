@@ -11,12 +11,14 @@ from tutela.anonymize.ner import DEFAULT_MODEL, NerStatus, SpacyNer, load_ner
 from tutela.anonymize.places import is_us_state, recognize_states
 from tutela.anonymize.recognizers import run_patterns
 from tutela.anonymize.spans import PiiLabel, Span, resolve_overlaps
+from tutela.anonymize.tagger import ALONE_THRESHOLD, TokenTagger, adopt_labels, load_tagger
 from tutela.errors import ConfigError, DataError
 
 NerMode = Literal["auto", "required", "off"]
 """``auto``: use spaCy NER if installed; ``required``: fail without it; ``off``: rules only."""
 
 _NER_CHUNK = 100_000  # characters per NER call (spaCy's own limit is 1,000,000)
+_TAGGER_CHUNK = 20_000  # characters per tagger call (bounds its padded batch)
 STREAM_CHUNK = 1 << 20
 """Characters per block when scanning a file (blocks end at a line break)."""
 
@@ -53,6 +55,13 @@ class PiiDetector:
             after a city or before a ZIP) as LOCATION, as i2b2 2014 labels them. Off by
             default: Safe Harbor lets states stay, and then no state is reported, whether
             a rule or the NER model found it.
+        tagger: also run the learned token tagger (:mod:`tutela.anonymize.tagger`), which
+            reads the pattern recognisers' hits and finds identifiers in phrasings no rule
+            covers; its spans are merged with the others. Loads PyTorch and the weights
+            (a few MB) when the detector is built.
+        tagger_weights: a weights file for the tagger (default: the shipped one).
+        tagger_threshold: minimum score of a tagger span that no rule or NER span
+            overlaps (one that does needs only ``threshold``).
 
     Privacy: detection is best-effort; recall is measured per label on generated notes,
     including held-out sets written apart from the recognisers (``tutela.anonymize.eval``,
@@ -69,16 +78,23 @@ class PiiDetector:
         clinical_guard: bool = True,
         model: str = DEFAULT_MODEL,
         redact_states: bool = False,
+        tagger: bool = False,
+        tagger_weights: str | Path | None = None,
+        tagger_threshold: float = ALONE_THRESHOLD,
     ) -> None:
         if ner not in ("auto", "required", "off"):
             raise ValueError(f"ner must be 'auto', 'required' or 'off', got {ner!r}")
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        if not 0.0 <= tagger_threshold <= 1.0:
+            raise ValueError(f"tagger_threshold must be in [0, 1], got {tagger_threshold}")
+        self.tagger_threshold = tagger_threshold
         self.labels: frozenset[PiiLabel] = frozenset(labels) if labels else frozenset(PiiLabel)
         self.threshold = threshold
         self.clinical_guard = clinical_guard
         self.redact_states = redact_states
         self._ner: SpacyNer | None = None
+        self._tagger: TokenTagger | None = load_tagger(tagger_weights) if tagger else None
         if ner == "off":
             self.status = NerStatus(False, "NER off: names, places and organisations by rules only")
         else:
@@ -90,6 +106,26 @@ class PiiDetector:
     def ner_available(self) -> bool:
         """Whether spaCy NER is in use."""
         return self._ner is not None
+
+    @property
+    def tagger_enabled(self) -> bool:
+        """Whether the learned token tagger is in use."""
+        return self._tagger is not None
+
+    def _tag(self, texts: list[str], rule_spans: list[list[Span]]) -> list[list[Span]]:
+        if self._tagger is None:
+            return [[] for _ in texts]
+        if all(len(t) <= _TAGGER_CHUNK for t in texts):
+            return self._tagger.detect_many(texts, rule_spans)
+        out = []
+        for text, rules in zip(texts, rule_spans, strict=True):
+            found: list[Span] = []
+            for offset, chunk in _line_chunks(text, _TAGGER_CHUNK):
+                end = offset + len(chunk)
+                local = [s.shifted(-offset) for s in rules if offset <= s.start and s.end <= end]
+                found += [s.shifted(offset) for s in self._tagger.detect(chunk, local)]
+            out.append(found)
+        return out
 
     def _finish(self, text: str, candidates: list[Span]) -> list[Span]:
         if self.redact_states:
@@ -108,10 +144,13 @@ class PiiDetector:
     def detect(self, text: str) -> list[Span]:
         """Disjoint identifier spans in ``text``, sorted by offset."""
         candidates = list(run_patterns(text))
+        tagged = self._tag([text], [candidates])[0]
         if self._ner is not None:
             for offset, chunk in _line_chunks(text, _NER_CHUNK):
                 candidates.extend(s.shifted(offset) for s in self._ner.detect(chunk))
-        return self._finish(text, candidates)
+        return self._finish(
+            text, candidates + adopt_labels(tagged, candidates, self.tagger_threshold)
+        )
 
     def detect_many(self, texts: Iterable[str], batch_size: int = 64) -> Iterator[list[Span]]:
         """:meth:`detect` over many short texts, batching the NER model.
@@ -126,8 +165,15 @@ class PiiDetector:
                 ner_results = self._ner.detect_many(batch, batch_size=batch_size)
             else:
                 ner_results = ([] for _ in batch)
-            for text, ner_spans in zip(batch, ner_results, strict=True):
-                yield self._finish(text, list(run_patterns(text)) + ner_spans)
+            rules = [list(run_patterns(text)) for text in batch]
+            tagged = self._tag(batch, rules)
+            for text, rule_spans, tag_spans, ner_spans in zip(
+                batch, rules, tagged, ner_results, strict=True
+            ):
+                others = rule_spans + ner_spans
+                yield self._finish(
+                    text, others + adopt_labels(tag_spans, others, self.tagger_threshold)
+                )
 
         for text in texts:
             if len(text) > _NER_CHUNK:

@@ -197,7 +197,10 @@ def test_lone_tagger_spans_need_the_higher_threshold() -> None:
     overlapping = Span(3, 9, PiiLabel.ACCOUNT, 0.6, "tagger")
     lone_low = Span(20, 25, PiiLabel.PERSON, 0.7, "tagger")
     lone_high = Span(30, 35, PiiLabel.PERSON, 0.85, "tagger")
-    kept = adopt_labels([overlapping, lone_low, lone_high], [rule], alone_threshold=0.8)
+    text = "A1234567 x Bo Lee x Ann Roe x.. at 2000 h"
+    bare_number = Span(text.index("2000"), text.index("2000") + 4, PiiLabel.DATE, 0.99, "tagger")
+    tagged = [overlapping, lone_low, lone_high, bare_number]
+    kept = adopt_labels(text, tagged, [rule], alone_threshold=0.8)
     assert kept == [Span(3, 9, PiiLabel.MRN, 0.6, "tagger"), lone_high]
 
 

@@ -149,7 +149,7 @@ class PiiDetector:
             for offset, chunk in _line_chunks(text, _NER_CHUNK):
                 candidates.extend(s.shifted(offset) for s in self._ner.detect(chunk))
         return self._finish(
-            text, candidates + adopt_labels(tagged, candidates, self.tagger_threshold)
+            text, candidates + adopt_labels(text, tagged, candidates, self.tagger_threshold)
         )
 
     def detect_many(self, texts: Iterable[str], batch_size: int = 64) -> Iterator[list[Span]]:
@@ -172,7 +172,7 @@ class PiiDetector:
             ):
                 others = rule_spans + ner_spans
                 yield self._finish(
-                    text, others + adopt_labels(tag_spans, others, self.tagger_threshold)
+                    text, others + adopt_labels(text, tag_spans, others, self.tagger_threshold)
                 )
 
         for text in texts:

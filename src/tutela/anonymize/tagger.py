@@ -210,23 +210,31 @@ such spans were mostly wrong when the unseen set was held out of training (268 o
 an early leave-one-set-out fold); spans that extend a rule or NER hit need only the
 detector's threshold."""
 
+_BARE_NUMBER = re.compile(r"\d{1,4}")
+
 
 def adopt_labels(
-    tagged: Iterable[Span], others: Sequence[Span], alone_threshold: float = ALONE_THRESHOLD
+    text: str,
+    tagged: Iterable[Span],
+    others: Sequence[Span],
+    alone_threshold: float = ALONE_THRESHOLD,
 ) -> list[Span]:
     """Merge tagger spans with the other detections' evidence.
 
     A tagger span that overlaps another detection takes its label (the highest-scoring
     one's), so that overlap resolution fuses the two into one span covering both rather
-    than dropping one of them; a tagger span that overlaps none is kept only when its score
-    is at least ``alone_threshold``.
+    than dropping one of them. A tagger span that overlaps none is kept only when its score
+    is at least ``alone_threshold`` and it is more than a bare number of up to four digits
+    (times, years in a citation, codes and counts; in held-out folds nearly every such lone
+    span was one of these).
     """
     ranked = sorted(others, key=lambda s: -s.score)
     out = []
     for span in tagged:
         match = next((o for o in ranked if o.start < span.end and span.start < o.end), None)
         if match is None:
-            if span.score >= alone_threshold:
+            bare = _BARE_NUMBER.fullmatch(text, span.start, span.end) is not None
+            if span.score >= alone_threshold and not bare:
                 out.append(span)
             continue
         same = match.label is span.label

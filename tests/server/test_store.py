@@ -356,3 +356,24 @@ def test_the_relay_hands_out_only_the_latest_attempts_messages(db_url: str, tmp_
     co.relay_post("hospital-3", study, 1, "fit", "hospital-2", "a2", b"attempt two")
     assert co.relay_fetch("hospital-2", study, 1, "fit") == {"hospital-3": b"attempt two"}
     co.store.close()
+
+
+def test_a_relayed_message_moved_to_another_attempt_does_not_open(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Someone who can write to the store moves an attempt-1 relay row into attempt 2 of the
+    same stage: its seal names attempt 1, so reading it fails instead of handing the
+    recipient an earlier attempt's message as the current one."""
+    clock = Clock()
+    co = open_coordinator(db_url, tmp_path / "keyring", clock)
+    study = running_study(co, clock, rounds=1)
+    co.relay_post("hospital-1", study, 1, "fit", "hospital-2", "a1", b"attempt one")
+    with co.core.store.session() as s:  # the round is retried: attempt 2
+        rr = s.scalar(sa.select(RoundRow).where(RoundRow.study_id == study))
+        assert rr is not None
+        rr.attempt = 2
+    with co.store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE relay SET attempt = 2 WHERE idempotency_key = 'a1'"))
+    with pytest.raises(IntegrityError):
+        co.relay_fetch("hospital-2", study, 1, "fit")
+    co.store.close()

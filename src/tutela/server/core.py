@@ -376,7 +376,7 @@ class Core:
         body: bytes,
     ) -> None:
         """Store one relayed message of round ``rr``, sealed at rest and bound to its
-        study, round, stage, sender and recipient."""
+        study, round, attempt, stage, sender and recipient."""
         s.add(
             RelayRow(
                 study_id=study_id,
@@ -388,17 +388,20 @@ class Core:
                 idempotency_key=idempotency_key,
                 digest=digest(body),
                 blob=self.store.seal(
-                    body, relay_name(study_id, rr.round_no, stage, sender, recipient)
+                    body,
+                    relay_name(study_id, rr.round_no, rr.attempt, stage, sender, recipient),
                 ),
                 created_at=self.clock(),
             )
         )
 
 
-def relay_name(study_id: str, round_no: int, stage: str, sender: str, recipient: str) -> str:
-    """What a relayed message is sealed to (its associated data): study, round, stage,
-    sender and recipient."""
-    return f"relay/{study_id}/{round_no}/{stage}/{sender}/{recipient}"
+def relay_name(
+    study_id: str, round_no: int, attempt: int, stage: str, sender: str, recipient: str
+) -> str:
+    """What a relayed message is sealed to (its associated data): study, round, attempt,
+    stage, sender and recipient (so a row moved to another attempt no longer opens)."""
+    return f"relay/{study_id}/{round_no}/{attempt}/{stage}/{sender}/{recipient}"
 
 
 def stage_submitters(s: Session, rr: RoundRow, sites: list[str]) -> set[str]:

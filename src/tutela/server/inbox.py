@@ -498,7 +498,7 @@ class Inbox:
             rows = [r for r in rows if r.attempt == latest]
             return {
                 r.sender: self.core.store.unseal(
-                    r.blob, relay_name(study_id, round_no, stage, r.sender, recipient)
+                    r.blob, relay_name(study_id, round_no, r.attempt, stage, r.sender, recipient)
                 )
                 for r in rows
             }

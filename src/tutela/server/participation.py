@@ -441,7 +441,7 @@ class _OpenStage:
             task["client_id"] = proto["client_ids"][site]
             if rr.stage == Stage.ADVERTISE_KEYS.value:  # the peers' keys, checked once
                 task["registry"] = proto["registry"]
-            aad = relay_name(study.id, rr.round_no, rr.stage, COORDINATOR, site)
+            aad = relay_name(study.id, rr.round_no, rr.attempt, rr.stage, COORDINATOR, site)
             try:
                 message: bytes | None = self.unseal(sealed, aad)
             except IntegrityError:  # the site's fetch from the relay reports it

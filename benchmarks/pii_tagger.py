@@ -135,7 +135,7 @@ def report(results: dict[str, dict[str, tuple[DetectionScores, float]]], args: o
             f"| {sum(s.recall for s in scores) / n:.3f} | {sum(s.f2 for s in scores) / n:.3f} "
             f"| {flagged}/{clean} | {under} |"
         )
-    print("\n### Per-label recall on each held-out set: (a) / (b) / (c)\n")
+    print("\n### Per-label recall on each held-out set: (a) / (b) / (c) / (c')\n")
     held_sets = list(results)
     print("| label | " + " | ".join(held_sets) + " |")
     print("|---|" + "---|" * len(held_sets))

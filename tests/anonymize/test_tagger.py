@@ -193,15 +193,22 @@ def test_decoding_trims_punctuation_and_stops_at_line_breaks() -> None:
 
 
 def test_lone_tagger_spans_need_the_higher_threshold() -> None:
+    text = "A1234567 x Bo Lee x Ann-Roe x Cy Poe at 2000 h"
+
+    def at(value: str, label: PiiLabel, score: float) -> Span:
+        start = text.index(value)
+        return Span(start, start + len(value), label, score, "tagger")
+
     rule = Span(0, 5, PiiLabel.MRN, 0.9, "mrn")
-    overlapping = Span(3, 9, PiiLabel.ACCOUNT, 0.6, "tagger")
-    lone_low = Span(20, 25, PiiLabel.PERSON, 0.7, "tagger")
-    lone_high = Span(30, 35, PiiLabel.PERSON, 0.85, "tagger")
-    text = "A1234567 x Bo Lee x Ann Roe x.. at 2000 h"
-    bare_number = Span(text.index("2000"), text.index("2000") + 4, PiiLabel.DATE, 0.99, "tagger")
-    tagged = [overlapping, lone_low, lone_high, bare_number]
+    overlapping = at("4567 x", PiiLabel.ACCOUNT, 0.6)
+    lone_high = at("Bo Lee", PiiLabel.PERSON, 0.85)
+    lone_low = at("Cy Poe", PiiLabel.PERSON, 0.7)
+    bare_number = at("2000", PiiLabel.DATE, 0.99)
+    glued = at("Roe", PiiLabel.PERSON, 0.95)
+    tagged = [overlapping, lone_high, lone_low, bare_number, glued]
     kept = adopt_labels(text, tagged, [rule], alone_threshold=0.8)
-    assert kept == [Span(3, 9, PiiLabel.MRN, 0.6, "tagger"), lone_high]
+    relabelled = Span(overlapping.start, overlapping.end, PiiLabel.MRN, 0.6, "tagger")
+    assert kept == [relabelled, lone_high]
 
 
 def test_safe_harbor_gold_drops_young_ages_only() -> None:

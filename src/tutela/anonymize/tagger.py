@@ -211,6 +211,15 @@ an early leave-one-set-out fold); spans that extend a rule or NER hit need only 
 detector's threshold."""
 
 _BARE_NUMBER = re.compile(r"\d{1,4}")
+_GLUED = re.compile(r"\w[-&]$|^[-&]\w")
+
+
+def _glued(text: str, span: Span) -> bool:
+    """Whether ``span`` is one part of a hyphenated or ampersand compound ("two-storey",
+    "U&Es") without the rest of it."""
+    before = text[max(0, span.start - 2) : span.start]
+    after = text[span.end : span.end + 2]
+    return bool(_GLUED.search(before) or _GLUED.search(after))
 
 
 def adopt_labels(
@@ -224,9 +233,10 @@ def adopt_labels(
     A tagger span that overlaps another detection takes its label (the highest-scoring
     one's), so that overlap resolution fuses the two into one span covering both rather
     than dropping one of them. A tagger span that overlaps none is kept only when its score
-    is at least ``alone_threshold`` and it is more than a bare number of up to four digits
-    (times, years in a citation, codes and counts; in held-out folds nearly every such lone
-    span was one of these).
+    is at least ``alone_threshold``, it is more than a bare number of up to four digits
+    (times, years in a citation, codes and counts) and it is not one part of a hyphenated or
+    ampersand compound ("two-storey", "U&Es"): in held-out folds most lone spans that were
+    wrong were one of these.
     """
     ranked = sorted(others, key=lambda s: -s.score)
     out = []
@@ -234,7 +244,7 @@ def adopt_labels(
         match = next((o for o in ranked if o.start < span.end and span.start < o.end), None)
         if match is None:
             bare = _BARE_NUMBER.fullmatch(text, span.start, span.end) is not None
-            if span.score >= alone_threshold and not bare:
+            if span.score >= alone_threshold and not bare and not _glued(text, span):
                 out.append(span)
             continue
         same = match.label is span.label

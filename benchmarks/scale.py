@@ -17,10 +17,12 @@ and every process under it (driver, Ray's services, workers) and reports the pea
 Seconds per round are wall-clock between the end of one round and the end of the next
 (round 1, which starts the workers, is reported apart); the ratio column is Tutela over
 Flower. ``--privacy`` adds a Tutela row with client-level DP-FedAvg (adaptive clipping)
-inside SecAgg+ among the sampled devices.
+inside SecAgg+ among the sampled devices, whose SecAgg+ clients run on the Ray workers;
+``--secagg-on-driver`` adds the same study with those clients in the driver process (the
+layout before they moved to the workers), as the same-run baseline.
 
     .venv/bin/python benchmarks/scale.py [--devices 1000 10000] [--per-round 1000]
-        [--rounds 4] [--cpus 2] [--no-flower] [--privacy N]
+        [--rounds 4] [--cpus 2] [--no-flower] [--privacy N] [--secagg-on-driver]
     .venv/bin/python benchmarks/scale.py --only-secagg   # SecAgg+ server/plain ratio only
 """
 
@@ -114,7 +116,9 @@ def per_round(stamps: list[float]) -> dict[str, float]:
 # -- Tutela (main environment) --------------------------------------------------------------
 
 
-def tutela_worker(devices: int, sampled: int, rounds: int, cpus: int, privacy: bool) -> None:
+def tutela_worker(devices: int, sampled: int, rounds: int, cpus: int, privacy: int) -> None:
+    """One Tutela run; ``privacy``: 0 plain, 1 DP + SecAgg+ with the devices' SecAgg+
+    clients on the workers, 2 the same with those clients in this process."""
     import tempfile
 
     import ray
@@ -137,6 +141,10 @@ def tutela_worker(devices: int, sampled: int, rounds: int, cpus: int, privacy: b
             if privacy
             else None
         )
+        if aggregator is not None and privacy == 2:
+            from tutela.secagg.simulate import LocalClients
+
+            aggregator.client_hosts = LocalClients  # run_study then leaves them here
         stamps = [time.perf_counter()]
         run = run_study(
             config, data=data, model_factory=digits_model(0), aggregator=aggregator,
@@ -262,6 +270,10 @@ def main() -> None:
         help="also run DP-FedAvg inside SecAgg+ with N devices per round",
     )  # fmt: skip
     parser.add_argument(
+        "--secagg-on-driver", action="store_true",
+        help="with --privacy, also run the SecAgg+ clients in the driver (the baseline)",
+    )  # fmt: skip
+    parser.add_argument(
         "--only-secagg", action="store_true",
         help="only the SecAgg+ server/plain ratio (benchmarks/secagg_server.py: n=100, d=1e6)",
     )  # fmt: skip
@@ -270,7 +282,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.tutela_worker:
         d, s, r, c, p = args.tutela_worker
-        tutela_worker(d, s, r, c, bool(p))
+        tutela_worker(d, s, r, c, p)
         return
     if args.flower_worker:
         flower_worker(*args.flower_worker)
@@ -294,13 +306,16 @@ def main() -> None:
             if res is None:
                 print(f"flower {devices}: failed: {err}", file=sys.stderr)
             rows.append(("flower-1.42-ray", devices, sampled, res, peak))
-        if args.privacy:
+        layouts = [("1", "tutela-ray dp-fedavg+secagg+ (clients on workers)")]
+        if args.secagg_on_driver:
+            layouts.append(("2", "tutela-ray dp-fedavg+secagg+ (clients on driver)"))
+        for code, label in layouts if args.privacy else []:
             cmd = [sys.executable, me, "--tutela-worker", str(devices), str(args.privacy),
-                   str(args.rounds), str(args.cpus), "1"]  # fmt: skip
+                   str(args.rounds), str(args.cpus), code]  # fmt: skip
             res, peak, err = run_measured(cmd, 3600)
             if res is None:
-                print(f"tutela+dp+secagg {devices}: failed: {err}", file=sys.stderr)
-            rows.append(("tutela-ray dp-fedavg+secagg+", devices, args.privacy, res, peak))
+                print(f"{label} {devices}: failed: {err}", file=sys.stderr)
+            rows.append((label, devices, args.privacy, res, peak))
 
     print(f"cpus={args.cpus} rounds={args.rounds} (round 1 starts the workers)")
     print("| system | devices | per round | round 1 s | s/round | peak RSS MB | vs Flower |")

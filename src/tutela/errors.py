@@ -97,3 +97,16 @@ class ServiceError(TutelaError):
 
 class TransportError(ServiceError):
     """A peer could not be reached or answered with an error."""
+
+
+def rebuild_error(name: str, message: str) -> TutelaError:
+    """The Tutela error named ``name`` with ``message`` (an error that crossed a process
+    boundary as its class name and message); a plain :class:`TutelaError` for any other name.
+    """
+    cls = globals().get(name)
+    if isinstance(cls, type) and issubclass(cls, TutelaError):
+        try:
+            return cls(message)
+        except TypeError:  # pragma: no cover - every Tutela error takes a message
+            pass
+    return TutelaError(message)

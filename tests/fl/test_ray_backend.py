@@ -15,7 +15,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from tutela.errors import ConfigError  # noqa: E402
+from tutela.errors import ConfigError, ProtocolAbort  # noqa: E402
 from tutela.fl.config import parse_study  # noqa: E402
 from tutela.fl.cross_device import (  # noqa: E402
     cross_device_config,
@@ -57,9 +57,10 @@ def test_ray_and_in_process_agree_bit_for_bit(local_ray):
 
 
 @pytest.mark.slow
-def test_cross_device_study_with_dp_fedavg_and_secagg_on_ray(tmp_path, local_ray):
+def test_cross_device_study_with_dp_fedavg_and_secagg_on_ray(tmp_path, local_ray, monkeypatch):
     """Devices sampled per round, client-level DP-FedAvg with adaptive clipping inside
-    SecAgg+: the rounds aggregate and the model learns the digits above chance.
+    SecAgg+ whose clients run on the workers: the rounds aggregate and the model learns the
+    digits above chance.
 
     The noise comes from a CSPRNG, so the accuracy varies run to run: 40 devices a round for
     five rounds gave 0.32-0.57 over 16 runs here, against chance at 0.1 (20 devices for three
@@ -68,12 +69,18 @@ def test_cross_device_study_with_dp_fedavg_and_secagg_on_ray(tmp_path, local_ray
     data = digits_devices(200, seed=0)
     from tutela.dp.ledger import PrivacyLedger
     from tutela.fl.privacy import client_level_dp
+    from tutela.secagg import SecAggClient
 
+    def not_here(self, message):
+        raise AssertionError("a device's SecAgg+ client ran in the driver")
+
+    monkeypatch.setattr(SecAggClient, "handle", not_here)  # the workers import their own
     dp = client_level_dp(config, PrivacyLedger(tmp_path / "ledger.sqlite"))
     run = run_study(
         config, data=data, model_factory=digits_model(0), aggregator=dp,
         with_baselines=False, backend=RayBackend(),
     )  # fmt: skip
+    assert dp.client_hosts is None  # unbound when the backend was released
     assert [r.status for r in run.history] == [RoundStatus.AGGREGATED] * 5
     assert all(len(r.sites) == 40 for r in run.history)
     assert run.federated["accuracy"] > 0.2  # ten classes: chance is 0.1
@@ -265,3 +272,125 @@ def test_cli_study_run_on_ray(tmp_path):
     r = tutela("study", "run", "s.toml", "--ray-address", "auto", cwd=tmp_path)
     assert r.returncode != 0 and "--ray-address needs --backend ray" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+# -- SecAgg+ clients on the workers ---------------------------------------------------------
+
+
+def _secagg_inputs(n: int, dim: int = 40):
+    rng = np.random.default_rng(4)
+    inputs = {i: rng.uniform(-1, 1, dim) for i in range(n)}
+    return inputs, {i: float(1 + i % 3) for i in inputs}
+
+
+def test_secagg_clients_on_ray_agree_with_in_process_bit_for_bit(local_ray, monkeypatch):
+    """The same seeded round with its clients on the workers and in this process: the same
+    sum, survivors, dropouts and bytes; no client state machine runs in the driver."""
+    from tutela.hazmat.rng import SecureRandom
+    from tutela.secagg import DropoutPlan, SecAggClient, SecAggConfig, secure_sum
+
+    inputs, weights = _secagg_inputs(24)
+    config = SecAggConfig(ddp_sigma=0.3, dropout_tolerance=0.2)
+    plan = DropoutPlan(
+        share_keys=frozenset({3}), masked_input=frozenset({5, 17}), unmask=frozenset({9})
+    )
+    here = secure_sum(inputs, weights, config, dropouts=plan, rng=SecureRandom(11))
+
+    def not_here(self, message):
+        raise AssertionError("a SecAgg+ client ran in the driver")
+
+    monkeypatch.setattr(SecAggClient, "handle", not_here)  # the workers import their own
+    backend = RayBackend(workers=2)
+    try:
+        there = secure_sum(
+            inputs, weights, config, dropouts=plan, rng=SecureRandom(11),
+            hosts=backend.client_hosts,
+        )  # fmt: skip
+    finally:
+        backend.release()
+    assert np.array_equal(here.total, there.total)
+    assert here.weight_total == there.weight_total
+    assert here.survivors == there.survivors and len(there.survivors) == 21
+    assert dict(here.dropped) == dict(there.dropped)
+    assert here.bytes_up == there.bytes_up and here.bytes_down == there.bytes_down
+    assert set(there.client_stage_cpu_seconds["masked_input"]) == set(there.survivors) | {9}
+
+
+def test_a_worker_killed_mid_round_loses_its_devices_and_the_round_closes(local_ray):
+    """A worker dies before its devices send their masked inputs: they drop out there, the
+    survivors' shares remove their masks, the sum is the survivors' sum, and a fresh worker
+    takes the dead one's place. (Devices 0-23 run in this process and 24-29 on the two
+    workers, so that losing one worker stays within the round's dropout tolerance.)"""
+    from tutela.secagg import SecAggConfig, secure_sum
+    from tutela.secagg.simulate import LocalClients
+
+    inputs, _ = _secagg_inputs(30)
+    backend = RayBackend(workers=2)
+    calls: list[int] = []
+
+    class KillsAWorker:
+        def __init__(self) -> None:
+            self.here, self.there = LocalClients(), backend.client_hosts()
+
+        def open(self, setups, registry):
+            self.here.open({c: s for c, s in setups.items() if c < 24}, registry)
+            self.there.open({c: s for c, s in setups.items() if c >= 24}, registry)
+
+        def handle(self, messages, routes):
+            calls.append(len(routes))
+            if len(calls) == 3:  # the masked-input request
+                ray.kill(backend.actors[1], no_restart=True)
+            replies = self.here.handle(messages, {c: k for c, k in routes.items() if c < 24})
+            replies.update(
+                self.there.handle(messages, {c: k for c, k in routes.items() if c >= 24})
+            )
+            return replies
+
+        def close(self):
+            self.here.close()
+            self.there.close()
+
+    try:
+        result = secure_sum(inputs, None, SecAggConfig(), hosts=KillsAWorker)
+        assert backend.replaced_workers == 1
+    finally:
+        backend.release()
+    assert result.dropped["masked_input"] == (27, 28, 29)  # the dead worker's devices
+    assert result.survivors == tuple(range(27))
+    expected = np.sum([inputs[i] for i in range(27)], axis=0)
+    assert np.abs(result.total - expected).max() <= result.quantization_error_bound
+    assert calls == [30, 30, 30, 27, 27]  # the lost devices were asked nothing more
+
+
+def test_a_client_refusal_on_a_worker_is_the_same_error_as_in_process(local_ray):
+    """A request a client must refuse (the first stage's request replayed): the worker sends
+    back the client's own error, as the in-process host raises it."""
+    from tutela.hazmat.kex import ed25519_from_seed, ed25519_public_bytes
+    from tutela.secagg import SecAggConfig, SecAggServer, encode_message
+    from tutela.secagg.simulate import ClientSetup, LocalClients
+
+    ids = (0, 1, 2, 3)
+    seeds = {c: bytes([c + 1]) * 32 for c in ids}
+    registry = {c: ed25519_public_bytes(ed25519_from_seed(s)) for c, s in seeds.items()}
+    setups = {c: ClientSetup(seeds[c], bytes([c + 9]) * 32, np.zeros(5), 1.0) for c in ids}
+    params = SecAggConfig().plan(ids, 5, max_weight=1.0, round_id=bytes(32))
+    first = next(iter(SecAggServer(params, registry).start().values()))
+    messages, routes = {0: encode_message(first)}, dict.fromkeys(ids, 0)
+    backend = RayBackend(workers=2)
+    try:
+        for host in (LocalClients(), backend.client_hosts()):
+            host.open(setups, registry)
+            replies = host.handle(messages, routes)
+            assert all(error is None and raw for raw, _s, error in replies.values())
+            if isinstance(host, LocalClients):
+                with pytest.raises(ProtocolAbort) as raised:
+                    host.handle(messages, routes)
+                local_error = (type(raised.value).__name__, str(raised.value))
+            else:
+                again = host.handle(messages, routes)
+                refused = [error for raw, _s, error in again.values() if error is not None]
+                assert refused and refused[0] == local_error
+                assert all(raw is None for raw, _s, error in again.values() if error)
+            host.close()
+    finally:
+        backend.release()

@@ -27,6 +27,13 @@ Security: the driver and its Ray workers are one party (the simulator's own mach
 moves arrays and the site specs between them with its own serialisation. Nothing here
 crosses a trust boundary or is stored: a deployment's sites run the site agent instead.
 
+SecAgg+ among the sampled devices: the aggregator's server state machine stays in this
+process, and the devices' client state machines (key agreements, shares, masks, their
+distributed-DP noise) run on the pool's actors, a contiguous share of the round's devices
+per actor (:meth:`RayBackend.client_hosts`, bound by ``run_study``). Each stage's messages
+go out as bytes, a message sent to many devices once per actor; the replies come back as
+bytes. A worker that dies mid-round loses its devices, which the round treats as dropouts.
+
 Sample-level DP (DP-SGD at the sites): the ledgers and the accountant stay in this process.
 Before a private site's round is dispatched, this process runs the site's own round preamble
 and privatize hook (:class:`~tutela.fl.privacy.sample.SiteHook`), which refuses a round beyond
@@ -41,6 +48,8 @@ be split this way and are refused by :meth:`RayBackend.place`.
 from __future__ import annotations
 
 import math
+import os
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -50,13 +59,13 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from tutela import errors
-from tutela.errors import ConfigError, TransportError, TutelaError
+from tutela.errors import ConfigError, TransportError, TutelaError, rebuild_error
 from tutela.fl.client import LocalSite, LocalTraining, ModelFactory
 from tutela.fl.privacy.sample import DPSGDTraining, SiteHook
 from tutela.fl.records import ConfigRecord, EvaluateIns, EvaluateRes, FitIns, FitRes, Parameters
 from tutela.fl.task import Task
 from tutela.governance.minimisation import SitePolicy
+from tutela.secagg.simulate import ClientHost, ClientSetup, HostReply, LocalClients
 
 __all__ = ["RayBackend", "RaySite"]
 
@@ -125,22 +134,13 @@ def _error_outcome(exc: TutelaError) -> tuple[str, str]:
     return type(exc).__name__, str(exc)
 
 
-def _rebuild_error(name: str, message: str) -> TutelaError:
-    """The site's error as the same Tutela class (its message is what the round records)."""
-    cls = getattr(errors, name, None)
-    if isinstance(cls, type) and issubclass(cls, TutelaError):
-        try:
-            return cls(message)
-        except TypeError:  # pragma: no cover - every Tutela error takes a message
-            pass
-    return TutelaError(message)
-
-
 class _FitWorker:
-    """One actor of the pool: runs chunks of site fits, keeps nothing between them."""
+    """One actor of the pool: runs chunks of site fits, keeping nothing between them, and
+    its share of a SecAgg+ round's simulated clients, kept until the round closes."""
 
     def __init__(self) -> None:
         torch.set_num_threads(1)
+        self._secagg: dict[bytes, LocalClients] = {}
 
     def node(self) -> str:
         return str(_ray().get_runtime_context().get_node_id())
@@ -168,6 +168,23 @@ class _FitWorker:
     ) -> tuple[float, int, dict[str, float]]:
         res = spec.site(state).evaluate(EvaluateIns(dict(parameters), {}))
         return res.loss, res.num_examples, dict(res.metrics)
+
+    def secagg_open(
+        self, round_key: bytes, setups: dict[int, ClientSetup], registry: dict[int, bytes]
+    ) -> None:
+        """Start this worker's share of a SecAgg+ round's simulated clients."""
+        clients = LocalClients(clock=time.thread_time)
+        clients.open(setups, registry)
+        self._secagg[round_key] = clients
+
+    def secagg_handle(
+        self, round_key: bytes, messages: dict[int, bytes], routes: dict[int, int]
+    ) -> dict[int, HostReply]:
+        """This worker's clients' replies to one stage (a refusal comes back as its error)."""
+        return self._secagg[round_key].handle(messages, routes, refusals=True)
+
+    def secagg_close(self, round_key: bytes) -> None:
+        self._secagg.pop(round_key, None)
 
 
 @dataclass
@@ -274,17 +291,21 @@ class _Pool:
                     f"{job.site_id}: its Ray worker stopped mid-task ({type(exc).__name__})"
                 )
             if alive:
-                self.actors[chunk.slot] = self._spawn()
-                self._load[chunk.slot] = 0
-                self.replaced += 1
+                self.replace(chunk.slot)
             return
         for i, (job, (params, count, metrics, error)) in enumerate(
             zip(chunk.jobs, results, strict=True)
         ):
             self.states[job.site_id] = chunk.refs[1 + i]
             job.outcome = (
-                _rebuild_error(*error) if error is not None else FitRes(params, count, metrics)
+                rebuild_error(*error) if error is not None else FitRes(params, count, metrics)
             )
+
+    def replace(self, slot: int) -> None:
+        """A fresh actor in place of the dead one at ``slot``."""
+        self.actors[slot] = self._spawn()
+        self._load[slot] = 0
+        self.replaced += 1
 
     def evaluate(self, site_id: str, ins: EvaluateIns) -> EvaluateRes:
         ref = self.actors[0].evaluate.remote(
@@ -300,6 +321,75 @@ class _Pool:
         self.specs.clear()
         self.states.clear()
         self._round = None
+
+
+class _RayClients:
+    """A SecAgg+ round's simulated clients spread over the pool's actors (a
+    :class:`~tutela.secagg.simulate.ClientHost`): each actor runs its share's state machines
+    in its own process, all actors at once, while the server stays with the driver.
+
+    A worker that dies mid-round loses its clients: they are missing from the stage's
+    replies, so the round treats them as dropouts and closes under its quorum (or stops
+    with :class:`~tutela.errors.QuorumNotMet`), and a fresh actor takes the dead one's place.
+    """
+
+    def __init__(self, pool: _Pool) -> None:
+        self._pool = pool
+        self._key = os.urandom(16)
+        self._parts: list[tuple[int, Any, list[int]]] = []
+
+    def _gather(self, calls: list[tuple[int, Any, list[int], Any]]) -> list[tuple[list[int], Any]]:
+        """Each live share's answer; a share whose actor died is dropped (and replaced)."""
+        ray = self._pool._ray
+        answers: list[tuple[list[int], Any]] = []
+        for slot, actor, part, ref in calls:
+            try:
+                answers.append((part, ray.get(ref)))
+            except ray.exceptions.RayTaskError:
+                raise  # the clients' code failed with a non-Tutela error: as in process
+            except ray.exceptions.RayError:
+                self._parts = [p for p in self._parts if p[1] is not actor]
+                if self._pool.actors[slot] is actor:
+                    self._pool.replace(slot)
+        return answers
+
+    def open(self, setups: Mapping[int, ClientSetup], registry: Mapping[int, bytes]) -> None:
+        ray = self._pool._ray
+        ids = sorted(setups)
+        actors = list(enumerate(self._pool.actors))
+        share = math.ceil(len(ids) / len(actors))
+        self._parts = [
+            (slot, actor, ids[i * share : (i + 1) * share])
+            for i, (slot, actor) in enumerate(actors)
+            if ids[i * share : (i + 1) * share]
+        ]
+        keys = ray.put(dict(registry))
+        self._gather([
+            (slot, actor, part,
+             actor.secagg_open.remote(self._key, {c: setups[c] for c in part}, keys))
+            for slot, actor, part in self._parts
+        ])  # fmt: skip
+
+    def handle(
+        self, messages: Mapping[int, bytes], routes: Mapping[int, int]
+    ) -> dict[int, HostReply]:
+        calls = []
+        for slot, actor, part in self._parts:
+            mine = {c: routes[c] for c in part if c in routes}
+            if mine:
+                wanted = {k: messages[k] for k in set(mine.values())}
+                calls.append(
+                    (slot, actor, part, actor.secagg_handle.remote(self._key, wanted, mine))
+                )
+        out: dict[int, HostReply] = {}
+        for _part, replies in self._gather(calls):
+            out.update(replies)
+        return out
+
+    def close(self) -> None:
+        for _slot, actor, _part in self._parts:
+            actor.secagg_close.remote(self._key)
+        self._parts = []
 
 
 class RaySite:
@@ -386,16 +476,29 @@ class RayBackend:
                 is not one of :class:`~tutela.fl.privacy.SampleLevelDP`'s.
         """
         specs = {name: _SiteSpec.of(site) for name, site in sites.items()}
-        ray = self._connect()
-        size = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.release_pool()
-        pool = _Pool(ray, size, self.in_flight, self.chunk_size)
-        pool.specs = {name: ray.put(spec) for name, spec in specs.items()}
-        self._pool = pool
+        pool = self._start_pool()
+        pool.specs = {name: pool._ray.put(spec) for name, spec in specs.items()}
         return {
             name: RaySite(name, pool, site if site._privatize is not None else None)
             for name, site in sites.items()
         }
+
+    def _start_pool(self) -> _Pool:
+        ray = self._connect()
+        size = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self._pool = _Pool(ray, size, self.in_flight, self.chunk_size)
+        return self._pool
+
+    def client_hosts(self) -> ClientHost:
+        """A host for one SecAgg+ round's simulated clients on the pool's actors (pass the
+        method itself: ``secure_sum(..., hosts=backend.client_hosts)``); starts the pool
+        if no study placed its sites yet.
+
+        Raises:
+            ConfigError: Ray is not installed or not reachable.
+        """
+        return _RayClients(self._pool if self._pool is not None else self._start_pool())
 
     @property
     def nodes(self) -> set[str]:

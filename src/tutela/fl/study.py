@@ -49,6 +49,7 @@ from tutela.fl.summary import StudyRun
 from tutela.fl.task import Task, predict
 from tutela.governance.minimisation import SitePolicy, minimise
 from tutela.governance.results import DatasetSummary
+from tutela.secagg.simulate import HostedClients
 
 if TYPE_CHECKING:
     from tutela.fl.ray_backend import RayBackend
@@ -447,7 +448,9 @@ def run_study(
     caller already loaded and split it (:func:`prepare_data`; a run prepares it once).
     ``model_factory`` replaces the study's model and ``strategy`` the configured strategy
     (a library caller's own). With a ``backend`` the sites train on Ray workers
-    (:class:`~tutela.fl.ray_backend.RayBackend`) while this process drives the same rounds.
+    (:class:`~tutela.fl.ray_backend.RayBackend`) while this process drives the same rounds,
+    and a SecAgg+ aggregator's simulated clients run on those workers too (the server stays
+    here).
     """
     started = time.perf_counter()
     if data is None:
@@ -456,6 +459,14 @@ def run_study(
     initial = get_parameters(prepared.model_factory())
     rng = np.random.default_rng(config.study.seed + 7)
     placed = backend.place(prepared.sites) if backend is not None else dict(prepared.sites)
+    hosted = (
+        aggregator
+        if backend is not None and isinstance(aggregator, HostedClients)
+        and aggregator.client_hosts is None
+        else None
+    )  # fmt: skip
+    if hosted is not None and backend is not None:
+        hosted.client_hosts = backend.client_hosts  # the devices' SecAgg+ clients run on Ray
     clients: dict[str, Any] = (
         {n: _DroppingSite(s, config.training.dropout, rng) for n, s in placed.items()}
         if config.training.dropout > 0
@@ -472,6 +483,8 @@ def run_study(
     try:
         final = engine.run(config.training.rounds, initial, progress=progress)
     finally:
+        if hosted is not None:
+            hosted.client_hosts = None
         if backend is not None:
             backend.release()
     reports = (

@@ -1,10 +1,15 @@
-"""In-process SecAgg+ rounds: the driver the FL engine calls, and dropout plans for tests.
+"""Simulated SecAgg+ rounds: the driver the FL engine calls, and dropout plans for tests.
 
 :func:`secure_sum` runs one complete round between a :class:`~tutela.secagg.server.SecAggServer`
-and one :class:`~tutela.secagg.client.SecAggClient` per input, in this process. Every message
-is serialised to bytes and parsed back on the way (so the byte counts are real), and a
-:class:`ManualClock` stands in for time: when a planned dropout leaves a stage short, the
-clock jumps past the deadline instead of waiting.
+in this process and one :class:`~tutela.secagg.client.SecAggClient` per input. The clients
+live in a :class:`ClientHost`: :class:`LocalClients` (this process, the default) or the Ray
+backend's workers (:meth:`tutela.fl.ray_backend.RayBackend.client_hosts`), which run many
+devices' state machines in parallel. Every message is serialised to bytes and parsed back
+on the way (so the byte counts are real), and a :class:`ManualClock` stands in for time:
+when a planned dropout, or a host that lost its clients, leaves a stage short, the clock
+jumps past the deadline instead of waiting. A host is handed each round's messages and
+returns the replies; the server state machine never leaves this process, and the result
+is the same whichever host runs the clients (same ``rng``, same sum, bit for bit).
 """
 
 from __future__ import annotations
@@ -12,21 +17,32 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-from tutela.hazmat.kex import ed25519_public_bytes, generate_ed25519
+from tutela.errors import ProtocolAbort, TutelaError, rebuild_error
+from tutela.hazmat.kex import ed25519_from_seed, ed25519_public_bytes
 from tutela.hazmat.rng import SecureRandom
 from tutela.secagg.client import SecAggClient
 from tutela.secagg.config import ACTIVE_STAGES, MAX_CLIENT_ID, RoundParams, SecAggConfig, Stage
 from tutela.secagg.messages import decode_message, encode_message
 from tutela.secagg.server import SecAggServer
 
-__all__ = ["DropoutPlan", "ManualClock", "SecAggResult", "secure_sum"]
+__all__ = [
+    "ClientHost",
+    "ClientHosts",
+    "ClientSetup",
+    "DropoutPlan",
+    "HostedClients",
+    "LocalClients",
+    "ManualClock",
+    "SecAggResult",
+    "secure_sum",
+]
 
 _STAGE_NAMES = tuple(s.value for s in ACTIVE_STAGES)
 
@@ -236,6 +252,105 @@ class SecAggResult:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ClientSetup:
+    """What a host needs to run one simulated client for one round.
+
+    Attributes:
+        identity: the client's Ed25519 identity key (its 32-byte seed).
+        seed: the seed of the client's own randomness (masks, keys, noise, rounding).
+        vector: the client's input.
+        weight: its weight.
+    """
+
+    identity: bytes
+    seed: bytes
+    vector: npt.NDArray[np.float64]
+    weight: float
+
+
+HostReply = tuple[bytes | None, float, tuple[str, str] | None]
+"""A client's serialised reply, the CPU seconds it spent (parsing included) and, when it
+refused the request, its error's class name and message (the reply is then ``None``)."""
+
+
+class ClientHost(Protocol):
+    """Where one round's simulated clients live while :func:`secure_sum` drives them."""
+
+    def open(self, setups: Mapping[int, ClientSetup], registry: Mapping[int, bytes]) -> None:
+        """Start one client per setup (``registry``: every client's identity public key)."""
+
+    def handle(
+        self, messages: Mapping[int, bytes], routes: Mapping[int, int]
+    ) -> dict[int, HostReply]:
+        """Hand ``messages[routes[c]]`` to each client ``c`` of ``routes`` and return the
+        replies. A client the host lost (its worker died) is missing from the answer: the
+        round treats it as a dropout."""
+
+    def close(self) -> None:
+        """Forget the round's clients."""
+
+
+ClientHosts = Callable[[], ClientHost]
+"""Makes a fresh host for each round."""
+
+
+@runtime_checkable
+class HostedClients(Protocol):
+    """An aggregator whose SecAgg+ clients can run in a host other than this process."""
+
+    client_hosts: ClientHosts | None
+
+
+class LocalClients:
+    """The clients of a round in this process (the default host; a Ray worker runs one too).
+
+    Each distinct message is parsed once and its parse charged to every client it was
+    addressed to, as if each had parsed its own copy.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.process_time) -> None:
+        self._clock = clock
+        self._clients: dict[int, SecAggClient] = {}
+
+    def open(self, setups: Mapping[int, ClientSetup], registry: Mapping[int, bytes]) -> None:
+        self._clients = {}
+        for cid, setup in setups.items():
+            client = SecAggClient(
+                cid, ed25519_from_seed(setup.identity), registry, rng=SecureRandom(setup.seed)
+            )
+            client.set_input(setup.vector, setup.weight)
+            self._clients[cid] = client
+
+    def handle(
+        self, messages: Mapping[int, bytes], routes: Mapping[int, int], *, refusals: bool = False
+    ) -> dict[int, HostReply]:
+        """The replies (see :meth:`ClientHost.handle`). A client's refusal raises its error,
+        or with ``refusals`` comes back as that client's reply, the last one handled."""
+        parsed: dict[int, tuple[Any, float]] = {}
+        out: dict[int, HostReply] = {}
+        for cid, key in routes.items():
+            if key not in parsed:
+                t0 = self._clock()
+                request = decode_message(messages[key])
+                parsed[key] = (request, self._clock() - t0)
+            request, parse_s = parsed[key]
+            t0 = self._clock()
+            try:
+                reply = self._clients[cid].handle(request)
+            except TutelaError as exc:
+                if not refusals:
+                    raise
+                out[cid] = (None, self._clock() - t0 + parse_s, (type(exc).__name__, str(exc)))
+                break  # the round is over: the driver raises this client's error
+            raw = encode_message(reply)
+            out[cid] = (raw, self._clock() - t0 + parse_s, None)
+        return out
+
+    def close(self) -> None:
+        self._clients = {}
+
+
 def _validate_inputs(
     inputs: Mapping[int, npt.ArrayLike], weights: Mapping[int, float] | None
 ) -> tuple[dict[int, npt.NDArray[np.float64]], dict[int, float]]:
@@ -281,8 +396,9 @@ def secure_sum(
     *,
     dropouts: DropoutPlan | None = None,
     rng: SecureRandom | None = None,
+    hosts: ClientHosts | None = None,
 ) -> SecAggResult:
-    """One SecAgg+ round in process: the (weighted) sum of ``inputs``, seen only unmasked in sum.
+    """One SecAgg+ round: the (weighted) sum of ``inputs``, seen only unmasked in sum.
 
     Args:
         inputs: client id -> 1-D float vector (all the same length).
@@ -292,6 +408,8 @@ def secure_sum(
         dropouts: which clients stop answering at which stage (none by default).
         rng: randomness for the whole round (round id, identities, every client); a fresh
             OS-keyed generator by default. Seed it only in tests.
+        hosts: where the clients run (a fresh :class:`ClientHost` per call); this process
+            by default (:class:`LocalClients`).
 
     Returns:
         :class:`SecAggResult`.
@@ -303,8 +421,9 @@ def secure_sum(
 
     Security: the server state machine sees only masked vectors, one kind of share per
     client, and the final sum; see :mod:`tutela.secagg.client` for the threat model.
-    Identity keys are generated per call here (the in-process stand-in for registered
-    site keys).
+    Identity keys are generated per call here (the simulation's stand-in for registered
+    site keys) and handed to the host with each client's input: the simulator and its
+    hosts are one party.
 
     Privacy: with ``config.ddp_sigma > 0`` each client adds discrete Gaussian noise sized so
     that the sum over ``min_survivors`` clients has std ``ddp_sigma``; see
@@ -321,51 +440,88 @@ def secure_sum(
     bound = _weight_bound(config, ws, weights is not None)
     params = config.plan(ids, dim, max_weight=bound, round_id=gen.bytes(32))
 
-    identities = {c: generate_ed25519(gen) for c in ids}
-    registry = {c: ed25519_public_bytes(k) for c, k in identities.items()}
-    clients = {
-        c: SecAggClient(c, identities[c], registry, rng=SecureRandom(gen.bytes(32))) for c in ids
-    }
-    for c in ids:
-        clients[c].set_input(vectors[c], ws[c])
+    identities = {c: gen.bytes(32) for c in ids}
+    registry = {c: ed25519_public_bytes(ed25519_from_seed(k)) for c, k in identities.items()}
+    setups = {c: ClientSetup(identities[c], gen.bytes(32), vectors[c], ws[c]) for c in ids}
     clock = ManualClock()
     server = SecAggServer(params, registry, clock=clock)
-    cpu = dict.fromkeys(ids, 0.0)
-    up = dict.fromkeys(ids, 0)
-    down = dict.fromkeys(ids, 0)
+    host = hosts() if hosts is not None else LocalClients()
+    try:
+        host.open(setups, registry)
+        agg, run = _drive(host, server, clock, params, ids, plan)
+    finally:
+        host.close()
+    clipped = sum(int(np.count_nonzero(np.abs(vectors[c]) > params.clip)) for c in agg.survivors)
+    return SecAggResult(
+        total=agg.total,
+        weight_total=agg.weight_total,
+        survivors=agg.survivors,
+        params=params,
+        dropped=agg.dropped,
+        clipped_values=clipped,
+        client_cpu_seconds=run.cpu,
+        server_cpu_seconds=sum(run.server_stage.values()),
+        client_stage_cpu_seconds=run.stage_cpu,
+        server_stage_cpu_seconds=run.server_stage,
+        bytes_up=run.up,
+        bytes_down=run.down,
+    )
 
-    stage_cpu: dict[str, dict[int, float]] = {s.value: {} for s in ACTIVE_STAGES}
-    server_stage: dict[str, float] = dict.fromkeys(_STAGE_NAMES, 0.0)
 
+@dataclass
+class _Costs:
+    """What a round cost: CPU per client and stage, the server's per stage, bytes."""
+
+    cpu: dict[int, float]
+    up: dict[int, int]
+    down: dict[int, int]
+    stage_cpu: dict[str, dict[int, float]] = field(
+        default_factory=lambda: {s.value: {} for s in ACTIVE_STAGES}
+    )
+    server_stage: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_STAGE_NAMES, 0.0))
+
+
+def _drive(
+    host: ClientHost,
+    server: SecAggServer,
+    clock: ManualClock,
+    params: RoundParams,
+    ids: tuple[int, ...],
+    plan: DropoutPlan,
+) -> tuple[Any, _Costs]:
+    """The server's side of the round: each stage's messages out, the replies in."""
+    run = _Costs(dict.fromkeys(ids, 0.0), dict.fromkeys(ids, 0), dict.fromkeys(ids, 0))
     t0 = time.process_time()
     outbox = server.start()
-    server_stage[Stage.ADVERTISE_KEYS.value] += time.process_time() - t0
+    run.server_stage[Stage.ADVERTISE_KEYS.value] += time.process_time() - t0
     silent: set[int] = set()
     for stage in ACTIVE_STAGES:
         silent |= plan.drops_at(stage)
-        spent = 0.0
         # The server sends one message object to many clients (the advertisements, the
-        # survivor set): it is serialised and parsed once, each client is charged the parse
-        # and handed the parsed (immutable) message, so the driver's cost stays O(n k).
-        wire: dict[int, tuple[bytes, Any, float]] = {}
+        # survivor set): it is serialised once and the host parses it once per process,
+        # charging each client the parse, so the driver's cost stays O(n k).
+        t0 = time.process_time()
+        wire: dict[int, bytes] = {}
+        routes: dict[int, int] = {}
         for cid, message in outbox.items():
-            if id(message) not in wire:
-                t0 = time.process_time()
-                raw = encode_message(message)
-                t1 = time.process_time()
-                wire[id(message)] = (raw, decode_message(raw), time.process_time() - t1)
-                spent += t1 - t0
-            raw, request, parse_s = wire[id(message)]
-            down[cid] += len(raw)
-            if cid in silent:
+            key = id(message)
+            if key not in wire:
+                wire[key] = encode_message(message)
+            run.down[cid] += len(wire[key])
+            if cid not in silent:
+                routes[cid] = key
+        spent = time.process_time() - t0
+        replies = host.handle(wire, routes)
+        silent |= set(routes) - set(replies)  # lost with their worker: dropouts from here
+        for cid in routes:
+            if cid not in replies:
                 continue
-            t0 = time.process_time()
-            reply = clients[cid].handle(request)
-            raw_reply = encode_message(reply)
-            took = time.process_time() - t0 + parse_s
-            stage_cpu[stage.value][cid] = took
-            cpu[cid] += took
-            up[cid] += len(raw_reply)
+            raw_reply, took, error = replies[cid]
+            if error is not None or raw_reply is None:
+                raise _client_error(cid, error)
+            run.stage_cpu[stage.value][cid] = took
+            run.cpu[cid] += took
+            run.up[cid] += len(raw_reply)
             t0 = time.process_time()
             server.receive(cid, decode_message(raw_reply))  # type: ignore[arg-type]
             spent += time.process_time() - t0
@@ -375,26 +531,17 @@ def secure_sum(
             clock.advance(params.stage_timeout_s)
             nxt = server.step()
         spent += time.process_time() - t0
-        server_stage[stage.value] += spent
+        run.server_stage[stage.value] += spent
         assert nxt is not None
         outbox = nxt
+    return server.result(), run
 
-    agg = server.result()
-    clipped = sum(int(np.count_nonzero(np.abs(vectors[c]) > params.clip)) for c in agg.survivors)
-    return SecAggResult(
-        total=agg.total,
-        weight_total=agg.weight_total,
-        survivors=agg.survivors,
-        params=params,
-        dropped=agg.dropped,
-        clipped_values=clipped,
-        client_cpu_seconds=cpu,
-        server_cpu_seconds=sum(server_stage.values()),
-        client_stage_cpu_seconds=stage_cpu,
-        server_stage_cpu_seconds=server_stage,
-        bytes_up=up,
-        bytes_down=down,
-    )
+
+def _client_error(cid: int, error: tuple[str, str] | None) -> TutelaError:
+    """A remote client's refusal as the Tutela error it raised (as a local client would)."""
+    if error is None:
+        return ProtocolAbort(f"client {cid} sent no reply")
+    return rebuild_error(*error)
 
 
 def plain_aggregate(

@@ -38,6 +38,7 @@ from tutela.fl.strategy import ClientUpdate, FitAggregate
 from tutela.hazmat.rng import SecureRandom
 from tutela.secagg import SecAggConfig, secure_sum
 from tutela.secagg.config import RoundParams
+from tutela.secagg.simulate import ClientHosts
 
 if TYPE_CHECKING:
     from tutela.fl.config import StudyConfig
@@ -69,6 +70,8 @@ class ClientLevelDP:
     Args:
         rng: the central noise source (the update sum and the clip count); a fresh OS-keyed
             generator by default. Seed it only in tests.
+        client_hosts: where the simulated sites' SecAgg+ clients run in process (e.g. the
+            Ray backend's workers); this process by default.
 
     Privacy: (epsilon, delta)-DP under add/remove one *site's whole dataset*, every round
     charged to scope ``study:<name>`` before the noisy mean is released, after the
@@ -92,6 +95,7 @@ class ClientLevelDP:
     secagg: SecAggConfig | None = None
     rng: SecureRandom | None = field(default=None, repr=False)
     simulated_site_ledgers: bool = False
+    client_hosts: ClientHosts | None = field(default=None, repr=False)
     noise_multiplier: float = field(default=0.0, init=False)
     reveals_individual_updates: bool = field(default=False, init=False)
     _clipper: AdaptiveClipper | None = field(default=None, init=False, repr=False)
@@ -165,7 +169,7 @@ class ClientLevelDP:
                 i: secure_input(spec, p, b, scale)
                 for i, (p, b) in enumerate(zip(clipped, indicators, strict=True))
             }
-            result = secure_sum(inputs, None, self._secure_config(clip))
+            result = secure_sum(inputs, None, self._secure_config(clip), hosts=self.client_hosts)
             self._secagg_rounds.append({**result.report(), "round": server_round})
             return self.release_secure(
                 server_round, result.total, spec, result.params, examples, len(updates)

@@ -21,6 +21,7 @@ from tutela.errors import QuorumNotMet
 from tutela.fl.records import Parameters, ParameterSpec
 from tutela.fl.strategy import ClientUpdate, FitAggregate
 from tutela.secagg import DropoutPlan, SecAggConfig, secure_sum
+from tutela.secagg.simulate import ClientHosts
 
 
 @dataclass
@@ -31,11 +32,14 @@ class SecureAggregator:
         config: SecAgg+ settings (k, t, modulus, clip range, dropout tolerance, DDP noise).
         weighted: weight each update by its site's row count (the weight travels masked).
         dropouts: optional per-round dropout plans (simulation and tests).
+        client_hosts: where the sites' SecAgg+ clients run (e.g. the Ray backend's workers,
+            bound by ``run_study``); this process by default.
     """
 
     config: SecAggConfig
     weighted: bool = True
     dropouts: dict[int, DropoutPlan] = field(default_factory=dict)
+    client_hosts: ClientHosts | None = field(default=None, repr=False)
     reveals_individual_updates: bool = field(default=False, init=False)
     _reports: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False)
 
@@ -46,7 +50,13 @@ class SecureAggregator:
         ids = dict(enumerate(updates))
         inputs = {i: spec.flatten(u.update) for i, u in ids.items()}
         weights = {i: float(u.num_examples) for i, u in ids.items()} if self.weighted else None
-        result = secure_sum(inputs, weights, self.config, dropouts=self.dropouts.get(server_round))
+        result = secure_sum(
+            inputs,
+            weights,
+            self.config,
+            dropouts=self.dropouts.get(server_round),
+            hosts=self.client_hosts,
+        )
         if result.weight_total <= 0:
             raise QuorumNotMet("secure aggregation ended with no weight")
         mean = spec.unflatten(result.total / result.weight_total)

@@ -53,7 +53,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -64,7 +63,7 @@ from pathlib import Path
 from tutela.anonymize import PiiDetector, PiiLabel, generate_corpus, score_detections
 from tutela.anonymize.eval import EvalSet, evaluation_notes
 from tutela.anonymize.places import is_us_state
-from tutela.anonymize.scoring import DetectionScores, LabelledNote
+from tutela.anonymize.scoring import DetectionScores, LabelledNote, age_value
 
 Predict = Callable[[list[str]], tuple[list[list[object]], float]]
 
@@ -196,56 +195,6 @@ alone), for a report, never while the detector is being worked on."""
 RESERVE = ("reserve held-out set", lambda: evaluation_notes(EvalSet.RESERVE, 600))
 """The sixth set, written apart from the detector and the other five sets after the sealed
 set was scored: scored only with ``--reserve`` (and then alone), for a report."""
-
-
-_NUMBER_WORDS = {
-    w: i
-    for i, w in enumerate(
-        [
-            "zero",
-            "one",
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-            "eleven",
-            "twelve",
-            "thirteen",
-            "fourteen",
-            "fifteen",
-            "sixteen",
-            "seventeen",
-            "eighteen",
-            "nineteen",
-        ]
-    )
-}
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70}
-_TENS |= {"eighty": 80, "ninety": 90}
-
-
-def age_value(text: str) -> int | None:
-    """The age a gold AGE span states, in digits or words ("93", "F/97", "ninety-one",
-    "a hundred and two"); None when it states none."""
-    digits = re.search(r"\d+", text)
-    if digits:
-        return int(digits.group())
-    total, seen = 0, False
-    for word in re.findall(r"[a-z]+", text.lower()):
-        if word in ("a", "one") and not seen:
-            total, seen = 1, True
-        elif word == "hundred":
-            total, seen = max(total, 1) * 100, True
-        elif word in _TENS:
-            total, seen = total + _TENS[word], True
-        elif word in _NUMBER_WORDS:
-            total, seen = total + _NUMBER_WORDS[word], True
-    return total if seen else None
 
 
 def table(

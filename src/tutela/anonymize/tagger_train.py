@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from tutela.anonymize.corpus import generate_corpus
 from tutela.anonymize.recognizers import run_patterns
-from tutela.anonymize.scoring import LabelledNote
+from tutela.anonymize.scoring import LabelledNote, age_value
 from tutela.anonymize.spans import PiiLabel
 from tutela.anonymize.tagger import (
     Encoded,
@@ -55,34 +54,6 @@ class Example:
 
     note: Encoded
     targets: tuple[int, ...]
-
-
-_UNITS = {w: i for i, w in enumerate(re.findall(r"\w+", "zero one two three four five six"))}
-_UNITS |= {w: i + 7 for i, w in enumerate(re.findall(r"\w+", "seven eight nine ten eleven"))}
-_UNITS |= {w: i + 12 for i, w in enumerate(re.findall(r"\w+", "twelve thirteen fourteen"))}
-_UNITS |= {w: i + 15 for i, w in enumerate(re.findall(r"\w+", "fifteen sixteen seventeen"))}
-_UNITS |= {"eighteen": 18, "nineteen": 19}
-_TENS = {w: 10 * (i + 2) for i, w in enumerate(re.findall(r"\w+", "twenty thirty forty fifty"))}
-_TENS |= {"sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
-
-
-def age_value(text: str) -> int | None:
-    """The age a gold AGE span states, in digits or words ("93", "F/97", "ninety-one",
-    "a hundred and two"); None when it states none."""
-    digits = re.search(r"\d+", text)
-    if digits:
-        return int(digits.group())
-    total, seen = 0, False
-    for word in re.findall(r"[a-z]+", text.lower()):
-        if word in ("a", "one") and not seen:
-            total, seen = 1, True
-        elif word == "hundred":
-            total, seen = max(total, 1) * 100, True
-        elif word in _TENS:
-            total, seen = total + _TENS[word], True
-        elif word in _UNITS:
-            total, seen = total + _UNITS[word], True
-    return total if seen else None
 
 
 def safe_harbor_gold(note: LabelledNote) -> LabelledNote:

@@ -338,13 +338,13 @@ class _RayClients:
         self._key = os.urandom(16)
         self._parts: list[tuple[int, Any, list[int]]] = []
 
-    def _gather(self, calls: list[tuple[int, Any, list[int], Any]]) -> list[tuple[list[int], Any]]:
+    def _gather(self, calls: list[tuple[int, Any, Any]]) -> list[Any]:
         """Each live share's answer; a share whose actor died is dropped (and replaced)."""
         ray = self._pool._ray
-        answers: list[tuple[list[int], Any]] = []
-        for slot, actor, part, ref in calls:
+        answers: list[Any] = []
+        for slot, actor, ref in calls:
             try:
-                answers.append((part, ray.get(ref)))
+                answers.append(ray.get(ref))
             except ray.exceptions.RayTaskError:
                 raise  # the clients' code failed with a non-Tutela error: as in process
             except ray.exceptions.RayError:
@@ -356,16 +356,15 @@ class _RayClients:
     def open(self, setups: Mapping[int, ClientSetup], registry: Mapping[int, bytes]) -> None:
         ray = self._pool._ray
         ids = sorted(setups)
-        actors = list(enumerate(self._pool.actors))
-        share = math.ceil(len(ids) / len(actors))
+        share = math.ceil(len(ids) / len(self._pool.actors))
         self._parts = [
-            (slot, actor, ids[i * share : (i + 1) * share])
-            for i, (slot, actor) in enumerate(actors)
-            if ids[i * share : (i + 1) * share]
+            (slot, actor, ids[slot * share : (slot + 1) * share])
+            for slot, actor in enumerate(self._pool.actors)
+            if ids[slot * share : (slot + 1) * share]
         ]
         keys = ray.put(dict(registry))
         self._gather([
-            (slot, actor, part,
+            (slot, actor,
              actor.secagg_open.remote(self._key, {c: setups[c] for c in part}, keys))
             for slot, actor, part in self._parts
         ])  # fmt: skip
@@ -378,11 +377,9 @@ class _RayClients:
             mine = {c: routes[c] for c in part if c in routes}
             if mine:
                 wanted = {k: messages[k] for k in set(mine.values())}
-                calls.append(
-                    (slot, actor, part, actor.secagg_handle.remote(self._key, wanted, mine))
-                )
+                calls.append((slot, actor, actor.secagg_handle.remote(self._key, wanted, mine)))
         out: dict[int, HostReply] = {}
-        for _part, replies in self._gather(calls):
+        for replies in self._gather(calls):
             out.update(replies)
         return out
 
